@@ -1,0 +1,540 @@
+//! The one TOML configuration file: `RawConfig` (serde, exactly what the operator wrote) is
+//! validated into `Config` (typed, defaults applied). `lilt check-config` and `lilt serve` run
+//! the same code, so a config that checks is a config that starts.
+//!
+//! Pure: no sockets, no plugin loading (that is `runtime::server::load_vhosts`, which
+//! `check-config` also calls). Invariants: every error names the key path it is about
+//! (`vhosts[1].auth.plugin`); unknown keys are refused; domains are lowercase and unique
+//! across vhosts and components. Tests: `mod tests` below; CLI in tests/all/config.rs.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::stanza::jid::valid_domain;
+
+/// A configuration error, naming the key it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// TOML syntax or shape error (serde names the key).
+    #[error("{0}")]
+    Parse(String),
+    /// A value is out of range or inconsistent.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// Key path, e.g. `vhosts[0].domain`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), message: message.into() }
+}
+
+/// The file as written.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Folder for the SQLite store and generated certificates. Defaults to `lilt-data`.
+    pub data_dir: Option<PathBuf>,
+    /// Folder holding `<plugin>.wasm` files. Defaults to `target/wasm32-wasip2/release`.
+    pub plugin_dir: Option<PathBuf>,
+    /// Log filter (tracing `EnvFilter` syntax). Defaults to `info`.
+    pub log_level: Option<String>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    stream_management: RawStreamManagement,
+    #[serde(default)]
+    plugin_limits: RawPluginLimits,
+    tls: Option<RawTls>,
+    #[serde(default)]
+    listeners: Vec<RawListener>,
+    #[serde(default)]
+    vhosts: Vec<RawVhost>,
+    #[serde(default)]
+    components: Vec<RawComponent>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_stanza_bytes: Option<usize>,
+    max_depth: Option<usize>,
+    max_attributes: Option<usize>,
+    unauthenticated_timeout_seconds: Option<u64>,
+    max_connections: Option<usize>,
+    session_queue_stanzas: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStreamManagement {
+    enabled: Option<bool>,
+    resume_timeout_seconds: Option<u64>,
+    max_unacked_stanzas: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPluginLimits {
+    call_timeout_ms: Option<u64>,
+    memory_mib: Option<usize>,
+    kv_quota_mib: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    #[serde(rename = "type")]
+    kind: String,
+    bind: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVhost {
+    domain: String,
+    allow_unencrypted: Option<bool>,
+    auth: Option<RawAuth>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    plugin: String,
+    path: Option<PathBuf>,
+    #[serde(default)]
+    settings: toml::Table,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComponent {
+    domain: String,
+    secret: String,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Folder for persistent data.
+    pub data_dir: PathBuf,
+    /// Folder holding plugin components.
+    pub plugin_dir: PathBuf,
+    /// Log filter.
+    pub log_level: String,
+    /// Hard limits on peers.
+    pub limits: Limits,
+    /// XEP-0198 settings.
+    pub stream_management: StreamManagement,
+    /// Sandbox limits for every plugin call.
+    pub plugin_limits: crate::plugin::PluginLimits,
+    /// Certificate and key; `None` means a generated self-signed certificate.
+    pub tls: Option<TlsFiles>,
+    /// Listening sockets.
+    pub listeners: Vec<Listener>,
+    /// Virtual hosts.
+    pub vhosts: Vec<Vhost>,
+    /// External components (XEP-0114).
+    pub components: Vec<Component>,
+}
+
+/// Limits applied to every connection.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest stanza in bytes. Defaults to 256 KiB.
+    pub max_stanza_bytes: usize,
+    /// Deepest element nesting. Defaults to 64.
+    pub max_depth: usize,
+    /// Most attributes on one element. Defaults to 64.
+    pub max_attributes: usize,
+    /// Time a stream may stay unauthenticated. Defaults to 30 seconds.
+    pub unauthenticated_timeout: Duration,
+    /// Most simultaneous connections. Defaults to 10 000.
+    pub max_connections: usize,
+    /// Stanzas queued for one session before it is treated as stuck. Defaults to 4096.
+    pub session_queue_stanzas: usize,
+}
+
+/// XEP-0198 stream management.
+#[derive(Debug, Clone)]
+pub struct StreamManagement {
+    /// Offer `urn:xmpp:sm:3`. Defaults to true.
+    pub enabled: bool,
+    /// How long a dropped session waits to be resumed. Defaults to 300 seconds.
+    pub resume_timeout: Duration,
+    /// Most unacknowledged stanzas kept for resumption. Defaults to 10 000.
+    pub max_unacked_stanzas: usize,
+}
+
+/// PEM files for TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain (PEM).
+    pub cert_file: PathBuf,
+    /// Private key (PEM).
+    pub key_file: PathBuf,
+}
+
+/// What a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// Client-to-server on plain TCP, STARTTLS offered (RFC 6120 §5).
+    C2s,
+    /// Client-to-server with TLS from the first byte (XEP-0368).
+    C2sDirectTls,
+    /// External components (XEP-0114).
+    Component,
+}
+
+/// One listening socket.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// Protocol.
+    pub kind: ListenerKind,
+    /// Address.
+    pub bind: SocketAddr,
+}
+
+/// One virtual host: a tenant with its own domain and auth plugin.
+#[derive(Debug, Clone)]
+pub struct Vhost {
+    /// The XMPP domain, lowercase.
+    pub domain: String,
+    /// Allow SASL and sessions without TLS. Defaults to false.
+    pub allow_unencrypted: bool,
+    /// The auth plugin.
+    pub auth: AuthPluginConfig,
+}
+
+/// Which auth plugin a vhost uses and how it is set up.
+#[derive(Debug, Clone)]
+pub struct AuthPluginConfig {
+    /// Plugin name, e.g. `auth-internal`.
+    pub plugin: String,
+    /// The component file.
+    pub path: PathBuf,
+    /// Settings handed to the plugin's `configure` as JSON.
+    pub settings: serde_json::Value,
+}
+
+/// One external component.
+#[derive(Debug, Clone)]
+pub struct Component {
+    /// The domain it serves.
+    pub domain: String,
+    /// The shared secret of the XEP-0114 handshake.
+    pub secret: String,
+}
+
+/// The configuration used when `lilt serve` gets no file: vhost `localhost` with anonymous
+/// auth, c2s on 5222 (STARTTLS), direct TLS on 5223, components on 127.0.0.1:5347.
+pub const EMBEDDED_DEFAULTS: &str = r#"
+data_dir = "lilt-data"
+
+[[listeners]]
+type = "c2s"
+bind = "0.0.0.0:5222"
+
+[[listeners]]
+type = "c2s_direct_tls"
+bind = "0.0.0.0:5223"
+
+[[listeners]]
+type = "component"
+bind = "127.0.0.1:5347"
+
+[[vhosts]]
+domain = "localhost"
+allow_unencrypted = false
+auth = { plugin = "auth-anonymous" }
+"#;
+
+impl Config {
+    /// Read and validate a file.
+    ///
+    /// # Errors
+    /// When the file is unreadable or any key is wrong.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base)
+    }
+
+    /// Parse and validate TOML text; relative paths are taken from `base`.
+    ///
+    /// # Errors
+    /// When any key is wrong; the error names it.
+    pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        Self::validate(raw, base)
+    }
+
+    fn validate(raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
+        let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let data_dir = rel(raw.data_dir.unwrap_or_else(|| PathBuf::from("lilt-data")));
+        let plugin_dir = match raw.plugin_dir {
+            Some(p) => rel(p),
+            None => default_plugin_dir(),
+        };
+        let limits = validate_limits(&raw.limits)?;
+        let sm = &raw.stream_management;
+        let stream_management = StreamManagement {
+            enabled: sm.enabled.unwrap_or(true),
+            resume_timeout: Duration::from_secs(positive(
+                sm.resume_timeout_seconds,
+                300,
+                "stream_management.resume_timeout_seconds",
+            )?),
+            max_unacked_stanzas: positive(
+                sm.max_unacked_stanzas,
+                10_000,
+                "stream_management.max_unacked_stanzas",
+            )?,
+        };
+        let pl = &raw.plugin_limits;
+        let mut plugin_limits = crate::plugin::PluginLimits::default();
+        if let Some(ms) = pl.call_timeout_ms {
+            plugin_limits.call_timeout =
+                Duration::from_millis(positive(Some(ms), 0, "plugin_limits.call_timeout_ms")?);
+        }
+        if let Some(mib) = pl.memory_mib {
+            plugin_limits.memory_bytes = positive(Some(mib), 0, "plugin_limits.memory_mib")? << 20;
+        }
+        if let Some(mib) = pl.kv_quota_mib {
+            plugin_limits.kv_quota_bytes = positive(Some(mib), 0, "plugin_limits.kv_quota_mib")? << 20;
+        }
+
+        let tls = raw.tls.map(|t| TlsFiles { cert_file: rel(t.cert_file), key_file: rel(t.key_file) });
+
+        let mut listeners = Vec::new();
+        let mut binds = HashSet::new();
+        for (i, l) in raw.listeners.iter().enumerate() {
+            let kind = match l.kind.as_str() {
+                "c2s" => ListenerKind::C2s,
+                "c2s_direct_tls" => ListenerKind::C2sDirectTls,
+                "component" => ListenerKind::Component,
+                other => {
+                    return Err(invalid(
+                        format!("listeners[{i}].type"),
+                        format!("unknown listener type {other:?}; expected c2s, c2s_direct_tls or component"),
+                    ));
+                }
+            };
+            let bind: SocketAddr = l.bind.parse().map_err(|_| {
+                invalid(format!("listeners[{i}].bind"), format!("{:?} is not an IP:port address", l.bind))
+            })?;
+            if !binds.insert(bind) {
+                return Err(invalid(format!("listeners[{i}].bind"), format!("{bind} is used twice")));
+            }
+            listeners.push(Listener { kind, bind });
+        }
+        if listeners.is_empty() {
+            return Err(invalid("listeners", "at least one listener is needed"));
+        }
+
+        let mut domains = HashSet::new();
+        let mut vhosts = Vec::new();
+        for (i, v) in raw.vhosts.into_iter().enumerate() {
+            let domain = checked_domain(&v.domain, &format!("vhosts[{i}].domain"), &mut domains)?;
+            let Some(auth) = v.auth else {
+                return Err(invalid(format!("vhosts[{i}].auth"), "missing; set auth = { plugin = \"auth-anonymous\" } or another auth plugin"));
+            };
+            let key = format!("vhosts[{i}].auth.plugin");
+            if auth.plugin.is_empty()
+                || !auth.plugin.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(invalid(key, "plugin names use letters, digits, '-' and '_'"));
+            }
+            let path = match auth.path {
+                Some(p) => rel(p),
+                None => plugin_dir.join(format!("{}.wasm", auth.plugin.replace('-', "_"))),
+            };
+            let settings = serde_json::to_value(&auth.settings)
+                .map_err(|e| invalid(format!("vhosts[{i}].auth.settings"), e.to_string()))?;
+            vhosts.push(Vhost {
+                domain,
+                allow_unencrypted: v.allow_unencrypted.unwrap_or(false),
+                auth: AuthPluginConfig { plugin: auth.plugin, path, settings },
+            });
+        }
+        if vhosts.is_empty() {
+            return Err(invalid("vhosts", "at least one virtual host is needed"));
+        }
+
+        let mut components = Vec::new();
+        for (i, c) in raw.components.into_iter().enumerate() {
+            let domain = checked_domain(&c.domain, &format!("components[{i}].domain"), &mut domains)?;
+            if c.secret.len() < 8 {
+                return Err(invalid(format!("components[{i}].secret"), "must be at least 8 characters"));
+            }
+            components.push(Component { domain, secret: c.secret });
+        }
+
+        Ok(Config {
+            data_dir,
+            plugin_dir,
+            log_level: raw.log_level.unwrap_or_else(|| "info".to_owned()),
+            limits,
+            stream_management,
+            plugin_limits,
+            tls,
+            listeners,
+            vhosts,
+            components,
+        })
+    }
+
+    /// The vhost serving `domain`, if any.
+    pub fn vhost(&self, domain: &str) -> Option<&Vhost> {
+        self.vhosts.iter().find(|v| v.domain == domain)
+    }
+}
+
+/// Where plugins are looked for when the config does not say: `$LILT_PLUGIN_DIR`, else the
+/// cargo output folder next to the running binary (`target/wasm32-wasip2/release`), else that
+/// folder relative to the working directory.
+fn default_plugin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LILT_PLUGIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let rel = Path::new("wasm32-wasip2").join("release");
+    if let Ok(exe) = std::env::current_exe() {
+        // target/{debug,release}/lilt -> target/wasm32-wasip2/release
+        if let Some(target) = exe.parent().and_then(Path::parent) {
+            let candidate = target.join(&rel);
+            if candidate.is_dir() {
+                return candidate;
+            }
+        }
+    }
+    Path::new("target").join(rel)
+}
+
+fn validate_limits(raw: &RawLimits) -> Result<Limits, ConfigError> {
+    let max_stanza_bytes = positive(raw.max_stanza_bytes, 256 * 1024, "limits.max_stanza_bytes")?;
+    if max_stanza_bytes < 1024 {
+        return Err(invalid("limits.max_stanza_bytes", "must be at least 1024"));
+    }
+    let max_depth = positive(raw.max_depth, 64, "limits.max_depth")?;
+    if max_depth < 4 {
+        return Err(invalid("limits.max_depth", "must be at least 4"));
+    }
+    Ok(Limits {
+        max_stanza_bytes,
+        max_depth,
+        max_attributes: positive(raw.max_attributes, 64, "limits.max_attributes")?,
+        unauthenticated_timeout: Duration::from_secs(positive(
+            raw.unauthenticated_timeout_seconds,
+            30,
+            "limits.unauthenticated_timeout_seconds",
+        )?),
+        max_connections: positive(raw.max_connections, 10_000, "limits.max_connections")?,
+        session_queue_stanzas: positive(raw.session_queue_stanzas, 4096, "limits.session_queue_stanzas")?,
+    })
+}
+
+fn positive<T: Default + PartialEq + Copy>(v: Option<T>, default: T, key: &str) -> Result<T, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(v) if v == T::default() => Err(invalid(key, "must be greater than zero")),
+        Some(v) => Ok(v),
+    }
+}
+
+fn checked_domain(raw: &str, key: &str, seen: &mut HashSet<String>) -> Result<String, ConfigError> {
+    let domain = raw.to_ascii_lowercase();
+    if !valid_domain(&domain) {
+        return Err(invalid(key, format!("{raw:?} is not a valid domain name")));
+    }
+    if !seen.insert(domain.clone()) {
+        return Err(invalid(key, format!("{domain} is configured twice")));
+    }
+    Ok(domain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        match Config::parse(text, Path::new("/base")) {
+            Ok(_) => panic!("config should fail: {text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn embedded_defaults_are_valid() {
+        let c = Config::parse(EMBEDDED_DEFAULTS, Path::new("/base")).expect("defaults parse");
+        assert_eq!(c.vhosts[0].domain, "localhost");
+        assert_eq!(c.vhosts[0].auth.plugin, "auth-anonymous");
+        assert!(c.vhosts[0].auth.path.ends_with("auth_anonymous.wasm"));
+        assert_eq!(c.data_dir, Path::new("/base/lilt-data"));
+        assert_eq!(c.limits.max_stanza_bytes, 256 * 1024);
+        assert_eq!(c.listeners.len(), 3);
+    }
+
+    const MIN: &str = "[[listeners]]\ntype = \"c2s\"\nbind = \"127.0.0.1:5222\"\n";
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = err(&format!("{MIN}[[vhosts]]\ndomain = \"a b\"\nauth = {{ plugin = \"x\" }}\n"));
+        assert!(e.starts_with("vhosts[0].domain:"), "{e}");
+        let e = err(&format!("{MIN}[[vhosts]]\ndomain = \"a\"\n"));
+        assert!(e.starts_with("vhosts[0].auth:"), "{e}");
+        let e = err("[[listeners]]\ntype = \"smtp\"\nbind = \"127.0.0.1:1\"\n");
+        assert!(e.starts_with("listeners[0].type:"), "{e}");
+        let e = err("[[listeners]]\ntype = \"c2s\"\nbind = \"nowhere\"\n");
+        assert!(e.starts_with("listeners[0].bind:"), "{e}");
+        let e = err(&format!("{MIN}[limits]\nmax_stanza_bytes = 0\n"));
+        assert!(e.starts_with("limits.max_stanza_bytes:"), "{e}");
+        let e = err(&format!("{MIN}bogus = 1\n"));
+        assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_domains_refused() {
+        let e = err(&format!(
+            "{MIN}[[vhosts]]\ndomain = \"a.example\"\nauth = {{ plugin = \"p\" }}\n\
+             [[components]]\ndomain = \"A.example\"\nsecret = \"12345678\"\n"
+        ));
+        assert!(e.starts_with("components[0].domain:"), "{e}");
+    }
+
+    #[test]
+    fn settings_become_json() {
+        let c = Config::parse(
+            &format!(
+                "{MIN}[[vhosts]]\ndomain = \"a.example\"\n[vhosts.auth]\nplugin = \"auth-internal\"\n\
+                 settings = {{ iterations = 5000, mechanisms = [\"plain\"] }}\n"
+            ),
+            Path::new("/b"),
+        )
+        .expect("valid");
+        assert_eq!(c.vhosts[0].auth.settings["iterations"], 5000);
+        assert_eq!(c.vhosts[0].auth.settings["mechanisms"][0], "plain");
+    }
+}

@@ -1,0 +1,33 @@
+//! Lilt: one Rust server for the Jitsi Meet backend (today: the XMPP server), with every
+//! operator policy — authentication first — in sandboxed WebAssembly components per vhost.
+//!
+//! # Architecture
+//!
+//! Sans-IO protocol cores and a thin tokio shell (docs/architecture.md):
+//!
+//! ```text
+//! socket ─▶ transport (TCP, STARTTLS, direct TLS) ─▶ xml::StreamParser (limits)
+//!        ─▶ stream::c2s / stream::component (SASL, bind, SM)  ─▶ router task ─▶ mailboxes
+//!                      │ auth questions                                      (one per session)
+//!                      ▼
+//!               plugin::AuthPlugin (wasmtime component, fresh store per call)
+//! ```
+//!
+//! * **Cores** (`xml`, `sasl`, `stanza`, `stream`, `router`, `config`) take bytes, answers and
+//!   time as input and return effects; they never touch a socket, a clock or a task.
+//! * **Shell** (`transport`, `runtime`, `plugin`, `storage`, `admin`) owns sockets, timers,
+//!   wasmtime stores and SQLite. One task per connection, one owner task for the router.
+//!
+//! Every file opens with what it owns, the spec it follows and where it is tested.
+
+pub mod admin;
+pub mod config;
+pub mod plugin;
+pub mod router;
+pub mod runtime;
+pub mod sasl;
+pub mod stanza;
+pub mod storage;
+pub mod stream;
+pub mod transport;
+pub mod xml;

@@ -1,0 +1,141 @@
+//! The `lilt` command: `serve`, `check-config`, `user add|del|passwd`. Parses arguments, reads
+//! the config, sets up tracing and hands over to the library; nothing else lives here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use lilt::admin::{self, UserAction};
+use lilt::config::{Config, EMBEDDED_DEFAULTS};
+use lilt::runtime::server::Server;
+
+#[derive(Parser)]
+#[command(name = "lilt", version, about = "Lilt: the Jitsi Meet backend in one Rust server, with WebAssembly plugins.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (embedded defaults when no --config is given).
+    Serve {
+        /// The TOML configuration file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration file, loading every plugin, without opening sockets.
+    CheckConfig {
+        /// The TOML configuration file.
+        file: PathBuf,
+    },
+    /// Manage accounts through the vhost's auth plugin.
+    User {
+        #[command(subcommand)]
+        action: UserCmd,
+        /// The TOML configuration file (embedded defaults when absent).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create USER@VHOST; the password comes from a prompt or one line of stdin.
+    Add {
+        /// The account.
+        jid: String,
+    },
+    /// Delete USER@VHOST.
+    Del {
+        /// The account.
+        jid: String,
+    },
+    /// Change the password of USER@VHOST.
+    Passwd {
+        /// The account.
+        jid: String,
+    },
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, String> {
+    match path {
+        Some(p) => Config::load(p).map_err(|e| format!("{}: {e}", p.display())),
+        None => Config::parse(EMBEDDED_DEFAULTS, std::path::Path::new(".")).map_err(|e| e.to_string()),
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LILT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lilt: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config } => {
+                let config = load(config.as_ref()).map_err(anyhow::Error::msg)?;
+                init_tracing(&config.log_level);
+                serve(config).await
+            }
+            Command::CheckConfig { file } => {
+                init_tracing("warn");
+                let config = load(Some(&file)).map_err(anyhow::Error::msg)?;
+                admin::check_config(&config).map_err(|e| anyhow::anyhow!("{}: {e:#}", file.display()))?;
+                println!("{}: ok ({} vhosts, {} listeners)", file.display(), config.vhosts.len(), config.listeners.len());
+                Ok(())
+            }
+            Command::User { action, config } => {
+                init_tracing("warn");
+                let config = load(config.as_ref()).map_err(anyhow::Error::msg)?;
+                let (action, jid) = match action {
+                    UserCmd::Add { jid } => (UserAction::Add, jid),
+                    UserCmd::Del { jid } => (UserAction::Delete, jid),
+                    UserCmd::Passwd { jid } => (UserAction::Passwd, jid),
+                };
+                admin::user(&config, action, &jid).await?;
+                println!("ok");
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lilt: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = Server::start(config).await?;
+    wait_for_signal().await;
+    tracing::info!(message = "Shutting down.");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,433 @@
+//! The session registry and stanza routing (RFC 6120 §10, RFC 6121 §8.5), plus the stanzas the
+//! server answers itself (XEP-0030 disco, XEP-0199 ping, XEP-0092 version).
+//!
+//! Core (sans-IO): `Router` maps JIDs to endpoint ids and turns one stanza into the list of
+//! deliveries it causes; the router task (runtime/router_task.rs) owns the only instance and
+//! maps endpoint ids to mailboxes. Invariants: a full JID is bound to at most one session; a
+//! bare-JID message reaches only available resources with the highest non-negative priority;
+//! errors are never answered with errors; no stanza leaves for a domain we do not serve
+//! (no s2s yet: `remote-server-not-found`). Tests: `mod tests` in router/tests.rs;
+//! end to end in tests/all/.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::stanza::{self, ErrorType, Jid, Kind, StanzaError};
+use crate::xml::{Element, ns};
+
+/// Identifies a session or component connection inside the router.
+pub type EndpointId = u64;
+
+/// One stanza to hand to one endpoint.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Receiving endpoint.
+    pub to: EndpointId,
+    /// The stanza, in `jabber:client` form.
+    pub stanza: Element,
+}
+
+#[derive(Debug)]
+struct Session {
+    id: EndpointId,
+    available: bool,
+    priority: i8,
+    /// Full or bare JIDs this resource sent directed available presence to.
+    directed: BTreeSet<Jid>,
+}
+
+/// What the server says about itself on disco#info.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    /// Software name for XEP-0092.
+    pub name: String,
+    /// Software version for XEP-0092.
+    pub version: String,
+}
+
+/// The routing table.
+#[derive(Debug)]
+pub struct Router {
+    info: ServerInfo,
+    vhosts: BTreeSet<String>,
+    sessions: HashMap<Jid, Session>,
+    resources: HashMap<Jid, Vec<String>>,
+    components: HashMap<String, EndpointId>,
+    resumable: HashMap<String, (EndpointId, Jid)>,
+}
+
+impl Router {
+    /// A router for these vhost domains.
+    pub fn new(info: ServerInfo, vhosts: impl IntoIterator<Item = String>) -> Self {
+        Router {
+            info,
+            vhosts: vhosts.into_iter().collect(),
+            sessions: HashMap::new(),
+            resources: HashMap::new(),
+            components: HashMap::new(),
+            resumable: HashMap::new(),
+        }
+    }
+
+    /// Number of bound sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Bind a resource for `bare` (RFC 6120 §7). A missing resource is generated. When the
+    /// resource is taken, the old session is replaced (returned so it can be told `conflict`).
+    ///
+    /// # Errors
+    /// `bad-request` for a resource that is not a valid resourcepart.
+    pub fn bind(
+        &mut self,
+        bare: &Jid,
+        resource: Option<&str>,
+        id: EndpointId,
+    ) -> Result<(Jid, Option<EndpointId>), StanzaError> {
+        let full = match resource {
+            Some(r) => bare.with_resource(r).map_err(|_| StanzaError::new(ErrorType::Modify, "bad-request"))?,
+            None => loop {
+                let r = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+                let candidate = bare.with_resource(&r).map_err(|_| StanzaError::new(ErrorType::Modify, "bad-request"))?;
+                if !self.sessions.contains_key(&candidate) {
+                    break candidate;
+                }
+            },
+        };
+        let replaced = self.sessions.remove(&full).map(|old| {
+            self.resumable.retain(|_, (sid, _)| *sid != old.id);
+            old.id
+        });
+        self.sessions.insert(full.clone(), Session { id, available: false, priority: 0, directed: BTreeSet::new() });
+        let list = self.resources.entry(full.bare()).or_default();
+        if let Some(r) = full.resource()
+            && !list.iter().any(|x| x == r)
+        {
+            list.push(r.to_owned());
+        }
+        Ok((full, replaced))
+    }
+
+    /// Remove a session for good; returns the unavailable presences this causes (RFC 6121
+    /// §4.5.2: to the user's other resources and to every directed-presence recipient).
+    pub fn unbind(&mut self, full: &Jid, id: EndpointId) -> Vec<Delivery> {
+        if self.sessions.get(full).is_none_or(|s| s.id != id) {
+            return Vec::new();
+        }
+        let Some(session) = self.sessions.remove(full) else { return Vec::new() };
+        self.resumable.retain(|_, (sid, _)| *sid != id);
+        let bare = full.bare();
+        if let Some(list) = self.resources.get_mut(&bare) {
+            list.retain(|r| Some(r.as_str()) != full.resource());
+            if list.is_empty() {
+                self.resources.remove(&bare);
+            }
+        }
+        let mut out = Vec::new();
+        if session.available || !session.directed.is_empty() {
+            let unavailable =
+                |to: &Jid| Element::builder("presence", ns::CLIENT).attr("type", "unavailable").attr("from", full.to_string()).attr("to", to.to_string()).build();
+            if session.available {
+                for other in self.other_available(full) {
+                    out.extend(self.route(unavailable(&other)));
+                }
+            }
+            for target in &session.directed {
+                out.extend(self.route(unavailable(target)));
+            }
+        }
+        out
+    }
+
+    /// Register a connected component for `domain`; returns the connection it replaces.
+    pub fn add_component(&mut self, domain: &str, id: EndpointId) -> Option<EndpointId> {
+        self.components.insert(domain.to_owned(), id)
+    }
+
+    /// Forget a component connection (only if it is still the registered one).
+    pub fn remove_component(&mut self, domain: &str, id: EndpointId) {
+        if self.components.get(domain) == Some(&id) {
+            self.components.remove(domain);
+        }
+    }
+
+    /// Remember that session `id` (bound as `full`) may be resumed with a new random id.
+    pub fn enable_resumption(&mut self, full: &Jid, id: EndpointId) -> String {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        self.resumable.insert(token.clone(), (id, full.bare()));
+        token
+    }
+
+    /// The session a resumption id stands for, if it belongs to `bare`.
+    pub fn resumption_target(&self, token: &str, bare: &Jid) -> Option<EndpointId> {
+        self.resumable.get(token).filter(|(_, owner)| owner == bare).map(|(id, _)| *id)
+    }
+
+    /// Route one stanza whose `from` the sending endpoint has already stamped and checked.
+    pub fn route(&mut self, stanza: Element) -> Vec<Delivery> {
+        let Some(kind) = Kind::of(&stanza) else { return Vec::new() };
+        let Some(from) = stanza.attr("from").and_then(|f| Jid::parse(f).ok()) else { return Vec::new() };
+        let to = match stanza.attr("to") {
+            Some(t) => match Jid::parse(t) {
+                Ok(t) => Some(t),
+                Err(_) => return self.bounce(&stanza, StanzaError::new(ErrorType::Modify, "jid-malformed")),
+            },
+            None => None,
+        };
+        let Some(to) = to else {
+            return match kind {
+                Kind::Presence => self.broadcast_presence(&from, stanza),
+                // RFC 6121 §8.5.3 / RFC 6120 §10.3.3: no 'to' means the sender's account.
+                _ => {
+                    let mut stanza = stanza;
+                    stanza.set_attr("to", from.bare().to_string());
+                    self.to_local_bare(kind, &from.bare(), stanza)
+                }
+            };
+        };
+        if kind == Kind::Presence {
+            self.track_directed(&from, &to, &stanza);
+        }
+        if let Some(component) = self.component_for(to.domain()) {
+            return vec![Delivery { to: component, stanza }];
+        }
+        if !self.vhosts.contains(to.domain()) {
+            return match kind {
+                Kind::Presence => Vec::new(),
+                _ => self.bounce(&stanza, StanzaError::new(ErrorType::Cancel, "remote-server-not-found")),
+            };
+        }
+        if to.node().is_none() {
+            return self.to_server(kind, stanza);
+        }
+        if to.is_bare() {
+            return self.to_local_bare(kind, &to, stanza);
+        }
+        match self.sessions.get(&to) {
+            Some(s) => vec![Delivery { to: s.id, stanza }],
+            None => match kind {
+                // RFC 6121 §8.5.3.2.1: no such resource, a message goes to the bare JID.
+                Kind::Message if !matches!(stanza.attr("type"), Some("groupchat" | "error")) => {
+                    self.to_local_bare(kind, &to.bare(), stanza)
+                }
+                Kind::Presence => Vec::new(),
+                _ => self.bounce(&stanza, StanzaError::service_unavailable()),
+            },
+        }
+    }
+
+    fn component_for(&self, domain: &str) -> Option<EndpointId> {
+        if let Some(id) = self.components.get(domain) {
+            return Some(*id);
+        }
+        // A subdomain of a component's domain belongs to it (XEP-0114 §3).
+        let mut rest = domain;
+        while let Some((_, parent)) = rest.split_once('.') {
+            if let Some(id) = self.components.get(parent) {
+                return Some(*id);
+            }
+            rest = parent;
+        }
+        None
+    }
+
+    fn bounce(&mut self, stanza: &Element, error: StanzaError) -> Vec<Delivery> {
+        match stanza::error_reply(stanza, &error) {
+            Some(reply) => self.route(reply),
+            None => Vec::new(),
+        }
+    }
+
+    fn track_directed(&mut self, from: &Jid, to: &Jid, stanza: &Element) {
+        let Some(session) = self.sessions.get_mut(from) else { return };
+        match stanza.attr("type") {
+            None => {
+                session.directed.insert(to.clone());
+            }
+            Some("unavailable") => {
+                session.directed.remove(to);
+            }
+            _ => {}
+        }
+    }
+
+    fn broadcast_presence(&mut self, from: &Jid, stanza: Element) -> Vec<Delivery> {
+        let available = match stanza.attr("type") {
+            None => true,
+            Some("unavailable") => false,
+            _ => return Vec::new(),
+        };
+        let directed = match self.sessions.get_mut(from) {
+            Some(s) => {
+                s.available = available;
+                s.priority = stanza
+                    .get_child("priority", ns::CLIENT)
+                    .and_then(|p| p.text().trim().parse::<i8>().ok())
+                    .unwrap_or(0);
+                if available { Vec::new() } else { std::mem::take(&mut s.directed).into_iter().collect() }
+            }
+            None => return Vec::new(),
+        };
+        let mut out = Vec::new();
+        for other in self.other_available(from) {
+            if let Some(s) = self.sessions.get(&other) {
+                let mut copy = stanza.clone();
+                copy.set_attr("to", other.to_string());
+                out.push(Delivery { to: s.id, stanza: copy });
+            }
+        }
+        for target in directed {
+            let mut copy = stanza.clone();
+            copy.set_attr("to", target.to_string());
+            out.extend(self.route(copy));
+        }
+        out
+    }
+
+    fn other_available(&self, full: &Jid) -> Vec<Jid> {
+        let bare = full.bare();
+        self.resources
+            .get(&bare)
+            .into_iter()
+            .flatten()
+            .filter(|r| Some(r.as_str()) != full.resource())
+            .filter_map(|r| bare.with_resource(r).ok())
+            .filter(|j| self.sessions.get(j).is_some_and(|s| s.available))
+            .collect()
+    }
+
+    /// RFC 6121 §8.5.2: a stanza to a local bare JID.
+    fn to_local_bare(&mut self, kind: Kind, bare: &Jid, stanza: Element) -> Vec<Delivery> {
+        match kind {
+            Kind::Message => {
+                let mtype = stanza.attr("type").unwrap_or("normal");
+                let targets = self.best_resources(bare);
+                if targets.is_empty() || mtype == "groupchat" {
+                    return match mtype {
+                        "headline" | "error" => Vec::new(),
+                        // No offline storage: tell the sender (RFC 6121 §8.5.2.2.1).
+                        _ => self.bounce(&stanza, StanzaError::service_unavailable()),
+                    };
+                }
+                targets.into_iter().map(|to| Delivery { to, stanza: stanza.clone() }).collect()
+            }
+            Kind::Presence => {
+                // No rosters yet: directed presence to a bare JID reaches its available resources.
+                self.available_ids(bare).into_iter().map(|to| Delivery { to, stanza: stanza.clone() }).collect()
+            }
+            Kind::Iq => self.answer_iq(stanza, false),
+        }
+    }
+
+    fn best_resources(&self, bare: &Jid) -> Vec<EndpointId> {
+        let sessions: Vec<&Session> = self
+            .resources
+            .get(bare)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| bare.with_resource(r).ok())
+            .filter_map(|j| self.sessions.get(&j))
+            .filter(|s| s.available && s.priority >= 0)
+            .collect();
+        let Some(top) = sessions.iter().map(|s| s.priority).max() else { return Vec::new() };
+        sessions.into_iter().filter(|s| s.priority == top).map(|s| s.id).collect()
+    }
+
+    fn available_ids(&self, bare: &Jid) -> Vec<EndpointId> {
+        self.resources
+            .get(bare)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| bare.with_resource(r).ok())
+            .filter_map(|j| self.sessions.get(&j))
+            .filter(|s| s.available)
+            .map(|s| s.id)
+            .collect()
+    }
+
+    fn to_server(&mut self, kind: Kind, stanza: Element) -> Vec<Delivery> {
+        match kind {
+            Kind::Iq => self.answer_iq(stanza, true),
+            // Messages and presence to the server itself have no consumer.
+            _ => Vec::new(),
+        }
+    }
+
+    /// Answer an iq addressed to the server (`server == true`) or to an account's bare JID.
+    fn answer_iq(&mut self, iq: Element, server: bool) -> Vec<Delivery> {
+        let itype = iq.attr("type").unwrap_or("");
+        if itype != "get" && itype != "set" {
+            return Vec::new();
+        }
+        let payload = iq.children().next().cloned();
+        let Some(payload) = payload.filter(|_| iq.children().count() == 1) else {
+            return self.bounce(&iq, StanzaError::new(ErrorType::Modify, "bad-request"));
+        };
+        let reply = match (itype, payload.name(), payload.ns()) {
+            ("get", "ping", ns::PING) => Some(stanza::iq_result(&iq)),
+            ("get", "query", ns::DISCO_INFO) if payload.attr("node").is_none() => {
+                Some(self.disco_info(&iq, server))
+            }
+            ("get", "query", ns::DISCO_ITEMS) if payload.attr("node").is_none() => {
+                Some(self.disco_items(&iq, server))
+            }
+            ("get", "query", ns::VERSION) if server => {
+                let mut reply = stanza::iq_result(&iq);
+                let mut query = Element::new("query", ns::VERSION);
+                for (name, value) in [("name", self.info.name.clone()), ("version", self.info.version.clone())] {
+                    let mut el = Element::new(name, ns::VERSION);
+                    el.append_text(&value);
+                    query.append_child(el);
+                }
+                reply.append_child(query);
+                Some(reply)
+            }
+            _ => None,
+        };
+        match reply {
+            Some(reply) => self.route(reply),
+            None => self.bounce(&iq, StanzaError::service_unavailable()),
+        }
+    }
+
+    fn disco_info(&self, iq: &Element, server: bool) -> Element {
+        let mut reply = stanza::iq_result(iq);
+        let mut query = Element::new("query", ns::DISCO_INFO);
+        let (category, itype, name) =
+            if server { ("server", "im", self.info.name.as_str()) } else { ("account", "registered", "") };
+        let mut identity =
+            Element::builder("identity", ns::DISCO_INFO).attr("category", category).attr("type", itype).build();
+        if !name.is_empty() {
+            identity.set_attr("name", name);
+        }
+        query.append_child(identity);
+        let mut features = vec![ns::DISCO_INFO, ns::DISCO_ITEMS, ns::PING];
+        if server {
+            features.push(ns::VERSION);
+        }
+        for f in features {
+            query.append_child(Element::builder("feature", ns::DISCO_INFO).attr("var", f).build());
+        }
+        reply.append_child(query);
+        reply
+    }
+
+    fn disco_items(&self, iq: &Element, server: bool) -> Element {
+        let mut reply = stanza::iq_result(iq);
+        let mut query = Element::new("query", ns::DISCO_ITEMS);
+        if server {
+            let domain = iq.attr("to").unwrap_or("");
+            let suffix = format!(".{domain}");
+            let mut items: Vec<&String> = self.components.keys().filter(|c| c.ends_with(&suffix)).collect();
+            items.sort();
+            for c in items {
+                query.append_child(Element::builder("item", ns::DISCO_ITEMS).attr("jid", c.as_str()).build());
+            }
+        }
+        reply.append_child(query);
+        reply
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,157 @@
+//! Unit tests of the routing rules on a router with no IO.
+
+use super::*;
+
+fn router() -> Router {
+    Router::new(ServerInfo { name: "Lilt".into(), version: "0".into() }, ["a.example".to_owned()])
+}
+
+fn jid(s: &str) -> Jid {
+    Jid::parse(s).expect("valid jid")
+}
+
+fn stanza(name: &str, from: &str, to: Option<&str>, ty: Option<&str>) -> Element {
+    let mut el = Element::builder(name, ns::CLIENT).attr("from", from).attr("id", "x").build();
+    if let Some(to) = to {
+        el.set_attr("to", to);
+    }
+    if let Some(ty) = ty {
+        el.set_attr("type", ty);
+    }
+    el
+}
+
+fn available(r: &mut Router, full: &str, priority: i8) -> Vec<Delivery> {
+    let mut p = stanza("presence", full, None, None);
+    let mut prio = Element::new("priority", ns::CLIENT);
+    prio.append_text(&priority.to_string());
+    p.append_child(prio);
+    r.route(p)
+}
+
+fn condition(d: &Delivery) -> Option<String> {
+    d.stanza.get_child("error", ns::CLIENT)?.children().next().map(|c| c.name().to_owned())
+}
+
+#[test]
+fn bind_generates_and_replaces_resources() {
+    let mut r = router();
+    let (full, old) = r.bind(&jid("u@a.example"), None, 1).expect("bind");
+    assert!(full.resource().is_some_and(|x| x.len() == 12));
+    assert_eq!(old, None);
+    let (_, old) = r.bind(&jid("u@a.example"), Some("phone"), 2).expect("bind");
+    assert_eq!(old, None);
+    let (_, old) = r.bind(&jid("u@a.example"), Some("phone"), 3).expect("bind");
+    assert_eq!(old, Some(2));
+    assert_eq!(r.session_count(), 2);
+}
+
+#[test]
+fn bare_message_goes_to_highest_priority() {
+    let mut r = router();
+    r.bind(&jid("u@a.example"), Some("one"), 1).expect("bind");
+    r.bind(&jid("u@a.example"), Some("two"), 2).expect("bind");
+    r.bind(&jid("u@a.example"), Some("three"), 3).expect("bind");
+    r.bind(&jid("v@a.example"), Some("x"), 9).expect("bind");
+    available(&mut r, "u@a.example/one", 1);
+    available(&mut r, "u@a.example/two", 5);
+    // "three" never sent presence: not available.
+    let d = r.route(stanza("message", "v@a.example/x", Some("u@a.example"), Some("chat")));
+    assert_eq!(d.iter().map(|d| d.to).collect::<Vec<_>>(), [2]);
+    // Full JID reaches even an unavailable resource.
+    let d = r.route(stanza("message", "v@a.example/x", Some("u@a.example/three"), Some("chat")));
+    assert_eq!(d.iter().map(|d| d.to).collect::<Vec<_>>(), [3]);
+    // Unknown resource falls back to the bare JID.
+    let d = r.route(stanza("message", "v@a.example/x", Some("u@a.example/nope"), Some("chat")));
+    assert_eq!(d.iter().map(|d| d.to).collect::<Vec<_>>(), [2]);
+}
+
+#[test]
+fn offline_message_and_unknown_iq_bounce() {
+    let mut r = router();
+    r.bind(&jid("v@a.example"), Some("x"), 9).expect("bind");
+    let d = r.route(stanza("message", "v@a.example/x", Some("nobody@a.example"), Some("chat")));
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].to, 9);
+    assert_eq!(condition(&d[0]).as_deref(), Some("service-unavailable"));
+    let mut iq = stanza("iq", "v@a.example/x", Some("nobody@a.example/r"), Some("get"));
+    iq.append_child(Element::new("query", "urn:example"));
+    let d = r.route(iq);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].stanza.attr("type"), Some("error"));
+    assert_eq!(condition(&d[0]).as_deref(), Some("service-unavailable"));
+    let d = r.route(stanza("message", "v@a.example/x", Some("x@remote.example"), None));
+    assert_eq!(condition(&d[0]).as_deref(), Some("remote-server-not-found"));
+    // Errors are never answered.
+    let d = r.route(stanza("message", "v@a.example/x", Some("nobody@a.example"), Some("error")));
+    assert!(d.is_empty());
+}
+
+#[test]
+fn server_answers_ping_disco_version() {
+    let mut r = router();
+    r.bind(&jid("v@a.example"), Some("x"), 9).expect("bind");
+    r.add_component("comp.a.example", 50);
+    for (name, ns) in [("ping", ns::PING), ("query", ns::DISCO_INFO), ("query", ns::DISCO_ITEMS), ("query", ns::VERSION)] {
+        let mut iq = stanza("iq", "v@a.example/x", Some("a.example"), Some("get"));
+        iq.append_child(Element::new(name, ns));
+        let d = r.route(iq);
+        assert_eq!(d.len(), 1, "{ns}");
+        assert_eq!(d[0].stanza.attr("type"), Some("result"), "{ns}");
+        assert_eq!(d[0].stanza.attr("from"), Some("a.example"));
+    }
+    let mut iq = stanza("iq", "v@a.example/x", Some("a.example"), Some("get"));
+    iq.append_child(Element::new("query", ns::DISCO_ITEMS));
+    let d = r.route(iq);
+    let items: Vec<_> = d[0].stanza.children().flat_map(|q| q.children()).filter_map(|i| i.attr("jid")).collect();
+    assert_eq!(items, ["comp.a.example"]);
+    let mut iq = stanza("iq", "v@a.example/x", Some("a.example"), Some("set"));
+    iq.append_child(Element::new("query", "urn:unknown"));
+    assert_eq!(condition(&r.route(iq)[0]).as_deref(), Some("service-unavailable"));
+}
+
+#[test]
+fn components_get_their_domain_and_subdomains() {
+    let mut r = router();
+    r.bind(&jid("v@a.example"), Some("x"), 9).expect("bind");
+    r.add_component("comp.a.example", 50);
+    let d = r.route(stanza("message", "v@a.example/x", Some("room@comp.a.example"), None));
+    assert_eq!(d[0].to, 50);
+    let d = r.route(stanza("message", "v@a.example/x", Some("sub.comp.a.example"), None));
+    assert_eq!(d[0].to, 50);
+    r.remove_component("comp.a.example", 51);
+    assert_eq!(r.route(stanza("iq", "v@a.example/x", Some("comp.a.example"), Some("get")))[0].to, 50);
+    r.remove_component("comp.a.example", 50);
+    let d = r.route(stanza("message", "v@a.example/x", Some("comp.a.example"), None));
+    assert_eq!(condition(&d[0]).as_deref(), Some("remote-server-not-found"));
+}
+
+#[test]
+fn unbind_sends_unavailable_to_resources_and_directed_targets() {
+    let mut r = router();
+    let u1 = jid("u@a.example/one");
+    r.bind(&jid("u@a.example"), Some("one"), 1).expect("bind");
+    r.bind(&jid("u@a.example"), Some("two"), 2).expect("bind");
+    r.bind(&jid("w@a.example"), Some("w"), 3).expect("bind");
+    available(&mut r, "u@a.example/two", 0);
+    let d = available(&mut r, "u@a.example/one", 0);
+    assert_eq!(d.iter().map(|d| d.to).collect::<Vec<_>>(), [2]);
+    let d = r.route(stanza("presence", "u@a.example/one", Some("w@a.example/w"), None));
+    assert_eq!(d[0].to, 3);
+    let d = r.unbind(&u1, 1);
+    let mut targets: Vec<_> = d.iter().map(|d| (d.to, d.stanza.attr("type").unwrap_or("").to_owned())).collect();
+    targets.sort();
+    assert_eq!(targets, [(2, "unavailable".to_owned()), (3, "unavailable".to_owned())]);
+    assert!(r.unbind(&u1, 1).is_empty());
+}
+
+#[test]
+fn resumption_ids_are_owned() {
+    let mut r = router();
+    let (full, _) = r.bind(&jid("u@a.example"), Some("one"), 1).expect("bind");
+    let token = r.enable_resumption(&full, 1);
+    assert_eq!(r.resumption_target(&token, &jid("u@a.example")), Some(1));
+    assert_eq!(r.resumption_target(&token, &jid("mallory@a.example")), None);
+    r.unbind(&full, 1);
+    assert_eq!(r.resumption_target(&token, &jid("u@a.example")), None);
+}

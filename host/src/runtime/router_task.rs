@@ -1,0 +1,175 @@
+//! The router's owner task: the only holder of `router::Router`, fed commands over one mpsc
+//! channel, handing deliveries to session and component mailboxes.
+//!
+//! Shell (tokio). Invariants: the router never awaits a mailbox (it uses `try_send`; a full
+//! mailbox bounces the stanza with `resource-constraint` so a stuck peer slows nobody else);
+//! endpoint ids are never reused. Tests: router/tests.rs for the rules, tests/all/ end to end.
+
+use std::collections::HashMap;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::router::{Delivery, EndpointId, Router};
+use crate::stanza::{self, ErrorType, Jid, StanzaError};
+use crate::transport::Transport;
+use crate::xml::{Element, StreamParser};
+
+/// A message to a session or component task.
+#[derive(Debug)]
+pub enum EndpointMsg {
+    /// A stanza to send to the peer.
+    Deliver(Element),
+    /// Another connection took this resource or domain.
+    Conflict,
+    /// XEP-0198: continue this session on a new transport.
+    Takeover(Box<Handoff>),
+}
+
+/// What a resuming connection hands to the detached session it resumes.
+#[derive(Debug)]
+pub struct Handoff {
+    /// The new connection's transport.
+    pub transport: Transport,
+    /// Its parser, positioned after `<resume/>`.
+    pub parser: StreamParser,
+    /// The client's acknowledged count.
+    pub h: u32,
+}
+
+/// A mailbox.
+pub type Mailbox = mpsc::Sender<EndpointMsg>;
+
+/// Commands to the router task.
+#[derive(Debug)]
+pub enum RouterCmd {
+    /// Route a stanza (its `from` already checked by the sending endpoint).
+    Route(Element),
+    /// Bind a resource.
+    Bind {
+        /// Authenticated bare JID.
+        jid: Jid,
+        /// Requested resource.
+        resource: Option<String>,
+        /// The session's mailbox.
+        mailbox: Mailbox,
+        /// The bound JID and the session's endpoint id.
+        reply: oneshot::Sender<Result<(Jid, EndpointId), StanzaError>>,
+    },
+    /// The session ended for good.
+    Unbind {
+        /// Bound JID.
+        full: Jid,
+        /// Endpoint id.
+        id: EndpointId,
+    },
+    /// Allow resumption of a session.
+    EnableResumption {
+        /// Bound JID.
+        full: Jid,
+        /// Endpoint id.
+        id: EndpointId,
+        /// The resumption id.
+        reply: oneshot::Sender<String>,
+    },
+    /// Find the session a resumption id stands for.
+    ResumeLookup {
+        /// The id.
+        token: String,
+        /// Who asks.
+        bare: Jid,
+        /// Its mailbox.
+        reply: oneshot::Sender<Option<Mailbox>>,
+    },
+    /// A component authenticated.
+    AddComponent {
+        /// Its domain.
+        domain: String,
+        /// Its mailbox.
+        mailbox: Mailbox,
+        /// Its endpoint id.
+        reply: oneshot::Sender<EndpointId>,
+    },
+    /// A component disconnected.
+    RemoveComponent {
+        /// Its domain.
+        domain: String,
+        /// Its endpoint id.
+        id: EndpointId,
+    },
+}
+
+/// Run the router until every sender is dropped.
+pub async fn run(mut router: Router, mut rx: mpsc::Receiver<RouterCmd>) {
+    let mut mailboxes: HashMap<EndpointId, Mailbox> = HashMap::new();
+    let mut next_id: EndpointId = 1;
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            RouterCmd::Route(stanza) => {
+                let deliveries = router.route(stanza);
+                deliver(&mut router, &mailboxes, deliveries);
+            }
+            RouterCmd::Bind { jid, resource, mailbox, reply } => {
+                let id = next_id;
+                next_id += 1;
+                match router.bind(&jid, resource.as_deref(), id) {
+                    Ok((full, replaced)) => {
+                        if let Some(old) = replaced.and_then(|old| mailboxes.remove(&old)) {
+                            let _ = old.try_send(EndpointMsg::Conflict);
+                        }
+                        mailboxes.insert(id, mailbox);
+                        let _ = reply.send(Ok((full, id)));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            RouterCmd::Unbind { full, id } => {
+                let deliveries = router.unbind(&full, id);
+                mailboxes.remove(&id);
+                deliver(&mut router, &mailboxes, deliveries);
+            }
+            RouterCmd::EnableResumption { full, id, reply } => {
+                let _ = reply.send(router.enable_resumption(&full, id));
+            }
+            RouterCmd::ResumeLookup { token, bare, reply } => {
+                let mailbox = router.resumption_target(&token, &bare).and_then(|id| mailboxes.get(&id)).cloned();
+                let _ = reply.send(mailbox);
+            }
+            RouterCmd::AddComponent { domain, mailbox, reply } => {
+                let id = next_id;
+                next_id += 1;
+                if let Some(old) = router.add_component(&domain, id).and_then(|old| mailboxes.remove(&old)) {
+                    let _ = old.try_send(EndpointMsg::Conflict);
+                }
+                mailboxes.insert(id, mailbox);
+                let _ = reply.send(id);
+            }
+            RouterCmd::RemoveComponent { domain, id } => {
+                router.remove_component(&domain, id);
+                mailboxes.remove(&id);
+            }
+        }
+    }
+}
+
+fn deliver(router: &mut Router, mailboxes: &HashMap<EndpointId, Mailbox>, deliveries: Vec<Delivery>) {
+    let mut pending = deliveries;
+    // Bounces can cause further deliveries; each round strictly shrinks (errors are not bounced).
+    while !pending.is_empty() {
+        let mut bounced = Vec::new();
+        for d in pending {
+            let Some(mailbox) = mailboxes.get(&d.to) else { continue };
+            if let Err(mpsc::error::TrySendError::Full(EndpointMsg::Deliver(stanza))) =
+                mailbox.try_send(EndpointMsg::Deliver(d.stanza))
+            {
+                tracing::warn!(message = "Session mailbox full; stanza bounced.", endpoint = d.to);
+                let err = StanzaError::new(ErrorType::Wait, "resource-constraint");
+                if let Some(reply) = stanza::error_reply(&stanza, &err) {
+                    bounced.extend(router.route(reply));
+                }
+            }
+        }
+        pending = bounced;
+    }
+}

@@ -1,0 +1,217 @@
+//! Server assembly: loads TLS and every vhost's auth plugin, starts the router task and one
+//! accept loop per listener, and shuts everything down on a signal.
+//!
+//! Shell (tokio). Invariants: a config that `check` accepts is one `start` can run (both call
+//! `load_vhosts`); a connection beyond `limits.max_connections` is told `resource-constraint`
+//! and closed without touching any other session; shutdown tells every stream
+//! `system-shutdown`. Tests: tests/all/ run the real binary.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio_rustls::TlsAcceptor;
+
+use super::router_task::{self, RouterCmd};
+use super::{component_task, session_task};
+use crate::config::{Config, ListenerKind};
+use crate::plugin::{AuthPlugin, PluginEngine};
+use crate::router::{Router, ServerInfo};
+use crate::sasl::Mechanism;
+use crate::stream::c2s::{C2sConfig, VhostPolicy};
+use crate::{storage, transport, xml};
+
+/// Everything a connection task needs, shared read-only.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The validated configuration.
+    pub config: Config,
+    /// Auth plugin per vhost domain.
+    pub auth: HashMap<String, AuthPlugin>,
+    /// c2s settings for plain listeners (STARTTLS offered).
+    pub c2s_plain: C2sConfig,
+    /// c2s settings for direct-TLS listeners.
+    pub c2s_tls: C2sConfig,
+    /// Component secrets by domain.
+    pub component_secrets: Arc<HashMap<String, String>>,
+    /// TLS acceptor.
+    pub tls: TlsAcceptor,
+    /// Router commands.
+    pub router: mpsc::Sender<RouterCmd>,
+    /// Shutdown signal.
+    pub shutdown: broadcast::Sender<()>,
+    /// Parser limits.
+    pub xml_limits: xml::Limits,
+}
+
+/// Load every vhost's auth plugin (what `check-config` and `serve` share).
+///
+/// # Errors
+/// When a plugin cannot be loaded or refuses its settings; the message names the vhost.
+pub fn load_vhosts(config: &Config) -> anyhow::Result<(PluginEngine, HashMap<String, AuthPlugin>)> {
+    let engine = PluginEngine::new(config.plugin_limits.clone()).context("starting the plugin engine")?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("data_dir: cannot create {}", config.data_dir.display()))?;
+    let db = config.data_dir.join("lilt.sqlite3");
+    let kv = storage::open_sqlite(&db).with_context(|| format!("data_dir: cannot open {}", db.display()))?;
+    let mut auth = HashMap::new();
+    for (i, vhost) in config.vhosts.iter().enumerate() {
+        let plugin = engine
+            .load_auth(&vhost.domain, &vhost.auth.plugin, &vhost.auth.path, &vhost.auth.settings, kv.clone())
+            .with_context(|| format!("vhosts[{i}].auth ({}, plugin {})", vhost.domain, vhost.auth.plugin))?;
+        auth.insert(vhost.domain.clone(), plugin);
+    }
+    Ok((engine, auth))
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    ctx: Arc<Ctx>,
+    _engine: PluginEngine,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Bound addresses, in listener order.
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl Server {
+    /// Load plugins, bind listeners, start accepting.
+    ///
+    /// # Errors
+    /// When a plugin, the TLS identity or a listener cannot be set up.
+    pub async fn start(config: Config) -> anyhow::Result<Server> {
+        let (engine, auth) = load_vhosts(&config)?;
+        let mut domains: Vec<String> = config.vhosts.iter().map(|v| v.domain.clone()).collect();
+        domains.extend(config.components.iter().map(|c| c.domain.clone()));
+        let tls = transport::tls::server_config(config.tls.as_ref(), &config.data_dir, &domains)
+            .context("tls")?;
+        let xml_limits = xml::Limits {
+            max_stanza_bytes: config.limits.max_stanza_bytes,
+            max_depth: config.limits.max_depth,
+            max_attrs: config.limits.max_attributes,
+            ..xml::Limits::default()
+        };
+        let policies: HashMap<String, VhostPolicy> = config
+            .vhosts
+            .iter()
+            .map(|v| {
+                let mechanisms = auth.get(&v.domain).map(|a| offered(a.mechanisms())).unwrap_or_default();
+                (v.domain.clone(), VhostPolicy { mechanisms, allow_unencrypted: v.allow_unencrypted })
+            })
+            .collect();
+        let c2s_plain = C2sConfig {
+            vhosts: Arc::new(policies),
+            starttls_available: true,
+            sm_enabled: config.stream_management.enabled,
+            sm_resume_timeout: config.stream_management.resume_timeout,
+            sm_max_unacked: config.stream_management.max_unacked_stanzas,
+            unauthenticated_timeout: config.limits.unauthenticated_timeout,
+            xml_limits: xml_limits.clone(),
+        };
+        let c2s_tls = C2sConfig { starttls_available: false, ..c2s_plain.clone() };
+        let component_secrets =
+            Arc::new(config.components.iter().map(|c| (c.domain.clone(), c.secret.clone())).collect());
+
+        let router = Router::new(
+            ServerInfo { name: "Lilt".to_owned(), version: env!("CARGO_PKG_VERSION").to_owned() },
+            config.vhosts.iter().map(|v| v.domain.clone()),
+        );
+        let (router_tx, router_rx) = mpsc::channel(4096);
+        let mut tasks = vec![tokio::spawn(router_task::run(router, router_rx))];
+        let (shutdown, _) = broadcast::channel(1);
+
+        let mut listeners = Vec::new();
+        for (i, l) in config.listeners.iter().enumerate() {
+            let listener = TcpListener::bind(l.bind)
+                .await
+                .with_context(|| format!("listeners[{i}].bind: cannot listen on {}", l.bind))?;
+            listeners.push((l.kind, listener));
+        }
+        let ctx = Arc::new(Ctx {
+            auth,
+            c2s_plain,
+            c2s_tls,
+            component_secrets,
+            tls: TlsAcceptor::from(tls),
+            router: router_tx,
+            shutdown,
+            xml_limits,
+            config,
+        });
+        let limit = Arc::new(Semaphore::new(ctx.config.limits.max_connections));
+        let mut addrs = Vec::new();
+        for (kind, listener) in listeners {
+            let addr = listener.local_addr()?;
+            tracing::info!(message = "Listening.", %addr, kind = ?kind);
+            addrs.push(addr);
+            tasks.push(tokio::spawn(accept_loop(ctx.clone(), kind, listener, limit.clone())));
+        }
+        Ok(Server { ctx, _engine: engine, tasks, addrs })
+    }
+
+    /// Tell every stream to close and stop accepting.
+    pub async fn shutdown(self) {
+        let _ = self.ctx.shutdown.send(());
+        for t in &self.tasks[1..] {
+            t.abort();
+        }
+        // Give streams a moment to write `system-shutdown`.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The mechanisms the host offers for a plugin's list, in preference order.
+fn offered(plugin: &[Mechanism]) -> Vec<Mechanism> {
+    [Mechanism::ScramSha256, Mechanism::ScramSha1, Mechanism::Plain, Mechanism::Anonymous]
+        .into_iter()
+        .filter(|m| plugin.contains(m))
+        .collect()
+}
+
+async fn accept_loop(ctx: Arc<Ctx>, kind: ListenerKind, listener: TcpListener, limit: Arc<Semaphore>) {
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(message = "Accept failed.", error = %e);
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracing::warn!(message = "Connection refused: limit reached.", %peer);
+            tokio::spawn(refuse(socket, kind));
+            continue;
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            match kind {
+                ListenerKind::C2s => session_task::run(ctx, socket, peer, false).await,
+                ListenerKind::C2sDirectTls => session_task::run(ctx, socket, peer, true).await,
+                ListenerKind::Component => component_task::run(ctx, socket, peer).await,
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Over the connection cap: a stream error in the clear (no TLS work is spent on it).
+async fn refuse(mut socket: TcpStream, kind: ListenerKind) {
+    use tokio::io::AsyncWriteExt;
+    if kind == ListenerKind::C2sDirectTls {
+        return;
+    }
+    let ns = if kind == ListenerKind::Component { xml::ns::COMPONENT } else { xml::ns::CLIENT };
+    let msg = format!(
+        "<?xml version='1.0'?><stream:stream xmlns='{ns}' xmlns:stream='{}' version='1.0'>\
+         <stream:error><resource-constraint xmlns='{}'/></stream:error></stream:stream>",
+        xml::ns::STREAMS,
+        xml::ns::STREAM_ERRORS
+    );
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), socket.write_all(msg.as_bytes())).await;
+}

@@ -1,0 +1,186 @@
+//! Stanzas (RFC 6120 §8): the three kinds, their addressing, and the error replies the server
+//! builds (§8.3 stanza errors, §4.9 stream errors).
+//!
+//! Core (pure). Payloads the server does not interpret stay opaque `Element`s and are
+//! forwarded untouched. Invariant: an error is never answered with an error (§8.3.1), so
+//! bouncing cannot loop. Tests: `mod tests` below.
+
+pub mod jid;
+
+use crate::xml::{Element, ns};
+pub use jid::Jid;
+
+/// The three stanza kinds; anything else at the top level of an established stream is not a
+/// stanza.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `<message/>`
+    Message,
+    /// `<presence/>`
+    Presence,
+    /// `<iq/>`
+    Iq,
+}
+
+impl Kind {
+    /// The kind of `el` if it is a stanza in the client namespace.
+    pub fn of(el: &Element) -> Option<Kind> {
+        if el.ns() != ns::CLIENT {
+            return None;
+        }
+        match el.name() {
+            "message" => Some(Kind::Message),
+            "presence" => Some(Kind::Presence),
+            "iq" => Some(Kind::Iq),
+            _ => None,
+        }
+    }
+}
+
+/// RFC 6120 §8.3.2 error types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorType {
+    /// Retry after providing credentials.
+    Auth,
+    /// Do not retry.
+    Cancel,
+    /// Proceed (the condition was only a warning).
+    Continue,
+    /// Retry after changing the data sent.
+    Modify,
+    /// Retry after waiting.
+    Wait,
+}
+
+impl ErrorType {
+    fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::Auth => "auth",
+            ErrorType::Cancel => "cancel",
+            ErrorType::Continue => "continue",
+            ErrorType::Modify => "modify",
+            ErrorType::Wait => "wait",
+        }
+    }
+}
+
+/// A stanza error: type plus defined condition (RFC 6120 §8.3.3) and optional text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StanzaError {
+    /// The error type.
+    pub kind: ErrorType,
+    /// The defined condition, e.g. `service-unavailable`.
+    pub condition: &'static str,
+    /// Human-readable text.
+    pub text: Option<String>,
+}
+
+impl StanzaError {
+    /// A new error.
+    pub fn new(kind: ErrorType, condition: &'static str) -> Self {
+        StanzaError { kind, condition, text: None }
+    }
+
+    /// With text.
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+
+    /// `<service-unavailable/>`, type cancel.
+    pub fn service_unavailable() -> Self {
+        Self::new(ErrorType::Cancel, "service-unavailable")
+    }
+
+    /// The `<error/>` child.
+    pub fn to_element(&self) -> Element {
+        let mut err = Element::builder("error", ns::CLIENT).attr("type", self.kind.as_str()).build();
+        err.append_child(Element::new(self.condition, ns::STANZAS));
+        if let Some(text) = &self.text {
+            let mut t = Element::new("text", ns::STANZAS);
+            t.append_text(text);
+            err.append_child(t);
+        }
+        err
+    }
+}
+
+/// True for `type='error'` stanzas, which must never be answered with an error.
+pub fn is_error(el: &Element) -> bool {
+    el.attr("type") == Some("error")
+}
+
+/// The error reply to `stanza` (addresses swapped, `type='error'`, the original payload kept for
+/// iq and message as RFC 6120 §8.3.1 allows). `None` when `stanza` is itself an error.
+pub fn error_reply(stanza: &Element, error: &StanzaError) -> Option<Element> {
+    if is_error(stanza) {
+        return None;
+    }
+    let mut reply = Element::new(stanza.name(), stanza.ns());
+    copy_swapped_addresses(stanza, &mut reply);
+    reply.set_attr("type", "error");
+    if stanza.name() != "presence" {
+        for child in stanza.children() {
+            reply.append_child(child.clone());
+        }
+    }
+    reply.append_child(error.to_element());
+    Some(reply)
+}
+
+/// An empty `type='result'` answer to an iq.
+pub fn iq_result(iq: &Element) -> Element {
+    let mut reply = Element::new("iq", ns::CLIENT);
+    copy_swapped_addresses(iq, &mut reply);
+    reply.set_attr("type", "result");
+    reply
+}
+
+fn copy_swapped_addresses(from: &Element, to: &mut Element) {
+    if let Some(id) = from.attr("id") {
+        to.set_attr("id", id);
+    }
+    if let Some(f) = from.attr("from") {
+        to.set_attr("to", f);
+    }
+    if let Some(t) = from.attr("to") {
+        to.set_attr("from", t);
+    }
+}
+
+/// The `<stream:error/>` element for a stream-level condition (RFC 6120 §4.9.3).
+pub fn stream_error(condition: &str, text: Option<&str>) -> Element {
+    let mut err = Element::new("error", ns::STREAMS);
+    err.append_child(Element::new(condition, ns::STREAM_ERRORS));
+    if let Some(text) = text {
+        let mut t = Element::new("text", ns::STREAM_ERRORS);
+        t.append_text(text);
+        err.append_child(t);
+    }
+    err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_reply_swaps_and_keeps_payload() {
+        let mut iq = Element::builder("iq", ns::CLIENT)
+            .attr("id", "1")
+            .attr("type", "get")
+            .attr("from", "a@b/c")
+            .attr("to", "x@y/z")
+            .build();
+        iq.append_child(Element::new("query", "urn:example"));
+        let reply = error_reply(&iq, &StanzaError::service_unavailable()).expect("reply");
+        assert_eq!(reply.attr("to"), Some("a@b/c"));
+        assert_eq!(reply.attr("from"), Some("x@y/z"));
+        assert_eq!(reply.attr("type"), Some("error"));
+        assert!(reply.has_child("query", "urn:example"));
+        let err = reply.get_child("error", ns::CLIENT).expect("error child");
+        assert_eq!(err.attr("type"), Some("cancel"));
+        assert!(err.has_child("service-unavailable", ns::STANZAS));
+        assert!(error_reply(&reply, &StanzaError::service_unavailable()).is_none());
+    }
+}

@@ -1,0 +1,394 @@
+//! In-memory scenarios: a scripted client against the stream cores, on virtual time, with the
+//! shell's answers (plugin, router) given by hand.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use super::c2s::{C2sConfig, C2sStream, Input, Output, VhostPolicy};
+use super::component::{self, ComponentStream};
+use crate::sasl::Mechanism;
+use crate::stanza::Jid;
+use crate::xml::{self, Element, Event, StreamParser, ns};
+
+const OPEN: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+    xmlns:stream='http://etherx.jabber.org/streams' to='a.example' version='1.0'>";
+
+fn config(allow_unencrypted: bool) -> C2sConfig {
+    let mut vhosts = HashMap::new();
+    vhosts.insert(
+        "a.example".to_owned(),
+        VhostPolicy { mechanisms: vec![Mechanism::Plain, Mechanism::Anonymous], allow_unencrypted },
+    );
+    C2sConfig {
+        vhosts: Arc::new(vhosts),
+        starttls_available: true,
+        sm_enabled: true,
+        sm_resume_timeout: Duration::from_secs(60),
+        sm_max_unacked: 100,
+        unauthenticated_timeout: Duration::from_secs(30),
+        xml_limits: xml::Limits::default(),
+    }
+}
+
+/// A test client: feeds bytes, collects what the server wrote, parses it back.
+struct Client {
+    stream: C2sStream,
+    now: Instant,
+    server_parser: StreamParser,
+    seen: Vec<Element>,
+    outputs: Vec<Output>,
+    closed: bool,
+}
+
+impl Client {
+    fn new(allow_unencrypted: bool) -> Self {
+        let now = Instant::now();
+        Client {
+            stream: C2sStream::new(config(allow_unencrypted), false, now),
+            now,
+            server_parser: StreamParser::new(xml::Limits::default()),
+            seen: Vec::new(),
+            outputs: Vec::new(),
+            closed: false,
+        }
+    }
+
+    fn input(&mut self, input: Input<'_>) {
+        self.stream.handle_input(self.now, input);
+        while let Some(out) = self.stream.poll_output() {
+            match out {
+                Output::Write(bytes) => {
+                    self.server_parser.feed(&bytes).expect("server output is well-formed");
+                    while let Some(ev) = self.server_parser.next_event().expect("server output parses") {
+                        match ev {
+                            Event::Stanza(el) => self.seen.push(el),
+                            Event::StreamClose => self.closed = true,
+                            Event::StreamOpen(_) => {}
+                        }
+                    }
+                }
+                Output::Close => self.closed = true,
+                other => self.outputs.push(other),
+            }
+        }
+    }
+
+    fn send(&mut self, text: &str) {
+        self.input(Input::Bytes(text.as_bytes()));
+    }
+
+    fn last(&self) -> &Element {
+        self.seen.last().expect("server wrote something")
+    }
+
+    fn take_outputs(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.outputs)
+    }
+
+    fn stream_error(&self) -> Option<String> {
+        self.seen
+            .iter()
+            .find(|e| e.is("error", ns::STREAMS))
+            .and_then(|e| e.children().next())
+            .map(|c| c.name().to_owned())
+    }
+
+    /// Authenticate with PLAIN (plugin says yes) and bind `resource`.
+    fn login(&mut self, resource: &str) -> Jid {
+        self.send(OPEN);
+        let plain = B64.encode(b"\0alice\0secret");
+        self.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{plain}</auth>"));
+        let outs = self.take_outputs();
+        assert!(matches!(&outs[0], Output::CheckPassword { username, password, .. } if username == "alice" && password == "secret"));
+        self.input(Input::PasswordChecked(Ok(true)));
+        assert!(self.last().is("success", ns::SASL));
+        self.send(OPEN);
+        assert!(self.last().has_child("bind", ns::BIND));
+        self.send(&format!(
+            "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>{resource}</resource></bind></iq>"
+        ));
+        let outs = self.take_outputs();
+        let Some(Output::Bind { jid, resource: Some(r) }) = outs.into_iter().find(|o| matches!(o, Output::Bind { .. })) else {
+            panic!("expected a bind request");
+        };
+        let full = jid.with_resource(&r).expect("resource");
+        self.input(Input::Bound(Ok(full.clone())));
+        let reply = self.last();
+        assert_eq!(reply.attr("id"), Some("b1"));
+        assert_eq!(reply.attr("type"), Some("result"));
+        full
+    }
+}
+
+#[test]
+fn unencrypted_stream_offers_only_required_starttls() {
+    let mut c = Client::new(false);
+    c.send(OPEN);
+    let features = c.last();
+    let tls = features.get_child("starttls", ns::TLS).expect("starttls offered");
+    assert!(tls.has_child("required", ns::TLS));
+    assert!(!features.has_child("mechanisms", ns::SASL));
+    c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGEAYg==</auth>");
+    assert!(c.last().is("failure", ns::SASL));
+    assert!(c.last().has_child("encryption-required", ns::SASL));
+    c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    assert!(c.last().is("proceed", ns::TLS));
+    assert!(c.take_outputs().iter().any(|o| matches!(o, Output::StartTls)));
+    c.input(Input::TlsEstablished);
+    c.server_parser.reset();
+    c.send(OPEN);
+    let mechs = c.last().get_child("mechanisms", ns::SASL).expect("mechanisms after TLS");
+    let names: Vec<String> = mechs.children().map(Element::text).collect();
+    assert_eq!(names, ["PLAIN", "ANONYMOUS"]);
+}
+
+#[test]
+fn plain_login_bind_and_stamping() {
+    let mut c = Client::new(true);
+    let full = c.login("desk");
+    assert_eq!(full.to_string(), "alice@a.example/desk");
+    c.send("<message to='Bob@A.example' type='chat'><body>hi</body></message>");
+    let outs = c.take_outputs();
+    let Some(Output::Route(msg)) = outs.first() else { panic!("expected a routed stanza: {outs:?}") };
+    assert_eq!(msg.attr("from"), Some("alice@a.example/desk"));
+    assert_eq!(msg.attr("to"), Some("bob@a.example"));
+    // A forged from is a stream error.
+    c.send("<message from='mallory@a.example/x' to='bob@a.example'/>");
+    assert_eq!(c.stream_error().as_deref(), Some("invalid-from"));
+    assert!(c.closed);
+}
+
+#[test]
+fn wrong_password_then_retry_limit() {
+    let mut c = Client::new(true);
+    c.send(OPEN);
+    for _ in 0..5 {
+        c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHdyb25n</auth>");
+        c.take_outputs();
+        c.input(Input::PasswordChecked(Ok(false)));
+        assert!(c.seen.iter().any(|e| e.is("failure", ns::SASL) && e.has_child("not-authorized", ns::SASL)));
+    }
+    assert_eq!(c.stream_error().as_deref(), Some("policy-violation"));
+}
+
+#[test]
+fn plugin_failure_is_temporary_auth_failure() {
+    let mut c = Client::new(true);
+    c.send(OPEN);
+    c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHg=</auth>");
+    c.input(Input::PasswordChecked(Err(())));
+    assert!(c.last().has_child("temporary-auth-failure", ns::SASL));
+    assert!(!c.closed);
+}
+
+#[test]
+fn anonymous_gets_uuid_localpart() {
+    let mut c = Client::new(true);
+    c.send(OPEN);
+    c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>");
+    let outs = c.take_outputs();
+    let Some(Output::Authenticated { jid, mechanism: Mechanism::Anonymous }) = outs.first() else {
+        panic!("expected success: {outs:?}");
+    };
+    let node = jid.node().expect("node");
+    assert!(uuid::Uuid::parse_str(node).is_ok_and(|u| u.get_version_num() == 4), "{node}");
+}
+
+#[test]
+fn unknown_mechanism_and_bad_base64() {
+    let mut c = Client::new(true);
+    c.send(OPEN);
+    c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-FOO'/>");
+    assert!(c.last().has_child("invalid-mechanism", ns::SASL));
+    c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>***</auth>");
+    assert!(c.last().has_child("incorrect-encoding", ns::SASL));
+}
+
+#[test]
+fn stream_errors_before_and_after_header() {
+    let mut c = Client::new(true);
+    c.send("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='nope.example' version='1.0'>");
+    assert_eq!(c.stream_error().as_deref(), Some("host-unknown"));
+    let mut c = Client::new(true);
+    c.send("<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' to='a.example' version='1.0'>");
+    assert_eq!(c.stream_error().as_deref(), Some("invalid-namespace"));
+    let mut c = Client::new(true);
+    c.send(OPEN);
+    c.send("<message><!-- hi --></message>");
+    assert_eq!(c.stream_error().as_deref(), Some("restricted-xml"));
+    let mut c = Client::new(true);
+    c.send(OPEN);
+    c.send("<message></iq>");
+    assert_eq!(c.stream_error().as_deref(), Some("not-well-formed"));
+    let mut c = Client::new(true);
+    c.send(OPEN);
+    c.send("<message to='x@a.example'/>");
+    assert_eq!(c.stream_error().as_deref(), Some("not-authorized"));
+}
+
+#[test]
+fn unauthenticated_deadline() {
+    let mut c = Client::new(true);
+    c.send(OPEN);
+    let deadline = c.stream.poll_timeout().expect("deadline set");
+    c.now = deadline - Duration::from_millis(1);
+    c.input(Input::Timeout);
+    assert!(!c.closed);
+    c.now = deadline;
+    c.input(Input::Timeout);
+    assert_eq!(c.stream_error().as_deref(), Some("connection-timeout"));
+}
+
+#[test]
+fn bind_errors_and_pipelining() {
+    let mut c = Client::new(true);
+    c.login("one");
+    // The next stanza was pipelined right behind bind in login(); now make sure a stanza sent
+    // while a bind is outstanding waits: covered by sending bind + message in one write.
+    let mut c2 = Client::new(true);
+    c2.send(OPEN);
+    c2.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>");
+    c2.take_outputs();
+    c2.send(OPEN);
+    c2.send(
+        "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>\
+         <message to='x@a.example'><body>early</body></message>",
+    );
+    let outs = c2.take_outputs();
+    assert!(matches!(outs.as_slice(), [Output::Bind { resource: None, .. }]), "{outs:?}");
+    let Some(jid) = c2.stream.vhost().map(|v| Jid::bare_from("anon", v)) else { panic!() };
+    c2.input(Input::Bound(Ok(jid.with_resource("r").expect("res"))));
+    let outs = c2.take_outputs();
+    assert!(matches!(outs.as_slice(), [Output::Route(m)] if m.attr("from") == Some("anon@a.example/r")), "{outs:?}");
+}
+
+#[test]
+fn legacy_session_is_acknowledged_locally() {
+    let mut c = Client::new(true);
+    c.login("one");
+    c.send("<iq type='set' id='s'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>");
+    assert!(c.take_outputs().is_empty());
+    assert_eq!(c.last().attr("id"), Some("s"));
+    assert_eq!(c.last().attr("type"), Some("result"));
+}
+
+#[test]
+fn stream_management_ack_detach_resume() {
+    let mut c = Client::new(true);
+    let full = c.login("one");
+    c.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+    assert!(c.take_outputs().iter().any(|o| matches!(o, Output::EnableResumption)));
+    c.input(Input::ResumptionEnabled("tok".into()));
+    let enabled = c.last();
+    assert!(enabled.is("enabled", ns::SM));
+    assert_eq!(enabled.attr("id"), Some("tok"));
+    // Two inbound stanzas, then <r/>.
+    c.send("<message to='b@a.example'/><presence/><r xmlns='urn:xmpp:sm:3'/>");
+    assert_eq!(c.last().attr("h"), Some("2"));
+    // Three deliveries; peer acks one.
+    for i in 0..3 {
+        c.input(Input::Deliver(Element::builder("message", ns::CLIENT).attr("id", i.to_string()).build()));
+    }
+    c.send("<a xmlns='urn:xmpp:sm:3' h='1'/>");
+    // Transport drops: the session waits.
+    c.input(Input::TransportClosed);
+    assert!(c.stream.is_detached());
+    assert!(!c.closed);
+    c.input(Input::Deliver(Element::builder("message", ns::CLIENT).attr("id", "3").build()));
+    // A new connection resumes with h=1: stanzas 1, 2 and 3 are replayed.
+    let mut parser = StreamParser::new(xml::Limits::default());
+    parser.feed(OPEN.as_bytes()).expect("feed");
+    assert!(matches!(parser.next_event(), Ok(Some(Event::StreamOpen(_)))));
+    c.seen.clear();
+    c.stream.resume(parser, 1, false);
+    c.input(Input::Bytes(b""));
+    let ids: Vec<&str> = c.seen.iter().filter_map(|e| e.attr("id").or(e.attr("previd"))).collect();
+    assert_eq!(ids, ["tok", "1", "2", "3"]);
+    assert_eq!(c.seen[0].attr("h"), Some("2"));
+    assert_eq!(c.stream.full_jid(), Some(&full));
+    // Overclaiming acks is a stream error.
+    c.send("<a xmlns='urn:xmpp:sm:3' h='99'/>");
+    assert_eq!(c.stream_error().as_deref(), Some("undefined-condition"));
+}
+
+#[test]
+fn detached_session_expires() {
+    let mut c = Client::new(true);
+    c.login("one");
+    c.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+    c.input(Input::ResumptionEnabled("tok".into()));
+    c.input(Input::TransportClosed);
+    let until = c.stream.poll_timeout().expect("resume deadline");
+    c.now = until;
+    c.input(Input::Timeout);
+    assert!(c.stream.is_closed());
+}
+
+#[test]
+fn close_without_sm_ends_session() {
+    let mut c = Client::new(true);
+    c.login("one");
+    c.send("</stream:stream>");
+    assert!(c.closed);
+    assert!(c.stream.is_closed());
+}
+
+fn component() -> (ComponentStream, Instant) {
+    let mut secrets = HashMap::new();
+    secrets.insert("comp.a.example".to_owned(), "s3cret-s3cret".to_owned());
+    let now = Instant::now();
+    (ComponentStream::new(Arc::new(secrets), xml::Limits::default(), Duration::from_secs(5), now), now)
+}
+
+fn component_io(c: &mut ComponentStream, now: Instant, bytes: &str) -> (String, Vec<component::Output>) {
+    c.handle_input(now, component::Input::Bytes(bytes.as_bytes()));
+    let mut written = String::new();
+    let mut others = Vec::new();
+    while let Some(o) = c.poll_output() {
+        match o {
+            component::Output::Write(b) => written.push_str(&String::from_utf8_lossy(&b)),
+            other => others.push(other),
+        }
+    }
+    (written, others)
+}
+
+#[test]
+fn component_handshake_and_from_check() {
+    use sha1::{Digest, Sha1};
+    let (mut c, now) = component();
+    let (out, _) = component_io(
+        &mut c,
+        now,
+        "<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='comp.a.example'>",
+    );
+    let id_start = out.find("id='").expect("stream id") + 4;
+    let id = &out[id_start..id_start + out[id_start..].find('\'').expect("quote")];
+    let digest: String = Sha1::digest(format!("{id}s3cret-s3cret").as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let (out, outs) = component_io(&mut c, now, &format!("<handshake>{digest}</handshake>"));
+    assert!(out.contains("<handshake/>"));
+    assert!(matches!(outs.as_slice(), [component::Output::Authenticated { domain }] if domain == "comp.a.example"));
+    let (_, outs) = component_io(&mut c, now, "<message from='bot@comp.a.example' to='u@a.example'><body>x</body></message>");
+    let [component::Output::Route(m)] = outs.as_slice() else { panic!("{outs:?}") };
+    assert_eq!(m.ns(), ns::CLIENT);
+    assert!(m.get_child("body", ns::CLIENT).is_some());
+    let (out, _) = component_io(&mut c, now, "<message from='u@a.example' to='v@a.example'/>");
+    assert!(out.contains("invalid-from"), "{out}");
+}
+
+#[test]
+fn component_wrong_secret() {
+    let (mut c, now) = component();
+    component_io(
+        &mut c,
+        now,
+        "<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='comp.a.example'>",
+    );
+    let (out, outs) = component_io(&mut c, now, "<handshake>0000</handshake>");
+    assert!(out.contains("not-authorized"), "{out}");
+    assert!(matches!(outs.as_slice(), [component::Output::Close]));
+}
