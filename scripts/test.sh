@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Everything CI runs: setup, the workspace's default members (unit tests and the end-to-end
+# tests in tests/all against target/debug/lilt), the plugin crates' native tests, and the
+# XML fuzz smoke run when fuzz/ exists.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+# Default members (host, sfu, tests); `cargo test` at the root of a virtual workspace with
+# default-members tests exactly those.
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --no-fail-fast
+    # nextest does not run doctests.
+    cargo test --doc
+else
+    cargo test --no-fail-fast
+fi
+
+# Plugin policy logic and the SDK, natively.
+cargo test -p auth-internal -p lilt-plugin-sdk
+
+# XML splitter fuzz smoke run (bounded: 20000 inputs).
+if [ -f fuzz/Cargo.toml ]; then
+    cargo run --manifest-path fuzz/Cargo.toml --target-dir target --release --bin smoke -- 20000
+else
+    echo "test.sh: fuzz/Cargo.toml not present, fuzz smoke run skipped"
+fi
+
+echo "test.sh: all suites passed"

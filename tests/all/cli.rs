@@ -1,0 +1,105 @@
+//! `lilt user add|del|passwd USER@VHOST --config FILE`: exit codes, and the effect of each
+//! command on who can log in (checked over SASL against a real server).
+//!
+//! Shell (runs the real binary). Spec: the CLI contract in docs/architecture.md (password as
+//! one line on stdin when stdin is not a terminal; `add` of an existing account and `del` of
+//! a missing one fail; accounts belong to one vhost).
+//! Invariants checked: a deleted account cannot log in; after `passwd` only the new password
+//! works; every change reaches the auth plugin's storage.
+//! Tests: this file.
+
+use crate::client::{is_not_authorized, sasl_only_bounded};
+use crate::harness::{Server, Setup, TestConfig};
+
+async fn can_log_in(server: &Server, account: &str, password: &str) -> bool {
+    match sasl_only_bounded(
+        server.ports().c2s_addr(),
+        account,
+        password,
+        &["SCRAM-SHA-1"],
+    )
+    .await
+    {
+        Ok(_) => true,
+        Err(e) if is_not_authorized(&e) => false,
+        Err(e) => panic!("login of {account} failed oddly: {e:?}"),
+    }
+}
+
+#[tokio::test]
+async fn add_passwd_del_with_restarts() {
+    let setup = Setup::new(TestConfig::localhost_internal());
+    let out = setup.user("add", "carol@localhost", "first-pass");
+    assert!(out.success(), "add: {out:?}");
+    let out = setup.user("add", "carol@localhost", "other");
+    assert!(
+        !out.success(),
+        "adding an existing account must fail: {out:?}"
+    );
+    let out = setup.user("add", "dave@nowhere.example", "x");
+    assert!(
+        !out.success(),
+        "adding to a vhost that is not configured must fail: {out:?}"
+    );
+    let out = setup.user("passwd", "nobody@localhost", "x");
+    assert!(
+        !out.success(),
+        "passwd of a missing account must fail: {out:?}"
+    );
+
+    let server = setup.start();
+    assert!(can_log_in(&server, "carol@localhost", "first-pass").await);
+    assert!(
+        !can_log_in(&server, "carol@localhost", "other").await,
+        "the failed second add changed the password"
+    );
+    let setup = server.stop();
+
+    let out = setup.user("passwd", "carol@localhost", "second-pass");
+    assert!(out.success(), "passwd: {out:?}");
+    let server = setup.start();
+    assert!(can_log_in(&server, "carol@localhost", "second-pass").await);
+    assert!(
+        !can_log_in(&server, "carol@localhost", "first-pass").await,
+        "old password still works"
+    );
+    let setup = server.stop();
+
+    let out = setup.user("del", "carol@localhost", "");
+    assert!(out.success(), "del: {out:?}");
+    let out = setup.user("del", "carol@localhost", "");
+    assert!(
+        !out.success(),
+        "deleting a missing account must fail: {out:?}"
+    );
+    let server = setup.start();
+    assert!(
+        !can_log_in(&server, "carol@localhost", "second-pass").await,
+        "deleted account still logs in"
+    );
+}
+
+#[tokio::test]
+async fn changes_reach_a_running_server() {
+    let server = Setup::new(TestConfig::localhost_internal()).start();
+    let setup = server.setup_ref();
+    let out = setup.user("add", "erin@localhost", "live-1");
+    assert!(out.success(), "add while running: {out:?}");
+    assert!(
+        can_log_in(&server, "erin@localhost", "live-1").await,
+        "account added while running cannot log in"
+    );
+    let out = setup.user("passwd", "erin@localhost", "live-2");
+    assert!(out.success(), "passwd while running: {out:?}");
+    assert!(can_log_in(&server, "erin@localhost", "live-2").await);
+    assert!(
+        !can_log_in(&server, "erin@localhost", "live-1").await,
+        "old password still works on the running server"
+    );
+    let out = setup.user("del", "erin@localhost", "");
+    assert!(out.success(), "del while running: {out:?}");
+    assert!(
+        !can_log_in(&server, "erin@localhost", "live-2").await,
+        "deleted account still logs in"
+    );
+}

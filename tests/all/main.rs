@@ -1,0 +1,25 @@
+//! End-to-end tests of the real `lilt` binary: one test binary (wasmtime's tests/all layout),
+//! each test starting its own server on free loopback ports with its own data folder.
+//!
+//! Shell (processes and sockets). Spec: RFC 6120/6121 (c2s), XEP-0030, XEP-0114, XEP-0198,
+//! XEP-0199, XEP-0368, and the `lilt` CLI. Two independent clients drive the server:
+//! tokio-xmpp 6 (a real XMPP library) and `raw` (exact bytes, for SASL by hand, stream
+//! management and bad input).
+//! Invariants: tests only touch 127.0.0.1; every wait is bounded; a missing `lilt` binary or
+//! plugin fails with a message saying how to build it (scripts/test.sh builds both first).
+//! Tests: the modules below; the harness is `harness`, the clients `raw` and `client`.
+
+mod client;
+mod harness;
+mod raw;
+mod scram;
+mod tls_util;
+
+mod cli;
+mod component;
+mod config;
+mod login;
+mod routing;
+mod sm;
+mod stream_errors;
+mod tls;
