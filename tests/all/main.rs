@@ -12,6 +12,7 @@
 mod client;
 mod harness;
 mod raw;
+mod raw_session;
 mod scram;
 mod tls_util;
 
