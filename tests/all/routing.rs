@@ -260,6 +260,8 @@ async fn unavailable_presence_sent_to_directed_recipients_on_disconnect() {
         RawClient::login_plain(addr, "localhost", "bob", BOB_PW, Some("home")).await;
     let (mut alice, alice_jid) =
         RawClient::login_plain(addr, "localhost", "alice", ALICE_PW, Some("pad")).await;
+    // Initial presence (no roster, so it reaches only alice's own resources), then directed.
+    alice.send("<presence/>").await;
     alice.send(&format!("<presence to='{bob_jid}'/>")).await;
     let p = bob
         .wait_for("alice's directed presence", REPLY_TIMEOUT, |x| {
