@@ -146,7 +146,7 @@ impl Session {
                 let encrypted = transport.is_encrypted();
                 self.transport = Some(transport);
                 self.pending_write.clear();
-                self.core.resume(parser, h, encrypted);
+                self.core.resume(now, parser, h, encrypted);
             }
         }
     }

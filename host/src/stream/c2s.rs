@@ -282,7 +282,7 @@ impl C2sStream {
 
     /// Resume this (detached or still attached) session on a new transport whose stream is
     /// already open and authenticated: `parser` continues that stream, `h` is the client's count.
-    pub fn resume(&mut self, parser: StreamParser, h: u32, encrypted: bool) {
+    pub fn resume(&mut self, now: Instant, parser: StreamParser, h: u32, encrypted: bool) {
         self.parser = parser;
         self.encrypted = encrypted;
         self.header_sent = true;
@@ -307,6 +307,7 @@ impl C2sStream {
         }
         self.phase = Phase::Established;
         self.deadline = None;
+        self.drain_parser(now);
     }
 
     /// Feed one input.
@@ -590,7 +591,7 @@ impl C2sStream {
                 self.out.push_back(Output::Authenticated { jid: jid.clone(), mechanism: mech });
                 self.auth = Some(Authenticated(jid));
                 self.deadline = Some(now + self.config.unauthenticated_timeout);
-                self.parser.reset();
+                self.parser.restart();
                 self.header_sent = false;
                 self.phase = Phase::ExpectRestart;
             }
