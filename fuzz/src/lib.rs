@@ -1,0 +1,35 @@
+//! Shared checks for the fuzz targets: whatever bytes arrive, in whatever pieces, the XML
+//! splitter must not panic, must stop growing at its limits, and every stanza it yields must
+//! serialize to bytes that parse back to the same element.
+
+use lilt::xml::{Event, Limits, StreamParser, parse_element};
+
+/// Feed `data` to a parser in pieces whose sizes come from `cuts`, checking invariants.
+pub fn check_splitter(data: &[u8], cuts: &[u8]) {
+    let limits = Limits { max_stanza_bytes: 4096, max_depth: 16, max_attrs: 16, max_header_bytes: 1024 };
+    let mut parser = StreamParser::new(limits.clone());
+    let mut rest = data;
+    let mut cut_iter = cuts.iter().cycle();
+    while !rest.is_empty() {
+        let n = (*cut_iter.next().unwrap_or(&255) as usize).clamp(1, rest.len());
+        let (piece, tail) = rest.split_at(n);
+        rest = tail;
+        if parser.feed(piece).is_err() {
+            return;
+        }
+        assert!(parser.buffered_len() <= 2 * limits.max_stanza_bytes + 256, "buffer grew past the limit");
+        loop {
+            match parser.next_event() {
+                Ok(Some(Event::Stanza(el))) => {
+                    let bytes = el.to_bytes("");
+                    let again = parse_element(&bytes, &Limits { max_stanza_bytes: usize::MAX / 2, ..limits.clone() })
+                        .unwrap_or_else(|e| panic!("re-parse of {el} failed: {e}"));
+                    assert_eq!(again, el, "round trip changed the element");
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+    }
+}
