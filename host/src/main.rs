@@ -10,7 +10,11 @@ use lilt::config::{Config, EMBEDDED_DEFAULTS};
 use lilt::runtime::server::Server;
 
 #[derive(Parser)]
-#[command(name = "lilt", version, about = "Lilt: the Jitsi Meet backend in one Rust server, with WebAssembly plugins.")]
+#[command(
+    name = "lilt",
+    version,
+    about = "Lilt: the Jitsi Meet backend in one Rust server, with WebAssembly plugins."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -61,19 +65,27 @@ enum UserCmd {
 fn load(path: Option<&PathBuf>) -> Result<Config, String> {
     match path {
         Some(p) => Config::load(p).map_err(|e| format!("{}: {e}", p.display())),
-        None => Config::parse(EMBEDDED_DEFAULTS, std::path::Path::new(".")).map_err(|e| e.to_string()),
+        None => {
+            Config::parse(EMBEDDED_DEFAULTS, std::path::Path::new(".")).map_err(|e| e.to_string())
+        }
     }
 }
 
 fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LILT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("lilt: cannot start the async runtime: {e}");
@@ -90,8 +102,14 @@ fn main() -> ExitCode {
             Command::CheckConfig { file } => {
                 init_tracing("warn");
                 let config = load(Some(&file)).map_err(anyhow::Error::msg)?;
-                admin::check_config(&config).map_err(|e| anyhow::anyhow!("{}: {e:#}", file.display()))?;
-                println!("{}: ok ({} vhosts, {} listeners)", file.display(), config.vhosts.len(), config.listeners.len());
+                admin::check_config(&config)
+                    .map_err(|e| anyhow::anyhow!("{}: {e:#}", file.display()))?;
+                println!(
+                    "{}: ok ({} vhosts, {} listeners)",
+                    file.display(),
+                    config.vhosts.len(),
+                    config.listeners.len()
+                );
                 Ok(())
             }
             Command::User { action, config } => {

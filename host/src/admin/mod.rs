@@ -48,7 +48,9 @@ pub async fn user(config: &Config, action: UserAction, jid: &str) -> anyhow::Res
         bail!("{} is not a vhost in this configuration", jid.domain());
     }
     let (_engine, plugins) = load_vhosts(config)?;
-    let Some(plugin) = plugins.get(jid.domain()) else { bail!("no auth plugin for {}", jid.domain()) };
+    let Some(plugin) = plugins.get(jid.domain()) else {
+        bail!("no auth plugin for {}", jid.domain())
+    };
     let result = match action {
         UserAction::Add => {
             let password = read_password(true)?;
@@ -62,10 +64,22 @@ pub async fn user(config: &Config, action: UserAction, jid: &str) -> anyhow::Res
     };
     match result {
         Ok(()) => Ok(()),
-        Err(PluginError::Auth { error: AuthError::UserExists, .. }) => bail!("{jid} already exists"),
-        Err(PluginError::Auth { error: AuthError::UserNotFound, .. }) => bail!("{jid} does not exist"),
-        Err(PluginError::Auth { error: AuthError::NotSupported, plugin }) => {
-            bail!("the auth plugin {plugin} of {} does not manage accounts", jid.domain())
+        Err(PluginError::Auth {
+            error: AuthError::UserExists,
+            ..
+        }) => bail!("{jid} already exists"),
+        Err(PluginError::Auth {
+            error: AuthError::UserNotFound,
+            ..
+        }) => bail!("{jid} does not exist"),
+        Err(PluginError::Auth {
+            error: AuthError::NotSupported,
+            plugin,
+        }) => {
+            bail!(
+                "the auth plugin {plugin} of {} does not manage accounts",
+                jid.domain()
+            )
         }
         Err(e) => Err(e.into()),
     }
@@ -84,7 +98,10 @@ fn read_password(confirm: bool) -> anyhow::Result<String> {
         first
     } else {
         let mut line = String::new();
-        stdin.lock().read_line(&mut line).context("reading the password from stdin")?;
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
         line.trim_end_matches(['\r', '\n']).to_owned()
     };
     if password.is_empty() {
@@ -98,7 +115,10 @@ fn prompt(text: &str) -> anyhow::Result<String> {
     let mut err = std::io::stderr();
     write!(err, "{text}")?;
     err.flush()?;
-    let echo_off = std::process::Command::new("stty").arg("-echo").status().is_ok_and(|s| s.success());
+    let echo_off = std::process::Command::new("stty")
+        .arg("-echo")
+        .status()
+        .is_ok_and(|s| s.success());
     let mut line = String::new();
     let read = std::io::stdin().lock().read_line(&mut line);
     if echo_off {

@@ -41,7 +41,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.into(), message: message.into() }
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
 }
 
 /// The file as written.
@@ -277,8 +280,10 @@ impl Config {
     /// # Errors
     /// When the file is unreadable or any key is wrong.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Self::parse(&text, base)
     }
@@ -324,10 +329,14 @@ impl Config {
             plugin_limits.memory_bytes = positive(Some(mib), 0, "plugin_limits.memory_mib")? << 20;
         }
         if let Some(mib) = pl.kv_quota_mib {
-            plugin_limits.kv_quota_bytes = positive(Some(mib), 0, "plugin_limits.kv_quota_mib")? << 20;
+            plugin_limits.kv_quota_bytes =
+                positive(Some(mib), 0, "plugin_limits.kv_quota_mib")? << 20;
         }
 
-        let tls = raw.tls.map(|t| TlsFiles { cert_file: rel(t.cert_file), key_file: rel(t.key_file) });
+        let tls = raw.tls.map(|t| TlsFiles {
+            cert_file: rel(t.cert_file),
+            key_file: rel(t.key_file),
+        });
 
         let mut listeners = Vec::new();
         let mut binds = HashSet::new();
@@ -339,15 +348,23 @@ impl Config {
                 other => {
                     return Err(invalid(
                         format!("listeners[{i}].type"),
-                        format!("unknown listener type {other:?}; expected c2s, c2s_direct_tls or component"),
+                        format!(
+                            "unknown listener type {other:?}; expected c2s, c2s_direct_tls or component"
+                        ),
                     ));
                 }
             };
             let bind: SocketAddr = l.bind.parse().map_err(|_| {
-                invalid(format!("listeners[{i}].bind"), format!("{:?} is not an IP:port address", l.bind))
+                invalid(
+                    format!("listeners[{i}].bind"),
+                    format!("{:?} is not an IP:port address", l.bind),
+                )
             })?;
             if !binds.insert(bind) {
-                return Err(invalid(format!("listeners[{i}].bind"), format!("{bind} is used twice")));
+                return Err(invalid(
+                    format!("listeners[{i}].bind"),
+                    format!("{bind} is used twice"),
+                ));
             }
             listeners.push(Listener { kind, bind });
         }
@@ -360,13 +377,22 @@ impl Config {
         for (i, v) in raw.vhosts.into_iter().enumerate() {
             let domain = checked_domain(&v.domain, &format!("vhosts[{i}].domain"), &mut domains)?;
             let Some(auth) = v.auth else {
-                return Err(invalid(format!("vhosts[{i}].auth"), "missing; set auth = { plugin = \"auth-anonymous\" } or another auth plugin"));
+                return Err(invalid(
+                    format!("vhosts[{i}].auth"),
+                    "missing; set auth = { plugin = \"auth-anonymous\" } or another auth plugin",
+                ));
             };
             let key = format!("vhosts[{i}].auth.plugin");
             if auth.plugin.is_empty()
-                || !auth.plugin.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                || !auth
+                    .plugin
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             {
-                return Err(invalid(key, "plugin names use letters, digits, '-' and '_'"));
+                return Err(invalid(
+                    key,
+                    "plugin names use letters, digits, '-' and '_'",
+                ));
             }
             let path = match auth.path {
                 Some(p) => rel(p),
@@ -377,7 +403,11 @@ impl Config {
             vhosts.push(Vhost {
                 domain,
                 allow_unencrypted: v.allow_unencrypted.unwrap_or(false),
-                auth: AuthPluginConfig { plugin: auth.plugin, path, settings },
+                auth: AuthPluginConfig {
+                    plugin: auth.plugin,
+                    path,
+                    settings,
+                },
             });
         }
         if vhosts.is_empty() {
@@ -386,11 +416,18 @@ impl Config {
 
         let mut components = Vec::new();
         for (i, c) in raw.components.into_iter().enumerate() {
-            let domain = checked_domain(&c.domain, &format!("components[{i}].domain"), &mut domains)?;
+            let domain =
+                checked_domain(&c.domain, &format!("components[{i}].domain"), &mut domains)?;
             if c.secret.len() < 8 {
-                return Err(invalid(format!("components[{i}].secret"), "must be at least 8 characters"));
+                return Err(invalid(
+                    format!("components[{i}].secret"),
+                    "must be at least 8 characters",
+                ));
             }
-            components.push(Component { domain, secret: c.secret });
+            components.push(Component {
+                domain,
+                secret: c.secret,
+            });
         }
 
         Ok(Config {
@@ -452,11 +489,19 @@ fn validate_limits(raw: &RawLimits) -> Result<Limits, ConfigError> {
             "limits.unauthenticated_timeout_seconds",
         )?),
         max_connections: positive(raw.max_connections, 10_000, "limits.max_connections")?,
-        session_queue_stanzas: positive(raw.session_queue_stanzas, 4096, "limits.session_queue_stanzas")?,
+        session_queue_stanzas: positive(
+            raw.session_queue_stanzas,
+            4096,
+            "limits.session_queue_stanzas",
+        )?,
     })
 }
 
-fn positive<T: Default + PartialEq + Copy>(v: Option<T>, default: T, key: &str) -> Result<T, ConfigError> {
+fn positive<T: Default + PartialEq + Copy>(
+    v: Option<T>,
+    default: T,
+    key: &str,
+) -> Result<T, ConfigError> {
     match v {
         None => Ok(default),
         Some(v) if v == T::default() => Err(invalid(key, "must be greater than zero")),
@@ -501,7 +546,9 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = err(&format!("{MIN}[[vhosts]]\ndomain = \"a b\"\nauth = {{ plugin = \"x\" }}\n"));
+        let e = err(&format!(
+            "{MIN}[[vhosts]]\ndomain = \"a b\"\nauth = {{ plugin = \"x\" }}\n"
+        ));
         assert!(e.starts_with("vhosts[0].domain:"), "{e}");
         let e = err(&format!("{MIN}[[vhosts]]\ndomain = \"a\"\n"));
         assert!(e.starts_with("vhosts[0].auth:"), "{e}");

@@ -85,10 +85,14 @@ impl Router {
         id: EndpointId,
     ) -> Result<(Jid, Option<EndpointId>), StanzaError> {
         let full = match resource {
-            Some(r) => bare.with_resource(r).map_err(|_| StanzaError::new(ErrorType::Modify, "bad-request"))?,
+            Some(r) => bare
+                .with_resource(r)
+                .map_err(|_| StanzaError::new(ErrorType::Modify, "bad-request"))?,
             None => loop {
                 let r = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-                let candidate = bare.with_resource(&r).map_err(|_| StanzaError::new(ErrorType::Modify, "bad-request"))?;
+                let candidate = bare
+                    .with_resource(&r)
+                    .map_err(|_| StanzaError::new(ErrorType::Modify, "bad-request"))?;
                 if !self.sessions.contains_key(&candidate) {
                     break candidate;
                 }
@@ -98,7 +102,15 @@ impl Router {
             self.resumable.retain(|_, (sid, _)| *sid != old.id);
             old.id
         });
-        self.sessions.insert(full.clone(), Session { id, available: false, priority: 0, directed: BTreeSet::new() });
+        self.sessions.insert(
+            full.clone(),
+            Session {
+                id,
+                available: false,
+                priority: 0,
+                directed: BTreeSet::new(),
+            },
+        );
         let list = self.resources.entry(full.bare()).or_default();
         if let Some(r) = full.resource()
             && !list.iter().any(|x| x == r)
@@ -114,7 +126,9 @@ impl Router {
         if self.sessions.get(full).is_none_or(|s| s.id != id) {
             return Vec::new();
         }
-        let Some(session) = self.sessions.remove(full) else { return Vec::new() };
+        let Some(session) = self.sessions.remove(full) else {
+            return Vec::new();
+        };
         self.resumable.retain(|_, (sid, _)| *sid != id);
         let bare = full.bare();
         if let Some(list) = self.resources.get_mut(&bare) {
@@ -125,8 +139,13 @@ impl Router {
         }
         let mut out = Vec::new();
         if session.available || !session.directed.is_empty() {
-            let unavailable =
-                |to: &Jid| Element::builder("presence", ns::CLIENT).attr("type", "unavailable").attr("from", full.to_string()).attr("to", to.to_string()).build();
+            let unavailable = |to: &Jid| {
+                Element::builder("presence", ns::CLIENT)
+                    .attr("type", "unavailable")
+                    .attr("from", full.to_string())
+                    .attr("to", to.to_string())
+                    .build()
+            };
             if session.available {
                 for other in self.other_available(full) {
                     out.extend(self.route(unavailable(&other)));
@@ -160,17 +179,29 @@ impl Router {
 
     /// The session a resumption id stands for, if it belongs to `bare`.
     pub fn resumption_target(&self, token: &str, bare: &Jid) -> Option<EndpointId> {
-        self.resumable.get(token).filter(|(_, owner)| owner == bare).map(|(id, _)| *id)
+        self.resumable
+            .get(token)
+            .filter(|(_, owner)| owner == bare)
+            .map(|(id, _)| *id)
     }
 
     /// Route one stanza whose `from` the sending endpoint has already stamped and checked.
     pub fn route(&mut self, stanza: Element) -> Vec<Delivery> {
-        let Some(kind) = Kind::of(&stanza) else { return Vec::new() };
-        let Some(from) = stanza.attr("from").and_then(|f| Jid::parse(f).ok()) else { return Vec::new() };
+        let Some(kind) = Kind::of(&stanza) else {
+            return Vec::new();
+        };
+        let Some(from) = stanza.attr("from").and_then(|f| Jid::parse(f).ok()) else {
+            return Vec::new();
+        };
         let to = match stanza.attr("to") {
             Some(t) => match Jid::parse(t) {
                 Ok(t) => Some(t),
-                Err(_) => return self.bounce(&stanza, StanzaError::new(ErrorType::Modify, "jid-malformed")),
+                Err(_) => {
+                    return self.bounce(
+                        &stanza,
+                        StanzaError::new(ErrorType::Modify, "jid-malformed"),
+                    );
+                }
             },
             None => None,
         };
@@ -189,12 +220,18 @@ impl Router {
             self.track_directed(&from, &to, &stanza);
         }
         if let Some(component) = self.component_for(to.domain()) {
-            return vec![Delivery { to: component, stanza }];
+            return vec![Delivery {
+                to: component,
+                stanza,
+            }];
         }
         if !self.vhosts.contains(to.domain()) {
             return match kind {
                 Kind::Presence => Vec::new(),
-                _ => self.bounce(&stanza, StanzaError::new(ErrorType::Cancel, "remote-server-not-found")),
+                _ => self.bounce(
+                    &stanza,
+                    StanzaError::new(ErrorType::Cancel, "remote-server-not-found"),
+                ),
             };
         }
         if to.node().is_none() {
@@ -239,7 +276,9 @@ impl Router {
     }
 
     fn track_directed(&mut self, from: &Jid, to: &Jid, stanza: &Element) {
-        let Some(session) = self.sessions.get_mut(from) else { return };
+        let Some(session) = self.sessions.get_mut(from) else {
+            return;
+        };
         match stanza.attr("type") {
             None => {
                 session.directed.insert(to.clone());
@@ -264,7 +303,11 @@ impl Router {
                     .get_child("priority", ns::CLIENT)
                     .and_then(|p| p.text().trim().parse::<i8>().ok())
                     .unwrap_or(0);
-                if available { Vec::new() } else { std::mem::take(&mut s.directed).into_iter().collect() }
+                if available {
+                    Vec::new()
+                } else {
+                    std::mem::take(&mut s.directed).into_iter().collect()
+                }
             }
             None => return Vec::new(),
         };
@@ -273,7 +316,10 @@ impl Router {
             if let Some(s) = self.sessions.get(&other) {
                 let mut copy = stanza.clone();
                 copy.set_attr("to", other.to_string());
-                out.push(Delivery { to: s.id, stanza: copy });
+                out.push(Delivery {
+                    to: s.id,
+                    stanza: copy,
+                });
             }
         }
         for target in directed {
@@ -309,11 +355,23 @@ impl Router {
                         _ => self.bounce(&stanza, StanzaError::service_unavailable()),
                     };
                 }
-                targets.into_iter().map(|to| Delivery { to, stanza: stanza.clone() }).collect()
+                targets
+                    .into_iter()
+                    .map(|to| Delivery {
+                        to,
+                        stanza: stanza.clone(),
+                    })
+                    .collect()
             }
             Kind::Presence => {
                 // No rosters yet: directed presence to a bare JID reaches its available resources.
-                self.available_ids(bare).into_iter().map(|to| Delivery { to, stanza: stanza.clone() }).collect()
+                self.available_ids(bare)
+                    .into_iter()
+                    .map(|to| Delivery {
+                        to,
+                        stanza: stanza.clone(),
+                    })
+                    .collect()
             }
             Kind::Iq => self.answer_iq(stanza, false),
         }
@@ -329,8 +387,14 @@ impl Router {
             .filter_map(|j| self.sessions.get(&j))
             .filter(|s| s.available && s.priority >= 0)
             .collect();
-        let Some(top) = sessions.iter().map(|s| s.priority).max() else { return Vec::new() };
-        sessions.into_iter().filter(|s| s.priority == top).map(|s| s.id).collect()
+        let Some(top) = sessions.iter().map(|s| s.priority).max() else {
+            return Vec::new();
+        };
+        sessions
+            .into_iter()
+            .filter(|s| s.priority == top)
+            .map(|s| s.id)
+            .collect()
     }
 
     fn available_ids(&self, bare: &Jid) -> Vec<EndpointId> {
@@ -374,7 +438,10 @@ impl Router {
             ("get", "query", ns::VERSION) if server => {
                 let mut reply = stanza::iq_result(&iq);
                 let mut query = Element::new("query", ns::VERSION);
-                for (name, value) in [("name", self.info.name.clone()), ("version", self.info.version.clone())] {
+                for (name, value) in [
+                    ("name", self.info.name.clone()),
+                    ("version", self.info.version.clone()),
+                ] {
                     let mut el = Element::new(name, ns::VERSION);
                     el.append_text(&value);
                     query.append_child(el);
@@ -393,10 +460,15 @@ impl Router {
     fn disco_info(&self, iq: &Element, server: bool) -> Element {
         let mut reply = stanza::iq_result(iq);
         let mut query = Element::new("query", ns::DISCO_INFO);
-        let (category, itype, name) =
-            if server { ("server", "im", self.info.name.as_str()) } else { ("account", "registered", "") };
-        let mut identity =
-            Element::builder("identity", ns::DISCO_INFO).attr("category", category).attr("type", itype).build();
+        let (category, itype, name) = if server {
+            ("server", "im", self.info.name.as_str())
+        } else {
+            ("account", "registered", "")
+        };
+        let mut identity = Element::builder("identity", ns::DISCO_INFO)
+            .attr("category", category)
+            .attr("type", itype)
+            .build();
         if !name.is_empty() {
             identity.set_attr("name", name);
         }
@@ -406,7 +478,11 @@ impl Router {
             features.push(ns::VERSION);
         }
         for f in features {
-            query.append_child(Element::builder("feature", ns::DISCO_INFO).attr("var", f).build());
+            query.append_child(
+                Element::builder("feature", ns::DISCO_INFO)
+                    .attr("var", f)
+                    .build(),
+            );
         }
         reply.append_child(query);
         reply
@@ -418,10 +494,18 @@ impl Router {
         if server {
             let domain = iq.attr("to").unwrap_or("");
             let suffix = format!(".{domain}");
-            let mut items: Vec<&String> = self.components.keys().filter(|c| c.ends_with(&suffix)).collect();
+            let mut items: Vec<&String> = self
+                .components
+                .keys()
+                .filter(|c| c.ends_with(&suffix))
+                .collect();
             items.sort();
             for c in items {
-                query.append_child(Element::builder("item", ns::DISCO_ITEMS).attr("jid", c.as_str()).build());
+                query.append_child(
+                    Element::builder("item", ns::DISCO_ITEMS)
+                        .attr("jid", c.as_str())
+                        .build(),
+                );
             }
         }
         reply.append_child(query);

@@ -3,7 +3,13 @@
 use super::*;
 
 fn router() -> Router {
-    Router::new(ServerInfo { name: "Lilt".into(), version: "0".into() }, ["a.example".to_owned()])
+    Router::new(
+        ServerInfo {
+            name: "Lilt".into(),
+            version: "0".into(),
+        },
+        ["a.example".to_owned()],
+    )
 }
 
 fn jid(s: &str) -> Jid {
@@ -11,7 +17,10 @@ fn jid(s: &str) -> Jid {
 }
 
 fn stanza(name: &str, from: &str, to: Option<&str>, ty: Option<&str>) -> Element {
-    let mut el = Element::builder(name, ns::CLIENT).attr("from", from).attr("id", "x").build();
+    let mut el = Element::builder(name, ns::CLIENT)
+        .attr("from", from)
+        .attr("id", "x")
+        .build();
     if let Some(to) = to {
         el.set_attr("to", to);
     }
@@ -30,7 +39,11 @@ fn available(r: &mut Router, full: &str, priority: i8) -> Vec<Delivery> {
 }
 
 fn condition(d: &Delivery) -> Option<String> {
-    d.stanza.get_child("error", ns::CLIENT)?.children().next().map(|c| c.name().to_owned())
+    d.stanza
+        .get_child("error", ns::CLIENT)?
+        .children()
+        .next()
+        .map(|c| c.name().to_owned())
 }
 
 #[test]
@@ -56,13 +69,28 @@ fn bare_message_goes_to_highest_priority() {
     available(&mut r, "u@a.example/one", 1);
     available(&mut r, "u@a.example/two", 5);
     // "three" never sent presence: not available.
-    let d = r.route(stanza("message", "v@a.example/x", Some("u@a.example"), Some("chat")));
+    let d = r.route(stanza(
+        "message",
+        "v@a.example/x",
+        Some("u@a.example"),
+        Some("chat"),
+    ));
     assert_eq!(d.iter().map(|d| d.to).collect::<Vec<_>>(), [2]);
     // Full JID reaches even an unavailable resource.
-    let d = r.route(stanza("message", "v@a.example/x", Some("u@a.example/three"), Some("chat")));
+    let d = r.route(stanza(
+        "message",
+        "v@a.example/x",
+        Some("u@a.example/three"),
+        Some("chat"),
+    ));
     assert_eq!(d.iter().map(|d| d.to).collect::<Vec<_>>(), [3]);
     // Unknown resource falls back to the bare JID.
-    let d = r.route(stanza("message", "v@a.example/x", Some("u@a.example/nope"), Some("chat")));
+    let d = r.route(stanza(
+        "message",
+        "v@a.example/x",
+        Some("u@a.example/nope"),
+        Some("chat"),
+    ));
     assert_eq!(d.iter().map(|d| d.to).collect::<Vec<_>>(), [2]);
 }
 
@@ -70,20 +98,40 @@ fn bare_message_goes_to_highest_priority() {
 fn offline_message_and_unknown_iq_bounce() {
     let mut r = router();
     r.bind(&jid("v@a.example"), Some("x"), 9).expect("bind");
-    let d = r.route(stanza("message", "v@a.example/x", Some("nobody@a.example"), Some("chat")));
+    let d = r.route(stanza(
+        "message",
+        "v@a.example/x",
+        Some("nobody@a.example"),
+        Some("chat"),
+    ));
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].to, 9);
     assert_eq!(condition(&d[0]).as_deref(), Some("service-unavailable"));
-    let mut iq = stanza("iq", "v@a.example/x", Some("nobody@a.example/r"), Some("get"));
+    let mut iq = stanza(
+        "iq",
+        "v@a.example/x",
+        Some("nobody@a.example/r"),
+        Some("get"),
+    );
     iq.append_child(Element::new("query", "urn:example"));
     let d = r.route(iq);
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].stanza.attr("type"), Some("error"));
     assert_eq!(condition(&d[0]).as_deref(), Some("service-unavailable"));
-    let d = r.route(stanza("message", "v@a.example/x", Some("x@remote.example"), None));
+    let d = r.route(stanza(
+        "message",
+        "v@a.example/x",
+        Some("x@remote.example"),
+        None,
+    ));
     assert_eq!(condition(&d[0]).as_deref(), Some("remote-server-not-found"));
     // Errors are never answered.
-    let d = r.route(stanza("message", "v@a.example/x", Some("nobody@a.example"), Some("error")));
+    let d = r.route(stanza(
+        "message",
+        "v@a.example/x",
+        Some("nobody@a.example"),
+        Some("error"),
+    ));
     assert!(d.is_empty());
 }
 
@@ -92,7 +140,12 @@ fn server_answers_ping_disco_version() {
     let mut r = router();
     r.bind(&jid("v@a.example"), Some("x"), 9).expect("bind");
     r.add_component("comp.a.example", 50);
-    for (name, ns) in [("ping", ns::PING), ("query", ns::DISCO_INFO), ("query", ns::DISCO_ITEMS), ("query", ns::VERSION)] {
+    for (name, ns) in [
+        ("ping", ns::PING),
+        ("query", ns::DISCO_INFO),
+        ("query", ns::DISCO_ITEMS),
+        ("query", ns::VERSION),
+    ] {
         let mut iq = stanza("iq", "v@a.example/x", Some("a.example"), Some("get"));
         iq.append_child(Element::new(name, ns));
         let d = r.route(iq);
@@ -103,11 +156,19 @@ fn server_answers_ping_disco_version() {
     let mut iq = stanza("iq", "v@a.example/x", Some("a.example"), Some("get"));
     iq.append_child(Element::new("query", ns::DISCO_ITEMS));
     let d = r.route(iq);
-    let items: Vec<_> = d[0].stanza.children().flat_map(|q| q.children()).filter_map(|i| i.attr("jid")).collect();
+    let items: Vec<_> = d[0]
+        .stanza
+        .children()
+        .flat_map(|q| q.children())
+        .filter_map(|i| i.attr("jid"))
+        .collect();
     assert_eq!(items, ["comp.a.example"]);
     let mut iq = stanza("iq", "v@a.example/x", Some("a.example"), Some("set"));
     iq.append_child(Element::new("query", "urn:unknown"));
-    assert_eq!(condition(&r.route(iq)[0]).as_deref(), Some("service-unavailable"));
+    assert_eq!(
+        condition(&r.route(iq)[0]).as_deref(),
+        Some("service-unavailable")
+    );
 }
 
 #[test]
@@ -115,14 +176,38 @@ fn components_get_their_domain_and_subdomains() {
     let mut r = router();
     r.bind(&jid("v@a.example"), Some("x"), 9).expect("bind");
     r.add_component("comp.a.example", 50);
-    let d = r.route(stanza("message", "v@a.example/x", Some("room@comp.a.example"), None));
+    let d = r.route(stanza(
+        "message",
+        "v@a.example/x",
+        Some("room@comp.a.example"),
+        None,
+    ));
     assert_eq!(d[0].to, 50);
-    let d = r.route(stanza("message", "v@a.example/x", Some("sub.comp.a.example"), None));
+    let d = r.route(stanza(
+        "message",
+        "v@a.example/x",
+        Some("sub.comp.a.example"),
+        None,
+    ));
     assert_eq!(d[0].to, 50);
     r.remove_component("comp.a.example", 51);
-    assert_eq!(r.route(stanza("iq", "v@a.example/x", Some("comp.a.example"), Some("get")))[0].to, 50);
+    assert_eq!(
+        r.route(stanza(
+            "iq",
+            "v@a.example/x",
+            Some("comp.a.example"),
+            Some("get")
+        ))[0]
+            .to,
+        50
+    );
     r.remove_component("comp.a.example", 50);
-    let d = r.route(stanza("message", "v@a.example/x", Some("comp.a.example"), None));
+    let d = r.route(stanza(
+        "message",
+        "v@a.example/x",
+        Some("comp.a.example"),
+        None,
+    ));
     assert_eq!(condition(&d[0]).as_deref(), Some("remote-server-not-found"));
 }
 
@@ -136,12 +221,23 @@ fn unbind_sends_unavailable_to_resources_and_directed_targets() {
     available(&mut r, "u@a.example/two", 0);
     let d = available(&mut r, "u@a.example/one", 0);
     assert_eq!(d.iter().map(|d| d.to).collect::<Vec<_>>(), [2]);
-    let d = r.route(stanza("presence", "u@a.example/one", Some("w@a.example/w"), None));
+    let d = r.route(stanza(
+        "presence",
+        "u@a.example/one",
+        Some("w@a.example/w"),
+        None,
+    ));
     assert_eq!(d[0].to, 3);
     let d = r.unbind(&u1, 1);
-    let mut targets: Vec<_> = d.iter().map(|d| (d.to, d.stanza.attr("type").unwrap_or("").to_owned())).collect();
+    let mut targets: Vec<_> = d
+        .iter()
+        .map(|d| (d.to, d.stanza.attr("type").unwrap_or("").to_owned()))
+        .collect();
     targets.sort();
-    assert_eq!(targets, [(2, "unavailable".to_owned()), (3, "unavailable".to_owned())]);
+    assert_eq!(
+        targets,
+        [(2, "unavailable".to_owned()), (3, "unavailable".to_owned())]
+    );
     assert!(r.unbind(&u1, 1).is_empty());
 }
 

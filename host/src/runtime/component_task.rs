@@ -29,8 +29,12 @@ pub async fn run(ctx: Arc<Ctx>, socket: TcpStream, peer: SocketAddr) {
 
 async fn serve(ctx: Arc<Ctx>, mut socket: TcpStream) {
     let now = std::time::Instant::now();
-    let mut core =
-        ComponentStream::new(ctx.component_secrets.clone(), ctx.xml_limits.clone(), HANDSHAKE_TIMEOUT, now);
+    let mut core = ComponentStream::new(
+        ctx.component_secrets.clone(),
+        ctx.xml_limits.clone(),
+        HANDSHAKE_TIMEOUT,
+        now,
+    );
     let (tx, mut rx) = mpsc::channel(ctx.config.limits.session_queue_stanzas);
     let mut shutdown = ctx.shutdown.subscribe();
     let mut registered: Option<(String, u64)> = None;
@@ -43,7 +47,11 @@ async fn serve(ctx: Arc<Ctx>, mut socket: TcpStream) {
                 Output::Write(bytes) => pending.extend_from_slice(&bytes),
                 Output::Authenticated { domain } => {
                     let (reply, answer) = oneshot::channel();
-                    let cmd = RouterCmd::AddComponent { domain: domain.clone(), mailbox: tx.clone(), reply };
+                    let cmd = RouterCmd::AddComponent {
+                        domain: domain.clone(),
+                        mailbox: tx.clone(),
+                        reply,
+                    };
                     if ctx.router.send(cmd).await.is_err() {
                         closed = true;
                         break;
@@ -62,7 +70,8 @@ async fn serve(ctx: Arc<Ctx>, mut socket: TcpStream) {
             }
         }
         if !pending.is_empty() {
-            let write = tokio::time::timeout(Duration::from_secs(30), socket.write_all(&pending)).await;
+            let write =
+                tokio::time::timeout(Duration::from_secs(30), socket.write_all(&pending)).await;
             if !matches!(write, Ok(Ok(()))) {
                 break;
             }
@@ -94,6 +103,9 @@ async fn serve(ctx: Arc<Ctx>, mut socket: TcpStream) {
     }
     if let Some((domain, id)) = registered {
         tracing::info!(message = "Component disconnected.", %domain);
-        let _ = ctx.router.send(RouterCmd::RemoveComponent { domain, id }).await;
+        let _ = ctx
+            .router
+            .send(RouterCmd::RemoveComponent { domain, id })
+            .await;
     }
 }

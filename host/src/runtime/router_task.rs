@@ -108,7 +108,12 @@ pub async fn run(mut router: Router, mut rx: mpsc::Receiver<RouterCmd>) {
                 let deliveries = router.route(stanza);
                 deliver(&mut router, &mailboxes, deliveries);
             }
-            RouterCmd::Bind { jid, resource, mailbox, reply } => {
+            RouterCmd::Bind {
+                jid,
+                resource,
+                mailbox,
+                reply,
+            } => {
                 let id = next_id;
                 next_id += 1;
                 match router.bind(&jid, resource.as_deref(), id) {
@@ -133,13 +138,23 @@ pub async fn run(mut router: Router, mut rx: mpsc::Receiver<RouterCmd>) {
                 let _ = reply.send(router.enable_resumption(&full, id));
             }
             RouterCmd::ResumeLookup { token, bare, reply } => {
-                let mailbox = router.resumption_target(&token, &bare).and_then(|id| mailboxes.get(&id)).cloned();
+                let mailbox = router
+                    .resumption_target(&token, &bare)
+                    .and_then(|id| mailboxes.get(&id))
+                    .cloned();
                 let _ = reply.send(mailbox);
             }
-            RouterCmd::AddComponent { domain, mailbox, reply } => {
+            RouterCmd::AddComponent {
+                domain,
+                mailbox,
+                reply,
+            } => {
                 let id = next_id;
                 next_id += 1;
-                if let Some(old) = router.add_component(&domain, id).and_then(|old| mailboxes.remove(&old)) {
+                if let Some(old) = router
+                    .add_component(&domain, id)
+                    .and_then(|old| mailboxes.remove(&old))
+                {
                     let _ = old.try_send(EndpointMsg::Conflict);
                 }
                 mailboxes.insert(id, mailbox);
@@ -153,17 +168,26 @@ pub async fn run(mut router: Router, mut rx: mpsc::Receiver<RouterCmd>) {
     }
 }
 
-fn deliver(router: &mut Router, mailboxes: &HashMap<EndpointId, Mailbox>, deliveries: Vec<Delivery>) {
+fn deliver(
+    router: &mut Router,
+    mailboxes: &HashMap<EndpointId, Mailbox>,
+    deliveries: Vec<Delivery>,
+) {
     let mut pending = deliveries;
     // Bounces can cause further deliveries; each round strictly shrinks (errors are not bounced).
     while !pending.is_empty() {
         let mut bounced = Vec::new();
         for d in pending {
-            let Some(mailbox) = mailboxes.get(&d.to) else { continue };
+            let Some(mailbox) = mailboxes.get(&d.to) else {
+                continue;
+            };
             if let Err(mpsc::error::TrySendError::Full(EndpointMsg::Deliver(stanza))) =
                 mailbox.try_send(EndpointMsg::Deliver(d.stanza))
             {
-                tracing::warn!(message = "Session mailbox full; stanza bounced.", endpoint = d.to);
+                tracing::warn!(
+                    message = "Session mailbox full; stanza bounced.",
+                    endpoint = d.to
+                );
                 let err = StanzaError::new(ErrorType::Wait, "resource-constraint");
                 if let Some(reply) = stanza::error_reply(&stanza, &err) {
                     bounced.extend(router.route(reply));

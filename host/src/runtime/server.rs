@@ -25,7 +25,6 @@ use crate::stream::c2s::{C2sConfig, VhostPolicy};
 use crate::{storage, transport, xml};
 
 /// Everything a connection task needs, shared read-only.
-#[derive(Debug)]
 pub struct Ctx {
     /// The validated configuration.
     pub config: Config,
@@ -47,21 +46,42 @@ pub struct Ctx {
     pub xml_limits: xml::Limits,
 }
 
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("vhosts", &self.auth.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Load every vhost's auth plugin (what `check-config` and `serve` share).
 ///
 /// # Errors
 /// When a plugin cannot be loaded or refuses its settings; the message names the vhost.
 pub fn load_vhosts(config: &Config) -> anyhow::Result<(PluginEngine, HashMap<String, AuthPlugin>)> {
-    let engine = PluginEngine::new(config.plugin_limits.clone()).context("starting the plugin engine")?;
+    let engine =
+        PluginEngine::new(config.plugin_limits.clone()).context("starting the plugin engine")?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("data_dir: cannot create {}", config.data_dir.display()))?;
     let db = config.data_dir.join("lilt.sqlite3");
-    let kv = storage::open_sqlite(&db).with_context(|| format!("data_dir: cannot open {}", db.display()))?;
+    let kv = storage::open_sqlite(&db)
+        .with_context(|| format!("data_dir: cannot open {}", db.display()))?;
     let mut auth = HashMap::new();
     for (i, vhost) in config.vhosts.iter().enumerate() {
         let plugin = engine
-            .load_auth(&vhost.domain, &vhost.auth.plugin, &vhost.auth.path, &vhost.auth.settings, kv.clone())
-            .with_context(|| format!("vhosts[{i}].auth ({}, plugin {})", vhost.domain, vhost.auth.plugin))?;
+            .load_auth(
+                &vhost.domain,
+                &vhost.auth.plugin,
+                &vhost.auth.path,
+                &vhost.auth.settings,
+                kv.clone(),
+            )
+            .with_context(|| {
+                format!(
+                    "vhosts[{i}].auth ({}, plugin {})",
+                    vhost.domain, vhost.auth.plugin
+                )
+            })?;
         auth.insert(vhost.domain.clone(), plugin);
     }
     Ok((engine, auth))
@@ -98,8 +118,17 @@ impl Server {
             .vhosts
             .iter()
             .map(|v| {
-                let mechanisms = auth.get(&v.domain).map(|a| offered(a.mechanisms())).unwrap_or_default();
-                (v.domain.clone(), VhostPolicy { mechanisms, allow_unencrypted: v.allow_unencrypted })
+                let mechanisms = auth
+                    .get(&v.domain)
+                    .map(|a| offered(a.mechanisms()))
+                    .unwrap_or_default();
+                (
+                    v.domain.clone(),
+                    VhostPolicy {
+                        mechanisms,
+                        allow_unencrypted: v.allow_unencrypted,
+                    },
+                )
             })
             .collect();
         let c2s_plain = C2sConfig {
@@ -111,12 +140,23 @@ impl Server {
             unauthenticated_timeout: config.limits.unauthenticated_timeout,
             xml_limits: xml_limits.clone(),
         };
-        let c2s_tls = C2sConfig { starttls_available: false, ..c2s_plain.clone() };
-        let component_secrets =
-            Arc::new(config.components.iter().map(|c| (c.domain.clone(), c.secret.clone())).collect());
+        let c2s_tls = C2sConfig {
+            starttls_available: false,
+            ..c2s_plain.clone()
+        };
+        let component_secrets = Arc::new(
+            config
+                .components
+                .iter()
+                .map(|c| (c.domain.clone(), c.secret.clone()))
+                .collect(),
+        );
 
         let router = Router::new(
-            ServerInfo { name: "Lilt".to_owned(), version: env!("CARGO_PKG_VERSION").to_owned() },
+            ServerInfo {
+                name: "Lilt".to_owned(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            },
             config.vhosts.iter().map(|v| v.domain.clone()),
         );
         let (router_tx, router_rx) = mpsc::channel(4096);
@@ -147,9 +187,19 @@ impl Server {
             let addr = listener.local_addr()?;
             tracing::info!(message = "Listening.", %addr, kind = ?kind);
             addrs.push(addr);
-            tasks.push(tokio::spawn(accept_loop(ctx.clone(), kind, listener, limit.clone())));
+            tasks.push(tokio::spawn(accept_loop(
+                ctx.clone(),
+                kind,
+                listener,
+                limit.clone(),
+            )));
         }
-        Ok(Server { ctx, _engine: engine, tasks, addrs })
+        Ok(Server {
+            ctx,
+            _engine: engine,
+            tasks,
+            addrs,
+        })
     }
 
     /// Tell every stream to close and stop accepting.
@@ -165,13 +215,23 @@ impl Server {
 
 /// The mechanisms the host offers for a plugin's list, in preference order.
 fn offered(plugin: &[Mechanism]) -> Vec<Mechanism> {
-    [Mechanism::ScramSha256, Mechanism::ScramSha1, Mechanism::Plain, Mechanism::Anonymous]
-        .into_iter()
-        .filter(|m| plugin.contains(m))
-        .collect()
+    [
+        Mechanism::ScramSha256,
+        Mechanism::ScramSha1,
+        Mechanism::Plain,
+        Mechanism::Anonymous,
+    ]
+    .into_iter()
+    .filter(|m| plugin.contains(m))
+    .collect()
 }
 
-async fn accept_loop(ctx: Arc<Ctx>, kind: ListenerKind, listener: TcpListener, limit: Arc<Semaphore>) {
+async fn accept_loop(
+    ctx: Arc<Ctx>,
+    kind: ListenerKind,
+    listener: TcpListener,
+    limit: Arc<Semaphore>,
+) {
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -206,12 +266,20 @@ async fn refuse(mut socket: TcpStream, kind: ListenerKind) {
     if kind == ListenerKind::C2sDirectTls {
         return;
     }
-    let ns = if kind == ListenerKind::Component { xml::ns::COMPONENT } else { xml::ns::CLIENT };
+    let ns = if kind == ListenerKind::Component {
+        xml::ns::COMPONENT
+    } else {
+        xml::ns::CLIENT
+    };
     let msg = format!(
         "<?xml version='1.0'?><stream:stream xmlns='{ns}' xmlns:stream='{}' version='1.0'>\
          <stream:error><resource-constraint xmlns='{}'/></stream:error></stream:stream>",
         xml::ns::STREAMS,
         xml::ns::STREAM_ERRORS
     );
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), socket.write_all(msg.as_bytes())).await;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        socket.write_all(msg.as_bytes()),
+    )
+    .await;
 }

@@ -45,7 +45,9 @@ struct Session {
 /// Serve one c2s connection until it closes.
 pub async fn run(ctx: Arc<Ctx>, socket: TcpStream, peer: SocketAddr, direct_tls: bool) {
     let span = tracing::debug_span!("conn", %peer, tls = direct_tls);
-    run_inner(ctx, socket, peer, direct_tls).instrument(span).await;
+    run_inner(ctx, socket, peer, direct_tls)
+        .instrument(span)
+        .await;
 }
 
 async fn run_inner(ctx: Arc<Ctx>, socket: TcpStream, peer: SocketAddr, direct_tls: bool) {
@@ -64,7 +66,11 @@ async fn run_inner(ctx: Arc<Ctx>, socket: TcpStream, peer: SocketAddr, direct_tl
     } else {
         Transport::Plain(socket)
     };
-    let config = if direct_tls { ctx.c2s_tls.clone() } else { ctx.c2s_plain.clone() };
+    let config = if direct_tls {
+        ctx.c2s_tls.clone()
+    } else {
+        ctx.c2s_plain.clone()
+    };
     let core = C2sStream::new(config, direct_tls, std::time::Instant::now());
     let (mailbox_tx, mailbox_rx) = mpsc::channel(ctx.config.limits.session_queue_stanzas);
     let mut session = Session {
@@ -117,7 +123,9 @@ impl Session {
                     // Batch whatever else is already queued into the same write.
                     for _ in 0..64 {
                         match mailbox.try_recv() {
-                            Ok(EndpointMsg::Deliver(s)) => self.core.handle_input(now, Input::Deliver(s)),
+                            Ok(EndpointMsg::Deliver(s)) => {
+                                self.core.handle_input(now, Input::Deliver(s))
+                            }
                             Ok(other) => {
                                 self.mail(now, other);
                                 break;
@@ -141,7 +149,11 @@ impl Session {
                 self.core.handle_input(now, Input::Conflict);
             }
             EndpointMsg::Takeover(handoff) => {
-                let Handoff { transport, parser, h } = *handoff;
+                let Handoff {
+                    transport,
+                    parser,
+                    h,
+                } = *handoff;
                 tracing::debug!(message = "Session resumed on a new transport.", peer = %self.peer);
                 let encrypted = transport.is_encrypted();
                 self.transport = Some(transport);
@@ -161,16 +173,30 @@ impl Session {
                     self.flush().await;
                     self.start_tls(now).await;
                 }
-                Output::CheckPassword { vhost, username, password } => {
+                Output::CheckPassword {
+                    vhost,
+                    username,
+                    password,
+                } => {
                     let answer = match self.ctx.auth.get(&vhost) {
-                        Some(p) => p.test_password(&username, &password).await.map_err(|e| log_plugin_error(&e)),
+                        Some(p) => p
+                            .test_password(&username, &password)
+                            .await
+                            .map_err(|e| log_plugin_error(&e)),
                         None => Err(()),
                     };
                     self.core.handle_input(now, Input::PasswordChecked(answer));
                 }
-                Output::FetchCredentials { vhost, username, hash } => {
+                Output::FetchCredentials {
+                    vhost,
+                    username,
+                    hash,
+                } => {
                     let answer = match self.ctx.auth.get(&vhost) {
-                        Some(p) => p.scram_credentials(&username, hash).await.map_err(|e| log_plugin_error(&e)),
+                        Some(p) => p
+                            .scram_credentials(&username, hash)
+                            .await
+                            .map_err(|e| log_plugin_error(&e)),
                         None => Err(()),
                     };
                     self.core.handle_input(now, Input::Credentials(answer));
@@ -178,12 +204,20 @@ impl Session {
                 Output::Authenticated { jid, mechanism } => {
                     tracing::info!(message = "Authenticated.", %jid, mechanism = mechanism.name(), peer = %self.peer);
                 }
-                Output::AuthFailed { mechanism, condition } => {
+                Output::AuthFailed {
+                    mechanism,
+                    condition,
+                } => {
                     tracing::info!(message = "Authentication failed.", mechanism = mechanism.name(), condition, peer = %self.peer);
                 }
                 Output::Bind { jid, resource } => {
                     let (reply, rx) = oneshot::channel();
-                    let cmd = RouterCmd::Bind { jid, resource, mailbox: self.mailbox_tx.clone(), reply };
+                    let cmd = RouterCmd::Bind {
+                        jid,
+                        resource,
+                        mailbox: self.mailbox_tx.clone(),
+                        reply,
+                    };
                     let answer = match self.ask(cmd, rx).await {
                         Some(Ok((full, id))) => {
                             self.bound = Some((full.clone(), id));
@@ -195,14 +229,25 @@ impl Session {
                     self.core.handle_input(now, Input::Bound(answer));
                 }
                 Output::Route(stanza) => {
-                    if self.ctx.router.send(RouterCmd::Route(stanza)).await.is_err() {
+                    if self
+                        .ctx
+                        .router
+                        .send(RouterCmd::Route(stanza))
+                        .await
+                        .is_err()
+                    {
                         self.core.handle_input(now, Input::Shutdown);
                     }
                 }
                 Output::EnableResumption => {
-                    let Some((full, id)) = self.bound.clone() else { continue };
+                    let Some((full, id)) = self.bound.clone() else {
+                        continue;
+                    };
                     let (reply, rx) = oneshot::channel();
-                    if let Some(token) = self.ask(RouterCmd::EnableResumption { full, id, reply }, rx).await {
+                    if let Some(token) = self
+                        .ask(RouterCmd::EnableResumption { full, id, reply }, rx)
+                        .await
+                    {
                         self.core.handle_input(now, Input::ResumptionEnabled(token));
                     }
                 }
@@ -247,7 +292,17 @@ impl Session {
 
     async fn resume(&mut self, now: std::time::Instant, previd: String, h: u32, jid: Jid) {
         let (reply, rx) = oneshot::channel();
-        let target = self.ask(RouterCmd::ResumeLookup { token: previd, bare: jid, reply }, rx).await.flatten();
+        let target = self
+            .ask(
+                RouterCmd::ResumeLookup {
+                    token: previd,
+                    bare: jid,
+                    reply,
+                },
+                rx,
+            )
+            .await
+            .flatten();
         let Some(target) = target else {
             return self.core.handle_input(now, Input::ResumeFailed);
         };
@@ -256,7 +311,14 @@ impl Session {
             return self.core.handle_input(now, Input::TransportClosed);
         };
         let parser = self.core.take_parser();
-        match target.send(EndpointMsg::Takeover(Box::new(Handoff { transport, parser, h }))).await {
+        match target
+            .send(EndpointMsg::Takeover(Box::new(Handoff {
+                transport,
+                parser,
+                h,
+            })))
+            .await
+        {
             Ok(()) => self.handed_off = true,
             Err(mpsc::error::SendError(msg)) => {
                 // The session ended meanwhile: keep the connection and say so.
@@ -274,7 +336,9 @@ impl Session {
             return;
         }
         let bytes = std::mem::take(&mut self.pending_write);
-        let Some(t) = self.transport.as_mut() else { return };
+        let Some(t) = self.transport.as_mut() else {
+            return;
+        };
         let ok = matches!(
             tokio::time::timeout(Duration::from_secs(30), async {
                 t.write_all(&bytes).await?;
@@ -285,7 +349,8 @@ impl Session {
         );
         if !ok {
             self.transport = None;
-            self.core.handle_input(std::time::Instant::now(), Input::TransportClosed);
+            self.core
+                .handle_input(std::time::Instant::now(), Input::TransportClosed);
         }
     }
 

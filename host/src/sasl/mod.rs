@@ -72,9 +72,14 @@ impl Mechanism {
 
     /// Look a mechanism up by its IANA name.
     pub fn from_name(s: &str) -> Option<Mechanism> {
-        [Mechanism::Anonymous, Mechanism::Plain, Mechanism::ScramSha1, Mechanism::ScramSha256]
-            .into_iter()
-            .find(|m| m.name() == s)
+        [
+            Mechanism::Anonymous,
+            Mechanism::Plain,
+            Mechanism::ScramSha1,
+            Mechanism::ScramSha256,
+        ]
+        .into_iter()
+        .find(|m| m.name() == s)
     }
 
     /// The hash of a SCRAM mechanism.
@@ -179,7 +184,11 @@ pub struct SaslServer {
 
 impl SaslServer {
     /// Start `mech` with the client's initial response (`None` when absent).
-    pub fn start(mech: Mechanism, initial: Option<Vec<u8>>, server_nonce: String) -> (SaslServer, SaslStep) {
+    pub fn start(
+        mech: Mechanism,
+        initial: Option<Vec<u8>>,
+        server_nonce: String,
+    ) -> (SaslServer, SaslStep) {
         let mut server = SaslServer { state: State::Done };
         let step = match mech {
             Mechanism::Anonymous => match initial {
@@ -187,7 +196,10 @@ impl SaslServer {
                 Some(t) if std::str::from_utf8(&t).map_or(true, |s| s.chars().count() > 255) => {
                     SaslStep::Failure(SaslFailure::MalformedRequest)
                 }
-                _ => SaslStep::Success { username: String::new(), additional_data: None },
+                _ => SaslStep::Success {
+                    username: String::new(),
+                    additional_data: None,
+                },
             },
             Mechanism::Plain => {
                 server.state = State::Plain(plain::Plain::default());
@@ -197,7 +209,11 @@ impl SaslServer {
                 }
             }
             Mechanism::ScramSha1 | Mechanism::ScramSha256 => {
-                let hash = if mech == Mechanism::ScramSha1 { ScramHash::Sha1 } else { ScramHash::Sha256 };
+                let hash = if mech == Mechanism::ScramSha1 {
+                    ScramHash::Sha1
+                } else {
+                    ScramHash::Sha256
+                };
                 server.state = State::Scram(scram::Scram::new(hash, server_nonce));
                 match initial {
                     Some(data) => server.response(data),

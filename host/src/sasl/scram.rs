@@ -18,12 +18,14 @@ use super::{SaslFailure, SaslStep, ScramCredentials, ScramHash, acceptable_name}
 fn hmac(hash: ScramHash, key: &[u8], data: &[u8]) -> Vec<u8> {
     match hash {
         ScramHash::Sha1 => {
-            let mut m = <Hmac<Sha1>>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+            let mut m = <Hmac<Sha1>>::new_from_slice(key)
+                .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
             m.update(data);
             m.finalize().into_bytes().to_vec()
         }
         ScramHash::Sha256 => {
-            let mut m = <Hmac<Sha256>>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+            let mut m = <Hmac<Sha256>>::new_from_slice(key)
+                .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
             m.update(data);
             m.finalize().into_bytes().to_vec()
         }
@@ -51,7 +53,12 @@ pub fn pbkdf2_hmac(hash: ScramHash, password: &[u8], salt: &[u8], iterations: u3
 }
 
 /// Derive stored SCRAM credentials from a password.
-pub fn derive_scram_credentials(hash: ScramHash, password: &str, salt: &[u8], iterations: u32) -> ScramCredentials {
+pub fn derive_scram_credentials(
+    hash: ScramHash,
+    password: &str,
+    salt: &[u8],
+    iterations: u32,
+) -> ScramCredentials {
     let salted = pbkdf2_hmac(hash, password.as_bytes(), salt, iterations);
     let client_key = hmac(hash, &salted, b"Client Key");
     ScramCredentials {
@@ -66,7 +73,11 @@ pub fn derive_scram_credentials(hash: ScramHash, password: &str, salt: &[u8], it
 enum Phase {
     ExpectFirst,
     WaitCredentials,
-    ExpectFinal { creds: ScramCredentials, known: bool, server_first: String },
+    ExpectFinal {
+        creds: ScramCredentials,
+        known: bool,
+        server_first: String,
+    },
     Done,
 }
 
@@ -116,10 +127,16 @@ impl Scram {
     }
 
     pub(super) fn response(&mut self, data: &[u8]) -> SaslStep {
-        let Ok(text) = std::str::from_utf8(data) else { return fail(SaslFailure::MalformedRequest) };
+        let Ok(text) = std::str::from_utf8(data) else {
+            return fail(SaslFailure::MalformedRequest);
+        };
         match std::mem::replace(&mut self.phase, Phase::Done) {
             Phase::ExpectFirst => self.client_first(text),
-            Phase::ExpectFinal { creds, known, server_first } => self.client_final(text, &creds, known, &server_first),
+            Phase::ExpectFinal {
+                creds,
+                known,
+                server_first,
+            } => self.client_final(text, &creds, known, &server_first),
             _ => fail(SaslFailure::MalformedRequest),
         }
     }
@@ -127,7 +144,8 @@ impl Scram {
     fn client_first(&mut self, text: &str) -> SaslStep {
         // gs2-header = gs2-cbind-flag "," [ authzid ] ","
         let mut parts = text.splitn(3, ',');
-        let (Some(cbind), Some(authzid), Some(bare)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(cbind), Some(authzid), Some(bare)) = (parts.next(), parts.next(), parts.next())
+        else {
             return fail(SaslFailure::MalformedRequest);
         };
         if cbind != "n" && cbind != "y" {
@@ -135,7 +153,9 @@ impl Scram {
             return fail(SaslFailure::MalformedRequest);
         }
         let mut attrs = bare.split(',');
-        let (Some(n), Some(r)) = (attrs.next(), attrs.next()) else { return fail(SaslFailure::MalformedRequest) };
+        let (Some(n), Some(r)) = (attrs.next(), attrs.next()) else {
+            return fail(SaslFailure::MalformedRequest);
+        };
         if attrs.next().is_some() || n.starts_with("m=") {
             return fail(SaslFailure::MalformedRequest);
         }
@@ -151,7 +171,10 @@ impl Scram {
                 _ => return fail(SaslFailure::InvalidAuthzid),
             }
         }
-        if nonce.is_empty() || nonce.contains(',') || !nonce.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        if nonce.is_empty()
+            || nonce.contains(',')
+            || !nonce.bytes().all(|b| (0x21..0x7f).contains(&b))
+        {
             return fail(SaslFailure::MalformedRequest);
         }
         self.gs2_header = format!("{cbind},{authzid},");
@@ -159,7 +182,10 @@ impl Scram {
         self.nonce = format!("{nonce}{}", self.server_nonce);
         self.username = username.clone();
         self.phase = Phase::WaitCredentials;
-        SaslStep::FetchCredentials { username, hash: self.hash }
+        SaslStep::FetchCredentials {
+            username,
+            hash: self.hash,
+        }
     }
 
     pub(super) fn credentials(&mut self, creds: Option<ScramCredentials>) -> SaslStep {
@@ -169,18 +195,45 @@ impl Scram {
         let known = creds.is_some();
         let creds = creds.unwrap_or_else(|| {
             // Deterministic per username, so repeated probes see the same salt.
-            let salt = digest(self.hash, format!("lilt-dummy-salt:{}", self.username).as_bytes());
-            ScramCredentials { salt: salt[..16].to_vec(), iterations: 4096, stored_key: vec![0; 32], server_key: vec![0; 32] }
+            let salt = digest(
+                self.hash,
+                format!("lilt-dummy-salt:{}", self.username).as_bytes(),
+            );
+            ScramCredentials {
+                salt: salt[..16].to_vec(),
+                iterations: 4096,
+                stored_key: vec![0; 32],
+                server_key: vec![0; 32],
+            }
         });
-        let server_first = format!("r={},s={},i={}", self.nonce, B64.encode(&creds.salt), creds.iterations);
-        self.phase = Phase::ExpectFinal { creds, known, server_first: server_first.clone() };
+        let server_first = format!(
+            "r={},s={},i={}",
+            self.nonce,
+            B64.encode(&creds.salt),
+            creds.iterations
+        );
+        self.phase = Phase::ExpectFinal {
+            creds,
+            known,
+            server_first: server_first.clone(),
+        };
         SaslStep::Challenge(server_first.into_bytes())
     }
 
-    fn client_final(&mut self, text: &str, creds: &ScramCredentials, known: bool, server_first: &str) -> SaslStep {
-        let Some((without_proof, proof)) = text.rsplit_once(",p=") else { return fail(SaslFailure::MalformedRequest) };
+    fn client_final(
+        &mut self,
+        text: &str,
+        creds: &ScramCredentials,
+        known: bool,
+        server_first: &str,
+    ) -> SaslStep {
+        let Some((without_proof, proof)) = text.rsplit_once(",p=") else {
+            return fail(SaslFailure::MalformedRequest);
+        };
         let mut attrs = without_proof.split(',');
-        let (Some(c), Some(r)) = (attrs.next(), attrs.next()) else { return fail(SaslFailure::MalformedRequest) };
+        let (Some(c), Some(r)) = (attrs.next(), attrs.next()) else {
+            return fail(SaslFailure::MalformedRequest);
+        };
         if attrs.next().is_some() {
             return fail(SaslFailure::MalformedRequest);
         }
@@ -191,14 +244,22 @@ impl Scram {
         if r.strip_prefix("r=") != Some(self.nonce.as_str()) {
             return fail(SaslFailure::NotAuthorized);
         }
-        let Ok(proof) = B64.decode(proof) else { return fail(SaslFailure::IncorrectEncoding) };
+        let Ok(proof) = B64.decode(proof) else {
+            return fail(SaslFailure::IncorrectEncoding);
+        };
         let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
         let client_signature = hmac(self.hash, &creds.stored_key, auth_message.as_bytes());
         if proof.len() != client_signature.len() || !known {
             return fail(SaslFailure::NotAuthorized);
         }
-        let client_key: Vec<u8> = proof.iter().zip(&client_signature).map(|(a, b)| a ^ b).collect();
-        let ok: bool = digest(self.hash, &client_key).ct_eq(&creds.stored_key).into();
+        let client_key: Vec<u8> = proof
+            .iter()
+            .zip(&client_signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
+        let ok: bool = digest(self.hash, &client_key)
+            .ct_eq(&creds.stored_key)
+            .into();
         if !ok {
             return fail(SaslFailure::NotAuthorized);
         }
@@ -221,15 +282,38 @@ mod tests {
 
     #[test]
     fn rfc6070_pbkdf2_sha1() {
-        assert_eq!(hex(&pbkdf2_hmac(ScramHash::Sha1, b"password", b"salt", 1)), "0c60c80f961f0e71f3a9b524af6012062fe037a6");
-        assert_eq!(hex(&pbkdf2_hmac(ScramHash::Sha1, b"password", b"salt", 2)), "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957");
-        assert_eq!(hex(&pbkdf2_hmac(ScramHash::Sha1, b"password", b"salt", 4096)), "4b007901b765489abead49d926f721d065a429c1");
+        assert_eq!(
+            hex(&pbkdf2_hmac(ScramHash::Sha1, b"password", b"salt", 1)),
+            "0c60c80f961f0e71f3a9b524af6012062fe037a6"
+        );
+        assert_eq!(
+            hex(&pbkdf2_hmac(ScramHash::Sha1, b"password", b"salt", 2)),
+            "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957"
+        );
+        assert_eq!(
+            hex(&pbkdf2_hmac(ScramHash::Sha1, b"password", b"salt", 4096)),
+            "4b007901b765489abead49d926f721d065a429c1"
+        );
     }
 
-    fn exchange(mech: Mechanism, snonce: &str, cfirst: &str, password: &str, salt_b64: &str, cfinal: &str) -> (SaslStep, SaslStep) {
+    fn exchange(
+        mech: Mechanism,
+        snonce: &str,
+        cfirst: &str,
+        password: &str,
+        salt_b64: &str,
+        cfinal: &str,
+    ) -> (SaslStep, SaslStep) {
         let hash = mech.scram_hash().expect("scram");
-        let (mut s, step) = SaslServer::start(mech, Some(cfirst.as_bytes().to_vec()), snonce.to_owned());
-        assert_eq!(step, SaslStep::FetchCredentials { username: "user".into(), hash });
+        let (mut s, step) =
+            SaslServer::start(mech, Some(cfirst.as_bytes().to_vec()), snonce.to_owned());
+        assert_eq!(
+            step,
+            SaslStep::FetchCredentials {
+                username: "user".into(),
+                hash
+            }
+        );
         let salt = B64.decode(salt_b64).expect("salt");
         let first = s.credentials(Some(derive_scram_credentials(hash, password, &salt, 4096)));
         let last = s.response(cfinal.as_bytes().to_vec());
@@ -246,10 +330,18 @@ mod tests {
             "QSXCR+Q6sek8bf92",
             "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
         );
-        assert_eq!(first, SaslStep::Challenge(b"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096".to_vec()));
+        assert_eq!(
+            first,
+            SaslStep::Challenge(
+                b"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096".to_vec()
+            )
+        );
         assert_eq!(
             last,
-            SaslStep::Success { username: "user".into(), additional_data: Some(b"v=rmF9pqV8S7suAoZWja4dJRkFsKQ=".to_vec()) }
+            SaslStep::Success {
+                username: "user".into(),
+                additional_data: Some(b"v=rmF9pqV8S7suAoZWja4dJRkFsKQ=".to_vec())
+            }
         );
     }
 
@@ -287,28 +379,86 @@ mod tests {
             "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
         );
         assert_eq!(last, SaslStep::Failure(SaslFailure::NotAuthorized));
-        let (mut s, _) = SaslServer::start(Mechanism::ScramSha1, Some(b"n,,n=ghost,r=abc".to_vec()), "def".into());
-        let SaslStep::Challenge(ch) = s.credentials(None) else { panic!("challenge expected") };
+        let (mut s, _) = SaslServer::start(
+            Mechanism::ScramSha1,
+            Some(b"n,,n=ghost,r=abc".to_vec()),
+            "def".into(),
+        );
+        let SaslStep::Challenge(ch) = s.credentials(None) else {
+            panic!("challenge expected")
+        };
         assert!(String::from_utf8_lossy(&ch).starts_with("r=abcdef,s="));
-        assert_eq!(s.response(b"c=biws,r=abcdef,p=AAAA".to_vec()), SaslStep::Failure(SaslFailure::NotAuthorized));
+        assert_eq!(
+            s.response(b"c=biws,r=abcdef,p=AAAA".to_vec()),
+            SaslStep::Failure(SaslFailure::NotAuthorized)
+        );
     }
 
     #[test]
     fn malformed_messages() {
-        for first in ["p=tls-unique,,n=user,r=x", "n,,n=user", "n,,m=ext,n=user,r=x", "n,,n=us=2Xer,r=x", "x,,n=user,r=x", "n,,n=,r=x"] {
-            let (_, step) = SaslServer::start(Mechanism::ScramSha256, Some(first.as_bytes().to_vec()), "s".into());
-            assert_eq!(step, SaslStep::Failure(SaslFailure::MalformedRequest), "{first}");
+        for first in [
+            "p=tls-unique,,n=user,r=x",
+            "n,,n=user",
+            "n,,m=ext,n=user,r=x",
+            "n,,n=us=2Xer,r=x",
+            "x,,n=user,r=x",
+            "n,,n=,r=x",
+        ] {
+            let (_, step) = SaslServer::start(
+                Mechanism::ScramSha256,
+                Some(first.as_bytes().to_vec()),
+                "s".into(),
+            );
+            assert_eq!(
+                step,
+                SaslStep::Failure(SaslFailure::MalformedRequest),
+                "{first}"
+            );
         }
-        let (_, step) = SaslServer::start(Mechanism::ScramSha1, Some(b"n,a=other,n=user,r=x".to_vec()), "s".into());
+        let (_, step) = SaslServer::start(
+            Mechanism::ScramSha1,
+            Some(b"n,a=other,n=user,r=x".to_vec()),
+            "s".into(),
+        );
         assert_eq!(step, SaslStep::Failure(SaslFailure::InvalidAuthzid));
-        let (_, step) = SaslServer::start(Mechanism::ScramSha1, Some(b"n,,n=a=2Cb=3Dc,r=x".to_vec()), "s".into());
-        assert_eq!(step, SaslStep::FetchCredentials { username: "a,b=c".into(), hash: ScramHash::Sha1 });
+        let (_, step) = SaslServer::start(
+            Mechanism::ScramSha1,
+            Some(b"n,,n=a=2Cb=3Dc,r=x".to_vec()),
+            "s".into(),
+        );
+        assert_eq!(
+            step,
+            SaslStep::FetchCredentials {
+                username: "a,b=c".into(),
+                hash: ScramHash::Sha1
+            }
+        );
         // Tampered channel binding, wrong nonce, bad base64, message after completion.
-        for last in ["c=eSws,r=xs,p=AAAA", "c=biws,r=other,p=AAAA", "c=biws,r=xs,p=***", "c=biws,r=xs"] {
-            let (mut s, _) = SaslServer::start(Mechanism::ScramSha1, Some(b"n,,n=user,r=x".to_vec()), "s".into());
-            s.credentials(Some(derive_scram_credentials(ScramHash::Sha1, "pw", b"salt", 4096)));
-            assert!(matches!(s.response(last.as_bytes().to_vec()), SaslStep::Failure(_)), "{last}");
-            assert_eq!(s.response(b"x".to_vec()), SaslStep::Failure(SaslFailure::MalformedRequest));
+        for last in [
+            "c=eSws,r=xs,p=AAAA",
+            "c=biws,r=other,p=AAAA",
+            "c=biws,r=xs,p=***",
+            "c=biws,r=xs",
+        ] {
+            let (mut s, _) = SaslServer::start(
+                Mechanism::ScramSha1,
+                Some(b"n,,n=user,r=x".to_vec()),
+                "s".into(),
+            );
+            s.credentials(Some(derive_scram_credentials(
+                ScramHash::Sha1,
+                "pw",
+                b"salt",
+                4096,
+            )));
+            assert!(
+                matches!(s.response(last.as_bytes().to_vec()), SaslStep::Failure(_)),
+                "{last}"
+            );
+            assert_eq!(
+                s.response(b"x".to_vec()),
+                SaslStep::Failure(SaslFailure::MalformedRequest)
+            );
         }
     }
 }

@@ -31,14 +31,16 @@ pub fn valid_domain(d: &str) -> bool {
         && !d.starts_with('.')
         && !d.ends_with('.')
         && !d.contains("..")
-        && d.chars().all(|c| !c.is_whitespace() && !c.is_control() && !"@/\\\"&'<>:".contains(c))
+        && d.chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && !"@/\\\"&'<>:".contains(c))
 }
 
 /// Is `n` acceptable as a localpart?
 pub fn valid_node(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= MAX_PART
-        && n.chars().all(|c| !c.is_whitespace() && !c.is_control() && !"\"&'/:<>@".contains(c))
+        && n.chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && !"\"&'/:<>@".contains(c))
 }
 
 fn valid_resource(r: &str) -> bool {
@@ -78,17 +80,29 @@ impl Jid {
             Some(_) => return Err(JidError("bad resourcepart")),
             None => None,
         };
-        Ok(Jid { node, domain, resource })
+        Ok(Jid {
+            node,
+            domain,
+            resource,
+        })
     }
 
     /// A domain JID. The caller guarantees `domain` is valid and lowercase.
     pub fn domain_jid(domain: &str) -> Jid {
-        Jid { node: None, domain: domain.to_owned(), resource: None }
+        Jid {
+            node: None,
+            domain: domain.to_owned(),
+            resource: None,
+        }
     }
 
     /// `node@domain`. The caller guarantees both are valid and normalized.
     pub fn bare_from(node: &str, domain: &str) -> Jid {
-        Jid { node: Some(node.to_owned()), domain: domain.to_owned(), resource: None }
+        Jid {
+            node: Some(node.to_owned()),
+            domain: domain.to_owned(),
+            resource: None,
+        }
     }
 
     /// The localpart.
@@ -113,7 +127,11 @@ impl Jid {
 
     /// This JID without its resource.
     pub fn bare(&self) -> Jid {
-        Jid { node: self.node.clone(), domain: self.domain.clone(), resource: None }
+        Jid {
+            node: self.node.clone(),
+            domain: self.domain.clone(),
+            resource: None,
+        }
     }
 
     /// This JID with `resource`.
@@ -124,7 +142,11 @@ impl Jid {
         if !valid_resource(resource) {
             return Err(JidError("bad resourcepart"));
         }
-        Ok(Jid { node: self.node.clone(), domain: self.domain.clone(), resource: Some(resource.to_owned()) })
+        Ok(Jid {
+            node: self.node.clone(),
+            domain: self.domain.clone(),
+            resource: Some(resource.to_owned()),
+        })
     }
 }
 
@@ -165,7 +187,18 @@ mod tests {
 
     #[test]
     fn refuses_bad_parts() {
-        for bad in ["", "@example.com", "a@", "a@b/", "a b@c", "a@b c", "a\"b@c", "x@.com", "x@a..b", "a@b/\u{0}"] {
+        for bad in [
+            "",
+            "@example.com",
+            "a@",
+            "a@b/",
+            "a b@c",
+            "a@b c",
+            "a\"b@c",
+            "x@.com",
+            "x@a..b",
+            "a@b/\u{0}",
+        ] {
             assert!(Jid::parse(bad).is_err(), "{bad:?} should be refused");
         }
         let long = "a".repeat(1024);

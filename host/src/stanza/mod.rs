@@ -78,7 +78,11 @@ pub struct StanzaError {
 impl StanzaError {
     /// A new error.
     pub fn new(kind: ErrorType, condition: &'static str) -> Self {
-        StanzaError { kind, condition, text: None }
+        StanzaError {
+            kind,
+            condition,
+            text: None,
+        }
     }
 
     /// With text.
@@ -94,7 +98,9 @@ impl StanzaError {
 
     /// The `<error/>` child.
     pub fn to_element(&self) -> Element {
-        let mut err = Element::builder("error", ns::CLIENT).attr("type", self.kind.as_str()).build();
+        let mut err = Element::builder("error", ns::CLIENT)
+            .attr("type", self.kind.as_str())
+            .build();
         err.append_child(Element::new(self.condition, ns::STANZAS));
         if let Some(text) = &self.text {
             let mut t = Element::new("text", ns::STANZAS);

@@ -19,7 +19,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use super::sm::SmState;
-use crate::sasl::{self, Mechanism, SaslFailure, SaslServer, SaslStep, ScramCredentials, ScramHash};
+use crate::sasl::{
+    self, Mechanism, SaslFailure, SaslServer, SaslStep, ScramCredentials, ScramHash,
+};
 use crate::stanza::{self, ErrorType, Jid, Kind, StanzaError};
 use crate::xml::{self, Element, Event, StreamParser, XmlError, ns};
 
@@ -169,7 +171,11 @@ enum Phase {
     /// Features sent; waiting for STARTTLS or SASL `<auth/>`.
     ExpectAuth,
     /// A SASL exchange in progress; `waiting` while the auth plugin is asked.
-    Sasl { mech: Mechanism, server: SaslServer, waiting: bool },
+    Sasl {
+        mech: Mechanism,
+        server: SaslServer,
+        waiting: bool,
+    },
     /// `<proceed/>` sent; waiting for the transport's TLS handshake.
     StartingTls,
     /// Authenticated; waiting for the restarted stream header.
@@ -266,13 +272,19 @@ impl C2sStream {
     /// Unacknowledged stanzas left when the session ends for good, so the caller can bounce
     /// them (RFC 6121 §8.5.3.2.1 style) instead of losing them silently.
     pub fn take_undelivered(&mut self) -> Vec<Element> {
-        self.sm.as_mut().map(SmState::take_unacked).unwrap_or_default()
+        self.sm
+            .as_mut()
+            .map(SmState::take_unacked)
+            .unwrap_or_default()
     }
 
     /// Move this stream's parser out, for handing a freshly opened transport to a detached
     /// session (XEP-0198 resumption). Put it back with `restore_parser` if the handoff fails.
     pub fn take_parser(&mut self) -> StreamParser {
-        std::mem::replace(&mut self.parser, StreamParser::new(self.config.xml_limits.clone()))
+        std::mem::replace(
+            &mut self.parser,
+            StreamParser::new(self.config.xml_limits.clone()),
+        )
     }
 
     /// Undo `take_parser` after a failed handoff.
@@ -334,7 +346,14 @@ impl C2sStream {
             }
             Input::PasswordChecked(result) => {
                 let step = match (&mut self.phase, result) {
-                    (Phase::Sasl { server, waiting: true, .. }, Ok(ok)) => server.password_checked(ok),
+                    (
+                        Phase::Sasl {
+                            server,
+                            waiting: true,
+                            ..
+                        },
+                        Ok(ok),
+                    ) => server.password_checked(ok),
                     (Phase::Sasl { waiting: true, .. }, Err(())) => {
                         SaslStep::Failure(SaslFailure::TemporaryAuthFailure)
                     }
@@ -344,7 +363,14 @@ impl C2sStream {
             }
             Input::Credentials(result) => {
                 let step = match (&mut self.phase, result) {
-                    (Phase::Sasl { server, waiting: true, .. }, Ok(creds)) => server.credentials(creds),
+                    (
+                        Phase::Sasl {
+                            server,
+                            waiting: true,
+                            ..
+                        },
+                        Ok(creds),
+                    ) => server.credentials(creds),
                     (Phase::Sasl { waiting: true, .. }, Err(())) => {
                         SaslStep::Failure(SaslFailure::TemporaryAuthFailure)
                     }
@@ -380,7 +406,10 @@ impl C2sStream {
             Input::Timeout => self.timeout(now),
             Input::TransportClosed => self.transport_closed(now),
             Input::Shutdown => self.stream_error("system-shutdown", None),
-            Input::Conflict => self.stream_error("conflict", Some("Replaced by a new session with the same resource.")),
+            Input::Conflict => self.stream_error(
+                "conflict",
+                Some("Replaced by a new session with the same resource."),
+            ),
         }
     }
 
@@ -419,7 +448,10 @@ impl C2sStream {
             return self.stream_error("invalid-namespace", Some("Expected jabber:client."));
         }
         if header.version.as_deref() != Some("1.0") {
-            return self.stream_error("unsupported-version", Some("Only XMPP 1.0 streams are served."));
+            return self.stream_error(
+                "unsupported-version",
+                Some("Only XMPP 1.0 streams are served."),
+            );
         }
         let Some(to) = to.filter(|d| self.config.vhosts.contains_key(d)) else {
             return self.stream_error("host-unknown", None);
@@ -427,7 +459,10 @@ impl C2sStream {
         if let Some(v) = &self.vhost
             && *v != to
         {
-            return self.stream_error("host-unknown", Some("The restarted stream names another host."));
+            return self.stream_error(
+                "host-unknown",
+                Some("The restarted stream names another host."),
+            );
         }
         self.vhost = Some(to);
         let features = self.features();
@@ -436,7 +471,11 @@ impl C2sStream {
             f.write_to(&mut self.write_buf, "");
         }
         self.write_raw(b"</stream:features>");
-        self.phase = if self.auth.is_some() { Phase::ExpectBind } else { Phase::ExpectAuth };
+        self.phase = if self.auth.is_some() {
+            Phase::ExpectBind
+        } else {
+            Phase::ExpectAuth
+        };
     }
 
     fn policy(&self) -> Option<&VhostPolicy> {
@@ -445,7 +484,9 @@ impl C2sStream {
 
     fn features(&self) -> Vec<Element> {
         let mut features = Vec::new();
-        let Some(policy) = self.policy() else { return features };
+        let Some(policy) = self.policy() else {
+            return features;
+        };
         if self.auth.is_some() {
             features.push(Element::new("bind", ns::BIND));
             let mut session = Element::new("session", ns::SESSION);
@@ -515,12 +556,18 @@ impl C2sStream {
             Err(()) => return self.sasl_failure_element("incorrect-encoding"),
         };
         let (server, step) = SaslServer::start(mech, initial, sasl::new_nonce());
-        self.phase = Phase::Sasl { mech, server, waiting: false };
+        self.phase = Phase::Sasl {
+            mech,
+            server,
+            waiting: false,
+        };
         self.sasl_step(now, step);
     }
 
     fn sasl_element(&mut self, now: Instant, el: Element) {
-        let Phase::Sasl { server, .. } = &mut self.phase else { return };
+        let Phase::Sasl { server, .. } = &mut self.phase else {
+            return;
+        };
         let step = if el.is("response", ns::SASL) {
             match decode_sasl_payload(&el.text()) {
                 Ok(data) => server.response(data.unwrap_or_default()),
@@ -549,7 +596,9 @@ impl C2sStream {
     }
 
     fn sasl_step(&mut self, now: Instant, step: SaslStep) {
-        let Phase::Sasl { mech, .. } = &self.phase else { return };
+        let Phase::Sasl { mech, .. } = &self.phase else {
+            return;
+        };
         let mech = *mech;
         let vhost = self.vhost.clone().unwrap_or_default();
         match step {
@@ -558,28 +607,46 @@ impl C2sStream {
                 ch.append_text(&encode_sasl_payload(&data));
                 self.write(&ch);
             }
-            SaslStep::CheckPassword { username, password } => match normalize_username(&username, &vhost) {
-                Some(username) => {
-                    self.set_sasl_waiting();
-                    self.out.push_back(Output::CheckPassword { vhost, username, password });
+            SaslStep::CheckPassword { username, password } => {
+                match normalize_username(&username, &vhost) {
+                    Some(username) => {
+                        self.set_sasl_waiting();
+                        self.out.push_back(Output::CheckPassword {
+                            vhost,
+                            username,
+                            password,
+                        });
+                    }
+                    None => self.sasl_step(now, SaslStep::Failure(SaslFailure::NotAuthorized)),
                 }
-                None => self.sasl_step(now, SaslStep::Failure(SaslFailure::NotAuthorized)),
-            },
-            SaslStep::FetchCredentials { username, hash } => match normalize_username(&username, &vhost) {
-                Some(username) => {
-                    self.set_sasl_waiting();
-                    self.out.push_back(Output::FetchCredentials { vhost, username, hash });
+            }
+            SaslStep::FetchCredentials { username, hash } => {
+                match normalize_username(&username, &vhost) {
+                    Some(username) => {
+                        self.set_sasl_waiting();
+                        self.out.push_back(Output::FetchCredentials {
+                            vhost,
+                            username,
+                            hash,
+                        });
+                    }
+                    // Unknown-user path: the mechanism finishes with dummy credentials.
+                    None => self.sasl_step(now, SaslStep::Failure(SaslFailure::NotAuthorized)),
                 }
-                // Unknown-user path: the mechanism finishes with dummy credentials.
-                None => self.sasl_step(now, SaslStep::Failure(SaslFailure::NotAuthorized)),
-            },
-            SaslStep::Success { username, additional_data } => {
+            }
+            SaslStep::Success {
+                username,
+                additional_data,
+            } => {
                 let node = if mech == Mechanism::Anonymous {
                     uuid::Uuid::new_v4().to_string()
                 } else {
                     match normalize_username(&username, &vhost) {
                         Some(n) => n,
-                        None => return self.sasl_step(now, SaslStep::Failure(SaslFailure::NotAuthorized)),
+                        None => {
+                            return self
+                                .sasl_step(now, SaslStep::Failure(SaslFailure::NotAuthorized));
+                        }
                     }
                 };
                 let jid = Jid::bare_from(&node, &vhost);
@@ -588,7 +655,10 @@ impl C2sStream {
                     success.append_text(&B64.encode(data));
                 }
                 self.write(&success);
-                self.out.push_back(Output::Authenticated { jid: jid.clone(), mechanism: mech });
+                self.out.push_back(Output::Authenticated {
+                    jid: jid.clone(),
+                    mechanism: mech,
+                });
                 self.auth = Some(Authenticated(jid));
                 self.deadline = Some(now + self.config.unauthenticated_timeout);
                 self.parser.restart();
@@ -596,7 +666,10 @@ impl C2sStream {
                 self.phase = Phase::ExpectRestart;
             }
             SaslStep::Failure(failure) => {
-                self.out.push_back(Output::AuthFailed { mechanism: mech, condition: failure.condition() });
+                self.out.push_back(Output::AuthFailed {
+                    mechanism: mech,
+                    condition: failure.condition(),
+                });
                 self.phase = Phase::ExpectAuth;
                 self.sasl_failure_element(failure.condition());
             }
@@ -610,7 +683,10 @@ impl C2sStream {
         self.phase = Phase::ExpectAuth;
         self.auth_failures += 1;
         if self.auth_failures >= MAX_AUTH_FAILURES {
-            self.stream_error("policy-violation", Some("Too many failed authentication attempts."));
+            self.stream_error(
+                "policy-violation",
+                Some("Too many failed authentication attempts."),
+            );
         }
     }
 
@@ -627,19 +703,33 @@ impl C2sStream {
         if Kind::of(&el) != Some(Kind::Iq) {
             return self.stream_error("not-authorized", Some("Bind a resource first."));
         }
-        let Some(bind) = el.get_child("bind", ns::BIND).filter(|_| el.attr("type") == Some("set")) else {
-            let err = StanzaError::new(ErrorType::Auth, "not-authorized").with_text("Bind a resource first.");
+        let Some(bind) = el
+            .get_child("bind", ns::BIND)
+            .filter(|_| el.attr("type") == Some("set"))
+        else {
+            let err = StanzaError::new(ErrorType::Auth, "not-authorized")
+                .with_text("Bind a resource first.");
             return self.reply_error(&el, &err);
         };
-        let resource = bind.get_child("resource", ns::BIND).map(Element::text).filter(|r| !r.trim().is_empty());
-        let Some(auth) = self.auth.clone() else { return };
+        let resource = bind
+            .get_child("resource", ns::BIND)
+            .map(Element::text)
+            .filter(|r| !r.trim().is_empty());
+        let Some(auth) = self.auth.clone() else {
+            return;
+        };
         if let Some(r) = &resource
             && auth.jid().with_resource(r).is_err()
         {
             return self.reply_error(&el, &StanzaError::new(ErrorType::Modify, "bad-request"));
         }
-        self.phase = Phase::Binding { iq_id: el.attr("id").unwrap_or_default().to_owned() };
-        self.out.push_back(Output::Bind { jid: auth.jid().clone(), resource });
+        self.phase = Phase::Binding {
+            iq_id: el.attr("id").unwrap_or_default().to_owned(),
+        };
+        self.out.push_back(Output::Bind {
+            jid: auth.jid().clone(),
+            resource,
+        });
     }
 
     fn resume_request(&mut self, el: &Element) {
@@ -651,12 +741,18 @@ impl C2sStream {
             return self.write(&failed);
         };
         let Some(auth) = &self.auth else { return };
-        self.out.push_back(Output::Resume { previd, h, jid: auth.jid().clone() });
+        self.out.push_back(Output::Resume {
+            previd,
+            h,
+            jid: auth.jid().clone(),
+        });
         self.phase = Phase::Resuming;
     }
 
     fn bound(&mut self, result: Result<Jid, StanzaError>) {
-        let Phase::Binding { iq_id } = &self.phase else { return };
+        let Phase::Binding { iq_id } = &self.phase else {
+            return;
+        };
         let iq_id = iq_id.clone();
         match result {
             Ok(full) => {
@@ -664,7 +760,10 @@ impl C2sStream {
                 jid.append_text(&full.to_string());
                 let mut bind = Element::new("bind", ns::BIND);
                 bind.append_child(jid);
-                let mut iq = Element::builder("iq", ns::CLIENT).attr("type", "result").attr("id", iq_id).build();
+                let mut iq = Element::builder("iq", ns::CLIENT)
+                    .attr("type", "result")
+                    .attr("id", iq_id)
+                    .build();
                 iq.append_child(bind);
                 self.write(&iq);
                 self.full_jid = Some(full);
@@ -672,7 +771,10 @@ impl C2sStream {
                 self.phase = Phase::Established;
             }
             Err(err) => {
-                let iq = Element::builder("iq", ns::CLIENT).attr("type", "set").attr("id", iq_id).build();
+                let iq = Element::builder("iq", ns::CLIENT)
+                    .attr("type", "set")
+                    .attr("id", iq_id)
+                    .build();
                 self.phase = Phase::ExpectBind;
                 self.reply_error(&iq, &err);
             }
@@ -689,7 +791,9 @@ impl C2sStream {
         if let Some(sm) = self.sm.as_mut() {
             sm.count_inbound();
         }
-        let Some(full) = self.full_jid.clone() else { return };
+        let Some(full) = self.full_jid.clone() else {
+            return;
+        };
         if let Some(from) = el.attr("from") {
             match Jid::parse(from) {
                 Ok(f) if f == full || f == full.bare() => {}
@@ -699,11 +803,17 @@ impl C2sStream {
         if let Some(to) = el.attr("to") {
             match Jid::parse(to) {
                 Ok(jid) => el.set_attr("to", jid.to_string()),
-                Err(_) => return self.reply_error(&el, &StanzaError::new(ErrorType::Modify, "jid-malformed")),
+                Err(_) => {
+                    return self
+                        .reply_error(&el, &StanzaError::new(ErrorType::Modify, "jid-malformed"));
+                }
             }
         }
         el.set_attr("from", full.to_string());
-        if kind == Kind::Iq && el.get_child("session", ns::SESSION).is_some() && el.attr("to").is_none() {
+        if kind == Kind::Iq
+            && el.get_child("session", ns::SESSION).is_some()
+            && el.attr("to").is_none()
+        {
             // RFC 3921 legacy session establishment: a no-op today.
             let reply = stanza::iq_result(&el);
             return self.deliver(reply);
@@ -728,7 +838,9 @@ impl C2sStream {
             }
             "r" => {
                 let Some(sm) = &self.sm else { return };
-                let a = Element::builder("a", ns::SM).attr("h", sm.inbound.to_string()).build();
+                let a = Element::builder("a", ns::SM)
+                    .attr("h", sm.inbound.to_string())
+                    .build();
                 self.write(&a);
             }
             "a" => {
@@ -782,7 +894,9 @@ impl C2sStream {
             && self.sm.as_ref().is_some_and(|sm| sm.resumable);
         if resumable {
             self.write_buf.clear();
-            self.phase = Phase::Detached { until: now + self.config.sm_resume_timeout };
+            self.phase = Phase::Detached {
+                until: now + self.config.sm_resume_timeout,
+            };
             self.out.push_back(Output::Detached);
         } else {
             self.close();
@@ -833,9 +947,14 @@ impl C2sStream {
             return;
         }
         self.header_sent = true;
-        let from = self.vhost.as_deref().or(to.filter(|d| self.config.vhosts.contains_key(*d)));
+        let from = self
+            .vhost
+            .as_deref()
+            .or(to.filter(|d| self.config.vhosts.contains_key(*d)));
         let mut header = String::from("<?xml version='1.0'?><stream:stream xmlns='jabber:client' ");
-        header.push_str("xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='");
+        header.push_str(
+            "xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='",
+        );
         header.push_str(&uuid::Uuid::new_v4().to_string());
         header.push('\'');
         if let Some(from) = from {
@@ -876,7 +995,11 @@ fn decode_sasl_payload(text: &str) -> Result<Option<Vec<u8>>, ()> {
 }
 
 fn encode_sasl_payload(data: &[u8]) -> String {
-    if data.is_empty() { "=".to_owned() } else { B64.encode(data) }
+    if data.is_empty() {
+        "=".to_owned()
+    } else {
+        B64.encode(data)
+    }
 }
 
 /// The localpart a SASL username stands for on `vhost`: lowercased, `user@vhost` accepted,

@@ -94,7 +94,9 @@ impl ComponentStream {
 
     /// The authenticated domain.
     pub fn domain(&self) -> Option<&str> {
-        self.domain.as_deref().filter(|_| self.phase == Phase::Established)
+        self.domain
+            .as_deref()
+            .filter(|_| self.phase == Phase::Established)
     }
 
     /// When `Input::Timeout` is due.
@@ -145,7 +147,9 @@ impl ComponentStream {
                     self.stream_error("connection-timeout", Some("No handshake in time."));
                 }
             }
-            Input::Conflict => self.stream_error("conflict", Some("Another connection took this domain.")),
+            Input::Conflict => {
+                self.stream_error("conflict", Some("Another connection took this domain."))
+            }
             Input::Shutdown => self.stream_error("system-shutdown", None),
         }
     }
@@ -157,7 +161,10 @@ impl ComponentStream {
         let to = h.to.as_deref().map(str::to_ascii_lowercase);
         self.send_header(to.as_deref());
         if h.default_ns != ns::COMPONENT {
-            return self.stream_error("invalid-namespace", Some("Expected jabber:component:accept."));
+            return self.stream_error(
+                "invalid-namespace",
+                Some("Expected jabber:component:accept."),
+            );
         }
         match to.filter(|d| self.secrets.contains_key(d)) {
             Some(domain) => {
@@ -180,8 +187,12 @@ impl ComponentStream {
         if !el.is("handshake", ns::COMPONENT) {
             return self.stream_error("not-authorized", Some("Expected <handshake/>."));
         }
-        let Some(domain) = self.domain.clone() else { return };
-        let Some(secret) = self.secrets.get(&domain) else { return };
+        let Some(domain) = self.domain.clone() else {
+            return;
+        };
+        let Some(secret) = self.secrets.get(&domain) else {
+            return;
+        };
         let mut hasher = Sha1::new();
         hasher.update(self.stream_id.as_bytes());
         hasher.update(secret.as_bytes());
@@ -193,7 +204,10 @@ impl ComponentStream {
             self.deadline = None;
             self.out.push_back(Output::Authenticated { domain });
         } else {
-            self.stream_error("not-authorized", Some("Handshake does not match the secret."));
+            self.stream_error(
+                "not-authorized",
+                Some("Handshake does not match the secret."),
+            );
         }
     }
 
@@ -202,13 +216,18 @@ impl ComponentStream {
         if Kind::of(&el).is_none() {
             return self.stream_error("unsupported-stanza-type", None);
         }
-        let Some(domain) = self.domain.clone() else { return };
+        let Some(domain) = self.domain.clone() else {
+            return;
+        };
         let from_ok = el
             .attr("from")
             .and_then(|f| Jid::parse(f).ok())
             .is_some_and(|f| f.domain() == domain || f.domain().ends_with(&format!(".{domain}")));
         if !from_ok {
-            return self.stream_error("invalid-from", Some("Components send from their own domain only."));
+            return self.stream_error(
+                "invalid-from",
+                Some("Components send from their own domain only."),
+            );
         }
         match el.attr("to").map(Jid::parse) {
             Some(Ok(to)) => el.set_attr("to", to.to_string()),
@@ -234,7 +253,8 @@ impl ComponentStream {
         for child in stanza::stream_error(condition, text).children() {
             child.write_to(&mut self.buf, ns::STREAMS);
         }
-        self.buf.extend_from_slice(b"</stream:error></stream:stream>");
+        self.buf
+            .extend_from_slice(b"</stream:error></stream:stream>");
         self.close();
     }
 
@@ -273,8 +293,10 @@ impl ComponentStream {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

@@ -36,7 +36,15 @@ pub struct SmState {
 impl SmState {
     /// Fresh state; `max_unacked` bounds the queue.
     pub fn new(max_unacked: usize) -> Self {
-        SmState { inbound: 0, sent: 0, acked: 0, unacked: VecDeque::new(), max_unacked, resumable: false, id: None }
+        SmState {
+            inbound: 0,
+            sent: 0,
+            acked: 0,
+            unacked: VecDeque::new(),
+            max_unacked,
+            resumable: false,
+            id: None,
+        }
     }
 
     /// Count one stanza received from the peer.
@@ -90,7 +98,9 @@ mod tests {
     use crate::xml::ns;
 
     fn msg(i: u32) -> Element {
-        Element::builder("message", ns::CLIENT).attr("id", i.to_string()).build()
+        Element::builder("message", ns::CLIENT)
+            .attr("id", i.to_string())
+            .build()
     }
 
     #[test]
@@ -100,7 +110,10 @@ mod tests {
             assert!(sm.push_outbound(msg(i)));
         }
         sm.ack(3).expect("valid ack");
-        let ids: Vec<_> = sm.unacked().map(|e| e.attr("id").unwrap_or("").to_owned()).collect();
+        let ids: Vec<_> = sm
+            .unacked()
+            .map(|e| e.attr("id").unwrap_or("").to_owned())
+            .collect();
         assert_eq!(ids, ["3", "4"]);
         sm.ack(3).expect("repeated ack is fine");
         assert_eq!(sm.ack(9), Err(AckError { h: 9, sent: 5 }));

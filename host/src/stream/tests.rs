@@ -21,7 +21,10 @@ fn config(allow_unencrypted: bool) -> C2sConfig {
     let mut vhosts = HashMap::new();
     vhosts.insert(
         "a.example".to_owned(),
-        VhostPolicy { mechanisms: vec![Mechanism::Plain, Mechanism::Anonymous], allow_unencrypted },
+        VhostPolicy {
+            mechanisms: vec![Mechanism::Plain, Mechanism::Anonymous],
+            allow_unencrypted,
+        },
     );
     C2sConfig {
         vhosts: Arc::new(vhosts),
@@ -62,8 +65,14 @@ impl Client {
         while let Some(out) = self.stream.poll_output() {
             match out {
                 Output::Write(bytes) => {
-                    self.server_parser.feed(&bytes).expect("server output is well-formed");
-                    while let Some(ev) = self.server_parser.next_event().expect("server output parses") {
+                    self.server_parser
+                        .feed(&bytes)
+                        .expect("server output is well-formed");
+                    while let Some(ev) = self
+                        .server_parser
+                        .next_event()
+                        .expect("server output parses")
+                    {
                         match ev {
                             Event::Stanza(el) => {
                                 // The server restarts its stream after SASL success.
@@ -108,9 +117,13 @@ impl Client {
     fn login(&mut self, resource: &str) -> Jid {
         self.send(OPEN);
         let plain = B64.encode(b"\0alice\0secret");
-        self.send(&format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{plain}</auth>"));
+        self.send(&format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{plain}</auth>"
+        ));
         let outs = self.take_outputs();
-        assert!(matches!(&outs[0], Output::CheckPassword { username, password, .. } if username == "alice" && password == "secret"));
+        assert!(
+            matches!(&outs[0], Output::CheckPassword { username, password, .. } if username == "alice" && password == "secret")
+        );
         self.input(Input::PasswordChecked(Ok(true)));
         assert!(self.last().is("success", ns::SASL));
         self.send(OPEN);
@@ -119,7 +132,11 @@ impl Client {
             "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>{resource}</resource></bind></iq>"
         ));
         let outs = self.take_outputs();
-        let Some(Output::Bind { jid, resource: Some(r) }) = outs.into_iter().find(|o| matches!(o, Output::Bind { .. })) else {
+        let Some(Output::Bind {
+            jid,
+            resource: Some(r),
+        }) = outs.into_iter().find(|o| matches!(o, Output::Bind { .. }))
+        else {
             panic!("expected a bind request");
         };
         let full = jid.with_resource(&r).expect("resource");
@@ -136,7 +153,9 @@ fn unencrypted_stream_offers_only_required_starttls() {
     let mut c = Client::new(false);
     c.send(OPEN);
     let features = c.last();
-    let tls = features.get_child("starttls", ns::TLS).expect("starttls offered");
+    let tls = features
+        .get_child("starttls", ns::TLS)
+        .expect("starttls offered");
     assert!(tls.has_child("required", ns::TLS));
     assert!(!features.has_child("mechanisms", ns::SASL));
     c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGEAYg==</auth>");
@@ -144,11 +163,18 @@ fn unencrypted_stream_offers_only_required_starttls() {
     assert!(c.last().has_child("encryption-required", ns::SASL));
     c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
     assert!(c.last().is("proceed", ns::TLS));
-    assert!(c.take_outputs().iter().any(|o| matches!(o, Output::StartTls)));
+    assert!(
+        c.take_outputs()
+            .iter()
+            .any(|o| matches!(o, Output::StartTls))
+    );
     c.input(Input::TlsEstablished);
     c.server_parser.reset();
     c.send(OPEN);
-    let mechs = c.last().get_child("mechanisms", ns::SASL).expect("mechanisms after TLS");
+    let mechs = c
+        .last()
+        .get_child("mechanisms", ns::SASL)
+        .expect("mechanisms after TLS");
     let names: Vec<String> = mechs.children().map(Element::text).collect();
     assert_eq!(names, ["PLAIN", "ANONYMOUS"]);
 }
@@ -160,7 +186,9 @@ fn plain_login_bind_and_stamping() {
     assert_eq!(full.to_string(), "alice@a.example/desk");
     c.send("<message to='Bob@A.example' type='chat'><body>hi</body></message>");
     let outs = c.take_outputs();
-    let Some(Output::Route(msg)) = outs.first() else { panic!("expected a routed stanza: {outs:?}") };
+    let Some(Output::Route(msg)) = outs.first() else {
+        panic!("expected a routed stanza: {outs:?}")
+    };
     assert_eq!(msg.attr("from"), Some("alice@a.example/desk"));
     assert_eq!(msg.attr("to"), Some("bob@a.example"));
     // A forged from is a stream error.
@@ -177,7 +205,11 @@ fn wrong_password_then_retry_limit() {
         c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHdyb25n</auth>");
         c.take_outputs();
         c.input(Input::PasswordChecked(Ok(false)));
-        assert!(c.seen.iter().any(|e| e.is("failure", ns::SASL) && e.has_child("not-authorized", ns::SASL)));
+        assert!(
+            c.seen
+                .iter()
+                .any(|e| e.is("failure", ns::SASL) && e.has_child("not-authorized", ns::SASL))
+        );
     }
     assert_eq!(c.stream_error().as_deref(), Some("policy-violation"));
 }
@@ -198,11 +230,18 @@ fn anonymous_gets_uuid_localpart() {
     c.send(OPEN);
     c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>");
     let outs = c.take_outputs();
-    let Some(Output::Authenticated { jid, mechanism: Mechanism::Anonymous }) = outs.first() else {
+    let Some(Output::Authenticated {
+        jid,
+        mechanism: Mechanism::Anonymous,
+    }) = outs.first()
+    else {
         panic!("expected success: {outs:?}");
     };
     let node = jid.node().expect("node");
-    assert!(uuid::Uuid::parse_str(node).is_ok_and(|u| u.get_version_num() == 4), "{node}");
+    assert!(
+        uuid::Uuid::parse_str(node).is_ok_and(|u| u.get_version_num() == 4),
+        "{node}"
+    );
 }
 
 #[test]
@@ -266,11 +305,19 @@ fn bind_errors_and_pipelining() {
          <message to='x@a.example'><body>early</body></message>",
     );
     let outs = c2.take_outputs();
-    assert!(matches!(outs.as_slice(), [Output::Bind { resource: None, .. }]), "{outs:?}");
-    let Some(jid) = c2.stream.vhost().map(|v| Jid::bare_from("anon", v)) else { panic!() };
+    assert!(
+        matches!(outs.as_slice(), [Output::Bind { resource: None, .. }]),
+        "{outs:?}"
+    );
+    let Some(jid) = c2.stream.vhost().map(|v| Jid::bare_from("anon", v)) else {
+        panic!()
+    };
     c2.input(Input::Bound(Ok(jid.with_resource("r").expect("res"))));
     let outs = c2.take_outputs();
-    assert!(matches!(outs.as_slice(), [Output::Route(m)] if m.attr("from") == Some("anon@a.example/r")), "{outs:?}");
+    assert!(
+        matches!(outs.as_slice(), [Output::Route(m)] if m.attr("from") == Some("anon@a.example/r")),
+        "{outs:?}"
+    );
 }
 
 #[test]
@@ -288,7 +335,11 @@ fn stream_management_ack_detach_resume() {
     let mut c = Client::new(true);
     let full = c.login("one");
     c.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
-    assert!(c.take_outputs().iter().any(|o| matches!(o, Output::EnableResumption)));
+    assert!(
+        c.take_outputs()
+            .iter()
+            .any(|o| matches!(o, Output::EnableResumption))
+    );
     c.input(Input::ResumptionEnabled("tok".into()));
     let enabled = c.last();
     assert!(enabled.is("enabled", ns::SM));
@@ -298,22 +349,37 @@ fn stream_management_ack_detach_resume() {
     assert_eq!(c.last().attr("h"), Some("2"));
     // Three deliveries; peer acks one.
     for i in 0..3 {
-        c.input(Input::Deliver(Element::builder("message", ns::CLIENT).attr("id", i.to_string()).build()));
+        c.input(Input::Deliver(
+            Element::builder("message", ns::CLIENT)
+                .attr("id", i.to_string())
+                .build(),
+        ));
     }
     c.send("<a xmlns='urn:xmpp:sm:3' h='1'/>");
     // Transport drops: the session waits.
     c.input(Input::TransportClosed);
     assert!(c.stream.is_detached());
     assert!(!c.closed);
-    c.input(Input::Deliver(Element::builder("message", ns::CLIENT).attr("id", "3").build()));
+    c.input(Input::Deliver(
+        Element::builder("message", ns::CLIENT)
+            .attr("id", "3")
+            .build(),
+    ));
     // A new connection resumes with h=1: stanzas 1, 2 and 3 are replayed.
     let mut parser = StreamParser::new(xml::Limits::default());
     parser.feed(OPEN.as_bytes()).expect("feed");
-    assert!(matches!(parser.next_event(), Ok(Some(Event::StreamOpen(_)))));
+    assert!(matches!(
+        parser.next_event(),
+        Ok(Some(Event::StreamOpen(_)))
+    ));
     c.seen.clear();
     c.stream.resume(c.now, parser, 1, false);
     c.input(Input::Bytes(b""));
-    let ids: Vec<&str> = c.seen.iter().filter_map(|e| e.attr("id").or(e.attr("previd"))).collect();
+    let ids: Vec<&str> = c
+        .seen
+        .iter()
+        .filter_map(|e| e.attr("id").or(e.attr("previd")))
+        .collect();
     assert_eq!(ids, ["tok", "1", "2", "3"]);
     assert_eq!(c.seen[0].attr("h"), Some("2"));
     assert_eq!(c.stream.full_jid(), Some(&full));
@@ -348,10 +414,22 @@ fn component() -> (ComponentStream, Instant) {
     let mut secrets = HashMap::new();
     secrets.insert("comp.a.example".to_owned(), "s3cret-s3cret".to_owned());
     let now = Instant::now();
-    (ComponentStream::new(Arc::new(secrets), xml::Limits::default(), Duration::from_secs(5), now), now)
+    (
+        ComponentStream::new(
+            Arc::new(secrets),
+            xml::Limits::default(),
+            Duration::from_secs(5),
+            now,
+        ),
+        now,
+    )
 }
 
-fn component_io(c: &mut ComponentStream, now: Instant, bytes: &str) -> (String, Vec<component::Output>) {
+fn component_io(
+    c: &mut ComponentStream,
+    now: Instant,
+    bytes: &str,
+) -> (String, Vec<component::Output>) {
     c.handle_input(now, component::Input::Bytes(bytes.as_bytes()));
     let mut written = String::new();
     let mut others = Vec::new();
@@ -375,15 +453,30 @@ fn component_handshake_and_from_check() {
     );
     let id_start = out.find("id='").expect("stream id") + 4;
     let id = &out[id_start..id_start + out[id_start..].find('\'').expect("quote")];
-    let digest: String = Sha1::digest(format!("{id}s3cret-s3cret").as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let digest: String = Sha1::digest(format!("{id}s3cret-s3cret").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let (out, outs) = component_io(&mut c, now, &format!("<handshake>{digest}</handshake>"));
     assert!(out.contains("<handshake/>"));
-    assert!(matches!(outs.as_slice(), [component::Output::Authenticated { domain }] if domain == "comp.a.example"));
-    let (_, outs) = component_io(&mut c, now, "<message from='bot@comp.a.example' to='u@a.example'><body>x</body></message>");
-    let [component::Output::Route(m)] = outs.as_slice() else { panic!("{outs:?}") };
+    assert!(
+        matches!(outs.as_slice(), [component::Output::Authenticated { domain }] if domain == "comp.a.example")
+    );
+    let (_, outs) = component_io(
+        &mut c,
+        now,
+        "<message from='bot@comp.a.example' to='u@a.example'><body>x</body></message>",
+    );
+    let [component::Output::Route(m)] = outs.as_slice() else {
+        panic!("{outs:?}")
+    };
     assert_eq!(m.ns(), ns::CLIENT);
     assert!(m.get_child("body", ns::CLIENT).is_some());
-    let (out, _) = component_io(&mut c, now, "<message from='u@a.example' to='v@a.example'/>");
+    let (out, _) = component_io(
+        &mut c,
+        now,
+        "<message from='u@a.example' to='v@a.example'/>",
+    );
     assert!(out.contains("invalid-from"), "{out}");
 }
 

@@ -35,14 +35,21 @@ pub enum TlsError {
 }
 
 fn file_err(path: &Path, message: impl ToString) -> TlsError {
-    TlsError::File { path: path.to_owned(), message: message.to_string() }
+    TlsError::File {
+        path: path.to_owned(),
+        message: message.to_string(),
+    }
 }
 
 /// Build the server TLS configuration.
 ///
 /// # Errors
 /// When the files are unreadable or invalid, or a certificate cannot be generated.
-pub fn server_config(files: Option<&TlsFiles>, data_dir: &Path, domains: &[String]) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn server_config(
+    files: Option<&TlsFiles>,
+    data_dir: &Path,
+    domains: &[String],
+) -> Result<Arc<ServerConfig>, TlsError> {
     let (cert_path, key_path) = match files {
         Some(f) => (f.cert_file.clone(), f.key_file.clone()),
         None => self_signed(data_dir, domains)?,
@@ -81,8 +88,11 @@ fn self_signed(data_dir: &Path, domains: &[String]) -> Result<(PathBuf, PathBuf)
     let mut sans = names.clone();
     sans.extend(names.iter().map(|d| format!("*.{d}")));
     let key = rcgen::KeyPair::generate().map_err(|e| TlsError::Generate(e.to_string()))?;
-    let params = rcgen::CertificateParams::new(sans).map_err(|e| TlsError::Generate(e.to_string()))?;
-    let cert = params.self_signed(&key).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let params =
+        rcgen::CertificateParams::new(sans).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
     write_private(&key_path, key.serialize_pem().as_bytes())?;
     std::fs::write(&cert_path, cert.pem()).map_err(|e| file_err(&cert_path, e))?;
     std::fs::write(&names_path, wanted).map_err(|e| file_err(&names_path, e))?;

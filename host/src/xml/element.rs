@@ -58,7 +58,12 @@ impl ElementBuilder {
 impl Element {
     /// An empty element.
     pub fn new(name: &str, ns: &str) -> Element {
-        Element { name: name.to_owned(), ns: ns.to_owned(), attrs: Vec::new(), nodes: Vec::new() }
+        Element {
+            name: name.to_owned(),
+            ns: ns.to_owned(),
+            attrs: Vec::new(),
+            nodes: Vec::new(),
+        }
     }
 
     /// A builder.
@@ -83,7 +88,10 @@ impl Element {
 
     /// An attribute by qualified name.
     pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Set (or replace) an attribute.
@@ -161,7 +169,8 @@ impl Element {
 
     /// Remove every child with this name and namespace.
     pub fn remove_children(&mut self, name: &str, ns: &str) {
-        self.nodes.retain(|n| !matches!(n, Node::Element(e) if e.is(name, ns)));
+        self.nodes
+            .retain(|n| !matches!(n, Node::Element(e) if e.is(name, ns)));
     }
 
     /// The direct text children, concatenated.
@@ -270,8 +279,14 @@ mod tests {
 
     #[test]
     fn serializes_with_minimal_namespaces_and_escaping() {
-        let mut msg = Element::builder("message", "jabber:client").attr("to", "a&b'\"<").build();
-        msg.append_child(Element::builder("body", "jabber:client").text("1 < 2 & 3 > 2").build());
+        let mut msg = Element::builder("message", "jabber:client")
+            .attr("to", "a&b'\"<")
+            .build();
+        msg.append_child(
+            Element::builder("body", "jabber:client")
+                .text("1 < 2 & 3 > 2")
+                .build(),
+        );
         msg.append_child(Element::new("x", "urn:example"));
         let mut out = Vec::new();
         msg.write_to(&mut out, "jabber:client");
@@ -279,7 +294,10 @@ mod tests {
             String::from_utf8_lossy(&out),
             "<message to='a&amp;b&apos;&quot;&lt;'><body>1 &lt; 2 &amp; 3 &gt; 2</body><x xmlns='urn:example'/></message>"
         );
-        assert!(msg.to_string().starts_with("<message xmlns='jabber:client'"));
+        assert!(
+            msg.to_string()
+                .starts_with("<message xmlns='jabber:client'")
+        );
     }
 
     #[test]

@@ -19,6 +19,11 @@ pub struct Limits {
 impl Default for Limits {
     /// 256 KiB stanzas, depth 64, 64 attributes, 8 KiB headers.
     fn default() -> Self {
-        Limits { max_stanza_bytes: 256 * 1024, max_depth: 64, max_attrs: 64, max_header_bytes: 8 * 1024 }
+        Limits {
+            max_stanza_bytes: 256 * 1024,
+            max_depth: 64,
+            max_attrs: 64,
+            max_header_bytes: 8 * 1024,
+        }
     }
 }

@@ -182,9 +182,15 @@ impl StreamParser {
         self.buf.extend_from_slice(bytes);
         let start = self.stanza_start.unwrap_or(self.tag_start.min(self.pos));
         let held = self.buf.len().saturating_sub(start);
-        let limit = if self.opened { self.limits.max_stanza_bytes } else { self.limits.max_header_bytes };
+        let limit = if self.opened {
+            self.limits.max_stanza_bytes
+        } else {
+            self.limits.max_header_bytes
+        };
         if held > limit + bytes.len() {
-            return Err(self.fail(XmlError::PolicyViolation(format!("more than {limit} bytes in one element"))));
+            return Err(self.fail(XmlError::PolicyViolation(format!(
+                "more than {limit} bytes in one element"
+            ))));
         }
         Ok(())
     }
@@ -232,7 +238,13 @@ impl StreamParser {
                     }
                 }
                 Lex::Lt => match b {
-                    b'/' => self.lex = Lex::Tag { end: true, quote: 0, last: b'/' },
+                    b'/' => {
+                        self.lex = Lex::Tag {
+                            end: true,
+                            quote: 0,
+                            last: b'/',
+                        }
+                    }
                     b'?' => {
                         if !(self.at_start && self.depth == 0 && !self.opened) {
                             return Err(XmlError::RestrictedXml("processing instruction".into()));
@@ -244,7 +256,11 @@ impl StreamParser {
                         if self.depth == 1 && self.stanza_start.is_none() {
                             self.stanza_start = Some(self.tag_start);
                         }
-                        self.lex = Lex::Tag { end: false, quote: 0, last: b };
+                        self.lex = Lex::Tag {
+                            end: false,
+                            quote: 0,
+                            last: b,
+                        };
                     }
                 },
                 Lex::Decl { question } => {
@@ -256,7 +272,9 @@ impl StreamParser {
                         self.at_start = false;
                         self.lex = Lex::Text;
                     } else {
-                        self.lex = Lex::Decl { question: b == b'?' };
+                        self.lex = Lex::Decl {
+                            question: b == b'?',
+                        };
                     }
                     if self.pos - self.tag_start > self.limits.max_header_bytes {
                         return Err(XmlError::PolicyViolation("XML declaration too long".into()));
@@ -280,7 +298,9 @@ impl StreamParser {
                 }
                 Lex::CData { brackets } => {
                     self.lex = match b {
-                        b']' => Lex::CData { brackets: (brackets + 1).min(2) },
+                        b']' => Lex::CData {
+                            brackets: (brackets + 1).min(2),
+                        },
                         b'>' if brackets == 2 => Lex::Text,
                         _ => Lex::CData { brackets: 0 },
                     };
@@ -288,14 +308,24 @@ impl StreamParser {
                 Lex::Tag { end, quote, last } => {
                     if quote != 0 {
                         if b == quote {
-                            self.lex = Lex::Tag { end, quote: 0, last: b };
+                            self.lex = Lex::Tag {
+                                end,
+                                quote: 0,
+                                last: b,
+                            };
                         } else if b == b'<' {
                             return Err(nwf("'<' in an attribute value"));
                         }
                         continue;
                     }
                     match b {
-                        b'"' | b'\'' if !end => self.lex = Lex::Tag { end, quote: b, last: b },
+                        b'"' | b'\'' if !end => {
+                            self.lex = Lex::Tag {
+                                end,
+                                quote: b,
+                                last: b,
+                            }
+                        }
                         b'<' => return Err(nwf("'<' inside a tag")),
                         b'>' => {
                             self.lex = Lex::Text;
@@ -338,7 +368,9 @@ impl StreamParser {
                 0 => return Err(nwf("end tag before the stream header")),
                 1 => {
                     let tag = &self.buf[self.tag_start + 2..self.pos - 1];
-                    let name = std::str::from_utf8(tag).map_err(|_| nwf("invalid UTF-8"))?.trim();
+                    let name = std::str::from_utf8(tag)
+                        .map_err(|_| nwf("invalid UTF-8"))?
+                        .trim();
                     if name != self.header_qname {
                         return Err(nwf(format!("</{name}> does not close the stream")));
                     }
@@ -367,7 +399,10 @@ impl StreamParser {
         }
         self.depth += 1;
         if self.depth - 1 > self.limits.max_depth {
-            return Err(XmlError::PolicyViolation(format!("elements nested deeper than {}", self.limits.max_depth)));
+            return Err(XmlError::PolicyViolation(format!(
+                "elements nested deeper than {}",
+                self.limits.max_depth
+            )));
         }
         Ok(None)
     }
@@ -381,13 +416,20 @@ impl StreamParser {
             Ok(_) => return Err(nwf("expected a stream header")),
             Err(e) => return Err(nwf(e.to_string())),
         };
-        let qname = std::str::from_utf8(start.name().as_ref()).map_err(|_| nwf("invalid UTF-8"))?.to_owned();
+        let qname = std::str::from_utf8(start.name().as_ref())
+            .map_err(|_| nwf("invalid UTF-8"))?
+            .to_owned();
         let mut header = StreamHeader::default();
         let mut scope = Vec::new();
         for attr in start.attributes().with_checks(true) {
             let attr = attr.map_err(|e| nwf(e.to_string()))?;
-            let key = std::str::from_utf8(attr.key.as_ref()).map_err(|_| nwf("invalid UTF-8"))?.to_owned();
-            let value = attr.unescape_value().map_err(|e| entity_error(&e.to_string()))?.into_owned();
+            let key = std::str::from_utf8(attr.key.as_ref())
+                .map_err(|_| nwf("invalid UTF-8"))?
+                .to_owned();
+            let value = attr
+                .unescape_value()
+                .map_err(|e| entity_error(&e.to_string()))?
+                .into_owned();
             if key == "xmlns" {
                 scope.push((String::new(), value.clone()));
             } else if let Some(p) = key.strip_prefix("xmlns:") {
@@ -407,14 +449,27 @@ impl StreamParser {
             Some((p, l)) => (p, l),
             None => ("", qname.as_str()),
         };
-        let stream_ns = scope.iter().rev().find(|(p, _)| p == prefix).map(|(_, u)| u.as_str());
+        let stream_ns = scope
+            .iter()
+            .rev()
+            .find(|(p, _)| p == prefix)
+            .map(|(_, u)| u.as_str());
         if local != "stream" {
-            return Err(XmlError::BadFormat(format!("<{qname}> is not a stream header")));
+            return Err(XmlError::BadFormat(format!(
+                "<{qname}> is not a stream header"
+            )));
         }
         if stream_ns != Some(ns::STREAMS) {
-            return Err(XmlError::InvalidNamespace("the stream element is not in the streams namespace".into()));
+            return Err(XmlError::InvalidNamespace(
+                "the stream element is not in the streams namespace".into(),
+            ));
         }
-        header.default_ns = scope.iter().rev().find(|(p, _)| p.is_empty()).map(|(_, u)| u.clone()).unwrap_or_default();
+        header.default_ns = scope
+            .iter()
+            .rev()
+            .find(|(p, _)| p.is_empty())
+            .map(|(_, u)| u.clone())
+            .unwrap_or_default();
         self.scope = scope;
         self.header_qname = qname;
         self.opened = true;
@@ -454,7 +509,10 @@ fn entity_error(msg: &str) -> XmlError {
 /// When the bytes are not exactly one well-formed, allowed element within the limits.
 pub fn parse_element(bytes: &[u8], limits: &Limits) -> Result<Element, XmlError> {
     if bytes.len() > limits.max_stanza_bytes {
-        return Err(XmlError::PolicyViolation(format!("element larger than {} bytes", limits.max_stanza_bytes)));
+        return Err(XmlError::PolicyViolation(format!(
+            "element larger than {} bytes",
+            limits.max_stanza_bytes
+        )));
     }
     let mut p = StreamParser::new(limits.clone());
     p.opened = true;
@@ -470,7 +528,11 @@ pub fn parse_element(bytes: &[u8], limits: &Limits) -> Result<Element, XmlError>
 }
 
 /// Parse the bytes of one complete element with the stream's namespace scope.
-fn parse_fragment(bytes: &[u8], outer: &[(String, String)], limits: &Limits) -> Result<Element, XmlError> {
+fn parse_fragment(
+    bytes: &[u8],
+    outer: &[(String, String)],
+    limits: &Limits,
+) -> Result<Element, XmlError> {
     let text = std::str::from_utf8(bytes).map_err(|_| nwf("invalid UTF-8"))?;
     let mut reader = quick_xml::Reader::from_str(text);
     reader.config_mut().check_end_names = true;
@@ -478,7 +540,9 @@ fn parse_fragment(bytes: &[u8], outer: &[(String, String)], limits: &Limits) -> 
     let mut scopes: Vec<Vec<(String, String)>> = vec![outer.to_vec()];
     let mut stack: Vec<Element> = Vec::new();
     loop {
-        let ev = reader.read_event().map_err(|e| entity_error(&e.to_string()))?;
+        let ev = reader
+            .read_event()
+            .map_err(|e| entity_error(&e.to_string()))?;
         match ev {
             QEvent::Start(s) => {
                 let el = open_element(&s, &mut scopes, limits)?;
@@ -493,7 +557,9 @@ fn parse_fragment(bytes: &[u8], outer: &[(String, String)], limits: &Limits) -> 
             }
             QEvent::End(_) => {
                 scopes.pop();
-                let Some(el) = stack.pop() else { return Err(nwf("unbalanced end tag")) };
+                let Some(el) = stack.pop() else {
+                    return Err(nwf("unbalanced end tag"));
+                };
                 if let Some(done) = close(&mut stack, el) {
                     return Ok(done);
                 }
@@ -531,7 +597,9 @@ fn parse_fragment(bytes: &[u8], outer: &[(String, String)], limits: &Limits) -> 
                 }
             }
             QEvent::Comment(_) => return Err(XmlError::RestrictedXml("comment".into())),
-            QEvent::PI(_) | QEvent::Decl(_) => return Err(XmlError::RestrictedXml("processing instruction".into())),
+            QEvent::PI(_) | QEvent::Decl(_) => {
+                return Err(XmlError::RestrictedXml("processing instruction".into()));
+            }
             QEvent::DocType(_) => return Err(XmlError::RestrictedXml("DTD".into())),
             QEvent::Eof => return Err(nwf("incomplete element")),
         }
@@ -558,13 +626,20 @@ fn open_element(
     scopes: &mut Vec<Vec<(String, String)>>,
     limits: &Limits,
 ) -> Result<Element, XmlError> {
-    let qname = std::str::from_utf8(s.name().as_ref()).map_err(|_| nwf("invalid UTF-8"))?.to_owned();
+    let qname = std::str::from_utf8(s.name().as_ref())
+        .map_err(|_| nwf("invalid UTF-8"))?
+        .to_owned();
     let mut decls = Vec::new();
     let mut attrs = Vec::new();
     for attr in s.attributes().with_checks(true) {
         let attr = attr.map_err(|e| nwf(e.to_string()))?;
-        let key = std::str::from_utf8(attr.key.as_ref()).map_err(|_| nwf("invalid UTF-8"))?.to_owned();
-        let value = attr.unescape_value().map_err(|e| entity_error(&e.to_string()))?.into_owned();
+        let key = std::str::from_utf8(attr.key.as_ref())
+            .map_err(|_| nwf("invalid UTF-8"))?
+            .to_owned();
+        let value = attr
+            .unescape_value()
+            .map_err(|e| entity_error(&e.to_string()))?
+            .into_owned();
         if value.chars().any(|c| !is_xml_char(c)) {
             return Err(nwf("invalid character in an attribute"));
         }
@@ -581,9 +656,15 @@ fn open_element(
         }
     }
     if attrs.len() + decls.len() > limits.max_attrs {
-        return Err(XmlError::PolicyViolation(format!("more than {} attributes", limits.max_attrs)));
+        return Err(XmlError::PolicyViolation(format!(
+            "more than {} attributes",
+            limits.max_attrs
+        )));
     }
-    let resolve = |prefix: &str, decls: &[(String, String)], scopes: &[Vec<(String, String)>]| -> Option<String> {
+    let resolve = |prefix: &str,
+                   decls: &[(String, String)],
+                   scopes: &[Vec<(String, String)>]|
+     -> Option<String> {
         if prefix == "xml" {
             return Some(ns::XML.to_owned());
         }
@@ -650,18 +731,29 @@ mod tests {
     fn whole_fixture() {
         let events = parse_whole(FIXTURE).expect("valid");
         assert_eq!(events.len(), 6);
-        let Event::StreamOpen(h) = &events[0] else { panic!() };
+        let Event::StreamOpen(h) = &events[0] else {
+            panic!()
+        };
         assert_eq!(h.to.as_deref(), Some("example.com"));
         assert_eq!(h.default_ns, ns::CLIENT);
-        let Event::Stanza(m) = &events[1] else { panic!() };
+        let Event::Stanza(m) = &events[1] else {
+            panic!()
+        };
         assert!(m.is("message", ns::CLIENT));
         assert_eq!(m.attr("type"), Some("chat"));
-        assert_eq!(m.get_child("body", ns::CLIENT).map(Element::text).as_deref(), Some("h\u{e9}llo & \u{263A} \u{1F600}"));
+        assert_eq!(
+            m.get_child("body", ns::CLIENT)
+                .map(Element::text)
+                .as_deref(),
+            Some("h\u{e9}llo & \u{263A} \u{1F600}")
+        );
         let x = m.get_child("x", "urn:x").expect("x");
         assert_eq!(x.attr("a"), Some("<\""));
         assert!(x.has_child("y", "urn:x"));
         assert_eq!(m.text(), "<raw>");
-        let Event::Stanza(f) = &events[4] else { panic!() };
+        let Event::Stanza(f) = &events[4] else {
+            panic!()
+        };
         assert!(f.is("features", ns::STREAMS));
         assert!(f.has_child("bind", ns::BIND));
         assert_eq!(events[5], Event::StreamClose);
@@ -716,7 +808,12 @@ mod tests {
         ] {
             assert_eq!(first_error(body).condition(), "restricted-xml", "{body}");
         }
-        assert_eq!(parse_whole("<!DOCTYPE x><stream:stream>").expect_err("dtd").condition(), "restricted-xml");
+        assert_eq!(
+            parse_whole("<!DOCTYPE x><stream:stream>")
+                .expect_err("dtd")
+                .condition(),
+            "restricted-xml"
+        );
     }
 
     #[test]
@@ -739,12 +836,16 @@ mod tests {
         let mut p = StreamParser::new(Limits::default());
         p.feed(HEADER.as_bytes()).expect("feed");
         p.feed(b"<message>\xff\xfe</message>").expect("feed");
-        assert_eq!(all_events(&mut p).expect_err("utf8").condition(), "not-well-formed");
+        assert_eq!(
+            all_events(&mut p).expect_err("utf8").condition(),
+            "not-well-formed"
+        );
     }
 
     #[test]
     fn header_errors() {
-        let e = parse_whole("<stream:stream xmlns:stream='urn:wrong' xmlns='jabber:client'>").expect_err("ns");
+        let e = parse_whole("<stream:stream xmlns:stream='urn:wrong' xmlns='jabber:client'>")
+            .expect_err("ns");
         assert_eq!(e.condition(), "invalid-namespace");
         let e = parse_whole("<foo xmlns='jabber:client'>").expect_err("not a stream");
         assert_eq!(e.condition(), "bad-format");
@@ -754,7 +855,12 @@ mod tests {
 
     #[test]
     fn limits() {
-        let limits = Limits { max_stanza_bytes: 1024, max_depth: 4, max_attrs: 3, max_header_bytes: 512 };
+        let limits = Limits {
+            max_stanza_bytes: 1024,
+            max_depth: 4,
+            max_attrs: 3,
+            max_header_bytes: 512,
+        };
         let run = |body: String| {
             let mut p = StreamParser::new(limits.clone());
             p.feed(HEADER.as_bytes())?;
@@ -771,19 +877,37 @@ mod tests {
         let e = run(unfinished).expect_err("unfinished stanza is bounded");
         assert_eq!(e.condition(), "policy-violation");
         let deep = "<a><a><a><a><a><a>".to_owned();
-        assert_eq!(run(deep).expect_err("depth").condition(), "policy-violation");
+        assert_eq!(
+            run(deep).expect_err("depth").condition(),
+            "policy-violation"
+        );
         let attrs = "<a b='1' c='2' d='3' e='4'/>".to_owned();
-        assert_eq!(run(attrs).expect_err("attrs").condition(), "policy-violation");
+        assert_eq!(
+            run(attrs).expect_err("attrs").condition(),
+            "policy-violation"
+        );
         assert!(run("<a><a><a/></a></a>".to_owned()).is_ok());
         let mut p = StreamParser::new(limits.clone());
         let header = format!("<stream:stream {}", "a".repeat(600));
-        assert_eq!(p.feed(header.as_bytes()).and_then(|()| all_events(&mut p).map(|_| ())).expect_err("header").condition(), "policy-violation");
+        assert_eq!(
+            p.feed(header.as_bytes())
+                .and_then(|()| all_events(&mut p).map(|_| ()))
+                .expect_err("header")
+                .condition(),
+            "policy-violation"
+        );
     }
 
     #[test]
     fn restart_keeps_bytes_and_reset_drops_them() {
         let mut p = StreamParser::new(Limits::default());
-        p.feed(format!("{HEADER}<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>{HEADER}<presence/>").as_bytes()).expect("feed");
+        p.feed(
+            format!(
+                "{HEADER}<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>{HEADER}<presence/>"
+            )
+            .as_bytes(),
+        )
+        .expect("feed");
         assert!(matches!(p.next_event(), Ok(Some(Event::StreamOpen(_)))));
         assert!(matches!(p.next_event(), Ok(Some(Event::Stanza(_)))));
         p.restart();
@@ -806,7 +930,11 @@ mod tests {
                 assert_eq!(again, el);
             }
         }
-        let el = parse_element(b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='x'/>", &Limits::default()).expect("frame");
+        let el = parse_element(
+            b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='x'/>",
+            &Limits::default(),
+        )
+        .expect("frame");
         assert_eq!(el.attr("to"), Some("x"));
         assert!(parse_element(b"<a/><b/>", &Limits::default()).is_err());
         assert!(parse_element(b"<a>", &Limits::default()).is_err());
@@ -814,8 +942,11 @@ mod tests {
 
     #[test]
     fn whitespace_keepalives_and_lang() {
-        let events = parse_whole(&format!("{HEADER}  \n <message xml:lang='fr'/>\n\n")).expect("valid");
-        let Event::Stanza(m) = &events[1] else { panic!() };
+        let events =
+            parse_whole(&format!("{HEADER}  \n <message xml:lang='fr'/>\n\n")).expect("valid");
+        let Event::Stanza(m) = &events[1] else {
+            panic!()
+        };
         assert_eq!(m.attr("xml:lang"), Some("fr"));
     }
 }

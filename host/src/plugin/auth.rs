@@ -1,0 +1,473 @@
+//! `AuthPlugin`: one vhost's auth provider. Each call instantiates the component in a fresh
+//! store (memory cap, epoch deadline), hands it the vhost's settings, makes the call and drops
+//! the store.
+//!
+//! Shell (runs on tokio's blocking pool). Invariants: a trap, timeout or out-of-memory is a
+//! `PluginError::Trap`, logged with plugin and vhost and counted; more than `max_traps` in
+//! `trap_window` disables the plugin (`Disabled`) until the window has passed; callers treat any
+//! error as "deny" (fail closed). Tests: `mod tests` below, with the real plugin components.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+
+use super::bindings::lilt::plugin::types;
+use super::bindings::{Auth, AuthPre};
+use super::engine::TICK;
+use super::host_api::State;
+use super::{AuthError, PluginEngine, PluginError};
+use crate::sasl::{Mechanism, ScramCredentials, ScramHash};
+use crate::storage::KvStore;
+
+struct Inner {
+    engine: PluginEngine,
+    vhost: Arc<str>,
+    name: Arc<str>,
+    pre: AuthPre<State>,
+    settings_json: String,
+    kv: Arc<dyn KvStore>,
+    mechanisms: Vec<Mechanism>,
+    traps: Mutex<VecDeque<Instant>>,
+}
+
+/// A loaded auth plugin for one vhost; cheap to clone.
+#[derive(Clone)]
+pub struct AuthPlugin(Arc<Inner>);
+
+impl std::fmt::Debug for AuthPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthPlugin")
+            .field("name", &self.0.name)
+            .field("vhost", &self.0.vhost)
+            .field("mechanisms", &self.0.mechanisms)
+            .finish_non_exhaustive()
+    }
+}
+
+fn mechanism(m: types::Mechanism) -> Mechanism {
+    match m {
+        types::Mechanism::Anonymous => Mechanism::Anonymous,
+        types::Mechanism::Plain => Mechanism::Plain,
+        types::Mechanism::ScramSha1 => Mechanism::ScramSha1,
+        types::Mechanism::ScramSha256 => Mechanism::ScramSha256,
+    }
+}
+
+fn auth_error(e: types::AuthError) -> AuthError {
+    match e {
+        types::AuthError::NotSupported => AuthError::NotSupported,
+        types::AuthError::UserExists => AuthError::UserExists,
+        types::AuthError::UserNotFound => AuthError::UserNotFound,
+        types::AuthError::InvalidInput(s) => AuthError::InvalidInput(s),
+        types::AuthError::Internal(s) => AuthError::Internal(s),
+    }
+}
+
+impl AuthPlugin {
+    pub(super) fn new(
+        engine: PluginEngine,
+        vhost: &str,
+        name: &str,
+        pre: AuthPre<State>,
+        settings: &serde_json::Value,
+        kv: Arc<dyn KvStore>,
+    ) -> Result<AuthPlugin, PluginError> {
+        let mut inner = Inner {
+            engine,
+            vhost: vhost.into(),
+            name: name.into(),
+            pre,
+            settings_json: settings.to_string(),
+            kv,
+            mechanisms: Vec::new(),
+            traps: Mutex::new(VecDeque::new()),
+        };
+        // `call` configures the fresh instance first, so a refusal surfaces as `Config` here.
+        let mechanisms = call_sync(&inner, |auth, store| {
+            auth.lilt_plugin_auth_provider()
+                .call_mechanisms(store)
+                .map(Ok)
+        })?;
+        inner.mechanisms = mechanisms.into_iter().map(mechanism).collect();
+        Ok(AuthPlugin(Arc::new(inner)))
+    }
+
+    /// Plugin name.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The vhost it serves.
+    pub fn vhost(&self) -> &str {
+        &self.0.vhost
+    }
+
+    /// The SASL mechanisms it decides.
+    pub fn mechanisms(&self) -> &[Mechanism] {
+        &self.0.mechanisms
+    }
+
+    /// Whether the account exists.
+    ///
+    /// # Errors
+    /// A trap, a disabled plugin, or the plugin's refusal.
+    pub async fn user_exists(&self, username: &str) -> Result<bool, PluginError> {
+        let u = username.to_owned();
+        self.call(move |a, s| {
+            a.lilt_plugin_auth_provider()
+                .call_user_exists(s, &u)
+                .map(|r| r.map_err(auth_error))
+        })
+        .await
+    }
+
+    /// Whether the password is right (PLAIN).
+    ///
+    /// # Errors
+    /// A trap, a disabled plugin, or the plugin's refusal.
+    pub async fn test_password(&self, username: &str, password: &str) -> Result<bool, PluginError> {
+        let (u, p) = (username.to_owned(), password.to_owned());
+        self.call(move |a, s| {
+            a.lilt_plugin_auth_provider()
+                .call_test_password(s, &u, &p)
+                .map(|r| r.map_err(auth_error))
+        })
+        .await
+    }
+
+    /// The account's SCRAM credentials.
+    ///
+    /// # Errors
+    /// A trap, a disabled plugin, or the plugin's refusal.
+    pub async fn scram_credentials(
+        &self,
+        username: &str,
+        hash: ScramHash,
+    ) -> Result<Option<ScramCredentials>, PluginError> {
+        let u = username.to_owned();
+        let h = match hash {
+            ScramHash::Sha1 => types::ScramHash::Sha1,
+            ScramHash::Sha256 => types::ScramHash::Sha256,
+        };
+        let creds = self
+            .call(move |a, s| {
+                a.lilt_plugin_auth_provider()
+                    .call_get_scram_credentials(s, &u, h)
+                    .map(|r| r.map_err(auth_error))
+            })
+            .await?;
+        Ok(creds.map(|c| ScramCredentials {
+            salt: c.salt,
+            iterations: c.iterations,
+            stored_key: c.stored_key,
+            server_key: c.server_key,
+        }))
+    }
+
+    /// Create an account.
+    ///
+    /// # Errors
+    /// A trap, a disabled plugin, or the plugin's refusal (e.g. `UserExists`).
+    pub async fn create_user(&self, username: &str, password: &str) -> Result<(), PluginError> {
+        let (u, p) = (username.to_owned(), password.to_owned());
+        self.call(move |a, s| {
+            a.lilt_plugin_auth_provider()
+                .call_create_user(s, &u, &p)
+                .map(|r| r.map_err(auth_error))
+        })
+        .await
+    }
+
+    /// Change a password.
+    ///
+    /// # Errors
+    /// A trap, a disabled plugin, or the plugin's refusal (e.g. `UserNotFound`).
+    pub async fn set_password(&self, username: &str, password: &str) -> Result<(), PluginError> {
+        let (u, p) = (username.to_owned(), password.to_owned());
+        self.call(move |a, s| {
+            a.lilt_plugin_auth_provider()
+                .call_set_password(s, &u, &p)
+                .map(|r| r.map_err(auth_error))
+        })
+        .await
+    }
+
+    /// Delete an account.
+    ///
+    /// # Errors
+    /// A trap, a disabled plugin, or the plugin's refusal (e.g. `UserNotFound`).
+    pub async fn delete_user(&self, username: &str) -> Result<(), PluginError> {
+        let u = username.to_owned();
+        self.call(move |a, s| {
+            a.lilt_plugin_auth_provider()
+                .call_delete_user(s, &u)
+                .map(|r| r.map_err(auth_error))
+        })
+        .await
+    }
+
+    async fn call<R, F>(&self, f: F) -> Result<R, PluginError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Auth, &mut Store<State>) -> wasmtime::Result<Result<R, AuthError>>
+            + Send
+            + 'static,
+    {
+        let inner = self.0.clone();
+        match tokio::task::spawn_blocking(move || call_sync(&inner, f)).await {
+            Ok(r) => r,
+            Err(e) => Err(PluginError::Trap {
+                plugin: self.0.name.to_string(),
+                source: anyhow::anyhow!("call aborted: {e}"),
+            }),
+        }
+    }
+}
+
+/// Run one call in a fresh store. Blocking.
+fn call_sync<R>(
+    inner: &Inner,
+    f: impl FnOnce(&Auth, &mut Store<State>) -> wasmtime::Result<Result<R, AuthError>>,
+) -> Result<R, PluginError> {
+    let plugin = inner.name.to_string();
+    let limits = inner.engine.limits().clone();
+    {
+        let mut traps = inner
+            .traps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        while traps
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > limits.trap_window)
+        {
+            traps.pop_front();
+        }
+        if traps.len() >= limits.max_traps as usize {
+            return Err(PluginError::Disabled { plugin });
+        }
+    }
+    let state = State {
+        vhost: inner.vhost.clone(),
+        plugin: inner.name.clone(),
+        kv: inner.kv.clone(),
+        kv_quota: limits.kv_quota_bytes,
+        limits: StoreLimitsBuilder::new()
+            .memory_size(limits.memory_bytes)
+            .instances(16)
+            .tables(64)
+            .memories(16)
+            .build(),
+        wasi: WasiCtxBuilder::new().build(),
+        table: ResourceTable::new(),
+        import_time: std::time::Duration::ZERO,
+    };
+    let mut store = Store::new(inner.engine.engine(), state);
+    store.limiter(|s| &mut s.limits);
+    let ticks = (limits.call_timeout.as_millis() / TICK.as_millis()).max(1) as u64;
+    store.set_epoch_deadline(ticks);
+    // Time spent in host imports is given back; anything else past the deadline traps.
+    store.epoch_deadline_callback(|mut ctx| {
+        let credit = std::mem::take(&mut ctx.data_mut().import_time);
+        let extra = (credit.as_millis() / TICK.as_millis()) as u64;
+        if extra > 0 {
+            Ok(UpdateDeadline::Continue(extra))
+        } else {
+            Err(wasmtime::Error::msg("call exceeded its time limit"))
+        }
+    });
+    let result = (|| -> wasmtime::Result<Result<Result<R, AuthError>, String>> {
+        let auth = inner.pre.instantiate(&mut store)?;
+        if let Err(message) = auth
+            .lilt_plugin_auth_provider()
+            .call_configure(&mut store, &inner.settings_json)?
+        {
+            return Ok(Err(message));
+        }
+        Ok(Ok(f(&auth, &mut store)?))
+    })();
+    match result {
+        Ok(Ok(Ok(v))) => Ok(v),
+        Ok(Ok(Err(error))) => Err(PluginError::Auth { plugin, error }),
+        Ok(Err(message)) => Err(PluginError::Config { plugin, message }),
+        Err(source) => {
+            let source = super::wasm_err(source);
+            tracing::warn!(message = "Plugin trapped.", plugin = %inner.name, vhost = %inner.vhost, error = %format!("{source:#}"));
+            inner
+                .traps
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push_back(Instant::now());
+            Err(PluginError::Trap { plugin, source })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::plugin::PluginLimits;
+
+    fn wasm(name: &str) -> PathBuf {
+        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/wasm32-wasip2/release")
+            .join(name);
+        assert!(
+            p.is_file(),
+            "{} missing: run `cargo build --release --target wasm32-wasip2 -p auth-anonymous -p auth-internal`",
+            p.display()
+        );
+        p
+    }
+
+    fn load(
+        name: &str,
+        file: &str,
+        settings: serde_json::Value,
+    ) -> Result<AuthPlugin, PluginError> {
+        let engine = PluginEngine::new(PluginLimits::default()).expect("engine");
+        engine.load_auth(
+            "a.example",
+            name,
+            &wasm(file),
+            &settings,
+            crate::storage::memory(),
+        )
+    }
+
+    #[tokio::test]
+    async fn internal_accounts_through_the_component() {
+        let p = load("auth-internal", "auth_internal.wasm", serde_json::json!({})).expect("load");
+        assert_eq!(
+            p.mechanisms(),
+            [
+                Mechanism::ScramSha256,
+                Mechanism::ScramSha1,
+                Mechanism::Plain
+            ]
+        );
+        p.create_user("alice", "pencil").await.expect("create");
+        assert!(matches!(
+            p.create_user("alice", "x").await,
+            Err(PluginError::Auth {
+                error: AuthError::UserExists,
+                ..
+            })
+        ));
+        assert!(p.user_exists("alice").await.expect("exists"));
+        assert!(p.test_password("alice", "pencil").await.expect("check"));
+        assert!(!p.test_password("alice", "nope").await.expect("check"));
+        let c = p
+            .scram_credentials("alice", ScramHash::Sha256)
+            .await
+            .expect("creds")
+            .expect("some");
+        let expected = crate::sasl::derive_scram_credentials(
+            ScramHash::Sha256,
+            "pencil",
+            &c.salt,
+            c.iterations,
+        );
+        assert_eq!(c, expected);
+        assert!(
+            p.scram_credentials("bob", ScramHash::Sha1)
+                .await
+                .expect("creds")
+                .is_none()
+        );
+        p.delete_user("alice").await.expect("delete");
+        assert!(!p.user_exists("alice").await.expect("exists"));
+    }
+
+    #[tokio::test]
+    async fn anonymous_and_bad_settings() {
+        let p = load(
+            "auth-anonymous",
+            "auth_anonymous.wasm",
+            serde_json::Value::Null,
+        )
+        .expect("load");
+        assert_eq!(p.mechanisms(), [Mechanism::Anonymous]);
+        assert!(matches!(
+            p.create_user("a", "b").await,
+            Err(PluginError::Auth {
+                error: AuthError::NotSupported,
+                ..
+            })
+        ));
+        let e = load(
+            "auth-anonymous",
+            "auth_anonymous.wasm",
+            serde_json::json!({"x": 1}),
+        )
+        .expect_err("refused");
+        assert!(matches!(e, PluginError::Config { .. }), "{e}");
+        let e = load(
+            "auth-internal",
+            "auth_internal.wasm",
+            serde_json::json!({"iterations": 1}),
+        )
+        .expect_err("refused");
+        assert!(matches!(e, PluginError::Config { .. }), "{e}");
+        let engine = PluginEngine::new(PluginLimits::default()).expect("engine");
+        let e = engine
+            .load_auth(
+                "a",
+                "nope",
+                std::path::Path::new("/nonexistent.wasm"),
+                &serde_json::Value::Null,
+                crate::storage::memory(),
+            )
+            .expect_err("missing");
+        assert!(matches!(e, PluginError::Load { .. }));
+        let not_wasm =
+            std::env::temp_dir().join(format!("lilt-not-wasm-{}.wasm", uuid::Uuid::new_v4()));
+        std::fs::write(&not_wasm, b"hello").expect("write");
+        let e = engine
+            .load_auth(
+                "a",
+                "junk",
+                &not_wasm,
+                &serde_json::Value::Null,
+                crate::storage::memory(),
+            )
+            .expect_err("junk");
+        assert!(matches!(e, PluginError::Load { .. }));
+        let _ = std::fs::remove_file(not_wasm);
+    }
+
+    #[tokio::test]
+    async fn timeout_traps_and_disables() {
+        // PBKDF2 of three credentials takes far more than 1 ms: with a 1-tick budget the call
+        // traps, and after `max_traps` the plugin is disabled.
+        let limits = PluginLimits {
+            call_timeout: TICK,
+            max_traps: 2,
+            ..PluginLimits::default()
+        };
+        let engine = PluginEngine::new(limits).expect("engine");
+        let p = engine
+            .load_auth(
+                "a.example",
+                "auth-internal",
+                &wasm("auth_internal.wasm"),
+                &serde_json::json!({"iterations": 400000}),
+                crate::storage::memory(),
+            )
+            .expect("load");
+        for _ in 0..2 {
+            let e = p.create_user("slow", "pw").await.expect_err("times out");
+            assert!(matches!(e, PluginError::Trap { .. }), "{e}");
+        }
+        assert!(matches!(
+            p.user_exists("slow").await,
+            Err(PluginError::Disabled { .. })
+        ));
+    }
+}
