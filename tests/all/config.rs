@@ -16,7 +16,9 @@ fn check(path: &std::path::Path) -> crate::harness::CliOutput {
 
 #[test]
 fn good_config_is_ok() {
-    let setup = Setup::new(TestConfig::localhost_internal().component("comp.localhost", "s3cret"));
+    let setup = Setup::new(
+        TestConfig::localhost_internal().component("comp.localhost", "s3cret-long-enough"),
+    );
     let out = check(&setup.config_path);
     assert!(out.success(), "check-config refused a good config: {out:?}");
     assert!(

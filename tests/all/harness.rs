@@ -377,7 +377,7 @@ fn spawn_server(config: &Path, log_path: &Path) -> Child {
         .arg(config)
         .env(
             "LILT_LOG",
-            std::env::var("LILT_LOG").unwrap_or_else(|_| "debug".into()),
+            std::env::var("LILT_LOG").unwrap_or_else(|_| "info,lilt=debug".into()),
         )
         .stdin(Stdio::null())
         .stdout(log)

@@ -12,6 +12,8 @@
 
 use std::time::Duration;
 
+use sha1::{Digest as _, Sha1};
+
 use tokio_xmpp::parsers::disco::{
     DiscoInfoQuery, DiscoInfoResult, DiscoItemsQuery, DiscoItemsResult,
 };
@@ -22,9 +24,9 @@ use tokio_xmpp::parsers::stanza_error::DefinedCondition;
 use tokio_xmpp::{IqRequest, IqResponse, Stanza};
 
 use crate::client::{self, jid, wait_stanza};
-use crate::harness::{Setup, TestConfig};
+use crate::harness::{Server, Setup, TestConfig};
 use crate::login::{ALICE_PW, BOB_PW, server_with_users};
-use crate::raw::{NS_STANZAS, REPLY_TIMEOUT, RawClient};
+use crate::raw::{Frame, NS_COMPONENT, NS_STANZAS, REPLY_TIMEOUT, RawClient};
 
 fn body_of(s: &Stanza) -> Option<String> {
     match s {
@@ -146,11 +148,39 @@ async fn ping_the_domain() {
     let _ = c.send_end().await;
 }
 
+/// A raw XEP-0114 component that completed its handshake.
+async fn connected_component(server: &Server, domain: &str, secret: &str) -> RawClient {
+    let mut comp = RawClient::connect(server.ports().component_addr())
+        .await
+        .component_ns();
+    comp.send_header(domain).await;
+    let id = match comp.read_frame(REPLY_TIMEOUT).await {
+        Ok(Frame::Header(h)) => h.get("id").cloned().unwrap_or_default(),
+        other => panic!("expected a component stream header, got {other:?}"),
+    };
+    let digest: String = Sha1::digest(format!("{id}{secret}").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    comp.send(&format!("<handshake>{digest}</handshake>")).await;
+    let ok = comp.next_element(REPLY_TIMEOUT).await;
+    assert!(
+        ok.is("handshake", NS_COMPONENT),
+        "component handshake failed: {}",
+        ok.raw
+    );
+    comp
+}
+
 #[tokio::test]
 async fn disco_info_and_items_on_the_domain() {
-    let server =
-        Setup::new(TestConfig::localhost_anonymous().component("comp.localhost", "s3cret")).start();
+    let server = Setup::new(
+        TestConfig::localhost_anonymous().component("comp.localhost", "s3cret-long-enough"),
+    )
+    .start();
     let (mut c, _) = client::online(server.ports().c2s_addr(), "x@localhost", "unused").await;
+    // Connect the component: whether an unconnected component is listed is not specified.
+    let _component = connected_component(&server, "comp.localhost", "s3cret-long-enough").await;
     let info = match iq(
         &mut c,
         "localhost",
