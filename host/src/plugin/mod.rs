@@ -73,12 +73,12 @@ pub enum AuthError {
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     /// The component could not be loaded or linked.
-    #[error("plugin {plugin}: cannot load: {source:#}")]
+    #[error("plugin {plugin}: cannot load: {cause:#}")]
     Load {
         /// Plugin name.
         plugin: String,
-        /// Cause.
-        source: anyhow::Error,
+        /// Cause (kept out of `source()` so that chains do not print it twice).
+        cause: anyhow::Error,
     },
     /// `configure` refused the settings.
     #[error("plugin {plugin}: settings refused: {message}")]
@@ -89,12 +89,12 @@ pub enum PluginError {
         message: String,
     },
     /// The call trapped, timed out or ran out of memory.
-    #[error("plugin {plugin}: trapped: {source:#}")]
+    #[error("plugin {plugin}: trapped: {cause:#}")]
     Trap {
         /// Plugin name.
         plugin: String,
-        /// Cause.
-        source: anyhow::Error,
+        /// Cause (kept out of `source()` so that chains do not print it twice).
+        cause: anyhow::Error,
     },
     /// Too many recent traps: calls are refused until the window passes.
     #[error("plugin {plugin}: disabled after repeated traps")]

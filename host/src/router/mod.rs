@@ -42,6 +42,9 @@ pub struct ServerInfo {
     pub name: String,
     /// Software version for XEP-0092.
     pub version: String,
+    /// Configured component domains, listed by disco#items on their parent vhost whether or
+    /// not they are connected right now (as Prosody lists its components).
+    pub components: Vec<String>,
 }
 
 /// The routing table.

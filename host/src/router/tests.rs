@@ -162,7 +162,7 @@ fn server_answers_ping_disco_version() {
         .flat_map(|q| q.children())
         .filter_map(|i| i.attr("jid"))
         .collect();
-    assert_eq!(items, ["comp.a.example"]);
+    assert_eq!(items, ["comp.a.example", "static.a.example"]);
     let mut iq = stanza("iq", "v@a.example/x", Some("a.example"), Some("set"));
     iq.append_child(Element::new("query", "urn:unknown"));
     assert_eq!(

@@ -18,7 +18,7 @@ use tokio_rustls::TlsAcceptor;
 use super::router_task::{self, RouterCmd};
 use super::{component_task, session_task};
 use crate::config::{Config, ListenerKind};
-use crate::plugin::{AuthPlugin, PluginEngine};
+use crate::plugin::{AuthPlugin, PluginEngine, PluginError};
 use crate::router::{Router, ServerInfo};
 use crate::sasl::Mechanism;
 use crate::stream::c2s::{C2sConfig, VhostPolicy};
@@ -76,11 +76,13 @@ pub fn load_vhosts(config: &Config) -> anyhow::Result<(PluginEngine, HashMap<Str
                 &vhost.auth.settings,
                 kv.clone(),
             )
-            .with_context(|| {
-                format!(
-                    "vhosts[{i}].auth ({}, plugin {})",
-                    vhost.domain, vhost.auth.plugin
-                )
+            .map_err(|e| {
+                // Name the key the operator has to change.
+                let key = match e {
+                    PluginError::Config { .. } => "settings",
+                    _ => "plugin",
+                };
+                anyhow::anyhow!("vhosts[{i}].auth.{key} ({}): {e}", vhost.domain)
             })?;
         auth.insert(vhost.domain.clone(), plugin);
     }
@@ -156,6 +158,7 @@ impl Server {
             ServerInfo {
                 name: "Lilt".to_owned(),
                 version: env!("CARGO_PKG_VERSION").to_owned(),
+                components: config.components.iter().map(|c| c.domain.clone()).collect(),
             },
             config.vhosts.iter().map(|v| v.domain.clone()),
         );

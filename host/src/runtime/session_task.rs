@@ -111,7 +111,10 @@ impl Session {
             };
             let now = std::time::Instant::now();
             match input {
-                Event::Bytes(n) => self.core.handle_input(now, Input::Bytes(&buf[..n])),
+                Event::Bytes(n) => {
+                    tracing::trace!(message = "Read.", data = %String::from_utf8_lossy(&buf[..n]));
+                    self.core.handle_input(now, Input::Bytes(&buf[..n]));
+                }
                 Event::Closed => {
                     self.transport = None;
                     self.core.handle_input(now, Input::TransportClosed);

@@ -28,7 +28,10 @@ mod bindings {
         fn test_password(_: String, _: String) -> Result<bool, AuthError> {
             Err(AuthError::NotSupported)
         }
-        fn get_scram_credentials(_: String, _: ScramHash) -> Result<Option<ScramCredentials>, AuthError> {
+        fn get_scram_credentials(
+            _: String,
+            _: ScramHash,
+        ) -> Result<Option<ScramCredentials>, AuthError> {
             Err(AuthError::NotSupported)
         }
         fn create_user(_: String, _: String) -> Result<(), AuthError> {

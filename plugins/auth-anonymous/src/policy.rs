@@ -24,6 +24,10 @@ mod tests {
     fn settings() {
         assert!(configure("{}").is_ok());
         assert!(configure("null").is_ok());
-        assert!(configure("{\"x\":1}").expect_err("unknown key").contains("no settings"));
+        assert!(
+            configure("{\"x\":1}")
+                .expect_err("unknown key")
+                .contains("no settings")
+        );
     }
 }

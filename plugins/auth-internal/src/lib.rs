@@ -94,7 +94,10 @@ mod bindings {
         fn test_password(username: String, password: String) -> Result<bool, AuthError> {
             policy::test_password(&Kv, &username, &password).map_err(err)
         }
-        fn get_scram_credentials(username: String, h: ScramHash) -> Result<Option<ScramCredentials>, AuthError> {
+        fn get_scram_credentials(
+            username: String,
+            h: ScramHash,
+        ) -> Result<Option<ScramCredentials>, AuthError> {
             let creds = policy::scram_credentials(&Kv, &username, hash(h)).map_err(err)?;
             Ok(creds.map(|c| ScramCredentials {
                 salt: c.salt,

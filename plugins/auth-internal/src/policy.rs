@@ -59,7 +59,10 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { iterations: 4096, mechanisms: vec![Mech::ScramSha256, Mech::ScramSha1, Mech::Plain] }
+        Settings {
+            iterations: 4096,
+            mechanisms: vec![Mech::ScramSha256, Mech::ScramSha1, Mech::Plain],
+        }
     }
 }
 
@@ -70,10 +73,15 @@ impl Default for Settings {
 pub fn configure(json: &str) -> Result<Settings, String> {
     let s: Settings = lilt_plugin_sdk::parse_settings(json)?;
     if s.iterations < 4096 {
-        return Err(format!("settings: iterations must be at least 4096, not {}", s.iterations));
+        return Err(format!(
+            "settings: iterations must be at least 4096, not {}",
+            s.iterations
+        ));
     }
     if s.mechanisms.is_empty() {
-        return Err("settings: mechanisms must name at least one of plain, scram-sha1, scram-sha256".into());
+        return Err(
+            "settings: mechanisms must name at least one of plain, scram-sha1, scram-sha256".into(),
+        );
     }
     Ok(s)
 }
@@ -110,8 +118,12 @@ pub fn normalize(username: &str) -> Result<String, Error> {
     if u.is_empty() || u.len() > 1023 {
         return Err(Error::InvalidInput("usernames have 1 to 1023 bytes".into()));
     }
-    if u.chars().any(|c| c.is_whitespace() || c.is_control() || "@/\"&'<>:".contains(c)) {
-        return Err(Error::InvalidInput("usernames cannot hold whitespace, control characters or @/\"&'<>:".into()));
+    if u.chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "@/\"&'<>:".contains(c))
+    {
+        return Err(Error::InvalidInput(
+            "usernames cannot hold whitespace, control characters or @/\"&'<>:".into(),
+        ));
     }
     Ok(u)
 }
@@ -122,10 +134,19 @@ fn key(user: &str) -> String {
 
 fn scram(hash: Hash, password: &str, salt: Vec<u8>, iterations: u32) -> Scram {
     let (stored_key, server_key) = scram_keys(hash, password, &salt, iterations);
-    Scram { salt, iterations, stored_key, server_key }
+    Scram {
+        salt,
+        iterations,
+        stored_key,
+        server_key,
+    }
 }
 
-fn new_record(password: &str, iterations: u32, salt: &mut dyn FnMut() -> Vec<u8>) -> Result<Record, Error> {
+fn new_record(
+    password: &str,
+    iterations: u32,
+    salt: &mut dyn FnMut() -> Vec<u8>,
+) -> Result<Record, Error> {
     if password.is_empty() || password.len() > 1023 {
         return Err(Error::InvalidInput("passwords have 1 to 1023 bytes".into()));
     }
@@ -133,7 +154,12 @@ fn new_record(password: &str, iterations: u32, salt: &mut dyn FnMut() -> Vec<u8>
     Ok(Record {
         sha1: scram(Hash::Sha1, password, salt(), iterations),
         sha256: scram(Hash::Sha256, password, salt(), iterations),
-        plain_hash: pbkdf2(Hash::Sha256, password.as_bytes(), &plain_salt, PLAIN_ITERATIONS),
+        plain_hash: pbkdf2(
+            Hash::Sha256,
+            password.as_bytes(),
+            &plain_salt,
+            PLAIN_ITERATIONS,
+        ),
         plain_salt,
         plain_iterations: PLAIN_ITERATIONS,
     })
@@ -142,7 +168,9 @@ fn new_record(password: &str, iterations: u32, salt: &mut dyn FnMut() -> Vec<u8>
 fn load(store: &dyn Store, user: &str) -> Result<Option<Record>, Error> {
     match store.get(&key(user)).map_err(Error::Internal)? {
         None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Internal(format!("corrupt record: {e}"))),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("corrupt record: {e}"))),
     }
 }
 
@@ -163,7 +191,13 @@ pub fn user_exists(store: &dyn Store, username: &str) -> Result<bool, Error> {
 ///
 /// # Errors
 /// `UserExists`, bad input, storage failure.
-pub fn create_user(store: &dyn Store, s: &Settings, username: &str, password: &str, salt: &mut dyn FnMut() -> Vec<u8>) -> Result<(), Error> {
+pub fn create_user(
+    store: &dyn Store,
+    s: &Settings,
+    username: &str,
+    password: &str,
+    salt: &mut dyn FnMut() -> Vec<u8>,
+) -> Result<(), Error> {
     let user = normalize(username)?;
     if load(store, &user)?.is_some() {
         return Err(Error::UserExists);
@@ -175,7 +209,13 @@ pub fn create_user(store: &dyn Store, s: &Settings, username: &str, password: &s
 ///
 /// # Errors
 /// `UserNotFound`, bad input, storage failure.
-pub fn set_password(store: &dyn Store, s: &Settings, username: &str, password: &str, salt: &mut dyn FnMut() -> Vec<u8>) -> Result<(), Error> {
+pub fn set_password(
+    store: &dyn Store,
+    s: &Settings,
+    username: &str,
+    password: &str,
+    salt: &mut dyn FnMut() -> Vec<u8>,
+) -> Result<(), Error> {
     let user = normalize(username)?;
     if load(store, &user)?.is_none() {
         return Err(Error::UserNotFound);
@@ -200,9 +240,18 @@ pub fn delete_user(store: &dyn Store, username: &str) -> Result<(), Error> {
 /// # Errors
 /// Storage failure or a corrupt record.
 pub fn test_password(store: &dyn Store, username: &str, password: &str) -> Result<bool, Error> {
-    let Ok(user) = normalize(username) else { return Ok(false) };
-    let Some(r) = load(store, &user)? else { return Ok(false) };
-    let hash = pbkdf2(Hash::Sha256, password.as_bytes(), &r.plain_salt, r.plain_iterations);
+    let Ok(user) = normalize(username) else {
+        return Ok(false);
+    };
+    let Some(r) = load(store, &user)? else {
+        return Ok(false);
+    };
+    let hash = pbkdf2(
+        Hash::Sha256,
+        password.as_bytes(),
+        &r.plain_salt,
+        r.plain_iterations,
+    );
     Ok(ct_eq(&hash, &r.plain_hash))
 }
 
@@ -210,8 +259,14 @@ pub fn test_password(store: &dyn Store, username: &str, password: &str) -> Resul
 ///
 /// # Errors
 /// Storage failure or a corrupt record.
-pub fn scram_credentials(store: &dyn Store, username: &str, hash: Hash) -> Result<Option<Scram>, Error> {
-    let Ok(user) = normalize(username) else { return Ok(None) };
+pub fn scram_credentials(
+    store: &dyn Store,
+    username: &str,
+    hash: Hash,
+) -> Result<Option<Scram>, Error> {
+    let Ok(user) = normalize(username) else {
+        return Ok(None);
+    };
     Ok(load(store, &user)?.map(|r| if hash == Hash::Sha1 { r.sha1 } else { r.sha256 }))
 }
 
@@ -252,14 +307,24 @@ mod tests {
         let s = Settings::default();
         let mut salt = salts();
         create_user(&store, &s, "Alice", "pencil", &mut salt).expect("create");
-        assert_eq!(create_user(&store, &s, "alice", "x", &mut salt), Err(Error::UserExists));
+        assert_eq!(
+            create_user(&store, &s, "alice", "x", &mut salt),
+            Err(Error::UserExists)
+        );
         assert!(user_exists(&store, "ALICE").expect("exists"));
         assert!(test_password(&store, "alice", "pencil").expect("check"));
         assert!(!test_password(&store, "alice", "pencil2").expect("check"));
         assert!(!test_password(&store, "bob", "pencil").expect("check"));
-        let creds = scram_credentials(&store, "alice", Hash::Sha256).expect("creds").expect("some");
-        assert_eq!((creds.stored_key.clone(), creds.server_key.clone()), scram_keys(Hash::Sha256, "pencil", &creds.salt, 4096));
-        let sha1 = scram_credentials(&store, "alice", Hash::Sha1).expect("creds").expect("some");
+        let creds = scram_credentials(&store, "alice", Hash::Sha256)
+            .expect("creds")
+            .expect("some");
+        assert_eq!(
+            (creds.stored_key.clone(), creds.server_key.clone()),
+            scram_keys(Hash::Sha256, "pencil", &creds.salt, 4096)
+        );
+        let sha1 = scram_credentials(&store, "alice", Hash::Sha1)
+            .expect("creds")
+            .expect("some");
         assert_ne!(sha1.salt, creds.salt);
         set_password(&store, &s, "alice", "new", &mut salt).expect("passwd");
         assert!(test_password(&store, "alice", "new").expect("check"));
@@ -269,8 +334,15 @@ mod tests {
         }
         delete_user(&store, "alice").expect("delete");
         assert_eq!(delete_user(&store, "alice"), Err(Error::UserNotFound));
-        assert_eq!(set_password(&store, &s, "alice", "x", &mut salt), Err(Error::UserNotFound));
-        assert!(scram_credentials(&store, "alice", Hash::Sha1).expect("creds").is_none());
+        assert_eq!(
+            set_password(&store, &s, "alice", "x", &mut salt),
+            Err(Error::UserNotFound)
+        );
+        assert!(
+            scram_credentials(&store, "alice", Hash::Sha1)
+                .expect("creds")
+                .is_none()
+        );
     }
 
     #[test]
@@ -278,14 +350,32 @@ mod tests {
         let store = Map::default();
         let s = Settings::default();
         for bad in ["", "a b", "a@b", "a/b", "\u{7}"] {
-            assert!(matches!(create_user(&store, &s, bad, "pw", &mut salts()), Err(Error::InvalidInput(_))), "{bad:?}");
+            assert!(
+                matches!(
+                    create_user(&store, &s, bad, "pw", &mut salts()),
+                    Err(Error::InvalidInput(_))
+                ),
+                "{bad:?}"
+            );
         }
-        assert!(matches!(create_user(&store, &s, "a", "", &mut salts()), Err(Error::InvalidInput(_))));
+        assert!(matches!(
+            create_user(&store, &s, "a", "", &mut salts()),
+            Err(Error::InvalidInput(_))
+        ));
         assert!(configure("{}").is_ok());
-        assert_eq!(configure("{\"mechanisms\":[\"plain\"]}").expect("ok").mechanisms, [Mech::Plain]);
+        assert_eq!(
+            configure("{\"mechanisms\":[\"plain\"]}")
+                .expect("ok")
+                .mechanisms,
+            [Mech::Plain]
+        );
         assert!(configure("{\"iterations\":10}").is_err());
         assert!(configure("{\"mechanisms\":[]}").is_err());
-        assert!(configure("{\"bogus\":1}").expect_err("unknown").contains("bogus"));
+        assert!(
+            configure("{\"bogus\":1}")
+                .expect_err("unknown")
+                .contains("bogus")
+        );
         assert!(configure("{\"mechanisms\":[\"md5\"]}").is_err());
     }
 }

@@ -23,12 +23,14 @@ pub enum Hash {
 fn hmac(hash: Hash, key: &[u8], data: &[u8]) -> Vec<u8> {
     match hash {
         Hash::Sha1 => {
-            let mut m = <Hmac<Sha1>>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+            let mut m = <Hmac<Sha1>>::new_from_slice(key)
+                .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
             m.update(data);
             m.finalize().into_bytes().to_vec()
         }
         Hash::Sha256 => {
-            let mut m = <Hmac<Sha256>>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+            let mut m = <Hmac<Sha256>>::new_from_slice(key)
+                .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
             m.update(data);
             m.finalize().into_bytes().to_vec()
         }
@@ -70,7 +72,8 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 /// # Errors
 /// A message naming the offending key.
 pub fn parse_settings<T: DeserializeOwned + Default>(json: &str) -> Result<T, String> {
-    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("settings are not JSON: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("settings are not JSON: {e}"))?;
     if value.is_null() {
         return Ok(T::default());
     }
@@ -86,14 +89,30 @@ mod tests {
 
     /// Check derived keys against an RFC example: the server signature must match, and the
     /// client proof must verify against the stored key.
-    fn check(hash: Hash, salt: &str, first_bare: &str, server_first: &str, final_bare: &str, proof: &str, sig: &str) {
+    fn check(
+        hash: Hash,
+        salt: &str,
+        first_bare: &str,
+        server_first: &str,
+        final_bare: &str,
+        proof: &str,
+        sig: &str,
+    ) {
         let salt = B64.decode(salt).expect("salt");
         let (stored, server) = scram_keys(hash, "pencil", &salt, 4096);
         let auth_message = format!("{first_bare},{server_first},{final_bare}");
-        assert_eq!(B64.encode(hmac(hash, &server, auth_message.as_bytes())), sig);
+        assert_eq!(
+            B64.encode(hmac(hash, &server, auth_message.as_bytes())),
+            sig
+        );
         let client_sig = hmac(hash, &stored, auth_message.as_bytes());
-        let client_key: Vec<u8> =
-            B64.decode(proof).expect("proof").iter().zip(&client_sig).map(|(a, b)| a ^ b).collect();
+        let client_key: Vec<u8> = B64
+            .decode(proof)
+            .expect("proof")
+            .iter()
+            .zip(&client_sig)
+            .map(|(a, b)| a ^ b)
+            .collect();
         let h = match hash {
             Hash::Sha1 => Sha1::digest(&client_key).to_vec(),
             Hash::Sha256 => Sha256::digest(&client_key).to_vec(),
@@ -126,7 +145,10 @@ mod tests {
     #[test]
     fn rfc6070_pbkdf2() {
         let hex = |b: Vec<u8>| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-        assert_eq!(hex(pbkdf2(Hash::Sha1, b"password", b"salt", 2)), "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957");
+        assert_eq!(
+            hex(pbkdf2(Hash::Sha1, b"password", b"salt", 2)),
+            "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957"
+        );
     }
 
     #[test]
@@ -139,7 +161,11 @@ mod tests {
         }
         assert_eq!(parse_settings::<S>("null").expect("null").n, 0);
         assert_eq!(parse_settings::<S>("{\"n\":3}").expect("n").n, 3);
-        assert!(parse_settings::<S>("{\"m\":3}").expect_err("unknown").contains('m'));
+        assert!(
+            parse_settings::<S>("{\"m\":3}")
+                .expect_err("unknown")
+                .contains('m')
+        );
         assert!(ct_eq(b"ab", b"ab") && !ct_eq(b"ab", b"ac") && !ct_eq(b"ab", b"abc"));
     }
 }
