@@ -72,8 +72,13 @@ fn load(path: Option<&PathBuf>) -> Result<Config, String> {
 }
 
 fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LILT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    // wasmtime and cranelift log every compiled function at debug level: keep them at warn
+    // unless LILT_LOG asks otherwise.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LILT_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "{filter},cranelift_codegen=warn,wasmtime=warn,wasmtime_internal_cranelift=warn"
+        ))
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -498,11 +498,14 @@ impl Router {
             let domain = iq.attr("to").unwrap_or("");
             let suffix = format!(".{domain}");
             let mut items: Vec<&String> = self
+                .info
                 .components
-                .keys()
+                .iter()
+                .chain(self.components.keys())
                 .filter(|c| c.ends_with(&suffix))
                 .collect();
             items.sort();
+            items.dedup();
             for c in items {
                 query.append_child(
                     Element::builder("item", ns::DISCO_ITEMS)

@@ -7,6 +7,7 @@ fn router() -> Router {
         ServerInfo {
             name: "Lilt".into(),
             version: "0".into(),
+            components: vec!["static.a.example".into()],
         },
         ["a.example".to_owned()],
     )
