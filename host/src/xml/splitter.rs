@@ -606,6 +606,17 @@ fn parse_fragment(
     }
 }
 
+/// Namespaces in XML §4: `prefix:local` or `local`, both parts non-empty, at most one colon.
+fn valid_qname(name: &str) -> bool {
+    let mut parts = name.split(':');
+    let ok = |p: Option<&str>| p.is_some_and(|p| !p.is_empty());
+    match (parts.next(), parts.next(), parts.next()) {
+        (first, None, _) => ok(first),
+        (first, second, None) => ok(first) && ok(second),
+        _ => false,
+    }
+}
+
 fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
 }
@@ -640,6 +651,9 @@ fn open_element(
             .unescape_value()
             .map_err(|e| entity_error(&e.to_string()))?
             .into_owned();
+        if !valid_qname(&key) {
+            return Err(nwf(format!("bad attribute name {key:?}")));
+        }
         if value.chars().any(|c| !is_xml_char(c)) {
             return Err(nwf("invalid character in an attribute"));
         }
@@ -675,21 +689,38 @@ fn open_element(
             .find(|(p, _)| p == prefix)
             .map(|(_, u)| u.clone())
     };
+    if !valid_qname(&qname) {
+        return Err(nwf(format!("bad element name {qname:?}")));
+    }
     let (prefix, local) = match qname.split_once(':') {
         Some((p, l)) => (p, l),
         None => ("", qname.as_str()),
     };
-    let Some(uri) = resolve(prefix, &decls, scopes) else {
+    // An unprefixed name with no default namespace in scope is in no namespace.
+    let Some(uri) = resolve(prefix, &decls, scopes).or_else(|| prefix.is_empty().then(String::new))
+    else {
         return Err(nwf(format!("unbound prefix on <{qname}>")));
     };
+    // A prefixed attribute keeps its meaning when the stanza is serialized on its own: a
+    // declaration inherited from an ancestor (or the stream header) is copied onto it.
+    let mut inherited = Vec::new();
     for (k, _) in &attrs {
         if let Some((p, _)) = k.split_once(':')
             && p != "xmlns"
-            && resolve(p, &decls, scopes).is_none()
         {
-            return Err(nwf(format!("unbound prefix on attribute {k}")));
+            let Some(uri) = resolve(p, &decls, scopes) else {
+                return Err(nwf(format!("unbound prefix on attribute {k}")));
+            };
+            let decl = format!("xmlns:{p}");
+            if p != "xml"
+                && !decls.iter().any(|(d, _)| d == p)
+                && !inherited.iter().any(|(d, _)| *d == decl)
+            {
+                inherited.push((decl, uri));
+            }
         }
     }
+    attrs.extend(inherited);
     let mut el = Element::new(local, &uri);
     for (k, v) in attrs {
         el.set_attr(&k, v);
@@ -830,6 +861,8 @@ mod tests {
             "<message><<</message>",
             "</nope>",
             "<message>&#0;</message>",
+            "<message :x='1'/>",
+            "<a:b:c/>",
         ] {
             assert_eq!(first_error(body).condition(), "not-well-formed", "{body}");
         }
@@ -938,6 +971,24 @@ mod tests {
         assert_eq!(el.attr("to"), Some("x"));
         assert!(parse_element(b"<a/><b/>", &Limits::default()).is_err());
         assert!(parse_element(b"<a>", &Limits::default()).is_err());
+    }
+
+    #[test]
+    fn inherited_prefix_declarations_travel_with_the_stanza() {
+        let input = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' \
+            xmlns:p='urn:p'><message p:x='1'><body p:y='2'/></message>";
+        let events = parse_whole(input).expect("valid");
+        let Event::Stanza(m) = &events[1] else {
+            panic!()
+        };
+        let again = parse_element(&m.to_bytes(""), &Limits::default()).expect("standalone");
+        assert_eq!(again.attr("p:x"), Some("1"));
+        assert_eq!(
+            again
+                .get_child("body", ns::CLIENT)
+                .and_then(|b| b.attr("p:y")),
+            Some("2")
+        );
     }
 
     #[test]
