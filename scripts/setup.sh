@@ -43,7 +43,8 @@ fi
 if [ "$host_profile" = release ]; then
     cargo build --release -p lilt
 else
-    cargo build -p lilt
+    # Default members together, so the binary shares the dependency build of the tests.
+    cargo build
 fi
 cargo build --release --target wasm32-wasip2 -p auth-anonymous -p auth-internal
 echo "setup.sh: toolchain ${channel}, host (${host_profile}) and plugins are built"
