@@ -58,11 +58,31 @@ pub(crate) fn lilt_bin() -> PathBuf {
 }
 
 /// The folder holding `auth_anonymous.wasm` and `auth_internal.wasm`: `$LILT_PLUGIN_DIR`,
-/// else `<workspace>/target/wasm32-wasip2/release`. Panics when a plugin is missing.
+/// else the first `wasm32-wasip2/release` holding them under `$CARGO_TARGET_DIR`, this test
+/// binary's target folder, or `<workspace>/target`. Panics when a plugin is missing.
 pub(crate) fn plugin_dir() -> PathBuf {
-    let dir = std::env::var_os("LILT_PLUGIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/wasm32-wasip2/release"));
+    const REL: &str = "wasm32-wasip2/release";
+    let mut candidates = Vec::new();
+    if let Some(p) = std::env::var_os("LILT_PLUGIN_DIR") {
+        candidates.push(PathBuf::from(p));
+    } else {
+        if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+            candidates.push(PathBuf::from(t).join(REL));
+        }
+        // target/<profile>/deps/all-* → target/
+        if let Ok(exe) = std::env::current_exe()
+            && let Some(target) = exe.parent().and_then(Path::parent).and_then(Path::parent)
+        {
+            candidates.push(target.join(REL));
+        }
+        candidates.push(workspace_root().join("target").join(REL));
+    }
+    let has_plugins = |d: &PathBuf| d.join("auth_internal.wasm").is_file();
+    let dir = candidates
+        .iter()
+        .find(|d| has_plugins(d))
+        .unwrap_or(&candidates[0])
+        .clone();
     for f in ["auth_anonymous.wasm", "auth_internal.wasm"] {
         assert!(
             dir.join(f).is_file(),
