@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use sha1::{Digest as _, Sha1};
 
 use tokio_xmpp::parsers::disco::{
@@ -131,6 +132,15 @@ async fn iq_to_bare_jid_is_answered_by_the_server() {
     // RFC 6121 §8.5.2.1.3: the server answers for the account; bob never sees the iq.
     let pong = iq(&mut bob, "localhost", IqRequest::Get(Ping.into())).await;
     assert!(matches!(pong, IqResponse::Result(_)));
+    for _ in 0..20 {
+        match tokio::time::timeout(Duration::from_millis(200), bob.next()).await {
+            Err(_) | Ok(None) => break,
+            Ok(Some(tokio_xmpp::Event::Stanza(Stanza::Iq(i)))) => {
+                panic!("the iq to the bare JID reached bob's session: {i:?}")
+            }
+            Ok(Some(_)) => {}
+        }
+    }
     let _ = alice.send_end().await;
     let _ = bob.send_end().await;
 }
