@@ -8,64 +8,45 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use hmac::{Hmac, Mac};
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
+use lilt_plugin_sdk::Hash;
 use subtle::ConstantTimeEq;
 
 use super::{SaslFailure, SaslStep, ScramCredentials, ScramHash, acceptable_name};
 
-fn hmac(hash: ScramHash, key: &[u8], data: &[u8]) -> Vec<u8> {
+fn sdk_hash(hash: ScramHash) -> Hash {
     match hash {
-        ScramHash::Sha1 => {
-            let mut m = <Hmac<Sha1>>::new_from_slice(key)
-                .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-            m.update(data);
-            m.finalize().into_bytes().to_vec()
-        }
-        ScramHash::Sha256 => {
-            let mut m = <Hmac<Sha256>>::new_from_slice(key)
-                .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-            m.update(data);
-            m.finalize().into_bytes().to_vec()
-        }
+        ScramHash::Sha1 => Hash::Sha1,
+        ScramHash::Sha256 => Hash::Sha256,
     }
+}
+
+fn hmac(hash: ScramHash, key: &[u8], data: &[u8]) -> Vec<u8> {
+    lilt_plugin_sdk::hmac(sdk_hash(hash), key, data)
 }
 
 fn digest(hash: ScramHash, data: &[u8]) -> Vec<u8> {
-    match hash {
-        ScramHash::Sha1 => Sha1::digest(data).to_vec(),
-        ScramHash::Sha256 => Sha256::digest(data).to_vec(),
-    }
+    lilt_plugin_sdk::digest(sdk_hash(hash), data)
 }
 
-/// PBKDF2 with HMAC-`hash`, output one block (the hash length), as SCRAM's Hi() (RFC 5802 §2.2).
+/// PBKDF2 with HMAC-`hash`, one output block: SCRAM's Hi() (RFC 5802 §2.2).
 pub fn pbkdf2_hmac(hash: ScramHash, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
-    let mut block = salt.to_vec();
-    block.extend_from_slice(&1u32.to_be_bytes());
-    let mut u = hmac(hash, password, &block);
-    let mut out = u.clone();
-    for _ in 1..iterations {
-        u = hmac(hash, password, &u);
-        out.iter_mut().zip(&u).for_each(|(o, x)| *o ^= x);
-    }
-    out
+    lilt_plugin_sdk::pbkdf2(sdk_hash(hash), password, salt, iterations)
 }
 
-/// Derive stored SCRAM credentials from a password.
+/// Derive stored SCRAM credentials from a password (the same code auth plugins use).
 pub fn derive_scram_credentials(
     hash: ScramHash,
     password: &str,
     salt: &[u8],
     iterations: u32,
 ) -> ScramCredentials {
-    let salted = pbkdf2_hmac(hash, password.as_bytes(), salt, iterations);
-    let client_key = hmac(hash, &salted, b"Client Key");
+    let (stored_key, server_key) =
+        lilt_plugin_sdk::scram_keys(sdk_hash(hash), password, salt, iterations);
     ScramCredentials {
         salt: salt.to_vec(),
         iterations,
-        stored_key: digest(hash, &client_key),
-        server_key: hmac(hash, &salted, b"Server Key"),
+        stored_key,
+        server_key,
     }
 }
 

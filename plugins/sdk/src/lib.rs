@@ -1,7 +1,8 @@
 //! What Lilt plugin authors share: SCRAM credential derivation (RFC 5802 §3, RFC 7677),
 //! PBKDF2-HMAC, constant-time comparison and strict settings parsing.
 //!
-//! Pure Rust, no bindings: it builds natively (tests below) and for wasm32-wasip2.
+//! Pure Rust, no bindings: it builds natively (tests below) and for wasm32-wasip2; the host's
+//! SCRAM verifier uses the same functions, so both sides derive keys from one implementation.
 //! Invariants: derived credentials match the host's SCRAM verifier byte for byte (tested
 //! against the RFC examples); settings with unknown keys are refused.
 
@@ -20,7 +21,8 @@ pub enum Hash {
     Sha256,
 }
 
-fn hmac(hash: Hash, key: &[u8], data: &[u8]) -> Vec<u8> {
+/// HMAC with `hash`.
+pub fn hmac(hash: Hash, key: &[u8], data: &[u8]) -> Vec<u8> {
     match hash {
         Hash::Sha1 => {
             let mut m = <Hmac<Sha1>>::new_from_slice(key)
@@ -54,11 +56,18 @@ pub fn pbkdf2(hash: Hash, password: &[u8], salt: &[u8], iterations: u32) -> Vec<
 pub fn scram_keys(hash: Hash, password: &str, salt: &[u8], iterations: u32) -> (Vec<u8>, Vec<u8>) {
     let salted = pbkdf2(hash, password.as_bytes(), salt, iterations);
     let client_key = hmac(hash, &salted, b"Client Key");
-    let stored_key = match hash {
-        Hash::Sha1 => Sha1::digest(&client_key).to_vec(),
-        Hash::Sha256 => Sha256::digest(&client_key).to_vec(),
-    };
-    (stored_key, hmac(hash, &salted, b"Server Key"))
+    (
+        digest(hash, &client_key),
+        hmac(hash, &salted, b"Server Key"),
+    )
+}
+
+/// The plain digest `H()`.
+pub fn digest(hash: Hash, data: &[u8]) -> Vec<u8> {
+    match hash {
+        Hash::Sha1 => Sha1::digest(data).to_vec(),
+        Hash::Sha256 => Sha256::digest(data).to_vec(),
+    }
 }
 
 /// Constant-time equality.
@@ -113,11 +122,7 @@ mod tests {
             .zip(&client_sig)
             .map(|(a, b)| a ^ b)
             .collect();
-        let h = match hash {
-            Hash::Sha1 => Sha1::digest(&client_key).to_vec(),
-            Hash::Sha256 => Sha256::digest(&client_key).to_vec(),
-        };
-        assert!(ct_eq(&h, &stored));
+        assert!(ct_eq(&digest(hash, &client_key), &stored));
     }
 
     #[test]
