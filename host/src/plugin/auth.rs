@@ -318,9 +318,16 @@ mod tests {
     use crate::plugin::PluginLimits;
 
     fn wasm(name: &str) -> PathBuf {
-        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/wasm32-wasip2/release")
-            .join(name);
+        // $LILT_PLUGIN_DIR, else $CARGO_TARGET_DIR, else the workspace's target/.
+        let dir = std::env::var_os("LILT_PLUGIN_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                std::env::var_os("CARGO_TARGET_DIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+                    .join("wasm32-wasip2/release")
+            });
+        let p = dir.join(name);
         assert!(
             p.is_file(),
             "{} missing: run `cargo build --release --target wasm32-wasip2 -p auth-anonymous -p auth-internal`",
