@@ -1,20 +1,19 @@
-//! The owned XML tree a stanza becomes at the parser boundary: `Element`, `Node` and
-//! `ElementBuilder`, with the accessors and edits the stanza layer needs. Serialization lives in
-//! writer.rs, parsing in reader.rs.
+//! The owned XML tree stanzas become at the parser boundary, and its serializer.
 //!
-//! Core (pure). Spec: XML 1.0 + Namespaces in XML 1.0 data model, reduced to what XMPP uses.
-//! Invariants: an element's name is a local name and `ns()` its resolved namespace URI ("" = no
-//! namespace); attributes keep their qualified names in document order (`xml:lang`, or `p:a`
-//! with the `xmlns:p` declaration kept beside it), never `xmlns` itself; adjacent text nodes are
-//! merged, empty text is never stored.
-//! Tests: `mod tests` below; round trips in writer.rs and reader.rs.
+//! Core (pure). Invariants: element names are local names with a resolved namespace URI;
+//! attributes keep their qualified names (`xml:lang`, or a prefix whose `xmlns:p` declaration is
+//! kept beside it); serialization declares `xmlns` only where an element's namespace differs
+//! from its parent's, escapes every special character, and re-parses to an equal tree.
+//! Tests: `mod tests` below and the round trips in splitter.rs.
 
-/// A child node of an element.
+use std::fmt;
+
+/// A child node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
     /// A child element.
     Element(Element),
-    /// Character data, unescaped.
+    /// Character data (unescaped).
     Text(String),
 }
 
@@ -27,18 +26,18 @@ pub struct Element {
     nodes: Vec<Node>,
 }
 
-/// Builds an `Element` fluently: `Element::builder("iq", ns::CLIENT).attr("type", "get").build()`.
+/// Builds an `Element` fluently.
 #[derive(Debug)]
 pub struct ElementBuilder(Element);
 
 impl ElementBuilder {
-    /// Set an attribute (replacing one of the same name).
+    /// Set an attribute.
     pub fn attr(mut self, name: &str, value: impl Into<String>) -> Self {
         self.0.set_attr(name, value);
         self
     }
 
-    /// Append a child element.
+    /// Append a child.
     pub fn append(mut self, child: Element) -> Self {
         self.0.append_child(child);
         self
@@ -50,14 +49,14 @@ impl ElementBuilder {
         self
     }
 
-    /// The element.
+    /// Finish.
     pub fn build(self) -> Element {
         self.0
     }
 }
 
 impl Element {
-    /// An empty element with local name `name` in namespace `ns`.
+    /// An empty element.
     pub fn new(name: &str, ns: &str) -> Element {
         Element {
             name: name.to_owned(),
@@ -67,37 +66,27 @@ impl Element {
         }
     }
 
-    /// The parser's constructor: attributes already checked for duplicates.
-    pub(super) fn from_parts(name: String, ns: String, attrs: Vec<(String, String)>) -> Element {
-        Element {
-            name,
-            ns,
-            attrs,
-            nodes: Vec::new(),
-        }
-    }
-
-    /// A builder for an element with local name `name` in namespace `ns`.
+    /// A builder.
     pub fn builder(name: &str, ns: &str) -> ElementBuilder {
         ElementBuilder(Element::new(name, ns))
     }
 
-    /// The local name.
+    /// Local name.
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// The namespace URI ("" for no namespace).
+    /// Namespace URI.
     pub fn ns(&self) -> &str {
         &self.ns
     }
 
-    /// Whether the element has this local name and namespace.
+    /// Name and namespace match.
     pub fn is(&self, name: &str, ns: &str) -> bool {
         self.name == name && self.ns == ns
     }
 
-    /// An attribute by qualified name: `"type"`, `"xml:lang"`.
+    /// An attribute by qualified name.
     pub fn attr(&self, name: &str) -> Option<&str> {
         self.attrs
             .iter()
@@ -105,8 +94,7 @@ impl Element {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Set or replace an attribute. A prefixed name other than `xml:` needs its `xmlns:p`
-    /// declaration set too; `xmlns` itself is ignored when serializing (the namespace is `ns()`).
+    /// Set (or replace) an attribute.
     pub fn set_attr(&mut self, name: &str, value: impl Into<String>) {
         let value = value.into();
         match self.attrs.iter_mut().find(|(k, _)| k == name) {
@@ -115,18 +103,18 @@ impl Element {
         }
     }
 
-    /// Remove an attribute, returning its value.
+    /// Remove an attribute.
     pub fn remove_attr(&mut self, name: &str) -> Option<String> {
         let i = self.attrs.iter().position(|(k, _)| k == name)?;
         Some(self.attrs.remove(i).1)
     }
 
-    /// All attributes in order, as (qualified name, value).
+    /// All attributes.
     pub fn attrs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.attrs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    /// The child elements, in order.
+    /// Child elements.
     pub fn children(&self) -> impl Iterator<Item = &Element> {
         self.nodes.iter().filter_map(|n| match n {
             Node::Element(e) => Some(e),
@@ -134,45 +122,40 @@ impl Element {
         })
     }
 
-    /// The child elements, mutably.
-    pub fn children_mut(&mut self) -> impl Iterator<Item = &mut Element> {
-        self.nodes.iter_mut().filter_map(|n| match n {
-            Node::Element(e) => Some(e),
-            Node::Text(_) => None,
-        })
-    }
-
-    /// All child nodes (elements and text), in order.
+    /// All child nodes.
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
         self.nodes.iter()
     }
 
-    /// The first child with this name and namespace.
+    /// First child with this name and namespace.
     pub fn get_child(&self, name: &str, ns: &str) -> Option<&Element> {
         self.children().find(|c| c.is(name, ns))
     }
 
-    /// The first child with this name and namespace, mutably.
+    /// First child with this name and namespace, mutably.
     pub fn get_child_mut(&mut self, name: &str, ns: &str) -> Option<&mut Element> {
-        self.children_mut().find(|c| c.is(name, ns))
+        self.nodes.iter_mut().find_map(|n| match n {
+            Node::Element(e) if e.is(name, ns) => Some(e),
+            _ => None,
+        })
     }
 
-    /// Whether a child with this name and namespace exists.
+    /// Whether such a child exists.
     pub fn has_child(&self, name: &str, ns: &str) -> bool {
         self.get_child(name, ns).is_some()
     }
 
-    /// Append a child element and return it.
+    /// Append a child element; returns it.
     pub fn append_child(&mut self, child: Element) -> &mut Element {
         self.nodes.push(Node::Element(child));
         match self.nodes.last_mut() {
             Some(Node::Element(e)) => e,
-            // Invariant: the last node is the element pushed on the line above.
-            _ => unreachable!("the last node is the element just pushed"),
+            // Invariant: we just pushed an element.
+            _ => unreachable!("last node is the element just pushed"),
         }
     }
 
-    /// Append text, merged into a directly preceding text node. Empty text is ignored.
+    /// Append text (merged with a preceding text node).
     pub fn append_text(&mut self, text: &str) {
         if text.is_empty() {
             return;
@@ -184,22 +167,13 @@ impl Element {
         }
     }
 
-    /// Remove every child element with this name and namespace.
+    /// Remove every child with this name and namespace.
     pub fn remove_children(&mut self, name: &str, ns: &str) {
         self.nodes
             .retain(|n| !matches!(n, Node::Element(e) if e.is(name, ns)));
-        // Removing an element may leave two text nodes side by side: merge them again.
-        let mut merged: Vec<Node> = Vec::with_capacity(self.nodes.len());
-        for node in self.nodes.drain(..) {
-            match (merged.last_mut(), node) {
-                (Some(Node::Text(prev)), Node::Text(t)) => prev.push_str(&t),
-                (_, node) => merged.push(node),
-            }
-        }
-        self.nodes = merged;
     }
 
-    /// The direct text children, concatenated (descendants' text is not included).
+    /// The direct text children, concatenated.
     pub fn text(&self) -> String {
         self.nodes
             .iter()
@@ -210,14 +184,91 @@ impl Element {
             .collect()
     }
 
-    /// Move this element and every descendant whose namespace is `from` into `to` (e.g.
-    /// `jabber:client` to `jabber:component:accept` when routing to a component).
+    /// Rewrite namespace `from` to `to` on this element and every descendant.
     pub fn set_ns_recursive(&mut self, from: &str, to: &str) {
         if self.ns == from {
-            to.clone_into(&mut self.ns);
+            self.ns = to.to_owned();
         }
-        for child in self.children_mut() {
-            child.set_ns_recursive(from, to);
+        for n in &mut self.nodes {
+            if let Node::Element(e) = n {
+                e.set_ns_recursive(from, to);
+            }
+        }
+    }
+
+    /// Serialize, declaring `xmlns` only where the namespace differs from `parent_ns`.
+    pub fn write_to(&self, out: &mut Vec<u8>, parent_ns: &str) {
+        out.push(b'<');
+        out.extend_from_slice(self.name.as_bytes());
+        if self.ns != parent_ns {
+            out.extend_from_slice(b" xmlns='");
+            escape_attr(&self.ns, out);
+            out.push(b'\'');
+        }
+        for (k, v) in &self.attrs {
+            out.push(b' ');
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"='");
+            escape_attr(v, out);
+            out.push(b'\'');
+        }
+        if self.nodes.is_empty() {
+            out.extend_from_slice(b"/>");
+            return;
+        }
+        out.push(b'>');
+        for n in &self.nodes {
+            match n {
+                Node::Element(e) => e.write_to(out, &self.ns),
+                Node::Text(t) => escape_text(t, out),
+            }
+        }
+        out.extend_from_slice(b"</");
+        out.extend_from_slice(self.name.as_bytes());
+        out.push(b'>');
+    }
+
+    /// Serialize into shareable bytes.
+    pub fn to_bytes(&self, parent_ns: &str) -> bytes::Bytes {
+        let mut out = Vec::new();
+        self.write_to(&mut out, parent_ns);
+        bytes::Bytes::from(out)
+    }
+}
+
+impl fmt::Display for Element {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = Vec::new();
+        self.write_to(&mut out, "");
+        f.write_str(&String::from_utf8_lossy(&out))
+    }
+}
+
+/// Escape character data.
+pub fn escape_text(s: &str, out: &mut Vec<u8>) {
+    for b in s.bytes() {
+        match b {
+            b'&' => out.extend_from_slice(b"&amp;"),
+            b'<' => out.extend_from_slice(b"&lt;"),
+            b'>' => out.extend_from_slice(b"&gt;"),
+            _ => out.push(b),
+        }
+    }
+}
+
+/// Escape an attribute value (for either quote style).
+pub fn escape_attr(s: &str, out: &mut Vec<u8>) {
+    for b in s.bytes() {
+        match b {
+            b'&' => out.extend_from_slice(b"&amp;"),
+            b'<' => out.extend_from_slice(b"&lt;"),
+            b'>' => out.extend_from_slice(b"&gt;"),
+            b'\'' => out.extend_from_slice(b"&apos;"),
+            b'"' => out.extend_from_slice(b"&quot;"),
+            b'\t' => out.extend_from_slice(b"&#9;"),
+            b'\n' => out.extend_from_slice(b"&#10;"),
+            b'\r' => out.extend_from_slice(b"&#13;"),
+            _ => out.push(b),
         }
     }
 }
@@ -227,76 +278,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builder_and_accessors() {
-        let e = Element::builder("message", "jabber:client")
-            .attr("to", "a@b")
-            .attr("xml:lang", "en")
-            .append(Element::builder("body", "jabber:client").text("hi").build())
-            .text("x")
+    fn serializes_with_minimal_namespaces_and_escaping() {
+        let mut msg = Element::builder("message", "jabber:client")
+            .attr("to", "a&b'\"<")
             .build();
-        assert!(e.is("message", "jabber:client"));
-        assert!(!e.is("message", "jabber:server"));
-        assert_eq!(e.name(), "message");
-        assert_eq!(e.ns(), "jabber:client");
-        assert_eq!(e.attr("to"), Some("a@b"));
-        assert_eq!(e.attr("xml:lang"), Some("en"));
-        assert_eq!(e.attr("lang"), None);
-        assert_eq!(
-            e.attrs().collect::<Vec<_>>(),
-            [("to", "a@b"), ("xml:lang", "en")]
+        msg.append_child(
+            Element::builder("body", "jabber:client")
+                .text("1 < 2 & 3 > 2")
+                .build(),
         );
-        assert_eq!(e.nodes().count(), 2);
-        assert_eq!(e.text(), "x");
+        msg.append_child(Element::new("x", "urn:example"));
+        let mut out = Vec::new();
+        msg.write_to(&mut out, "jabber:client");
         assert_eq!(
-            e.get_child("body", "jabber:client").map(Element::text),
-            Some("hi".to_owned())
+            String::from_utf8_lossy(&out),
+            "<message to='a&amp;b&apos;&quot;&lt;'><body>1 &lt; 2 &amp; 3 &gt; 2</body><x xmlns='urn:example'/></message>"
         );
-        assert!(e.get_child("body", "urn:other").is_none());
+        assert!(
+            msg.to_string()
+                .starts_with("<message xmlns='jabber:client'")
+        );
     }
 
     #[test]
-    fn attribute_and_child_edits() {
+    fn attribute_and_child_helpers() {
         let mut e = Element::new("iq", "jabber:client");
         e.set_attr("id", "1");
         e.set_attr("id", "2");
         assert_eq!(e.attr("id"), Some("2"));
-        assert_eq!(e.attrs().count(), 1);
         assert_eq!(e.remove_attr("id").as_deref(), Some("2"));
-        assert_eq!(e.remove_attr("id"), None);
-        e.append_text("x");
         e.append_child(Element::new("a", "n"));
+        e.append_text("x");
         e.append_text("y");
-        e.append_child(Element::new("a", "n")).set_attr("k", "v");
-        e.append_text("");
+        e.append_child(Element::new("a", "n"));
         assert_eq!(e.text(), "xy");
         assert_eq!(e.children().count(), 2);
-        if let Some(a) = e.get_child_mut("a", "n") {
-            a.append_text("inner");
-        }
-        assert_eq!(
-            e.get_child("a", "n").map(Element::text).as_deref(),
-            Some("inner")
-        );
         e.remove_children("a", "n");
         assert_eq!(e.children().count(), 0);
-        assert_eq!(e.nodes().collect::<Vec<_>>(), [&Node::Text("xy".into())]);
-        assert!(!e.has_child("a", "n"));
-    }
-
-    #[test]
-    fn set_ns_recursive_only_touches_matching_namespaces() {
-        let mut e = Element::builder("message", "jabber:client")
-            .append(Element::builder("body", "jabber:client").build())
-            .append(
-                Element::builder("x", "urn:x")
-                    .append(Element::new("deep", "jabber:client"))
-                    .build(),
-            )
-            .build();
+        e.append_child(Element::new("a", "jabber:client"));
         e.set_ns_recursive("jabber:client", "jabber:component:accept");
+        assert!(e.has_child("a", "jabber:component:accept"));
         assert_eq!(e.ns(), "jabber:component:accept");
-        assert!(e.has_child("body", "jabber:component:accept"));
-        let x = e.get_child("x", "urn:x").expect("x keeps its namespace");
-        assert!(x.has_child("deep", "jabber:component:accept"));
     }
 }
