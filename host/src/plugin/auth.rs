@@ -222,7 +222,7 @@ impl AuthPlugin {
             Ok(r) => r,
             Err(e) => Err(PluginError::Trap {
                 plugin: self.0.name.to_string(),
-                cause: anyhow::anyhow!("call aborted: {e}"),
+                source: anyhow::anyhow!("call aborted: {e}"),
             }),
         }
     }
@@ -302,10 +302,7 @@ fn call_sync<R>(
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .push_back(Instant::now());
-            Err(PluginError::Trap {
-                plugin,
-                cause: source,
-            })
+            Err(PluginError::Trap { plugin, source })
         }
     }
 }

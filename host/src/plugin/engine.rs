@@ -54,7 +54,7 @@ impl PluginEngine {
     pub fn new(limits: PluginLimits) -> Result<PluginEngine, PluginError> {
         let load = |source: wasmtime::Error| PluginError::Load {
             plugin: "(engine)".into(),
-            cause: wasm_err(source),
+            source: wasm_err(source),
         };
         let mut config = Config::new();
         config.wasm_component_model(true);
@@ -79,7 +79,7 @@ impl PluginEngine {
             })
             .map_err(|e| PluginError::Load {
                 plugin: "(engine)".into(),
-                cause: e.into(),
+                source: e.into(),
             })?;
         Ok(PluginEngine(Arc::new(Inner {
             engine,
@@ -112,7 +112,7 @@ impl PluginEngine {
     ) -> Result<AuthPlugin, PluginError> {
         let load = |source: wasmtime::Error| PluginError::Load {
             plugin: name.to_owned(),
-            cause: wasm_err(source),
+            source: wasm_err(source),
         };
         if !wasm_path.is_file() {
             return Err(load(wasmtime::Error::msg(format!(

@@ -12,7 +12,7 @@ use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::lilt::plugin::{clock, kv, log, types};
+use super::bindings::lilt::plugin::{clock, host, kv, types};
 use crate::storage::KvStore;
 
 /// Data of one store (one call).
@@ -52,15 +52,23 @@ fn storage_error(e: crate::storage::StorageError) -> kv::KvError {
 
 impl types::Host for State {}
 
-impl log::Host for State {
-    fn log(&mut self, level: log::Level, message: String) {
+impl host::Host for State {
+    fn log(&mut self, level: host::LogLevel, message: String) {
         let message: String = message.chars().take(4096).collect();
         let (vhost, plugin) = (&*self.vhost, &*self.plugin);
         match level {
-            log::Level::Debug => tracing::debug!(message = %message, plugin, vhost, "Plugin log."),
-            log::Level::Info => tracing::info!(message = %message, plugin, vhost, "Plugin log."),
-            log::Level::Warn => tracing::warn!(message = %message, plugin, vhost, "Plugin log."),
-            log::Level::Error => tracing::error!(message = %message, plugin, vhost, "Plugin log."),
+            host::LogLevel::Debug => {
+                tracing::debug!(message = %message, plugin, vhost, "Plugin log.")
+            }
+            host::LogLevel::Info => {
+                tracing::info!(message = %message, plugin, vhost, "Plugin log.")
+            }
+            host::LogLevel::Warn => {
+                tracing::warn!(message = %message, plugin, vhost, "Plugin log.")
+            }
+            host::LogLevel::Error => {
+                tracing::error!(message = %message, plugin, vhost, "Plugin log.")
+            }
         }
     }
 }

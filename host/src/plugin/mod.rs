@@ -73,12 +73,12 @@ pub enum AuthError {
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     /// The component could not be loaded or linked.
-    #[error("plugin {plugin}: cannot load: {cause:#}")]
+    #[error("plugin {plugin}: cannot load: {source:#}")]
     Load {
         /// Plugin name.
         plugin: String,
-        /// Cause (kept out of `source()` so that chains do not print it twice).
-        cause: anyhow::Error,
+        /// Cause (also `source()`).
+        source: anyhow::Error,
     },
     /// `configure` refused the settings.
     #[error("plugin {plugin}: settings refused: {message}")]
@@ -89,12 +89,12 @@ pub enum PluginError {
         message: String,
     },
     /// The call trapped, timed out or ran out of memory.
-    #[error("plugin {plugin}: trapped: {cause:#}")]
+    #[error("plugin {plugin}: trapped: {source:#}")]
     Trap {
         /// Plugin name.
         plugin: String,
-        /// Cause (kept out of `source()` so that chains do not print it twice).
-        cause: anyhow::Error,
+        /// Cause (also `source()`).
+        source: anyhow::Error,
     },
     /// Too many recent traps: calls are refused until the window passes.
     #[error("plugin {plugin}: disabled after repeated traps")]
