@@ -450,6 +450,63 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn kv_quota_and_sqlite_persistence() {
+        // A record is a few hundred bytes: a 64-byte quota refuses the first account.
+        let engine = PluginEngine::new(PluginLimits {
+            kv_quota_bytes: 64,
+            ..PluginLimits::default()
+        })
+        .expect("engine");
+        let p = engine
+            .load_auth(
+                "a.example",
+                "auth-internal",
+                &wasm("auth_internal.wasm"),
+                &serde_json::json!({}),
+                crate::storage::memory(),
+            )
+            .expect("load");
+        match p.create_user("alice", "pencil").await {
+            Err(PluginError::Auth {
+                error: AuthError::Internal(m),
+                ..
+            }) => assert!(m.contains("quota"), "{m}"),
+            other => panic!("expected a quota refusal, got {other:?}"),
+        }
+        assert!(!p.user_exists("alice").await.expect("exists"));
+
+        // Accounts outlive the plugin handle when the store is SQLite.
+        let db = std::env::temp_dir().join(format!("lilt-kv-{}.sqlite", uuid::Uuid::new_v4()));
+        let engine = PluginEngine::new(PluginLimits::default()).expect("engine");
+        let open = |kv| {
+            engine.load_auth(
+                "a.example",
+                "auth-internal",
+                &wasm("auth_internal.wasm"),
+                &serde_json::json!({"mechanisms": ["plain"]}),
+                kv,
+            )
+        };
+        let p = open(crate::storage::open_sqlite(&db).expect("db")).expect("load");
+        assert_eq!(p.mechanisms(), [Mechanism::Plain]);
+        p.create_user("Bob", "secret").await.expect("create");
+        drop(p);
+        let p = open(crate::storage::open_sqlite(&db).expect("db")).expect("load");
+        assert!(p.test_password("bob", "secret").await.expect("check"));
+        assert!(matches!(
+            p.create_user("bad name", "x").await,
+            Err(PluginError::Auth {
+                error: AuthError::InvalidInput(_),
+                ..
+            })
+        ));
+        drop(p);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+    }
+
+    #[tokio::test]
     async fn timeout_traps_and_disables() {
         // PBKDF2 of three credentials takes far more than 1 ms: with a 1-tick budget the call
         // traps, and after `max_traps` the plugin is disabled.
