@@ -345,38 +345,16 @@ impl C2sStream {
                 self.phase = Phase::ExpectHeader;
             }
             Input::PasswordChecked(result) => {
-                let step = match (&mut self.phase, result) {
-                    (
-                        Phase::Sasl {
-                            server,
-                            waiting: true,
-                            ..
-                        },
-                        Ok(ok),
-                    ) => server.password_checked(ok),
-                    (Phase::Sasl { waiting: true, .. }, Err(())) => {
-                        SaslStep::Failure(SaslFailure::TemporaryAuthFailure)
-                    }
-                    _ => return,
-                };
-                self.sasl_answered(now, step);
+                self.plugin_answered(
+                    now,
+                    result.map(|ok| move |s: &mut SaslServer| s.password_checked(ok)),
+                );
             }
             Input::Credentials(result) => {
-                let step = match (&mut self.phase, result) {
-                    (
-                        Phase::Sasl {
-                            server,
-                            waiting: true,
-                            ..
-                        },
-                        Ok(creds),
-                    ) => server.credentials(creds),
-                    (Phase::Sasl { waiting: true, .. }, Err(())) => {
-                        SaslStep::Failure(SaslFailure::TemporaryAuthFailure)
-                    }
-                    _ => return,
-                };
-                self.sasl_answered(now, step);
+                self.plugin_answered(
+                    now,
+                    result.map(|c| move |s: &mut SaslServer| s.credentials(c)),
+                );
             }
             Input::Bound(result) => {
                 self.bound(result);
@@ -579,6 +557,27 @@ impl C2sStream {
             return self.stream_error("not-authorized", Some("SASL exchange in progress."));
         };
         self.sasl_step(now, step);
+    }
+
+    /// The auth plugin answered (`Err`: it failed, which is a temporary failure to the peer).
+    fn plugin_answered(
+        &mut self,
+        now: Instant,
+        answer: Result<impl FnOnce(&mut SaslServer) -> SaslStep, ()>,
+    ) {
+        let Phase::Sasl {
+            server,
+            waiting: true,
+            ..
+        } = &mut self.phase
+        else {
+            return;
+        };
+        let step = match answer {
+            Ok(apply) => apply(server),
+            Err(()) => SaslStep::Failure(SaslFailure::TemporaryAuthFailure),
+        };
+        self.sasl_answered(now, step);
     }
 
     fn sasl_answered(&mut self, now: Instant, step: SaslStep) {

@@ -421,15 +421,7 @@ impl StreamParser {
             .to_owned();
         let mut header = StreamHeader::default();
         let mut scope = Vec::new();
-        for attr in start.attributes().with_checks(true) {
-            let attr = attr.map_err(|e| nwf(e.to_string()))?;
-            let key = std::str::from_utf8(attr.key.as_ref())
-                .map_err(|_| nwf("invalid UTF-8"))?
-                .to_owned();
-            let value = attr
-                .unescape_value()
-                .map_err(|e| entity_error(&e.to_string()))?
-                .into_owned();
+        for (key, value) in read_attrs(&start)? {
             if key == "xmlns" {
                 scope.push((String::new(), value.clone()));
             } else if let Some(p) = key.strip_prefix("xmlns:") {
@@ -632,16 +624,10 @@ fn close(stack: &mut [Element], el: Element) -> Option<Element> {
     }
 }
 
-fn open_element(
-    s: &BytesStart<'_>,
-    scopes: &mut Vec<Vec<(String, String)>>,
-    limits: &Limits,
-) -> Result<Element, XmlError> {
-    let qname = std::str::from_utf8(s.name().as_ref())
-        .map_err(|_| nwf("invalid UTF-8"))?
-        .to_owned();
-    let mut decls = Vec::new();
-    let mut attrs = Vec::new();
+/// A tag's attributes, decoded and unescaped; duplicate names, bad names and characters XML
+/// cannot carry are refused.
+fn read_attrs(s: &BytesStart<'_>) -> Result<Vec<(String, String)>, XmlError> {
+    let mut out = Vec::new();
     for attr in s.attributes().with_checks(true) {
         let attr = attr.map_err(|e| nwf(e.to_string()))?;
         let key = std::str::from_utf8(attr.key.as_ref())
@@ -657,6 +643,22 @@ fn open_element(
         if value.chars().any(|c| !is_xml_char(c)) {
             return Err(nwf("invalid character in an attribute"));
         }
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+fn open_element(
+    s: &BytesStart<'_>,
+    scopes: &mut Vec<Vec<(String, String)>>,
+    limits: &Limits,
+) -> Result<Element, XmlError> {
+    let qname = std::str::from_utf8(s.name().as_ref())
+        .map_err(|_| nwf("invalid UTF-8"))?
+        .to_owned();
+    let mut decls = Vec::new();
+    let mut attrs = Vec::new();
+    for (key, value) in read_attrs(s)? {
         if key == "xmlns" {
             decls.push((String::new(), value));
         } else if let Some(p) = key.strip_prefix("xmlns:") {
