@@ -21,7 +21,10 @@
 //! Every file opens with what it owns, the spec it follows and where it is tested.
 
 pub mod admin;
+pub mod bosh;
 pub mod config;
+pub mod http;
+pub mod metrics;
 pub mod plugin;
 pub mod router;
 pub mod runtime;

@@ -65,6 +65,8 @@ pub struct RawConfig {
     plugin_limits: RawPluginLimits,
     tls: Option<RawTls>,
     #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
     listeners: Vec<RawListener>,
     #[serde(default)]
     vhosts: Vec<RawVhost>,
@@ -112,6 +114,26 @@ struct RawListener {
     #[serde(rename = "type")]
     kind: String,
     bind: String,
+    tls: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    websocket_path: Option<String>,
+    bosh_path: Option<String>,
+    static_dir: Option<PathBuf>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
+    #[serde(default)]
+    cors_origins: Vec<String>,
+    max_body_bytes: Option<usize>,
+    request_timeout_seconds: Option<u64>,
+    websocket_ping_seconds: Option<u64>,
+    bosh_max_wait_seconds: Option<u64>,
+    bosh_max_hold: Option<u32>,
+    bosh_inactivity_seconds: Option<u64>,
+    bosh_max_pause_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -155,6 +177,8 @@ pub struct Config {
     pub plugin_limits: crate::plugin::PluginLimits,
     /// Certificate and key; `None` means a generated self-signed certificate.
     pub tls: Option<TlsFiles>,
+    /// The HTTP side: paths, static files, proxies, BOSH and WebSocket settings.
+    pub http: Http,
     /// Listening sockets.
     pub listeners: Vec<Listener>,
     /// Virtual hosts.
@@ -209,6 +233,35 @@ pub enum ListenerKind {
     C2sDirectTls,
     /// External components (XEP-0114).
     Component,
+    /// HTTP: XMPP over WebSocket and BOSH, health, metrics, stats, static files.
+    Http {
+        /// Serve HTTPS with the server's certificate.
+        tls: bool,
+    },
+}
+
+/// The HTTP listeners' settings.
+#[derive(Debug, Clone)]
+pub struct Http {
+    /// RFC 7395 endpoint. Defaults to `/xmpp-websocket`.
+    pub websocket_path: String,
+    /// XEP-0206 endpoint. Defaults to `/http-bind`.
+    pub bosh_path: String,
+    /// Folder served for every other GET path, if set.
+    pub static_dir: Option<PathBuf>,
+    /// Peers whose `X-Forwarded-For`/`X-Forwarded-Proto` are believed (reverse proxies).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Origins allowed to call BOSH cross-origin (`*` for any). Empty: same origin only.
+    pub cors_origins: Vec<String>,
+    /// Largest request body (BOSH) and WebSocket message. Defaults to the stanza limit + 8 KiB.
+    pub max_body_bytes: usize,
+    /// Time to receive a request's head (counted from when the connection is ready for it,
+    /// so it is also the keep-alive idle limit) and, separately, its body. Defaults to 10 s.
+    pub request_timeout: Duration,
+    /// WebSocket keepalive ping after this much silence. Defaults to 30 seconds.
+    pub websocket_ping: Duration,
+    /// BOSH limits.
+    pub bosh: crate::bosh::BoshConfig,
 }
 
 /// One listening socket.
@@ -252,7 +305,8 @@ pub struct Component {
 }
 
 /// The configuration used when `lilt serve` gets no file: vhost `localhost` with anonymous
-/// auth, c2s on 5222 (STARTTLS), direct TLS on 5223, components on 127.0.0.1:5347.
+/// auth, c2s on 5222 (STARTTLS), direct TLS on 5223, components on 127.0.0.1:5347, HTTP
+/// (WebSocket, BOSH, health, metrics) on 5280 and HTTPS on 5281.
 pub const EMBEDDED_DEFAULTS: &str = r#"
 data_dir = "lilt-data"
 
@@ -267,6 +321,15 @@ bind = "0.0.0.0:5223"
 [[listeners]]
 type = "component"
 bind = "127.0.0.1:5347"
+
+[[listeners]]
+type = "http"
+bind = "0.0.0.0:5280"
+
+[[listeners]]
+type = "http"
+bind = "0.0.0.0:5281"
+tls = true
 
 [[vhosts]]
 domain = "localhost"
@@ -338,6 +401,7 @@ impl Config {
             key_file: rel(t.key_file),
         });
 
+        let http = validate_http(raw.http, limits.max_stanza_bytes, &rel)?;
         let mut listeners = Vec::new();
         let mut binds = HashSet::new();
         for (i, l) in raw.listeners.iter().enumerate() {
@@ -345,15 +409,24 @@ impl Config {
                 "c2s" => ListenerKind::C2s,
                 "c2s_direct_tls" => ListenerKind::C2sDirectTls,
                 "component" => ListenerKind::Component,
+                "http" => ListenerKind::Http {
+                    tls: l.tls.unwrap_or(false),
+                },
                 other => {
                     return Err(invalid(
                         format!("listeners[{i}].type"),
                         format!(
-                            "unknown listener type {other:?}; expected c2s, c2s_direct_tls or component"
+                            "unknown listener type {other:?}; expected c2s, c2s_direct_tls, component or http"
                         ),
                     ));
                 }
             };
+            if l.tls.is_some() && !matches!(kind, ListenerKind::Http { .. }) {
+                return Err(invalid(
+                    format!("listeners[{i}].tls"),
+                    "only http listeners take `tls` (c2s_direct_tls is TLS already)",
+                ));
+            }
             let bind: SocketAddr = l.bind.parse().map_err(|_| {
                 invalid(
                     format!("listeners[{i}].bind"),
@@ -438,6 +511,7 @@ impl Config {
             stream_management,
             plugin_limits,
             tls,
+            http,
             listeners,
             vhosts,
             components,
@@ -448,6 +522,74 @@ impl Config {
     pub fn vhost(&self, domain: &str) -> Option<&Vhost> {
         self.vhosts.iter().find(|v| v.domain == domain)
     }
+}
+
+fn validate_http(
+    raw: RawHttp,
+    max_stanza_bytes: usize,
+    rel: &dyn Fn(PathBuf) -> PathBuf,
+) -> Result<Http, ConfigError> {
+    let path = |v: Option<String>, default: &str, key: &str| -> Result<String, ConfigError> {
+        let p = v.unwrap_or_else(|| default.to_owned());
+        if !p.starts_with('/') || p.len() < 2 || p.contains(['?', '#', ' ']) {
+            return Err(invalid(
+                format!("http.{key}"),
+                format!("{p:?} must be an absolute path such as {default:?}"),
+            ));
+        }
+        Ok(p.trim_end_matches('/').to_owned())
+    };
+    let websocket_path = path(raw.websocket_path, "/xmpp-websocket", "websocket_path")?;
+    let bosh_path = path(raw.bosh_path, "/http-bind", "bosh_path")?;
+    if websocket_path == bosh_path {
+        return Err(invalid(
+            "http.bosh_path",
+            "must differ from http.websocket_path",
+        ));
+    }
+    let mut trusted_proxies = Vec::new();
+    for (i, p) in raw.trusted_proxies.iter().enumerate() {
+        trusted_proxies.push(p.parse().map_err(|_| {
+            invalid(
+                format!("http.trusted_proxies[{i}]"),
+                format!("{p:?} is not an IP address"),
+            )
+        })?);
+    }
+    let static_dir = raw.static_dir.map(rel);
+    if let Some(d) = &static_dir
+        && !d.is_dir()
+    {
+        return Err(invalid(
+            "http.static_dir",
+            format!("{} is not a folder", d.display()),
+        ));
+    }
+    let secs = |v: Option<u64>, default: u64, key: &str| {
+        positive(v, default, &format!("http.{key}")).map(Duration::from_secs)
+    };
+    let max_hold = positive(raw.bosh_max_hold.map(u64::from), 1, "http.bosh_max_hold")?;
+    Ok(Http {
+        websocket_path,
+        bosh_path,
+        static_dir,
+        trusted_proxies,
+        cors_origins: raw.cors_origins,
+        max_body_bytes: positive(
+            raw.max_body_bytes,
+            max_stanza_bytes + 8 * 1024,
+            "http.max_body_bytes",
+        )?,
+        request_timeout: secs(raw.request_timeout_seconds, 10, "request_timeout_seconds")?,
+        websocket_ping: secs(raw.websocket_ping_seconds, 30, "websocket_ping_seconds")?,
+        bosh: crate::bosh::BoshConfig {
+            max_wait: secs(raw.bosh_max_wait_seconds, 60, "bosh_max_wait_seconds")?,
+            max_hold: u32::try_from(max_hold.min(8)).unwrap_or(1),
+            inactivity: secs(raw.bosh_inactivity_seconds, 60, "bosh_inactivity_seconds")?,
+            max_pause: secs(raw.bosh_max_pause_seconds, 120, "bosh_max_pause_seconds")?,
+            ..crate::bosh::BoshConfig::default()
+        },
+    })
 }
 
 /// Where plugins are looked for when the config does not say: `$LILT_PLUGIN_DIR`, else the
@@ -539,7 +681,7 @@ mod tests {
         assert!(c.vhosts[0].auth.path.ends_with("auth_anonymous.wasm"));
         assert_eq!(c.data_dir, Path::new("/base/lilt-data"));
         assert_eq!(c.limits.max_stanza_bytes, 256 * 1024);
-        assert_eq!(c.listeners.len(), 3);
+        assert_eq!(c.listeners.len(), 5);
     }
 
     const MIN: &str = "[[listeners]]\ntype = \"c2s\"\nbind = \"127.0.0.1:5222\"\n";

@@ -8,6 +8,7 @@
 //! error as "deny" (fail closed). Tests: `mod tests` below, with the real plugin components.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -32,6 +33,8 @@ struct Inner {
     kv: Arc<dyn KvStore>,
     mechanisms: Vec<Mechanism>,
     traps: Mutex<VecDeque<Instant>>,
+    calls_total: AtomicU64,
+    traps_total: AtomicU64,
 }
 
 /// A loaded auth plugin for one vhost; cheap to clone.
@@ -85,6 +88,8 @@ impl AuthPlugin {
             kv,
             mechanisms: Vec::new(),
             traps: Mutex::new(VecDeque::new()),
+            calls_total: AtomicU64::new(0),
+            traps_total: AtomicU64::new(0),
         };
         // `call` configures the fresh instance first, so a refusal surfaces as `Config` here.
         let mechanisms = call_sync(&inner, |auth, store| {
@@ -104,6 +109,30 @@ impl AuthPlugin {
     /// The vhost it serves.
     pub fn vhost(&self) -> &str {
         &self.0.vhost
+    }
+
+    /// Calls made and calls that trapped since load (for `/metrics`).
+    pub fn call_counts(&self) -> (u64, u64) {
+        (
+            self.0.calls_total.load(Ordering::Relaxed),
+            self.0.traps_total.load(Ordering::Relaxed),
+        )
+    }
+
+    /// True while too many recent traps keep the plugin disabled.
+    pub fn is_disabled(&self) -> bool {
+        let limits = self.0.engine.limits();
+        let traps = self
+            .0
+            .traps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        traps
+            .iter()
+            .filter(|t| now.duration_since(**t) <= limits.trap_window)
+            .count()
+            >= limits.max_traps as usize
     }
 
     /// The SASL mechanisms it decides.
@@ -251,6 +280,7 @@ fn call_sync<R>(
             return Err(PluginError::Disabled { plugin });
         }
     }
+    inner.calls_total.fetch_add(1, Ordering::Relaxed);
     let state = State {
         vhost: inner.vhost.clone(),
         plugin: inner.name.clone(),
@@ -297,6 +327,7 @@ fn call_sync<R>(
         Err(source) => {
             let source = super::wasm_err(source);
             tracing::warn!(message = "Plugin trapped.", plugin = %inner.name, vhost = %inner.vhost, error = %format!("{source:#}"));
+            inner.traps_total.fetch_add(1, Ordering::Relaxed);
             inner
                 .traps
                 .lock()

@@ -4,6 +4,7 @@
 //! files only move bytes, messages and time between sockets, mailboxes and cores.
 
 pub mod component_task;
+pub mod link;
 pub mod router_task;
 pub mod server;
 pub mod session_task;

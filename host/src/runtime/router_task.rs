@@ -6,13 +6,16 @@
 //! endpoint ids are never reused. Tests: router/tests.rs for the rules, tests/all/ end to end.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::link::Link;
+use crate::metrics::Metrics;
 use crate::router::{Delivery, EndpointId, Router};
 use crate::stanza::{self, ErrorType, Jid, StanzaError};
-use crate::transport::Transport;
-use crate::xml::{Element, StreamParser};
+use crate::stream::c2s::PendingInput;
+use crate::xml::Element;
 
 /// A message to a session or component task.
 #[derive(Debug)]
@@ -28,10 +31,10 @@ pub enum EndpointMsg {
 /// What a resuming connection hands to the detached session it resumes.
 #[derive(Debug)]
 pub struct Handoff {
-    /// The new connection's transport.
-    pub transport: Transport,
-    /// Its parser, positioned after `<resume/>`.
-    pub parser: StreamParser,
+    /// The new connection's link.
+    pub link: Link,
+    /// Its unprocessed input, positioned after `<resume/>`.
+    pub input: PendingInput,
     /// The client's acknowledged count.
     pub h: u32,
 }
@@ -99,14 +102,15 @@ pub enum RouterCmd {
 }
 
 /// Run the router until every sender is dropped.
-pub async fn run(mut router: Router, mut rx: mpsc::Receiver<RouterCmd>) {
+pub async fn run(mut router: Router, mut rx: mpsc::Receiver<RouterCmd>, metrics: Arc<Metrics>) {
     let mut mailboxes: HashMap<EndpointId, Mailbox> = HashMap::new();
     let mut next_id: EndpointId = 1;
     while let Some(cmd) = rx.recv().await {
         match cmd {
             RouterCmd::Route(stanza) => {
+                metrics.stanza_routed();
                 let deliveries = router.route(stanza);
-                deliver(&mut router, &mailboxes, deliveries);
+                deliver(&mut router, &mailboxes, deliveries, &metrics);
             }
             RouterCmd::Bind {
                 jid,
@@ -132,7 +136,7 @@ pub async fn run(mut router: Router, mut rx: mpsc::Receiver<RouterCmd>) {
             RouterCmd::Unbind { full, id } => {
                 let deliveries = router.unbind(&full, id);
                 mailboxes.remove(&id);
-                deliver(&mut router, &mailboxes, deliveries);
+                deliver(&mut router, &mailboxes, deliveries, &metrics);
             }
             RouterCmd::EnableResumption { full, id, reply } => {
                 let _ = reply.send(router.enable_resumption(&full, id));
@@ -172,6 +176,7 @@ fn deliver(
     router: &mut Router,
     mailboxes: &HashMap<EndpointId, Mailbox>,
     deliveries: Vec<Delivery>,
+    metrics: &Metrics,
 ) {
     let mut pending = deliveries;
     // Bounces can cause further deliveries; each round strictly shrinks (errors are not bounced).
@@ -181,17 +186,20 @@ fn deliver(
             let Some(mailbox) = mailboxes.get(&d.to) else {
                 continue;
             };
-            if let Err(mpsc::error::TrySendError::Full(EndpointMsg::Deliver(stanza))) =
-                mailbox.try_send(EndpointMsg::Deliver(d.stanza))
-            {
-                tracing::warn!(
-                    message = "Session mailbox full; stanza bounced.",
-                    endpoint = d.to
-                );
-                let err = StanzaError::new(ErrorType::Wait, "resource-constraint");
-                if let Some(reply) = stanza::error_reply(&stanza, &err) {
-                    bounced.extend(router.route(reply));
+            match mailbox.try_send(EndpointMsg::Deliver(d.stanza)) {
+                Ok(()) => metrics.stanzas_delivered(1),
+                Err(mpsc::error::TrySendError::Full(EndpointMsg::Deliver(stanza))) => {
+                    metrics.stanza_bounced();
+                    tracing::warn!(
+                        message = "Session mailbox full; stanza bounced.",
+                        endpoint = d.to
+                    );
+                    let err = StanzaError::new(ErrorType::Wait, "resource-constraint");
+                    if let Some(reply) = stanza::error_reply(&stanza, &err) {
+                        bounced.extend(router.route(reply));
+                    }
                 }
+                Err(_) => {}
             }
         }
         pending = bounced;

@@ -9,20 +9,23 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio_rustls::TlsAcceptor;
 
+use super::link::BoshRegistry;
 use super::router_task::{self, RouterCmd};
 use super::{component_task, session_task};
 use crate::config::{Config, ListenerKind};
+use crate::metrics::{Metrics, PluginStats};
 use crate::plugin::{AuthPlugin, PluginEngine, PluginError};
 use crate::router::{Router, ServerInfo};
 use crate::sasl::Mechanism;
 use crate::stream::c2s::{C2sConfig, VhostPolicy};
-use crate::{storage, transport, xml};
+use crate::{http, storage, transport, xml};
 
 /// Everything a connection task needs, shared read-only.
 pub struct Ctx {
@@ -34,6 +37,16 @@ pub struct Ctx {
     pub c2s_plain: C2sConfig,
     /// c2s settings for direct-TLS listeners.
     pub c2s_tls: C2sConfig,
+    /// c2s settings for WebSocket and BOSH sessions.
+    pub c2s_http: C2sConfig,
+    /// Counters for `/metrics` and `/stats`.
+    pub metrics: Arc<Metrics>,
+    /// Live BOSH sessions by sid.
+    pub bosh: Arc<BoshRegistry>,
+    /// The connection cap shared by every listener and HTTP session.
+    pub limit: Arc<Semaphore>,
+    /// Set once shutdown began.
+    stopping: AtomicBool,
     /// Component secrets by domain.
     pub component_secrets: Arc<HashMap<String, String>>,
     /// TLS acceptor.
@@ -44,6 +57,33 @@ pub struct Ctx {
     pub shutdown: broadcast::Sender<()>,
     /// Parser limits.
     pub xml_limits: xml::Limits,
+}
+
+impl Ctx {
+    /// True once shutdown began.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Call and trap counts of every auth plugin, for `/metrics` and `/stats`.
+    pub fn plugin_stats(&self) -> PluginStats {
+        let mut stats: PluginStats = self
+            .auth
+            .values()
+            .map(|p| {
+                let (calls, traps) = p.call_counts();
+                (
+                    p.name().to_owned(),
+                    p.vhost().to_owned(),
+                    calls,
+                    traps,
+                    p.is_disabled(),
+                )
+            })
+            .collect();
+        stats.sort();
+        stats
+    }
 }
 
 impl std::fmt::Debug for Ctx {
@@ -146,6 +186,8 @@ impl Server {
             starttls_available: false,
             ..c2s_plain.clone()
         };
+        let c2s_http = c2s_tls.clone();
+        let metrics = Arc::new(Metrics::new(config.vhosts.iter().map(|v| v.domain.clone())));
         let component_secrets = Arc::new(
             config
                 .components
@@ -163,7 +205,11 @@ impl Server {
             config.vhosts.iter().map(|v| v.domain.clone()),
         );
         let (router_tx, router_rx) = mpsc::channel(4096);
-        let mut tasks = vec![tokio::spawn(router_task::run(router, router_rx))];
+        let mut tasks = vec![tokio::spawn(router_task::run(
+            router,
+            router_rx,
+            metrics.clone(),
+        ))];
         let (shutdown, _) = broadcast::channel(1);
 
         let mut listeners = Vec::new();
@@ -173,10 +219,16 @@ impl Server {
                 .with_context(|| format!("listeners[{i}].bind: cannot listen on {}", l.bind))?;
             listeners.push((l.kind, listener));
         }
+        let limit = Arc::new(Semaphore::new(config.limits.max_connections));
         let ctx = Arc::new(Ctx {
             auth,
             c2s_plain,
             c2s_tls,
+            c2s_http,
+            metrics,
+            bosh: Arc::new(BoshRegistry::default()),
+            limit: limit.clone(),
+            stopping: AtomicBool::new(false),
             component_secrets,
             tls: TlsAcceptor::from(tls),
             router: router_tx,
@@ -184,7 +236,6 @@ impl Server {
             xml_limits,
             config,
         });
-        let limit = Arc::new(Semaphore::new(ctx.config.limits.max_connections));
         let mut addrs = Vec::new();
         for (kind, listener) in listeners {
             let addr = listener.local_addr()?;
@@ -207,6 +258,7 @@ impl Server {
 
     /// Tell every stream to close and stop accepting.
     pub async fn shutdown(self) {
+        self.ctx.stopping.store(true, Ordering::Relaxed);
         let _ = self.ctx.shutdown.send(());
         for t in &self.tasks[1..] {
             t.abort();
@@ -257,6 +309,7 @@ async fn accept_loop(
                 ListenerKind::C2s => session_task::run(ctx, socket, peer, false).await,
                 ListenerKind::C2sDirectTls => session_task::run(ctx, socket, peer, true).await,
                 ListenerKind::Component => component_task::run(ctx, socket, peer).await,
+                ListenerKind::Http { tls } => http::serve_connection(ctx, socket, peer, tls).await,
             }
             drop(permit);
         });
@@ -266,8 +319,19 @@ async fn accept_loop(
 /// Over the connection cap: a stream error in the clear (no TLS work is spent on it).
 async fn refuse(mut socket: TcpStream, kind: ListenerKind) {
     use tokio::io::AsyncWriteExt;
-    if kind == ListenerKind::C2sDirectTls {
-        return;
+    match kind {
+        ListenerKind::C2sDirectTls | ListenerKind::Http { tls: true } => return,
+        ListenerKind::Http { tls: false } => {
+            let msg = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
+                       Content-Length: 26\r\nConnection: close\r\n\r\nConnection limit reached.\n";
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                socket.write_all(msg.as_bytes()),
+            )
+            .await;
+            return;
+        }
+        _ => {}
     }
     let ns = if kind == ListenerKind::Component {
         xml::ns::COMPONENT

@@ -1,6 +1,6 @@
-//! One c2s connection task: owns the transport and the `C2sStream` core, runs the
-//! read/mailbox/timer/shutdown loop, performs the core's requested effects (writes, TLS upgrade,
-//! auth plugin calls, router requests) and feeds the answers back.
+//! One c2s session task: owns the link (TCP/TLS, WebSocket or BOSH) and the `C2sStream` core,
+//! runs the read/mailbox/timer/shutdown loop, performs the core's requested effects (writes,
+//! TLS upgrade, auth plugin calls, router requests) and feeds the answers back.
 //!
 //! Shell (tokio), in the mini-redis shape. Invariants: one task per session for its whole life,
 //! including while detached for XEP-0198 resumption (then it holds no transport); the core's
@@ -12,17 +12,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
+use super::link::{Link, LinkEvent, sleep_until};
 use super::router_task::{EndpointMsg, Handoff, RouterCmd};
 use super::server::Ctx;
+use crate::bosh;
+use crate::http::ConnectParams;
 use crate::router::EndpointId;
 use crate::stanza::{self, ErrorType, Jid, StanzaError};
-use crate::stream::c2s::{C2sStream, Input, Output};
+use crate::stream::c2s::{C2sConfig, C2sStream, Input, Output};
+use crate::stream::framing::Framing;
 use crate::transport::Transport;
 
 /// Read buffer size per connection.
@@ -34,12 +37,17 @@ struct Session {
     ctx: Arc<Ctx>,
     peer: SocketAddr,
     core: C2sStream,
-    transport: Option<Transport>,
+    link: Option<Link>,
     mailbox_tx: mpsc::Sender<EndpointMsg>,
     bound: Option<(Jid, EndpointId)>,
     /// Set when this connection's transport went to another session (resumption).
     handed_off: bool,
     pending_write: Vec<u8>,
+    pending_frames: Vec<Vec<u8>>,
+    /// Metrics label of the transport this session started on.
+    kind: &'static str,
+    /// What the client put in its connection URL (WebSocket, BOSH); JWT auth reads `token`.
+    params: ConnectParams,
 }
 
 /// Serve one c2s connection until it closes.
@@ -71,19 +79,53 @@ async fn run_inner(ctx: Arc<Ctx>, socket: TcpStream, peer: SocketAddr, direct_tl
     } else {
         ctx.c2s_plain.clone()
     };
-    let core = C2sStream::new(config, direct_tls, std::time::Instant::now());
+    let params = ConnectParams::default();
+    serve(
+        ctx,
+        config,
+        Link::Stream(transport),
+        Framing::Stream,
+        peer,
+        params,
+    )
+    .await;
+}
+
+/// Serve one session over `link` until it closes (TCP after TLS set-up, WebSocket after the
+/// upgrade, BOSH after the creation request).
+pub async fn serve(
+    ctx: Arc<Ctx>,
+    config: C2sConfig,
+    link: Link,
+    framing: Framing,
+    peer: SocketAddr,
+    params: ConnectParams,
+) {
+    let kind = link.kind();
+    let core = C2sStream::new(
+        config,
+        framing,
+        link.is_encrypted(),
+        std::time::Instant::now(),
+    );
     let (mailbox_tx, mailbox_rx) = mpsc::channel(ctx.config.limits.session_queue_stanzas);
+    let metrics = ctx.metrics.clone();
+    metrics.connection_opened(kind);
     let mut session = Session {
         ctx,
         peer,
         core,
-        transport: Some(transport),
+        link: Some(link),
         mailbox_tx,
         bound: None,
         handed_off: false,
         pending_write: Vec::new(),
+        pending_frames: Vec::new(),
+        kind,
+        params,
     };
     session.run(mailbox_rx).await;
+    metrics.connection_closed(kind);
 }
 
 impl Session {
@@ -95,12 +137,14 @@ impl Session {
             if self.core.is_closed() || self.handed_off {
                 break;
             }
-            let deadline = self.core.poll_timeout().map(Instant::from_std);
+            let core_deadline = self.core.poll_timeout().map(Instant::from_std);
+            let link_deadline = self.link.as_ref().and_then(Link::poll_timeout);
+            let deadline = match (core_deadline, link_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let input = tokio::select! {
-                r = read(self.transport.as_mut(), &mut buf) => match r {
-                    Ok(0) | Err(_) => Event::Closed,
-                    Ok(n) => Event::Bytes(n),
-                },
+                ev = next(self.link.as_mut(), &mut buf) => Event::Link(ev),
                 msg = mailbox.recv() => match msg {
                     Some(m) => Event::Mail(m),
                     // Unreachable while we hold a sender; treat as shutdown.
@@ -111,15 +155,30 @@ impl Session {
             };
             let now = std::time::Instant::now();
             match input {
-                Event::Bytes(n) => {
+                Event::Link(LinkEvent::Bytes(n)) => {
                     tracing::trace!(message = "Read.", data = %String::from_utf8_lossy(&buf[..n]));
                     self.core.handle_input(now, Input::Bytes(&buf[..n]));
                 }
-                Event::Closed => {
-                    self.transport = None;
+                Event::Link(LinkEvent::Frame(frame)) => {
+                    tracing::trace!(message = "Frame.", data = %String::from_utf8_lossy(&frame));
+                    self.core.handle_input(now, Input::Frame(&frame));
+                }
+                Event::Link(LinkEvent::Bosh(req)) => {
+                    if let Some(Link::Bosh(b)) = self.link.as_mut() {
+                        b.request(req);
+                    }
+                }
+                Event::Link(LinkEvent::Closed) => {
+                    self.link = None;
                     self.core.handle_input(now, Input::TransportClosed);
                 }
-                Event::Timeout => self.core.handle_input(now, Input::Timeout),
+                Event::Link(LinkEvent::Timer) => {}
+                Event::Timeout => {
+                    if let Some(Link::Bosh(b)) = self.link.as_mut() {
+                        b.core.timeout(now);
+                    }
+                    self.core.handle_input(now, Input::Timeout);
+                }
                 Event::Shutdown => self.core.handle_input(now, Input::Shutdown),
                 Event::Mail(EndpointMsg::Deliver(stanza)) => {
                     self.core.handle_input(now, Input::Deliver(stanza));
@@ -152,26 +211,63 @@ impl Session {
                 self.core.handle_input(now, Input::Conflict);
             }
             EndpointMsg::Takeover(handoff) => {
-                let Handoff {
-                    transport,
-                    parser,
-                    h,
-                } = *handoff;
+                let Handoff { link, input, h } = *handoff;
                 tracing::debug!(message = "Session resumed on a new transport.", peer = %self.peer);
-                let encrypted = transport.is_encrypted();
-                self.transport = Some(transport);
+                let encrypted = link.is_encrypted();
+                self.link = Some(link);
                 self.pending_write.clear();
-                self.core.resume(now, parser, h, encrypted);
+                self.pending_frames.clear();
+                self.core.resume(now, input, h, encrypted);
             }
         }
     }
 
-    /// Perform every output the core has queued.
+    /// Perform every output the core has queued, then let a BOSH link answer and feed what
+    /// its requests carried, until both are quiet.
     async fn drive(&mut self) {
+        loop {
+            self.pump_bosh();
+            self.perform_outputs().await;
+            self.flush().await;
+            let Some(Link::Bosh(b)) = self.link.as_mut() else {
+                return;
+            };
+            b.core.flush(std::time::Instant::now());
+            if !self.pump_bosh() {
+                return;
+            }
+        }
+    }
+
+    /// Move a BOSH link's outputs along; true when the stream got input.
+    fn pump_bosh(&mut self) -> bool {
+        let Some(Link::Bosh(b)) = self.link.as_mut() else {
+            return false;
+        };
+        let now = std::time::Instant::now();
+        let mut fed = false;
+        while let Some(out) = b.core.poll_output() {
+            match out {
+                bosh::Output::Respond(id, body) => b.respond(id, body),
+                bosh::Output::Stream(event) => {
+                    fed = true;
+                    self.core.handle_input(now, Input::Event(event));
+                }
+                bosh::Output::Terminated => {
+                    fed = true;
+                    self.core.handle_input(now, Input::TransportClosed);
+                }
+            }
+        }
+        fed
+    }
+
+    async fn perform_outputs(&mut self) {
         while let Some(out) = self.core.poll_output() {
             let now = std::time::Instant::now();
             match out {
                 Output::Write(bytes) => self.pending_write.extend_from_slice(&bytes),
+                Output::Frame(frame) => self.pending_frames.push(frame),
                 Output::StartTls => {
                     self.flush().await;
                     self.start_tls(now).await;
@@ -205,13 +301,15 @@ impl Session {
                     self.core.handle_input(now, Input::Credentials(answer));
                 }
                 Output::Authenticated { jid, mechanism } => {
-                    tracing::info!(message = "Authenticated.", %jid, mechanism = mechanism.name(), peer = %self.peer);
+                    self.ctx.metrics.auth(mechanism.name(), true);
+                    tracing::info!(message = "Authenticated.", %jid, mechanism = mechanism.name(), peer = %self.peer, transport = self.kind, room = self.params.room.as_deref());
                 }
                 Output::AuthFailed {
                     mechanism,
                     condition,
                 } => {
-                    tracing::info!(message = "Authentication failed.", mechanism = mechanism.name(), condition, peer = %self.peer);
+                    self.ctx.metrics.auth(mechanism.name(), false);
+                    tracing::info!(message = "Authentication failed.", mechanism = mechanism.name(), condition, peer = %self.peer, transport = self.kind);
                 }
                 Output::Bind { jid, resource } => {
                     let (reply, rx) = oneshot::channel();
@@ -221,8 +319,11 @@ impl Session {
                         mailbox: self.mailbox_tx.clone(),
                         reply,
                     };
-                    let answer = match self.ask(cmd, rx).await {
+                    let answer = match ask(&self.ctx.router, cmd, rx).await {
                         Some(Ok((full, id))) => {
+                            self.ctx
+                                .metrics
+                                .session_bound(self.kind, full.domain(), true);
                             self.bound = Some((full.clone(), id));
                             Ok(full)
                         }
@@ -247,43 +348,46 @@ impl Session {
                         continue;
                     };
                     let (reply, rx) = oneshot::channel();
-                    if let Some(token) = self
-                        .ask(RouterCmd::EnableResumption { full, id, reply }, rx)
-                        .await
+                    if let Some(token) = ask(
+                        &self.ctx.router,
+                        RouterCmd::EnableResumption { full, id, reply },
+                        rx,
+                    )
+                    .await
                     {
                         self.core.handle_input(now, Input::ResumptionEnabled(token));
                     }
                 }
                 Output::Resume { previd, h, jid } => self.resume(now, previd, h, jid).await,
                 Output::Detached => {
-                    self.transport = None;
+                    self.link = None;
                     self.pending_write.clear();
+                    self.pending_frames.clear();
                     tracing::debug!(message = "Session detached; waiting for resumption.", peer = %self.peer);
                 }
                 Output::Close => {
                     self.flush().await;
-                    if let Some(t) = self.transport.as_mut() {
-                        let _ = tokio::time::timeout(Duration::from_secs(1), t.shutdown()).await;
+                    match self.link.take() {
+                        Some(Link::Bosh(mut b)) => {
+                            b.core.close(now);
+                            // Answered by `finish`, which waits for the client's next request.
+                            self.link = Some(Link::Bosh(b));
+                        }
+                        Some(mut link) => link.shutdown().await,
+                        None => {}
                     }
-                    self.transport = None;
                 }
             }
         }
-        self.flush().await;
-    }
-
-    async fn ask<T>(&self, cmd: RouterCmd, rx: oneshot::Receiver<T>) -> Option<T> {
-        self.ctx.router.send(cmd).await.ok()?;
-        rx.await.ok()
     }
 
     async fn start_tls(&mut self, now: std::time::Instant) {
-        let Some(Transport::Plain(tcp)) = self.transport.take() else {
+        let Some(Link::Stream(Transport::Plain(tcp))) = self.link.take() else {
             return self.core.handle_input(now, Input::TransportClosed);
         };
         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, self.ctx.tls.accept(tcp)).await {
             Ok(Ok(tls)) => {
-                self.transport = Some(Transport::Tls(Box::new(tls)));
+                self.link = Some(Link::Stream(Transport::Tls(Box::new(tls))));
                 self.core.handle_input(now, Input::TlsEstablished);
             }
             _ => {
@@ -295,39 +399,35 @@ impl Session {
 
     async fn resume(&mut self, now: std::time::Instant, previd: String, h: u32, jid: Jid) {
         let (reply, rx) = oneshot::channel();
-        let target = self
-            .ask(
-                RouterCmd::ResumeLookup {
-                    token: previd,
-                    bare: jid,
-                    reply,
-                },
-                rx,
-            )
-            .await
-            .flatten();
+        let target = ask(
+            &self.ctx.router,
+            RouterCmd::ResumeLookup {
+                token: previd,
+                bare: jid,
+                reply,
+            },
+            rx,
+        )
+        .await
+        .flatten();
         let Some(target) = target else {
             return self.core.handle_input(now, Input::ResumeFailed);
         };
         self.flush().await;
-        let Some(transport) = self.transport.take() else {
+        let Some(link) = self.link.take() else {
             return self.core.handle_input(now, Input::TransportClosed);
         };
-        let parser = self.core.take_parser();
+        let input = self.core.take_input();
         match target
-            .send(EndpointMsg::Takeover(Box::new(Handoff {
-                transport,
-                parser,
-                h,
-            })))
+            .send(EndpointMsg::Takeover(Box::new(Handoff { link, input, h })))
             .await
         {
             Ok(()) => self.handed_off = true,
             Err(mpsc::error::SendError(msg)) => {
                 // The session ended meanwhile: keep the connection and say so.
                 if let EndpointMsg::Takeover(handoff) = msg {
-                    self.transport = Some(handoff.transport);
-                    self.core.restore_parser(handoff.parser);
+                    self.link = Some(handoff.link);
+                    self.core.restore_input(handoff.input);
                 }
                 self.core.handle_input(now, Input::ResumeFailed);
             }
@@ -335,23 +435,20 @@ impl Session {
     }
 
     async fn flush(&mut self) {
-        if self.pending_write.is_empty() {
+        if self.pending_write.is_empty() && self.pending_frames.is_empty() {
             return;
         }
         let bytes = std::mem::take(&mut self.pending_write);
-        let Some(t) = self.transport.as_mut() else {
+        let frames = std::mem::take(&mut self.pending_frames);
+        let Some(link) = self.link.as_mut() else {
             return;
         };
-        let ok = matches!(
-            tokio::time::timeout(Duration::from_secs(30), async {
-                t.write_all(&bytes).await?;
-                t.flush().await
-            })
-            .await,
-            Ok(Ok(()))
-        );
-        if !ok {
-            self.transport = None;
+        if !matches!(link, Link::Bosh(_)) {
+            let n = bytes.len() + frames.iter().map(Vec::len).sum::<usize>();
+            self.ctx.metrics.wrote(n);
+        }
+        if link.send(bytes, frames).await.is_err() {
+            self.link = None;
             self.core
                 .handle_input(std::time::Instant::now(), Input::TransportClosed);
         }
@@ -361,6 +458,14 @@ impl Session {
     async fn finish(&mut self, mailbox: &mut mpsc::Receiver<EndpointMsg>) {
         if self.handed_off {
             return;
+        }
+        if let Some((full, _)) = &self.bound {
+            self.ctx
+                .metrics
+                .session_bound(self.kind, full.domain(), false);
+        }
+        if let Some(Link::Bosh(b)) = self.link.as_mut() {
+            b.linger().await;
         }
         mailbox.close();
         let mut undelivered = self.core.take_undelivered();
@@ -385,27 +490,29 @@ impl Session {
 }
 
 enum Event {
-    Bytes(usize),
-    Closed,
+    Link(LinkEvent),
     Mail(EndpointMsg),
     Timeout,
     Shutdown,
 }
 
-async fn read(transport: Option<&mut Transport>, buf: &mut [u8]) -> std::io::Result<usize> {
-    match transport {
-        Some(t) => t.read(buf).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
+async fn next(link: Option<&mut Link>, buf: &mut [u8]) -> LinkEvent {
+    match link {
+        Some(l) => l.next(buf).await,
         None => std::future::pending().await,
     }
 }
 
 fn log_plugin_error(e: &crate::plugin::PluginError) {
     tracing::warn!(message = "Auth plugin call failed.", error = %e);
+}
+
+/// Send a command to the router and wait for its answer (`None`: the router is gone).
+async fn ask<T>(
+    router: &mpsc::Sender<RouterCmd>,
+    cmd: RouterCmd,
+    rx: oneshot::Receiver<T>,
+) -> Option<T> {
+    router.send(cmd).await.ok()?;
+    rx.await.ok()
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
+use super::framing::{self, Framing};
 use super::sm::SmState;
 use crate::sasl::{
     self, Mechanism, SaslFailure, SaslServer, SaslStep, ScramCredentials, ScramHash,
@@ -29,6 +30,8 @@ use crate::xml::{self, Element, Event, StreamParser, XmlError, ns};
 const MAX_AUTH_FAILURES: u32 = 5;
 /// Ask the peer for an ack after this many unacknowledged outbound stanzas.
 const SM_REQUEST_EVERY: usize = 5;
+/// Frames (WebSocket messages, BOSH payloads) queued while an answer is awaited.
+const MAX_QUEUED_FRAMES: usize = 256;
 
 /// What the stream needs to know about the vhosts it may serve.
 #[derive(Debug, Clone)]
@@ -58,6 +61,25 @@ pub struct C2sConfig {
     pub xml_limits: xml::Limits,
 }
 
+/// Input a stream has received but not processed, moved with its transport on resumption.
+#[derive(Debug)]
+pub struct PendingInput {
+    framing: Framing,
+    parser: StreamParser,
+    frames: VecDeque<Event>,
+}
+
+impl PendingInput {
+    /// Input of a byte stream whose parser has read up to here.
+    pub fn from_parser(parser: StreamParser) -> PendingInput {
+        PendingInput {
+            framing: Framing::Stream,
+            parser,
+            frames: VecDeque::new(),
+        }
+    }
+}
+
 /// Proof that SASL succeeded for this bare JID; only this module creates it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authenticated(Jid);
@@ -72,8 +94,12 @@ impl Authenticated {
 /// Input to the stream.
 #[derive(Debug)]
 pub enum Input<'a> {
-    /// Bytes read from the transport.
+    /// Bytes read from the transport (`Framing::Stream`).
     Bytes(&'a [u8]),
+    /// One RFC 7395 message (`Framing::WebSocket`).
+    Frame(&'a [u8]),
+    /// An event the BOSH layer unwrapped from a `<body/>` (`Framing::Bosh`).
+    Event(Event),
     /// The transport finished the TLS handshake requested by `Output::StartTls`.
     TlsEstablished,
     /// Answer to `Output::CheckPassword`; `Err` means the plugin failed.
@@ -101,8 +127,10 @@ pub enum Input<'a> {
 /// Effect requested by the stream.
 #[derive(Debug)]
 pub enum Output {
-    /// Write these bytes.
+    /// Write these bytes (`Framing::Stream`; consecutive writes are batched).
     Write(Vec<u8>),
+    /// Send this self-contained element as one frame (`Framing::WebSocket`/`Bosh`).
+    Frame(Vec<u8>),
     /// Upgrade the transport to TLS now (the `<proceed/>` was written before), then send
     /// `Input::TlsEstablished`.
     StartTls,
@@ -198,7 +226,10 @@ enum Phase {
 #[derive(Debug)]
 pub struct C2sStream {
     config: C2sConfig,
+    framing: Framing,
     parser: StreamParser,
+    /// Framed input waiting to be processed (framed modes only).
+    frames: VecDeque<Event>,
     phase: Phase,
     vhost: Option<String>,
     encrypted: bool,
@@ -213,13 +244,15 @@ pub struct C2sStream {
 }
 
 impl C2sStream {
-    /// A new stream; `encrypted` is true on direct-TLS listeners.
-    pub fn new(config: C2sConfig, encrypted: bool, now: Instant) -> Self {
+    /// A new stream; `encrypted` is true when the transport already is (direct TLS, HTTPS).
+    pub fn new(config: C2sConfig, framing: Framing, encrypted: bool, now: Instant) -> Self {
         let parser = StreamParser::new(config.xml_limits.clone());
         let deadline = Some(now + config.unauthenticated_timeout);
         C2sStream {
             config,
+            framing,
             parser,
+            frames: VecDeque::new(),
             phase: Phase::ExpectHeader,
             vhost: None,
             encrypted,
@@ -278,24 +311,32 @@ impl C2sStream {
             .unwrap_or_default()
     }
 
-    /// Move this stream's parser out, for handing a freshly opened transport to a detached
-    /// session (XEP-0198 resumption). Put it back with `restore_parser` if the handoff fails.
-    pub fn take_parser(&mut self) -> StreamParser {
-        std::mem::replace(
-            &mut self.parser,
-            StreamParser::new(self.config.xml_limits.clone()),
-        )
+    /// Move this stream's unprocessed input out, for handing a freshly opened transport to a
+    /// detached session (XEP-0198 resumption). Put it back with `restore_input` if the
+    /// handoff fails.
+    pub fn take_input(&mut self) -> PendingInput {
+        PendingInput {
+            framing: self.framing,
+            parser: std::mem::replace(
+                &mut self.parser,
+                StreamParser::new(self.config.xml_limits.clone()),
+            ),
+            frames: std::mem::take(&mut self.frames),
+        }
     }
 
-    /// Undo `take_parser` after a failed handoff.
-    pub fn restore_parser(&mut self, parser: StreamParser) {
-        self.parser = parser;
+    /// Undo `take_input` after a failed handoff.
+    pub fn restore_input(&mut self, input: PendingInput) {
+        self.parser = input.parser;
+        self.frames = input.frames;
     }
 
     /// Resume this (detached or still attached) session on a new transport whose stream is
-    /// already open and authenticated: `parser` continues that stream, `h` is the client's count.
-    pub fn resume(&mut self, now: Instant, parser: StreamParser, h: u32, encrypted: bool) {
-        self.parser = parser;
+    /// already open and authenticated: `input` continues that stream, `h` is the client's count.
+    pub fn resume(&mut self, now: Instant, input: PendingInput, h: u32, encrypted: bool) {
+        self.framing = input.framing;
+        self.parser = input.parser;
+        self.frames = input.frames;
         self.encrypted = encrypted;
         self.header_sent = true;
         self.write_buf.clear();
@@ -313,9 +354,10 @@ impl C2sStream {
             .attr("previd", id)
             .attr("h", sm.inbound.to_string())
             .build();
-        resumed.write_to(&mut self.write_buf, ns::CLIENT);
-        for stanza in sm.unacked() {
-            stanza.write_to(&mut self.write_buf, ns::CLIENT);
+        let replay: Vec<Element> = sm.unacked().cloned().collect();
+        self.write(&resumed);
+        for stanza in &replay {
+            self.write(stanza);
         }
         self.phase = Phase::Established;
         self.deadline = None;
@@ -329,12 +371,20 @@ impl C2sStream {
         }
         match input {
             Input::Bytes(bytes) => {
+                if self.framing.is_framed() {
+                    return self.stream_error("not-well-formed", Some("Unframed bytes."));
+                }
                 if let Err(e) = self.parser.feed(bytes) {
                     self.xml_error(&e);
                     return;
                 }
                 self.drain_parser(now);
             }
+            Input::Frame(frame) => match framing::ws_event(frame, &self.config.xml_limits) {
+                Ok(event) => self.queue_frame(now, event),
+                Err(e) => self.xml_error(&e),
+            },
+            Input::Event(event) => self.queue_frame(now, event),
             Input::TlsEstablished => {
                 if !matches!(self.phase, Phase::StartingTls) {
                     return;
@@ -402,17 +452,34 @@ impl C2sStream {
                 | Phase::StartingTls
                 | Phase::Sasl { waiting: true, .. }
         ) {
-            match self.parser.next_event() {
+            let next = if self.framing.is_framed() {
+                Ok(self.frames.pop_front())
+            } else {
+                self.parser.next_event()
+            };
+            match next {
                 Ok(Some(Event::StreamOpen(header))) => self.stream_open(header),
                 Ok(Some(Event::Stanza(el))) => self.element(now, el),
                 Ok(Some(Event::StreamClose)) => {
-                    self.write_raw(b"</stream:stream>");
+                    self.write_close();
                     self.close();
                 }
                 Ok(None) => break,
                 Err(e) => self.xml_error(&e),
             }
         }
+    }
+
+    /// Queue one framed event and process what can be processed now.
+    fn queue_frame(&mut self, now: Instant, event: Event) {
+        if !self.framing.is_framed() {
+            return self.stream_error("not-well-formed", Some("Framed input on a byte stream."));
+        }
+        if self.frames.len() >= MAX_QUEUED_FRAMES {
+            return self.stream_error("policy-violation", Some("Too many queued frames."));
+        }
+        self.frames.push_back(event);
+        self.drain_parser(now);
     }
 
     fn stream_open(&mut self, header: xml::StreamHeader) {
@@ -444,16 +511,26 @@ impl C2sStream {
         }
         self.vhost = Some(to);
         let features = self.features();
-        self.write_raw(b"<stream:features>");
-        for f in &features {
-            f.write_to(&mut self.write_buf, "");
+        if self.framing.is_framed() {
+            self.out
+                .push_back(Output::Frame(framing::features_frame(&features)));
+        } else {
+            self.write_raw(b"<stream:features>");
+            for f in &features {
+                f.write_to(&mut self.write_buf, "");
+            }
+            self.write_raw(b"</stream:features>");
         }
-        self.write_raw(b"</stream:features>");
         self.phase = if self.auth.is_some() {
             Phase::ExpectBind
         } else {
             Phase::ExpectAuth
         };
+    }
+
+    /// STARTTLS exists only on a plain byte stream (WebSocket and BOSH get TLS from HTTPS).
+    fn starttls_offered(&self) -> bool {
+        !self.encrypted && self.config.starttls_available && !self.framing.is_framed()
     }
 
     fn policy(&self) -> Option<&VhostPolicy> {
@@ -470,12 +547,12 @@ impl C2sStream {
             let mut session = Element::new("session", ns::SESSION);
             session.append_child(Element::new("optional", ns::SESSION));
             features.push(session);
-            if self.config.sm_enabled {
+            if self.config.sm_enabled && self.framing != Framing::Bosh {
                 features.push(Element::new("sm", ns::SM));
             }
             return features;
         }
-        if !self.encrypted && self.config.starttls_available {
+        if self.starttls_offered() {
             let mut tls = Element::new("starttls", ns::TLS);
             if !policy.allow_unencrypted {
                 tls.append_child(Element::new("required", ns::TLS));
@@ -509,7 +586,7 @@ impl C2sStream {
 
     fn pre_auth(&mut self, now: Instant, el: Element) {
         if el.is("starttls", ns::TLS) {
-            if self.encrypted || !self.config.starttls_available {
+            if !self.starttls_offered() {
                 return self.stream_error("policy-violation", Some("TLS is not available here."));
             }
             self.write(&Element::new("proceed", ns::TLS));
@@ -660,7 +737,9 @@ impl C2sStream {
                 });
                 self.auth = Some(Authenticated(jid));
                 self.deadline = Some(now + self.config.unauthenticated_timeout);
-                self.parser.restart();
+                if !self.framing.is_framed() {
+                    self.parser.restart();
+                }
                 self.header_sent = false;
                 self.phase = Phase::ExpectRestart;
             }
@@ -823,7 +902,7 @@ impl C2sStream {
     fn sm_element(&mut self, el: &Element) {
         match el.name() {
             "enable" => {
-                if self.sm.is_some() || !self.config.sm_enabled {
+                if self.sm.is_some() || !self.config.sm_enabled || self.framing == Framing::Bosh {
                     let mut failed = Element::new("failed", ns::SM);
                     failed.append_child(Element::new("unexpected-request", ns::STANZAS));
                     return self.write(&failed);
@@ -858,7 +937,7 @@ impl C2sStream {
     fn deliver(&mut self, stanza: Element) {
         match self.phase {
             Phase::Established => {
-                stanza.write_to(&mut self.write_buf, ns::CLIENT);
+                self.write(&stanza);
                 self.track_outbound(stanza, true);
             }
             Phase::Detached { .. } => self.track_outbound(stanza, false),
@@ -872,7 +951,7 @@ impl C2sStream {
             return self.stream_error("policy-violation", Some("Too many unacknowledged stanzas."));
         }
         if attached && sm.unacked_len() % SM_REQUEST_EVERY == 0 {
-            Element::new("r", ns::SM).write_to(&mut self.write_buf, ns::CLIENT);
+            self.write(&Element::new("r", ns::SM));
         }
     }
 
@@ -926,12 +1005,18 @@ impl C2sStream {
             return;
         }
         self.send_header(None);
-        self.write_raw(b"<stream:error>");
         let err = stanza::stream_error(condition, text);
-        for child in err.children() {
-            child.write_to(&mut self.write_buf, ns::STREAMS);
+        if self.framing.is_framed() {
+            self.out
+                .push_back(Output::Frame(framing::error_frame(&err)));
+        } else {
+            self.write_raw(b"<stream:error>");
+            for child in err.children() {
+                child.write_to(&mut self.write_buf, ns::STREAMS);
+            }
+            self.write_raw(b"</stream:error>");
         }
-        self.write_raw(b"</stream:error></stream:stream>");
+        self.write_close();
         self.close();
     }
 
@@ -950,6 +1035,15 @@ impl C2sStream {
             .vhost
             .as_deref()
             .or(to.filter(|d| self.config.vhosts.contains_key(*d)));
+        match self.framing {
+            Framing::Stream => {}
+            Framing::WebSocket => {
+                let open = framing::ws_open(from, &uuid::Uuid::new_v4().to_string());
+                self.out.push_back(Output::Frame(open));
+                return;
+            }
+            Framing::Bosh => return,
+        }
         let mut header = String::from("<?xml version='1.0'?><stream:stream xmlns='jabber:client' ");
         header.push_str(
             "xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='",
@@ -967,8 +1061,25 @@ impl C2sStream {
         self.write_raw(header.as_bytes());
     }
 
+    /// Send one top-level element.
     fn write(&mut self, el: &Element) {
-        el.write_to(&mut self.write_buf, ns::CLIENT);
+        if self.framing.is_framed() {
+            self.out
+                .push_back(Output::Frame(framing::element_frame(el)));
+        } else {
+            el.write_to(&mut self.write_buf, ns::CLIENT);
+        }
+    }
+
+    /// Our side of the stream's end.
+    fn write_close(&mut self) {
+        match self.framing {
+            Framing::Stream => self.write_raw(b"</stream:stream>"),
+            Framing::WebSocket => self
+                .out
+                .push_back(Output::Frame(framing::WS_CLOSE.to_vec())),
+            Framing::Bosh => {}
+        }
     }
 
     fn write_raw(&mut self, bytes: &[u8]) {

@@ -5,6 +5,7 @@
 
 pub mod c2s;
 pub mod component;
+pub mod framing;
 pub mod sm;
 
 #[cfg(test)]

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
-use super::c2s::{C2sConfig, C2sStream, Input, Output, VhostPolicy};
+use super::c2s::{C2sConfig, C2sStream, Input, Output, PendingInput, VhostPolicy};
 use super::component::{self, ComponentStream};
+use super::framing::{self, Framing};
 use crate::sasl::Mechanism;
 use crate::stanza::Jid;
 use crate::xml::{self, Element, Event, StreamParser, ns};
@@ -51,7 +52,7 @@ impl Client {
     fn new(allow_unencrypted: bool) -> Self {
         let now = Instant::now();
         Client {
-            stream: C2sStream::new(config(allow_unencrypted), false, now),
+            stream: C2sStream::new(config(allow_unencrypted), Framing::Stream, false, now),
             now,
             server_parser: StreamParser::new(xml::Limits::default()),
             seen: Vec::new(),
@@ -373,7 +374,8 @@ fn stream_management_ack_detach_resume() {
         Ok(Some(Event::StreamOpen(_)))
     ));
     c.seen.clear();
-    c.stream.resume(c.now, parser, 1, false);
+    c.stream
+        .resume(c.now, PendingInput::from_parser(parser), 1, false);
     c.input(Input::Bytes(b""));
     let ids: Vec<&str> = c
         .seen
@@ -491,4 +493,133 @@ fn component_wrong_secret() {
     let (out, outs) = component_io(&mut c, now, "<handshake>0000</handshake>");
     assert!(out.contains("not-authorized"), "{out}");
     assert!(matches!(outs.as_slice(), [component::Output::Close]));
+}
+
+/// Every frame a framed stream wrote, each parsed on its own (RFC 7395 §3.3.3).
+fn frames(stream: &mut C2sStream) -> (Vec<Element>, Vec<Output>) {
+    let mut els = Vec::new();
+    let mut others = Vec::new();
+    while let Some(out) = stream.poll_output() {
+        match out {
+            Output::Frame(f) => els.push(
+                xml::parse_element(&f, &xml::Limits::default())
+                    .unwrap_or_else(|e| panic!("frame {} alone: {e}", String::from_utf8_lossy(&f))),
+            ),
+            Output::Write(w) => panic!("framed stream wrote raw bytes {w:?}"),
+            other => others.push(other),
+        }
+    }
+    (els, others)
+}
+
+#[test]
+fn websocket_login_uses_rfc7395_frames() {
+    let now = Instant::now();
+    let mut s = C2sStream::new(config(true), Framing::WebSocket, false, now);
+    let open =
+        br#"<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="a.example" version="1.0"/>"#;
+    s.handle_input(now, Input::Frame(open));
+    let (els, _) = frames(&mut s);
+    assert!(els[0].is("open", framing::NS_FRAMING));
+    assert_eq!(els[0].attr("from"), Some("a.example"));
+    assert!(els[1].is("features", ns::STREAMS));
+    assert!(!els[1].has_child("starttls", ns::TLS));
+    s.handle_input(
+        now,
+        Input::Frame(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>"),
+    );
+    let (els, _) = frames(&mut s);
+    assert!(els[0].is("success", ns::SASL));
+    // No implicit restart: the client opens again.
+    s.handle_input(now, Input::Frame(open));
+    let (els, _) = frames(&mut s);
+    assert!(els[0].is("open", framing::NS_FRAMING));
+    assert!(els[1].get_child("bind", ns::BIND).is_some());
+    assert!(els[1].has_child("sm", ns::SM));
+    // Strophe sends stanzas with or without xmlns; both are jabber:client.
+    s.handle_input(
+        now,
+        Input::Frame(
+            b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>",
+        ),
+    );
+    let (_, outs) = frames(&mut s);
+    let Some(Output::Bind { jid, .. }) =
+        outs.into_iter().find(|o| matches!(o, Output::Bind { .. }))
+    else {
+        panic!("expected a bind request");
+    };
+    s.handle_input(
+        now,
+        Input::Bound(Ok(jid.with_resource("r").expect("resource"))),
+    );
+    let (els, _) = frames(&mut s);
+    assert!(els[0].is("iq", ns::CLIENT));
+    s.handle_input(now, Input::Deliver(Element::new("message", ns::CLIENT)));
+    let (els, _) = frames(&mut s);
+    assert!(els[0].is("message", ns::CLIENT));
+    s.handle_input(now, Input::Frame(framing::WS_CLOSE));
+    let mut closed = false;
+    while let Some(out) = s.poll_output() {
+        match out {
+            Output::Frame(f) => assert_eq!(f, framing::WS_CLOSE),
+            Output::Close => closed = true,
+            _ => {}
+        }
+    }
+    assert!(closed && s.is_closed());
+}
+
+#[test]
+fn websocket_errors_are_framed_and_closed() {
+    let now = Instant::now();
+    let mut s = C2sStream::new(config(true), Framing::WebSocket, false, now);
+    s.handle_input(now, Input::Frame(b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='nowhere.example' version='1.0'/>"));
+    let (els, outs) = frames(&mut s);
+    assert!(els[0].is("open", framing::NS_FRAMING));
+    assert!(els[1].is("error", ns::STREAMS));
+    assert!(els[1].has_child("host-unknown", ns::STREAM_ERRORS));
+    assert!(els[2].is("close", framing::NS_FRAMING));
+    assert!(outs.iter().any(|o| matches!(o, Output::Close)));
+    // A frame that is not one element is a stream error too.
+    let mut s = C2sStream::new(config(true), Framing::WebSocket, false, now);
+    s.handle_input(now, Input::Frame(b"<a/><b/>"));
+    let (els, _) = frames(&mut s);
+    assert!(els.iter().any(|e| e.is("error", ns::STREAMS)));
+    assert!(s.is_closed());
+}
+
+#[test]
+fn bosh_framing_writes_no_header_and_offers_no_sm() {
+    let now = Instant::now();
+    let mut s = C2sStream::new(config(true), Framing::Bosh, false, now);
+    let header = xml::StreamHeader {
+        to: Some("a.example".into()),
+        version: Some("1.0".into()),
+        default_ns: ns::CLIENT.into(),
+        ..Default::default()
+    };
+    s.handle_input(now, Input::Event(Event::StreamOpen(header.clone())));
+    let (els, _) = frames(&mut s);
+    assert_eq!(els.len(), 1, "only the features: {els:?}");
+    assert!(els[0].is("features", ns::STREAMS));
+    let auth = xml::parse_element(
+        b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>",
+        &xml::Limits::default(),
+    )
+    .expect("parses");
+    s.handle_input(now, Input::Event(Event::Stanza(auth)));
+    let (els, _) = frames(&mut s);
+    assert!(els[0].is("success", ns::SASL));
+    s.handle_input(now, Input::Event(Event::StreamOpen(header)));
+    let (els, _) = frames(&mut s);
+    assert!(els[0].has_child("bind", ns::BIND));
+    assert!(!els[0].has_child("sm", ns::SM));
+    s.handle_input(now, Input::Event(Event::StreamClose));
+    let (els, outs) = frames(&mut s);
+    assert!(
+        els.is_empty(),
+        "BOSH ends with the terminate body, not a close frame"
+    );
+    assert!(outs.iter().any(|o| matches!(o, Output::Close)));
 }

@@ -173,6 +173,11 @@ impl Element {
             .retain(|n| !matches!(n, Node::Element(e) if e.is(name, ns)));
     }
 
+    /// Remove every child node.
+    pub fn clear_children(&mut self) {
+        self.nodes.clear();
+    }
+
     /// The direct text children, concatenated.
     pub fn text(&self) -> String {
         self.nodes

@@ -1,0 +1,386 @@
+//! What a c2s session task talks through: a byte transport (TCP/TLS), an RFC 7395 WebSocket,
+//! or a BOSH session whose HTTP requests arrive over a channel. The session task is the same
+//! for all three; this module hides how input arrives, how frames leave and which timers the
+//! link itself needs (WebSocket keepalive pings, BOSH wait/inactivity).
+//!
+//! Shell (tokio). Invariants: a link belongs to one session task at a time (resumption moves
+//! it); a BOSH session is in the registry exactly while its task runs; every HTTP exchange a
+//! BOSH link accepted gets an answer, the terminate body at the latest.
+//! Tests: tests/all/websocket.rs, tests/all/bosh.rs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::bosh::{self, Body, BoshSession, RequestId};
+use crate::transport::Transport;
+
+/// An upgraded HTTP connection speaking WebSocket.
+pub type WsStream = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// A connection's link.
+#[derive(Debug)]
+pub enum Link {
+    /// TCP or TLS carrying one XML stream.
+    Stream(Transport),
+    /// RFC 7395.
+    Ws(Box<WsLink>),
+    /// XEP-0206.
+    Bosh(Box<BoshLink>),
+}
+
+/// Something the link produced.
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// `n` bytes landed in the read buffer.
+    Bytes(usize),
+    /// One WebSocket message.
+    Frame(Vec<u8>),
+    /// One BOSH request.
+    Bosh(BoshRequest),
+    /// The peer is gone.
+    Closed,
+    /// The link's own deadline passed.
+    Timer,
+}
+
+impl Link {
+    /// True when the bytes are encrypted between the client and us (or a trusted proxy).
+    pub fn is_encrypted(&self) -> bool {
+        match self {
+            Link::Stream(t) => t.is_encrypted(),
+            Link::Ws(w) => w.encrypted,
+            Link::Bosh(b) => b.encrypted,
+        }
+    }
+
+    /// The transport's name, for metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Link::Stream(_) => "tcp",
+            Link::Ws(_) => "websocket",
+            Link::Bosh(_) => "bosh",
+        }
+    }
+
+    /// Wait for the next input.
+    pub async fn next(&mut self, buf: &mut [u8]) -> LinkEvent {
+        match self {
+            Link::Stream(t) => match t.read(buf).await {
+                Ok(0) | Err(_) => LinkEvent::Closed,
+                Ok(n) => LinkEvent::Bytes(n),
+            },
+            Link::Ws(w) => w.next().await,
+            Link::Bosh(b) => b.next().await,
+        }
+    }
+
+    /// When `LinkEvent::Timer` is due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Link::Stream(_) => None,
+            Link::Ws(w) => Some(w.timer()),
+            Link::Bosh(b) => b.core.poll_timeout().map(Instant::from_std),
+        }
+    }
+
+    /// Write a batch: stream bytes and/or frames, in order. `Err` means the link is gone.
+    pub async fn send(&mut self, bytes: Vec<u8>, frames: Vec<Vec<u8>>) -> Result<(), ()> {
+        match self {
+            Link::Stream(t) => {
+                let write = async {
+                    t.write_all(&bytes).await?;
+                    t.flush().await
+                };
+                match tokio::time::timeout(Duration::from_secs(30), write).await {
+                    Ok(Ok(())) => Ok(()),
+                    _ => Err(()),
+                }
+            }
+            Link::Ws(w) => w.send(frames).await,
+            Link::Bosh(b) => {
+                for f in frames {
+                    b.core.frame(f);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// End the link politely.
+    pub async fn shutdown(&mut self) {
+        let wait = Duration::from_secs(1);
+        match self {
+            Link::Stream(t) => {
+                let _ = tokio::time::timeout(wait, t.shutdown()).await;
+            }
+            Link::Ws(w) => {
+                let frame = CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: "".into(),
+                };
+                let _ = tokio::time::timeout(wait, w.ws.close(Some(frame))).await;
+            }
+            Link::Bosh(_) => {}
+        }
+    }
+}
+
+/// An RFC 7395 connection with keepalive.
+#[derive(Debug)]
+pub struct WsLink {
+    ws: WsStream,
+    encrypted: bool,
+    ping_every: Duration,
+    last_seen: Instant,
+    pinged: bool,
+}
+
+impl WsLink {
+    /// Wrap an accepted WebSocket; a ping goes out after `ping_every` of silence and the link
+    /// closes after another `ping_every` without an answer.
+    pub fn new(ws: WsStream, encrypted: bool, ping_every: Duration) -> WsLink {
+        WsLink {
+            ws,
+            encrypted,
+            ping_every,
+            last_seen: Instant::now(),
+            pinged: false,
+        }
+    }
+
+    fn timer(&self) -> Instant {
+        self.last_seen + self.ping_every * if self.pinged { 2 } else { 1 }
+    }
+
+    async fn next(&mut self) -> LinkEvent {
+        loop {
+            let timer = self.timer();
+            let msg = tokio::select! {
+                m = self.ws.next() => Ok(m),
+                () = tokio::time::sleep_until(timer) => Err(()),
+            };
+            let Ok(msg) = msg else {
+                return self.keepalive().await;
+            };
+            self.last_seen = Instant::now();
+            self.pinged = false;
+            match msg {
+                Some(Ok(Message::Text(t))) => return LinkEvent::Frame(t.as_bytes().to_vec()),
+                Some(Ok(Message::Binary(b))) => return LinkEvent::Frame(b.to_vec()),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Close(_))) | None => return LinkEvent::Closed,
+                Some(Err(e)) => {
+                    use tokio_tungstenite::tungstenite::Error;
+                    let code = match e {
+                        Error::Capacity(_) => Some(CloseCode::Size),
+                        Error::Protocol(_) => Some(CloseCode::Protocol),
+                        Error::Utf8(_) => Some(CloseCode::Invalid),
+                        _ => None,
+                    };
+                    tracing::debug!(message = "WebSocket error.", error = %e);
+                    if let Some(code) = code {
+                        let frame = CloseFrame {
+                            code,
+                            reason: e.to_string().chars().take(100).collect::<String>().into(),
+                        };
+                        let _ = tokio::time::timeout(
+                            Duration::from_secs(1),
+                            self.ws.close(Some(frame)),
+                        )
+                        .await;
+                    }
+                    return LinkEvent::Closed;
+                }
+            }
+        }
+    }
+
+    async fn keepalive(&mut self) -> LinkEvent {
+        if self.pinged {
+            tracing::debug!(message = "WebSocket peer silent after a ping; closing.");
+            return LinkEvent::Closed;
+        }
+        self.pinged = true;
+        let ping = self.ws.send(Message::Ping(Vec::new().into()));
+        match tokio::time::timeout(Duration::from_secs(10), ping).await {
+            Ok(Ok(())) => LinkEvent::Timer,
+            _ => LinkEvent::Closed,
+        }
+    }
+
+    async fn send(&mut self, frames: Vec<Vec<u8>>) -> Result<(), ()> {
+        let write = async {
+            for f in frames {
+                let text = String::from_utf8(f)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+                self.ws.feed(Message::text(text)).await?;
+            }
+            self.ws.flush().await
+        };
+        match tokio::time::timeout(Duration::from_secs(30), write).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(()),
+        }
+    }
+}
+
+/// One BOSH request handed from an HTTP exchange to its session's task.
+#[derive(Debug)]
+pub struct BoshRequest {
+    /// The parsed body.
+    pub body: Body,
+    /// Where the response body goes.
+    pub reply: oneshot::Sender<Vec<u8>>,
+}
+
+/// The BOSH sessions alive, by `sid`.
+#[derive(Debug, Default)]
+pub struct BoshRegistry {
+    sessions: Mutex<HashMap<String, mpsc::Sender<BoshRequest>>>,
+}
+
+impl BoshRegistry {
+    /// The session's request channel.
+    pub fn get(&self, sid: &str) -> Option<mpsc::Sender<BoshRequest>> {
+        self.lock().get(sid).cloned()
+    }
+
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when no session lives.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn insert(&self, sid: String, tx: mpsc::Sender<BoshRequest>) {
+        self.lock().insert(sid, tx);
+    }
+
+    fn remove(&self, sid: &str) {
+        self.lock().remove(sid);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<BoshRequest>>> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A BOSH session as seen by its c2s task.
+#[derive(Debug)]
+pub struct BoshLink {
+    /// The session core.
+    pub core: BoshSession,
+    requests: mpsc::Receiver<BoshRequest>,
+    responders: HashMap<RequestId, oneshot::Sender<Vec<u8>>>,
+    next_id: u64,
+    registry: Arc<BoshRegistry>,
+    encrypted: bool,
+}
+
+impl BoshLink {
+    /// Register a new session from its creation request.
+    pub fn create(
+        registry: Arc<BoshRegistry>,
+        config: bosh::BoshConfig,
+        domain: String,
+        first: BoshRequest,
+        encrypted: bool,
+    ) -> BoshLink {
+        let sid = uuid::Uuid::new_v4().simple().to_string();
+        let (tx, requests) = mpsc::channel(8);
+        registry.insert(sid.clone(), tx);
+        let id = RequestId(0);
+        let core = BoshSession::create(
+            config,
+            sid,
+            domain,
+            id,
+            first.body,
+            std::time::Instant::now(),
+        );
+        BoshLink {
+            core,
+            requests,
+            responders: HashMap::from([(id, first.reply)]),
+            next_id: 1,
+            registry,
+            encrypted,
+        }
+    }
+
+    async fn next(&mut self) -> LinkEvent {
+        match self.requests.recv().await {
+            Some(r) => LinkEvent::Bosh(r),
+            None => LinkEvent::Closed,
+        }
+    }
+
+    /// Hand a request to the core.
+    pub fn request(&mut self, req: BoshRequest) {
+        let id = RequestId(self.next_id);
+        self.next_id += 1;
+        self.responders.insert(id, req.reply);
+        self.core.request(std::time::Instant::now(), id, req.body);
+    }
+
+    /// Answer one exchange (a client that went away loses nothing: the body stays cached
+    /// for its retransmission).
+    pub fn respond(&mut self, id: RequestId, body: Vec<u8>) {
+        if let Some(tx) = self.responders.remove(&id) {
+            let _ = tx.send(body);
+        }
+    }
+
+    /// Keep answering until the terminate body is delivered or the linger time ends.
+    pub async fn linger(&mut self) {
+        loop {
+            while let Some(out) = self.core.poll_output() {
+                if let bosh::Output::Respond(id, body) = out {
+                    self.respond(id, body);
+                }
+            }
+            if self.core.is_finished() {
+                return;
+            }
+            let deadline = self.core.poll_timeout().map(Instant::from_std);
+            tokio::select! {
+                r = self.requests.recv() => match r {
+                    Some(r) => self.request(r),
+                    None => return,
+                },
+                () = sleep_until(deadline) => self.core.timeout(std::time::Instant::now()),
+            }
+        }
+    }
+}
+
+impl Drop for BoshLink {
+    fn drop(&mut self) {
+        self.registry.remove(self.core.sid());
+    }
+}
+
+/// Sleep until `deadline`, or forever.
+pub async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
