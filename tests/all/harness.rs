@@ -188,6 +188,8 @@ pub(crate) struct TestConfig {
     pub(crate) resume_timeout_seconds: u64,
     /// `[tls]` cert and key files; `None` lets the server generate a certificate.
     pub(crate) tls: Option<(PathBuf, PathBuf)>,
+    /// Extra `key = value` lines for the `[http]` section.
+    pub(crate) http: Vec<String>,
 }
 
 impl TestConfig {
@@ -201,6 +203,7 @@ impl TestConfig {
             unauthenticated_timeout_seconds: 30,
             resume_timeout_seconds: 300,
             tls: None,
+            http: Vec::new(),
         }
     }
 
@@ -212,6 +215,12 @@ impl TestConfig {
     /// One anonymous vhost `localhost` with plain TCP allowed.
     pub(crate) fn localhost_anonymous() -> TestConfig {
         TestConfig::new(vec![Vhost::anonymous("localhost")])
+    }
+
+    /// Add a `key = value` line to the `[http]` section.
+    pub(crate) fn http(mut self, line: &str) -> TestConfig {
+        self.http.push(line.to_owned());
+        self
     }
 
     /// Add a component.
@@ -230,6 +239,10 @@ pub(crate) struct Ports {
     pub(crate) direct_tls: u16,
     /// `component` (XEP-0114).
     pub(crate) component: u16,
+    /// `http` (WebSocket, BOSH, health, metrics), plain.
+    pub(crate) http: u16,
+    /// `http` with `tls = true`.
+    pub(crate) https: u16,
 }
 
 impl Ports {
@@ -241,6 +254,21 @@ impl Ports {
     /// `127.0.0.1:<direct_tls>`.
     pub(crate) fn direct_tls_addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.direct_tls))
+    }
+
+    /// `http://127.0.0.1:<http>` + `path`.
+    pub(crate) fn http_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http)
+    }
+
+    /// `ws://127.0.0.1:<http>/xmpp-websocket`.
+    pub(crate) fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/xmpp-websocket", self.http)
+    }
+
+    /// `127.0.0.1:<http>`.
+    pub(crate) fn http_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.http))
     }
 
     /// `127.0.0.1:<component>`.
@@ -334,6 +362,8 @@ impl Setup {
             c2s: free_port(),
             direct_tls: free_port(),
             component: free_port(),
+            http: free_port(),
+            https: free_port(),
         };
         let config_path = dir.path().join("lilt.toml");
         let text = render_config(&config, &dir.path().join("data"), &plugin_dir(), ports);
@@ -430,11 +460,20 @@ fn render_config(c: &TestConfig, data_dir: &Path, plugin_dir: &Path, ports: Port
         ("c2s", ports.c2s),
         ("c2s_direct_tls", ports.direct_tls),
         ("component", ports.component),
+        ("http", ports.http),
     ] {
         let _ = writeln!(
             s,
             "\n[[listeners]]\ntype = \"{kind}\"\nbind = \"127.0.0.1:{port}\""
         );
+    }
+    let _ = writeln!(
+        s,
+        "\n[[listeners]]\ntype = \"http\"\nbind = \"127.0.0.1:{}\"\ntls = true",
+        ports.https
+    );
+    if !c.http.is_empty() {
+        let _ = writeln!(s, "\n[http]\n{}", c.http.join("\n"));
     }
     for v in &c.vhosts {
         let _ = writeln!(
@@ -495,6 +534,8 @@ impl Server {
             ports.c2s_addr(),
             ports.direct_tls_addr(),
             ports.component_addr(),
+            ports.http_addr(),
+            SocketAddr::from(([127, 0, 0, 1], ports.https)),
         ];
         let deadline = Instant::now() + START_TIMEOUT;
         for addr in addrs {

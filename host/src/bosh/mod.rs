@@ -327,6 +327,8 @@ impl BoshSession {
         if body.restart {
             let mut header = framing::header_from_open(&body.header);
             header.to = header.to.or_else(|| Some(self.domain.clone()));
+            // XEP-0206 §5: a restart request carries no version; the session's is 1.0.
+            header.version = header.version.or_else(|| Some("1.0".to_owned()));
             self.out
                 .push_back(Output::Stream(Event::StreamOpen(header)));
         }
