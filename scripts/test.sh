@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Everything CI runs: setup, the workspace's default members (unit tests and the end-to-end
-# tests in tests/all against target/debug/lilt), the plugin crates' native tests, and the
+# Everything CI runs: setup, the Node clients of tests/js, the workspace's default members
+# (unit tests and the end-to-end tests in tests/all against target/debug/lilt), the plugin crates' native tests, and the
 # XML fuzz smoke run when fuzz/ exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
+
+# The browser-side XMPP libraries the end-to-end tests drive under Node (xmpp.js, Strophe.js),
+# pinned by tests/js/package-lock.json.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm
+fi
+(cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
 
 # Default members (host, sfu, tests); `cargo test` at the root of a virtual workspace with
 # default-members tests exactly those.
