@@ -283,3 +283,58 @@ async fn websocket_bad_input_is_refused_without_harming_others() {
     let s = web::scrape(ports).await;
     assert!(web::sample(&s, "lilt_http_rejected_total", &[]) >= 2.0);
 }
+
+/// Jitsi's `enableWebsocketResume`: an anonymous WebSocket session survives a dropped socket.
+/// The client logs in anonymously again (getting a new random JID) and resumes with the id;
+/// what arrived meanwhile is replayed and the session keeps its original JID.
+#[tokio::test]
+async fn anonymous_websocket_session_resumes_after_a_drop() {
+    let server = Setup::new(TestConfig::localhost_anonymous()).start();
+    let ports = server.ports();
+    let (mut tcp, _) = RawClient::login_anonymous(ports.c2s_addr(), "localhost").await;
+    let mut ws = Ws::connect(ports).await;
+    let jid = ws.login_anonymous("localhost").await;
+    ws.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+        .await;
+    let enabled = ws.wait_for("<enabled/>", |e| e.name() == "enabled").await;
+    assert_eq!(enabled.attr("resume"), Some("true"));
+    let previd = enabled.attr("id").expect("resumption id").to_owned();
+    drop(ws);
+    tcp.send(&format!(
+        "<message to='{jid}'><body>while away</body></message>"
+    ))
+    .await;
+    tcp.sync("localhost").await;
+
+    let mut ws = Ws::connect(ports).await;
+    ws.open("localhost").await;
+    ws.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>")
+        .await;
+    ws.wait_for("<success/>", |e| e.name() == "success").await;
+    ws.open("localhost").await;
+    ws.send(&format!(
+        "<resume xmlns='urn:xmpp:sm:3' previd='{previd}' h='0'/>"
+    ))
+    .await;
+    let resumed = ws.wait_for("<resumed/>", |e| e.name() == "resumed").await;
+    assert_eq!(resumed.attr("previd"), Some(previd.as_str()));
+    let replayed = ws
+        .wait_for("the replayed message", |e| e.name() == "message")
+        .await;
+    assert_eq!(
+        replayed
+            .get_child("body", "jabber:client")
+            .map(|b| b.text()),
+        Some("while away".to_owned())
+    );
+    assert_eq!(
+        replayed.attr("to"),
+        Some(jid.as_str()),
+        "the session kept its JID"
+    );
+    // And it still works both ways under that JID.
+    ws.send("<iq type='get' id='p2' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    let pong = ws.wait_for("ping", |e| e.attr("id") == Some("p2")).await;
+    assert_eq!(pong.attr("to"), Some(jid.as_str()));
+}

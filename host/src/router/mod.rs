@@ -47,6 +47,25 @@ pub struct ServerInfo {
     pub components: Vec<String>,
 }
 
+/// Who may resume a session (XEP-0198 §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ResumeOwner {
+    /// The same account.
+    Account(Jid),
+    /// Any anonymous login on this vhost.
+    Anonymous(String),
+}
+
+impl ResumeOwner {
+    fn of(bare: &Jid, anonymous: bool) -> ResumeOwner {
+        if anonymous {
+            ResumeOwner::Anonymous(bare.domain().to_owned())
+        } else {
+            ResumeOwner::Account(bare.clone())
+        }
+    }
+}
+
 /// The routing table.
 #[derive(Debug)]
 pub struct Router {
@@ -55,7 +74,7 @@ pub struct Router {
     sessions: HashMap<Jid, Session>,
     resources: HashMap<Jid, Vec<String>>,
     components: HashMap<String, EndpointId>,
-    resumable: HashMap<String, (EndpointId, Jid)>,
+    resumable: HashMap<String, (EndpointId, ResumeOwner)>,
 }
 
 impl Router {
@@ -174,17 +193,28 @@ impl Router {
     }
 
     /// Remember that session `id` (bound as `full`) may be resumed with a new random id.
-    pub fn enable_resumption(&mut self, full: &Jid, id: EndpointId) -> String {
+    pub fn enable_resumption(&mut self, full: &Jid, id: EndpointId, anonymous: bool) -> String {
         let token = uuid::Uuid::new_v4().simple().to_string();
-        self.resumable.insert(token.clone(), (id, full.bare()));
+        self.resumable.insert(
+            token.clone(),
+            (id, ResumeOwner::of(&full.bare(), anonymous)),
+        );
         token
     }
 
-    /// The session a resumption id stands for, if it belongs to `bare`.
-    pub fn resumption_target(&self, token: &str, bare: &Jid) -> Option<EndpointId> {
+    /// The session a resumption id stands for, if `bare` may take it over: the same account,
+    /// or any anonymous login on the same vhost (an anonymous client gets a new random JID on
+    /// every login, so the unguessable id is what proves it is the same client).
+    pub fn resumption_target(
+        &self,
+        token: &str,
+        bare: &Jid,
+        anonymous: bool,
+    ) -> Option<EndpointId> {
+        let asker = ResumeOwner::of(bare, anonymous);
         self.resumable
             .get(token)
-            .filter(|(_, owner)| owner == bare)
+            .filter(|(_, owner)| *owner == asker)
             .map(|(id, _)| *id)
     }
 

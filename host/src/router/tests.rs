@@ -246,9 +246,19 @@ fn unbind_sends_unavailable_to_resources_and_directed_targets() {
 fn resumption_ids_are_owned() {
     let mut r = router();
     let (full, _) = r.bind(&jid("u@a.example"), Some("one"), 1).expect("bind");
-    let token = r.enable_resumption(&full, 1);
-    assert_eq!(r.resumption_target(&token, &jid("u@a.example")), Some(1));
-    assert_eq!(r.resumption_target(&token, &jid("mallory@a.example")), None);
+    let token = r.enable_resumption(&full, 1, false);
+    assert_eq!(
+        r.resumption_target(&token, &jid("u@a.example"), false),
+        Some(1)
+    );
+    assert_eq!(
+        r.resumption_target(&token, &jid("mallory@a.example"), false),
+        None
+    );
+    assert_eq!(r.resumption_target(&token, &jid("x@a.example"), true), None);
     r.unbind(&full, 1);
-    assert_eq!(r.resumption_target(&token, &jid("u@a.example")), None);
+    assert_eq!(
+        r.resumption_target(&token, &jid("u@a.example"), false),
+        None
+    );
 }

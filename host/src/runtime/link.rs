@@ -47,7 +47,7 @@ pub enum LinkEvent {
     /// One WebSocket message.
     Frame(Vec<u8>),
     /// One BOSH request.
-    Bosh(BoshRequest),
+    Bosh(Box<BoshRequest>),
     /// The peer is gone.
     Closed,
     /// The link's own deadline passed.
@@ -327,17 +327,18 @@ impl BoshLink {
 
     async fn next(&mut self) -> LinkEvent {
         match self.requests.recv().await {
-            Some(r) => LinkEvent::Bosh(r),
+            Some(r) => LinkEvent::Bosh(Box::new(r)),
             None => LinkEvent::Closed,
         }
     }
 
     /// Hand a request to the core.
     pub fn request(&mut self, req: BoshRequest) {
+        let BoshRequest { body, reply } = req;
         let id = RequestId(self.next_id);
         self.next_id += 1;
-        self.responders.insert(id, req.reply);
-        self.core.request(std::time::Instant::now(), id, req.body);
+        self.responders.insert(id, reply);
+        self.core.request(std::time::Instant::now(), id, body);
     }
 
     /// Answer one exchange (a client that went away loses nothing: the body stays cached

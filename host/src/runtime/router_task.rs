@@ -71,6 +71,8 @@ pub enum RouterCmd {
         full: Jid,
         /// Endpoint id.
         id: EndpointId,
+        /// The session logged in anonymously.
+        anonymous: bool,
         /// The resumption id.
         reply: oneshot::Sender<String>,
     },
@@ -80,6 +82,8 @@ pub enum RouterCmd {
         token: String,
         /// Who asks.
         bare: Jid,
+        /// The asker logged in anonymously.
+        anonymous: bool,
         /// Its mailbox.
         reply: oneshot::Sender<Option<Mailbox>>,
     },
@@ -138,12 +142,22 @@ pub async fn run(mut router: Router, mut rx: mpsc::Receiver<RouterCmd>, metrics:
                 mailboxes.remove(&id);
                 deliver(&mut router, &mailboxes, deliveries, &metrics);
             }
-            RouterCmd::EnableResumption { full, id, reply } => {
-                let _ = reply.send(router.enable_resumption(&full, id));
+            RouterCmd::EnableResumption {
+                full,
+                id,
+                anonymous,
+                reply,
+            } => {
+                let _ = reply.send(router.enable_resumption(&full, id, anonymous));
             }
-            RouterCmd::ResumeLookup { token, bare, reply } => {
+            RouterCmd::ResumeLookup {
+                token,
+                bare,
+                anonymous,
+                reply,
+            } => {
                 let mailbox = router
-                    .resumption_target(&token, &bare)
+                    .resumption_target(&token, &bare, anonymous)
                     .and_then(|id| mailboxes.get(&id))
                     .cloned();
                 let _ = reply.send(mailbox);

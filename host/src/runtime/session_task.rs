@@ -46,6 +46,9 @@ struct Session {
     pending_frames: Vec<Vec<u8>>,
     /// Metrics label of the transport this session started on.
     kind: &'static str,
+    /// The session logged in with SASL ANONYMOUS (it may resume any anonymous session of its
+    /// vhost whose resumption id it knows).
+    anonymous: bool,
     /// What the client put in its connection URL (WebSocket, BOSH); JWT auth reads `token`.
     params: ConnectParams,
 }
@@ -122,6 +125,7 @@ pub async fn serve(
         pending_write: Vec::new(),
         pending_frames: Vec::new(),
         kind,
+        anonymous: false,
         params,
     };
     session.run(mailbox_rx).await;
@@ -165,7 +169,7 @@ impl Session {
                 }
                 Event::Link(LinkEvent::Bosh(req)) => {
                     if let Some(Link::Bosh(b)) = self.link.as_mut() {
-                        b.request(req);
+                        b.request(*req);
                     }
                 }
                 Event::Link(LinkEvent::Closed) => {
@@ -302,6 +306,7 @@ impl Session {
                 }
                 Output::Authenticated { jid, mechanism } => {
                     self.ctx.metrics.auth(mechanism.name(), true);
+                    self.anonymous = mechanism == crate::sasl::Mechanism::Anonymous;
                     tracing::info!(message = "Authenticated.", %jid, mechanism = mechanism.name(), peer = %self.peer, transport = self.kind, room = self.params.room.as_deref());
                 }
                 Output::AuthFailed {
@@ -350,7 +355,12 @@ impl Session {
                     let (reply, rx) = oneshot::channel();
                     if let Some(token) = ask(
                         &self.ctx.router,
-                        RouterCmd::EnableResumption { full, id, reply },
+                        RouterCmd::EnableResumption {
+                            full,
+                            id,
+                            anonymous: self.anonymous,
+                            reply,
+                        },
                         rx,
                     )
                     .await
@@ -404,6 +414,7 @@ impl Session {
             RouterCmd::ResumeLookup {
                 token: previd,
                 bare: jid,
+                anonymous: self.anonymous,
                 reply,
             },
             rx,
