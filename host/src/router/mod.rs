@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::stanza::{self, ErrorType, Jid, Kind, StanzaError};
+use crate::stanza::{self, ErrorType, Jid, Kind, Outbound, StanzaError};
 use crate::xml::{Element, ns};
 
 /// Identifies a session or component connection inside the router.
@@ -23,7 +23,7 @@ pub struct Delivery {
     /// Receiving endpoint.
     pub to: EndpointId,
     /// The stanza, in `jabber:client` form.
-    pub stanza: Element,
+    pub stanza: Outbound,
 }
 
 #[derive(Debug)]
@@ -255,7 +255,7 @@ impl Router {
         if let Some(component) = self.component_for(to.domain()) {
             return vec![Delivery {
                 to: component,
-                stanza,
+                stanza: stanza.into(),
             }];
         }
         if !self.vhosts.contains(to.domain()) {
@@ -274,7 +274,10 @@ impl Router {
             return self.to_local_bare(kind, &to, stanza);
         }
         match self.sessions.get(&to) {
-            Some(s) => vec![Delivery { to: s.id, stanza }],
+            Some(s) => vec![Delivery {
+                to: s.id,
+                stanza: stanza.into(),
+            }],
             None => match kind {
                 // RFC 6121 §8.5.3.2.1: no such resource, a message goes to the bare JID.
                 Kind::Message if !matches!(stanza.attr("type"), Some("groupchat" | "error")) => {
@@ -351,7 +354,7 @@ impl Router {
                 copy.set_attr("to", other.to_string());
                 out.push(Delivery {
                     to: s.id,
-                    stanza: copy,
+                    stanza: copy.into(),
                 });
             }
         }
@@ -392,7 +395,7 @@ impl Router {
                     .into_iter()
                     .map(|to| Delivery {
                         to,
-                        stanza: stanza.clone(),
+                        stanza: stanza.clone().into(),
                     })
                     .collect()
             }
@@ -402,7 +405,7 @@ impl Router {
                     .into_iter()
                     .map(|to| Delivery {
                         to,
-                        stanza: stanza.clone(),
+                        stanza: stanza.clone().into(),
                     })
                     .collect()
             }

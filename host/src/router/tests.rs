@@ -40,7 +40,7 @@ fn available(r: &mut Router, full: &str, priority: i8) -> Vec<Delivery> {
 }
 
 fn condition(d: &Delivery) -> Option<String> {
-    d.stanza
+    d.stanza.element()
         .get_child("error", ns::CLIENT)?
         .children()
         .next()
@@ -117,7 +117,7 @@ fn offline_message_and_unknown_iq_bounce() {
     iq.append_child(Element::new("query", "urn:example"));
     let d = r.route(iq);
     assert_eq!(d.len(), 1);
-    assert_eq!(d[0].stanza.attr("type"), Some("error"));
+    assert_eq!(d[0].stanza.element().attr("type"), Some("error"));
     assert_eq!(condition(&d[0]).as_deref(), Some("service-unavailable"));
     let d = r.route(stanza(
         "message",
@@ -151,14 +151,14 @@ fn server_answers_ping_disco_version() {
         iq.append_child(Element::new(name, ns));
         let d = r.route(iq);
         assert_eq!(d.len(), 1, "{ns}");
-        assert_eq!(d[0].stanza.attr("type"), Some("result"), "{ns}");
-        assert_eq!(d[0].stanza.attr("from"), Some("a.example"));
+        assert_eq!(d[0].stanza.element().attr("type"), Some("result"), "{ns}");
+        assert_eq!(d[0].stanza.element().attr("from"), Some("a.example"));
     }
     let mut iq = stanza("iq", "v@a.example/x", Some("a.example"), Some("get"));
     iq.append_child(Element::new("query", ns::DISCO_ITEMS));
     let d = r.route(iq);
     let items: Vec<_> = d[0]
-        .stanza
+        .stanza.element()
         .children()
         .flat_map(|q| q.children())
         .filter_map(|i| i.attr("jid"))
@@ -232,7 +232,7 @@ fn unbind_sends_unavailable_to_resources_and_directed_targets() {
     let d = r.unbind(&u1, 1);
     let mut targets: Vec<_> = d
         .iter()
-        .map(|d| (d.to, d.stanza.attr("type").unwrap_or("").to_owned()))
+        .map(|d| (d.to, d.stanza.element().attr("type").unwrap_or("").to_owned()))
         .collect();
     targets.sort();
     assert_eq!(

@@ -88,7 +88,9 @@ async fn serve(ctx: Arc<Ctx>, mut socket: TcpStream) {
                 Ok(n) => core.handle_input(now, Input::Bytes(&buf[..n])),
             },
             msg = rx.recv() => match msg {
-                Some(EndpointMsg::Deliver(stanza)) => core.handle_input(now, Input::Deliver(stanza)),
+                Some(EndpointMsg::Deliver(stanza)) => {
+                    core.handle_input(now, Input::Deliver(stanza.into_element()))
+                }
                 Some(EndpointMsg::Conflict) => {
                     registered = None;
                     core.handle_input(now, Input::Conflict);

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::link::Link;
 use crate::metrics::Metrics;
 use crate::router::{Delivery, EndpointId, Router};
-use crate::stanza::{self, ErrorType, Jid, StanzaError};
+use crate::stanza::{self, ErrorType, Jid, Outbound, StanzaError};
 use crate::stream::c2s::PendingInput;
 use crate::xml::Element;
 
@@ -21,7 +21,7 @@ use crate::xml::Element;
 #[derive(Debug)]
 pub enum EndpointMsg {
     /// A stanza to send to the peer.
-    Deliver(Element),
+    Deliver(Outbound),
     /// Another connection took this resource or domain.
     Conflict,
     /// XEP-0198: continue this session on a new transport.
@@ -209,7 +209,7 @@ fn deliver(
                         endpoint = d.to
                     );
                     let err = StanzaError::new(ErrorType::Wait, "resource-constraint");
-                    if let Some(reply) = stanza::error_reply(&stanza, &err) {
+                    if let Some(reply) = stanza::error_reply(&stanza.into_element(), &err) {
                         bounced.extend(router.route(reply));
                     }
                 }

@@ -482,14 +482,16 @@ impl Session {
         let mut undelivered = self.core.take_undelivered();
         while let Ok(msg) = mailbox.try_recv() {
             if let EndpointMsg::Deliver(s) = msg {
-                undelivered.push(s);
+                undelivered.push(s.into_element());
             }
         }
         if let Some((full, id)) = self.bound.take() {
             let _ = self.ctx.router.send(RouterCmd::Unbind { full, id }).await;
         }
         for stanza in undelivered {
-            if stanza.name() == "presence" {
+            // Presence is never bounced, nor groupchat (a room would take it as the occupant
+            // failing; the unbind already makes it leave).
+            if stanza.name() == "presence" || stanza.attr("type") == Some("groupchat") {
                 continue;
             }
             let err = StanzaError::new(ErrorType::Cancel, "recipient-unavailable");

@@ -6,9 +6,11 @@
 //! bouncing cannot loop. Tests: `mod tests` below.
 
 pub mod jid;
+pub mod shared;
 
 use crate::xml::{Element, ns};
 pub use jid::Jid;
+pub use shared::{Outbound, Shared};
 
 /// The three stanza kinds; anything else at the top level of an established stream is not a
 /// stanza.

@@ -23,7 +23,7 @@ use super::sm::SmState;
 use crate::sasl::{
     self, Mechanism, SaslFailure, SaslServer, SaslStep, ScramCredentials, ScramHash,
 };
-use crate::stanza::{self, ErrorType, Jid, Kind, StanzaError};
+use crate::stanza::{self, ErrorType, Jid, Kind, Outbound, StanzaError};
 use crate::xml::{self, Element, Event, StreamParser, XmlError, ns};
 
 /// Failed SASL attempts allowed on one stream before it is closed.
@@ -113,7 +113,7 @@ pub enum Input<'a> {
     /// Answer to `Output::Resume` when it could not be done (unknown or expired id).
     ResumeFailed,
     /// A stanza routed to this session.
-    Deliver(Element),
+    Deliver(Outbound),
     /// The deadline from `poll_timeout` passed.
     Timeout,
     /// The transport closed.
@@ -309,6 +309,9 @@ impl C2sStream {
             .as_mut()
             .map(SmState::take_unacked)
             .unwrap_or_default()
+            .into_iter()
+            .map(Outbound::into_element)
+            .collect()
     }
 
     /// Move this stream's unprocessed input out, for handing a freshly opened transport to a
@@ -354,10 +357,10 @@ impl C2sStream {
             .attr("previd", id)
             .attr("h", sm.inbound.to_string())
             .build();
-        let replay: Vec<Element> = sm.unacked().cloned().collect();
+        let replay: Vec<Outbound> = sm.unacked().cloned().collect();
         self.write(&resumed);
         for stanza in &replay {
-            self.write(stanza);
+            self.write_outbound(stanza);
         }
         self.phase = Phase::Established;
         self.deadline = None;
@@ -894,7 +897,7 @@ impl C2sStream {
         {
             // RFC 3921 legacy session establishment: a no-op today.
             let reply = stanza::iq_result(&el);
-            return self.deliver(reply);
+            return self.deliver(reply.into());
         }
         self.out.push_back(Output::Route(el));
     }
@@ -934,10 +937,10 @@ impl C2sStream {
         }
     }
 
-    fn deliver(&mut self, stanza: Element) {
+    fn deliver(&mut self, stanza: Outbound) {
         match self.phase {
             Phase::Established => {
-                self.write(&stanza);
+                self.write_outbound(&stanza);
                 self.track_outbound(stanza, true);
             }
             Phase::Detached { .. } => self.track_outbound(stanza, false),
@@ -945,7 +948,7 @@ impl C2sStream {
         }
     }
 
-    fn track_outbound(&mut self, stanza: Element, attached: bool) {
+    fn track_outbound(&mut self, stanza: Outbound, attached: bool) {
         let Some(sm) = self.sm.as_mut() else { return };
         if !sm.push_outbound(stanza) {
             return self.stream_error("policy-violation", Some("Too many unacknowledged stanzas."));
@@ -989,7 +992,7 @@ impl C2sStream {
 
     fn deliver_or_write(&mut self, el: Element) {
         if matches!(self.phase, Phase::Established) {
-            self.deliver(el);
+            self.deliver(el.into());
         } else {
             self.write(&el);
         }
@@ -1068,6 +1071,16 @@ impl C2sStream {
                 .push_back(Output::Frame(framing::element_frame(el)));
         } else {
             el.write_to(&mut self.write_buf, ns::CLIENT);
+        }
+    }
+
+    fn write_outbound(&mut self, stanza: &Outbound) {
+        if self.framing.is_framed() {
+            let mut frame = Vec::with_capacity(256);
+            stanza.write_to(&mut frame, true);
+            self.out.push_back(Output::Frame(frame));
+        } else {
+            stanza.write_to(&mut self.write_buf, false);
         }
     }
 

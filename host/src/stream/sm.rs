@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use crate::xml::Element;
+use crate::stanza::Outbound;
 
 /// Why an acknowledgement was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -25,7 +25,7 @@ pub struct SmState {
     pub inbound: u32,
     sent: u32,
     acked: u32,
-    unacked: VecDeque<Element>,
+    unacked: VecDeque<Outbound>,
     max_unacked: usize,
     /// Whether the peer asked for resumption and we granted it.
     pub resumable: bool,
@@ -54,7 +54,7 @@ impl SmState {
 
     /// Record an outbound stanza. Returns false when the queue is full: the session should be
     /// ended, since the peer is not acknowledging.
-    pub fn push_outbound(&mut self, stanza: Element) -> bool {
+    pub fn push_outbound(&mut self, stanza: Outbound) -> bool {
         self.sent = self.sent.wrapping_add(1);
         self.unacked.push_back(stanza);
         self.unacked.len() <= self.max_unacked
@@ -81,12 +81,12 @@ impl SmState {
 
     /// The stanzas still unacknowledged, oldest first, for replay after a resume. The counters
     /// stay: replayed stanzas keep their numbers.
-    pub fn unacked(&self) -> impl Iterator<Item = &Element> {
+    pub fn unacked(&self) -> impl Iterator<Item = &Outbound> {
         self.unacked.iter()
     }
 
     /// Take every unacknowledged stanza (the session is ending for good).
-    pub fn take_unacked(&mut self) -> Vec<Element> {
+    pub fn take_unacked(&mut self) -> Vec<Outbound> {
         self.acked = self.sent;
         self.unacked.drain(..).collect()
     }
@@ -95,12 +95,13 @@ impl SmState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xml::ns;
+    use crate::xml::{Element, ns};
 
-    fn msg(i: u32) -> Element {
+    fn msg(i: u32) -> Outbound {
         Element::builder("message", ns::CLIENT)
             .attr("id", i.to_string())
             .build()
+            .into()
     }
 
     #[test]
@@ -112,7 +113,7 @@ mod tests {
         sm.ack(3).expect("valid ack");
         let ids: Vec<_> = sm
             .unacked()
-            .map(|e| e.attr("id").unwrap_or("").to_owned())
+            .map(|e| e.element().attr("id").unwrap_or("").to_owned())
             .collect();
         assert_eq!(ids, ["3", "4"]);
         sm.ack(3).expect("repeated ack is fine");

@@ -353,7 +353,8 @@ fn stream_management_ack_detach_resume() {
         c.input(Input::Deliver(
             Element::builder("message", ns::CLIENT)
                 .attr("id", i.to_string())
-                .build(),
+                .build()
+                .into(),
         ));
     }
     c.send("<a xmlns='urn:xmpp:sm:3' h='1'/>");
@@ -364,7 +365,8 @@ fn stream_management_ack_detach_resume() {
     c.input(Input::Deliver(
         Element::builder("message", ns::CLIENT)
             .attr("id", "3")
-            .build(),
+            .build()
+            .into(),
     ));
     // A new connection resumes with h=1: stanzas 1, 2 and 3 are replayed.
     let mut parser = StreamParser::new(xml::Limits::default());
@@ -555,7 +557,7 @@ fn websocket_login_uses_rfc7395_frames() {
     );
     let (els, _) = frames(&mut s);
     assert!(els[0].is("iq", ns::CLIENT));
-    s.handle_input(now, Input::Deliver(Element::new("message", ns::CLIENT)));
+    s.handle_input(now, Input::Deliver(Element::new("message", ns::CLIENT).into()));
     let (els, _) = frames(&mut s);
     assert!(els[0].is("message", ns::CLIENT));
     s.handle_input(now, Input::Frame(framing::WS_CLOSE));
