@@ -23,8 +23,10 @@
 pub mod admin;
 pub mod bosh;
 pub mod config;
+pub mod hooks;
 pub mod http;
 pub mod metrics;
+pub mod muc;
 pub mod plugin;
 pub mod router;
 pub mod runtime;

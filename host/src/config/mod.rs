@@ -142,6 +142,32 @@ struct RawVhost {
     domain: String,
     allow_unencrypted: Option<bool>,
     auth: Option<RawAuth>,
+    muc: Option<RawMuc>,
+    #[serde(default)]
+    plugins: Vec<RawPlugin>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMuc {
+    domain: String,
+    lock_new_rooms: Option<bool>,
+    destroy_when_empty: Option<bool>,
+    #[serde(default)]
+    room_creators: Vec<String>,
+    #[serde(default)]
+    admins: Vec<String>,
+    max_occupants: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    plugin: String,
+    path: Option<PathBuf>,
+    component: Option<String>,
+    #[serde(default)]
+    settings: toml::Table,
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,6 +308,23 @@ pub struct Vhost {
     pub allow_unencrypted: bool,
     /// The auth plugin.
     pub auth: AuthPluginConfig,
+    /// The vhost's MUC service, if any.
+    pub muc: Option<crate::muc::MucConfig>,
+    /// Hook and component plugins, in configuration order.
+    pub plugins: Vec<PluginConfig>,
+}
+
+/// A hook and/or component plugin of a vhost.
+#[derive(Debug, Clone)]
+pub struct PluginConfig {
+    /// Plugin name, e.g. `speakerstats`.
+    pub plugin: String,
+    /// The component file.
+    pub path: PathBuf,
+    /// The domain it owns as a component, if it is one.
+    pub component: Option<String>,
+    /// Settings handed to the plugin's `configure` as JSON.
+    pub settings: serde_json::Value,
 }
 
 /// Which auth plugin a vhost uses and how it is set up.
@@ -455,24 +498,34 @@ impl Config {
                     "missing; set auth = { plugin = \"auth-anonymous\" } or another auth plugin",
                 ));
             };
-            let key = format!("vhosts[{i}].auth.plugin");
-            if auth.plugin.is_empty()
-                || !auth
-                    .plugin
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return Err(invalid(
-                    key,
-                    "plugin names use letters, digits, '-' and '_'",
-                ));
+            let (path, settings) = plugin_file(
+                &auth.plugin,
+                auth.path,
+                &auth.settings,
+                &format!("vhosts[{i}].auth"),
+                &plugin_dir,
+                &rel,
+            )?;
+            let mut plugins = Vec::new();
+            for (j, p) in v.plugins.into_iter().enumerate() {
+                let key = format!("vhosts[{i}].plugins[{j}]");
+                let (path, settings) =
+                    plugin_file(&p.plugin, p.path, &p.settings, &key, &plugin_dir, &rel)?;
+                let component = match p.component {
+                    Some(c) => Some(checked_domain(&c, &format!("{key}.component"), &mut domains)?),
+                    None => None,
+                };
+                plugins.push(PluginConfig {
+                    plugin: p.plugin,
+                    path,
+                    component,
+                    settings,
+                });
             }
-            let path = match auth.path {
-                Some(p) => rel(p),
-                None => plugin_dir.join(format!("{}.wasm", auth.plugin.replace('-', "_"))),
+            let muc = match v.muc {
+                Some(m) => Some(validate_muc(m, &domain, i, &mut domains)?),
+                None => None,
             };
-            let settings = serde_json::to_value(&auth.settings)
-                .map_err(|e| invalid(format!("vhosts[{i}].auth.settings"), e.to_string()))?;
             vhosts.push(Vhost {
                 domain,
                 allow_unencrypted: v.allow_unencrypted.unwrap_or(false),
@@ -481,7 +534,19 @@ impl Config {
                     path,
                     settings,
                 },
+                muc,
+                plugins,
             });
+        }
+        for (i, v) in vhosts.iter().enumerate() {
+            for c in v.muc.iter().flat_map(|m| &m.room_creators) {
+                if !vhosts.iter().any(|o| &o.domain == c) {
+                    return Err(invalid(
+                        format!("vhosts[{i}].muc.room_creators"),
+                        format!("{c:?} is not a configured vhost"),
+                    ));
+                }
+            }
         }
         if vhosts.is_empty() {
             return Err(invalid("vhosts", "at least one virtual host is needed"));
@@ -649,6 +714,61 @@ fn positive<T: Default + PartialEq + Copy>(
         Some(v) if v == T::default() => Err(invalid(key, "must be greater than zero")),
         Some(v) => Ok(v),
     }
+}
+
+/// A plugin's file and JSON settings, checking its name.
+fn plugin_file(
+    name: &str,
+    path: Option<PathBuf>,
+    settings: &toml::Table,
+    key: &str,
+    plugin_dir: &Path,
+    rel: &dyn Fn(PathBuf) -> PathBuf,
+) -> Result<(PathBuf, serde_json::Value), ConfigError> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(invalid(
+            format!("{key}.plugin"),
+            "plugin names use letters, digits, '-' and '_'",
+        ));
+    }
+    let path = match path {
+        Some(p) => rel(p),
+        None => plugin_dir.join(format!("{}.wasm", name.replace('-', "_"))),
+    };
+    let settings = serde_json::to_value(settings)
+        .map_err(|e| invalid(format!("{key}.settings"), e.to_string()))?;
+    Ok((path, settings))
+}
+
+fn validate_muc(
+    m: RawMuc,
+    vhost: &str,
+    i: usize,
+    domains: &mut HashSet<String>,
+) -> Result<crate::muc::MucConfig, ConfigError> {
+    let key = format!("vhosts[{i}].muc");
+    let domain = checked_domain(&m.domain, &format!("{key}.domain"), domains)?;
+    let mut admins = Vec::new();
+    for a in &m.admins {
+        let jid = crate::stanza::Jid::parse(a)
+            .ok()
+            .filter(crate::stanza::Jid::is_bare)
+            .ok_or_else(|| invalid(format!("{key}.admins"), format!("{a:?} is not a bare JID")))?;
+        admins.push(jid);
+    }
+    Ok(crate::muc::MucConfig {
+        domain,
+        vhost: vhost.to_owned(),
+        lock_new_rooms: m.lock_new_rooms.unwrap_or(false),
+        destroy_when_empty: m.destroy_when_empty.unwrap_or(true),
+        room_creators: m.room_creators.iter().map(|d| d.to_ascii_lowercase()).collect(),
+        admins,
+        max_occupants: m.max_occupants.unwrap_or(0),
+    })
 }
 
 fn checked_domain(raw: &str, key: &str, seen: &mut HashSet<String>) -> Result<String, ConfigError> {

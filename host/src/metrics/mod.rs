@@ -47,6 +47,8 @@ pub struct Metrics {
     writes: AtomicU64,
     http_requests: [AtomicU64; 7],
     http_rejected: AtomicU64,
+    muc_rooms: AtomicI64,
+    muc_occupants: AtomicI64,
 }
 
 fn index(set: &[&str], name: &str) -> Option<usize> {
@@ -70,7 +72,15 @@ impl Metrics {
             writes: AtomicU64::new(0),
             http_requests: Default::default(),
             http_rejected: AtomicU64::new(0),
+            muc_rooms: AtomicI64::new(0),
+            muc_occupants: AtomicI64::new(0),
         }
+    }
+
+    /// MUC rooms and occupants right now (set by the router's owner task).
+    pub fn set_muc(&self, rooms: usize, occupants: usize) {
+        self.muc_rooms.store(rooms as i64, Ordering::Relaxed);
+        self.muc_occupants.store(occupants as i64, Ordering::Relaxed);
     }
 
     /// A client connection (TCP stream, WebSocket or BOSH session) started.
@@ -231,6 +241,14 @@ impl Metrics {
             lines.push(format!("{n} {}", v.load(Ordering::Relaxed)));
             flush(&mut out, &mut lines);
         }
+        for (name, help, v) in [
+            ("lilt_muc_rooms", "MUC rooms.", &self.muc_rooms),
+            ("lilt_muc_occupants", "Occupants over all MUC rooms.", &self.muc_occupants),
+        ] {
+            let n = family(&mut out, name, "gauge", help);
+            lines.push(format!("{n} {}", v.load(Ordering::Relaxed)));
+            flush(&mut out, &mut lines);
+        }
         let n = family(
             &mut out,
             "lilt_http_requests_total",
@@ -323,6 +341,9 @@ impl Metrics {
         m.insert("sessions".into(), sessions.into());
         m.insert("bosh_sessions".into(), bosh_sessions.into());
         m.insert("vhosts".into(), self.vhosts.len().into());
+        // Named as Jicofo's and JVB's stats are.
+        m.insert("conferences".into(), load(&self.muc_rooms).into());
+        m.insert("participants".into(), load(&self.muc_occupants).into());
         let (mut ok, mut failed) = (0, 0);
         for a in &self.auth {
             ok += a[0].load(Ordering::Relaxed);

@@ -11,6 +11,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::hooks::{Extensions, NoExtensions, Verdict};
+use crate::muc::{MucConfig, MucService, Routed};
 use crate::stanza::{self, ErrorType, Jid, Kind, Outbound, StanzaError};
 use crate::xml::{Element, ns};
 
@@ -66,8 +68,10 @@ impl ResumeOwner {
     }
 }
 
+/// At most this many rounds of plugin-sent stanzas causing further plugin sends.
+const MAX_PLUGIN_ROUNDS: usize = 8;
+
 /// The routing table.
-#[derive(Debug)]
 pub struct Router {
     info: ServerInfo,
     vhosts: BTreeSet<String>,
@@ -75,6 +79,19 @@ pub struct Router {
     resources: HashMap<Jid, Vec<String>>,
     components: HashMap<String, EndpointId>,
     resumable: HashMap<String, (EndpointId, ResumeOwner)>,
+    mucs: HashMap<String, MucService>,
+    ext: Box<dyn Extensions>,
+    now_ms: u64,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("sessions", &self.sessions.len())
+            .field("components", &self.components.len())
+            .field("mucs", &self.mucs.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Router {
@@ -87,7 +104,134 @@ impl Router {
             resources: HashMap::new(),
             components: HashMap::new(),
             resumable: HashMap::new(),
+            mucs: HashMap::new(),
+            ext: Box::new(NoExtensions),
+            now_ms: 0,
         }
+    }
+
+    /// Serve a MUC service on its domain.
+    pub fn add_muc(&mut self, config: MucConfig) {
+        self.mucs
+            .insert(config.domain.clone(), MucService::new(config));
+    }
+
+    /// Let plugins hook into routing, MUC events and component domains.
+    pub fn set_extensions(&mut self, ext: Box<dyn Extensions>) {
+        self.ext = ext;
+    }
+
+    /// The wall clock, in milliseconds since the Unix epoch, for what the router stamps
+    /// (room creation times). The owner task sets it before each command.
+    pub fn set_clock(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+    }
+
+    /// MUC rooms and occupants, over every service.
+    pub fn muc_counts(&self) -> (usize, usize) {
+        self.mucs.values().fold((0, 0), |(r, o), m| {
+            let (mr, mo) = m.counts();
+            (r + mr, o + mo)
+        })
+    }
+
+    /// When plugin timers next need `fire_timers`.
+    pub fn next_timer(&self) -> Option<std::time::Instant> {
+        self.ext.next_timer()
+    }
+
+    /// Run due plugin timers and route what they send.
+    pub fn fire_timers(&mut self, now: std::time::Instant) -> Vec<Delivery> {
+        self.ext.fire_timers(now);
+        let mut out = Vec::new();
+        self.drain_plugin_sends(&mut out);
+        out
+    }
+
+    /// Route a stanza a client or component sent, through the sender's pre-routing hooks.
+    pub fn route_inbound(&mut self, stanza: Element) -> Vec<Delivery> {
+        let (Some(kind), Some(from)) = (
+            Kind::of(&stanza),
+            stanza.attr("from").and_then(|f| Jid::parse(f).ok()),
+        ) else {
+            return Vec::new();
+        };
+        let vhost = self.vhost_of(from.domain()).unwrap_or(from.domain()).to_owned();
+        let mut out = match self.ext.stanza(&vhost, kind, &stanza) {
+            Verdict::Pass => self.route(stanza),
+            Verdict::Handled => Vec::new(),
+            Verdict::Reject(e) => self.bounce(&stanza, e),
+            Verdict::Replace(mut other) => {
+                // A hook may rewrite a stanza, never its sender.
+                other.set_attr("from", from.to_string());
+                self.route(other)
+            }
+        };
+        self.drain_plugin_sends(&mut out);
+        out
+    }
+
+    /// The vhost a domain belongs to: itself, or the nearest parent that is a vhost.
+    fn vhost_of<'a>(&self, domain: &'a str) -> Option<&'a str> {
+        let mut rest = domain;
+        loop {
+            if self.vhosts.contains(rest) {
+                return Some(rest);
+            }
+            rest = rest.split_once('.')?.1;
+        }
+    }
+
+    fn drain_plugin_sends(&mut self, out: &mut Vec<Delivery>) {
+        for _ in 0..MAX_PLUGIN_ROUNDS {
+            let sent = self.ext.take_sent();
+            if sent.is_empty() {
+                return;
+            }
+            for stanza in sent {
+                out.extend(self.route(stanza));
+            }
+        }
+        let dropped = self.ext.take_sent().len();
+        if dropped > 0 {
+            tracing::warn!(
+                message = "Plugins kept answering each other; stanzas dropped.",
+                dropped
+            );
+        }
+    }
+
+    fn route_muc(&mut self, domain: &str, stanza: Element) -> Vec<Delivery> {
+        let Some(muc) = self.mucs.get_mut(domain) else {
+            return Vec::new();
+        };
+        let routed = muc.handle(stanza, self.now_ms, self.ext.as_mut());
+        self.apply_routed(routed)
+    }
+
+    fn apply_routed(&mut self, routed: Vec<Routed>) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        for r in routed {
+            match r {
+                Routed::Stanza(el) => out.extend(self.route(el)),
+                Routed::Fanout(shared, to) => {
+                    for jid in to {
+                        match self.sessions.get(&jid) {
+                            Some(s) => out.push(Delivery {
+                                to: s.id,
+                                stanza: Outbound::Shared(shared.clone(), jid),
+                            }),
+                            None => {
+                                let el = Outbound::Shared(shared.clone(), jid).into_element();
+                                out.extend(self.route(el));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.drain_plugin_sends(&mut out);
+        out
     }
 
     /// Number of bound sessions.
@@ -152,6 +296,11 @@ impl Router {
             return Vec::new();
         };
         self.resumable.retain(|_, (sid, _)| *sid != id);
+        let mut routed = Vec::new();
+        for muc in self.mucs.values_mut() {
+            muc.session_gone(full, self.ext.as_mut(), &mut routed);
+        }
+        let mut left = self.apply_routed(routed);
         let bare = full.bare();
         if let Some(list) = self.resources.get_mut(&bare) {
             list.retain(|r| Some(r.as_str()) != full.resource());
@@ -177,7 +326,8 @@ impl Router {
                 out.extend(self.route(unavailable(target)));
             }
         }
-        out
+        left.extend(out);
+        left
     }
 
     /// Register a connected component for `domain`; returns the connection it replaces.
@@ -251,6 +401,16 @@ impl Router {
         };
         if kind == Kind::Presence {
             self.track_directed(&from, &to, &stanza);
+        }
+        if self.mucs.contains_key(to.domain()) {
+            let domain = to.domain().to_owned();
+            return self.route_muc(&domain, stanza);
+        }
+        if self.ext.owns_component(to.domain()) {
+            self.ext.component(to.domain(), &stanza);
+            let mut out = Vec::new();
+            self.drain_plugin_sends(&mut out);
+            return out;
         }
         if let Some(component) = self.component_for(to.domain()) {
             return vec![Delivery {
@@ -509,6 +669,20 @@ impl Router {
             identity.set_attr("name", name);
         }
         query.append_child(identity);
+        if server {
+            // Jitsi clients find plugin components (speakerstats, conference duration) by
+            // the identities of their vhost (jitsi-protocol §1.7).
+            let vhost = iq.attr("to").unwrap_or("");
+            for id in self.ext.identities(vhost) {
+                query.append_child(
+                    Element::builder("identity", ns::DISCO_INFO)
+                        .attr("category", id.category)
+                        .attr("type", id.kind)
+                        .attr("name", id.domain)
+                        .build(),
+                );
+            }
+        }
         let mut features = vec![ns::DISCO_INFO, ns::DISCO_ITEMS, ns::PING];
         if server {
             features.push(ns::VERSION);
@@ -535,6 +709,7 @@ impl Router {
                 .components
                 .iter()
                 .chain(self.components.keys())
+                .chain(self.mucs.keys())
                 .filter(|c| c.ends_with(&suffix))
                 .collect();
             items.sort();

@@ -109,12 +109,28 @@ pub enum RouterCmd {
 pub async fn run(mut router: Router, mut rx: mpsc::Receiver<RouterCmd>, metrics: Arc<Metrics>) {
     let mut mailboxes: HashMap<EndpointId, Mailbox> = HashMap::new();
     let mut next_id: EndpointId = 1;
-    while let Some(cmd) = rx.recv().await {
+    loop {
+        let timer = router.next_timer();
+        let cmd = tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(cmd) => cmd,
+                None => break,
+            },
+            () = sleep_until(timer) => {
+                router.set_clock(unix_millis());
+                let deliveries = router.fire_timers(std::time::Instant::now());
+                deliver(&mut router, &mailboxes, deliveries, &metrics);
+                continue;
+            }
+        };
+        router.set_clock(unix_millis());
         match cmd {
             RouterCmd::Route(stanza) => {
                 metrics.stanza_routed();
-                let deliveries = router.route(stanza);
+                let deliveries = router.route_inbound(stanza);
                 deliver(&mut router, &mailboxes, deliveries, &metrics);
+                let (rooms, occupants) = router.muc_counts();
+                metrics.set_muc(rooms, occupants);
             }
             RouterCmd::Bind {
                 jid,
@@ -141,6 +157,8 @@ pub async fn run(mut router: Router, mut rx: mpsc::Receiver<RouterCmd>, metrics:
                 let deliveries = router.unbind(&full, id);
                 mailboxes.remove(&id);
                 deliver(&mut router, &mailboxes, deliveries, &metrics);
+                let (rooms, occupants) = router.muc_counts();
+                metrics.set_muc(rooms, occupants);
             }
             RouterCmd::EnableResumption {
                 full,
@@ -184,6 +202,19 @@ pub async fn run(mut router: Router, mut rx: mpsc::Receiver<RouterCmd>, metrics:
             }
         }
     }
+}
+
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn deliver(

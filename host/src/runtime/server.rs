@@ -196,7 +196,7 @@ impl Server {
                 .collect(),
         );
 
-        let router = Router::new(
+        let mut router = Router::new(
             ServerInfo {
                 name: "Lilt".to_owned(),
                 version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -204,6 +204,9 @@ impl Server {
             },
             config.vhosts.iter().map(|v| v.domain.clone()),
         );
+        for muc in config.vhosts.iter().filter_map(|v| v.muc.clone()) {
+            router.add_muc(muc);
+        }
         let (router_tx, router_rx) = mpsc::channel(4096);
         let mut tasks = vec![tokio::spawn(router_task::run(
             router,

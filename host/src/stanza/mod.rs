@@ -93,6 +93,38 @@ impl StanzaError {
         self
     }
 
+    /// The error for a defined condition named by a peer or plugin, with the type RFC 6120
+    /// §8.3.3 gives it; a name that is not a defined condition becomes `undefined-condition`.
+    pub fn from_condition(condition: &str) -> Self {
+        const CONDITIONS: &[(&str, ErrorType)] = &[
+            ("bad-request", ErrorType::Modify),
+            ("conflict", ErrorType::Cancel),
+            ("feature-not-implemented", ErrorType::Cancel),
+            ("forbidden", ErrorType::Auth),
+            ("gone", ErrorType::Cancel),
+            ("internal-server-error", ErrorType::Cancel),
+            ("item-not-found", ErrorType::Cancel),
+            ("jid-malformed", ErrorType::Modify),
+            ("not-acceptable", ErrorType::Modify),
+            ("not-allowed", ErrorType::Cancel),
+            ("not-authorized", ErrorType::Auth),
+            ("policy-violation", ErrorType::Modify),
+            ("recipient-unavailable", ErrorType::Wait),
+            ("redirect", ErrorType::Modify),
+            ("registration-required", ErrorType::Auth),
+            ("remote-server-not-found", ErrorType::Cancel),
+            ("remote-server-timeout", ErrorType::Wait),
+            ("resource-constraint", ErrorType::Wait),
+            ("service-unavailable", ErrorType::Cancel),
+            ("subscription-required", ErrorType::Auth),
+            ("unexpected-request", ErrorType::Wait),
+        ];
+        match CONDITIONS.iter().find(|(c, _)| *c == condition) {
+            Some((c, kind)) => Self::new(*kind, c),
+            None => Self::new(ErrorType::Cancel, "undefined-condition"),
+        }
+    }
+
     /// `<service-unavailable/>`, type cancel.
     pub fn service_unavailable() -> Self {
         Self::new(ErrorType::Cancel, "service-unavailable")

@@ -34,3 +34,13 @@ pub const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
 pub const VERSION: &str = "jabber:iq:version";
 /// XML 1.0 Namespaces §3: the reserved `xml` prefix.
 pub const XML: &str = "http://www.w3.org/XML/1998/namespace";
+/// XEP-0045 MUC join.
+pub const MUC: &str = "http://jabber.org/protocol/muc";
+/// XEP-0045 MUC user extensions.
+pub const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
+/// XEP-0045 MUC owner (configuration, destroy).
+pub const MUC_OWNER: &str = "http://jabber.org/protocol/muc#owner";
+/// XEP-0045 MUC admin (roles, affiliations).
+pub const MUC_ADMIN: &str = "http://jabber.org/protocol/muc#admin";
+/// XEP-0004 data forms.
+pub const DATA: &str = "jabber:x:data";

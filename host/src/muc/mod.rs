@@ -1,0 +1,776 @@
+//! Multi-user chat (XEP-0045) with Jitsi's conventions: one `MucService` per MUC domain owns
+//! its rooms; a stanza addressed to the domain goes in, the stanzas it causes come out.
+//!
+//! Core (sans-IO: time comes in as `now_ms`, hooks through `&mut dyn Extensions`). Rooms are
+//! non-anonymous (every occupant item carries the real `jid`, as lib-jitsi-meet requires),
+//! unlocked on creation unless configured, and destroyed when the last occupant leaves unless
+//! persistent. Broadcasts are serialized once (`Routed::Fanout`). Owner/admin/disco iqs live in
+//! muc/admin.rs. Invariants: an occupant JID maps to exactly one real full JID; the joiner
+//! always receives every other occupant's presence before its own 110 self-presence; an error
+//! stanza is never answered. Tests: muc/tests.rs; end to end tests/all/muc.rs.
+
+mod admin;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+
+use crate::hooks::{Extensions, MucEvent, OccupantInfo, RoomInfo, Verdict};
+use crate::stanza::{self, ErrorType, Jid, Shared, StanzaError};
+use crate::xml::{Element, ns};
+
+/// Settings of one MUC service.
+#[derive(Debug, Clone)]
+pub struct MucConfig {
+    /// The service's domain, e.g. `conference.meet.example.com`.
+    pub domain: String,
+    /// The vhost it belongs to (whose hook plugins see its events).
+    pub vhost: String,
+    /// New rooms stay locked until their owner submits the configuration (XEP-0045 §10.1.2).
+    pub lock_new_rooms: bool,
+    /// Rooms are destroyed when their last occupant leaves (unless configured persistent).
+    pub destroy_when_empty: bool,
+    /// Vhost domains whose users may create rooms; empty means anyone (the secure-domain
+    /// setting: `["meet.example.com"]` lets guests join existing rooms but not create them).
+    pub room_creators: Vec<String>,
+    /// Bare JIDs that are owners of every room (e.g. the focus).
+    pub admins: Vec<Jid>,
+    /// Default occupant limit of new rooms (0: none).
+    pub max_occupants: u32,
+}
+
+/// What the service asks its caller to do.
+#[derive(Debug)]
+pub enum Routed {
+    /// Route this stanza normally.
+    Stanza(Element),
+    /// Deliver this shared stanza to each of these real JIDs.
+    Fanout(Shared, Vec<Jid>),
+}
+
+/// XEP-0045 roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Removed.
+    None,
+    /// May not speak in a moderated room.
+    Visitor,
+    /// Ordinary occupant.
+    Participant,
+    /// May kick and give voice.
+    Moderator,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::None => "none",
+            Role::Visitor => "visitor",
+            Role::Participant => "participant",
+            Role::Moderator => "moderator",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "none" => Role::None,
+            "visitor" => Role::Visitor,
+            "participant" => Role::Participant,
+            "moderator" => Role::Moderator,
+            _ => return None,
+        })
+    }
+}
+
+/// XEP-0045 affiliations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Affiliation {
+    /// Banned.
+    Outcast,
+    /// No affiliation.
+    None,
+    /// Member (may enter members-only rooms).
+    Member,
+    /// Admin.
+    Admin,
+    /// Owner.
+    Owner,
+}
+
+impl Affiliation {
+    fn as_str(self) -> &'static str {
+        match self {
+            Affiliation::Outcast => "outcast",
+            Affiliation::None => "none",
+            Affiliation::Member => "member",
+            Affiliation::Admin => "admin",
+            Affiliation::Owner => "owner",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Affiliation> {
+        Some(match s {
+            "outcast" => Affiliation::Outcast,
+            "none" => Affiliation::None,
+            "member" => Affiliation::Member,
+            "admin" => Affiliation::Admin,
+            "owner" => Affiliation::Owner,
+            _ => return None,
+        })
+    }
+}
+
+/// A room's owner-settable configuration (muc#roomconfig).
+#[derive(Debug, Clone, Default)]
+struct RoomConfig {
+    name: String,
+    persistent: bool,
+    public: bool,
+    members_only: bool,
+    moderated: bool,
+    password: Option<String>,
+    max_occupants: u32,
+    change_subject: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Occupant {
+    nick: String,
+    real: Jid,
+    role: Role,
+    /// The latest presence payload: the client's children minus the MUC join `<x/>`.
+    presence: Element,
+}
+
+#[derive(Debug)]
+struct Room {
+    jid: Jid,
+    meeting_id: String,
+    created_ms: u64,
+    config: RoomConfig,
+    locked: bool,
+    occupants: Vec<Occupant>,
+    affiliations: HashMap<Jid, Affiliation>,
+    subject: Option<(String, String)>,
+}
+
+/// One MUC service.
+#[derive(Debug)]
+pub struct MucService {
+    config: MucConfig,
+    rooms: HashMap<String, Room>,
+}
+
+fn err(kind: ErrorType, condition: &'static str) -> StanzaError {
+    StanzaError::new(kind, condition)
+}
+
+impl MucService {
+    /// A service with no rooms.
+    pub fn new(config: MucConfig) -> Self {
+        MucService {
+            config,
+            rooms: HashMap::new(),
+        }
+    }
+
+    /// The service's domain.
+    pub fn domain(&self) -> &str {
+        &self.config.domain
+    }
+
+    /// Rooms and occupants right now.
+    pub fn counts(&self) -> (usize, usize) {
+        (
+            self.rooms.len(),
+            self.rooms.values().map(|r| r.occupants.len()).sum(),
+        )
+    }
+
+    /// Handle one stanza addressed to this service's domain (`from` already checked).
+    pub fn handle(
+        &mut self,
+        stanza: Element,
+        now_ms: u64,
+        ext: &mut dyn Extensions,
+    ) -> Vec<Routed> {
+        let mut out = Vec::new();
+        let (Some(from), Some(to)) = (
+            stanza.attr("from").and_then(|f| Jid::parse(f).ok()),
+            stanza.attr("to").and_then(|t| Jid::parse(t).ok()),
+        ) else {
+            return out;
+        };
+        let result = match (stanza.name(), to.node()) {
+            (_, None) => self.to_service(&stanza, &mut out),
+            ("presence", Some(_)) => self.presence(&stanza, &from, &to, now_ms, ext, &mut out),
+            ("message", Some(_)) => self.message(&stanza, &from, &to, &mut out),
+            ("iq", Some(_)) => self.iq(&stanza, &from, &to, now_ms, ext, &mut out),
+            _ => Ok(()),
+        };
+        if let Err(e) = result
+            && let Some(reply) = stanza::error_reply(&stanza, &e)
+        {
+            out.push(Routed::Stanza(reply));
+        }
+        out
+    }
+
+    /// A session ended: it leaves every room it was in.
+    pub fn session_gone(
+        &mut self,
+        real: &Jid,
+        ext: &mut dyn Extensions,
+        out: &mut Vec<Routed>,
+    ) {
+        let rooms: Vec<String> = self
+            .rooms
+            .iter()
+            .filter(|(_, r)| r.occupants.iter().any(|o| &o.real == real))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in rooms {
+            let unavailable = Element::builder("presence", ns::CLIENT)
+                .attr("type", "unavailable")
+                .build();
+            self.leave(&key, real, unavailable, &[], ext, out);
+        }
+    }
+
+    fn to_service(&self, stanza: &Element, out: &mut Vec<Routed>) -> Result<(), StanzaError> {
+        if stanza.name() != "iq" || !matches!(stanza.attr("type"), Some("get" | "set")) {
+            return if stanza.name() == "iq" || stanza.name() == "presence" {
+                Ok(())
+            } else {
+                Err(StanzaError::service_unavailable())
+            };
+        }
+        let reply = admin::service_iq(self, stanza)?;
+        out.push(Routed::Stanza(reply));
+        Ok(())
+    }
+
+    fn presence(
+        &mut self,
+        stanza: &Element,
+        from: &Jid,
+        to: &Jid,
+        now_ms: u64,
+        ext: &mut dyn Extensions,
+        out: &mut Vec<Routed>,
+    ) -> Result<(), StanzaError> {
+        let key = to.node().unwrap_or_default().to_owned();
+        let current = self
+            .rooms
+            .get(&key)
+            .and_then(|r| r.occupants.iter().find(|o| &o.real == from))
+            .map(|o| o.nick.clone());
+        match stanza.attr("type") {
+            None => {}
+            Some("unavailable" | "error") => {
+                if current.is_some() {
+                    let payload = payload_of(stanza);
+                    self.leave(&key, from, payload, &[], ext, out);
+                }
+                return Ok(());
+            }
+            // Subscriptions and probes mean nothing to a room.
+            Some(_) => return Ok(()),
+        }
+        let Some(nick) = to.resource().map(str::to_owned) else {
+            return Err(err(ErrorType::Modify, "jid-malformed").with_text("A nickname is required."));
+        };
+        match current {
+            Some(old) if old == nick => {
+                self.update_presence(&key, from, stanza, out);
+                Ok(())
+            }
+            Some(old) => self.change_nick(&key, from, &old, &nick, stanza, out),
+            None => self.join(&key, from, &nick, stanza, now_ms, ext, out),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn join(
+        &mut self,
+        key: &str,
+        from: &Jid,
+        nick: &str,
+        stanza: &Element,
+        now_ms: u64,
+        ext: &mut dyn Extensions,
+        out: &mut Vec<Routed>,
+    ) -> Result<(), StanzaError> {
+        let vhost = self.config.vhost.clone();
+        let is_admin = self.config.admins.contains(&from.bare());
+        let created = !self.rooms.contains_key(key);
+        if created {
+            let may_create = is_admin
+                || self.config.room_creators.is_empty()
+                || self.config.room_creators.iter().any(|d| d == from.domain());
+            if !may_create {
+                return Err(err(ErrorType::Cancel, "not-allowed")
+                    .with_text("Rooms are created by authenticated users; this room does not exist yet."));
+            }
+            let room_jid = Jid::bare_from(key, &self.config.domain);
+            let room = Room {
+                jid: room_jid,
+                meeting_id: uuid::Uuid::new_v4().to_string(),
+                created_ms: now_ms,
+                config: RoomConfig {
+                    name: key.to_owned(),
+                    max_occupants: self.config.max_occupants,
+                    change_subject: true,
+                    ..RoomConfig::default()
+                },
+                locked: self.config.lock_new_rooms,
+                occupants: Vec::new(),
+                affiliations: HashMap::from([(from.bare(), Affiliation::Owner)]),
+                subject: None,
+            };
+            match ext.muc(
+                &vhost,
+                &MucEvent::RoomPreCreate {
+                    room: &room.info(),
+                    creator: from,
+                },
+            ) {
+                Verdict::Reject(e) => return Err(e),
+                Verdict::Handled => return Ok(()),
+                Verdict::Pass | Verdict::Replace(_) => {}
+            }
+            self.rooms.insert(key.to_owned(), room);
+        }
+        let outcome = self.admit(key, from, nick, stanza, is_admin, created, ext, out);
+        if created {
+            if outcome.is_err() || self.rooms.get(key).is_some_and(|r| r.occupants.is_empty()) {
+                self.rooms.remove(key);
+            } else if let Some(room) = self.rooms.get(key) {
+                ext.muc(&vhost, &MucEvent::RoomCreated(&room.info()));
+            }
+        }
+        outcome
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn admit(
+        &mut self,
+        key: &str,
+        from: &Jid,
+        nick: &str,
+        stanza: &Element,
+        is_admin: bool,
+        created: bool,
+        ext: &mut dyn Extensions,
+        out: &mut Vec<Routed>,
+    ) -> Result<(), StanzaError> {
+        let vhost = self.config.vhost.clone();
+        let Some(room) = self.rooms.get_mut(key) else {
+            return Ok(());
+        };
+        let affiliation = if is_admin {
+            Affiliation::Owner
+        } else {
+            room.affiliation(from)
+        };
+        if room.occupants.iter().any(|o| o.nick == nick) {
+            return Err(err(ErrorType::Cancel, "conflict").with_text("That nickname is taken."));
+        }
+        if room.locked && affiliation != Affiliation::Owner {
+            return Err(err(ErrorType::Cancel, "item-not-found")
+                .with_text("The room is locked until its owner configures it."));
+        }
+        if affiliation == Affiliation::Outcast {
+            return Err(err(ErrorType::Auth, "forbidden").with_text("You are banned from this room."));
+        }
+        if let Some(password) = &room.config.password
+            && affiliation < Affiliation::Admin
+        {
+            let given = stanza
+                .get_child("x", ns::MUC)
+                .and_then(|x| x.get_child("password", ns::MUC))
+                .map(Element::text);
+            if given.as_deref() != Some(password.as_str()) {
+                return Err(err(ErrorType::Auth, "not-authorized").with_text("A password is required."));
+            }
+        }
+        if room.config.members_only && affiliation < Affiliation::Member {
+            return Err(err(ErrorType::Auth, "registration-required")
+                .with_text("This room is for members only."));
+        }
+        if room.config.max_occupants > 0
+            && room.occupants.len() >= room.config.max_occupants as usize
+            && affiliation < Affiliation::Admin
+        {
+            return Err(err(ErrorType::Wait, "service-unavailable").with_text("The room is full."));
+        }
+        let role = room.default_role(affiliation);
+        let mut occupant = Occupant {
+            nick: nick.to_owned(),
+            real: from.clone(),
+            role,
+            presence: payload_of(stanza),
+        };
+        match ext.muc(
+            &vhost,
+            &MucEvent::OccupantPreJoin {
+                room: &room.info(),
+                occupant: &room.occupant_info(&occupant),
+                presence: stanza,
+            },
+        ) {
+            Verdict::Reject(e) => return Err(e),
+            Verdict::Handled => return Ok(()),
+            Verdict::Replace(p) if p.name() == "presence" => occupant.presence = payload_of(&p),
+            Verdict::Replace(_) | Verdict::Pass => {}
+        }
+        // 1. Everyone already here, to the joiner.
+        for other in &room.occupants {
+            let mut p = room.presence_of(other, &[]);
+            p.set_attr("to", from.to_string());
+            out.push(Routed::Stanza(p));
+        }
+        // 2. The joiner, to everyone already here.
+        let broadcast = room.presence_of(&occupant, &[]);
+        let others: Vec<Jid> = room.occupants.iter().map(|o| o.real.clone()).collect();
+        if !others.is_empty() {
+            out.push(Routed::Fanout(Shared::new(broadcast.clone()), others));
+        }
+        // 3. The joiner's own presence.
+        let mut codes = vec!["100", "110"];
+        if created {
+            codes.push("201");
+        }
+        let mut own = room.presence_of(&occupant, &codes);
+        own.set_attr("to", from.to_string());
+        out.push(Routed::Stanza(own));
+        // 4. The subject (XEP-0045 §7.2.15: always, empty when unset).
+        let mut subject = Element::builder("message", ns::CLIENT)
+            .attr("type", "groupchat")
+            .attr("to", from.to_string())
+            .build();
+        let mut subject_el = Element::new("subject", ns::CLIENT);
+        match &room.subject {
+            Some((by, text)) => {
+                subject.set_attr("from", room.occupant_jid(by));
+                subject_el.append_text(text);
+            }
+            None => subject.set_attr("from", room.jid.to_string()),
+        }
+        subject.append_child(subject_el);
+        out.push(Routed::Stanza(subject));
+        let info = room.occupant_info(&occupant);
+        room.occupants.push(occupant);
+        ext.muc(
+            &vhost,
+            &MucEvent::OccupantJoined {
+                room: &room.info(),
+                occupant: &info,
+                presence: &broadcast,
+            },
+        );
+        Ok(())
+    }
+
+    fn update_presence(&mut self, key: &str, from: &Jid, stanza: &Element, out: &mut Vec<Routed>) {
+        let Some(room) = self.rooms.get_mut(key) else {
+            return;
+        };
+        let Some(i) = room.occupants.iter().position(|o| &o.real == from) else {
+            return;
+        };
+        room.occupants[i].presence = payload_of(stanza);
+        room.broadcast_presence(i, &[], out);
+    }
+
+    fn change_nick(
+        &mut self,
+        key: &str,
+        from: &Jid,
+        old: &str,
+        new: &str,
+        stanza: &Element,
+        out: &mut Vec<Routed>,
+    ) -> Result<(), StanzaError> {
+        let Some(room) = self.rooms.get_mut(key) else {
+            return Ok(());
+        };
+        if room.occupants.iter().any(|o| o.nick == new) {
+            return Err(err(ErrorType::Cancel, "conflict").with_text("That nickname is taken."));
+        }
+        let Some(i) = room.occupants.iter().position(|o| o.nick == old) else {
+            return Ok(());
+        };
+        // XEP-0045 §7.6: unavailable with 303 and the new nick, then available as the new nick.
+        let occupant = room.occupants[i].clone();
+        let unavailable = Element::builder("presence", ns::CLIENT)
+            .attr("type", "unavailable")
+            .build();
+        let mut gone = room.presence_with(&occupant, unavailable, &["303"]);
+        if let Some(item) = gone
+            .get_child_mut("x", ns::MUC_USER)
+            .and_then(|x| x.get_child_mut("item", ns::MUC_USER))
+        {
+            item.set_attr("nick", new);
+        }
+        room.fanout_with_self(&gone, i, &["110"], out);
+        room.occupants[i].nick = new.to_owned();
+        room.occupants[i].presence = payload_of(stanza);
+        room.broadcast_presence(i, &[], out);
+        let _ = from;
+        Ok(())
+    }
+
+    /// Remove `real` from room `key`, telling everyone (with `codes`, e.g. 307 for a kick).
+    fn leave(
+        &mut self,
+        key: &str,
+        real: &Jid,
+        payload: Element,
+        codes: &[&str],
+        ext: &mut dyn Extensions,
+        out: &mut Vec<Routed>,
+    ) {
+        let vhost = self.config.vhost.clone();
+        let destroy_when_empty = self.config.destroy_when_empty;
+        let Some(room) = self.rooms.get_mut(key) else {
+            return;
+        };
+        let Some(i) = room.occupants.iter().position(|o| &o.real == real) else {
+            return;
+        };
+        let mut occupant = room.occupants[i].clone();
+        let last = std::mem::replace(&mut occupant.presence, payload);
+        occupant.role = Role::None;
+        let mut unavailable = occupant.presence.clone();
+        unavailable.set_attr("type", "unavailable");
+        let gone = room.presence_with(&occupant, unavailable, codes);
+        let mut self_codes = vec!["110"];
+        self_codes.extend_from_slice(codes);
+        room.fanout_with_self(&gone, i, &self_codes, out);
+        let info = room.occupant_info(&room.occupants[i]);
+        room.occupants.remove(i);
+        ext.muc(
+            &vhost,
+            &MucEvent::OccupantLeft {
+                room: &room.info(),
+                occupant: &info,
+                presence: &last,
+            },
+        );
+        if room.occupants.is_empty() && destroy_when_empty && !room.config.persistent {
+            let info = room.info();
+            self.rooms.remove(key);
+            ext.muc(&vhost, &MucEvent::RoomDestroyed(&info));
+        }
+    }
+
+    fn message(
+        &mut self,
+        stanza: &Element,
+        from: &Jid,
+        to: &Jid,
+        out: &mut Vec<Routed>,
+    ) -> Result<(), StanzaError> {
+        if stanza::is_error(stanza) {
+            return Ok(());
+        }
+        let key = to.node().unwrap_or_default();
+        let Some(room) = self.rooms.get_mut(key) else {
+            return Err(err(ErrorType::Cancel, "item-not-found").with_text("No such room."));
+        };
+        let Some(sender) = room.occupants.iter().position(|o| &o.real == from) else {
+            return Err(err(ErrorType::Modify, "not-acceptable")
+                .with_text("Only occupants may send messages to the room."));
+        };
+        let groupchat = stanza.attr("type") == Some("groupchat");
+        match (to.resource(), groupchat) {
+            (None, true) => {
+                let occupant = &room.occupants[sender];
+                if occupant.role < Role::Participant {
+                    return Err(err(ErrorType::Auth, "forbidden")
+                        .with_text("Visitors may not speak in a moderated room."));
+                }
+                let subject = stanza.get_child("subject", ns::CLIENT);
+                if let Some(subject) = subject.filter(|_| !stanza.has_child("body", ns::CLIENT)) {
+                    if occupant.role < Role::Moderator && !room.config.change_subject {
+                        return Err(err(ErrorType::Auth, "forbidden")
+                            .with_text("Only moderators may change the subject."));
+                    }
+                    room.subject = Some((occupant.nick.clone(), subject.text()));
+                }
+                let mut msg = stanza.clone();
+                msg.set_attr("from", room.occupant_jid(&occupant.nick));
+                let all = room.occupants.iter().map(|o| o.real.clone()).collect();
+                out.push(Routed::Fanout(Shared::new(msg), all));
+                Ok(())
+            }
+            (Some(nick), false) => {
+                let Some(target) = room.occupants.iter().find(|o| o.nick == nick) else {
+                    return Err(err(ErrorType::Cancel, "item-not-found").with_text("No such occupant."));
+                };
+                let mut msg = stanza.clone();
+                msg.set_attr("from", room.occupant_jid(&room.occupants[sender].nick));
+                msg.set_attr("to", target.real.to_string());
+                if !msg.has_child("x", ns::MUC_USER) {
+                    msg.append_child(Element::new("x", ns::MUC_USER));
+                }
+                out.push(Routed::Stanza(msg));
+                Ok(())
+            }
+            (Some(_), true) => Err(err(ErrorType::Modify, "bad-request")
+                .with_text("Groupchat messages go to the room, not to an occupant.")),
+            (None, false) => Err(err(ErrorType::Cancel, "feature-not-implemented")
+                .with_text("The room accepts only groupchat messages.")),
+        }
+    }
+
+    fn iq(
+        &mut self,
+        stanza: &Element,
+        from: &Jid,
+        to: &Jid,
+        now_ms: u64,
+        ext: &mut dyn Extensions,
+        out: &mut Vec<Routed>,
+    ) -> Result<(), StanzaError> {
+        let key = to.node().unwrap_or_default().to_owned();
+        let request = matches!(stanza.attr("type"), Some("get" | "set"));
+        let Some(room) = self.rooms.get(&key) else {
+            return if request {
+                Err(err(ErrorType::Cancel, "item-not-found").with_text("No such room."))
+            } else {
+                Ok(())
+            };
+        };
+        if let Some(nick) = to.resource() {
+            // Occupant-to-occupant iq: forwarded with the sender's occupant JID.
+            let sender = room.occupants.iter().find(|o| &o.real == from);
+            let target = room.occupants.iter().find(|o| o.nick == nick);
+            return match (sender, target) {
+                (Some(sender), Some(target)) => {
+                    let mut iq = stanza.clone();
+                    iq.set_attr("from", room.occupant_jid(&sender.nick));
+                    iq.set_attr("to", target.real.to_string());
+                    out.push(Routed::Stanza(iq));
+                    Ok(())
+                }
+                _ if !request => Ok(()),
+                (None, _) => Err(err(ErrorType::Modify, "not-acceptable")
+                    .with_text("Only occupants may send iqs to occupants.")),
+                (_, None) => Err(err(ErrorType::Cancel, "item-not-found").with_text("No such occupant.")),
+            };
+        }
+        if !request {
+            return Ok(());
+        }
+        admin::room_iq(self, &key, stanza, from, now_ms, ext, out)
+    }
+}
+
+impl Room {
+    fn info(&self) -> RoomInfo {
+        RoomInfo {
+            jid: self.jid.clone(),
+            meeting_id: self.meeting_id.clone(),
+            created_ms: self.created_ms,
+            occupants: self.occupants.len() as u32,
+        }
+    }
+
+    fn occupant_info(&self, o: &Occupant) -> OccupantInfo {
+        OccupantInfo {
+            nick: o.nick.clone(),
+            jid: o.real.clone(),
+            role: o.role.as_str(),
+            affiliation: self.affiliation(&o.real).as_str(),
+        }
+    }
+
+    fn affiliation(&self, real: &Jid) -> Affiliation {
+        self.affiliations
+            .get(&real.bare())
+            .copied()
+            .unwrap_or(Affiliation::None)
+    }
+
+    fn default_role(&self, affiliation: Affiliation) -> Role {
+        match affiliation {
+            Affiliation::Owner | Affiliation::Admin => Role::Moderator,
+            _ if self.config.moderated => Role::Visitor,
+            _ => Role::Participant,
+        }
+    }
+
+    fn occupant_jid(&self, nick: &str) -> String {
+        format!("{}/{nick}", self.jid)
+    }
+
+    /// An occupant's available presence as the room broadcasts it (no `to`).
+    fn presence_of(&self, o: &Occupant, codes: &[&str]) -> Element {
+        self.presence_with(o, o.presence.clone(), codes)
+    }
+
+    fn presence_with(&self, o: &Occupant, mut p: Element, codes: &[&str]) -> Element {
+        p.remove_attr("to");
+        p.set_attr("from", self.occupant_jid(&o.nick));
+        p.remove_children("x", ns::MUC_USER);
+        let mut x = Element::new("x", ns::MUC_USER);
+        x.append_child(
+            Element::builder("item", ns::MUC_USER)
+                .attr("jid", o.real.to_string())
+                .attr("affiliation", self.affiliation(&o.real).as_str())
+                .attr("role", o.role.as_str())
+                .build(),
+        );
+        for code in codes {
+            x.append_child(Element::builder("status", ns::MUC_USER).attr("code", *code).build());
+        }
+        p.append_child(x);
+        p
+    }
+
+    /// Occupant `i`'s current presence to everyone, the occupant itself with `codes` + 110.
+    fn broadcast_presence(&self, i: usize, codes: &[&str], out: &mut Vec<Routed>) {
+        let p = self.presence_of(&self.occupants[i], codes);
+        let mut own = codes.to_vec();
+        own.push("110");
+        self.fanout_with_self(&p, i, &own, out);
+    }
+
+    /// `p` to every occupant but `i`, and to `i` with `self_codes` added.
+    fn fanout_with_self(&self, p: &Element, i: usize, self_codes: &[&str], out: &mut Vec<Routed>) {
+        let others: Vec<Jid> = self
+            .occupants
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, o)| o.real.clone())
+            .collect();
+        if !others.is_empty() {
+            out.push(Routed::Fanout(Shared::new(p.clone()), others));
+        }
+        let mut own = p.clone();
+        if let Some(x) = own.get_child_mut("x", ns::MUC_USER) {
+            for code in self_codes {
+                if !x.children().any(|s| s.attr("code") == Some(*code)) {
+                    x.append_child(Element::builder("status", ns::MUC_USER).attr("code", *code).build());
+                }
+            }
+        }
+        own.set_attr("to", self.occupants[i].real.to_string());
+        out.push(Routed::Stanza(own));
+    }
+}
+
+/// A client presence reduced to what the room keeps and relays: every child verbatim except
+/// the MUC join `<x/>` (it carries the password) and any `muc#user` `<x/>`.
+fn payload_of(stanza: &Element) -> Element {
+    let mut p = stanza.clone();
+    p.remove_attr("to");
+    p.remove_attr("from");
+    p.remove_attr("id");
+    p.remove_children("x", ns::MUC);
+    p.remove_children("x", ns::MUC_USER);
+    p
+}
