@@ -143,6 +143,8 @@ pub(crate) struct Vhost {
     pub(crate) plugin: String,
     /// `allow_unencrypted`.
     pub(crate) allow_unencrypted: bool,
+    /// Further TOML tables of this vhost (`[vhosts.muc]`, `[[vhosts.plugins]]`).
+    pub(crate) tables: Vec<String>,
 }
 
 impl Vhost {
@@ -152,6 +154,7 @@ impl Vhost {
             domain: domain.to_owned(),
             plugin: "auth-internal".into(),
             allow_unencrypted: true,
+            tables: Vec::new(),
         }
     }
 
@@ -161,7 +164,14 @@ impl Vhost {
             domain: domain.to_owned(),
             plugin: "auth-anonymous".into(),
             allow_unencrypted: true,
+            tables: Vec::new(),
         }
+    }
+
+    /// The same vhost with a further TOML table, e.g. `[vhosts.muc]\ndomain = "…"`.
+    pub(crate) fn with(mut self, table: &str) -> Vhost {
+        self.tables.push(table.to_owned());
+        self
     }
 
     /// The same vhost with TLS required.
@@ -486,6 +496,9 @@ fn render_config(c: &TestConfig, data_dir: &Path, plugin_dir: &Path, ports: Port
             "[vhosts.auth]\nplugin = {:?}\nsettings = {{ }}",
             v.plugin
         );
+        for t in &v.tables {
+            let _ = writeln!(s, "{t}");
+        }
     }
     for (domain, secret) in &c.components {
         let _ = writeln!(

@@ -24,6 +24,7 @@ mod component;
 mod config;
 mod http;
 mod login;
+mod muc;
 mod routing;
 mod sm;
 mod stream_errors;

@@ -1,0 +1,346 @@
+//! Multi-user chat as Jitsi uses it, as scripted conversations: several tokio-xmpp clients
+//! send stanzas and each expected stanza is compared with what arrives, after XML
+//! normalization (attribute order, whitespace and `id` ignored; `*` matches any value).
+//!
+//! Shell (end-to-end against `lilt serve`). Spec: XEP-0045 (join, 110/100/201, 303, 307,
+//! 104, conflict, password, members-only, max occupants, kick, roles, affiliations, owner
+//! form, destroy), jitsi-protocol §3 (non-anonymous items, verbatim presence extensions,
+//! meeting id and created timestamp in room disco#info), XEP-0030.
+//! Invariants checked: each client receives exactly the scripted stanzas in order (a stray
+//! stanza fails the next expectation); every occupant item carries the real full JID.
+//! Tests: this file.
+
+use futures::StreamExt as _;
+use tokio_xmpp::minidom::Element;
+use tokio_xmpp::parsers::iq::Iq;
+use tokio_xmpp::parsers::message::Message;
+use tokio_xmpp::parsers::presence::Presence;
+use tokio_xmpp::{Client, Event, Stanza};
+
+use crate::client::{self, STANZA_TIMEOUT};
+use crate::harness::{Server, Setup, TestConfig, Vhost};
+
+pub(crate) const MUC: &str = "conference.localhost";
+
+/// One logged-in client.
+pub(crate) struct Peer {
+    client: Client,
+    /// Its bound full JID.
+    pub(crate) jid: String,
+    /// Variables substituted into scripts: `{name}` → value.
+    vars: Vec<(String, String)>,
+}
+
+impl Peer {
+    /// An anonymous login on `domain`.
+    pub(crate) async fn anonymous(server: &Server, domain: &str) -> Peer {
+        let (client, jid) =
+            client::online(server.ports().c2s_addr(), &format!("x@{domain}"), "unused").await;
+        Peer::new(client, jid.to_string())
+    }
+
+    /// A login as `account`.
+    pub(crate) async fn account(server: &Server, account: &str, password: &str) -> Peer {
+        let (client, jid) = client::online(server.ports().c2s_addr(), account, password).await;
+        Peer::new(client, jid.to_string())
+    }
+
+    fn new(client: Client, jid: String) -> Peer {
+        Peer {
+            client,
+            vars: vec![("me".to_owned(), jid.clone())],
+            jid,
+        }
+    }
+
+    /// Make `{name}` stand for `value` in this peer's scripts.
+    pub(crate) fn var(&mut self, name: &str, value: &str) {
+        self.vars.push((name.to_owned(), value.to_owned()));
+    }
+
+    fn expand(&self, xml: &str) -> String {
+        let mut s = xml.to_owned();
+        for (k, v) in &self.vars {
+            s = s.replace(&format!("{{{k}}}"), v);
+        }
+        s
+    }
+
+    /// Send one stanza written as XML (`xmlns='jabber:client'` implied).
+    pub(crate) async fn send(&mut self, xml: &str) {
+        let el = parse(&self.expand(xml));
+        let stanza: Stanza = match el.name() {
+            "presence" => Presence::try_from(el).expect("valid presence").into(),
+            "message" => Message::try_from(el).expect("valid message").into(),
+            "iq" => Iq::try_from(el).expect("valid iq").into(),
+            other => panic!("not a stanza: {other}"),
+        };
+        self.client.send_stanza(stanza).await.expect("send");
+    }
+
+    /// The next stanza, whatever it is.
+    pub(crate) async fn next(&mut self) -> Element {
+        let deadline = tokio::time::Instant::now() + STANZA_TIMEOUT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.client.next()).await {
+                Err(_) => panic!("{}: no stanza within {STANZA_TIMEOUT:?}", self.jid),
+                Ok(None) => panic!("{}: stream ended", self.jid),
+                Ok(Some(Event::Stanza(s))) => return to_element(s),
+                Ok(Some(Event::Disconnected(e))) => panic!("{}: disconnected: {e}", self.jid),
+                Ok(Some(Event::Online { .. })) => {}
+            }
+        }
+    }
+
+    /// The next stanza must match `xml` (see the module comment); returns it.
+    pub(crate) async fn expect(&mut self, xml: &str) -> Element {
+        let want = parse(&self.expand(xml));
+        let got = self.next().await;
+        if let Err(why) = matches(&want, &got) {
+            panic!(
+                "{}: stanza differs ({why})\n  expected: {}\n  received: {}",
+                self.jid,
+                String::from(&want),
+                String::from(&got)
+            );
+        }
+        got
+    }
+
+    /// Nothing arrives for a short while.
+    pub(crate) async fn expect_silence(&mut self) {
+        let quiet = std::time::Duration::from_millis(300);
+        if let Ok(Some(Event::Stanza(s))) = tokio::time::timeout(quiet, self.client.next()).await {
+            panic!("{}: unexpected stanza {}", self.jid, String::from(&to_element(s)));
+        }
+    }
+
+    /// Log out (the server sees the stream end).
+    pub(crate) async fn quit(self) {
+        let client = self.client;
+        let mut client = client;
+        let _ = client.send_end().await;
+    }
+}
+
+fn to_element(s: Stanza) -> Element {
+    match s {
+        Stanza::Iq(i) => i.into(),
+        Stanza::Message(m) => m.into(),
+        Stanza::Presence(p) => p.into(),
+    }
+}
+
+fn parse(xml: &str) -> Element {
+    // Scripts leave out the client namespace; declare it on the root.
+    let xml = match xml.find(['>', ' ', '/']) {
+        Some(i) if !xml[..xml.find('>').unwrap_or(i)].contains("xmlns=") => {
+            format!("{} xmlns='jabber:client'{}", &xml[..i], &xml[i..])
+        }
+        _ => xml.to_owned(),
+    };
+    xml.parse()
+        .unwrap_or_else(|e| panic!("bad XML in test script: {e}\n{xml}"))
+}
+
+/// `want` matches `got`: same name and namespace, the same attributes (but `id`; `*` matches
+/// any value), the same trimmed text (`*` any), and matching children in order.
+pub(crate) fn matches(want: &Element, got: &Element) -> Result<(), String> {
+    if want.name() != got.name() || want.ns() != got.ns() {
+        return Err(format!(
+            "<{} xmlns={}> vs <{} xmlns={}>",
+            want.name(),
+            want.ns(),
+            got.name(),
+            got.ns()
+        ));
+    }
+    let attrs = |e: &Element| {
+        let mut v: Vec<(String, String)> = e
+            .attrs()
+            .into_iter()
+            .map(|((ns, name), v)| {
+                let ns: &str = ns.as_ref();
+                let name: &str = name.as_ref();
+                let key = if ns.is_empty() { name.to_owned() } else { format!("{{{ns}}}{name}") };
+                (key, v.clone())
+            })
+            .filter(|(k, _)| k != "id" && !k.ends_with("}lang"))
+            .collect();
+        v.sort();
+        v
+    };
+    let (wa, ga) = (attrs(want), attrs(got));
+    let same = wa.len() == ga.len()
+        && wa
+            .iter()
+            .zip(&ga)
+            .all(|((wk, wv), (gk, gv))| wk == gk && (wv == "*" || wv == gv));
+    if !same {
+        return Err(format!("attributes of <{}>: {wa:?} vs {ga:?}", want.name()));
+    }
+    let (wt, gt) = (want.text(), got.text());
+    if wt.trim() != "*" && wt.trim() != gt.trim() {
+        return Err(format!("text of <{}>: {wt:?} vs {gt:?}", want.name()));
+    }
+    // tokio-xmpp writes `<priority>0</priority>` into every presence it sends; the room relays
+    // it like any other child, so scripts need not spell it out.
+    let implicit = |c: &&Element| c.name() == "priority" && c.text() == "0";
+    let wc: Vec<_> = want.children().collect();
+    let gc: Vec<_> = got
+        .children()
+        .filter(|c| !(implicit(c) && !wc.iter().any(|w| w.name() == "priority")))
+        .collect();
+    if wc.len() != gc.len() {
+        return Err(format!(
+            "<{}> has {} children, expected {}",
+            want.name(),
+            gc.len(),
+            wc.len()
+        ));
+    }
+    for (w, g) in wc.iter().zip(&gc) {
+        matches(w, g)?;
+    }
+    Ok(())
+}
+
+/// A server whose `localhost` (anonymous) has a MUC service on `conference.localhost`.
+pub(crate) fn muc_server(extra: &str) -> Server {
+    let vhost = Vhost::anonymous("localhost")
+        .with(&format!("[vhosts.muc]\ndomain = \"{MUC}\"\n{extra}"));
+    Setup::new(TestConfig::new(vec![vhost])).start()
+}
+
+/// What a Jitsi client puts in its join presence (jitsi-protocol §3.3).
+const JITSI_PAYLOAD: &str = "<stats-id>Alice-Xy7</stats-id>\
+    <c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://jitsi.org/jitsi-meet' ver='abc='/>\
+    <nick xmlns='http://jabber.org/protocol/nick'>Alice</nick>\
+    <audiomuted>false</audiomuted><videomuted>true</videomuted><videoType>camera</videoType>\
+    <SourceInfo>{\"a1-a0\":{\"muted\":false}}</SourceInfo>";
+
+const SUBJECT: &str = "<message type='groupchat' from='room1@conference.localhost' to='{me}'><subject/></message>";
+
+#[tokio::test]
+async fn jitsi_style_room_join_fanout_private_iq_and_leave() {
+    let server = muc_server("");
+    let mut alice = Peer::anonymous(&server, "localhost").await;
+    let mut bob = Peer::anonymous(&server, "localhost").await;
+    for p in [&mut alice, &mut bob] {
+        p.var("r", "room1@conference.localhost");
+    }
+    let (alice_jid, bob_jid) = (alice.jid.clone(), bob.jid.clone());
+    alice.var("bob", &bob_jid);
+    bob.var("alice", &alice_jid);
+
+    // Alice creates the room: self-presence with 100, 110 and 201, owner/moderator; subject.
+    alice
+        .send(&format!(
+            "<presence to='{{r}}/alice'><x xmlns='http://jabber.org/protocol/muc'/>{JITSI_PAYLOAD}</presence>"
+        ))
+        .await;
+    alice
+        .expect(&format!(
+            "<presence from='{{r}}/alice' to='{{me}}'>{JITSI_PAYLOAD}\
+             <x xmlns='http://jabber.org/protocol/muc#user'>\
+             <item jid='{{me}}' affiliation='owner' role='moderator'/>\
+             <status code='100'/><status code='110'/><status code='201'/></x></presence>"
+        ))
+        .await;
+    alice.expect(SUBJECT).await;
+
+    // Bob joins: he sees Alice first (extensions verbatim, real JID), then himself.
+    bob.send("<presence to='{r}/bob'><x xmlns='http://jabber.org/protocol/muc'/><nick xmlns='http://jabber.org/protocol/nick'>Bob</nick></presence>").await;
+    bob.expect(&format!(
+        "<presence from='{{r}}/alice' to='{{me}}'>{JITSI_PAYLOAD}\
+         <x xmlns='http://jabber.org/protocol/muc#user'>\
+         <item jid='{{alice}}' affiliation='owner' role='moderator'/></x></presence>"
+    ))
+    .await;
+    bob.expect(
+        "<presence from='{r}/bob' to='{me}'><nick xmlns='http://jabber.org/protocol/nick'>Bob</nick>\
+         <x xmlns='http://jabber.org/protocol/muc#user'>\
+         <item jid='{me}' affiliation='none' role='participant'/>\
+         <status code='100'/><status code='110'/></x></presence>",
+    )
+    .await;
+    bob.expect(SUBJECT).await;
+    alice
+        .expect(
+            "<presence from='{r}/bob' to='{me}'><nick xmlns='http://jabber.org/protocol/nick'>Bob</nick>\
+             <x xmlns='http://jabber.org/protocol/muc#user'>\
+             <item jid='{bob}' affiliation='none' role='participant'/></x></presence>",
+        )
+        .await;
+
+    // Groupchat reaches everyone, the sender included, from the occupant JID.
+    bob.send("<message to='{r}' type='groupchat'><body>hello room</body><json-message xmlns='http://jitsi.org/jitmeet'>{\"type\":\"x\"}</json-message></message>").await;
+    for p in [&mut alice, &mut bob] {
+        p.expect("<message from='{r}/bob' to='{me}' type='groupchat'><body>hello room</body><json-message xmlns='http://jitsi.org/jitmeet'>{\"type\":\"x\"}</json-message></message>").await;
+    }
+
+    // A presence update (mute) is relayed verbatim to all, with 110 for the sender.
+    bob.send("<presence to='{r}/bob'><audiomuted>true</audiomuted></presence>").await;
+    bob.expect("<presence from='{r}/bob' to='{me}'><audiomuted>true</audiomuted><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{me}' affiliation='none' role='participant'/><status code='110'/></x></presence>").await;
+    alice.expect("<presence from='{r}/bob' to='{me}'><audiomuted>true</audiomuted><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{bob}' affiliation='none' role='participant'/></x></presence>").await;
+
+    // Private message, and an occupant-to-occupant iq and its answer.
+    alice.send("<message to='{r}/bob' type='chat'><body>psst</body></message>").await;
+    bob.expect("<message from='{r}/alice' to='{me}' type='chat'><body>psst</body><x xmlns='http://jabber.org/protocol/muc#user'/></message>").await;
+    alice.send("<iq to='{r}/bob' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>").await;
+    bob.expect("<iq from='{r}/alice' to='{me}' type='get'><ping xmlns='urn:xmpp:ping'/></iq>").await;
+    bob.send("<iq to='{r}/alice' type='result' id='p1'/>").await;
+    alice.expect("<iq from='{r}/bob' to='{me}' type='result'/>").await;
+
+    // Room disco#info carries the meeting id and creation time (jitsi-protocol §3.5).
+    alice.send("<iq to='{r}' type='get' id='d1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>").await;
+    let info = alice.expect(
+        "<iq from='{r}' to='{me}' type='result'><query xmlns='http://jabber.org/protocol/disco#info'>\
+         <identity category='conference' type='text' name='room1'/>\
+         <feature var='http://jabber.org/protocol/muc'/><feature var='muc_unsecured'/><feature var='muc_open'/>\
+         <feature var='muc_unmoderated'/><feature var='muc_temporary'/><feature var='muc_hidden'/><feature var='muc_nonanonymous'/>\
+         <x xmlns='jabber:x:data' type='result'>\
+         <field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/muc#roominfo</value></field>\
+         <field var='muc#roominfo_meetingId' type='text-single' label='*'><value>*</value></field>\
+         <field var='muc#roominfo_created_timestamp' type='text-single'><value>*</value></field>\
+         <field var='muc#roominfo_occupants' type='text-single' label='*'><value>2</value></field>\
+         <field var='muc#roominfo_subject' type='text-single'><value/></field>\
+         </x></query></iq>",
+    )
+    .await;
+    let text = String::from(&info);
+    let id = text.split("meetingId").nth(1).and_then(|t| t.split("<value>").nth(1)).and_then(|t| t.split('<').next()).unwrap_or("");
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "meeting id {id:?} is not a UUID");
+
+    // Nick conflict for a third client.
+    let mut carol = Peer::anonymous(&server, "localhost").await;
+    carol.var("r", "room1@conference.localhost");
+    carol.send("<presence to='{r}/bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>").await;
+    carol.expect("<presence from='{r}/bob' to='{me}' type='error'><error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text></error></presence>").await;
+    // A non-occupant may not talk to the room.
+    carol.send("<message to='{r}' type='groupchat'><body>spam</body></message>").await;
+    carol.expect("<message from='{r}' to='{me}' type='error'><body>spam</body><error type='modify'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text></error></message>").await;
+
+    // Bob leaves: his own unavailable carries 110, Alice's does not.
+    bob.send("<presence to='{r}/bob' type='unavailable'/>").await;
+    bob.expect("<presence from='{r}/bob' to='{me}' type='unavailable'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{me}' affiliation='none' role='none'/><status code='110'/></x></presence>").await;
+    alice.expect("<presence from='{r}/bob' to='{me}' type='unavailable'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{bob}' affiliation='none' role='none'/></x></presence>").await;
+
+    // Alice's connection drops: the room empties and is destroyed.
+    alice.quit().await;
+    let metrics = reqwest::get(server.ports().http_url("/metrics")).await.expect("metrics").text().await.expect("body");
+    let deadline = std::time::Instant::now() + STANZA_TIMEOUT;
+    loop {
+        carol.send("<iq to='{r}' type='get' id='d2'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>").await;
+        let reply = carol.next().await;
+        if reply.attr("type") == Some("error") {
+            let text = String::from(&reply);
+            assert!(text.contains("item-not-found"), "{text}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "room not destroyed after its last occupant left");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(metrics.contains("lilt_muc_rooms"), "{metrics}");
+    carol.expect_silence().await;
+}
