@@ -118,7 +118,6 @@ impl Peer {
     /// Log out (the server sees the stream end).
     pub(crate) async fn quit(self) {
         let client = self.client;
-        let mut client = client;
         let _ = client.send_end().await;
     }
 }
@@ -343,4 +342,160 @@ async fn jitsi_style_room_join_fanout_private_iq_and_leave() {
     }
     assert!(metrics.contains("lilt_muc_rooms"), "{metrics}");
     carol.expect_silence().await;
+}
+
+/// Join `room` as `nick` and consume the join stanzas (others' presences, own, subject);
+/// `others` is how many occupants are already there.
+pub(crate) async fn join(p: &mut Peer, room: &str, nick: &str, others: usize) {
+    p.send(&format!("<presence to='{room}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>")).await;
+    for _ in 0..others {
+        p.expect(&format!("<presence from='*' to='{{me}}'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='*' affiliation='*' role='*'/></x></presence>")).await;
+    }
+    let own = p.next().await;
+    assert_eq!(own.attr("from"), Some(format!("{room}/{nick}").as_str()), "{}", String::from(&own));
+    assert!(String::from(&own).contains("code='110'") || String::from(&own).contains("code=\"110\""), "no 110 in {}", String::from(&own));
+    p.expect(&format!("<message type='groupchat' from='*' to='{{me}}'><subject>*</subject></message>")).await;
+}
+
+#[tokio::test]
+async fn kick_grant_and_revoke_moderator() {
+    let server = muc_server("");
+    let room = "mod@conference.localhost";
+    let mut owner = Peer::anonymous(&server, "localhost").await;
+    let mut bob = Peer::anonymous(&server, "localhost").await;
+    let mut carol = Peer::anonymous(&server, "localhost").await;
+    join(&mut owner, room, "owner", 0).await;
+    join(&mut bob, room, "bob", 1).await;
+    owner.next().await; // bob's arrival
+    join(&mut carol, room, "carol", 2).await;
+    owner.next().await;
+    bob.next().await;
+    let bob_jid = bob.jid.clone();
+    for p in [&mut owner, &mut bob, &mut carol] {
+        p.var("r", room);
+        p.var("bob", &bob_jid);
+    }
+
+    // A participant may not kick.
+    carol.send("<iq to='{r}' type='set' id='k0'><query xmlns='http://jabber.org/protocol/muc#admin'><item nick='bob' role='none'/></query></iq>").await;
+    let refused = carol.next().await;
+    assert!(String::from(&refused).contains("forbidden"), "{}", String::from(&refused));
+
+    // The owner makes Bob a moderator the Jitsi way (affiliation owner by nick).
+    owner.send("<iq to='{r}' type='set' id='g1'><query xmlns='http://jabber.org/protocol/muc#admin'><item nick='bob' affiliation='owner'/></query></iq>").await;
+    bob.expect("<presence from='{r}/bob' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{me}' affiliation='owner' role='moderator'/><status code='110'/></x></presence>").await;
+    carol.expect("<presence from='{r}/bob' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{bob}' affiliation='owner' role='moderator'/></x></presence>").await;
+    owner.expect("<presence from='{r}/bob' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{bob}' affiliation='owner' role='moderator'/></x></presence>").await;
+    owner.expect("<iq from='{r}' to='{me}' type='result'/>").await;
+
+    // Bob, now moderator, kicks Carol: 307 to all, 110 for Carol.
+    bob.send("<iq to='{r}' type='set' id='k1'><query xmlns='http://jabber.org/protocol/muc#admin'><item nick='carol' role='none'><reason>bye</reason></item></query></iq>").await;
+    carol.expect("<presence from='{r}/carol' to='{me}' type='unavailable'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{me}' nick='carol' affiliation='none' role='none'/><status code='307'/><status code='110'/></x></presence>").await;
+    for p in [&mut owner, &mut bob] {
+        p.expect("<presence from='{r}/carol' to='{me}' type='unavailable'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='*' nick='carol' affiliation='none' role='none'/><status code='307'/></x></presence>").await;
+    }
+    bob.expect("<iq from='{r}' to='{me}' type='result'/>").await;
+
+    // Revoke: back to no affiliation, participant.
+    owner.send("<iq to='{r}' type='set' id='g2'><query xmlns='http://jabber.org/protocol/muc#admin'><item jid='{bob}' affiliation='none'/></query></iq>").await;
+    bob.expect("<presence from='{r}/bob' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{me}' affiliation='none' role='participant'/><status code='110'/></x></presence>").await;
+    owner.expect("<presence from='{r}/bob' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{bob}' affiliation='none' role='participant'/></x></presence>").await;
+    owner.expect("<iq from='{r}' to='{me}' type='result'/>").await;
+    // The last owner cannot step down.
+    owner.send("<iq to='{r}' type='set' id='g3'><query xmlns='http://jabber.org/protocol/muc#admin'><item jid='{me}' affiliation='none'/></query></iq>").await;
+    let refused = owner.next().await;
+    assert!(String::from(&refused).contains("conflict"), "{}", String::from(&refused));
+    carol.expect_silence().await;
+}
+
+#[tokio::test]
+async fn owner_form_password_members_only_and_max_occupants() {
+    let server = muc_server("");
+    let room = "locked@conference.localhost";
+    let mut owner = Peer::anonymous(&server, "localhost").await;
+    join(&mut owner, room, "owner", 0).await;
+    owner.var("r", room);
+    owner.send("<iq to='{r}' type='get' id='f1'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>").await;
+    let form = String::from(&owner.next().await);
+    for var in ["muc#roomconfig_roomsecret", "muc#roomconfig_membersonly", "muc#roomconfig_maxusers", "muc#roomconfig_whois"] {
+        assert!(form.contains(var), "{var} missing from {form}");
+    }
+    let submit = |fields: &str| format!("<iq to='{{r}}' type='set' id='f2'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>{fields}</x></query></iq>");
+    owner.send(&submit("<field var='muc#roomconfig_passwordprotectedroom'><value>1</value></field><field var='muc#roomconfig_roomsecret'><value>s3cret</value></field><field var='muc#roomconfig_maxusers'><value>2</value></field>")).await;
+    owner.expect("<message type='groupchat' from='{r}' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><status code='104'/></x></message>").await;
+    owner.expect("<iq from='{r}' to='{me}' type='result'/>").await;
+
+    let mut guest = Peer::anonymous(&server, "localhost").await;
+    guest.var("r", room);
+    guest.send("<presence to='{r}/guest'><x xmlns='http://jabber.org/protocol/muc'/></presence>").await;
+    guest.expect("<presence from='{r}/guest' to='{me}' type='error'><error type='auth'><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text></error></presence>").await;
+    join_with_password(&mut guest, "s3cret").await;
+    owner.next().await; // the guest's arrival
+
+    // Full at two.
+    let mut third = Peer::anonymous(&server, "localhost").await;
+    third.var("r", room);
+    third.send("<presence to='{r}/third'><x xmlns='http://jabber.org/protocol/muc'><password>s3cret</password></x></presence>").await;
+    third.expect("<presence from='{r}/third' to='{me}' type='error'><error type='wait'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text></error></presence>").await;
+
+    // Members only: a stranger needs registration.
+    owner.send(&submit("<field var='muc#roomconfig_membersonly'><value>1</value></field><field var='muc#roomconfig_maxusers'><value>0</value></field>")).await;
+    owner.expect("<message type='groupchat' from='{r}' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><status code='104'/></x></message>").await;
+    owner.expect("<iq from='{r}' to='{me}' type='result'/>").await;
+    third.send("<presence to='{r}/third'><x xmlns='http://jabber.org/protocol/muc'><password>s3cret</password></x></presence>").await;
+    third.expect("<presence from='{r}/third' to='{me}' type='error'><error type='auth'><registration-required xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text></error></presence>").await;
+    // Anonymous rooms are refused: Jitsi needs real JIDs.
+    owner.send(&submit("<field var='muc#roomconfig_whois'><value>moderators</value></field>")).await;
+    let refused = String::from(&owner.next().await);
+    assert!(refused.contains("not-acceptable"), "{refused}");
+}
+
+async fn join_with_password(p: &mut Peer, password: &str) {
+    p.send(&format!("<presence to='{{r}}/guest'><x xmlns='http://jabber.org/protocol/muc'><password>{password}</password></x></presence>")).await;
+    p.expect("<presence from='*' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='*' affiliation='owner' role='moderator'/></x></presence>").await;
+    p.expect("<presence from='{r}/guest' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{me}' affiliation='none' role='participant'/><status code='100'/><status code='110'/></x></presence>").await;
+    p.expect("<message type='groupchat' from='{r}' to='{me}'><subject/></message>").await;
+}
+
+#[tokio::test]
+async fn secure_domain_guests_join_but_do_not_create() {
+    let meet = Vhost::internal("localhost")
+        .with(&format!("[vhosts.muc]\ndomain = \"{MUC}\"\nroom_creators = [\"localhost\"]"));
+    let setup = Setup::new(TestConfig::new(vec![meet, Vhost::anonymous("guest.localhost")]));
+    setup.add_user("alice@localhost", crate::login::ALICE_PW);
+    let server = setup.start();
+    let room = "secure@conference.localhost";
+    let mut guest = Peer::anonymous(&server, "guest.localhost").await;
+    guest.var("r", room);
+    guest.send("<presence to='{r}/guest'><x xmlns='http://jabber.org/protocol/muc'/></presence>").await;
+    guest.expect("<presence from='{r}/guest' to='{me}' type='error'><error type='cancel'><not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text></error></presence>").await;
+    let mut alice = Peer::account(&server, "alice@localhost", crate::login::ALICE_PW).await;
+    join(&mut alice, room, "alice", 0).await;
+    join(&mut guest, room, "guest", 1).await;
+    let arrival = String::from(&alice.next().await);
+    assert!(arrival.contains(&guest.jid), "{arrival}");
+}
+
+#[tokio::test]
+async fn nick_change_and_disconnect_leave() {
+    let server = muc_server("");
+    let room = "nicks@conference.localhost";
+    let mut a = Peer::anonymous(&server, "localhost").await;
+    let mut b = Peer::anonymous(&server, "localhost").await;
+    join(&mut a, room, "a", 0).await;
+    join(&mut b, room, "b", 1).await;
+    a.next().await;
+    let b_jid = b.jid.clone();
+    for p in [&mut a, &mut b] {
+        p.var("r", room);
+        p.var("b", &b_jid);
+    }
+    b.send("<presence to='{r}/b2'/>").await;
+    a.expect("<presence from='{r}/b' to='{me}' type='unavailable'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{b}' nick='b2' affiliation='none' role='participant'/><status code='303'/></x></presence>").await;
+    a.expect("<presence from='{r}/b2' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{b}' affiliation='none' role='participant'/></x></presence>").await;
+    b.expect("<presence from='{r}/b' to='{me}' type='unavailable'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{me}' nick='b2' affiliation='none' role='participant'/><status code='303'/><status code='110'/></x></presence>").await;
+    b.expect("<presence from='{r}/b2' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{me}' affiliation='none' role='participant'/><status code='110'/></x></presence>").await;
+    b.quit().await;
+    a.expect("<presence from='{r}/b2' to='{me}' type='unavailable'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{b}' affiliation='none' role='none'/></x></presence>").await;
+    a.expect_silence().await;
 }
