@@ -47,7 +47,7 @@ pub async fn user(config: &Config, action: UserAction, jid: &str) -> anyhow::Res
     if config.vhost(jid.domain()).is_none() {
         bail!("{} is not a vhost in this configuration", jid.domain());
     }
-    let (_engine, plugins) = load_vhosts(config)?;
+    let plugins = load_vhosts(config)?.auth;
     let Some(plugin) = plugins.get(jid.domain()) else {
         bail!("no auth plugin for {}", jid.domain())
     };

@@ -7,34 +7,23 @@
 //! `trap_window` disables the plugin (`Disabled`) until the window has passed; callers treat any
 //! error as "deny" (fail closed). Tests: `mod tests` below, with the real plugin components.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
-use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
-use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime::Store;
 
 use super::bindings::lilt::plugin::types;
 use super::bindings::{Auth, AuthPre};
-use super::engine::TICK;
 use super::host_api::State;
+use super::sandbox::Sandbox;
 use super::{AuthError, PluginEngine, PluginError};
 use crate::sasl::{Mechanism, ScramCredentials, ScramHash};
 use crate::storage::KvStore;
 
 struct Inner {
-    engine: PluginEngine,
-    vhost: Arc<str>,
-    name: Arc<str>,
+    sandbox: Sandbox,
     pre: AuthPre<State>,
     settings_json: String,
-    kv: Arc<dyn KvStore>,
     mechanisms: Vec<Mechanism>,
-    traps: Mutex<VecDeque<Instant>>,
-    calls_total: AtomicU64,
-    traps_total: AtomicU64,
 }
 
 /// A loaded auth plugin for one vhost; cheap to clone.
@@ -44,8 +33,8 @@ pub struct AuthPlugin(Arc<Inner>);
 impl std::fmt::Debug for AuthPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthPlugin")
-            .field("name", &self.0.name)
-            .field("vhost", &self.0.vhost)
+            .field("name", &self.0.sandbox.name)
+            .field("vhost", &self.0.sandbox.vhost)
             .field("mechanisms", &self.0.mechanisms)
             .finish_non_exhaustive()
     }
@@ -80,16 +69,10 @@ impl AuthPlugin {
         kv: Arc<dyn KvStore>,
     ) -> Result<AuthPlugin, PluginError> {
         let mut inner = Inner {
-            engine,
-            vhost: vhost.into(),
-            name: name.into(),
+            sandbox: Sandbox::new(engine, vhost, name, kv, Vec::new()),
             pre,
             settings_json: settings.to_string(),
-            kv,
             mechanisms: Vec::new(),
-            traps: Mutex::new(VecDeque::new()),
-            calls_total: AtomicU64::new(0),
-            traps_total: AtomicU64::new(0),
         };
         // `call` configures the fresh instance first, so a refusal surfaces as `Config` here.
         let mechanisms = call_sync(&inner, |auth, store| {
@@ -103,36 +86,22 @@ impl AuthPlugin {
 
     /// Plugin name.
     pub fn name(&self) -> &str {
-        &self.0.name
+        &self.0.sandbox.name
     }
 
     /// The vhost it serves.
     pub fn vhost(&self) -> &str {
-        &self.0.vhost
+        &self.0.sandbox.vhost
     }
 
     /// Calls made and calls that trapped since load (for `/metrics`).
     pub fn call_counts(&self) -> (u64, u64) {
-        (
-            self.0.calls_total.load(Ordering::Relaxed),
-            self.0.traps_total.load(Ordering::Relaxed),
-        )
+        self.0.sandbox.call_counts()
     }
 
     /// True while too many recent traps keep the plugin disabled.
     pub fn is_disabled(&self) -> bool {
-        let limits = self.0.engine.limits();
-        let traps = self
-            .0
-            .traps
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
-        traps
-            .iter()
-            .filter(|t| now.duration_since(**t) <= limits.trap_window)
-            .count()
-            >= limits.max_traps as usize
+        self.0.sandbox.is_disabled()
     }
 
     /// The SASL mechanisms it decides.
@@ -250,91 +219,33 @@ impl AuthPlugin {
         match tokio::task::spawn_blocking(move || call_sync(&inner, f)).await {
             Ok(r) => r,
             Err(e) => Err(PluginError::Trap {
-                plugin: self.0.name.to_string(),
+                plugin: self.0.sandbox.name.to_string(),
                 source: anyhow::anyhow!("call aborted: {e}"),
             }),
         }
     }
 }
 
-/// Run one call in a fresh store. Blocking.
+/// Run one call in a fresh store, configured first. Blocking.
 fn call_sync<R>(
     inner: &Inner,
     f: impl FnOnce(&Auth, &mut Store<State>) -> wasmtime::Result<Result<R, AuthError>>,
 ) -> Result<R, PluginError> {
-    let plugin = inner.name.to_string();
-    let limits = inner.engine.limits().clone();
-    {
-        let mut traps = inner
-            .traps
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
-        while traps
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > limits.trap_window)
-        {
-            traps.pop_front();
-        }
-        if traps.len() >= limits.max_traps as usize {
-            return Err(PluginError::Disabled { plugin });
-        }
-    }
-    inner.calls_total.fetch_add(1, Ordering::Relaxed);
-    let state = State {
-        vhost: inner.vhost.clone(),
-        plugin: inner.name.clone(),
-        kv: inner.kv.clone(),
-        kv_quota: limits.kv_quota_bytes,
-        limits: StoreLimitsBuilder::new()
-            .memory_size(limits.memory_bytes)
-            .instances(16)
-            .tables(64)
-            .memories(16)
-            .build(),
-        wasi: WasiCtxBuilder::new().build(),
-        table: ResourceTable::new(),
-        import_time: std::time::Duration::ZERO,
-    };
-    let mut store = Store::new(inner.engine.engine(), state);
-    store.limiter(|s| &mut s.limits);
-    let ticks = (limits.call_timeout.as_millis() / TICK.as_millis()).max(1) as u64;
-    store.set_epoch_deadline(ticks);
-    // Time spent in host imports is given back; anything else past the deadline traps.
-    store.epoch_deadline_callback(|mut ctx| {
-        let credit = std::mem::take(&mut ctx.data_mut().import_time);
-        let extra = (credit.as_millis() / TICK.as_millis()) as u64;
-        if extra > 0 {
-            Ok(UpdateDeadline::Continue(extra))
-        } else {
-            Err(wasmtime::Error::msg("call exceeded its time limit"))
-        }
-    });
-    let result = (|| -> wasmtime::Result<Result<Result<R, AuthError>, String>> {
-        let auth = inner.pre.instantiate(&mut store)?;
+    let plugin = inner.sandbox.name.to_string();
+    let (result, _) = inner.sandbox.run(|store| {
+        let auth = inner.pre.instantiate(&mut *store)?;
         if let Err(message) = auth
             .lilt_plugin_auth_provider()
-            .call_configure(&mut store, &inner.settings_json)?
+            .call_configure(&mut *store, &inner.settings_json)?
         {
             return Ok(Err(message));
         }
-        Ok(Ok(f(&auth, &mut store)?))
-    })();
+        Ok(Ok(f(&auth, store)?))
+    })?;
     match result {
-        Ok(Ok(Ok(v))) => Ok(v),
-        Ok(Ok(Err(error))) => Err(PluginError::Auth { plugin, error }),
-        Ok(Err(message)) => Err(PluginError::Config { plugin, message }),
-        Err(source) => {
-            let source = super::wasm_err(source);
-            tracing::warn!(message = "Plugin trapped.", plugin = %inner.name, vhost = %inner.vhost, error = %format!("{source:#}"));
-            inner.traps_total.fetch_add(1, Ordering::Relaxed);
-            inner
-                .traps
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push_back(Instant::now());
-            Err(PluginError::Trap { plugin, source })
-        }
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(error)) => Err(PluginError::Auth { plugin, error }),
+        Err(message) => Err(PluginError::Config { plugin, message }),
     }
 }
 
@@ -344,6 +255,7 @@ mod tests {
 
     use super::*;
     use crate::plugin::PluginLimits;
+    use crate::plugin::engine::TICK;
 
     fn wasm(name: &str) -> PathBuf {
         // $LILT_PLUGIN_DIR, else $CARGO_TARGET_DIR, else the workspace's target/.

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Config, Engine};
 
-use super::bindings::Auth;
+use super::bindings::{Auth, hooks_world};
 use super::host_api::State;
 use super::{AuthPlugin, PluginError, PluginLimits, wasm_err};
 use crate::storage::KvStore;
@@ -63,6 +63,16 @@ impl PluginEngine {
         let mut linker: Linker<State> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(load)?;
         Auth::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(load)?;
+        hooks_world::lilt::plugin::stanzas::add_to_linker::<State, HasSelf<State>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(load)?;
+        hooks_world::lilt::plugin::timers::add_to_linker::<State, HasSelf<State>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(load)?;
         let stop = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.weak();
         let ticker_stop = stop.clone();
@@ -110,6 +120,20 @@ impl PluginEngine {
         settings: &serde_json::Value,
         kv: Arc<dyn KvStore>,
     ) -> Result<AuthPlugin, PluginError> {
+        let pre = self.instantiate_pre(name, wasm_path)?;
+        let pre = super::bindings::AuthPre::new(pre).map_err(|e| PluginError::Load {
+            plugin: name.to_owned(),
+            source: wasm_err(e.context("it does not export lilt:plugin/auth-provider")),
+        })?;
+        AuthPlugin::new(self.clone(), vhost, name, pre, settings, kv)
+    }
+
+    /// Compile a plugin file and link it against what Lilt grants.
+    pub(super) fn instantiate_pre(
+        &self,
+        name: &str,
+        wasm_path: &Path,
+    ) -> Result<InstancePre<State>, PluginError> {
         let load = |source: wasmtime::Error| PluginError::Load {
             plugin: name.to_owned(),
             source: wasm_err(source),
@@ -126,11 +150,8 @@ impl PluginEngine {
                 wasm_path.display()
             )))
         })?;
-        let pre = self.0.linker.instantiate_pre(&component).map_err(|e| {
-            load(e.context("it imports something Lilt does not grant, or is not an auth plugin"))
-        })?;
-        let pre = super::bindings::AuthPre::new(pre)
-            .map_err(|e| load(e.context("it does not export lilt:plugin/auth-provider")))?;
-        AuthPlugin::new(self.clone(), vhost, name, pre, settings, kv)
+        self.0.linker.instantiate_pre(&component).map_err(|e| {
+            load(e.context("it imports something Lilt does not grant"))
+        })
     }
 }

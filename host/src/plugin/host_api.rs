@@ -12,8 +12,11 @@ use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::bindings::hooks_world::lilt::plugin::{stanzas, timers};
 use super::bindings::lilt::plugin::{clock, host, kv, types};
+use crate::stanza::{Jid, Kind};
 use crate::storage::KvStore;
+use crate::xml::{Element, Limits, ns, parse_element};
 
 /// Data of one store (one call).
 pub(super) struct State {
@@ -26,7 +29,27 @@ pub(super) struct State {
     pub(super) table: ResourceTable,
     /// Time spent inside host imports and not yet credited to the deadline.
     pub(super) import_time: Duration,
+    /// Domains `stanzas.send` may use as `from`.
+    pub(super) send_domains: Arc<[String]>,
+    /// What the call asked the host to do once it returns.
+    pub(super) effects: Effects,
 }
+
+/// Stanzas and timers a call asked for, acted on by the caller after the call returns.
+#[derive(Debug, Default)]
+pub(super) struct Effects {
+    /// Stanzas to route, checked and addressed.
+    pub(super) sent: Vec<Element>,
+    /// `(delay, tag)` timers to set.
+    pub(super) timers: Vec<(Duration, String)>,
+}
+
+/// Timers one call may set.
+const MAX_TIMERS_PER_CALL: usize = 1024;
+/// Longest timer delay.
+const MAX_TIMER_DELAY: Duration = Duration::from_secs(24 * 3600);
+/// Stanzas one call may send.
+const MAX_SENDS_PER_CALL: usize = 4096;
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
@@ -116,5 +139,63 @@ impl clock::Host for State {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+impl State {
+    /// Check a plugin-written stanza: well-formed, a stanza, `from` on one of its domains.
+    fn accept_stanza(&self, xml: &str) -> Result<Element, String> {
+        let mut el = parse_element(xml.as_bytes(), &Limits::default())
+            .map_err(|e| format!("not well-formed XML: {e}"))?;
+        if el.ns().is_empty() {
+            el.set_ns_recursive("", ns::CLIENT);
+        }
+        if Kind::of(&el).is_none() {
+            return Err(format!("<{}/> is not a jabber:client stanza", el.name()));
+        }
+        let Some(default) = self.send_domains.last() else {
+            return Err("this plugin may not send stanzas".to_owned());
+        };
+        let from = match el.attr("from") {
+            Some(f) => Jid::parse(f).map_err(|e| format!("bad from {f:?}: {e}"))?,
+            None => Jid::domain_jid(default),
+        };
+        if !self.send_domains.iter().any(|d| d == from.domain()) {
+            return Err(format!(
+                "from {from} is outside this plugin's domains ({})",
+                self.send_domains.join(", ")
+            ));
+        }
+        el.set_attr("from", from.to_string());
+        match el.attr("to").map(Jid::parse) {
+            Some(Ok(_)) => Ok(el),
+            Some(Err(e)) => Err(format!("bad to: {e}")),
+            None => Err("a stanza from a plugin needs a `to`".to_owned()),
+        }
+    }
+}
+
+impl stanzas::Host for State {
+    fn send(&mut self, stanza: String) -> Result<(), String> {
+        if self.effects.sent.len() >= MAX_SENDS_PER_CALL {
+            return Err(format!("at most {MAX_SENDS_PER_CALL} stanzas per call"));
+        }
+        let el = self.accept_stanza(&stanza)?;
+        self.effects.sent.push(el);
+        Ok(())
+    }
+}
+
+impl timers::Host for State {
+    fn set_timer(&mut self, delay_ms: u64, tag: String) -> Result<(), String> {
+        let delay = Duration::from_millis(delay_ms);
+        if delay > MAX_TIMER_DELAY {
+            return Err("a timer may be at most one day away".to_owned());
+        }
+        if self.effects.timers.len() >= MAX_TIMERS_PER_CALL {
+            return Err(format!("at most {MAX_TIMERS_PER_CALL} timers per call"));
+        }
+        self.effects.timers.push((delay, tag.chars().take(1024).collect()));
+        Ok(())
     }
 }

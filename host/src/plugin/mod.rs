@@ -11,11 +11,14 @@ mod auth;
 mod bindings;
 mod engine;
 mod host_api;
+mod hooks;
+mod sandbox;
 
 use std::time::Duration;
 
 pub use auth::AuthPlugin;
 pub use engine::PluginEngine;
+pub use hooks::{HookPlugin, PluginExtensions};
 
 /// wasmtime 48 has its own error type; keep its whole chain in the text.
 pub(crate) fn wasm_err(e: wasmtime::Error) -> anyhow::Error {

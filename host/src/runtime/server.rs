@@ -21,7 +21,7 @@ use super::router_task::{self, RouterCmd};
 use super::{component_task, session_task};
 use crate::config::{Config, ListenerKind};
 use crate::metrics::{Metrics, PluginStats};
-use crate::plugin::{AuthPlugin, PluginEngine, PluginError};
+use crate::plugin::{AuthPlugin, HookPlugin, PluginEngine, PluginError, PluginExtensions};
 use crate::router::{Router, ServerInfo};
 use crate::sasl::Mechanism;
 use crate::stream::c2s::{C2sConfig, VhostPolicy};
@@ -33,6 +33,8 @@ pub struct Ctx {
     pub config: Config,
     /// Auth plugin per vhost domain.
     pub auth: HashMap<String, AuthPlugin>,
+    /// Hook and component plugins with their vhost (run by the router's task; here for stats).
+    pub hooks: Vec<(String, Arc<HookPlugin>)>,
     /// c2s settings for plain listeners (STARTTLS offered).
     pub c2s_plain: C2sConfig,
     /// c2s settings for direct-TLS listeners.
@@ -81,6 +83,10 @@ impl Ctx {
                 )
             })
             .collect();
+        stats.extend(self.hooks.iter().map(|(vhost, p)| {
+            let (calls, traps) = p.call_counts();
+            (p.name().to_owned(), vhost.clone(), calls, traps, p.is_disabled())
+        }));
         stats.sort();
         stats
     }
@@ -94,11 +100,22 @@ impl std::fmt::Debug for Ctx {
     }
 }
 
-/// Load every vhost's auth plugin (what `check-config` and `serve` share).
+/// Every plugin of every vhost, loaded.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The engine they run on.
+    pub engine: PluginEngine,
+    /// Auth plugin per vhost domain.
+    pub auth: HashMap<String, AuthPlugin>,
+    /// Hook and component plugins with their vhost, in configuration order.
+    pub hooks: Vec<(String, Arc<HookPlugin>)>,
+}
+
+/// Load every vhost's plugins (what `check-config` and `serve` share).
 ///
 /// # Errors
-/// When a plugin cannot be loaded or refuses its settings; the message names the vhost.
-pub fn load_vhosts(config: &Config) -> anyhow::Result<(PluginEngine, HashMap<String, AuthPlugin>)> {
+/// When a plugin cannot be loaded or refuses its settings; the message names the key.
+pub fn load_vhosts(config: &Config) -> anyhow::Result<Loaded> {
     let engine =
         PluginEngine::new(config.plugin_limits.clone()).context("starting the plugin engine")?;
     std::fs::create_dir_all(&config.data_dir)
@@ -126,7 +143,27 @@ pub fn load_vhosts(config: &Config) -> anyhow::Result<(PluginEngine, HashMap<Str
             })?;
         auth.insert(vhost.domain.clone(), plugin);
     }
-    Ok((engine, auth))
+    let mut hooks = Vec::new();
+    for (i, vhost) in config.vhosts.iter().enumerate() {
+        let muc = vhost.muc.as_ref().map(|m| m.domain.as_str());
+        for (j, p) in vhost.plugins.iter().enumerate() {
+            let plugin = engine
+                .load_hook_plugin(&vhost.domain, muc, p, kv.clone())
+                .map_err(|e| {
+                    let key = match e {
+                        PluginError::Config { .. } => "settings",
+                        _ => "plugin",
+                    };
+                    anyhow::anyhow!("vhosts[{i}].plugins[{j}].{key} ({}): {e}", vhost.domain)
+                })?;
+            hooks.push((vhost.domain.clone(), Arc::new(plugin)));
+        }
+    }
+    Ok(Loaded {
+        engine,
+        auth,
+        hooks,
+    })
 }
 
 /// A running server.
@@ -145,7 +182,11 @@ impl Server {
     /// # Errors
     /// When a plugin, the TLS identity or a listener cannot be set up.
     pub async fn start(config: Config) -> anyhow::Result<Server> {
-        let (engine, auth) = load_vhosts(&config)?;
+        let Loaded {
+            engine,
+            auth,
+            hooks,
+        } = load_vhosts(&config)?;
         let mut domains: Vec<String> = config.vhosts.iter().map(|v| v.domain.clone()).collect();
         domains.extend(config.components.iter().map(|c| c.domain.clone()));
         let tls = transport::tls::server_config(config.tls.as_ref(), &config.data_dir, &domains)
@@ -207,6 +248,13 @@ impl Server {
         for muc in config.vhosts.iter().filter_map(|v| v.muc.clone()) {
             router.add_muc(muc);
         }
+        let mut extensions = PluginExtensions::default();
+        for (vhost, plugin) in &hooks {
+            extensions.add(vhost, plugin.clone());
+        }
+        if !hooks.is_empty() {
+            router.set_extensions(Box::new(extensions));
+        }
         let (router_tx, router_rx) = mpsc::channel(4096);
         let mut tasks = vec![tokio::spawn(router_task::run(
             router,
@@ -225,6 +273,7 @@ impl Server {
         let limit = Arc::new(Semaphore::new(config.limits.max_connections));
         let ctx = Arc::new(Ctx {
             auth,
+            hooks,
             c2s_plain,
             c2s_tls,
             c2s_http,

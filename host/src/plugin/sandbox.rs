@@ -1,0 +1,148 @@
+//! One plugin's sandbox on one vhost: fresh stores with the memory cap and epoch deadline,
+//! the host-import state they carry, and the trap accounting that disables a plugin that keeps
+//! trapping. Every role (auth, hooks, component) calls through here.
+//!
+//! Shell (blocking: callers run it on the blocking pool or accept the bounded wait).
+//! Invariants: a store never outlives one call; a trap, timeout or out-of-memory is counted,
+//! logged with plugin and vhost, and returned as `PluginError::Trap`, never a panic; after
+//! `max_traps` in `trap_window` calls are refused with `Disabled` until the window passes.
+//! Tests: plugin/auth.rs, plugin/hooks.rs, tests/all/hooks.rs.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+
+use super::engine::TICK;
+use super::host_api::{Effects, State};
+use super::{PluginEngine, PluginError};
+use crate::storage::KvStore;
+
+/// A plugin's sandbox on one vhost.
+pub(super) struct Sandbox {
+    pub(super) engine: PluginEngine,
+    pub(super) vhost: Arc<str>,
+    pub(super) name: Arc<str>,
+    kv: Arc<dyn KvStore>,
+    /// Domains a `stanzas.send` may use as `from` (empty: the plugin may not send).
+    send_domains: Arc<[String]>,
+    traps: Mutex<VecDeque<Instant>>,
+    calls_total: AtomicU64,
+    traps_total: AtomicU64,
+}
+
+impl Sandbox {
+    pub(super) fn new(
+        engine: PluginEngine,
+        vhost: &str,
+        name: &str,
+        kv: Arc<dyn KvStore>,
+        send_domains: Vec<String>,
+    ) -> Sandbox {
+        Sandbox {
+            engine,
+            vhost: vhost.into(),
+            name: name.into(),
+            kv,
+            send_domains: send_domains.into(),
+            traps: Mutex::new(VecDeque::new()),
+            calls_total: AtomicU64::new(0),
+            traps_total: AtomicU64::new(0),
+        }
+    }
+
+    /// Calls made and calls that trapped since load.
+    pub(super) fn call_counts(&self) -> (u64, u64) {
+        (
+            self.calls_total.load(Ordering::Relaxed),
+            self.traps_total.load(Ordering::Relaxed),
+        )
+    }
+
+    fn recent_traps(&self) -> usize {
+        let window = self.engine.limits().trap_window;
+        let mut traps = self
+            .traps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        while traps
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            traps.pop_front();
+        }
+        traps.len()
+    }
+
+    /// True while too many recent traps keep the plugin disabled.
+    pub(super) fn is_disabled(&self) -> bool {
+        self.recent_traps() >= self.engine.limits().max_traps as usize
+    }
+
+    /// Run `f` in a fresh store; returns its value and what the plugin asked the host to do.
+    pub(super) fn run<T>(
+        &self,
+        f: impl FnOnce(&mut Store<State>) -> wasmtime::Result<T>,
+    ) -> Result<(T, Effects), PluginError> {
+        let plugin = self.name.to_string();
+        if self.is_disabled() {
+            return Err(PluginError::Disabled { plugin });
+        }
+        self.calls_total.fetch_add(1, Ordering::Relaxed);
+        let limits = self.engine.limits().clone();
+        let state = State {
+            vhost: self.vhost.clone(),
+            plugin: self.name.clone(),
+            kv: self.kv.clone(),
+            kv_quota: limits.kv_quota_bytes,
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .instances(16)
+                .tables(64)
+                .memories(16)
+                .build(),
+            wasi: WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+            import_time: Duration::ZERO,
+            send_domains: self.send_domains.clone(),
+            effects: Effects::default(),
+        };
+        let mut store = Store::new(self.engine.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        let ticks = (limits.call_timeout.as_millis() / TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        // Time spent in host imports is given back; anything else past the deadline traps.
+        store.epoch_deadline_callback(|mut ctx| {
+            let credit = std::mem::take(&mut ctx.data_mut().import_time);
+            let extra = (credit.as_millis() / TICK.as_millis()) as u64;
+            if extra > 0 {
+                Ok(UpdateDeadline::Continue(extra))
+            } else {
+                Err(wasmtime::Error::msg("call exceeded its time limit"))
+            }
+        });
+        match f(&mut store) {
+            Ok(v) => Ok((v, std::mem::take(&mut store.data_mut().effects))),
+            Err(source) => {
+                let source = super::wasm_err(source);
+                tracing::warn!(
+                    message = "Plugin trapped.",
+                    plugin = %self.name,
+                    vhost = %self.vhost,
+                    error = %format!("{source:#}")
+                );
+                self.traps_total.fetch_add(1, Ordering::Relaxed);
+                self.traps
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push_back(Instant::now());
+                Err(PluginError::Trap { plugin, source })
+            }
+        }
+    }
+}
