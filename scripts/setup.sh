@@ -46,5 +46,6 @@ else
     # Default members together, so the binary shares the dependency build of the tests.
     cargo build
 fi
-cargo build --release --target wasm32-wasip2 -p auth-anonymous -p auth-internal
+cargo build --release --target wasm32-wasip2 -p auth-anonymous -p auth-internal \
+    -p conference-duration -p speakerstats -p branding -p test-hook-trap
 echo "setup.sh: toolchain ${channel}, host (${host_profile}) and plugins are built"

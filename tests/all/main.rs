@@ -22,6 +22,7 @@ mod bosh;
 mod cli;
 mod component;
 mod config;
+mod hooks;
 mod http;
 mod login;
 mod muc;

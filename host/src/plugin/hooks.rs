@@ -151,11 +151,15 @@ impl HookPlugin {
             });
         };
         let vhost = self.sandbox.vhost.clone();
+        let component = self.component.as_ref().map(|(_, d)| d.as_str());
         let (r, effects) = self.sandbox.run(|store| {
             let hooks = pre.instantiate(&mut *store)?;
-            if let Err(message) = hooks
-                .lilt_plugin_hook_handler()
-                .call_configure(&mut *store, &vhost, &self.settings_json)?
+            if let Err(message) = hooks.lilt_plugin_hook_handler().call_configure(
+                &mut *store,
+                &vhost,
+                component,
+                &self.settings_json,
+            )?
             {
                 return Ok(Err(message));
             }

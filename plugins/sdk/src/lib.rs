@@ -6,6 +6,9 @@
 //! Invariants: derived credentials match the host's SCRAM verifier byte for byte (tested
 //! against the RFC examples); settings with unknown keys are refused.
 
+pub mod hooks;
+pub mod xml;
+
 use hmac::{Hmac, Mac};
 use serde::de::DeserializeOwned;
 use sha1::Sha1;
