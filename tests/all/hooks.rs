@@ -166,7 +166,7 @@ async fn speakerstats_conference_duration_and_branding_in_one_room() {
 async fn a_trapping_hook_fails_open_and_is_disabled() {
     let vhost = Vhost::anonymous("localhost")
         .with(&format!("[vhosts.muc]\ndomain = \"{MUC}\""))
-        .with("[[vhosts.plugins]]\nplugin = \"test-hook-trap\"");
+        .with("[[vhosts.plugins]]\nplugin = \"test-hooks\"");
     let server = Setup::new(TestConfig::new(vec![vhost])).start();
     let room = "trap@conference.localhost";
     let mut a = Peer::anonymous(&server, "localhost").await;
@@ -184,10 +184,10 @@ async fn a_trapping_hook_fails_open_and_is_disabled() {
         }
     }
     let ports = server.ports();
-    wait_metric(ports, "lilt_plugin_disabled", &[("plugin", "test-hook-trap"), ("vhost", "localhost")], 1.0).await;
+    wait_metric(ports, "lilt_plugin_disabled", &[("plugin", "test-hooks"), ("vhost", "localhost")], 1.0).await;
     let m = scrape(ports).await;
-    let traps = sample(&m, "lilt_plugin_traps_total", &[("plugin", "test-hook-trap"), ("vhost", "localhost")]);
+    let traps = sample(&m, "lilt_plugin_traps_total", &[("plugin", "test-hooks"), ("vhost", "localhost")]);
     assert!(traps >= 5.0, "{traps} traps");
     let log = server.log();
-    assert!(log.contains("Plugin trapped") && log.contains("test-hook-trap"), "trap not logged with the plugin's name");
+    assert!(log.contains("Plugin trapped") && log.contains("test-hooks"), "trap not logged with the plugin's name");
 }

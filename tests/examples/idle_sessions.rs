@@ -7,56 +7,22 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "load/mod.rs"]
+mod load;
+
+use load::{rss_kib, tcp_login};
+
 use futures::{SinkExt as _, StreamExt as _};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 enum Session {
     Tcp(TcpStream),
     Ws(Box<tokio_tungstenite::WebSocketStream<TcpStream>>),
-}
-
-async fn read_until(tcp: &mut TcpStream, needle: &str) -> anyhow::Result<()> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !String::from_utf8_lossy(&buf).contains(needle) {
-        let n = tcp.read(&mut chunk).await?;
-        anyhow::ensure!(n > 0, "closed");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Ok(())
-}
-
-async fn tcp_login(addr: &str, domain: &str) -> anyhow::Result<Session> {
-    let mut tcp = TcpStream::connect(addr).await?;
-    let open = format!(
-        "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='{domain}' version='1.0'>"
-    );
-    tcp.write_all(open.as_bytes()).await?;
-    read_until(&mut tcp, "</stream:features>").await?;
-    tcp.write_all(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>")
-        .await?;
-    read_until(&mut tcp, "success").await?;
-    tcp.write_all(open.as_bytes()).await?;
-    read_until(&mut tcp, "</stream:features>").await?;
-    tcp.write_all(b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
-        .await?;
-    read_until(&mut tcp, "</iq>").await?;
-    Ok(Session::Tcp(tcp))
 }
 
 async fn expect_ws(
@@ -119,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
                 if kind == "ws" {
                     ws_login(&addr, &domain).await
                 } else {
-                    tcp_login(&addr, &domain).await
+                    tcp_login(&addr, &domain).await.map(Session::Tcp)
                 }
             }
         })

@@ -3,14 +3,17 @@
 //! order; stanzas they send and timers they set are collected and handed back to the router.
 //!
 //! Shell (wasmtime calls made from the router's owner task, each bounded by the plugin call
-//! deadline). Invariants: a hook that traps, times out or is disabled fails open (`Pass`),
+//! deadline). Unlike auth calls, which get a fresh store each, a hook plugin keeps one live
+//! instance per vhost (configured once; replaced after a trap or `RECYCLE_AFTER` calls): the
+//! router calls hooks on every subscribed stanza, and instantiation costs ~50x the call.
+//! Invariants: a hook that traps, times out or is disabled fails open (`Pass`),
 //! logged with the plugin's name; a component plugin that traps drops that one stanza; a
 //! plugin's sends are confined to its vhost, MUC and component domains (host_api.rs); at most
 //! `MAX_PENDING_TIMERS` timers per plugin. Tests: tests/all/hooks.rs with real plugins.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use wasmtime::Store;
@@ -29,6 +32,16 @@ use crate::xml::{Element, Limits, ns, parse_element};
 
 /// Timers one plugin may have pending.
 const MAX_PENDING_TIMERS: usize = 1024;
+/// Calls after which a live instance is replaced by a fresh one (bounds what a leaking guest
+/// can accumulate; the memory cap bounds it in between).
+const RECYCLE_AFTER: u32 = 10_000;
+
+/// A live instance and its store, reused across calls.
+struct Live<I> {
+    store: Store<State>,
+    inst: I,
+    calls: u32,
+}
 
 /// A loaded hook and/or component plugin of one vhost.
 pub struct HookPlugin {
@@ -38,6 +51,8 @@ pub struct HookPlugin {
     component: Option<(ComponentPre<State>, String)>,
     subscriptions: Vec<(wit::EventKind, i32)>,
     identity: Option<(String, String)>,
+    live_hooks: Mutex<Option<Live<Hooks>>>,
+    live_component: Mutex<Option<Live<Component>>>,
 }
 
 impl std::fmt::Debug for HookPlugin {
@@ -103,6 +118,8 @@ impl PluginEngine {
             component,
             subscriptions: Vec::new(),
             identity: None,
+            live_hooks: Mutex::new(None),
+            live_component: Mutex::new(None),
         };
         if plugin.hooks.is_some() {
             let (subs, _) = plugin.call_hooks(|h, s| h.lilt_plugin_hook_handler().call_subscriptions(s))?;
@@ -140,6 +157,48 @@ impl HookPlugin {
             .map(|(_, p)| *p)
     }
 
+    /// Run `f` on the live instance in `slot`, instantiating (and configuring) one first if
+    /// there is none. The instance is dropped after a trap or `RECYCLE_AFTER` calls.
+    fn with_live<I, R>(
+        &self,
+        slot: &Mutex<Option<Live<I>>>,
+        make: impl FnOnce(&mut Store<State>) -> wasmtime::Result<Result<I, String>>,
+        f: impl FnOnce(&I, &mut Store<State>) -> wasmtime::Result<R>,
+    ) -> Result<(R, Effects), PluginError> {
+        self.sandbox.admit()?;
+        let mut guard = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut live = match guard.take() {
+            Some(live) => live,
+            None => {
+                let mut store = self.sandbox.new_store();
+                self.sandbox.arm(&mut store);
+                let made = make(&mut store);
+                match self.sandbox.settle(&mut store, made)? {
+                    (Ok(inst), _) => Live {
+                        store,
+                        inst,
+                        calls: 0,
+                    },
+                    (Err(message), _) => {
+                        return Err(PluginError::Config {
+                            plugin: self.name().to_owned(),
+                            message,
+                        });
+                    }
+                }
+            }
+        };
+        self.sandbox.arm(&mut live.store);
+        let result = f(&live.inst, &mut live.store);
+        let ok = result.is_ok();
+        let out = self.sandbox.settle(&mut live.store, result);
+        if ok && live.calls < RECYCLE_AFTER {
+            live.calls += 1;
+            *guard = Some(live);
+        }
+        out
+    }
+
     fn call_hooks<T>(
         &self,
         f: impl FnOnce(&Hooks, &mut Store<State>) -> wasmtime::Result<T>,
@@ -151,27 +210,19 @@ impl HookPlugin {
             });
         };
         let vhost = self.sandbox.vhost.clone();
-        let component = self.component.as_ref().map(|(_, d)| d.as_str());
-        let (r, effects) = self.sandbox.run(|store| {
-            let hooks = pre.instantiate(&mut *store)?;
-            if let Err(message) = hooks.lilt_plugin_hook_handler().call_configure(
-                &mut *store,
-                &vhost,
-                component,
-                &self.settings_json,
-            )?
-            {
-                return Ok(Err(message));
-            }
-            Ok(Ok(f(&hooks, store)?))
-        })?;
-        match r {
-            Ok(v) => Ok((v, effects)),
-            Err(message) => Err(PluginError::Config {
-                plugin: self.name().to_owned(),
-                message,
-            }),
-        }
+        let component = self.component.as_ref().map(|(_, d)| d.clone());
+        let settings = self.settings_json.clone();
+        self.with_live(
+            &self.live_hooks,
+            move |store| {
+                let hooks = pre.instantiate(&mut *store)?;
+                Ok(hooks
+                    .lilt_plugin_hook_handler()
+                    .call_configure(&mut *store, &vhost, component.as_deref(), &settings)?
+                    .map(|()| hooks))
+            },
+            f,
+        )
     }
 
     fn call_component<T>(
@@ -184,23 +235,18 @@ impl HookPlugin {
                 source: anyhow::anyhow!("not a component plugin"),
             });
         };
-        let (r, effects) = self.sandbox.run(|store| {
-            let c = pre.instantiate(&mut *store)?;
-            if let Err(message) = c
-                .lilt_plugin_component_handler()
-                .call_configure(&mut *store, domain, &self.settings_json)?
-            {
-                return Ok(Err(message));
-            }
-            Ok(Ok(f(&c, store)?))
-        })?;
-        match r {
-            Ok(v) => Ok((v, effects)),
-            Err(message) => Err(PluginError::Config {
-                plugin: self.name().to_owned(),
-                message,
-            }),
-        }
+        let settings = self.settings_json.clone();
+        self.with_live(
+            &self.live_component,
+            move |store| {
+                let c = pre.instantiate(&mut *store)?;
+                Ok(c
+                    .lilt_plugin_component_handler()
+                    .call_configure(&mut *store, domain, &settings)?
+                    .map(|()| c))
+            },
+            f,
+        )
     }
 }
 

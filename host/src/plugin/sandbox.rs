@@ -89,11 +89,26 @@ impl Sandbox {
         &self,
         f: impl FnOnce(&mut Store<State>) -> wasmtime::Result<T>,
     ) -> Result<(T, Effects), PluginError> {
-        let plugin = self.name.to_string();
+        self.admit()?;
+        let mut store = self.new_store();
+        self.arm(&mut store);
+        let result = f(&mut store);
+        self.settle(&mut store, result)
+    }
+
+    /// Refuse calls while disabled; count the call otherwise.
+    pub(super) fn admit(&self) -> Result<(), PluginError> {
         if self.is_disabled() {
-            return Err(PluginError::Disabled { plugin });
+            return Err(PluginError::Disabled {
+                plugin: self.name.to_string(),
+            });
         }
         self.calls_total.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// A fresh store with the memory cap and the import state.
+    pub(super) fn new_store(&self) -> Store<State> {
         let limits = self.engine.limits().clone();
         let state = State {
             vhost: self.vhost.clone(),
@@ -114,8 +129,6 @@ impl Sandbox {
         };
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limits);
-        let ticks = (limits.call_timeout.as_millis() / TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
         // Time spent in host imports is given back; anything else past the deadline traps.
         store.epoch_deadline_callback(|mut ctx| {
             let credit = std::mem::take(&mut ctx.data_mut().import_time);
@@ -126,7 +139,24 @@ impl Sandbox {
                 Err(wasmtime::Error::msg("call exceeded its time limit"))
             }
         });
-        match f(&mut store) {
+        store
+    }
+
+    /// Give the store a full call deadline.
+    pub(super) fn arm(&self, store: &mut Store<State>) {
+        let limits = self.engine.limits();
+        let ticks = (limits.call_timeout.as_millis() / TICK.as_millis()).max(1) as u64;
+        store.data_mut().import_time = Duration::ZERO;
+        store.set_epoch_deadline(ticks);
+    }
+
+    /// The call's outcome: its value and effects, or a counted and logged trap.
+    pub(super) fn settle<T>(
+        &self,
+        store: &mut Store<State>,
+        result: wasmtime::Result<T>,
+    ) -> Result<(T, Effects), PluginError> {
+        match result {
             Ok(v) => Ok((v, std::mem::take(&mut store.data_mut().effects))),
             Err(source) => {
                 let source = super::wasm_err(source);
@@ -141,7 +171,10 @@ impl Sandbox {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .push_back(Instant::now());
-                Err(PluginError::Trap { plugin, source })
+                Err(PluginError::Trap {
+                    plugin: self.name.to_string(),
+                    source,
+                })
             }
         }
     }
