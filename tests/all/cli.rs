@@ -103,3 +103,33 @@ async fn changes_reach_a_running_server() {
         "deleted account still logs in"
     );
 }
+
+/// Every configuration in `examples/` passes `lilt check-config`, which loads and configures
+/// each plugin it names (run with the data folder and plugin folder pointed at the test's).
+#[test]
+fn example_configs_check() {
+    let dir = crate::harness::workspace_root().join("examples");
+    let tmp = crate::harness::TempDir::new();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("examples/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        let text = text.replace(
+            "data_dir = \"../lilt-data\"",
+            &format!(
+                "data_dir = {:?}\nplugin_dir = {:?}",
+                tmp.path().join("data"),
+                crate::harness::plugin_dir()
+            ),
+        );
+        let copy = tmp.path().join(path.file_name().expect("name"));
+        std::fs::write(&copy, text).expect("write");
+        let out = crate::harness::run_cli(&["check-config", copy.to_str().expect("utf-8")], "");
+        assert!(out.success(), "{}: {out:?}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 3, "only {checked} example configs found");
+}

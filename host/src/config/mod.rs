@@ -825,6 +825,40 @@ mod tests {
     }
 
     #[test]
+    fn muc_and_plugins() {
+        let v = |extra: &str| {
+            format!("{MIN}[[vhosts]]\ndomain = \"meet.x\"\nauth = {{ plugin = \"p\" }}\n{extra}")
+        };
+        let c = Config::parse(
+            &v("[vhosts.muc]\ndomain = \"conference.meet.x\"\nroom_creators = [\"meet.x\"]\n\
+                admins = [\"focus@auth.meet.x\"]\n[[vhosts.plugins]]\nplugin = \"speakerstats\"\n\
+                component = \"speakerstats.meet.x\"\n[[vhosts.plugins]]\nplugin = \"branding\"\n\
+                settings = { welcome_message = \"hi\" }\n"),
+            Path::new("/base"),
+        )
+        .expect("valid");
+        let muc = c.vhosts[0].muc.as_ref().expect("muc");
+        assert_eq!(muc.domain, "conference.meet.x");
+        assert_eq!(muc.vhost, "meet.x");
+        assert!(muc.destroy_when_empty && !muc.lock_new_rooms);
+        assert_eq!(c.vhosts[0].plugins.len(), 2);
+        assert_eq!(c.vhosts[0].plugins[0].component.as_deref(), Some("speakerstats.meet.x"));
+        assert!(c.vhosts[0].plugins[1].path.ends_with("branding.wasm"));
+        assert_eq!(c.vhosts[0].plugins[1].settings["welcome_message"], "hi");
+
+        let e = err(&v("[vhosts.muc]\ndomain = \"c.x\"\nroom_creators = [\"other.x\"]\n"));
+        assert!(e.starts_with("vhosts[0].muc.room_creators:"), "{e}");
+        let e = err(&v("[vhosts.muc]\ndomain = \"c.x\"\nadmins = [\"focus@auth.x/r\"]\n"));
+        assert!(e.starts_with("vhosts[0].muc.admins:"), "{e}");
+        let e = err(&v("[vhosts.muc]\ndomain = \"meet.x\"\n"));
+        assert!(e.starts_with("vhosts[0].muc.domain:"), "{e}");
+        let e = err(&v("[[vhosts.plugins]]\nplugin = \"a b\"\n"));
+        assert!(e.starts_with("vhosts[0].plugins[0].plugin:"), "{e}");
+        let e = err(&v("[[vhosts.plugins]]\nplugin = \"s\"\ncomponent = \"meet.x\"\n"));
+        assert!(e.starts_with("vhosts[0].plugins[0].component:"), "{e}");
+    }
+
+    #[test]
     fn duplicate_domains_refused() {
         let e = err(&format!(
             "{MIN}[[vhosts]]\ndomain = \"a.example\"\nauth = {{ plugin = \"p\" }}\n\
