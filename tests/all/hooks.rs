@@ -191,3 +191,19 @@ async fn a_trapping_hook_fails_open_and_is_disabled() {
     let log = server.log();
     assert!(log.contains("Plugin trapped") && log.contains("test-hooks"), "trap not logged with the plugin's name");
 }
+
+#[tokio::test]
+async fn plugin_timers_fire_and_sends_stay_in_the_plugins_domains() {
+    let vhost = Vhost::anonymous("localhost")
+        .with("[[vhosts.plugins]]\nplugin = \"test-hooks\"\nsettings = { mode = \"timer\" }");
+    let server = Setup::new(TestConfig::new(vec![vhost])).start();
+    let mut a = Peer::anonymous(&server, "localhost").await;
+    let asked = std::time::Instant::now();
+    a.send("<message to='localhost' type='chat'><body>timer 300</body></message>").await;
+    // The forged stanza never arrives; the timer's answer does, no sooner than asked.
+    a.expect("<message from='localhost' to='{me}'><body>timer fired</body></message>").await;
+    assert!(asked.elapsed() >= std::time::Duration::from_millis(300), "fired after {:?}", asked.elapsed());
+    a.expect_silence().await;
+    let m = scrape(server.ports()).await;
+    assert_eq!(sample(&m, "lilt_plugin_traps_total", &[("plugin", "test-hooks"), ("vhost", "localhost")]), 0.0, "the forged send was accepted");
+}
