@@ -61,7 +61,7 @@ pub enum MucEvent<'a> {
         /// Who is creating it.
         creator: &'a Jid,
     },
-    /// A room was created.
+    /// A room was created (its first occupant is admitted; `OccupantJoined` follows).
     RoomCreated(&'a RoomInfo),
     /// A room was destroyed.
     RoomDestroyed(&'a RoomInfo),

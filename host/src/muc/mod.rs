@@ -345,8 +345,6 @@ impl MucService {
         if created {
             if outcome.is_err() || self.rooms.get(key).is_some_and(|r| r.occupants.is_empty()) {
                 self.rooms.remove(key);
-            } else if let Some(room) = self.rooms.get(key) {
-                ext.muc(&vhost, &MucEvent::RoomCreated(&room.info()));
             }
         }
         outcome
@@ -461,6 +459,9 @@ impl MucService {
         out.push(Routed::Stanza(subject));
         let info = room.occupant_info(&occupant);
         room.occupants.push(occupant);
+        if created {
+            ext.muc(&vhost, &MucEvent::RoomCreated(&room.info()));
+        }
         ext.muc(
             &vhost,
             &MucEvent::OccupantJoined {

@@ -202,5 +202,5 @@ fn hooks_see_events_and_decide_joins() {
         0,
         &mut rec,
     );
-    assert_eq!(rec.0, ["x:pre-create", "x:pre-join", "x:joined", "x:created", "x:left", "x:destroyed"]);
+    assert_eq!(rec.0, ["x:pre-create", "x:pre-join", "x:created", "x:joined", "x:left", "x:destroyed"]);
 }

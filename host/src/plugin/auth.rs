@@ -451,10 +451,11 @@ mod tests {
 
     #[tokio::test]
     async fn timeout_traps_and_disables() {
-        // PBKDF2 of three credentials takes far more than 1 ms: with a 1-tick budget the call
-        // traps, and after `max_traps` the plugin is disabled.
+        // PBKDF2 with 400 000 iterations for three credentials takes seconds: with a 200 ms
+        // budget the call traps (loading, a few ms, fits even on a busy machine), and after
+        // `max_traps` the plugin is disabled.
         let limits = PluginLimits {
-            call_timeout: TICK,
+            call_timeout: 20 * TICK,
             max_traps: 2,
             ..PluginLimits::default()
         };

@@ -127,10 +127,14 @@ pub async fn run(mut router: Router, mut rx: mpsc::Receiver<RouterCmd>, metrics:
         match cmd {
             RouterCmd::Route(stanza) => {
                 metrics.stanza_routed();
+                // Messages never change rooms; skip the recount on the hot path.
+                let recount = stanza.name() != "message";
                 let deliveries = router.route_inbound(stanza);
                 deliver(&mut router, &mailboxes, deliveries, &metrics);
-                let (rooms, occupants) = router.muc_counts();
-                metrics.set_muc(rooms, occupants);
+                if recount {
+                    let (rooms, occupants) = router.muc_counts();
+                    metrics.set_muc(rooms, occupants);
+                }
             }
             RouterCmd::Bind {
                 jid,

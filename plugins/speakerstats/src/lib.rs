@@ -2,8 +2,8 @@
 //! glue only; the policy is in policy.rs.
 //!
 //! World: `lilt:plugin/hooks-and-component` (component `speakerstats.DOMAIN`, identity
-//! `component/speakerstats`; subscribes to `occupant-joined`, `occupant-left`,
-//! `room-destroyed`). Settings: none.
+//! `component/speakerstats`; subscribes to `room-created`, `occupant-joined`,
+//! `occupant-left`, `room-destroyed`). Settings: none.
 
 pub mod policy;
 
@@ -38,7 +38,12 @@ mod bindings {
             Ok(())
         }
         fn subscriptions() -> Vec<Subscription> {
-            [EventKind::OccupantJoined, EventKind::OccupantLeft, EventKind::RoomDestroyed]
+            [
+                EventKind::RoomCreated,
+                EventKind::OccupantJoined,
+                EventKind::OccupantLeft,
+                EventKind::RoomDestroyed,
+            ]
                 .into_iter()
                 .map(|kind| Subscription { kind, priority: 0 })
                 .collect()
@@ -56,7 +61,10 @@ mod bindings {
                         super::policy::left(&BoundHost, &room(e.room), &occupant(e.occupant), &p);
                     }
                 }
-                Event::RoomDestroyed(r) => super::policy::destroyed(&BoundHost, &room(r)),
+                // A new room starts clean, even if a crash left a namesake's state behind.
+                Event::RoomCreated(r) | Event::RoomDestroyed(r) => {
+                    super::policy::destroyed(&BoundHost, &room(r))
+                }
                 _ => {}
             }
             verdict(lilt_plugin_sdk::hooks::Verdict::Pass)
