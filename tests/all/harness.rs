@@ -128,10 +128,13 @@ impl Drop for TempDir {
     }
 }
 
-/// A loopback port that was free a moment ago.
-pub(crate) fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
+/// `N` distinct loopback ports that were free a moment ago: the listeners are held until all
+/// are chosen, so the kernel cannot hand out the same port twice.
+pub(crate) fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().expect("local addr").port())
 }
 
 /// One `[[vhosts]]` entry.
@@ -368,12 +371,13 @@ impl Setup {
     /// Write `config` to `<tmp>/lilt.toml` with fresh ports.
     pub(crate) fn new(config: TestConfig) -> Setup {
         let dir = TempDir::new();
+        let ports = free_ports::<5>();
         let ports = Ports {
-            c2s: free_port(),
-            direct_tls: free_port(),
-            component: free_port(),
-            http: free_port(),
-            https: free_port(),
+            c2s: ports[0],
+            direct_tls: ports[1],
+            component: ports[2],
+            http: ports[3],
+            https: ports[4],
         };
         let config_path = dir.path().join("lilt.toml");
         let text = render_config(&config, &dir.path().join("data"), &plugin_dir(), ports);

@@ -132,8 +132,10 @@ async fn speakerstats_conference_duration_and_branding_in_one_room() {
     assert_eq!(stats["type"], "speakerstats");
     let alice_ms = stats["users"]["a"]["totalDominantSpeakerTime"].as_u64().expect("alice");
     let bob_ms = stats["users"]["b"]["totalDominantSpeakerTime"].as_u64().expect("bob");
-    assert!((400..5_000).contains(&alice_ms), "alice spoke {alice_ms} ms");
-    assert!((200..5_000).contains(&bob_ms), "bob is speaking ({bob_ms} ms so far)");
+    // Alice's turn lasted from her report to Bob's (sent 400 ms apart); Bob's is still running
+    // (about 200 ms when Carol joined). The bounds allow for scheduling on a busy machine.
+    assert!((300..10_000).contains(&alice_ms), "alice spoke {alice_ms} ms");
+    assert!((100..10_000).contains(&bob_ms), "bob is speaking ({bob_ms} ms so far)");
     assert_eq!(stats["users"]["a"]["displayName"], "Alice (Acme)");
 
     // The brand, for the meeting page.
