@@ -26,7 +26,7 @@ else
 fi
 
 # Plugin policy logic and the SDK, natively.
-cargo test -p auth-internal -p lilt-plugin-sdk
+cargo test -p auth-internal -p lilt-plugin-sdk -p speakerstats -p conference-duration -p branding
 
 # XML splitter fuzz smoke run (bounded: 20000 inputs). Dev profile on purpose: it reuses the
 # host's compiled dependencies in target/ and keeps debug assertions and overflow checks on.

@@ -1,0 +1,502 @@
+//! A load generator for any XMPP server (Lilt, Prosody, …) over plain TCP or WebSocket:
+//! login storms (ANONYMOUS, SCRAM-SHA-1), idle sessions, MUC rooms where every occupant sends
+//! at a set rate, and a Jitsi-style presence storm (1 KB presences with the extensions the
+//! Jitsi client sends, re-sent as mute state changes). Records per-operation latency
+//! (p50/p90/p99), throughput, errors and, given the server's pid, its CPU time and memory from
+//! /proc. Prints one JSON line. Every scenario is bounded in count and time and stops by itself.
+//!
+//! Usage: loadgen <scenario> --addr HOST:PORT --domain D [options]
+//!   scenarios: login-anon | login-scram | idle | muc | presence
+//!   --transport tcp|ws      (ws uses --ws-url, default ws://ADDR/xmpp-websocket)
+//!   --count N               logins or idle sessions (default 1000)
+//!   --concurrency C         logins in flight (default 50)
+//!   --users U --password P  SCRAM accounts PREFIX0..PREFIX{U-1} (--user-prefix, default "u")
+//!   --muc DOMAIN --rooms R --occupants O --rate MSGS_PER_OCCUPANT_PER_S --seconds S
+//!   --pid PID --label NAME  the server's pid (for CPU and memory) and a name for the output
+
+#[path = "load/mod.rs"]
+mod load;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use tokio::sync::Mutex;
+
+use load::{Auth, Conn, cpu_seconds, rss_kib};
+
+/// No scenario runs longer than this, whatever it is asked.
+const HARD_LIMIT: Duration = Duration::from_secs(300);
+/// Longest login or join.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Opts(HashMap<String, String>);
+
+impl Opts {
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str)
+    }
+    fn num<T: std::str::FromStr>(&self, k: &str, default: T) -> anyhow::Result<T> {
+        match self.get(k) {
+            Some(v) => v.parse().map_err(|_| anyhow::anyhow!("--{k}: {v:?} is not a number")),
+            None => Ok(default),
+        }
+    }
+}
+
+/// Latencies in µs.
+#[derive(Default)]
+struct Samples(Vec<u32>);
+
+impl Samples {
+    fn pct(&mut self, p: f64) -> f64 {
+        if self.0.is_empty() {
+            return 0.0;
+        }
+        self.0.sort_unstable();
+        let i = ((self.0.len() as f64 * p).ceil() as usize).clamp(1, self.0.len()) - 1;
+        f64::from(self.0[i]) / 1000.0
+    }
+}
+
+struct Ctx {
+    opts: Opts,
+    addr: String,
+    domain: String,
+    epoch: Instant,
+}
+
+impl Ctx {
+    async fn connect(&self) -> anyhow::Result<Conn> {
+        if self.opts.get("transport") == Some("ws") {
+            let url = self
+                .opts
+                .get("ws-url")
+                .map_or_else(|| format!("ws://{}/xmpp-websocket", self.addr), str::to_owned);
+            Conn::ws(&url).await
+        } else {
+            Conn::tcp(&self.addr).await
+        }
+    }
+
+    async fn login(&self, auth: &Auth) -> anyhow::Result<(Conn, String)> {
+        let mut c = tokio::time::timeout(STEP_TIMEOUT, self.connect()).await??;
+        let jid = tokio::time::timeout(STEP_TIMEOUT, c.login(&self.domain, auth)).await??;
+        Ok((c, jid))
+    }
+
+    fn micros(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+}
+
+#[derive(serde::Serialize, Default)]
+struct Report {
+    scenario: String,
+    label: String,
+    transport: String,
+    ops: u64,
+    errors: u64,
+    seconds: f64,
+    ops_per_second: f64,
+    p50_ms: f64,
+    p90_ms: f64,
+    p99_ms: f64,
+    server_cpu_seconds: f64,
+    server_cpu_us_per_op: f64,
+    server_rss_kib_per_session: f64,
+    note: String,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let scenario = args.next().unwrap_or_default();
+    let mut map = HashMap::new();
+    while let Some(k) = args.next() {
+        let key = k
+            .strip_prefix("--")
+            .ok_or_else(|| anyhow::anyhow!("expected --option, got {k:?}"))?;
+        let v = args
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("--{key} needs a value"))?;
+        map.insert(key.to_owned(), v);
+    }
+    let opts = Opts(map);
+    let ctx = Arc::new(Ctx {
+        addr: opts
+            .get("addr")
+            .ok_or_else(|| anyhow::anyhow!("--addr is required"))?
+            .to_owned(),
+        domain: opts
+            .get("domain")
+            .ok_or_else(|| anyhow::anyhow!("--domain is required"))?
+            .to_owned(),
+        opts,
+        epoch: Instant::now(),
+    });
+    let pid: Option<u32> = ctx.opts.get("pid").map(str::parse).transpose()?;
+    let cpu0 = pid.map_or(0.0, cpu_seconds);
+    let run = async {
+        match scenario.as_str() {
+            "login-anon" => logins(&ctx, false).await,
+            "login-scram" => logins(&ctx, true).await,
+            "idle" => idle(&ctx, pid).await,
+            "muc" => room_traffic(&ctx, false).await,
+            "presence" => room_traffic(&ctx, true).await,
+            other => anyhow::bail!(
+                "unknown scenario {other:?}: login-anon, login-scram, idle, muc or presence"
+            ),
+        }
+    };
+    let mut report = tokio::time::timeout(HARD_LIMIT, run)
+        .await
+        .map_err(|_| anyhow::anyhow!("scenario exceeded {HARD_LIMIT:?}"))??;
+    report.scenario = scenario;
+    report.label = ctx.opts.get("label").unwrap_or("server").to_owned();
+    report.transport = ctx.opts.get("transport").unwrap_or("tcp").to_owned();
+    if let Some(pid) = pid {
+        if report.server_cpu_seconds == 0.0 {
+            report.server_cpu_seconds = cpu_seconds(pid) - cpu0;
+        }
+        report.server_cpu_us_per_op = report.server_cpu_seconds * 1e6 / report.ops.max(1) as f64;
+    }
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// `count` logins with `concurrency` in flight; each ends its stream once bound.
+async fn logins(ctx: &Arc<Ctx>, scram: bool) -> anyhow::Result<Report> {
+    let count: u64 = ctx.opts.num("count", 1000)?;
+    let concurrency: usize = ctx.opts.num("concurrency", 50)?;
+    let users: u64 = ctx.opts.num("users", 1)?;
+    let prefix = ctx.opts.get("user-prefix").unwrap_or("u").to_owned();
+    let password = ctx.opts.get("password").unwrap_or("").to_owned();
+    let started = Instant::now();
+    let mut samples = Samples::default();
+    let mut errors = 0;
+    let mut first_error = String::new();
+    let mut results = futures::stream::iter(0..count)
+        .map(|i| {
+            let ctx = ctx.clone();
+            let auth = if scram {
+                Auth::ScramSha1 {
+                    user: format!("{prefix}{}", i % users.max(1)),
+                    password: password.clone(),
+                }
+            } else {
+                Auth::Anonymous
+            };
+            async move {
+                let t = Instant::now();
+                let (conn, _) = ctx.login(&auth).await?;
+                let took = t.elapsed();
+                conn.close().await;
+                anyhow::Ok(took)
+            }
+        })
+        .buffer_unordered(concurrency);
+    while let Some(r) = results.next().await {
+        match r {
+            Ok(d) => samples.0.push(d.as_micros() as u32),
+            Err(e) => {
+                errors += 1;
+                if first_error.is_empty() {
+                    first_error = format!("{e:#}");
+                }
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let ops = samples.0.len() as u64;
+    Ok(Report {
+        ops,
+        errors,
+        seconds: secs,
+        ops_per_second: ops as f64 / secs,
+        p50_ms: samples.pct(0.50),
+        p90_ms: samples.pct(0.90),
+        p99_ms: samples.pct(0.99),
+        note: first_error,
+        ..Report::default()
+    })
+}
+
+/// `count` anonymous sessions held idle; memory per session from the server's RSS.
+async fn idle(ctx: &Arc<Ctx>, pid: Option<u32>) -> anyhow::Result<Report> {
+    let count: u64 = ctx.opts.num("count", 1000)?;
+    let concurrency: usize = ctx.opts.num("concurrency", 50)?;
+    let rss0 = pid.map_or(0, rss_kib);
+    let started = Instant::now();
+    let mut held = Vec::new();
+    let mut errors = 0;
+    let mut results = futures::stream::iter(0..count)
+        .map(|_| {
+            let ctx = ctx.clone();
+            async move { ctx.login(&Auth::Anonymous).await }
+        })
+        .buffer_unordered(concurrency);
+    while let Some(r) = results.next().await {
+        match r {
+            Ok((c, _)) => held.push(c),
+            Err(_) => errors += 1,
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss1 = pid.map_or(0, rss_kib);
+    let n = held.len() as u64;
+    for c in held {
+        c.close().await;
+    }
+    Ok(Report {
+        ops: n,
+        errors,
+        seconds: secs,
+        ops_per_second: n as f64 / secs,
+        server_rss_kib_per_session: rss1.saturating_sub(rss0) as f64 / n.max(1) as f64,
+        note: format!("server RSS {rss0} KiB -> {rss1} KiB"),
+        ..Report::default()
+    })
+}
+
+/// 1 KB of what a Jitsi client puts in its MUC presence (jitsi-protocol §3.3), with the send
+/// time in a `jitsi_participant_*` property (relayed verbatim like the rest).
+fn jitsi_presence(to: &str, muted: bool, stamp: u64, join: bool) -> String {
+    let x = if join { "<x xmlns='http://jabber.org/protocol/muc'/>" } else { "" };
+    format!(
+        "<presence to='{to}'>{x}<stats-id>Bench-Occupant-{stamp}</stats-id>\
+         <region xmlns='http://jitsi.org/jitsi-meet' id='eu-west'/>\
+         <c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://jitsi.org/jitsi-meet' ver='cvjWXufsg4xT62Ec2mlATkFZ9lk='/>\
+         <features><feature var='https://jitsi.org/meet/e2ee'/><feature var='urn:xmpp:jingle:apps:rtp:audio'/><feature var='urn:xmpp:jingle:apps:rtp:video'/></features>\
+         <jitsi_participant_codecList>vp9,vp8,h264,av1</jitsi_participant_codecList>\
+         <nick xmlns='http://jabber.org/protocol/nick'>Benchmark participant</nick>\
+         <audiomuted>{muted}</audiomuted><videomuted>false</videomuted><videoType>camera</videoType>\
+         <SourceInfo>{{\"b1c2d3e4-a0\":{{\"muted\":{muted}}},\"b1c2d3e4-v0\":{{\"muted\":false,\"videoType\":\"camera\"}}}}</SourceInfo>\
+         <jitsi_participant_e2ee.enabled>false</jitsi_participant_e2ee.enabled>\
+         <jitsi_participant_lg>lg:{stamp};</jitsi_participant_lg>\
+         <flip_device/><jitsi_participant_region>eu-west</jitsi_participant_region></presence>"
+    )
+}
+
+/// `rooms` rooms of `occupants`; each occupant sends `rate` stanzas a second for `seconds`
+/// (groupchat messages, or full Jitsi presences toggling mute). Latency is measured from the
+/// send time stamped into each stanza (`lg:µs;`) to its arrival at every occupant.
+async fn room_traffic(ctx: &Arc<Ctx>, presence: bool) -> anyhow::Result<Report> {
+    let muc = ctx
+        .opts
+        .get("muc")
+        .ok_or_else(|| anyhow::anyhow!("--muc is required"))?
+        .to_owned();
+    let rooms: usize = ctx.opts.num("rooms", 1)?;
+    let occupants: usize = ctx.opts.num("occupants", 10)?;
+    let rate: f64 = ctx.opts.num("rate", 1.0)?;
+    let seconds: f64 = ctx.opts.num("seconds", 10.0)?;
+    let concurrency: usize = ctx.opts.num("concurrency", 50)?;
+    anyhow::ensure!(rate > 0.0 && seconds > 0.0 && seconds <= 120.0, "--rate > 0, 0 < --seconds <= 120");
+    let tag = std::process::id();
+
+    // Join everyone, room by room, occupant by occupant (each join waits for its subject).
+    let mut members = Vec::new();
+    for r in 0..rooms {
+        let room = format!("load{tag}-{r}@{muc}");
+        let joined = futures::stream::iter(0..occupants)
+            .map(|o| {
+                let (ctx, room) = (ctx.clone(), room.clone());
+                async move {
+                    let (mut c, _) = ctx.login(&Auth::Anonymous).await?;
+                    let to = format!("{room}/o{o}");
+                    let join = if presence {
+                        jitsi_presence(&to, false, 0, true)
+                    } else {
+                        format!("<presence to='{to}'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+                    };
+                    c.send(&join).await?;
+                    tokio::time::timeout(STEP_TIMEOUT, c.read_until("</subject>")).await.or_else(|_| {
+                        anyhow::bail!("no subject after joining {room}")
+                    })??;
+                    anyhow::Ok((room.clone(), to, c))
+                }
+            })
+            .buffer_unordered(concurrency.min(occupants).max(1))
+            .collect::<Vec<_>>()
+            .await;
+        for j in joined {
+            members.push(j?);
+        }
+    }
+    // Let the join presences settle before measuring.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid: Option<u32> = ctx.opts.get("pid").map(str::parse).transpose()?;
+    let cpu0 = pid.map_or(0.0, cpu_seconds);
+
+    let sent = Arc::new(AtomicU64::new(0));
+    let received = Arc::new(AtomicU64::new(0));
+    let samples = Arc::new(Mutex::new(Samples::default()));
+    let started = Instant::now();
+    let stop_sending = started + Duration::from_secs_f64(seconds);
+    // Receivers keep reading a little after the last send, for stanzas in flight.
+    let stop_reading = stop_sending + Duration::from_secs(5);
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let mut tasks = Vec::new();
+    let n = members.len();
+    for (i, (room, to, conn)) in members.into_iter().enumerate() {
+        let (ctx, sent, received, samples) = (ctx.clone(), sent.clone(), received.clone(), samples.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut rd, mut wr) = split(conn);
+            let reader = {
+                let (ctx, received, samples) = (ctx.clone(), received.clone(), samples.clone());
+                tokio::spawn(async move {
+                    let mut local = Vec::new();
+                    let mut carry: Vec<u8> = Vec::new();
+                    while let Ok(Ok(read)) = tokio::time::timeout_at(stop_reading.into(), rd.recv(&mut carry)).await {
+                        if read == 0 {
+                            break;
+                        }
+                        let now = ctx.micros();
+                        let consumed = scan_stamps(&carry, |t| local.push(now.saturating_sub(t) as u32));
+                        carry.drain(..consumed);
+                    }
+                    received.fetch_add(local.len() as u64, Ordering::Relaxed);
+                    samples.lock().await.0.extend(local);
+                })
+            };
+            // Spread the senders over the interval so the load is even.
+            let offset = interval.mul_f64(i as f64 / n as f64);
+            tokio::time::sleep(offset).await;
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut muted = false;
+            while Instant::now() < stop_sending {
+                tick.tick().await;
+                let stamp = ctx.micros();
+                let stanza = if presence {
+                    muted = !muted;
+                    jitsi_presence(&to, muted, stamp, false)
+                } else {
+                    format!("<message to='{room}' type='groupchat'><body>lg:{stamp}; a chat line of ordinary length</body></message>")
+                };
+                if wr.send(&stanza).await.is_err() {
+                    break;
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+            let _ = reader.await;
+            wr.close().await;
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let cpu = pid.map_or(0.0, cpu_seconds) - cpu0;
+    let secs = started.elapsed().as_secs_f64().min(seconds + 5.0);
+    let sent = sent.load(Ordering::Relaxed);
+    let got = received.load(Ordering::Relaxed);
+    let expected = sent * occupants as u64;
+    let mut s = Arc::try_unwrap(samples)
+        .map_err(|_| anyhow::anyhow!("samples still shared"))?
+        .into_inner();
+    Ok(Report {
+        ops: got,
+        errors: expected.saturating_sub(got),
+        seconds: seconds,
+        ops_per_second: got as f64 / seconds,
+        p50_ms: s.pct(0.50),
+        p90_ms: s.pct(0.90),
+        p99_ms: s.pct(0.99),
+        server_cpu_seconds: cpu,
+        note: format!(
+            "{rooms} room(s) x {occupants} occupants, {rate}/s each for {seconds} s: {sent} sent, {got} of {expected} deliveries in {secs:.1} s"
+        ),
+        ..Report::default()
+    })
+}
+
+/// Call `f` with every complete `lg:µs;` stamp in `buf`; returns how many bytes are done with.
+fn scan_stamps(buf: &[u8], mut f: impl FnMut(u64)) -> usize {
+    let mut i = 0;
+    let mut done = 0;
+    while let Some(pos) = buf[i..].windows(3).position(|w| w == b"lg:") {
+        let start = i + pos + 3;
+        let Some(len) = buf[start..].iter().position(|&b| b == b';') else {
+            return i + pos;
+        };
+        if let Ok(t) = std::str::from_utf8(&buf[start..start + len]).unwrap_or("").parse::<u64>() {
+            f(t);
+        }
+        i = start + len + 1;
+        done = i;
+    }
+    // Keep a possible partial "lg" at the end.
+    done.max(buf.len().saturating_sub(2))
+}
+
+enum Reader {
+    Tcp(tokio::net::tcp::OwnedReadHalf),
+    Ws(futures::stream::SplitStream<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>>),
+}
+
+enum Writer {
+    Tcp(tokio::net::tcp::OwnedWriteHalf),
+    Ws(futures::stream::SplitSink<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, tokio_tungstenite::tungstenite::Message>),
+}
+
+fn split(c: Conn) -> (Reader, Writer) {
+    match c {
+        Conn::Tcp(t) => {
+            let (r, w) = t.into_split();
+            (Reader::Tcp(r), Writer::Tcp(w))
+        }
+        Conn::Ws(ws) => {
+            let (w, r) = ws.split();
+            (Reader::Ws(r), Writer::Ws(w))
+        }
+    }
+}
+
+impl Reader {
+    async fn recv(&mut self, buf: &mut Vec<u8>) -> anyhow::Result<usize> {
+        use tokio::io::AsyncReadExt as _;
+        match self {
+            Reader::Tcp(r) => {
+                let mut chunk = [0u8; 32 * 1024];
+                let n = r.read(&mut chunk).await?;
+                buf.extend_from_slice(&chunk[..n]);
+                Ok(n)
+            }
+            Reader::Ws(r) => loop {
+                match r.next().await {
+                    Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+                        buf.extend_from_slice(t.as_bytes());
+                        return Ok(t.len());
+                    }
+                    Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None => return Ok(0),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                }
+            },
+        }
+    }
+}
+
+impl Writer {
+    async fn send(&mut self, xml: &str) -> anyhow::Result<()> {
+        use futures::SinkExt as _;
+        use tokio::io::AsyncWriteExt as _;
+        match self {
+            Writer::Tcp(w) => w.write_all(xml.as_bytes()).await?,
+            Writer::Ws(w) => w.send(tokio_tungstenite::tungstenite::Message::text(xml.to_owned())).await?,
+        }
+        Ok(())
+    }
+
+    async fn close(mut self) {
+        let end = match self {
+            Writer::Tcp(_) => "</stream:stream>",
+            Writer::Ws(_) => "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>",
+        };
+        let _ = self.send(end).await;
+    }
+}
