@@ -1,21 +1,23 @@
-//! Lilt: one Rust server for the Jitsi Meet backend (today: the XMPP server), with every
-//! operator policy — authentication first — in sandboxed WebAssembly components per vhost.
+//! Lilt: one Rust server for the Jitsi Meet backend (today: the XMPP server with MUC), with
+//! every operator policy (authentication, room hooks, components such as speaker statistics)
+//! in sandboxed WebAssembly components per vhost.
 //!
 //! # Architecture
 //!
 //! Sans-IO protocol cores and a thin tokio shell (docs/architecture.md):
 //!
 //! ```text
-//! socket ─▶ transport (TCP, STARTTLS, direct TLS) ─▶ xml::StreamParser (limits)
+//! socket ─▶ transport (TCP, STARTTLS, direct TLS) or http (WebSocket, BOSH) ─▶ xml / framing
 //!        ─▶ stream::c2s / stream::component (SASL, bind, SM)  ─▶ router task ─▶ mailboxes
-//!                      │ auth questions                                      (one per session)
-//!                      ▼
-//!               plugin::AuthPlugin (wasmtime component, fresh store per call)
+//!                      │ auth questions            hooks, muc::MucService,  (one per session)
+//!                      ▼                           plugin components
+//!               plugin::AuthPlugin, plugin::PluginExtensions (pooled wasmtime instances)
 //! ```
 //!
-//! * **Cores** (`xml`, `sasl`, `stanza`, `stream`, `router`, `config`) take bytes, answers and
+//! * **Cores** (`xml`, `sasl`, `stanza`, `stream`, `bosh`, `router`, `muc`, `hooks`,
+//!   `metrics`, `config`) take bytes, answers and
 //!   time as input and return effects; they never touch a socket, a clock or a task.
-//! * **Shell** (`transport`, `runtime`, `plugin`, `storage`, `admin`) owns sockets, timers,
+//! * **Shell** (`transport`, `http`, `runtime`, `plugin`, `storage`, `admin`) owns sockets, timers,
 //!   wasmtime stores and SQLite. One task per connection, one owner task for the router.
 //!
 //! Every file opens with what it owns, the spec it follows and where it is tested.

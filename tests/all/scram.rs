@@ -53,7 +53,7 @@ impl ScramHash {
         }
     }
 
-    fn hi(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+    pub(crate) fn hi(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
         match self {
             ScramHash::Sha1 => {
                 let mut out = [0u8; 20];
@@ -115,6 +115,20 @@ impl ScramClient {
     /// # Errors
     /// When the server message is malformed or its nonce does not extend ours.
     pub(crate) fn client_final(&mut self, server_first: &str) -> Result<String, String> {
+        let (h, password) = (self.hash, self.password.clone());
+        self.client_final_with(server_first, |salt, i| h.hi(password.as_bytes(), salt, i))
+    }
+
+    /// `client_final` with the salted password from `salted(salt, iterations)`, so a load
+    /// generator can cache it (PBKDF2 is meant to be slow, and would bound the login rate).
+    ///
+    /// # Errors
+    /// As `client_final`.
+    pub(crate) fn client_final_with(
+        &mut self,
+        server_first: &str,
+        salted: impl FnOnce(&[u8], u32) -> Vec<u8>,
+    ) -> Result<String, String> {
         let mut nonce = None;
         let mut salt = None;
         let mut iterations = None;
@@ -142,7 +156,7 @@ impl ScramClient {
             return Err("i=0".into());
         }
         let h = self.hash;
-        let salted = h.hi(self.password.as_bytes(), &salt, iterations);
+        let salted = salted(&salt, iterations);
         let client_key = h.hmac(&salted, b"Client Key");
         let stored_key = h.hash(&client_key);
         let without_proof = format!("c=biws,r={nonce}");

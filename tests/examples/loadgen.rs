@@ -264,10 +264,13 @@ async fn idle(ctx: &Arc<Ctx>, pid: Option<u32>) -> anyhow::Result<Report> {
 
 /// 1 KB of what a Jitsi client puts in its MUC presence (jitsi-protocol §3.3), with the send
 /// time in a `jitsi_participant_*` property (relayed verbatim like the rest).
-fn jitsi_presence(to: &str, muted: bool, stamp: u64, join: bool) -> String {
+fn jitsi_presence(to: &str, muted: bool, stamp: Option<u64>, join: bool) -> String {
     let x = if join { "<x xmlns='http://jabber.org/protocol/muc'/>" } else { "" };
+    // Join presences carry no stamp: they are not measured.
+    let lg = stamp.map_or(String::new(), |t| format!("lg:{t};"));
+    let id = stamp.unwrap_or(0);
     format!(
-        "<presence to='{to}'>{x}<stats-id>Bench-Occupant-{stamp}</stats-id>\
+        "<presence to='{to}'>{x}<stats-id>Bench-Occupant-{id}</stats-id>\
          <region xmlns='http://jitsi.org/jitsi-meet' id='eu-west'/>\
          <c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://jitsi.org/jitsi-meet' ver='cvjWXufsg4xT62Ec2mlATkFZ9lk='/>\
          <features><feature var='https://jitsi.org/meet/e2ee'/><feature var='urn:xmpp:jingle:apps:rtp:audio'/><feature var='urn:xmpp:jingle:apps:rtp:video'/></features>\
@@ -276,7 +279,7 @@ fn jitsi_presence(to: &str, muted: bool, stamp: u64, join: bool) -> String {
          <audiomuted>{muted}</audiomuted><videomuted>false</videomuted><videoType>camera</videoType>\
          <SourceInfo>{{\"b1c2d3e4-a0\":{{\"muted\":{muted}}},\"b1c2d3e4-v0\":{{\"muted\":false,\"videoType\":\"camera\"}}}}</SourceInfo>\
          <jitsi_participant_e2ee.enabled>false</jitsi_participant_e2ee.enabled>\
-         <jitsi_participant_lg>lg:{stamp};</jitsi_participant_lg>\
+         <jitsi_participant_lg>{lg}</jitsi_participant_lg>\
          <flip_device/><jitsi_participant_region>eu-west</jitsi_participant_region></presence>"
     )
 }
@@ -309,12 +312,12 @@ async fn room_traffic(ctx: &Arc<Ctx>, presence: bool) -> anyhow::Result<Report> 
                     let (mut c, _) = ctx.login(&Auth::Anonymous).await?;
                     let to = format!("{room}/o{o}");
                     let join = if presence {
-                        jitsi_presence(&to, false, 0, true)
+                        jitsi_presence(&to, false, None, true)
                     } else {
                         format!("<presence to='{to}'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
                     };
                     c.send(&join).await?;
-                    tokio::time::timeout(STEP_TIMEOUT, c.read_until("</subject>")).await.or_else(|_| {
+                    tokio::time::timeout(STEP_TIMEOUT, c.read_until("<subject")).await.or_else(|_| {
                         anyhow::bail!("no subject after joining {room}")
                     })??;
                     anyhow::Ok((room.clone(), to, c))
@@ -374,7 +377,7 @@ async fn room_traffic(ctx: &Arc<Ctx>, presence: bool) -> anyhow::Result<Report> 
                 let stamp = ctx.micros();
                 let stanza = if presence {
                     muted = !muted;
-                    jitsi_presence(&to, muted, stamp, false)
+                    jitsi_presence(&to, muted, Some(stamp), false)
                 } else {
                     format!("<message to='{room}' type='groupchat'><body>lg:{stamp}; a chat line of ordinary length</body></message>")
                 };
@@ -401,7 +404,7 @@ async fn room_traffic(ctx: &Arc<Ctx>, presence: bool) -> anyhow::Result<Report> 
     Ok(Report {
         ops: got,
         errors: expected.saturating_sub(got),
-        seconds: seconds,
+        seconds,
         ops_per_second: got as f64 / seconds,
         p50_ms: s.pct(0.50),
         p90_ms: s.pct(0.90),
@@ -450,7 +453,7 @@ fn split(c: Conn) -> (Reader, Writer) {
             (Reader::Tcp(r), Writer::Tcp(w))
         }
         Conn::Ws(ws) => {
-            let (w, r) = ws.split();
+            let (w, r) = (*ws).split();
             (Reader::Ws(r), Writer::Ws(w))
         }
     }

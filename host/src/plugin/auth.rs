@@ -1,6 +1,5 @@
-//! `AuthPlugin`: one vhost's auth provider. Each call instantiates the component in a fresh
-//! store (memory cap, epoch deadline), hands it the vhost's settings, makes the call and drops
-//! the store.
+//! `AuthPlugin`: one vhost's auth provider. Each call runs on a configured instance from the
+//! vhost's pool (sandbox.rs: memory cap, epoch deadline, dropped after a trap).
 //!
 //! Shell (runs on tokio's blocking pool). Invariants: a trap, timeout or out-of-memory is a
 //! `PluginError::Trap`, logged with plugin and vhost and counted; more than `max_traps` in
@@ -14,13 +13,17 @@ use wasmtime::Store;
 use super::bindings::lilt::plugin::types;
 use super::bindings::{Auth, AuthPre};
 use super::host_api::State;
-use super::sandbox::Sandbox;
+use super::sandbox::{InstancePool, Sandbox};
+
+/// Idle instances kept per auth plugin: enough for the logins in flight on a busy node.
+const AUTH_POOL: usize = 16;
 use super::{AuthError, PluginEngine, PluginError};
 use crate::sasl::{Mechanism, ScramCredentials, ScramHash};
 use crate::storage::KvStore;
 
 struct Inner {
     sandbox: Sandbox,
+    pool: InstancePool<Auth>,
     pre: AuthPre<State>,
     settings_json: String,
     mechanisms: Vec<Mechanism>,
@@ -70,6 +73,7 @@ impl AuthPlugin {
     ) -> Result<AuthPlugin, PluginError> {
         let mut inner = Inner {
             sandbox: Sandbox::new(engine, vhost, name, kv, Vec::new()),
+            pool: InstancePool::new(AUTH_POOL),
             pre,
             settings_json: settings.to_string(),
             mechanisms: Vec::new(),
@@ -226,27 +230,24 @@ impl AuthPlugin {
     }
 }
 
-/// Run one call in a fresh store, configured first. Blocking.
+/// Run one call on a pooled, configured instance. Blocking.
 fn call_sync<R>(
     inner: &Inner,
     f: impl FnOnce(&Auth, &mut Store<State>) -> wasmtime::Result<Result<R, AuthError>>,
 ) -> Result<R, PluginError> {
     let plugin = inner.sandbox.name.to_string();
-    let (result, _) = inner.sandbox.run(|store| {
-        let auth = inner.pre.instantiate(&mut *store)?;
-        if let Err(message) = auth
-            .lilt_plugin_auth_provider()
-            .call_configure(&mut *store, &inner.settings_json)?
-        {
-            return Ok(Err(message));
-        }
-        Ok(Ok(f(&auth, store)?))
-    })?;
-    match result {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(error)) => Err(PluginError::Auth { plugin, error }),
-        Err(message) => Err(PluginError::Config { plugin, message }),
-    }
+    let (result, _) = inner.sandbox.with_instance(
+        &inner.pool,
+        |store| {
+            let auth = inner.pre.instantiate(&mut *store)?;
+            Ok(auth
+                .lilt_plugin_auth_provider()
+                .call_configure(&mut *store, &inner.settings_json)?
+                .map(|()| auth))
+        },
+        f,
+    )?;
+    result.map_err(|error| PluginError::Auth { plugin, error })
 }
 
 #[cfg(test)]

@@ -3,9 +3,7 @@
 //! order; stanzas they send and timers they set are collected and handed back to the router.
 //!
 //! Shell (wasmtime calls made from the router's owner task, each bounded by the plugin call
-//! deadline). Unlike auth calls, which get a fresh store each, a hook plugin keeps one live
-//! instance per vhost (configured once; replaced after a trap or `RECYCLE_AFTER` calls): the
-//! router calls hooks on every subscribed stanza, and instantiation costs ~50x the call.
+//! deadline). A hook or component plugin keeps one live instance per vhost (sandbox.rs).
 //! Invariants: a hook that traps, times out or is disabled fails open (`Pass`),
 //! logged with the plugin's name; a component plugin that traps drops that one stanza; a
 //! plugin's sends are confined to its vhost, MUC and component domains (host_api.rs); at most
@@ -13,7 +11,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::Store;
@@ -22,7 +20,7 @@ use super::bindings::component_world::{Component, ComponentPre};
 use super::bindings::hooks_world::lilt::plugin::hook_types as wit;
 use super::bindings::hooks_world::{Hooks, HooksPre};
 use super::host_api::{Effects, State};
-use super::sandbox::Sandbox;
+use super::sandbox::{InstancePool, Sandbox};
 use super::{PluginEngine, PluginError};
 use crate::config::PluginConfig;
 use crate::hooks::{ComponentIdentity, Extensions, MucEvent, OccupantInfo, RoomInfo, Verdict};
@@ -32,16 +30,6 @@ use crate::xml::{Element, Limits, ns, parse_element};
 
 /// Timers one plugin may have pending.
 const MAX_PENDING_TIMERS: usize = 1024;
-/// Calls after which a live instance is replaced by a fresh one (bounds what a leaking guest
-/// can accumulate; the memory cap bounds it in between).
-const RECYCLE_AFTER: u32 = 10_000;
-
-/// A live instance and its store, reused across calls.
-struct Live<I> {
-    store: Store<State>,
-    inst: I,
-    calls: u32,
-}
 
 /// A loaded hook and/or component plugin of one vhost.
 pub struct HookPlugin {
@@ -51,8 +39,8 @@ pub struct HookPlugin {
     component: Option<(ComponentPre<State>, String)>,
     subscriptions: Vec<(wit::EventKind, i32)>,
     identity: Option<(String, String)>,
-    live_hooks: Mutex<Option<Live<Hooks>>>,
-    live_component: Mutex<Option<Live<Component>>>,
+    live_hooks: InstancePool<Hooks>,
+    live_component: InstancePool<Component>,
 }
 
 impl std::fmt::Debug for HookPlugin {
@@ -118,8 +106,9 @@ impl PluginEngine {
             component,
             subscriptions: Vec::new(),
             identity: None,
-            live_hooks: Mutex::new(None),
-            live_component: Mutex::new(None),
+            // Called from the router's one task: one live instance each is enough.
+            live_hooks: InstancePool::new(1),
+            live_component: InstancePool::new(1),
         };
         if plugin.hooks.is_some() {
             let (subs, _) = plugin.call_hooks(|h, s| h.lilt_plugin_hook_handler().call_subscriptions(s))?;
@@ -157,48 +146,6 @@ impl HookPlugin {
             .map(|(_, p)| *p)
     }
 
-    /// Run `f` on the live instance in `slot`, instantiating (and configuring) one first if
-    /// there is none. The instance is dropped after a trap or `RECYCLE_AFTER` calls.
-    fn with_live<I, R>(
-        &self,
-        slot: &Mutex<Option<Live<I>>>,
-        make: impl FnOnce(&mut Store<State>) -> wasmtime::Result<Result<I, String>>,
-        f: impl FnOnce(&I, &mut Store<State>) -> wasmtime::Result<R>,
-    ) -> Result<(R, Effects), PluginError> {
-        self.sandbox.admit()?;
-        let mut guard = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut live = match guard.take() {
-            Some(live) => live,
-            None => {
-                let mut store = self.sandbox.new_store();
-                self.sandbox.arm(&mut store);
-                let made = make(&mut store);
-                match self.sandbox.settle(&mut store, made)? {
-                    (Ok(inst), _) => Live {
-                        store,
-                        inst,
-                        calls: 0,
-                    },
-                    (Err(message), _) => {
-                        return Err(PluginError::Config {
-                            plugin: self.name().to_owned(),
-                            message,
-                        });
-                    }
-                }
-            }
-        };
-        self.sandbox.arm(&mut live.store);
-        let result = f(&live.inst, &mut live.store);
-        let ok = result.is_ok();
-        let out = self.sandbox.settle(&mut live.store, result);
-        if ok && live.calls < RECYCLE_AFTER {
-            live.calls += 1;
-            *guard = Some(live);
-        }
-        out
-    }
-
     fn call_hooks<T>(
         &self,
         f: impl FnOnce(&Hooks, &mut Store<State>) -> wasmtime::Result<T>,
@@ -212,7 +159,7 @@ impl HookPlugin {
         let vhost = self.sandbox.vhost.clone();
         let component = self.component.as_ref().map(|(_, d)| d.clone());
         let settings = self.settings_json.clone();
-        self.with_live(
+        self.sandbox.with_instance(
             &self.live_hooks,
             move |store| {
                 let hooks = pre.instantiate(&mut *store)?;
@@ -236,7 +183,7 @@ impl HookPlugin {
             });
         };
         let settings = self.settings_json.clone();
-        self.with_live(
+        self.sandbox.with_instance(
             &self.live_component,
             move |store| {
                 let c = pre.instantiate(&mut *store)?;

@@ -2,8 +2,8 @@
 //! memory caps, the WIT bindings, the host imports plugins get, and per-role handles
 //! (today `AuthPlugin`).
 //!
-//! Shell (wasmtime stores run on blocking threads). Invariants: every call gets a fresh store
-//! from a pre-linked `InstancePre`, so no state leaks between calls or tenants; a trap, a
+//! Shell (auth calls run on blocking threads, hooks on the router's task). Invariants: calls
+//! run on instances pooled per (vhost, plugin), so nothing is shared between tenants; a trap, a
 //! timeout or memory exhaustion is a `PluginError::Trap`, never a host panic; auth fails closed.
 //! Tests: `mod tests` in auth.rs (real plugin components), tests/all/ end to end.
 

@@ -1,4 +1,4 @@
-//! One plugin's sandbox on one vhost: fresh stores with the memory cap and epoch deadline,
+//! One plugin's sandbox on one vhost: stores with the memory cap and epoch deadline,
 //! the host-import state they carry, and the trap accounting that disables a plugin that keeps
 //! trapping. Every role (auth, hooks, component) calls through here.
 //!
@@ -6,6 +6,11 @@
 //! Invariants: a store never outlives one call; a trap, timeout or out-of-memory is counted,
 //! logged with plugin and vhost, and returned as `PluginError::Trap`, never a panic; after
 //! `max_traps` in `trap_window` calls are refused with `Disabled` until the window passes.
+//! Live instances are pooled per (vhost, plugin) (`InstancePool`): instantiating a component
+//! costs ~50x a call, so a call takes a configured instance from the pool and returns it
+//! afterwards; an instance that trapped is dropped, and one that served `RECYCLE_AFTER` calls
+//! is replaced, which bounds what a leaking guest accumulates (the memory cap bounds it in
+//! between). Tenants never share an instance.
 //! Tests: plugin/auth.rs, plugin/hooks.rs, tests/all/hooks.rs.
 
 use std::collections::VecDeque;
@@ -21,6 +26,49 @@ use super::engine::TICK;
 use super::host_api::{Effects, State};
 use super::{PluginEngine, PluginError};
 use crate::storage::KvStore;
+
+/// Calls after which a live instance is replaced by a fresh one.
+const RECYCLE_AFTER: u32 = 10_000;
+
+/// A live instance and its store.
+struct Live<I> {
+    store: Store<State>,
+    inst: I,
+    calls: u32,
+}
+
+/// Configured instances of one plugin on one vhost, ready for calls.
+pub(super) struct InstancePool<I> {
+    idle: Mutex<Vec<Live<I>>>,
+    max_idle: usize,
+}
+
+impl<I> InstancePool<I> {
+    /// A pool keeping at most `max_idle` instances between calls.
+    pub(super) fn new(max_idle: usize) -> Self {
+        InstancePool {
+            idle: Mutex::new(Vec::new()),
+            max_idle,
+        }
+    }
+
+    fn take(&self) -> Option<Live<I>> {
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
+    }
+
+    fn give_back(&self, live: Live<I>) {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < self.max_idle {
+            idle.push(live);
+        }
+    }
+}
 
 /// A plugin's sandbox on one vhost.
 pub(super) struct Sandbox {
@@ -84,16 +132,45 @@ impl Sandbox {
         self.recent_traps() >= self.engine.limits().max_traps as usize
     }
 
-    /// Run `f` in a fresh store; returns its value and what the plugin asked the host to do.
-    pub(super) fn run<T>(
+    /// Run `f` on a live instance from `pool`, making (instantiating and configuring) one
+    /// when none is idle; `make` answers `Err(message)` when the plugin refuses its settings.
+    pub(super) fn with_instance<I, R>(
         &self,
-        f: impl FnOnce(&mut Store<State>) -> wasmtime::Result<T>,
-    ) -> Result<(T, Effects), PluginError> {
+        pool: &InstancePool<I>,
+        make: impl FnOnce(&mut Store<State>) -> wasmtime::Result<Result<I, String>>,
+        f: impl FnOnce(&I, &mut Store<State>) -> wasmtime::Result<R>,
+    ) -> Result<(R, Effects), PluginError> {
         self.admit()?;
-        let mut store = self.new_store();
-        self.arm(&mut store);
-        let result = f(&mut store);
-        self.settle(&mut store, result)
+        let mut live = match pool.take() {
+            Some(live) => live,
+            None => {
+                let mut store = self.new_store();
+                self.arm(&mut store);
+                let made = make(&mut store);
+                match self.settle(&mut store, made)? {
+                    (Ok(inst), _) => Live {
+                        store,
+                        inst,
+                        calls: 0,
+                    },
+                    (Err(message), _) => {
+                        return Err(PluginError::Config {
+                            plugin: self.name.to_string(),
+                            message,
+                        });
+                    }
+                }
+            }
+        };
+        self.arm(&mut live.store);
+        let result = f(&live.inst, &mut live.store);
+        let ok = result.is_ok();
+        let out = self.settle(&mut live.store, result);
+        if ok && live.calls < RECYCLE_AFTER {
+            live.calls += 1;
+            pool.give_back(live);
+        }
+        out
     }
 
     /// Refuse calls while disabled; count the call otherwise.

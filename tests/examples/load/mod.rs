@@ -161,7 +161,9 @@ impl Conn {
                 let server_first = element_text(&challenge, "challenge")
                     .ok_or_else(|| anyhow::anyhow!("no challenge: {challenge}"))?;
                 let server_first = String::from_utf8(B64.decode(server_first)?)?;
-                let last = client.client_final(&server_first).map_err(anyhow::Error::msg)?;
+                let last = client
+                    .client_final_with(&server_first, |salt, i| salted_password(user, password, salt, i))
+                    .map_err(anyhow::Error::msg)?;
                 self.send(&format!(
                     "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
                     B64.encode(last)
@@ -205,10 +207,24 @@ impl Conn {
                 let _ = w
                     .send(Message::text("<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>"))
                     .await;
-                let _ = w.close(None).await;
+                let _ = WebSocketStream::close(w, None).await;
             }
         }
     }
+}
+
+/// SCRAM-SHA-1 salted passwords by (user, salt, iterations): PBKDF2 is meant to be slow, and
+/// computing it per login would make the generator, not the server, the bottleneck.
+fn salted_password(user: &str, password: &str, salt: &[u8], iterations: u32) -> Vec<u8> {
+    type Cache = std::collections::HashMap<(String, Vec<u8>, u32), Vec<u8>>;
+    static CACHE: std::sync::Mutex<Option<Cache>> = std::sync::Mutex::new(None);
+    let key = (user.to_owned(), salt.to_vec(), iterations);
+    let mut guard = CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    guard
+        .get_or_insert_with(Cache::new)
+        .entry(key)
+        .or_insert_with(|| scram::ScramHash::Sha1.hi(password.as_bytes(), salt, iterations))
+        .clone()
 }
 
 /// Whether `hay` contains `needle`.
