@@ -163,7 +163,7 @@ fn plugins(c: &mut Criterion) {
         )
         .expect("auth plugin");
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-    c.bench_function("one auth plugin call (auth-internal user-exists, fresh store)", |b| {
+    c.bench_function("one auth plugin call (auth-internal user-exists, pooled instance, via the blocking pool)", |b| {
         b.iter(|| rt.block_on(auth.user_exists("nobody")).expect("call"));
     });
 }
@@ -172,9 +172,9 @@ fn tls_handshake(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("lilt-bench-tls-{}", std::process::id()));
     let server = lilt::transport::tls::server_config(None, &dir, &["bench.test".to_owned()])
         .expect("server config");
-    let cert = std::fs::read(dir.join("tls/selfsigned.crt")).expect("cert");
+    use rustls_pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pki_types::CertificateDer::pem_slice_iter(&cert) {
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(dir.join("tls/selfsigned.crt")).expect("cert") {
         roots.add(c.expect("pem")).expect("root");
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
