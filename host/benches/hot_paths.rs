@@ -110,20 +110,23 @@ fn muc_fanout(c: &mut Criterion) {
     let msg = message("u0@x/r", "room@conference.x", "groupchat");
     let mut g = c.benchmark_group("muc");
     g.throughput(Throughput::Elements(OCCUPANTS as u64));
-    g.bench_function("groupchat to 100 occupants, serialized per recipient (per delivery: divide)", |b| {
-        let mut out = Vec::with_capacity(64 * 1024);
-        b.iter(|| {
-            out.clear();
-            for r in muc.handle(msg.clone(), 0, &mut NoExtensions) {
-                if let Routed::Fanout(shared, to) = r {
-                    for jid in to {
-                        Outbound::Shared(shared.clone(), jid).write_to(&mut out, false);
+    g.bench_function(
+        "groupchat to 100 occupants, serialized per recipient (per delivery: divide)",
+        |b| {
+            let mut out = Vec::with_capacity(64 * 1024);
+            b.iter(|| {
+                out.clear();
+                for r in muc.handle(msg.clone(), 0, &mut NoExtensions) {
+                    if let Routed::Fanout(shared, to) = r {
+                        for jid in to {
+                            Outbound::Shared(shared.clone(), jid).write_to(&mut out, false);
+                        }
                     }
                 }
-            }
-            out.len()
-        });
-    });
+                out.len()
+            });
+        },
+    );
     g.finish();
 }
 
@@ -162,10 +165,15 @@ fn plugins(c: &mut Criterion) {
             lilt::storage::memory(),
         )
         .expect("auth plugin");
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-    c.bench_function("one auth plugin call (auth-internal user-exists, pooled instance, via the blocking pool)", |b| {
-        b.iter(|| rt.block_on(auth.user_exists("nobody")).expect("call"));
-    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    c.bench_function(
+        "one auth plugin call (auth-internal user-exists, pooled instance, via the blocking pool)",
+        |b| {
+            b.iter(|| rt.block_on(auth.user_exists("nobody")).expect("call"));
+        },
+    );
 }
 
 fn tls_handshake(c: &mut Criterion) {
@@ -174,7 +182,9 @@ fn tls_handshake(c: &mut Criterion) {
         .expect("server config");
     use rustls_pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pki_types::CertificateDer::pem_file_iter(dir.join("tls/selfsigned.crt")).expect("cert") {
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(dir.join("tls/selfsigned.crt"))
+        .expect("cert")
+    {
         roots.add(c.expect("pem")).expect("root");
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -216,5 +226,12 @@ fn tls_handshake(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-criterion_group!(benches, xml_split, routing, muc_fanout, plugins, tls_handshake);
+criterion_group!(
+    benches,
+    xml_split,
+    routing,
+    muc_fanout,
+    plugins,
+    tls_handshake
+);
 criterion_main!(benches);

@@ -111,7 +111,11 @@ impl Peer {
     pub(crate) async fn expect_silence(&mut self) {
         let quiet = std::time::Duration::from_millis(300);
         if let Ok(Some(Event::Stanza(s))) = tokio::time::timeout(quiet, self.client.next()).await {
-            panic!("{}: unexpected stanza {}", self.jid, String::from(&to_element(s)));
+            panic!(
+                "{}: unexpected stanza {}",
+                self.jid,
+                String::from(&to_element(s))
+            );
         }
     }
 
@@ -161,7 +165,11 @@ pub(crate) fn matches(want: &Element, got: &Element) -> Result<(), String> {
             .map(|((ns, name), v)| {
                 let ns: &str = ns.as_ref();
                 let name: &str = name.as_ref();
-                let key = if ns.is_empty() { name.to_owned() } else { format!("{{{ns}}}{name}") };
+                let key = if ns.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{{{ns}}}{name}")
+                };
                 (key, v.clone())
             })
             .filter(|(k, _)| k != "id" && !k.ends_with("}lang"))
@@ -206,8 +214,8 @@ pub(crate) fn matches(want: &Element, got: &Element) -> Result<(), String> {
 
 /// A server whose `localhost` (anonymous) has a MUC service on `conference.localhost`.
 pub(crate) fn muc_server(extra: &str) -> Server {
-    let vhost = Vhost::anonymous("localhost")
-        .with(&format!("[vhosts.muc]\ndomain = \"{MUC}\"\n{extra}"));
+    let vhost =
+        Vhost::anonymous("localhost").with(&format!("[vhosts.muc]\ndomain = \"{MUC}\"\n{extra}"));
     Setup::new(TestConfig::new(vec![vhost])).start()
 }
 
@@ -218,7 +226,8 @@ const JITSI_PAYLOAD: &str = "<stats-id>Alice-Xy7</stats-id>\
     <audiomuted>false</audiomuted><videomuted>true</videomuted><videoType>camera</videoType>\
     <SourceInfo>{\"a1-a0\":{\"muted\":false}}</SourceInfo>";
 
-const SUBJECT: &str = "<message type='groupchat' from='room1@conference.localhost' to='{me}'><subject/></message>";
+const SUBJECT: &str =
+    "<message type='groupchat' from='room1@conference.localhost' to='{me}'><subject/></message>";
 
 #[tokio::test]
 async fn jitsi_style_room_join_fanout_private_iq_and_leave() {
@@ -279,17 +288,25 @@ async fn jitsi_style_room_join_fanout_private_iq_and_leave() {
     }
 
     // A presence update (mute) is relayed verbatim to all, with 110 for the sender.
-    bob.send("<presence to='{r}/bob'><audiomuted>true</audiomuted></presence>").await;
+    bob.send("<presence to='{r}/bob'><audiomuted>true</audiomuted></presence>")
+        .await;
     bob.expect("<presence from='{r}/bob' to='{me}'><audiomuted>true</audiomuted><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{me}' affiliation='none' role='participant'/><status code='110'/></x></presence>").await;
     alice.expect("<presence from='{r}/bob' to='{me}'><audiomuted>true</audiomuted><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{bob}' affiliation='none' role='participant'/></x></presence>").await;
 
     // Private message, and an occupant-to-occupant iq and its answer.
-    alice.send("<message to='{r}/bob' type='chat'><body>psst</body></message>").await;
+    alice
+        .send("<message to='{r}/bob' type='chat'><body>psst</body></message>")
+        .await;
     bob.expect("<message from='{r}/alice' to='{me}' type='chat'><body>psst</body><x xmlns='http://jabber.org/protocol/muc#user'/></message>").await;
-    alice.send("<iq to='{r}/bob' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>").await;
-    bob.expect("<iq from='{r}/alice' to='{me}' type='get'><ping xmlns='urn:xmpp:ping'/></iq>").await;
+    alice
+        .send("<iq to='{r}/bob' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    bob.expect("<iq from='{r}/alice' to='{me}' type='get'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
     bob.send("<iq to='{r}/alice' type='result' id='p1'/>").await;
-    alice.expect("<iq from='{r}/bob' to='{me}' type='result'/>").await;
+    alice
+        .expect("<iq from='{r}/bob' to='{me}' type='result'/>")
+        .await;
 
     // Room disco#info carries the meeting id and creation time (jitsi-protocol §3.5).
     alice.send("<iq to='{r}' type='get' id='d1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>").await;
@@ -308,26 +325,44 @@ async fn jitsi_style_room_join_fanout_private_iq_and_leave() {
     )
     .await;
     let text = String::from(&info);
-    let id = text.split("meetingId").nth(1).and_then(|t| t.split("<value>").nth(1)).and_then(|t| t.split('<').next()).unwrap_or("");
-    assert!(uuid::Uuid::parse_str(id).is_ok(), "meeting id {id:?} is not a UUID");
+    let id = text
+        .split("meetingId")
+        .nth(1)
+        .and_then(|t| t.split("<value>").nth(1))
+        .and_then(|t| t.split('<').next())
+        .unwrap_or("");
+    assert!(
+        uuid::Uuid::parse_str(id).is_ok(),
+        "meeting id {id:?} is not a UUID"
+    );
 
     // Nick conflict for a third client.
     let mut carol = Peer::anonymous(&server, "localhost").await;
     carol.var("r", "room1@conference.localhost");
-    carol.send("<presence to='{r}/bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>").await;
+    carol
+        .send("<presence to='{r}/bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+        .await;
     carol.expect("<presence from='{r}/bob' to='{me}' type='error'><error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text></error></presence>").await;
     // A non-occupant may not talk to the room.
-    carol.send("<message to='{r}' type='groupchat'><body>spam</body></message>").await;
+    carol
+        .send("<message to='{r}' type='groupchat'><body>spam</body></message>")
+        .await;
     carol.expect("<message from='{r}' to='{me}' type='error'><body>spam</body><error type='modify'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text></error></message>").await;
 
     // Bob leaves: his own unavailable carries 110, Alice's does not.
-    bob.send("<presence to='{r}/bob' type='unavailable'/>").await;
+    bob.send("<presence to='{r}/bob' type='unavailable'/>")
+        .await;
     bob.expect("<presence from='{r}/bob' to='{me}' type='unavailable'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{me}' affiliation='none' role='none'/><status code='110'/></x></presence>").await;
     alice.expect("<presence from='{r}/bob' to='{me}' type='unavailable'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{bob}' affiliation='none' role='none'/></x></presence>").await;
 
     // Alice's connection drops: the room empties and is destroyed.
     alice.quit().await;
-    let metrics = reqwest::get(server.ports().http_url("/metrics")).await.expect("metrics").text().await.expect("body");
+    let metrics = reqwest::get(server.ports().http_url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
     let deadline = std::time::Instant::now() + STANZA_TIMEOUT;
     loop {
         carol.send("<iq to='{r}' type='get' id='d2'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>").await;
@@ -337,7 +372,10 @@ async fn jitsi_style_room_join_fanout_private_iq_and_leave() {
             assert!(text.contains("item-not-found"), "{text}");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "room not destroyed after its last occupant left");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "room not destroyed after its last occupant left"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(metrics.contains("lilt_muc_rooms"), "{metrics}");
@@ -347,14 +385,29 @@ async fn jitsi_style_room_join_fanout_private_iq_and_leave() {
 /// Join `room` as `nick` and consume the join stanzas (others' presences, own, subject);
 /// `others` is how many occupants are already there.
 pub(crate) async fn join(p: &mut Peer, room: &str, nick: &str, others: usize) {
-    p.send(&format!("<presence to='{room}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>")).await;
+    p.send(&format!(
+        "<presence to='{room}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+    ))
+    .await;
     for _ in 0..others {
         p.expect(&format!("<presence from='*' to='{{me}}'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='*' affiliation='*' role='*'/></x></presence>")).await;
     }
     let own = p.next().await;
-    assert_eq!(own.attr("from"), Some(format!("{room}/{nick}").as_str()), "{}", String::from(&own));
-    assert!(String::from(&own).contains("code='110'") || String::from(&own).contains("code=\"110\""), "no 110 in {}", String::from(&own));
-    p.expect(&format!("<message type='groupchat' from='*' to='{{me}}'><subject>*</subject></message>")).await;
+    assert_eq!(
+        own.attr("from"),
+        Some(format!("{room}/{nick}").as_str()),
+        "{}",
+        String::from(&own)
+    );
+    assert!(
+        String::from(&own).contains("code='110'") || String::from(&own).contains("code=\"110\""),
+        "no 110 in {}",
+        String::from(&own)
+    );
+    p.expect(&format!(
+        "<message type='groupchat' from='*' to='{{me}}'><subject>*</subject></message>"
+    ))
+    .await;
 }
 
 #[tokio::test]
@@ -379,14 +432,20 @@ async fn kick_grant_and_revoke_moderator() {
     // A participant may not kick.
     carol.send("<iq to='{r}' type='set' id='k0'><query xmlns='http://jabber.org/protocol/muc#admin'><item nick='bob' role='none'/></query></iq>").await;
     let refused = carol.next().await;
-    assert!(String::from(&refused).contains("forbidden"), "{}", String::from(&refused));
+    assert!(
+        String::from(&refused).contains("forbidden"),
+        "{}",
+        String::from(&refused)
+    );
 
     // The owner makes Bob a moderator the Jitsi way (affiliation owner by nick).
     owner.send("<iq to='{r}' type='set' id='g1'><query xmlns='http://jabber.org/protocol/muc#admin'><item nick='bob' affiliation='owner'/></query></iq>").await;
     bob.expect("<presence from='{r}/bob' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{me}' affiliation='owner' role='moderator'/><status code='110'/></x></presence>").await;
     carol.expect("<presence from='{r}/bob' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{bob}' affiliation='owner' role='moderator'/></x></presence>").await;
     owner.expect("<presence from='{r}/bob' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{bob}' affiliation='owner' role='moderator'/></x></presence>").await;
-    owner.expect("<iq from='{r}' to='{me}' type='result'/>").await;
+    owner
+        .expect("<iq from='{r}' to='{me}' type='result'/>")
+        .await;
 
     // Bob, now moderator, kicks Carol: 307 to all, 110 for Carol.
     bob.send("<iq to='{r}' type='set' id='k1'><query xmlns='http://jabber.org/protocol/muc#admin'><item nick='carol' role='none'><reason>bye</reason></item></query></iq>").await;
@@ -400,11 +459,17 @@ async fn kick_grant_and_revoke_moderator() {
     owner.send("<iq to='{r}' type='set' id='g2'><query xmlns='http://jabber.org/protocol/muc#admin'><item jid='{bob}' affiliation='none'/></query></iq>").await;
     bob.expect("<presence from='{r}/bob' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{me}' affiliation='none' role='participant'/><status code='110'/></x></presence>").await;
     owner.expect("<presence from='{r}/bob' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{bob}' affiliation='none' role='participant'/></x></presence>").await;
-    owner.expect("<iq from='{r}' to='{me}' type='result'/>").await;
+    owner
+        .expect("<iq from='{r}' to='{me}' type='result'/>")
+        .await;
     // The last owner cannot step down.
     owner.send("<iq to='{r}' type='set' id='g3'><query xmlns='http://jabber.org/protocol/muc#admin'><item jid='{me}' affiliation='none'/></query></iq>").await;
     let refused = owner.next().await;
-    assert!(String::from(&refused).contains("conflict"), "{}", String::from(&refused));
+    assert!(
+        String::from(&refused).contains("conflict"),
+        "{}",
+        String::from(&refused)
+    );
     carol.expect_silence().await;
 }
 
@@ -417,17 +482,30 @@ async fn owner_form_password_members_only_and_max_occupants() {
     owner.var("r", room);
     owner.send("<iq to='{r}' type='get' id='f1'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>").await;
     let form = String::from(&owner.next().await);
-    for var in ["muc#roomconfig_roomsecret", "muc#roomconfig_membersonly", "muc#roomconfig_maxusers", "muc#roomconfig_whois"] {
+    for var in [
+        "muc#roomconfig_roomsecret",
+        "muc#roomconfig_membersonly",
+        "muc#roomconfig_maxusers",
+        "muc#roomconfig_whois",
+    ] {
         assert!(form.contains(var), "{var} missing from {form}");
     }
-    let submit = |fields: &str| format!("<iq to='{{r}}' type='set' id='f2'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>{fields}</x></query></iq>");
+    let submit = |fields: &str| {
+        format!(
+            "<iq to='{{r}}' type='set' id='f2'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>{fields}</x></query></iq>"
+        )
+    };
     owner.send(&submit("<field var='muc#roomconfig_passwordprotectedroom'><value>1</value></field><field var='muc#roomconfig_roomsecret'><value>s3cret</value></field><field var='muc#roomconfig_maxusers'><value>2</value></field>")).await;
     owner.expect("<message type='groupchat' from='{r}' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><status code='104'/></x></message>").await;
-    owner.expect("<iq from='{r}' to='{me}' type='result'/>").await;
+    owner
+        .expect("<iq from='{r}' to='{me}' type='result'/>")
+        .await;
 
     let mut guest = Peer::anonymous(&server, "localhost").await;
     guest.var("r", room);
-    guest.send("<presence to='{r}/guest'><x xmlns='http://jabber.org/protocol/muc'/></presence>").await;
+    guest
+        .send("<presence to='{r}/guest'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+        .await;
     guest.expect("<presence from='{r}/guest' to='{me}' type='error'><error type='auth'><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text></error></presence>").await;
     join_with_password(&mut guest, "s3cret").await;
     owner.next().await; // the guest's arrival
@@ -441,11 +519,17 @@ async fn owner_form_password_members_only_and_max_occupants() {
     // Members only: a stranger needs registration.
     owner.send(&submit("<field var='muc#roomconfig_membersonly'><value>1</value></field><field var='muc#roomconfig_maxusers'><value>0</value></field>")).await;
     owner.expect("<message type='groupchat' from='{r}' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><status code='104'/></x></message>").await;
-    owner.expect("<iq from='{r}' to='{me}' type='result'/>").await;
+    owner
+        .expect("<iq from='{r}' to='{me}' type='result'/>")
+        .await;
     third.send("<presence to='{r}/third'><x xmlns='http://jabber.org/protocol/muc'><password>s3cret</password></x></presence>").await;
     third.expect("<presence from='{r}/third' to='{me}' type='error'><error type='auth'><registration-required xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text></error></presence>").await;
     // Anonymous rooms are refused: Jitsi needs real JIDs.
-    owner.send(&submit("<field var='muc#roomconfig_whois'><value>moderators</value></field>")).await;
+    owner
+        .send(&submit(
+            "<field var='muc#roomconfig_whois'><value>moderators</value></field>",
+        ))
+        .await;
     let refused = String::from(&owner.next().await);
     assert!(refused.contains("not-acceptable"), "{refused}");
 }
@@ -454,20 +538,27 @@ async fn join_with_password(p: &mut Peer, password: &str) {
     p.send(&format!("<presence to='{{r}}/guest'><x xmlns='http://jabber.org/protocol/muc'><password>{password}</password></x></presence>")).await;
     p.expect("<presence from='*' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='*' affiliation='owner' role='moderator'/></x></presence>").await;
     p.expect("<presence from='{r}/guest' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{me}' affiliation='none' role='participant'/><status code='100'/><status code='110'/></x></presence>").await;
-    p.expect("<message type='groupchat' from='{r}' to='{me}'><subject/></message>").await;
+    p.expect("<message type='groupchat' from='{r}' to='{me}'><subject/></message>")
+        .await;
 }
 
 #[tokio::test]
 async fn secure_domain_guests_join_but_do_not_create() {
-    let meet = Vhost::internal("localhost")
-        .with(&format!("[vhosts.muc]\ndomain = \"{MUC}\"\nroom_creators = [\"localhost\"]"));
-    let setup = Setup::new(TestConfig::new(vec![meet, Vhost::anonymous("guest.localhost")]));
+    let meet = Vhost::internal("localhost").with(&format!(
+        "[vhosts.muc]\ndomain = \"{MUC}\"\nroom_creators = [\"localhost\"]"
+    ));
+    let setup = Setup::new(TestConfig::new(vec![
+        meet,
+        Vhost::anonymous("guest.localhost"),
+    ]));
     setup.add_user("alice@localhost", crate::login::ALICE_PW);
     let server = setup.start();
     let room = "secure@conference.localhost";
     let mut guest = Peer::anonymous(&server, "guest.localhost").await;
     guest.var("r", room);
-    guest.send("<presence to='{r}/guest'><x xmlns='http://jabber.org/protocol/muc'/></presence>").await;
+    guest
+        .send("<presence to='{r}/guest'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+        .await;
     guest.expect("<presence from='{r}/guest' to='{me}' type='error'><error type='cancel'><not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text></error></presence>").await;
     let mut alice = Peer::account(&server, "alice@localhost", crate::login::ALICE_PW).await;
     join(&mut alice, room, "alice", 0).await;

@@ -40,7 +40,9 @@ impl Opts {
     }
     fn num<T: std::str::FromStr>(&self, k: &str, default: T) -> anyhow::Result<T> {
         match self.get(k) {
-            Some(v) => v.parse().map_err(|_| anyhow::anyhow!("--{k}: {v:?} is not a number")),
+            Some(v) => v
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--{k}: {v:?} is not a number")),
             None => Ok(default),
         }
     }
@@ -71,10 +73,10 @@ struct Ctx {
 impl Ctx {
     async fn connect(&self) -> anyhow::Result<Conn> {
         if self.opts.get("transport") == Some("ws") {
-            let url = self
-                .opts
-                .get("ws-url")
-                .map_or_else(|| format!("ws://{}/xmpp-websocket", self.addr), str::to_owned);
+            let url = self.opts.get("ws-url").map_or_else(
+                || format!("ws://{}/xmpp-websocket", self.addr),
+                str::to_owned,
+            );
             Conn::ws(&url).await
         } else {
             Conn::tcp(&self.addr).await
@@ -265,7 +267,11 @@ async fn idle(ctx: &Arc<Ctx>, pid: Option<u32>) -> anyhow::Result<Report> {
 /// 1 KB of what a Jitsi client puts in its MUC presence (jitsi-protocol §3.3), with the send
 /// time in a `jitsi_participant_*` property (relayed verbatim like the rest).
 fn jitsi_presence(to: &str, muted: bool, stamp: Option<u64>, join: bool) -> String {
-    let x = if join { "<x xmlns='http://jabber.org/protocol/muc'/>" } else { "" };
+    let x = if join {
+        "<x xmlns='http://jabber.org/protocol/muc'/>"
+    } else {
+        ""
+    };
     // Join presences carry no stamp: they are not measured.
     let lg = stamp.map_or(String::new(), |t| format!("lg:{t};"));
     let id = stamp.unwrap_or(0);
@@ -298,7 +304,10 @@ async fn room_traffic(ctx: &Arc<Ctx>, presence: bool) -> anyhow::Result<Report> 
     let rate: f64 = ctx.opts.num("rate", 1.0)?;
     let seconds: f64 = ctx.opts.num("seconds", 10.0)?;
     let concurrency: usize = ctx.opts.num("concurrency", 50)?;
-    anyhow::ensure!(rate > 0.0 && seconds > 0.0 && seconds <= 120.0, "--rate > 0, 0 < --seconds <= 120");
+    anyhow::ensure!(
+        rate > 0.0 && seconds > 0.0 && seconds <= 120.0,
+        "--rate > 0, 0 < --seconds <= 120"
+    );
     let tag = std::process::id();
 
     // Join everyone, room by room, occupant by occupant (each join waits for its subject).
@@ -346,7 +355,8 @@ async fn room_traffic(ctx: &Arc<Ctx>, presence: bool) -> anyhow::Result<Report> 
     let mut tasks = Vec::new();
     let n = members.len();
     for (i, (room, to, conn)) in members.into_iter().enumerate() {
-        let (ctx, sent, received, samples) = (ctx.clone(), sent.clone(), received.clone(), samples.clone());
+        let (ctx, sent, received, samples) =
+            (ctx.clone(), sent.clone(), received.clone(), samples.clone());
         tasks.push(tokio::spawn(async move {
             let (mut rd, mut wr) = split(conn);
             let reader = {
@@ -426,7 +436,10 @@ fn scan_stamps(buf: &[u8], mut f: impl FnMut(u64)) -> usize {
         let Some(len) = buf[start..].iter().position(|&b| b == b';') else {
             return i + pos;
         };
-        if let Ok(t) = std::str::from_utf8(&buf[start..start + len]).unwrap_or("").parse::<u64>() {
+        if let Ok(t) = std::str::from_utf8(&buf[start..start + len])
+            .unwrap_or("")
+            .parse::<u64>()
+        {
             f(t);
         }
         i = start + len + 1;
@@ -443,7 +456,12 @@ enum Reader {
 
 enum Writer {
     Tcp(tokio::net::tcp::OwnedWriteHalf),
-    Ws(futures::stream::SplitSink<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, tokio_tungstenite::tungstenite::Message>),
+    Ws(
+        futures::stream::SplitSink<
+            tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+            tokio_tungstenite::tungstenite::Message,
+        >,
+    ),
 }
 
 fn split(c: Conn) -> (Reader, Writer) {
@@ -475,7 +493,9 @@ impl Reader {
                         buf.extend_from_slice(t.as_bytes());
                         return Ok(t.len());
                     }
-                    Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None => return Ok(0),
+                    Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None => {
+                        return Ok(0);
+                    }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Err(e.into()),
                 }
@@ -490,7 +510,12 @@ impl Writer {
         use tokio::io::AsyncWriteExt as _;
         match self {
             Writer::Tcp(w) => w.write_all(xml.as_bytes()).await?,
-            Writer::Ws(w) => w.send(tokio_tungstenite::tungstenite::Message::text(xml.to_owned())).await?,
+            Writer::Ws(w) => {
+                w.send(tokio_tungstenite::tungstenite::Message::text(
+                    xml.to_owned(),
+                ))
+                .await?
+            }
         }
         Ok(())
     }

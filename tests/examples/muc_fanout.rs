@@ -20,7 +20,12 @@ use load::{cpu_seconds, read_until, tcp_login};
 const DEADLINE: Duration = Duration::from_secs(120);
 
 /// Count `needle` in everything read until `want` are seen or the deadline passes.
-async fn count_until(mut rd: tokio::net::tcp::OwnedReadHalf, needle: &'static [u8], want: usize, until: Instant) -> usize {
+async fn count_until(
+    mut rd: tokio::net::tcp::OwnedReadHalf,
+    needle: &'static [u8],
+    want: usize,
+    until: Instant,
+) -> usize {
     let mut seen = 0;
     let mut carry: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -61,7 +66,10 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..occupants {
         let mut tcp = tokio::time::timeout_at(until.into(), tcp_login(addr, domain)).await??;
         tcp.write_all(
-            format!("<presence to='{room}/n{i}'><x xmlns='http://jabber.org/protocol/muc'/></presence>").as_bytes(),
+            format!(
+                "<presence to='{room}/n{i}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+            )
+            .as_bytes(),
         )
         .await?;
         // The subject closes the join.
@@ -80,7 +88,12 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut counters = Vec::new();
     for rd in readers {
-        counters.push(tokio::spawn(count_until(rd, b"<body>message ", messages, until)));
+        counters.push(tokio::spawn(count_until(
+            rd,
+            b"<body>message ",
+            messages,
+            until,
+        )));
     }
     let cpu_before = cpu_seconds(pid);
     let started = Instant::now();

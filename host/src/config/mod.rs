@@ -512,7 +512,11 @@ impl Config {
                 let (path, settings) =
                     plugin_file(&p.plugin, p.path, &p.settings, &key, &plugin_dir, &rel)?;
                 let component = match p.component {
-                    Some(c) => Some(checked_domain(&c, &format!("{key}.component"), &mut domains)?),
+                    Some(c) => Some(checked_domain(
+                        &c,
+                        &format!("{key}.component"),
+                        &mut domains,
+                    )?),
                     None => None,
                 };
                 plugins.push(PluginConfig {
@@ -765,7 +769,11 @@ fn validate_muc(
         vhost: vhost.to_owned(),
         lock_new_rooms: m.lock_new_rooms.unwrap_or(false),
         destroy_when_empty: m.destroy_when_empty.unwrap_or(true),
-        room_creators: m.room_creators.iter().map(|d| d.to_ascii_lowercase()).collect(),
+        room_creators: m
+            .room_creators
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect(),
         admins,
         max_occupants: m.max_occupants.unwrap_or(0),
     })
@@ -830,10 +838,12 @@ mod tests {
             format!("{MIN}[[vhosts]]\ndomain = \"meet.x\"\nauth = {{ plugin = \"p\" }}\n{extra}")
         };
         let c = Config::parse(
-            &v("[vhosts.muc]\ndomain = \"conference.meet.x\"\nroom_creators = [\"meet.x\"]\n\
+            &v(
+                "[vhosts.muc]\ndomain = \"conference.meet.x\"\nroom_creators = [\"meet.x\"]\n\
                 admins = [\"focus@auth.meet.x\"]\n[[vhosts.plugins]]\nplugin = \"speakerstats\"\n\
                 component = \"speakerstats.meet.x\"\n[[vhosts.plugins]]\nplugin = \"branding\"\n\
-                settings = { welcome_message = \"hi\" }\n"),
+                settings = { welcome_message = \"hi\" }\n",
+            ),
             Path::new("/base"),
         )
         .expect("valid");
@@ -842,19 +852,28 @@ mod tests {
         assert_eq!(muc.vhost, "meet.x");
         assert!(muc.destroy_when_empty && !muc.lock_new_rooms);
         assert_eq!(c.vhosts[0].plugins.len(), 2);
-        assert_eq!(c.vhosts[0].plugins[0].component.as_deref(), Some("speakerstats.meet.x"));
+        assert_eq!(
+            c.vhosts[0].plugins[0].component.as_deref(),
+            Some("speakerstats.meet.x")
+        );
         assert!(c.vhosts[0].plugins[1].path.ends_with("branding.wasm"));
         assert_eq!(c.vhosts[0].plugins[1].settings["welcome_message"], "hi");
 
-        let e = err(&v("[vhosts.muc]\ndomain = \"c.x\"\nroom_creators = [\"other.x\"]\n"));
+        let e = err(&v(
+            "[vhosts.muc]\ndomain = \"c.x\"\nroom_creators = [\"other.x\"]\n",
+        ));
         assert!(e.starts_with("vhosts[0].muc.room_creators:"), "{e}");
-        let e = err(&v("[vhosts.muc]\ndomain = \"c.x\"\nadmins = [\"focus@auth.x/r\"]\n"));
+        let e = err(&v(
+            "[vhosts.muc]\ndomain = \"c.x\"\nadmins = [\"focus@auth.x/r\"]\n",
+        ));
         assert!(e.starts_with("vhosts[0].muc.admins:"), "{e}");
         let e = err(&v("[vhosts.muc]\ndomain = \"meet.x\"\n"));
         assert!(e.starts_with("vhosts[0].muc.domain:"), "{e}");
         let e = err(&v("[[vhosts.plugins]]\nplugin = \"a b\"\n"));
         assert!(e.starts_with("vhosts[0].plugins[0].plugin:"), "{e}");
-        let e = err(&v("[[vhosts.plugins]]\nplugin = \"s\"\ncomponent = \"meet.x\"\n"));
+        let e = err(&v(
+            "[[vhosts.plugins]]\nplugin = \"s\"\ncomponent = \"meet.x\"\n",
+        ));
         assert!(e.starts_with("vhosts[0].plugins[0].component:"), "{e}");
     }
 

@@ -80,7 +80,8 @@ impl Metrics {
     /// MUC rooms and occupants right now (set by the router's owner task).
     pub fn set_muc(&self, rooms: usize, occupants: usize) {
         self.muc_rooms.store(rooms as i64, Ordering::Relaxed);
-        self.muc_occupants.store(occupants as i64, Ordering::Relaxed);
+        self.muc_occupants
+            .store(occupants as i64, Ordering::Relaxed);
     }
 
     /// A client connection (TCP stream, WebSocket or BOSH session) started.
@@ -243,7 +244,11 @@ impl Metrics {
         }
         for (name, help, v) in [
             ("lilt_muc_rooms", "MUC rooms.", &self.muc_rooms),
-            ("lilt_muc_occupants", "Occupants over all MUC rooms.", &self.muc_occupants),
+            (
+                "lilt_muc_occupants",
+                "Occupants over all MUC rooms.",
+                &self.muc_occupants,
+            ),
         ] {
             let n = family(&mut out, name, "gauge", help);
             lines.push(format!("{n} {}", v.load(Ordering::Relaxed)));

@@ -12,7 +12,9 @@ use crate::stanza::{self, ErrorType, Jid, Shared, StanzaError};
 use crate::xml::{Element, ns};
 
 fn feature(var: &str) -> Element {
-    Element::builder("feature", ns::DISCO_INFO).attr("var", var).build()
+    Element::builder("feature", ns::DISCO_INFO)
+        .attr("var", var)
+        .build()
 }
 
 fn field(var: &str, kind: &str, label: Option<&str>, values: &[&str]) -> Element {
@@ -37,7 +39,10 @@ fn bool_str(b: bool) -> &'static str {
 
 /// Iqs to the service's own domain: disco#info/#items and ping.
 pub(super) fn service_iq(service: &MucService, iq: &Element) -> Result<Element, StanzaError> {
-    let payload = iq.children().next().ok_or_else(|| err(ErrorType::Modify, "bad-request"))?;
+    let payload = iq
+        .children()
+        .next()
+        .ok_or_else(|| err(ErrorType::Modify, "bad-request"))?;
     let mut reply = stanza::iq_result(iq);
     match (iq.attr("type"), payload.name(), payload.ns()) {
         (Some("get"), "query", ns::DISCO_INFO) => {
@@ -56,8 +61,9 @@ pub(super) fn service_iq(service: &MucService, iq: &Element) -> Result<Element, 
         }
         (Some("get"), "query", ns::DISCO_ITEMS) => {
             let mut q = Element::new("query", ns::DISCO_ITEMS);
-            let mut rooms: Vec<&Room> = service.rooms.values().filter(|r| r.config.public).collect();
-            rooms.sort_by(|a, b| a.jid.to_string().cmp(&b.jid.to_string()));
+            let mut rooms: Vec<&Room> =
+                service.rooms.values().filter(|r| r.config.public).collect();
+            rooms.sort_by_key(|r| r.jid.to_string());
             for r in rooms {
                 q.append_child(
                     Element::builder("item", ns::DISCO_ITEMS)
@@ -80,11 +86,9 @@ pub(super) fn room_iq(
     key: &str,
     iq: &Element,
     from: &Jid,
-    now_ms: u64,
     ext: &mut dyn Extensions,
     out: &mut Vec<Routed>,
 ) -> Result<(), StanzaError> {
-    let _ = now_ms;
     let Some(payload) = iq.children().next().cloned() else {
         return Err(err(ErrorType::Modify, "bad-request"));
     };
@@ -101,11 +105,15 @@ pub(super) fn room_iq(
     let mut reply = stanza::iq_result(iq);
     match (set, payload.name(), payload.ns()) {
         (false, "query", ns::DISCO_INFO) => reply.append_child(disco_info(room)),
-        (false, "query", ns::DISCO_ITEMS) => reply.append_child(Element::new("query", ns::DISCO_ITEMS)),
+        (false, "query", ns::DISCO_ITEMS) => {
+            reply.append_child(Element::new("query", ns::DISCO_ITEMS))
+        }
         (false, "ping", ns::PING) => &mut reply,
         (_, "query", ns::MUC_OWNER) => {
             if affiliation != Affiliation::Owner {
-                return Err(err(ErrorType::Auth, "forbidden").with_text("Only owners configure the room."));
+                return Err(
+                    err(ErrorType::Auth, "forbidden").with_text("Only owners configure the room.")
+                );
             }
             if !set {
                 reply.append_child(owner_form(room));
@@ -154,7 +162,9 @@ pub(super) fn room_iq(
                     },
                 );
             }
-            if !removed.is_empty() && room.occupants.is_empty() && service.config.destroy_when_empty
+            if !removed.is_empty()
+                && room.occupants.is_empty()
+                && service.config.destroy_when_empty
                 && !room.config.persistent
             {
                 let info = room.info();
@@ -182,37 +192,66 @@ fn disco_info(room: &Room) -> Element {
     let c = &room.config;
     for f in [
         ns::MUC,
-        if c.password.is_some() { "muc_passwordprotected" } else { "muc_unsecured" },
-        if c.members_only { "muc_membersonly" } else { "muc_open" },
-        if c.moderated { "muc_moderated" } else { "muc_unmoderated" },
-        if c.persistent { "muc_persistent" } else { "muc_temporary" },
+        if c.password.is_some() {
+            "muc_passwordprotected"
+        } else {
+            "muc_unsecured"
+        },
+        if c.members_only {
+            "muc_membersonly"
+        } else {
+            "muc_open"
+        },
+        if c.moderated {
+            "muc_moderated"
+        } else {
+            "muc_unmoderated"
+        },
+        if c.persistent {
+            "muc_persistent"
+        } else {
+            "muc_temporary"
+        },
         if c.public { "muc_public" } else { "muc_hidden" },
         "muc_nonanonymous",
     ] {
         q.append_child(feature(f));
     }
-    let mut x = Element::builder("x", ns::DATA).attr("type", "result").build();
+    let mut x = Element::builder("x", ns::DATA)
+        .attr("type", "result")
+        .build();
     let occupants = room.occupants.len().to_string();
     let created = room.created_ms.to_string();
-    x.append_child(field("FORM_TYPE", "hidden", None, &["http://jabber.org/protocol/muc#roominfo"]));
+    x.append_child(field(
+        "FORM_TYPE",
+        "hidden",
+        None,
+        &["http://jabber.org/protocol/muc#roominfo"],
+    ));
     x.append_child(field(
         "muc#roominfo_meetingId",
         "text-single",
         Some("The meeting unique id."),
         &[&room.meeting_id],
     ));
-    x.append_child(field("muc#roominfo_created_timestamp", "text-single", None, &[&created]));
+    x.append_child(field(
+        "muc#roominfo_created_timestamp",
+        "text-single",
+        None,
+        &[&created],
+    ));
     x.append_child(field(
         "muc#roominfo_occupants",
         "text-single",
         Some("Number of occupants"),
         &[&occupants],
     ));
-    x.append_child(field("muc#roominfo_subject", "text-single", None, &[room
-        .subject
-        .as_ref()
-        .map(|(_, s)| s.as_str())
-        .unwrap_or("")]));
+    x.append_child(field(
+        "muc#roominfo_subject",
+        "text-single",
+        None,
+        &[room.subject.as_ref().map(|(_, s)| s.as_str()).unwrap_or("")],
+    ));
     q.append_child(x);
     q
 }
@@ -222,12 +261,42 @@ fn owner_form(room: &Room) -> Element {
     let mut x = Element::builder("x", ns::DATA).attr("type", "form").build();
     let max = c.max_occupants.to_string();
     for f in [
-        field("FORM_TYPE", "hidden", None, &["http://jabber.org/protocol/muc#roomconfig"]),
-        field("muc#roomconfig_roomname", "text-single", Some("Name"), &[&c.name]),
-        field("muc#roomconfig_persistentroom", "boolean", Some("Persistent"), &[bool_str(c.persistent)]),
-        field("muc#roomconfig_publicroom", "boolean", Some("Listed"), &[bool_str(c.public)]),
-        field("muc#roomconfig_membersonly", "boolean", Some("Members only"), &[bool_str(c.members_only)]),
-        field("muc#roomconfig_moderatedroom", "boolean", Some("Moderated"), &[bool_str(c.moderated)]),
+        field(
+            "FORM_TYPE",
+            "hidden",
+            None,
+            &["http://jabber.org/protocol/muc#roomconfig"],
+        ),
+        field(
+            "muc#roomconfig_roomname",
+            "text-single",
+            Some("Name"),
+            &[&c.name],
+        ),
+        field(
+            "muc#roomconfig_persistentroom",
+            "boolean",
+            Some("Persistent"),
+            &[bool_str(c.persistent)],
+        ),
+        field(
+            "muc#roomconfig_publicroom",
+            "boolean",
+            Some("Listed"),
+            &[bool_str(c.public)],
+        ),
+        field(
+            "muc#roomconfig_membersonly",
+            "boolean",
+            Some("Members only"),
+            &[bool_str(c.members_only)],
+        ),
+        field(
+            "muc#roomconfig_moderatedroom",
+            "boolean",
+            Some("Moderated"),
+            &[bool_str(c.moderated)],
+        ),
         field(
             "muc#roomconfig_passwordprotectedroom",
             "boolean",
@@ -240,8 +309,18 @@ fn owner_form(room: &Room) -> Element {
             Some("Password"),
             &[c.password.as_deref().unwrap_or("")],
         ),
-        field("muc#roomconfig_maxusers", "text-single", Some("Maximum occupants (0: no limit)"), &[&max]),
-        field("muc#roomconfig_whois", "list-single", Some("Who may see real JIDs"), &["anyone"]),
+        field(
+            "muc#roomconfig_maxusers",
+            "text-single",
+            Some("Maximum occupants (0: no limit)"),
+            &[&max],
+        ),
+        field(
+            "muc#roomconfig_whois",
+            "list-single",
+            Some("Who may see real JIDs"),
+            &["anyone"],
+        ),
         field(
             "muc#roomconfig_changesubject",
             "boolean",
@@ -260,7 +339,10 @@ fn parse_bool(v: &str) -> Result<bool, StanzaError> {
     match v {
         "1" | "true" => Ok(true),
         "0" | "false" | "" => Ok(false),
-        _ => Err(err(ErrorType::Modify, "not-acceptable").with_text(format!("{v:?} is not a boolean."))),
+        _ => {
+            Err(err(ErrorType::Modify, "not-acceptable")
+                .with_text(format!("{v:?} is not a boolean.")))
+        }
     }
 }
 
@@ -329,7 +411,11 @@ fn announce_config_change(room: &Room, out: &mut Vec<Routed>) {
         .attr("from", room.jid.to_string())
         .build();
     let mut x = Element::new("x", ns::MUC_USER);
-    x.append_child(Element::builder("status", ns::MUC_USER).attr("code", "104").build());
+    x.append_child(
+        Element::builder("status", ns::MUC_USER)
+            .attr("code", "104")
+            .build(),
+    );
     msg.append_child(x);
     let all: Vec<Jid> = room.occupants.iter().map(|o| o.real.clone()).collect();
     if !all.is_empty() {
@@ -354,7 +440,11 @@ fn destroy_room(room: &Room, destroy: &Element, out: &mut Vec<Routed>) {
         let mut d = destroy.clone();
         d.set_ns_recursive(ns::MUC_OWNER, ns::MUC_USER);
         x.append_child(d);
-        x.append_child(Element::builder("status", ns::MUC_USER).attr("code", "110").build());
+        x.append_child(
+            Element::builder("status", ns::MUC_USER)
+                .attr("code", "110")
+                .build(),
+        );
         p.append_child(x);
         out.push(Routed::Stanza(p));
     }
@@ -430,16 +520,28 @@ fn admin_item(
                 .map_err(|_| err(ErrorType::Modify, "jid-malformed"))?
                 .bare(),
             (None, Some(i)) => room.occupants[i].real.bare(),
-            (None, None) => return Err(err(ErrorType::Cancel, "item-not-found").with_text("No such occupant.")),
+            (None, None) => {
+                return Err(err(ErrorType::Cancel, "item-not-found").with_text("No such occupant."));
+            }
         };
-        let current = room.affiliations.get(&target).copied().unwrap_or(Affiliation::None);
+        let current = room
+            .affiliations
+            .get(&target)
+            .copied()
+            .unwrap_or(Affiliation::None);
         let needs_owner = new >= Affiliation::Admin || current >= Affiliation::Admin;
         if actor_aff < Affiliation::Admin || (needs_owner && actor_aff != Affiliation::Owner) {
             return Err(forbidden("Your affiliation does not allow this change."));
         }
-        let owners = room.affiliations.values().filter(|a| **a == Affiliation::Owner).count();
+        let owners = room
+            .affiliations
+            .values()
+            .filter(|a| **a == Affiliation::Owner)
+            .count();
         if current == Affiliation::Owner && new != Affiliation::Owner && owners == 1 {
-            return Err(err(ErrorType::Cancel, "conflict").with_text("A room keeps at least one owner."));
+            return Err(
+                err(ErrorType::Cancel, "conflict").with_text("A room keeps at least one owner.")
+            );
         }
         if new == Affiliation::None {
             room.affiliations.remove(&target);
@@ -481,7 +583,9 @@ fn admin_item(
     }
     let touches_moderator = role == Role::Moderator || current == Role::Moderator;
     if touches_moderator && actor_aff < Affiliation::Admin {
-        return Err(forbidden("Only admins and owners grant or revoke moderator."));
+        return Err(forbidden(
+            "Only admins and owners grant or revoke moderator.",
+        ));
     }
     if role == Role::None {
         removed.push(remove_occupant(room, i, "307", out));

@@ -205,7 +205,7 @@ impl MucService {
             (_, None) => self.to_service(&stanza, &mut out),
             ("presence", Some(_)) => self.presence(&stanza, &from, &to, now_ms, ext, &mut out),
             ("message", Some(_)) => self.message(&stanza, &from, &to, &mut out),
-            ("iq", Some(_)) => self.iq(&stanza, &from, &to, now_ms, ext, &mut out),
+            ("iq", Some(_)) => self.iq(&stanza, &from, &to, ext, &mut out),
             _ => Ok(()),
         };
         if let Err(e) = result
@@ -217,12 +217,7 @@ impl MucService {
     }
 
     /// A session ended: it leaves every room it was in.
-    pub fn session_gone(
-        &mut self,
-        real: &Jid,
-        ext: &mut dyn Extensions,
-        out: &mut Vec<Routed>,
-    ) {
+    pub fn session_gone(&mut self, real: &Jid, ext: &mut dyn Extensions, out: &mut Vec<Routed>) {
         let rooms: Vec<String> = self
             .rooms
             .iter()
@@ -278,14 +273,16 @@ impl MucService {
             Some(_) => return Ok(()),
         }
         let Some(nick) = to.resource().map(str::to_owned) else {
-            return Err(err(ErrorType::Modify, "jid-malformed").with_text("A nickname is required."));
+            return Err(
+                err(ErrorType::Modify, "jid-malformed").with_text("A nickname is required.")
+            );
         };
         match current {
             Some(old) if old == nick => {
                 self.update_presence(&key, from, stanza, out);
                 Ok(())
             }
-            Some(old) => self.change_nick(&key, from, &old, &nick, stanza, out),
+            Some(old) => self.change_nick(&key, &old, &nick, stanza, out),
             None => self.join(&key, from, &nick, stanza, now_ms, ext, out),
         }
     }
@@ -309,8 +306,9 @@ impl MucService {
                 || self.config.room_creators.is_empty()
                 || self.config.room_creators.iter().any(|d| d == from.domain());
             if !may_create {
-                return Err(err(ErrorType::Cancel, "not-allowed")
-                    .with_text("Rooms are created by authenticated users; this room does not exist yet."));
+                return Err(err(ErrorType::Cancel, "not-allowed").with_text(
+                    "Rooms are created by authenticated users; this room does not exist yet.",
+                ));
             }
             let room_jid = Jid::bare_from(key, &self.config.domain);
             let room = Room {
@@ -342,10 +340,11 @@ impl MucService {
             self.rooms.insert(key.to_owned(), room);
         }
         let outcome = self.admit(key, from, nick, stanza, is_admin, created, ext, out);
-        if created {
-            if outcome.is_err() || self.rooms.get(key).is_some_and(|r| r.occupants.is_empty()) {
-                self.rooms.remove(key);
-            }
+        // A creation whose join failed (or was handled by a hook) leaves no room behind.
+        if created
+            && (outcome.is_err() || self.rooms.get(key).is_some_and(|r| r.occupants.is_empty()))
+        {
+            self.rooms.remove(key);
         }
         outcome
     }
@@ -379,7 +378,9 @@ impl MucService {
                 .with_text("The room is locked until its owner configures it."));
         }
         if affiliation == Affiliation::Outcast {
-            return Err(err(ErrorType::Auth, "forbidden").with_text("You are banned from this room."));
+            return Err(
+                err(ErrorType::Auth, "forbidden").with_text("You are banned from this room.")
+            );
         }
         if let Some(password) = &room.config.password
             && affiliation < Affiliation::Admin
@@ -389,7 +390,9 @@ impl MucService {
                 .and_then(|x| x.get_child("password", ns::MUC))
                 .map(Element::text);
             if given.as_deref() != Some(password.as_str()) {
-                return Err(err(ErrorType::Auth, "not-authorized").with_text("A password is required."));
+                return Err(
+                    err(ErrorType::Auth, "not-authorized").with_text("A password is required.")
+                );
             }
         }
         if room.config.members_only && affiliation < Affiliation::Member {
@@ -487,7 +490,6 @@ impl MucService {
     fn change_nick(
         &mut self,
         key: &str,
-        from: &Jid,
         old: &str,
         new: &str,
         stanza: &Element,
@@ -518,7 +520,6 @@ impl MucService {
         room.occupants[i].nick = new.to_owned();
         room.occupants[i].presence = payload_of(stanza);
         room.broadcast_presence(i, &[], out);
-        let _ = from;
         Ok(())
     }
 
@@ -608,7 +609,9 @@ impl MucService {
             }
             (Some(nick), false) => {
                 let Some(target) = room.occupants.iter().find(|o| o.nick == nick) else {
-                    return Err(err(ErrorType::Cancel, "item-not-found").with_text("No such occupant."));
+                    return Err(
+                        err(ErrorType::Cancel, "item-not-found").with_text("No such occupant.")
+                    );
                 };
                 let mut msg = stanza.clone();
                 msg.set_attr("from", room.occupant_jid(&room.occupants[sender].nick));
@@ -631,7 +634,6 @@ impl MucService {
         stanza: &Element,
         from: &Jid,
         to: &Jid,
-        now_ms: u64,
         ext: &mut dyn Extensions,
         out: &mut Vec<Routed>,
     ) -> Result<(), StanzaError> {
@@ -659,13 +661,15 @@ impl MucService {
                 _ if !request => Ok(()),
                 (None, _) => Err(err(ErrorType::Modify, "not-acceptable")
                     .with_text("Only occupants may send iqs to occupants.")),
-                (_, None) => Err(err(ErrorType::Cancel, "item-not-found").with_text("No such occupant.")),
+                (_, None) => {
+                    Err(err(ErrorType::Cancel, "item-not-found").with_text("No such occupant."))
+                }
             };
         }
         if !request {
             return Ok(());
         }
-        admin::room_iq(self, &key, stanza, from, now_ms, ext, out)
+        admin::room_iq(self, &key, stanza, from, ext, out)
     }
 }
 
@@ -725,7 +729,11 @@ impl Room {
                 .build(),
         );
         for code in codes {
-            x.append_child(Element::builder("status", ns::MUC_USER).attr("code", *code).build());
+            x.append_child(
+                Element::builder("status", ns::MUC_USER)
+                    .attr("code", *code)
+                    .build(),
+            );
         }
         p.append_child(x);
         p
@@ -755,7 +763,11 @@ impl Room {
         if let Some(x) = own.get_child_mut("x", ns::MUC_USER) {
             for code in self_codes {
                 if !x.children().any(|s| s.attr("code") == Some(*code)) {
-                    x.append_child(Element::builder("status", ns::MUC_USER).attr("code", *code).build());
+                    x.append_child(
+                        Element::builder("status", ns::MUC_USER)
+                            .attr("code", *code)
+                            .build(),
+                    );
                 }
             }
         }

@@ -69,22 +69,40 @@ fn presences(out: &[Routed]) -> Vec<(String, String, Vec<String>)> {
 #[test]
 fn join_order_codes_and_items() {
     let mut m = service(&[]);
-    let out = m.handle(presence("a@x/1", "r@conference.x/alice", "Alice"), 1000, &mut NoExtensions);
+    let out = m.handle(
+        presence("a@x/1", "r@conference.x/alice", "Alice"),
+        1000,
+        &mut NoExtensions,
+    );
     assert_eq!(
         presences(&out),
-        [("a@x/1".into(), "r@conference.x/alice".into(), vec!["100".into(), "110".into(), "201".into()])]
+        [(
+            "a@x/1".into(),
+            "r@conference.x/alice".into(),
+            vec!["100".into(), "110".into(), "201".into()]
+        )]
     );
-    let out = m.handle(presence("b@x/1", "r@conference.x/bob", ""), 2000, &mut NoExtensions);
+    let out = m.handle(
+        presence("b@x/1", "r@conference.x/bob", ""),
+        2000,
+        &mut NoExtensions,
+    );
     assert_eq!(
         presences(&out),
         [
             ("b@x/1".into(), "r@conference.x/alice".into(), vec![]),
             ("a@x/1".into(), "r@conference.x/bob".into(), vec![]),
-            ("b@x/1".into(), "r@conference.x/bob".into(), vec!["100".into(), "110".into()]),
+            (
+                "b@x/1".into(),
+                "r@conference.x/bob".into(),
+                vec!["100".into(), "110".into()]
+            ),
         ]
     );
     // Every item names the real JID; the nick payload is kept, the MUC <x/> is not.
-    let Routed::Stanza(alice_to_bob) = &out[0] else { panic!("{out:?}") };
+    let Routed::Stanza(alice_to_bob) = &out[0] else {
+        panic!("{out:?}")
+    };
     let item = alice_to_bob
         .get_child("x", ns::MUC_USER)
         .and_then(|x| x.get_child("item", ns::MUC_USER))
@@ -100,7 +118,11 @@ fn join_order_codes_and_items() {
 fn groupchat_is_one_shared_fanout_to_everyone() {
     let mut m = service(&[]);
     for (jid, nick) in [("a@x/1", "a"), ("b@x/1", "b"), ("c@x/1", "c")] {
-        m.handle(presence(jid, &format!("r@conference.x/{nick}"), ""), 0, &mut NoExtensions);
+        m.handle(
+            presence(jid, &format!("r@conference.x/{nick}"), ""),
+            0,
+            &mut NoExtensions,
+        );
     }
     let mut msg = Element::builder("message", ns::CLIENT)
         .attr("from", "b@x/1")
@@ -110,7 +132,9 @@ fn groupchat_is_one_shared_fanout_to_everyone() {
     msg.append_child(Element::new("body", ns::CLIENT));
     let out = m.handle(msg, 0, &mut NoExtensions);
     assert_eq!(out.len(), 1);
-    let Routed::Fanout(shared, to) = &out[0] else { panic!("{out:?}") };
+    let Routed::Fanout(shared, to) = &out[0] else {
+        panic!("{out:?}")
+    };
     assert_eq!(shared.element().attr("from"), Some("r@conference.x/b"));
     assert_eq!(to.len(), 3);
 }
@@ -118,18 +142,47 @@ fn groupchat_is_one_shared_fanout_to_everyone() {
 #[test]
 fn secure_domain_and_destroy_when_empty() {
     let mut m = service(&["x"]);
-    let out = m.handle(presence("g@guest.x/1", "r@conference.x/g", ""), 0, &mut NoExtensions);
-    let Routed::Stanza(err) = &out[0] else { panic!("{out:?}") };
+    let out = m.handle(
+        presence("g@guest.x/1", "r@conference.x/g", ""),
+        0,
+        &mut NoExtensions,
+    );
+    let Routed::Stanza(err) = &out[0] else {
+        panic!("{out:?}")
+    };
     assert_eq!(err.attr("type"), Some("error"));
-    assert!(err.get_child("error", ns::CLIENT).is_some_and(|e| e.has_child("not-allowed", ns::STANZAS)));
+    assert!(
+        err.get_child("error", ns::CLIENT)
+            .is_some_and(|e| e.has_child("not-allowed", ns::STANZAS))
+    );
     assert_eq!(m.counts(), (0, 0), "a refused creation leaves no room");
-    m.handle(presence("a@x/1", "r@conference.x/a", ""), 0, &mut NoExtensions);
-    m.handle(presence("g@guest.x/1", "r@conference.x/g", ""), 0, &mut NoExtensions);
+    m.handle(
+        presence("a@x/1", "r@conference.x/a", ""),
+        0,
+        &mut NoExtensions,
+    );
+    m.handle(
+        presence("g@guest.x/1", "r@conference.x/g", ""),
+        0,
+        &mut NoExtensions,
+    );
     assert_eq!(m.counts(), (1, 2));
     let mut out = Vec::new();
-    m.session_gone(&Jid::parse("a@x/1").expect("jid"), &mut NoExtensions, &mut out);
-    assert_eq!(presences(&out).len(), 2, "the guest and the leaver are told");
-    m.session_gone(&Jid::parse("g@guest.x/1").expect("jid"), &mut NoExtensions, &mut out);
+    m.session_gone(
+        &Jid::parse("a@x/1").expect("jid"),
+        &mut NoExtensions,
+        &mut out,
+    );
+    assert_eq!(
+        presences(&out).len(),
+        2,
+        "the guest and the leaver are told"
+    );
+    m.session_gone(
+        &Jid::parse("g@guest.x/1").expect("jid"),
+        &mut NoExtensions,
+        &mut out,
+    );
     assert_eq!(m.counts(), (0, 0));
 }
 
@@ -146,7 +199,9 @@ impl Extensions for Recorder {
             MucEvent::RoomPreCreate { .. } => ("pre-create", Verdict::Pass),
             MucEvent::RoomCreated(_) => ("created", Verdict::Pass),
             MucEvent::RoomDestroyed(_) => ("destroyed", Verdict::Pass),
-            MucEvent::OccupantPreJoin { occupant, presence, .. } => match occupant.nick.as_str() {
+            MucEvent::OccupantPreJoin {
+                occupant, presence, ..
+            } => match occupant.nick.as_str() {
                 "bad" => (
                     "pre-join",
                     Verdict::Reject(StanzaError::from_condition("not-acceptable").with_text("no")),
@@ -185,14 +240,24 @@ fn hooks_see_events_and_decide_joins() {
     let mut m = service(&[]);
     let mut rec = Recorder::default();
     let out = m.handle(presence("a@x/1", "r@conference.x/bad", ""), 0, &mut rec);
-    let Routed::Stanza(err) = &out[0] else { panic!("{out:?}") };
-    assert!(err.get_child("error", ns::CLIENT).is_some_and(|e| e.has_child("not-acceptable", ns::STANZAS)));
+    let Routed::Stanza(err) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert!(
+        err.get_child("error", ns::CLIENT)
+            .is_some_and(|e| e.has_child("not-acceptable", ns::STANZAS))
+    );
     assert_eq!(rec.0, ["x:pre-create", "x:pre-join"]);
     assert_eq!(m.counts(), (0, 0));
     rec.0.clear();
     let out = m.handle(presence("a@x/1", "r@conference.x/old", ""), 0, &mut rec);
-    let Routed::Stanza(own) = &out[0] else { panic!("{out:?}") };
-    assert!(own.has_child("replaced", "urn:test"), "the replaced presence is what the room keeps");
+    let Routed::Stanza(own) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert!(
+        own.has_child("replaced", "urn:test"),
+        "the replaced presence is what the room keeps"
+    );
     m.handle(
         Element::builder("presence", ns::CLIENT)
             .attr("from", "a@x/1")
@@ -202,5 +267,15 @@ fn hooks_see_events_and_decide_joins() {
         0,
         &mut rec,
     );
-    assert_eq!(rec.0, ["x:pre-create", "x:pre-join", "x:created", "x:joined", "x:left", "x:destroyed"]);
+    assert_eq!(
+        rec.0,
+        [
+            "x:pre-create",
+            "x:pre-join",
+            "x:created",
+            "x:joined",
+            "x:left",
+            "x:destroyed"
+        ]
+    );
 }

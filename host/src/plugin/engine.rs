@@ -150,8 +150,9 @@ impl PluginEngine {
                 wasm_path.display()
             )))
         })?;
-        self.0.linker.instantiate_pre(&component).map_err(|e| {
-            load(e.context("it imports something Lilt does not grant"))
-        })
+        self.0
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| load(e.context("it imports something Lilt does not grant")))
     }
 }

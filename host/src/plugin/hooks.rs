@@ -111,7 +111,8 @@ impl PluginEngine {
             live_component: InstancePool::new(1),
         };
         if plugin.hooks.is_some() {
-            let (subs, _) = plugin.call_hooks(|h, s| h.lilt_plugin_hook_handler().call_subscriptions(s))?;
+            let (subs, _) =
+                plugin.call_hooks(|h, s| h.lilt_plugin_hook_handler().call_subscriptions(s))?;
             plugin.subscriptions = subs.into_iter().map(|s| (s.kind, s.priority)).collect();
         }
         if plugin.component.is_some() {
@@ -187,8 +188,7 @@ impl HookPlugin {
             &self.live_component,
             move |store| {
                 let c = pre.instantiate(&mut *store)?;
-                Ok(c
-                    .lilt_plugin_component_handler()
+                Ok(c.lilt_plugin_component_handler()
                     .call_configure(&mut *store, domain, &settings)?
                     .map(|()| c))
             },
@@ -308,7 +308,8 @@ impl PluginExtensions {
         for i in subs {
             let plugin = self.plugins[i].clone();
             let event = make(replaced.as_ref().or(stanza));
-            let answer = plugin.call_hooks(|h, s| h.lilt_plugin_hook_handler().call_handle(s, &event));
+            let answer =
+                plugin.call_hooks(|h, s| h.lilt_plugin_hook_handler().call_handle(s, &event));
             let verdict = match answer {
                 Ok((v, effects)) => {
                     self.absorb(i, effects);
@@ -330,7 +331,8 @@ impl PluginExtensions {
                 wit::Verdict::Replace(xml) => match parse_stanza(&xml) {
                     Some(el) => replaced = Some(el),
                     None => tracing::warn!(
-                        message = "Plugin replaced a stanza with something that is not one; ignored.",
+                        message =
+                            "Plugin replaced a stanza with something that is not one; ignored.",
                         plugin = plugin.name()
                     ),
                 },
@@ -366,7 +368,9 @@ impl Extensions for PluginExtensions {
             MucEvent::OccupantJoined { presence, .. } => {
                 (wit::EventKind::OccupantJoined, Some(*presence))
             }
-            MucEvent::OccupantLeft { presence, .. } => (wit::EventKind::OccupantLeft, Some(*presence)),
+            MucEvent::OccupantLeft { presence, .. } => {
+                (wit::EventKind::OccupantLeft, Some(*presence))
+            }
         };
         if self.subscribers(vhost, kind).is_empty() {
             return Verdict::Pass;
@@ -381,15 +385,21 @@ impl Extensions for PluginExtensions {
             }
             MucEvent::RoomCreated(r) => wit::Event::RoomCreated(room(r)),
             MucEvent::RoomDestroyed(r) => wit::Event::RoomDestroyed(room(r)),
-            MucEvent::OccupantPreJoin { room: r, occupant, presence } => {
-                wit::Event::OccupantPreJoin(occupant_event(r, occupant, p.unwrap_or(presence)))
-            }
-            MucEvent::OccupantJoined { room: r, occupant, presence } => {
-                wit::Event::OccupantJoined(occupant_event(r, occupant, p.unwrap_or(presence)))
-            }
-            MucEvent::OccupantLeft { room: r, occupant, presence } => {
-                wit::Event::OccupantLeft(occupant_event(r, occupant, p.unwrap_or(presence)))
-            }
+            MucEvent::OccupantPreJoin {
+                room: r,
+                occupant,
+                presence,
+            } => wit::Event::OccupantPreJoin(occupant_event(r, occupant, p.unwrap_or(presence))),
+            MucEvent::OccupantJoined {
+                room: r,
+                occupant,
+                presence,
+            } => wit::Event::OccupantJoined(occupant_event(r, occupant, p.unwrap_or(presence))),
+            MucEvent::OccupantLeft {
+                room: r,
+                occupant,
+                presence,
+            } => wit::Event::OccupantLeft(occupant_event(r, occupant, p.unwrap_or(presence))),
         })
     }
 
@@ -403,9 +413,10 @@ impl Extensions for PluginExtensions {
         };
         let plugin = self.plugins[i].clone();
         let xml = stanza.to_string();
-        if let Ok(((), effects)) =
-            plugin.call_component(|c, s| c.lilt_plugin_component_handler().call_handle_stanza(s, &xml))
-        {
+        if let Ok(((), effects)) = plugin.call_component(|c, s| {
+            c.lilt_plugin_component_handler()
+                .call_handle_stanza(s, &xml)
+        }) {
             self.absorb(i, effects);
         }
     }

@@ -195,7 +195,9 @@ impl timers::Host for State {
         if self.effects.timers.len() >= MAX_TIMERS_PER_CALL {
             return Err(format!("at most {MAX_TIMERS_PER_CALL} timers per call"));
         }
-        self.effects.timers.push((delay, tag.chars().take(1024).collect()));
+        self.effects
+            .timers
+            .push((delay, tag.chars().take(1024).collect()));
         Ok(())
     }
 }

@@ -10,8 +10,8 @@
 mod auth;
 mod bindings;
 mod engine;
-mod host_api;
 mod hooks;
+mod host_api;
 mod sandbox;
 
 use std::time::Duration;

@@ -156,7 +156,10 @@ impl Router {
         ) else {
             return Vec::new();
         };
-        let vhost = self.vhost_of(from.domain()).unwrap_or(from.domain()).to_owned();
+        let vhost = self
+            .vhost_of(from.domain())
+            .unwrap_or(from.domain())
+            .to_owned();
         let mut out = match self.ext.stanza(&vhost, kind, &stanza) {
             Verdict::Pass => self.route(stanza),
             Verdict::Handled => Vec::new(),

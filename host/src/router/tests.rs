@@ -40,7 +40,8 @@ fn available(r: &mut Router, full: &str, priority: i8) -> Vec<Delivery> {
 }
 
 fn condition(d: &Delivery) -> Option<String> {
-    d.stanza.element()
+    d.stanza
+        .element()
         .get_child("error", ns::CLIENT)?
         .children()
         .next()
@@ -158,7 +159,8 @@ fn server_answers_ping_disco_version() {
     iq.append_child(Element::new("query", ns::DISCO_ITEMS));
     let d = r.route(iq);
     let items: Vec<_> = d[0]
-        .stanza.element()
+        .stanza
+        .element()
         .children()
         .flat_map(|q| q.children())
         .filter_map(|i| i.attr("jid"))
@@ -232,7 +234,12 @@ fn unbind_sends_unavailable_to_resources_and_directed_targets() {
     let d = r.unbind(&u1, 1);
     let mut targets: Vec<_> = d
         .iter()
-        .map(|d| (d.to, d.stanza.element().attr("type").unwrap_or("").to_owned()))
+        .map(|d| {
+            (
+                d.to,
+                d.stanza.element().attr("type").unwrap_or("").to_owned(),
+            )
+        })
         .collect();
     targets.sort();
     assert_eq!(

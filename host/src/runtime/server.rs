@@ -85,7 +85,13 @@ impl Ctx {
             .collect();
         stats.extend(self.hooks.iter().map(|(vhost, p)| {
             let (calls, traps) = p.call_counts();
-            (p.name().to_owned(), vhost.clone(), calls, traps, p.is_disabled())
+            (
+                p.name().to_owned(),
+                vhost.clone(),
+                calls,
+                traps,
+                p.is_disabled(),
+            )
         }));
         stats.sort();
         stats

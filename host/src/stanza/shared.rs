@@ -113,7 +113,9 @@ mod tests {
     fn expected(to: &str, parent: &str) -> Vec<u8> {
         let mut el = sample();
         el.remove_attr("to");
-        let mut with_to = Element::builder("message", ns::CLIENT).attr("to", to).build();
+        let mut with_to = Element::builder("message", ns::CLIENT)
+            .attr("to", to)
+            .build();
         for (k, v) in el.attrs() {
             with_to.set_attr(k, v);
         }
@@ -128,13 +130,13 @@ mod tests {
     #[test]
     fn shared_bytes_equal_the_element_serialization() {
         let shared = Shared::new(sample());
-        let to = Jid::parse("bob@x/r'1").unwrap();
+        let to = Jid::parse("bob@x/r'1").expect("jid");
         for (declare, parent) in [(false, ns::CLIENT), (true, "")] {
             let mut out = Vec::new();
             Outbound::Shared(shared.clone(), to.clone()).write_to(&mut out, declare);
             assert_eq!(
-                String::from_utf8(out).unwrap(),
-                String::from_utf8(expected("bob@x/r'1", parent)).unwrap()
+                String::from_utf8(out).expect("utf-8"),
+                String::from_utf8(expected("bob@x/r'1", parent)).expect("utf-8")
             );
         }
         let el = Outbound::Shared(shared, to).into_element();
@@ -144,9 +146,12 @@ mod tests {
 
     #[test]
     fn empty_element_keeps_its_self_closing_form() {
-        let p = Element::builder("presence", ns::CLIENT).attr("from", "r@c/n").build();
+        let p = Element::builder("presence", ns::CLIENT)
+            .attr("from", "r@c/n")
+            .build();
         let mut out = Vec::new();
-        Outbound::Shared(Shared::new(p), Jid::parse("a@b/c").unwrap()).write_to(&mut out, false);
+        Outbound::Shared(Shared::new(p), Jid::parse("a@b/c").expect("jid"))
+            .write_to(&mut out, false);
         assert_eq!(out, b"<presence to='a@b/c' from='r@c/n'/>");
     }
 }

@@ -557,7 +557,10 @@ fn websocket_login_uses_rfc7395_frames() {
     );
     let (els, _) = frames(&mut s);
     assert!(els[0].is("iq", ns::CLIENT));
-    s.handle_input(now, Input::Deliver(Element::new("message", ns::CLIENT).into()));
+    s.handle_input(
+        now,
+        Input::Deliver(Element::new("message", ns::CLIENT).into()),
+    );
     let (els, _) = frames(&mut s);
     assert!(els[0].is("message", ns::CLIENT));
     s.handle_input(now, Input::Frame(framing::WS_CLOSE));

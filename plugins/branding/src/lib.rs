@@ -44,7 +44,10 @@ mod bindings {
                 EventKind::Iq,
             ]
             .into_iter()
-            .map(|kind| Subscription { kind, priority: 100 })
+            .map(|kind| Subscription {
+                kind,
+                priority: 100,
+            })
             .collect()
         }
         fn handle(event: Event) -> Verdict {
@@ -55,15 +58,21 @@ mod bindings {
                 };
                 verdict(match event {
                     Event::RoomPreCreate(c) => p.pre_create(&room(c.room)),
-                    Event::OccupantPreJoin(e) => parse(&e.presence).map_or(V::Pass, |el| p.display_name(&el, true)),
-                    Event::Presence(xml) => parse(&xml).map_or(V::Pass, |el| p.display_name(&el, false)),
+                    Event::OccupantPreJoin(e) => {
+                        parse(&e.presence).map_or(V::Pass, |el| p.display_name(&el, true))
+                    }
+                    Event::Presence(xml) => {
+                        parse(&xml).map_or(V::Pass, |el| p.display_name(&el, false))
+                    }
                     Event::OccupantJoined(e) => {
                         if let Some(el) = parse(&e.presence) {
                             p.joined(&BoundHost, &room(e.room), &occupant(e.occupant), &el);
                         }
                         V::Pass
                     }
-                    Event::Iq(xml) => parse(&xml).map_or(V::Pass, |el| p.iq(&BoundHost, vhost, &el)),
+                    Event::Iq(xml) => {
+                        parse(&xml).map_or(V::Pass, |el| p.iq(&BoundHost, vhost, &el))
+                    }
                     _ => V::Pass,
                 })
             })

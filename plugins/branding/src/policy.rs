@@ -78,7 +78,8 @@ pub fn configure(json: &str) -> Result<Policy, String> {
         None => None,
     };
     for (k, v) in &settings.brand.colors {
-        let ok = v.len() == 7 && v.starts_with('#') && v[1..].chars().all(|c| c.is_ascii_hexdigit());
+        let ok =
+            v.len() == 7 && v.starts_with('#') && v[1..].chars().all(|c| c.is_ascii_hexdigit());
         if !ok {
             return Err(format!("brand.colors.{k}: {v:?} is not #rrggbb"));
         }
@@ -104,7 +105,10 @@ impl Policy {
                 "not-allowed",
                 format!(
                     "Room names here must match {}.",
-                    self.settings.room_name_pattern.as_deref().unwrap_or_default()
+                    self.settings
+                        .room_name_pattern
+                        .as_deref()
+                        .unwrap_or_default()
                 ),
             ),
             _ => Verdict::Pass,
@@ -115,7 +119,9 @@ impl Policy {
     /// names are required (updates without one pass: the room keeps the last one).
     pub fn display_name(&self, presence: &Element, joining: bool) -> Verdict {
         let rules = &self.settings.display_name;
-        let name = display_name(presence).map(|n| n.trim().to_owned()).unwrap_or_default();
+        let name = display_name(presence)
+            .map(|n| n.trim().to_owned())
+            .unwrap_or_default();
         if name.is_empty() {
             return if joining && rules.required {
                 Verdict::reject("not-acceptable", "A display name is required to join.")
@@ -175,7 +181,10 @@ impl Policy {
         let json = serde_json::to_string(&self.settings.brand).unwrap_or_default();
         let reply = iq_result(
             iq,
-            Some(Element::new("query", BRANDING).with_child(Element::new("brand", BRANDING).with_text(json))),
+            Some(
+                Element::new("query", BRANDING)
+                    .with_child(Element::new("brand", BRANDING).with_text(json)),
+            ),
         );
         let _ = host.send(&reply);
         Verdict::Handled
@@ -201,22 +210,35 @@ mod tests {
         let nick = nick
             .map(|n| format!("<nick xmlns='{NICK}'>{n}</nick>"))
             .unwrap_or_default();
-        Element::parse(&format!("<presence xmlns='jabber:client'><audiomuted>false</audiomuted>{nick}</presence>"))
-            .expect("presence")
+        Element::parse(&format!(
+            "<presence xmlns='jabber:client'><audiomuted>false</audiomuted>{nick}</presence>"
+        ))
+        .expect("presence")
     }
 
     #[test]
     fn display_name_rules() {
         let p = policy();
-        assert!(matches!(p.display_name(&presence(None), true), Verdict::Reject { ref condition, .. } if condition == "not-acceptable"));
+        assert!(
+            matches!(p.display_name(&presence(None), true), Verdict::Reject { ref condition, .. } if condition == "not-acceptable")
+        );
         assert_eq!(p.display_name(&presence(None), false), Verdict::Pass);
-        assert!(matches!(p.display_name(&presence(Some("   ")), true), Verdict::Reject { .. }));
-        assert!(matches!(p.display_name(&presence(Some("Bartholomew")), true), Verdict::Reject { .. }));
+        assert!(matches!(
+            p.display_name(&presence(Some("   ")), true),
+            Verdict::Reject { .. }
+        ));
+        assert!(matches!(
+            p.display_name(&presence(Some("Bartholomew")), true),
+            Verdict::Reject { .. }
+        ));
         let Verdict::Replace(r) = p.display_name(&presence(Some("Alice")), true) else {
             panic!("expected a replacement")
         };
         assert_eq!(display_name(&r).as_deref(), Some("Alice (Acme)"));
-        assert!(r.child("audiomuted", CLIENT).is_some(), "other children kept");
+        assert!(
+            r.child("audiomuted", CLIENT).is_some(),
+            "other children kept"
+        );
         assert_eq!(p.display_name(&r, true), Verdict::Pass, "already suffixed");
     }
 
@@ -228,20 +250,39 @@ mod tests {
             ..Room::default()
         };
         assert_eq!(p.pre_create(&room("team-1@conference.acme")), Verdict::Pass);
-        assert!(matches!(p.pre_create(&room("No_Way@conference.acme")), Verdict::Reject { .. }));
+        assert!(matches!(
+            p.pre_create(&room("No_Way@conference.acme")),
+            Verdict::Reject { .. }
+        ));
         let host = MemoryHost::default();
         let occ = Occupant {
             nick: "a1".into(),
             jid: "u@acme/r".into(),
             ..Occupant::default()
         };
-        p.joined(&host, &room("team-1@conference.acme"), &occ, &presence(Some("Alice (Acme)")));
+        p.joined(
+            &host,
+            &room("team-1@conference.acme"),
+            &occ,
+            &presence(Some("Alice (Acme)")),
+        );
         let sent = host.take_sent();
-        assert!(sent[0].contains("Welcome to team-1, Alice (Acme)!") && sent[0].contains("from='team-1@conference.acme'"), "{sent:?}");
+        assert!(
+            sent[0].contains("Welcome to team-1, Alice (Acme)!")
+                && sent[0].contains("from='team-1@conference.acme'"),
+            "{sent:?}"
+        );
         let iq = Element::parse("<iq xmlns='jabber:client' type='get' id='b' from='u@acme/r' to='acme'><query xmlns='urn:lilt:branding'/></iq>").expect("iq");
         assert_eq!(p.iq(&host, "acme", &iq), Verdict::Handled);
         let reply = Element::parse(&host.take_sent()[0]).expect("reply");
-        let brand: serde_json::Value = serde_json::from_str(&reply.child("query", BRANDING).and_then(|q| q.child("brand", BRANDING)).expect("brand").text()).expect("json");
+        let brand: serde_json::Value = serde_json::from_str(
+            &reply
+                .child("query", BRANDING)
+                .and_then(|q| q.child("brand", BRANDING))
+                .expect("brand")
+                .text(),
+        )
+        .expect("json");
         assert_eq!(brand["name"], "Acme Meet");
         assert_eq!(brand["colors"]["primary"], "#0055ff");
         let other = Element::parse("<iq xmlns='jabber:client' type='get' id='c' from='u@acme/r' to='acme'><ping xmlns='urn:xmpp:ping'/></iq>").expect("iq");
@@ -250,7 +291,12 @@ mod tests {
 
     #[test]
     fn bad_settings_are_refused() {
-        for bad in [r#"{"x":1}"#, r#"{"room_name_pattern":"("}"#, r#"{"brand":{"colors":{"a":"blue"}}}"#, r#"{"display_name":{"max_length":0}}"#] {
+        for bad in [
+            r#"{"x":1}"#,
+            r#"{"room_name_pattern":"("}"#,
+            r#"{"brand":{"colors":{"a":"blue"}}}"#,
+            r#"{"display_name":{"max_length":0}}"#,
+        ] {
             assert!(configure(bad).is_err(), "{bad}");
         }
         assert!(configure("{}").is_ok());

@@ -231,13 +231,26 @@ mod tests {
             ))
             .expect("iq")
         };
-        let disco = component_reply(&iq("<query xmlns='http://jabber.org/protocol/disco#info'/>", "get"), "component", "speakerstats")
+        let disco = component_reply(
+            &iq(
+                "<query xmlns='http://jabber.org/protocol/disco#info'/>",
+                "get",
+            ),
+            "component",
+            "speakerstats",
+        )
+        .expect("reply")
+        .to_xml();
+        assert!(
+            disco.contains("type='speakerstats'") && disco.contains("to='a@b/c'"),
+            "{disco}"
+        );
+        let ping =
+            component_reply(&iq("<ping xmlns='urn:xmpp:ping'/>", "get"), "c", "t").expect("reply");
+        assert_eq!(ping.attr("type"), Some("result"));
+        let other = component_reply(&iq("<q xmlns='urn:x'/>", "set"), "c", "t")
             .expect("reply")
             .to_xml();
-        assert!(disco.contains("type='speakerstats'") && disco.contains("to='a@b/c'"), "{disco}");
-        let ping = component_reply(&iq("<ping xmlns='urn:xmpp:ping'/>", "get"), "c", "t").expect("reply");
-        assert_eq!(ping.attr("type"), Some("result"));
-        let other = component_reply(&iq("<q xmlns='urn:x'/>", "set"), "c", "t").expect("reply").to_xml();
         assert!(other.contains("service-unavailable"), "{other}");
         assert!(component_reply(&iq("", "result"), "c", "t").is_none());
     }

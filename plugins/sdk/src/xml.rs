@@ -249,7 +249,10 @@ fn resolve(scopes: &[Vec<(String, String)>], prefix: &str) -> Option<String> {
         .or_else(|| prefix.is_empty().then(String::new))
 }
 
-fn open(start: &BytesStart<'_>, scopes: &mut Vec<Vec<(String, String)>>) -> Result<Element, String> {
+fn open(
+    start: &BytesStart<'_>,
+    scopes: &mut Vec<Vec<(String, String)>>,
+) -> Result<Element, String> {
     let mut decls = Vec::new();
     let mut attrs = Vec::new();
     for a in start.attributes() {
@@ -302,7 +305,9 @@ mod tests {
         .expect("parse");
         assert_eq!(el.ns, "jabber:client");
         assert_eq!(el.attr("from"), Some("r@c/n"));
-        let nick = el.child("nick", "http://jabber.org/protocol/nick").expect("nick");
+        let nick = el
+            .child("nick", "http://jabber.org/protocol/nick")
+            .expect("nick");
         assert_eq!(nick.text(), "A & B A");
         let y = el.child("y", "urn:x").expect("y");
         assert_eq!(y.attr("a"), Some("<"));

@@ -44,16 +44,22 @@ mod bindings {
                 EventKind::OccupantLeft,
                 EventKind::RoomDestroyed,
             ]
-                .into_iter()
-                .map(|kind| Subscription { kind, priority: 0 })
-                .collect()
+            .into_iter()
+            .map(|kind| Subscription { kind, priority: 0 })
+            .collect()
         }
         fn handle(event: Event) -> Verdict {
             let domain = DOMAIN.with(|d| d.borrow().clone());
             match event {
                 Event::OccupantJoined(e) => {
                     if let Some(p) = parse(&e.presence) {
-                        super::policy::joined(&BoundHost, &domain, &room(e.room), &occupant(e.occupant), &p);
+                        super::policy::joined(
+                            &BoundHost,
+                            &domain,
+                            &room(e.room),
+                            &occupant(e.occupant),
+                            &p,
+                        );
                     }
                 }
                 Event::OccupantLeft(e) => {

@@ -58,12 +58,21 @@ fn stop_dominant(host: &dyn Host, room: &str) {
 }
 
 /// Someone joined: remember them, then send them everyone's statistics.
-pub fn joined(host: &dyn Host, component: &str, room: &Room, occupant: &Occupant, presence: &Element) {
+pub fn joined(
+    host: &dyn Host,
+    component: &str,
+    room: &Room,
+    occupant: &Occupant,
+    presence: &Element,
+) {
     if occupant.nick == "focus" {
         return;
     }
     let r = &room.jid;
-    let _ = host.set(&format!("occ|{r}|{}", occupant.jid), occupant.nick.as_bytes());
+    let _ = host.set(
+        &format!("occ|{r}|{}", occupant.jid),
+        occupant.nick.as_bytes(),
+    );
     if let Some(name) = display_name(presence) {
         let _ = host.set(&format!("name|{r}|{}", occupant.nick), name.as_bytes());
     }
@@ -152,7 +161,10 @@ pub fn report(host: &dyn Host, stanza: &Element) {
         return;
     }
     stop_dominant(host, room);
-    let _ = host.set(&format!("dom|{room}"), format!("{nick} {}", host.now_ms()).as_bytes());
+    let _ = host.set(
+        &format!("dom|{room}"),
+        format!("{nick} {}", host.now_ms()).as_bytes(),
+    );
 }
 
 #[cfg(test)]
@@ -188,7 +200,8 @@ mod tests {
         let sent = host.take_sent();
         assert_eq!(sent.len(), 1, "{sent:?}");
         let msg = Element::parse(&sent[0]).expect("xml");
-        serde_json::from_str(&msg.child("json-message", JITMEET).expect("json").text()).expect("json")
+        serde_json::from_str(&msg.child("json-message", JITMEET).expect("json").text())
+            .expect("json")
     }
 
     #[test]
@@ -199,9 +212,21 @@ mod tests {
             ..Room::default()
         };
         host.now.set(1_000);
-        joined(&host, "speakerstats.x", &room, &occupant("a"), &presence("Alice"));
+        joined(
+            &host,
+            "speakerstats.x",
+            &room,
+            &occupant("a"),
+            &presence("Alice"),
+        );
         assert!(host.take_sent().is_empty(), "nothing to report yet");
-        joined(&host, "speakerstats.x", &room, &occupant("b"), &presence("Bob"));
+        joined(
+            &host,
+            "speakerstats.x",
+            &room,
+            &occupant("b"),
+            &presence("Bob"),
+        );
         speak(&host, "a", "");
         host.now.set(16_000);
         speak(&host, "b", "");
@@ -211,7 +236,13 @@ mod tests {
         speak(&host, "b", "silence='true'");
         host.now.set(25_000);
         left(&host, &room, &occupant("a"), &presence("Alice A."));
-        joined(&host, "speakerstats.x", &room, &occupant("c"), &presence("Carol"));
+        joined(
+            &host,
+            "speakerstats.x",
+            &room,
+            &occupant("c"),
+            &presence("Carol"),
+        );
         let json = stats_sent(&host);
         assert_eq!(json["type"], "speakerstats");
         assert_eq!(json["users"]["a"]["totalDominantSpeakerTime"], 15_000);
@@ -221,8 +252,17 @@ mod tests {
         // A running turn is included.
         speak(&host, "c", "");
         host.now.set(27_500);
-        joined(&host, "speakerstats.x", &room, &occupant("d"), &presence("Dan"));
-        assert_eq!(stats_sent(&host)["users"]["c"]["totalDominantSpeakerTime"], 2_500);
+        joined(
+            &host,
+            "speakerstats.x",
+            &room,
+            &occupant("d"),
+            &presence("Dan"),
+        );
+        assert_eq!(
+            stats_sent(&host)["users"]["c"]["totalDominantSpeakerTime"],
+            2_500
+        );
 
         destroyed(&host, &room);
         assert!(host.is_empty(), "room state left behind");
@@ -235,7 +275,13 @@ mod tests {
             jid: "r@c.x".into(),
             ..Room::default()
         };
-        joined(&host, "speakerstats.x", &room, &occupant("focus"), &presence("Focus"));
+        joined(
+            &host,
+            "speakerstats.x",
+            &room,
+            &occupant("focus"),
+            &presence("Focus"),
+        );
         assert!(host.is_empty());
     }
 }

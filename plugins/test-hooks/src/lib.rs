@@ -57,9 +57,13 @@ mod bindings {
         let Ok(msg) = Element::parse(&xml) else {
             return Verdict::Pass;
         };
-        let body = msg.child("body", "jabber:client").map(Element::text).unwrap_or_default();
+        let body = msg
+            .child("body", "jabber:client")
+            .map(Element::text)
+            .unwrap_or_default();
         let (Some(ms), Some(from)) = (
-            body.strip_prefix("timer ").and_then(|n| n.trim().parse::<u64>().ok()),
+            body.strip_prefix("timer ")
+                .and_then(|n| n.trim().parse::<u64>().ok()),
             msg.attr("from"),
         ) else {
             return Verdict::Pass;
@@ -84,10 +88,17 @@ mod bindings {
             Ok(())
         }
         fn subscriptions() -> Vec<Subscription> {
-            [EventKind::Message, EventKind::OccupantPreJoin, EventKind::OccupantJoined]
-                .into_iter()
-                .map(|kind| Subscription { kind, priority: 1000 })
-                .collect()
+            [
+                EventKind::Message,
+                EventKind::OccupantPreJoin,
+                EventKind::OccupantJoined,
+            ]
+            .into_iter()
+            .map(|kind| Subscription {
+                kind,
+                priority: 1000,
+            })
+            .collect()
         }
         fn handle(event: Event) -> Verdict {
             match MODE.with(Cell::get) {

@@ -39,7 +39,12 @@ pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of stat, i.e. 11 and 12 after the ')'.
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -79,7 +84,11 @@ impl Conn {
         let mut req = url.into_client_request()?;
         req.headers_mut()
             .insert("Sec-WebSocket-Protocol", "xmpp".parse()?);
-        let host = req.uri().authority().map(|a| a.to_string()).unwrap_or_default();
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let tcp = TcpStream::connect(host).await?;
         tcp.set_nodelay(true)?;
         let (ws, _) = tokio_tungstenite::client_async(req, tcp).await?;
@@ -122,7 +131,10 @@ impl Conn {
     pub(crate) async fn read_until(&mut self, needle: &str) -> anyhow::Result<String> {
         let mut buf = Vec::new();
         while !contains(&buf, needle.as_bytes()) {
-            anyhow::ensure!(self.recv(&mut buf).await? > 0, "closed while waiting for {needle}");
+            anyhow::ensure!(
+                self.recv(&mut buf).await? > 0,
+                "closed while waiting for {needle}"
+            );
         }
         Ok(String::from_utf8_lossy(&buf).into_owned())
     }
@@ -162,14 +174,18 @@ impl Conn {
                     .ok_or_else(|| anyhow::anyhow!("no challenge: {challenge}"))?;
                 let server_first = String::from_utf8(B64.decode(server_first)?)?;
                 let last = client
-                    .client_final_with(&server_first, |salt, i| salted_password(user, password, salt, i))
+                    .client_final_with(&server_first, |salt, i| {
+                        salted_password(user, password, salt, i)
+                    })
                     .map_err(anyhow::Error::msg)?;
                 self.send(&format!(
                     "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
                     B64.encode(last)
                 ))
                 .await?;
-                let done = self.read_until_any(&["</success>", "<success/>", "<failure"]).await?;
+                let done = self
+                    .read_until_any(&["</success>", "<success/>", "<failure"])
+                    .await?;
                 anyhow::ensure!(done.contains("<success"), "SCRAM refused: {done}");
                 if let Some(v) = element_text(&done, "success").filter(|v| !v.is_empty()) {
                     let server_final = String::from_utf8(B64.decode(v)?)?;
@@ -192,7 +208,10 @@ impl Conn {
     async fn read_until_any(&mut self, needles: &[&str]) -> anyhow::Result<String> {
         let mut buf = Vec::new();
         while !needles.iter().any(|n| contains(&buf, n.as_bytes())) {
-            anyhow::ensure!(self.recv(&mut buf).await? > 0, "closed while waiting for {needles:?}");
+            anyhow::ensure!(
+                self.recv(&mut buf).await? > 0,
+                "closed while waiting for {needles:?}"
+            );
         }
         Ok(String::from_utf8_lossy(&buf).into_owned())
     }
@@ -205,7 +224,9 @@ impl Conn {
             }
             Conn::Ws(w) => {
                 let _ = w
-                    .send(Message::text("<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>"))
+                    .send(Message::text(
+                        "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>",
+                    ))
                     .await;
                 let _ = WebSocketStream::close(w, None).await;
             }
@@ -219,7 +240,9 @@ fn salted_password(user: &str, password: &str, salt: &[u8], iterations: u32) -> 
     type Cache = std::collections::HashMap<(String, Vec<u8>, u32), Vec<u8>>;
     static CACHE: std::sync::Mutex<Option<Cache>> = std::sync::Mutex::new(None);
     let key = (user.to_owned(), salt.to_vec(), iterations);
-    let mut guard = CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut guard = CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     guard
         .get_or_insert_with(Cache::new)
         .entry(key)
