@@ -119,7 +119,8 @@ fn muc_fanout(c: &mut Criterion) {
                 for r in muc.handle(msg.clone(), 0, &mut NoExtensions) {
                     if let Routed::Fanout(shared, to) = r {
                         for jid in to {
-                            Outbound::Shared(shared.clone(), jid).write_to(&mut out, false);
+                            Outbound::Shared(shared.clone(), jid.to_string().into())
+                            .write_to(&mut out, false);
                         }
                     }
                 }

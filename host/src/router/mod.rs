@@ -222,10 +222,11 @@ impl Router {
                         match self.sessions.get(&jid) {
                             Some(s) => out.push(Delivery {
                                 to: s.id,
-                                stanza: Outbound::Shared(shared.clone(), jid),
+                                stanza: Outbound::Shared(shared.clone(), jid.to_string().into()),
                             }),
                             None => {
-                                let el = Outbound::Shared(shared.clone(), jid).into_element();
+                                let el = Outbound::Shared(shared.clone(), jid.to_string().into())
+                                    .into_element();
                                 out.extend(self.route(el));
                             }
                         }

@@ -28,8 +28,9 @@ use crate::stream::c2s::{C2sConfig, C2sStream, Input, Output};
 use crate::stream::framing::Framing;
 use crate::transport::Transport;
 
-/// Read buffer size per connection.
-const READ_BUF: usize = 8 * 1024;
+/// Read buffer size per connection (held for the session's life, so kept small; larger stanzas
+/// take several reads).
+const READ_BUF: usize = 4 * 1024;
 /// Longest a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 

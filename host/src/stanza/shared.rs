@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use crate::stanza::Jid;
 use crate::xml::{Element, escape_attr, ns};
 
 /// A stanza without `to`, serialized once in `jabber:client` form.
@@ -41,15 +40,16 @@ impl Shared {
 /// One stanza on its way to one endpoint.
 #[derive(Debug, Clone)]
 pub enum Outbound {
-    /// A stanza of its own.
-    One(Element),
-    /// A shared stanza and the recipient to address it to.
-    Shared(Shared, Jid),
+    /// A stanza of its own (boxed: every session's mailbox preallocates a block of these,
+    /// so the enum is kept small).
+    One(Box<Element>),
+    /// A shared stanza and the recipient (a JID, as written) to address it to.
+    Shared(Shared, Box<str>),
 }
 
 impl From<Element> for Outbound {
     fn from(el: Element) -> Self {
-        Outbound::One(el)
+        Outbound::One(Box::new(el))
     }
 }
 
@@ -57,10 +57,10 @@ impl Outbound {
     /// The stanza as an element (copies a shared one).
     pub fn into_element(self) -> Element {
         match self {
-            Outbound::One(el) => el,
+            Outbound::One(el) => *el,
             Outbound::Shared(shared, to) => {
                 let mut el = (*shared.element).clone();
-                el.set_attr("to", to.to_string());
+                el.set_attr("to", &*to);
                 el
             }
         }
@@ -86,7 +86,7 @@ impl Outbound {
                     out.extend_from_slice(b" xmlns='jabber:client'");
                 }
                 out.extend_from_slice(b" to='");
-                escape_attr(&to.to_string(), out);
+                escape_attr(to, out);
                 out.push(b'\'');
                 out.extend_from_slice(tail);
             }
@@ -97,6 +97,7 @@ impl Outbound {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stanza::Jid;
 
     fn sample() -> Element {
         let mut body = Element::new("body", ns::CLIENT);
@@ -130,7 +131,7 @@ mod tests {
     #[test]
     fn shared_bytes_equal_the_element_serialization() {
         let shared = Shared::new(sample());
-        let to = Jid::parse("bob@x/r'1").expect("jid");
+        let to: Box<str> = Jid::parse("bob@x/r'1").expect("jid").to_string().into();
         for (declare, parent) in [(false, ns::CLIENT), (true, "")] {
             let mut out = Vec::new();
             Outbound::Shared(shared.clone(), to.clone()).write_to(&mut out, declare);
@@ -150,7 +151,7 @@ mod tests {
             .attr("from", "r@c/n")
             .build();
         let mut out = Vec::new();
-        Outbound::Shared(Shared::new(p), Jid::parse("a@b/c").expect("jid"))
+        Outbound::Shared(Shared::new(p), "a@b/c".into())
             .write_to(&mut out, false);
         assert_eq!(out, b"<presence to='a@b/c' from='r@c/n'/>");
     }
