@@ -120,7 +120,7 @@ fn muc_fanout(c: &mut Criterion) {
                     if let Routed::Fanout(shared, to) = r {
                         for jid in to {
                             Outbound::Shared(shared.clone(), jid.to_string().into())
-                            .write_to(&mut out, false);
+                                .write_to(&mut out, false);
                         }
                     }
                 }

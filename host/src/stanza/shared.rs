@@ -151,8 +151,7 @@ mod tests {
             .attr("from", "r@c/n")
             .build();
         let mut out = Vec::new();
-        Outbound::Shared(Shared::new(p), "a@b/c".into())
-            .write_to(&mut out, false);
+        Outbound::Shared(Shared::new(p), "a@b/c".into()).write_to(&mut out, false);
         assert_eq!(out, b"<presence to='a@b/c' from='r@c/n'/>");
     }
 }
