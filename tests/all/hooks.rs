@@ -224,7 +224,8 @@ async fn speakerstats_conference_duration_and_branding_in_one_room() {
             0.0
         );
     }
-    assert_eq!(sample(&m, "lilt_muc_occupants", &[]), 3.0);
+    // The gauges are sampled every 500 ms.
+    wait_metric(server.ports(), "lilt_muc_occupants", &[], 3.0).await;
 }
 
 #[tokio::test]

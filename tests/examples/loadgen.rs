@@ -358,7 +358,7 @@ async fn room_traffic(ctx: &Arc<Ctx>, presence: bool) -> anyhow::Result<Report> 
         let (ctx, sent, received, samples) =
             (ctx.clone(), sent.clone(), received.clone(), samples.clone());
         tasks.push(tokio::spawn(async move {
-            let (mut rd, mut wr) = split(conn);
+            let Conn { mut rd, mut wr } = conn;
             let reader = {
                 let (ctx, received, samples) = (ctx.clone(), received.clone(), samples.clone());
                 tokio::spawn(async move {
@@ -447,84 +447,4 @@ fn scan_stamps(buf: &[u8], mut f: impl FnMut(u64)) -> usize {
     }
     // Keep a possible partial "lg" at the end.
     done.max(buf.len().saturating_sub(2))
-}
-
-enum Reader {
-    Tcp(tokio::net::tcp::OwnedReadHalf),
-    Ws(futures::stream::SplitStream<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>>),
-}
-
-enum Writer {
-    Tcp(tokio::net::tcp::OwnedWriteHalf),
-    Ws(
-        futures::stream::SplitSink<
-            tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
-            tokio_tungstenite::tungstenite::Message,
-        >,
-    ),
-}
-
-fn split(c: Conn) -> (Reader, Writer) {
-    match c {
-        Conn::Tcp(t) => {
-            let (r, w) = t.into_split();
-            (Reader::Tcp(r), Writer::Tcp(w))
-        }
-        Conn::Ws(ws) => {
-            let (w, r) = (*ws).split();
-            (Reader::Ws(r), Writer::Ws(w))
-        }
-    }
-}
-
-impl Reader {
-    async fn recv(&mut self, buf: &mut Vec<u8>) -> anyhow::Result<usize> {
-        use tokio::io::AsyncReadExt as _;
-        match self {
-            Reader::Tcp(r) => {
-                let mut chunk = [0u8; 32 * 1024];
-                let n = r.read(&mut chunk).await?;
-                buf.extend_from_slice(&chunk[..n]);
-                Ok(n)
-            }
-            Reader::Ws(r) => loop {
-                match r.next().await {
-                    Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
-                        buf.extend_from_slice(t.as_bytes());
-                        return Ok(t.len());
-                    }
-                    Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None => {
-                        return Ok(0);
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(e.into()),
-                }
-            },
-        }
-    }
-}
-
-impl Writer {
-    async fn send(&mut self, xml: &str) -> anyhow::Result<()> {
-        use futures::SinkExt as _;
-        use tokio::io::AsyncWriteExt as _;
-        match self {
-            Writer::Tcp(w) => w.write_all(xml.as_bytes()).await?,
-            Writer::Ws(w) => {
-                w.send(tokio_tungstenite::tungstenite::Message::text(
-                    xml.to_owned(),
-                ))
-                .await?
-            }
-        }
-        Ok(())
-    }
-
-    async fn close(mut self) {
-        let end = match self {
-            Writer::Tcp(_) => "</stream:stream>",
-            Writer::Ws(_) => "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>",
-        };
-        let _ = self.send(end).await;
-    }
 }

@@ -108,6 +108,10 @@ pub struct ComponentIdentity {
 
 /// What the router and the MUC service can call out to.
 pub trait Extensions: Send {
+    /// Whether any stanza hook exists: when not, the router skips `stanza` (the hot path).
+    fn hooks_stanzas(&self) -> bool {
+        true
+    }
     /// Pre-routing hook for a stanza a client or component sent; `vhost` is the sender's.
     fn stanza(&mut self, vhost: &str, kind: Kind, stanza: &Element) -> Verdict;
     /// A MUC event on a service belonging to `vhost`.
@@ -131,6 +135,9 @@ pub trait Extensions: Send {
 pub struct NoExtensions;
 
 impl Extensions for NoExtensions {
+    fn hooks_stanzas(&self) -> bool {
+        false
+    }
     fn stanza(&mut self, _: &str, _: Kind, _: &Element) -> Verdict {
         Verdict::Pass
     }

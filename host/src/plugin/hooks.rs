@@ -19,14 +19,14 @@ use wasmtime::Store;
 use super::bindings::component_world::{Component, ComponentPre};
 use super::bindings::hooks_world::lilt::plugin::hook_types as wit;
 use super::bindings::hooks_world::{Hooks, HooksPre};
-use super::host_api::{Effects, State};
+use super::host_api::{Effects, State, parse_plugin_stanza};
 use super::sandbox::{InstancePool, Sandbox};
 use super::{PluginEngine, PluginError};
 use crate::config::PluginConfig;
 use crate::hooks::{ComponentIdentity, Extensions, MucEvent, OccupantInfo, RoomInfo, Verdict};
 use crate::stanza::{Kind, StanzaError};
 use crate::storage::KvStore;
-use crate::xml::{Element, Limits, ns, parse_element};
+use crate::xml::Element;
 
 /// Timers one plugin may have pending.
 const MAX_PENDING_TIMERS: usize = 1024;
@@ -219,13 +219,18 @@ fn occupant_event(r: &RoomInfo, o: &OccupantInfo, presence: &Element) -> wit::Oc
     }
 }
 
-fn parse_stanza(xml: &str) -> Option<Element> {
-    let mut el = parse_element(xml.as_bytes(), &Limits::default()).ok()?;
-    if el.ns().is_empty() {
-        el.set_ns_recursive("", ns::CLIENT);
-    }
-    Kind::of(&el).map(|_| el)
-}
+/// Every event kind, in declaration order (so `kind as usize` indexes it).
+const ALL_KINDS: [wit::EventKind; 9] = [
+    wit::EventKind::Message,
+    wit::EventKind::Presence,
+    wit::EventKind::Iq,
+    wit::EventKind::RoomPreCreate,
+    wit::EventKind::RoomCreated,
+    wit::EventKind::RoomDestroyed,
+    wit::EventKind::OccupantPreJoin,
+    wit::EventKind::OccupantJoined,
+    wit::EventKind::OccupantLeft,
+];
 
 /// The router's extensions, backed by the loaded hook and component plugins.
 #[derive(Default)]
@@ -237,6 +242,11 @@ pub struct PluginExtensions {
     timers: BinaryHeap<Reverse<(Instant, u64, usize, String)>>,
     pending: Vec<usize>,
     seq: u64,
+    /// Subscribers by vhost, then by event kind (`EventKind as usize`), highest priority
+    /// first; rebuilt by `add`.
+    subscribers: HashMap<String, Vec<Arc<[usize]>>>,
+    /// Whether any plugin hooks message, presence or iq stanzas.
+    stanza_hooks: bool,
 }
 
 impl std::fmt::Debug for PluginExtensions {
@@ -255,8 +265,27 @@ impl PluginExtensions {
             self.components.insert(domain.clone(), i);
         }
         self.by_vhost.entry(vhost.to_owned()).or_default().push(i);
+        self.stanza_hooks |= [
+            wit::EventKind::Message,
+            wit::EventKind::Presence,
+            wit::EventKind::Iq,
+        ]
+        .into_iter()
+        .any(|k| plugin.subscribed(k).is_some());
         self.plugins.push(plugin);
         self.pending.push(0);
+        let by_kind = ALL_KINDS
+            .into_iter()
+            .map(|kind| {
+                let mut subs: Vec<(i32, usize)> = self.by_vhost[vhost]
+                    .iter()
+                    .filter_map(|&i| self.plugins[i].subscribed(kind).map(|p| (p, i)))
+                    .collect();
+                subs.sort_by_key(|(p, i)| (Reverse(*p), *i));
+                subs.into_iter().map(|(_, i)| i).collect()
+            })
+            .collect();
+        self.subscribers.insert(vhost.to_owned(), by_kind);
     }
 
     /// Every loaded plugin (for metrics).
@@ -265,16 +294,12 @@ impl PluginExtensions {
     }
 
     /// The vhost's plugins subscribed to `kind`, highest priority first.
-    fn subscribers(&self, vhost: &str, kind: wit::EventKind) -> Vec<usize> {
-        let mut subs: Vec<(i32, usize)> = self
-            .by_vhost
+    fn subscribers(&self, vhost: &str, kind: wit::EventKind) -> Option<Arc<[usize]>> {
+        self.subscribers
             .get(vhost)
-            .into_iter()
-            .flatten()
-            .filter_map(|&i| self.plugins[i].subscribed(kind).map(|p| (p, i)))
-            .collect();
-        subs.sort_by_key(|(p, i)| (Reverse(*p), *i));
-        subs.into_iter().map(|(_, i)| i).collect()
+            .and_then(|by_kind| by_kind.get(kind as usize))
+            .filter(|s| !s.is_empty())
+            .cloned()
     }
 
     fn absorb(&mut self, i: usize, effects: Effects) {
@@ -303,9 +328,11 @@ impl PluginExtensions {
         stanza: Option<&Element>,
         make: impl Fn(Option<&Element>) -> wit::Event,
     ) -> Verdict {
-        let subs = self.subscribers(vhost, kind);
+        let Some(subs) = self.subscribers(vhost, kind) else {
+            return Verdict::Pass;
+        };
         let mut replaced: Option<Element> = None;
-        for i in subs {
+        for &i in subs.iter() {
             let plugin = self.plugins[i].clone();
             let event = make(replaced.as_ref().or(stanza));
             let answer =
@@ -328,12 +355,12 @@ impl PluginExtensions {
                     }
                     return Verdict::Reject(e);
                 }
-                wit::Verdict::Replace(xml) => match parse_stanza(&xml) {
-                    Some(el) => replaced = Some(el),
-                    None => tracing::warn!(
-                        message =
-                            "Plugin replaced a stanza with something that is not one; ignored.",
-                        plugin = plugin.name()
+                wit::Verdict::Replace(xml) => match parse_plugin_stanza(&xml) {
+                    Ok(el) => replaced = Some(el),
+                    Err(error) => tracing::warn!(
+                        message = "Plugin's replacement stanza ignored.",
+                        plugin = plugin.name(),
+                        error
                     ),
                 },
             }
@@ -343,15 +370,16 @@ impl PluginExtensions {
 }
 
 impl Extensions for PluginExtensions {
+    fn hooks_stanzas(&self) -> bool {
+        self.stanza_hooks
+    }
+
     fn stanza(&mut self, vhost: &str, kind: Kind, stanza: &Element) -> Verdict {
         let (ek, wrap): (wit::EventKind, fn(String) -> wit::Event) = match kind {
             Kind::Message => (wit::EventKind::Message, wit::Event::Message),
             Kind::Presence => (wit::EventKind::Presence, wit::Event::Presence),
             Kind::Iq => (wit::EventKind::Iq, wit::Event::Iq),
         };
-        if self.subscribers(vhost, ek).is_empty() {
-            return Verdict::Pass;
-        }
         self.dispatch(vhost, ek, Some(stanza), |s| {
             wrap(s.map(Element::to_string).unwrap_or_default())
         })
@@ -372,9 +400,6 @@ impl Extensions for PluginExtensions {
                 (wit::EventKind::OccupantLeft, Some(*presence))
             }
         };
-        if self.subscribers(vhost, kind).is_empty() {
-            return Verdict::Pass;
-        }
         let event = *event;
         self.dispatch(vhost, kind, presence, move |p| match event {
             MucEvent::RoomPreCreate { room: r, creator } => {

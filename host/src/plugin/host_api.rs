@@ -142,17 +142,24 @@ impl clock::Host for State {
     }
 }
 
+/// Parse a stanza a plugin wrote: well-formed, within the default limits, and a
+/// `jabber:client` stanza (a missing namespace means `jabber:client`).
+pub(super) fn parse_plugin_stanza(xml: &str) -> Result<Element, String> {
+    let mut el = parse_element(xml.as_bytes(), &Limits::default())
+        .map_err(|e| format!("not well-formed XML: {e}"))?;
+    if el.ns().is_empty() {
+        el.set_ns_recursive("", ns::CLIENT);
+    }
+    match Kind::of(&el) {
+        Some(_) => Ok(el),
+        None => Err(format!("<{}/> is not a jabber:client stanza", el.name())),
+    }
+}
+
 impl State {
-    /// Check a plugin-written stanza: well-formed, a stanza, `from` on one of its domains.
+    /// Check a plugin-written stanza: a stanza, `from` on one of the plugin's domains.
     fn accept_stanza(&self, xml: &str) -> Result<Element, String> {
-        let mut el = parse_element(xml.as_bytes(), &Limits::default())
-            .map_err(|e| format!("not well-formed XML: {e}"))?;
-        if el.ns().is_empty() {
-            el.set_ns_recursive("", ns::CLIENT);
-        }
-        if Kind::of(&el).is_none() {
-            return Err(format!("<{}/> is not a jabber:client stanza", el.name()));
-        }
+        let mut el = parse_plugin_stanza(xml)?;
         let Some(default) = self.send_domains.last() else {
             return Err("this plugin may not send stanzas".to_owned());
         };

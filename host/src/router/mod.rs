@@ -150,17 +150,17 @@ impl Router {
 
     /// Route a stanza a client or component sent, through the sender's pre-routing hooks.
     pub fn route_inbound(&mut self, stanza: Element) -> Vec<Delivery> {
+        if !self.ext.hooks_stanzas() {
+            return self.route(stanza);
+        }
         let (Some(kind), Some(from)) = (
             Kind::of(&stanza),
             stanza.attr("from").and_then(|f| Jid::parse(f).ok()),
         ) else {
             return Vec::new();
         };
-        let vhost = self
-            .vhost_of(from.domain())
-            .unwrap_or(from.domain())
-            .to_owned();
-        let mut out = match self.ext.stanza(&vhost, kind, &stanza) {
+        let vhost = self.vhost_of(from.domain()).unwrap_or(from.domain());
+        let mut out = match self.ext.stanza(vhost, kind, &stanza) {
             Verdict::Pass => self.route(stanza),
             Verdict::Handled => Vec::new(),
             Verdict::Reject(e) => self.bounce(&stanza, e),

@@ -17,6 +17,9 @@ use crate::stanza::{self, ErrorType, Jid, Outbound, StanzaError};
 use crate::stream::c2s::PendingInput;
 use crate::xml::Element;
 
+/// How often the MUC room and occupant gauges are refreshed.
+const GAUGE_PERIOD: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// A message to a session or component task.
 #[derive(Debug)]
 pub enum EndpointMsg {
@@ -109,6 +112,9 @@ pub enum RouterCmd {
 pub async fn run(mut router: Router, mut rx: mpsc::Receiver<RouterCmd>, metrics: Arc<Metrics>) {
     let mut mailboxes: HashMap<EndpointId, Mailbox> = HashMap::new();
     let mut next_id: EndpointId = 1;
+    // MUC gauges are sampled, not recounted per stanza (counting walks every room).
+    let mut gauges = tokio::time::interval(GAUGE_PERIOD);
+    gauges.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let timer = router.next_timer();
         let cmd = tokio::select! {
@@ -116,6 +122,11 @@ pub async fn run(mut router: Router, mut rx: mpsc::Receiver<RouterCmd>, metrics:
                 Some(cmd) => cmd,
                 None => break,
             },
+            _ = gauges.tick() => {
+                let (rooms, occupants) = router.muc_counts();
+                metrics.set_muc(rooms, occupants);
+                continue;
+            }
             () = sleep_until(timer) => {
                 router.set_clock(unix_millis());
                 let deliveries = router.fire_timers(std::time::Instant::now());
@@ -127,14 +138,8 @@ pub async fn run(mut router: Router, mut rx: mpsc::Receiver<RouterCmd>, metrics:
         match cmd {
             RouterCmd::Route(stanza) => {
                 metrics.stanza_routed();
-                // Messages never change rooms; skip the recount on the hot path.
-                let recount = stanza.name() != "message";
                 let deliveries = router.route_inbound(stanza);
                 deliver(&mut router, &mailboxes, deliveries, &metrics);
-                if recount {
-                    let (rooms, occupants) = router.muc_counts();
-                    metrics.set_muc(rooms, occupants);
-                }
             }
             RouterCmd::Bind {
                 jid,
@@ -161,8 +166,6 @@ pub async fn run(mut router: Router, mut rx: mpsc::Receiver<RouterCmd>, metrics:
                 let deliveries = router.unbind(&full, id);
                 mailboxes.remove(&id);
                 deliver(&mut router, &mailboxes, deliveries, &metrics);
-                let (rooms, occupants) = router.muc_counts();
-                metrics.set_muc(rooms, occupants);
             }
             RouterCmd::EnableResumption {
                 full,

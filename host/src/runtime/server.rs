@@ -117,6 +117,14 @@ pub struct Loaded {
     pub hooks: Vec<(String, Arc<HookPlugin>)>,
 }
 
+/// The config key an operator has to change for a plugin that failed to load.
+fn error_key(e: &PluginError) -> &'static str {
+    match e {
+        PluginError::Config { .. } => "settings",
+        _ => "plugin",
+    }
+}
+
 /// Load every vhost's plugins (what `check-config` and `serve` share).
 ///
 /// # Errors
@@ -140,12 +148,7 @@ pub fn load_vhosts(config: &Config) -> anyhow::Result<Loaded> {
                 kv.clone(),
             )
             .map_err(|e| {
-                // Name the key the operator has to change.
-                let key = match e {
-                    PluginError::Config { .. } => "settings",
-                    _ => "plugin",
-                };
-                anyhow::anyhow!("vhosts[{i}].auth.{key} ({}): {e}", vhost.domain)
+                anyhow::anyhow!("vhosts[{i}].auth.{} ({}): {e}", error_key(&e), vhost.domain)
             })?;
         auth.insert(vhost.domain.clone(), plugin);
     }
@@ -156,10 +159,7 @@ pub fn load_vhosts(config: &Config) -> anyhow::Result<Loaded> {
             let plugin = engine
                 .load_hook_plugin(&vhost.domain, muc, p, kv.clone())
                 .map_err(|e| {
-                    let key = match e {
-                        PluginError::Config { .. } => "settings",
-                        _ => "plugin",
-                    };
+                    let key = error_key(&e);
                     anyhow::anyhow!("vhosts[{i}].plugins[{j}].{key} ({}): {e}", vhost.domain)
                 })?;
             hooks.push((vhost.domain.clone(), Arc::new(plugin)));

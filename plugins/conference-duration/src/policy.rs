@@ -7,23 +7,9 @@
 
 use lilt_plugin_sdk::hooks::{CLIENT, Host, Occupant, Room};
 use lilt_plugin_sdk::xml::Element;
-use serde::Deserialize;
 
 /// Jitsi's namespace for `json-message`.
 pub const JITMEET: &str = "http://jitsi.org/jitmeet";
-
-/// Settings: none.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {}
-
-/// Check the settings.
-///
-/// # Errors
-/// Any key at all.
-pub fn configure(json: &str) -> Result<Settings, String> {
-    lilt_plugin_sdk::parse_settings(json)
-}
 
 /// Someone joined `room`.
 pub fn joined(host: &dyn Host, component: &str, room: &Room, occupant: &Occupant) {
@@ -78,7 +64,7 @@ mod tests {
         };
         joined(&host, "conferenceduration.x", &room, &focus);
         assert!(host.take_sent().is_empty());
-        assert!(configure("{\"x\":1}").is_err());
-        assert!(configure("{}").is_ok());
+        assert!(lilt_plugin_sdk::no_settings("{\"x\":1}").is_err());
+        assert!(lilt_plugin_sdk::no_settings("{}").is_ok());
     }
 }

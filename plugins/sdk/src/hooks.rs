@@ -329,3 +329,52 @@ macro_rules! hook_glue {
         }
     };
 }
+
+/// The component side every component plugin shares, expanded inside its `bindings` module
+/// after [`hook_glue!`] (in a world that includes both `hooks` and `component`): it remembers
+/// the component's domain (`component_domain()`, also set from the hook side's `configure`
+/// with `set_component_domain`), checks settings with `$settings`, advertises the identity
+/// `component/$kind`, hands messages to `$on_message` and answers disco and ping itself.
+#[macro_export]
+macro_rules! component_glue {
+    ($plugin:ty, $kind:literal, $settings:path, $on_message:expr) => {
+        thread_local! {
+            static COMPONENT: std::cell::RefCell<String> =
+                const { std::cell::RefCell::new(String::new()) };
+        }
+
+        /// The component's domain, as the host configured it.
+        fn component_domain() -> String {
+            COMPONENT.with(|d| d.borrow().clone())
+        }
+
+        fn set_component_domain(domain: Option<String>) {
+            if let Some(d) = domain {
+                COMPONENT.with(|c| *c.borrow_mut() = d);
+            }
+        }
+
+        impl exports::lilt::plugin::component_handler::Guest for $plugin {
+            fn configure(domain: String, settings_json: String) -> Result<(), String> {
+                set_component_domain(Some(domain));
+                $settings(&settings_json)
+            }
+            fn identity() -> Option<exports::lilt::plugin::component_handler::DiscoIdentity> {
+                Some(exports::lilt::plugin::component_handler::DiscoIdentity {
+                    category: "component".into(),
+                    kind: $kind.into(),
+                })
+            }
+            fn handle_stanza(stanza: String) {
+                let Some(el) = parse(&stanza) else { return };
+                if el.name == "message" {
+                    let on_message: fn(&$crate::xml::Element) = $on_message;
+                    on_message(&el);
+                } else if let Some(reply) = $crate::hooks::component_reply(&el, "component", $kind)
+                {
+                    let _ = $crate::hooks::Host::send(&BoundHost, &reply);
+                }
+            }
+        }
+    };
+}

@@ -92,6 +92,17 @@ pub fn parse_settings<T: DeserializeOwned + Default>(json: &str) -> Result<T, St
     serde_json::from_value(value).map_err(|e| format!("settings: {e}"))
 }
 
+/// Check the settings of a plugin that takes none: `null` and `{}` pass, any key is refused.
+///
+/// # Errors
+/// Not JSON, or any key at all.
+pub fn no_settings(json: &str) -> Result<(), String> {
+    #[derive(Default, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Empty {}
+    parse_settings::<Empty>(json).map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use base64::Engine as _;

@@ -12,30 +12,27 @@ pub mod policy;
 mod bindings {
     wit_bindgen::generate!({ path: "../../wit", world: "hooks-and-component" });
 
-    use std::cell::RefCell;
-
-    use exports::lilt::plugin::component_handler::{DiscoIdentity, Guest as ComponentGuest};
     use exports::lilt::plugin::hook_handler::Guest as HookGuest;
     use lilt::plugin::hook_types::{Event, EventKind, Subscription, Verdict};
 
     lilt_plugin_sdk::hook_glue!();
-
-    thread_local! {
-        static DOMAIN: RefCell<String> = const { RefCell::new(String::new()) };
-    }
+    lilt_plugin_sdk::component_glue!(
+        Plugin,
+        "speakerstats",
+        lilt_plugin_sdk::no_settings,
+        |report| super::policy::report(&BoundHost, report)
+    );
 
     struct Plugin;
 
     impl HookGuest for Plugin {
         fn configure(
-            vhost: String,
+            _vhost: String,
             component: Option<String>,
             settings_json: String,
         ) -> Result<(), String> {
-            super::policy::configure(&settings_json)?;
-            let domain = component.unwrap_or_else(|| format!("speakerstats.{vhost}"));
-            DOMAIN.with(|d| *d.borrow_mut() = domain);
-            Ok(())
+            set_component_domain(component);
+            lilt_plugin_sdk::no_settings(&settings_json)
         }
         fn subscriptions() -> Vec<Subscription> {
             [
@@ -49,13 +46,12 @@ mod bindings {
             .collect()
         }
         fn handle(event: Event) -> Verdict {
-            let domain = DOMAIN.with(|d| d.borrow().clone());
             match event {
                 Event::OccupantJoined(e) => {
                     if let Some(p) = parse(&e.presence) {
                         super::policy::joined(
                             &BoundHost,
-                            &domain,
+                            &component_domain(),
                             &room(e.room),
                             &occupant(e.occupant),
                             &p,
@@ -76,28 +72,6 @@ mod bindings {
             verdict(lilt_plugin_sdk::hooks::Verdict::Pass)
         }
         fn on_timer(_: String) {}
-    }
-
-    impl ComponentGuest for Plugin {
-        fn configure(_domain: String, settings_json: String) -> Result<(), String> {
-            super::policy::configure(&settings_json).map(|_| ())
-        }
-        fn identity() -> Option<DiscoIdentity> {
-            Some(DiscoIdentity {
-                category: "component".into(),
-                kind: "speakerstats".into(),
-            })
-        }
-        fn handle_stanza(stanza: String) {
-            let Some(el) = parse(&stanza) else { return };
-            if el.name == "message" {
-                super::policy::report(&BoundHost, &el);
-            } else if let Some(reply) =
-                lilt_plugin_sdk::hooks::component_reply(&el, "component", "speakerstats")
-            {
-                let _ = lilt_plugin_sdk::hooks::Host::send(&BoundHost, &reply);
-            }
-        }
     }
 
     export!(Plugin);

@@ -13,23 +13,9 @@ use std::collections::BTreeMap;
 
 use lilt_plugin_sdk::hooks::{CLIENT, Host, Occupant, Room, display_name};
 use lilt_plugin_sdk::xml::Element;
-use serde::Deserialize;
 
 /// Jitsi's namespace for `speakerstats` and `json-message`.
 pub const JITMEET: &str = "http://jitsi.org/jitmeet";
-
-/// Settings: none.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {}
-
-/// Check the settings.
-///
-/// # Errors
-/// Any key at all.
-pub fn configure(json: &str) -> Result<Settings, String> {
-    lilt_plugin_sdk::parse_settings(json)
-}
 
 fn text(host: &dyn Host, key: &str) -> Option<String> {
     host.get(key).and_then(|v| String::from_utf8(v).ok())

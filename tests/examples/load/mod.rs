@@ -15,9 +15,11 @@ mod scram;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt as _, StreamExt as _};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -63,12 +65,76 @@ pub(crate) enum Auth {
     },
 }
 
-/// One client connection.
-pub(crate) enum Conn {
-    /// XMPP over plain TCP.
-    Tcp(TcpStream),
-    /// XMPP over WebSocket.
-    Ws(Box<WebSocketStream<TcpStream>>),
+/// The receiving half of a connection.
+pub(crate) enum Reader {
+    /// Plain TCP.
+    Tcp(OwnedReadHalf),
+    /// WebSocket.
+    Ws(SplitStream<WebSocketStream<TcpStream>>),
+}
+
+/// The sending half of a connection.
+pub(crate) enum Writer {
+    /// Plain TCP.
+    Tcp(OwnedWriteHalf),
+    /// WebSocket.
+    Ws(SplitSink<WebSocketStream<TcpStream>, Message>),
+}
+
+impl Reader {
+    /// Read some data (one TCP read or one WebSocket text frame); 0 when closed.
+    pub(crate) async fn recv(&mut self, buf: &mut Vec<u8>) -> anyhow::Result<usize> {
+        match self {
+            Reader::Tcp(r) => {
+                let mut chunk = [0u8; 32 * 1024];
+                let n = r.read(&mut chunk).await?;
+                buf.extend_from_slice(&chunk[..n]);
+                Ok(n)
+            }
+            Reader::Ws(r) => loop {
+                match r.next().await {
+                    Some(Ok(Message::Text(t))) => {
+                        buf.extend_from_slice(t.as_bytes());
+                        return Ok(t.len());
+                    }
+                    Some(Ok(Message::Close(_))) | None => return Ok(0),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                }
+            },
+        }
+    }
+}
+
+impl Writer {
+    /// Send XML.
+    pub(crate) async fn send(&mut self, xml: &str) -> anyhow::Result<()> {
+        match self {
+            Writer::Tcp(w) => w.write_all(xml.as_bytes()).await?,
+            Writer::Ws(w) => w.send(Message::text(xml.to_owned())).await?,
+        }
+        Ok(())
+    }
+
+    /// End the stream politely.
+    pub(crate) async fn close(mut self) {
+        let end = match self {
+            Writer::Tcp(_) => "</stream:stream>",
+            Writer::Ws(_) => "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>",
+        };
+        let _ = self.send(end).await;
+        if let Writer::Ws(w) = &mut self {
+            let _ = w.close().await;
+        }
+    }
+}
+
+/// One client connection, as its two halves.
+pub(crate) struct Conn {
+    /// Receiving half.
+    pub(crate) rd: Reader,
+    /// Sending half.
+    pub(crate) wr: Writer,
 }
 
 impl Conn {
@@ -76,7 +142,11 @@ impl Conn {
     pub(crate) async fn tcp(addr: &str) -> anyhow::Result<Conn> {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
-        Ok(Conn::Tcp(tcp))
+        let (rd, wr) = tcp.into_split();
+        Ok(Conn {
+            rd: Reader::Tcp(rd),
+            wr: Writer::Tcp(wr),
+        })
     }
 
     /// Connect over WebSocket to `url` (`ws://host:port/path`).
@@ -92,39 +162,16 @@ impl Conn {
         let tcp = TcpStream::connect(host).await?;
         tcp.set_nodelay(true)?;
         let (ws, _) = tokio_tungstenite::client_async(req, tcp).await?;
-        Ok(Conn::Ws(Box::new(ws)))
+        let (wr, rd) = ws.split();
+        Ok(Conn {
+            rd: Reader::Ws(rd),
+            wr: Writer::Ws(wr),
+        })
     }
 
     /// Send XML.
     pub(crate) async fn send(&mut self, xml: &str) -> anyhow::Result<()> {
-        match self {
-            Conn::Tcp(t) => t.write_all(xml.as_bytes()).await?,
-            Conn::Ws(w) => w.send(Message::text(xml.to_owned())).await?,
-        }
-        Ok(())
-    }
-
-    /// Read some data (one TCP read or one WebSocket text frame); empty when closed.
-    pub(crate) async fn recv(&mut self, buf: &mut Vec<u8>) -> anyhow::Result<usize> {
-        match self {
-            Conn::Tcp(t) => {
-                let mut chunk = [0u8; 16 * 1024];
-                let n = t.read(&mut chunk).await?;
-                buf.extend_from_slice(&chunk[..n]);
-                Ok(n)
-            }
-            Conn::Ws(w) => loop {
-                match w.next().await {
-                    Some(Ok(Message::Text(t))) => {
-                        buf.extend_from_slice(t.as_bytes());
-                        return Ok(t.len());
-                    }
-                    Some(Ok(Message::Close(_))) | None => return Ok(0),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(e.into()),
-                }
-            },
-        }
+        self.wr.send(xml).await
     }
 
     /// Read until `needle` arrives; returns everything read.
@@ -132,7 +179,7 @@ impl Conn {
         let mut buf = Vec::new();
         while !contains(&buf, needle.as_bytes()) {
             anyhow::ensure!(
-                self.recv(&mut buf).await? > 0,
+                self.rd.recv(&mut buf).await? > 0,
                 "closed while waiting for {needle}"
             );
         }
@@ -140,11 +187,11 @@ impl Conn {
     }
 
     fn open(&self, domain: &str) -> String {
-        match self {
-            Conn::Tcp(_) => format!(
+        match self.wr {
+            Writer::Tcp(_) => format!(
                 "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='{domain}' version='1.0'>"
             ),
-            Conn::Ws(_) => format!(
+            Writer::Ws(_) => format!(
                 "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='{domain}' version='1.0'/>"
             ),
         }
@@ -209,7 +256,7 @@ impl Conn {
         let mut buf = Vec::new();
         while !needles.iter().any(|n| contains(&buf, n.as_bytes())) {
             anyhow::ensure!(
-                self.recv(&mut buf).await? > 0,
+                self.rd.recv(&mut buf).await? > 0,
                 "closed while waiting for {needles:?}"
             );
         }
@@ -217,20 +264,8 @@ impl Conn {
     }
 
     /// End the stream politely.
-    pub(crate) async fn close(mut self) {
-        match &mut self {
-            Conn::Tcp(t) => {
-                let _ = t.write_all(b"</stream:stream>").await;
-            }
-            Conn::Ws(w) => {
-                let _ = w
-                    .send(Message::text(
-                        "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>",
-                    ))
-                    .await;
-                let _ = WebSocketStream::close(w, None).await;
-            }
-        }
+    pub(crate) async fn close(self) {
+        self.wr.close().await;
     }
 }
 
@@ -270,9 +305,9 @@ fn element_text<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
 pub(crate) async fn tcp_login(addr: &str, domain: &str) -> anyhow::Result<TcpStream> {
     let mut conn = Conn::tcp(addr).await?;
     conn.login(domain, &Auth::Anonymous).await?;
-    match conn {
-        Conn::Tcp(t) => Ok(t),
-        Conn::Ws(_) => unreachable!("connected over TCP"),
+    match (conn.rd, conn.wr) {
+        (Reader::Tcp(rd), Writer::Tcp(wr)) => Ok(rd.reunite(wr)?),
+        _ => anyhow::bail!("Conn::tcp made a non-TCP connection"),
     }
 }
 
