@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use lilt::config::PluginConfig;
-use lilt::hooks::{Extensions as _, NoExtensions};
+use lilt::hooks::NoExtensions;
 use lilt::muc::{MucConfig, MucService, Routed};
-use lilt::plugin::{PluginEngine, PluginExtensions, PluginLimits};
+use lilt::plugin::{PluginEngine, PluginLimits, VhostHooks};
 use lilt::router::{Router, ServerInfo};
 use lilt::stanza::{Jid, Kind, Outbound};
 use lilt::xml::{Element, Event, Limits, StreamParser, ns};
@@ -105,7 +105,7 @@ fn muc_fanout(c: &mut Criterion) {
             .attr("to", format!("room@conference.x/n{i}"))
             .build();
         p.append_child(Element::new("x", ns::MUC));
-        muc.handle(p, 0, &mut NoExtensions);
+        muc.handle(p, 0, &NoExtensions);
     }
     let msg = message("u0@x/r", "room@conference.x", "groupchat");
     let mut g = c.benchmark_group("muc");
@@ -116,7 +116,7 @@ fn muc_fanout(c: &mut Criterion) {
             let mut out = Vec::with_capacity(64 * 1024);
             b.iter(|| {
                 out.clear();
-                for r in muc.handle(msg.clone(), 0, &mut NoExtensions) {
+                for r in muc.handle(msg.clone(), 0, &NoExtensions) {
                     if let Routed::Fanout(shared, to) = r {
                         for jid in to {
                             Outbound::Shared(shared.clone(), jid.to_string().into())
@@ -151,11 +151,10 @@ fn plugins(c: &mut Criterion) {
             lilt::storage::memory(),
         )
         .expect("hook plugin");
-    let mut ext = PluginExtensions::default();
-    ext.add("x", Arc::new(hook));
+    let hooks = VhostHooks::new("x", vec![Arc::new(hook)]);
     let msg = message("u@x/r", "room@conference.x", "groupchat");
     c.bench_function("one subscribed hook call (test-hooks, pass)", |b| {
-        b.iter(|| ext.stanza("x", Kind::Message, &msg));
+        b.iter(|| hooks.run_stanza(Kind::Message, &msg));
     });
     let auth = engine
         .load_auth(

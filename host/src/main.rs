@@ -140,24 +140,43 @@ fn main() -> ExitCode {
     }
 }
 
+/// Serve until SIGINT or SIGTERM, or until a long-lived task fails: then the server logs why
+/// and the process exits non-zero, so that its supervisor restarts it.
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let server = Server::start(config).await?;
-    wait_for_signal().await;
-    tracing::info!(message = "Shutting down.");
-    server.shutdown().await;
-    Ok(())
+    let mut server = Server::start(config).await?;
+    tokio::select! {
+        () = wait_for_signal() => {
+            tracing::info!(message = "Shutting down.");
+            server.shutdown().await;
+            Ok(())
+        }
+        e = server.failed() => {
+            tracing::error!(message = "A server task failed; exiting.", error = %e);
+            Err(e)
+        }
+    }
 }
 
+/// SIGINT or SIGTERM. SIGHUP (what `systemctl reload` sends) does not stop the server: it is
+/// logged, and the running configuration stays as it is.
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+        if let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => return,
+                    _ = term.recv() => return,
+                    _ = hup.recv() => tracing::warn!(
+                        message = "SIGHUP received: configuration reload is not implemented yet; \
+                                   the server keeps its current configuration."
+                    ),
+                }
             }
-            return;
         }
     }
     let _ = tokio::signal::ctrl_c().await;

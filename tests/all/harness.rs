@@ -203,6 +203,8 @@ pub(crate) struct TestConfig {
     pub(crate) tls: Option<(PathBuf, PathBuf)>,
     /// Extra `key = value` lines for the `[http]` section.
     pub(crate) http: Vec<String>,
+    /// Further top-level TOML tables, e.g. `[plugin_limits]\ncall_timeout_ms = 500`.
+    pub(crate) tables: Vec<String>,
 }
 
 impl TestConfig {
@@ -217,7 +219,14 @@ impl TestConfig {
             resume_timeout_seconds: 300,
             tls: None,
             http: Vec::new(),
+            tables: Vec::new(),
         }
+    }
+
+    /// Add a top-level TOML table.
+    pub(crate) fn table(mut self, table: &str) -> TestConfig {
+        self.tables.push(table.to_owned());
+        self
     }
 
     /// One vhost `localhost` with accounts (auth-internal) and plain TCP allowed.
@@ -486,6 +495,9 @@ fn render_config(c: &TestConfig, data_dir: &Path, plugin_dir: &Path, ports: Port
         "\n[[listeners]]\ntype = \"http\"\nbind = \"127.0.0.1:{}\"\ntls = true",
         ports.https
     );
+    for t in &c.tables {
+        let _ = writeln!(s, "\n{t}");
+    }
     if !c.http.is_empty() {
         let _ = writeln!(s, "\n[http]\n{}", c.http.join("\n"));
     }
@@ -538,6 +550,18 @@ impl Server {
     /// The config it runs with.
     pub(crate) fn setup_ref(&self) -> &Setup {
         self.setup()
+    }
+
+    /// The server's process id (to send it signals).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Whether the process is still running.
+    pub(crate) fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// What the server printed so far.

@@ -24,6 +24,7 @@ mod component;
 mod config;
 mod hooks;
 mod http;
+mod isolation;
 mod login;
 mod muc;
 mod routing;

@@ -8,8 +8,8 @@
 use std::time::Instant;
 
 use lilt::config::PluginConfig;
-use lilt::hooks::{Extensions as _, Verdict};
-use lilt::plugin::{PluginEngine, PluginExtensions, PluginLimits};
+use lilt::hooks::Verdict;
+use lilt::plugin::{PluginEngine, PluginLimits, VhostHooks};
 use lilt::stanza::Kind;
 use lilt::xml::{Element, ns};
 
@@ -35,8 +35,7 @@ fn main() -> anyhow::Result<()> {
     };
     let engine = PluginEngine::new(PluginLimits::default())?;
     let plugin = engine.load_hook_plugin("a.test", None, &config, lilt::storage::memory())?;
-    let mut ext = PluginExtensions::default();
-    ext.add("a.test", std::sync::Arc::new(plugin));
+    let hooks = VhostHooks::new("a.test", vec![std::sync::Arc::new(plugin)]);
     let mut body = Element::new("body", ns::CLIENT);
     body.append_text("a message of ordinary length for a meeting chat");
     let msg = Element::builder("message", ns::CLIENT)
@@ -46,11 +45,11 @@ fn main() -> anyhow::Result<()> {
         .append(body)
         .build();
     let first = Instant::now();
-    anyhow::ensure!(ext.stanza("a.test", Kind::Message, &msg) == Verdict::Pass);
+    anyhow::ensure!(hooks.run_stanza(Kind::Message, &msg).0 == Verdict::Pass);
     let first = first.elapsed();
     let (wall, cpu) = (Instant::now(), cpu_seconds());
     for _ in 0..calls {
-        if ext.stanza("a.test", Kind::Message, &msg) != Verdict::Pass {
+        if hooks.run_stanza(Kind::Message, &msg).0 != Verdict::Pass {
             anyhow::bail!("the hook did not pass");
         }
     }

@@ -97,6 +97,7 @@ struct RawStreamManagement {
 #[serde(deny_unknown_fields)]
 struct RawPluginLimits {
     call_timeout_ms: Option<u64>,
+    call_wall_timeout_ms: Option<u64>,
     memory_mib: Option<usize>,
     kv_quota_mib: Option<u64>,
 }
@@ -431,6 +432,25 @@ impl Config {
             plugin_limits.call_timeout =
                 Duration::from_millis(positive(Some(ms), 0, "plugin_limits.call_timeout_ms")?);
         }
+        plugin_limits.call_wall_timeout = match pl.call_wall_timeout_ms {
+            Some(ms) => {
+                let wall = Duration::from_millis(positive(
+                    Some(ms),
+                    0,
+                    "plugin_limits.call_wall_timeout_ms",
+                )?);
+                if wall < plugin_limits.call_timeout {
+                    return Err(invalid(
+                        "plugin_limits.call_wall_timeout_ms",
+                        "must be at least plugin_limits.call_timeout_ms",
+                    ));
+                }
+                wall
+            }
+            None => plugin_limits
+                .call_wall_timeout
+                .max(plugin_limits.call_timeout * 3),
+        };
         if let Some(mib) = pl.memory_mib {
             plugin_limits.memory_bytes = positive(Some(mib), 0, "plugin_limits.memory_mib")? << 20;
         }
@@ -506,11 +526,23 @@ impl Config {
                 &plugin_dir,
                 &rel,
             )?;
-            let mut plugins = Vec::new();
+            let mut plugins: Vec<PluginConfig> = Vec::new();
             for (j, p) in v.plugins.into_iter().enumerate() {
                 let key = format!("vhosts[{i}].plugins[{j}]");
                 let (path, settings) =
                     plugin_file(&p.plugin, p.path, &p.settings, &key, &plugin_dir, &rel)?;
+                // A plugin's kv namespace is (vhost, role, name): two entries with one name
+                // would share their data. (The auth plugin's name may recur here: roles
+                // separate them.)
+                if let Some(first) = plugins.iter().position(|q| q.plugin == p.plugin) {
+                    return Err(invalid(
+                        format!("{key}.plugin"),
+                        format!(
+                            "{:?} is already loaded on this vhost as vhosts[{i}].plugins[{first}]",
+                            p.plugin
+                        ),
+                    ));
+                }
                 let component = match p.component {
                     Some(c) => Some(checked_domain(
                         &c,
@@ -875,6 +907,35 @@ mod tests {
             "[[vhosts.plugins]]\nplugin = \"s\"\ncomponent = \"meet.x\"\n",
         ));
         assert!(e.starts_with("vhosts[0].plugins[0].component:"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_plugins_refused() {
+        let v = |extra: &str| {
+            format!(
+                "{MIN}[[vhosts]]\ndomain = \"meet.x\"\nauth = {{ plugin = \"auth-internal\" }}\n{extra}"
+            )
+        };
+        let e = err(&v(
+            "[[vhosts.plugins]]\nplugin = \"branding\"\n[[vhosts.plugins]]\nplugin = \"speakerstats\"\n\
+             [[vhosts.plugins]]\nplugin = \"branding\"\npath = \"other.wasm\"\n",
+        ));
+        assert!(e.starts_with("vhosts[0].plugins[2].plugin:"), "{e}");
+        assert!(e.contains("vhosts[0].plugins[0]"), "{e}");
+        // A hook plugin may share the auth plugin's name (roles separate their data), and two
+        // vhosts may each load the same plugin.
+        let c = Config::parse(
+            &format!(
+                "{}[[vhosts.plugins]]\nplugin = \"auth-internal\"\n\
+                 [[vhosts]]\ndomain = \"other.x\"\nauth = {{ plugin = \"p\" }}\n\
+                 [[vhosts.plugins]]\nplugin = \"auth-internal\"\n",
+                v("")
+            ),
+            Path::new("/base"),
+        )
+        .expect("valid");
+        assert_eq!(c.vhosts[0].plugins[0].plugin, "auth-internal");
+        assert_eq!(c.vhosts[1].plugins[0].plugin, "auth-internal");
     }
 
     #[test]

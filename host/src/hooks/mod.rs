@@ -1,13 +1,15 @@
-//! The extension points policy plugs into: pre-routing stanza hooks, MUC events, and
-//! plugin-owned component domains, as seen by the sans-IO cores.
+//! The extension points policy plugs into, as the sans-IO cores see them: which hooks a vhost's
+//! plugins subscribe to (`Extensions`, a read-only query), and the plugin calls the cores ask
+//! their shell to make (`PluginCall`), answered later with a `Verdict`.
 //!
-//! Core (pure types and one trait). The router and the MUC service call `Extensions`; the
-//! shell implements it with WebAssembly plugins (plugin/hooks.rs), the cores' tests with
-//! `NoExtensions` or small fakes. Invariants: a verdict only ever affects the stanza or event
-//! it was given; stanzas plugins send are collected and routed by the caller after the call
-//! returns (no re-entrancy). Tests: router/tests.rs, muc/tests.rs, tests/all/hooks.rs.
-
-use std::time::Instant;
+//! Core (pure types and one trait). The router and the MUC service never call a plugin: they
+//! emit a `PluginCall`, and where a decision is needed (pre-routing stanza hooks, room
+//! pre-create, occupant pre-join) they park the stanza until the shell feeds the verdict back
+//! (`Router::resume_stanza`, `Router::resume_muc`). The shell runs the calls on a per-vhost
+//! worker (runtime/plugin_worker.rs), so a slow or broken plugin delays only its own vhost.
+//! Invariants: a verdict only ever affects the stanza or event it was asked about; stanzas
+//! plugins send come back as separate input; nothing here blocks. Tests: router/tests.rs,
+//! muc/tests.rs, tests/all/hooks.rs, tests/all/isolation.rs.
 
 use crate::stanza::{Jid, Kind, StanzaError};
 use crate::xml::Element;
@@ -23,6 +25,53 @@ pub enum Verdict {
     Reject(StanzaError),
     /// Carry on with this stanza instead.
     Replace(Element),
+}
+
+/// The kinds of event a plugin subscribes to, in the WIT `event-kind` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HookKind {
+    /// A message stanza (pre-routing).
+    Message,
+    /// A presence stanza (pre-routing).
+    Presence,
+    /// An iq stanza (pre-routing).
+    Iq,
+    /// A room is about to be created (may refuse).
+    RoomPreCreate,
+    /// A room was created.
+    RoomCreated,
+    /// A room was destroyed.
+    RoomDestroyed,
+    /// Someone is about to join (may refuse or replace the presence).
+    OccupantPreJoin,
+    /// Someone joined.
+    OccupantJoined,
+    /// Someone left.
+    OccupantLeft,
+}
+
+impl HookKind {
+    /// Every kind, in declaration order (`kind as usize` indexes it).
+    pub const ALL: [HookKind; 9] = [
+        HookKind::Message,
+        HookKind::Presence,
+        HookKind::Iq,
+        HookKind::RoomPreCreate,
+        HookKind::RoomCreated,
+        HookKind::RoomDestroyed,
+        HookKind::OccupantPreJoin,
+        HookKind::OccupantJoined,
+        HookKind::OccupantLeft,
+    ];
+
+    /// The pre-routing kind of a stanza kind.
+    pub fn of_stanza(kind: Kind) -> HookKind {
+        match kind {
+            Kind::Message => HookKind::Message,
+            Kind::Presence => HookKind::Presence,
+            Kind::Iq => HookKind::Iq,
+        }
+    }
 }
 
 /// A room, as hooks see it.
@@ -51,46 +100,113 @@ pub struct OccupantInfo {
     pub affiliation: &'static str,
 }
 
-/// A MUC event.
-#[derive(Debug, Clone, Copy)]
-pub enum MucEvent<'a> {
+/// A MUC event, owned so that it can travel to the vhost's plugin worker.
+#[derive(Debug, Clone)]
+pub enum MucEvent {
     /// A room is about to be created by `creator`; `Reject` refuses the join that creates it.
     RoomPreCreate {
         /// The room to be.
-        room: &'a RoomInfo,
+        room: RoomInfo,
         /// Who is creating it.
-        creator: &'a Jid,
+        creator: Jid,
     },
     /// A room was created (its first occupant is admitted; `OccupantJoined` follows).
-    RoomCreated(&'a RoomInfo),
+    RoomCreated(RoomInfo),
     /// A room was destroyed.
-    RoomDestroyed(&'a RoomInfo),
+    RoomDestroyed(RoomInfo),
     /// Someone is about to join; `Reject` refuses, `Replace` substitutes the join presence.
     OccupantPreJoin {
         /// The room.
-        room: &'a RoomInfo,
+        room: RoomInfo,
         /// The occupant to be.
-        occupant: &'a OccupantInfo,
+        occupant: OccupantInfo,
         /// The join presence (with `from`, `to` and its extensions).
-        presence: &'a Element,
+        presence: Element,
     },
     /// Someone joined.
     OccupantJoined {
         /// The room.
-        room: &'a RoomInfo,
+        room: RoomInfo,
         /// The occupant.
-        occupant: &'a OccupantInfo,
+        occupant: OccupantInfo,
         /// The presence the room broadcast for them.
-        presence: &'a Element,
+        presence: Element,
     },
     /// Someone left (or was removed).
     OccupantLeft {
         /// The room.
-        room: &'a RoomInfo,
+        room: RoomInfo,
         /// The occupant.
-        occupant: &'a OccupantInfo,
+        occupant: OccupantInfo,
         /// Their last presence.
-        presence: &'a Element,
+        presence: Element,
+    },
+}
+
+impl MucEvent {
+    /// The subscription kind this event is delivered to.
+    pub fn kind(&self) -> HookKind {
+        match self {
+            MucEvent::RoomPreCreate { .. } => HookKind::RoomPreCreate,
+            MucEvent::RoomCreated(_) => HookKind::RoomCreated,
+            MucEvent::RoomDestroyed(_) => HookKind::RoomDestroyed,
+            MucEvent::OccupantPreJoin { .. } => HookKind::OccupantPreJoin,
+            MucEvent::OccupantJoined { .. } => HookKind::OccupantJoined,
+            MucEvent::OccupantLeft { .. } => HookKind::OccupantLeft,
+        }
+    }
+
+    /// The presence the event carries, if any.
+    pub fn presence(&self) -> Option<&Element> {
+        match self {
+            MucEvent::OccupantPreJoin { presence, .. }
+            | MucEvent::OccupantJoined { presence, .. }
+            | MucEvent::OccupantLeft { presence, .. } => Some(presence),
+            _ => None,
+        }
+    }
+}
+
+/// Where a MUC verdict goes back to: the service and its parked join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ask {
+    /// The MUC service's domain.
+    pub service: String,
+    /// The parked join's token within that service.
+    pub token: u64,
+}
+
+/// A call the cores ask the shell to make to a vhost's plugins.
+#[derive(Debug)]
+pub enum PluginCall {
+    /// Run the pre-routing hooks of the sender's vhost over a stanza; the answer goes to
+    /// `Router::resume_stanza` with this same stanza.
+    Stanza {
+        /// The sender's vhost.
+        vhost: String,
+        /// The stanza's kind.
+        kind: Kind,
+        /// The stanza as the sender sent it (`from` checked).
+        stanza: Element,
+    },
+    /// Deliver a MUC event to the vhost's subscribers. With `ask`, the core waits for the
+    /// verdict (`Router::resume_muc`); without, it is a notification.
+    Muc {
+        /// The vhost the service belongs to.
+        vhost: String,
+        /// The event.
+        event: Box<MucEvent>,
+        /// Where the verdict goes, for pre-events.
+        ask: Option<Ask>,
+    },
+    /// A stanza for a plugin-owned component domain.
+    Component {
+        /// The component's domain.
+        domain: String,
+        /// The stanza.
+        stanza: Element,
+        /// How many plugin-to-plugin hops led here (bounded by the router).
+        depth: u8,
     },
 }
 
@@ -106,56 +222,35 @@ pub struct ComponentIdentity {
     pub domain: String,
 }
 
-/// What the router and the MUC service can call out to.
-pub trait Extensions: Send {
-    /// Whether any stanza hook exists: when not, the router skips `stanza` (the hot path).
-    fn hooks_stanzas(&self) -> bool {
-        true
-    }
-    /// Pre-routing hook for a stanza a client or component sent; `vhost` is the sender's.
-    fn stanza(&mut self, vhost: &str, kind: Kind, stanza: &Element) -> Verdict;
-    /// A MUC event on a service belonging to `vhost`.
-    fn muc(&mut self, vhost: &str, event: &MucEvent<'_>) -> Verdict;
+/// What the cores may ask about the loaded plugins: subscriptions and component domains.
+/// Read-only; the shell swaps the whole object when plugins change.
+pub trait Extensions: Send + Sync {
+    /// Whether any plugin of `vhost` hooks message, presence or iq stanzas: when not, the
+    /// router routes its stanzas directly (the hot path).
+    fn hooks_stanzas(&self, vhost: &str) -> bool;
+    /// Whether any plugin of `vhost` subscribes to `kind`.
+    fn wants(&self, vhost: &str, kind: HookKind) -> bool;
     /// Whether a plugin owns `domain` as a component.
     fn owns_component(&self, domain: &str) -> bool;
-    /// Hand a stanza to the plugin owning `domain`.
-    fn component(&mut self, domain: &str, stanza: &Element);
     /// Identities of plugin components under `vhost`, for its disco#info.
     fn identities(&self, vhost: &str) -> Vec<ComponentIdentity>;
-    /// Stanzas plugins sent during the calls so far, to be routed by the caller.
-    fn take_sent(&mut self) -> Vec<Element>;
-    /// When the earliest plugin timer is due.
-    fn next_timer(&self) -> Option<Instant>;
-    /// Run the plugin timers due at `now`.
-    fn fire_timers(&mut self, now: Instant);
 }
 
-/// No plugins: every hook passes and no domain is a plugin component.
+/// No plugins: nothing is hooked and no domain is a plugin component.
 #[derive(Debug, Default)]
 pub struct NoExtensions;
 
 impl Extensions for NoExtensions {
-    fn hooks_stanzas(&self) -> bool {
+    fn hooks_stanzas(&self, _: &str) -> bool {
         false
     }
-    fn stanza(&mut self, _: &str, _: Kind, _: &Element) -> Verdict {
-        Verdict::Pass
-    }
-    fn muc(&mut self, _: &str, _: &MucEvent<'_>) -> Verdict {
-        Verdict::Pass
+    fn wants(&self, _: &str, _: HookKind) -> bool {
+        false
     }
     fn owns_component(&self, _: &str) -> bool {
         false
     }
-    fn component(&mut self, _: &str, _: &Element) {}
     fn identities(&self, _: &str) -> Vec<ComponentIdentity> {
         Vec::new()
     }
-    fn take_sent(&mut self) -> Vec<Element> {
-        Vec::new()
-    }
-    fn next_timer(&self) -> Option<Instant> {
-        None
-    }
-    fn fire_timers(&mut self, _: Instant) {}
 }

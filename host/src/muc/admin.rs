@@ -6,8 +6,9 @@
 //! only moderators change roles, and nobody below admin touches an admin's or owner's role;
 //! the last owner cannot be demoted. Tests: muc/tests.rs.
 
+use super::notify;
 use super::{Affiliation, MucService, Occupant, Role, Room, Routed, err};
-use crate::hooks::{Extensions, MucEvent};
+use crate::hooks::{Extensions, HookKind, MucEvent};
 use crate::stanza::{self, ErrorType, Jid, Shared, StanzaError};
 use crate::xml::{Element, ns};
 
@@ -86,7 +87,7 @@ pub(super) fn room_iq(
     key: &str,
     iq: &Element,
     from: &Jid,
-    ext: &mut dyn Extensions,
+    ext: &dyn Extensions,
     out: &mut Vec<Routed>,
 ) -> Result<(), StanzaError> {
     let Some(payload) = iq.children().next().cloned() else {
@@ -123,7 +124,9 @@ pub(super) fn room_iq(
                 destroy_room(room, &destroy, out);
                 let vhost = service.config.vhost.clone();
                 service.rooms.remove(key);
-                ext.muc(&vhost, &MucEvent::RoomDestroyed(&info));
+                notify(ext, &vhost, out, HookKind::RoomDestroyed, || {
+                    MucEvent::RoomDestroyed(info)
+                });
             } else if let Some(x) = payload.get_child("x", ns::DATA) {
                 if x.attr("type") == Some("submit") {
                     apply_form(room, x)?;
@@ -151,25 +154,26 @@ pub(super) fn room_iq(
                 }
             }
             let vhost = service.config.vhost.clone();
-            for o in &removed {
-                let info = room.occupant_info(o);
-                ext.muc(
-                    &vhost,
-                    &MucEvent::OccupantLeft {
-                        room: &room.info(),
-                        occupant: &info,
-                        presence: &o.presence,
-                    },
-                );
+            let any_removed = !removed.is_empty();
+            for o in removed {
+                notify(ext, &vhost, out, HookKind::OccupantLeft, || {
+                    MucEvent::OccupantLeft {
+                        room: room.info(),
+                        occupant: room.occupant_info(&o),
+                        presence: o.presence,
+                    }
+                });
             }
-            if !removed.is_empty()
+            if any_removed
                 && room.occupants.is_empty()
                 && service.config.destroy_when_empty
                 && !room.config.persistent
             {
                 let info = room.info();
                 service.rooms.remove(key);
-                ext.muc(&vhost, &MucEvent::RoomDestroyed(&info));
+                notify(ext, &vhost, out, HookKind::RoomDestroyed, || {
+                    MucEvent::RoomDestroyed(info)
+                });
             }
             result?;
             &mut reply

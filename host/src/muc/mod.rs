@@ -1,13 +1,16 @@
 //! Multi-user chat (XEP-0045) with Jitsi's conventions: one `MucService` per MUC domain owns
 //! its rooms; a stanza addressed to the domain goes in, the stanzas it causes come out.
 //!
-//! Core (sans-IO: time comes in as `now_ms`, hooks through `&mut dyn Extensions`). Rooms are
+//! Core (sans-IO: time comes in as `now_ms`; plugin hooks go out as `Routed::Call` and their
+//! verdicts come back through `resume`). Rooms are
 //! non-anonymous (every occupant item carries the real `jid`, as lib-jitsi-meet requires),
 //! unlocked on creation unless configured, and destroyed when the last occupant leaves unless
 //! persistent. Broadcasts are serialized once (`Routed::Fanout`). Owner/admin/disco iqs live in
 //! muc/admin.rs. Invariants: an occupant JID maps to exactly one real full JID; the joiner
 //! always receives every other occupant's presence before its own 110 self-presence; an error
-//! stanza is never answered. Tests: muc/tests.rs; end to end tests/all/muc.rs.
+//! stanza is never answered. A join that waits for a pre-create or pre-join verdict is
+//! parked, and what the same sender sends to that room meanwhile waits behind it, so the order
+//! of a sender's stanzas holds. Tests: muc/tests.rs; end to end tests/all/muc.rs.
 
 mod admin;
 #[cfg(test)]
@@ -15,7 +18,9 @@ mod tests;
 
 use std::collections::HashMap;
 
-use crate::hooks::{Extensions, MucEvent, OccupantInfo, RoomInfo, Verdict};
+use crate::hooks::{
+    Ask, Extensions, HookKind, MucEvent, OccupantInfo, PluginCall, RoomInfo, Verdict,
+};
 use crate::stanza::{self, ErrorType, Jid, Shared, StanzaError};
 use crate::xml::{Element, ns};
 
@@ -46,6 +51,38 @@ pub enum Routed {
     Stanza(Element),
     /// Deliver this shared stanza to each of these real JIDs.
     Fanout(Shared, Vec<Jid>),
+    /// Hand this call to the vhost's plugins (a `Muc` call with `ask` parks a join).
+    Call(PluginCall),
+}
+
+/// Joins one service may hold parked at once; beyond that a join is refused with
+/// `resource-constraint` (the vhost's plugins are not keeping up).
+const MAX_PARKED: usize = 10_000;
+/// Stanzas one parked join may hold back; beyond that they are refused.
+const MAX_QUEUED: usize = 64;
+
+/// Pre-events a join already passed.
+#[derive(Debug, Clone, Default)]
+struct Approvals {
+    /// `room-pre-create` passed.
+    pre_create: bool,
+    /// The meeting id the room to be created was announced with.
+    meeting_id: Option<String>,
+    /// `occupant-pre-join` passed, with the presence a plugin replaced the join's with.
+    pre_join: Option<Option<Element>>,
+}
+
+/// A join waiting for a plugin's verdict.
+#[derive(Debug)]
+struct Parked {
+    key: String,
+    from: Jid,
+    nick: String,
+    stanza: Element,
+    approved: Approvals,
+    waiting: HookKind,
+    /// Stanzas from the same sender to the same room that arrived meanwhile.
+    queued: Vec<Element>,
 }
 
 /// XEP-0045 roles.
@@ -159,10 +196,36 @@ struct Room {
 pub struct MucService {
     config: MucConfig,
     rooms: HashMap<String, Room>,
+    parked: HashMap<u64, Parked>,
+    parked_by: HashMap<(String, Jid), u64>,
+    next_token: u64,
 }
 
 fn err(kind: ErrorType, condition: &'static str) -> StanzaError {
     StanzaError::new(kind, condition)
+}
+
+/// The refusal when the vhost's plugins are not keeping up.
+fn busy() -> StanzaError {
+    err(ErrorType::Wait, "resource-constraint")
+        .with_text("The room's plugins are busy; try again shortly.")
+}
+
+/// Tell the vhost's subscribers about `event` (built only when someone subscribes).
+pub(super) fn notify(
+    ext: &dyn Extensions,
+    vhost: &str,
+    out: &mut Vec<Routed>,
+    kind: HookKind,
+    event: impl FnOnce() -> MucEvent,
+) {
+    if ext.wants(vhost, kind) {
+        out.push(Routed::Call(PluginCall::Muc {
+            vhost: vhost.to_owned(),
+            event: Box::new(event()),
+            ask: None,
+        }));
+    }
 }
 
 impl MucService {
@@ -171,6 +234,9 @@ impl MucService {
         MucService {
             config,
             rooms: HashMap::new(),
+            parked: HashMap::new(),
+            parked_by: HashMap::new(),
+            next_token: 1,
         }
     }
 
@@ -188,12 +254,7 @@ impl MucService {
     }
 
     /// Handle one stanza addressed to this service's domain (`from` already checked).
-    pub fn handle(
-        &mut self,
-        stanza: Element,
-        now_ms: u64,
-        ext: &mut dyn Extensions,
-    ) -> Vec<Routed> {
+    pub fn handle(&mut self, stanza: Element, now_ms: u64, ext: &dyn Extensions) -> Vec<Routed> {
         let mut out = Vec::new();
         let (Some(from), Some(to)) = (
             stanza.attr("from").and_then(|f| Jid::parse(f).ok()),
@@ -201,6 +262,18 @@ impl MucService {
         ) else {
             return out;
         };
+        if let Some(key) = to.node()
+            && let Some(token) = self.parked_by.get(&(key.to_owned(), from.clone()))
+            && let Some(parked) = self.parked.get_mut(token)
+        {
+            // Behind a parked join: keep the sender's order.
+            if parked.queued.len() < MAX_QUEUED {
+                parked.queued.push(stanza);
+            } else if let Some(reply) = stanza::error_reply(&stanza, &busy()) {
+                out.push(Routed::Stanza(reply));
+            }
+            return out;
+        }
         let result = match (stanza.name(), to.node()) {
             (_, None) => self.to_service(&stanza, &mut out),
             ("presence", Some(_)) => self.presence(&stanza, &from, &to, now_ms, ext, &mut out),
@@ -217,7 +290,18 @@ impl MucService {
     }
 
     /// A session ended: it leaves every room it was in.
-    pub fn session_gone(&mut self, real: &Jid, ext: &mut dyn Extensions, out: &mut Vec<Routed>) {
+    pub fn session_gone(&mut self, real: &Jid, ext: &dyn Extensions, out: &mut Vec<Routed>) {
+        let parked: Vec<(String, Jid)> = self
+            .parked_by
+            .keys()
+            .filter(|(_, from)| from == real)
+            .cloned()
+            .collect();
+        for k in parked {
+            if let Some(token) = self.parked_by.remove(&k) {
+                self.parked.remove(&token);
+            }
+        }
         let rooms: Vec<String> = self
             .rooms
             .iter()
@@ -251,7 +335,7 @@ impl MucService {
         from: &Jid,
         to: &Jid,
         now_ms: u64,
-        ext: &mut dyn Extensions,
+        ext: &dyn Extensions,
         out: &mut Vec<Routed>,
     ) -> Result<(), StanzaError> {
         let key = to.node().unwrap_or_default().to_owned();
@@ -283,8 +367,103 @@ impl MucService {
                 Ok(())
             }
             Some(old) => self.change_nick(&key, &old, &nick, stanza, out),
-            None => self.join(&key, from, &nick, stanza, now_ms, ext, out),
+            None => self.join(
+                &key,
+                from,
+                &nick,
+                stanza,
+                now_ms,
+                ext,
+                out,
+                Approvals::default(),
+            ),
         }
+    }
+
+    /// Feed back the verdict on a parked join (`ask.token` of a `Routed::Call`), then replay
+    /// what its sender sent to the room meanwhile. An unknown token (the sender left) is
+    /// ignored.
+    pub fn resume(
+        &mut self,
+        token: u64,
+        verdict: Verdict,
+        now_ms: u64,
+        ext: &dyn Extensions,
+    ) -> Vec<Routed> {
+        let mut out = Vec::new();
+        let Some(p) = self.parked.remove(&token) else {
+            return out;
+        };
+        self.parked_by.remove(&(p.key.clone(), p.from.clone()));
+        let mut approved = p.approved;
+        let result = match verdict {
+            Verdict::Reject(e) => Err(e),
+            Verdict::Handled => Ok(()),
+            Verdict::Pass | Verdict::Replace(_) => {
+                match p.waiting {
+                    HookKind::RoomPreCreate => approved.pre_create = true,
+                    _ => {
+                        approved.pre_join = Some(match verdict {
+                            Verdict::Replace(el) => Some(el),
+                            _ => None,
+                        });
+                    }
+                }
+                self.join(
+                    &p.key, &p.from, &p.nick, &p.stanza, now_ms, ext, &mut out, approved,
+                )
+            }
+        };
+        if let Err(e) = result
+            && let Some(reply) = stanza::error_reply(&p.stanza, &e)
+        {
+            out.push(Routed::Stanza(reply));
+        }
+        for q in p.queued {
+            out.extend(self.handle(q, now_ms, ext));
+        }
+        out
+    }
+
+    /// Park a join until the vhost's plugins decide on `event`.
+    #[allow(clippy::too_many_arguments)]
+    fn park(
+        &mut self,
+        key: &str,
+        from: &Jid,
+        nick: &str,
+        stanza: &Element,
+        approved: Approvals,
+        event: MucEvent,
+        out: &mut Vec<Routed>,
+    ) -> Result<(), StanzaError> {
+        if self.parked.len() >= MAX_PARKED {
+            return Err(busy());
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        self.parked.insert(
+            token,
+            Parked {
+                key: key.to_owned(),
+                from: from.clone(),
+                nick: nick.to_owned(),
+                stanza: stanza.clone(),
+                approved,
+                waiting: event.kind(),
+                queued: Vec::new(),
+            },
+        );
+        self.parked_by.insert((key.to_owned(), from.clone()), token);
+        out.push(Routed::Call(PluginCall::Muc {
+            vhost: self.config.vhost.clone(),
+            event: Box::new(event),
+            ask: Some(Ask {
+                service: self.config.domain.clone(),
+                token,
+            }),
+        }));
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -295,8 +474,9 @@ impl MucService {
         nick: &str,
         stanza: &Element,
         now_ms: u64,
-        ext: &mut dyn Extensions,
+        ext: &dyn Extensions,
         out: &mut Vec<Routed>,
+        mut approved: Approvals,
     ) -> Result<(), StanzaError> {
         let vhost = self.config.vhost.clone();
         let is_admin = self.config.admins.contains(&from.bare());
@@ -311,9 +491,13 @@ impl MucService {
                 ));
             }
             let room_jid = Jid::bare_from(key, &self.config.domain);
+            let meeting_id = approved
+                .meeting_id
+                .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
+                .clone();
             let room = Room {
                 jid: room_jid,
-                meeting_id: uuid::Uuid::new_v4().to_string(),
+                meeting_id,
                 created_ms: now_ms,
                 config: RoomConfig {
                     name: key.to_owned(),
@@ -326,27 +510,38 @@ impl MucService {
                 affiliations: HashMap::from([(from.bare(), Affiliation::Owner)]),
                 subject: None,
             };
-            match ext.muc(
-                &vhost,
-                &MucEvent::RoomPreCreate {
-                    room: &room.info(),
-                    creator: from,
-                },
-            ) {
-                Verdict::Reject(e) => return Err(e),
-                Verdict::Handled => return Ok(()),
-                Verdict::Pass | Verdict::Replace(_) => {}
+            if !approved.pre_create && ext.wants(&vhost, HookKind::RoomPreCreate) {
+                let event = MucEvent::RoomPreCreate {
+                    room: room.info(),
+                    creator: from.clone(),
+                };
+                return self.park(key, from, nick, stanza, approved, event, out);
             }
             self.rooms.insert(key.to_owned(), room);
         }
-        let outcome = self.admit(key, from, nick, stanza, is_admin, created, ext, out);
-        // A creation whose join failed (or was handled by a hook) leaves no room behind.
+        let outcome = self.admit(
+            key,
+            from,
+            nick,
+            stanza,
+            is_admin,
+            created,
+            ext,
+            out,
+            &approved.pre_join,
+        );
+        // A creation whose join failed, waits or was handled by a hook leaves no room behind.
         if created
-            && (outcome.is_err() || self.rooms.get(key).is_some_and(|r| r.occupants.is_empty()))
+            && (!matches!(outcome, Ok(None))
+                || self.rooms.get(key).is_some_and(|r| r.occupants.is_empty()))
         {
             self.rooms.remove(key);
         }
-        outcome
+        match outcome {
+            Ok(Some(event)) => self.park(key, from, nick, stanza, approved, event, out),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -358,12 +553,13 @@ impl MucService {
         stanza: &Element,
         is_admin: bool,
         created: bool,
-        ext: &mut dyn Extensions,
+        ext: &dyn Extensions,
         out: &mut Vec<Routed>,
-    ) -> Result<(), StanzaError> {
+        pre_join: &Option<Option<Element>>,
+    ) -> Result<Option<MucEvent>, StanzaError> {
         let vhost = self.config.vhost.clone();
         let Some(room) = self.rooms.get_mut(key) else {
-            return Ok(());
+            return Ok(None);
         };
         let affiliation = if is_admin {
             Affiliation::Owner
@@ -412,18 +608,16 @@ impl MucService {
             role,
             presence: payload_of(stanza),
         };
-        match ext.muc(
-            &vhost,
-            &MucEvent::OccupantPreJoin {
-                room: &room.info(),
-                occupant: &room.occupant_info(&occupant),
-                presence: stanza,
-            },
-        ) {
-            Verdict::Reject(e) => return Err(e),
-            Verdict::Handled => return Ok(()),
-            Verdict::Replace(p) if p.name() == "presence" => occupant.presence = payload_of(&p),
-            Verdict::Replace(_) | Verdict::Pass => {}
+        match pre_join {
+            None if ext.wants(&vhost, HookKind::OccupantPreJoin) => {
+                return Ok(Some(MucEvent::OccupantPreJoin {
+                    room: room.info(),
+                    occupant: room.occupant_info(&occupant),
+                    presence: stanza.clone(),
+                }));
+            }
+            Some(Some(p)) if p.name() == "presence" => occupant.presence = payload_of(p),
+            _ => {}
         }
         // 1. Everyone already here, to the joiner.
         for other in &room.occupants {
@@ -463,17 +657,18 @@ impl MucService {
         let info = room.occupant_info(&occupant);
         room.occupants.push(occupant);
         if created {
-            ext.muc(&vhost, &MucEvent::RoomCreated(&room.info()));
+            notify(ext, &vhost, out, HookKind::RoomCreated, || {
+                MucEvent::RoomCreated(room.info())
+            });
         }
-        ext.muc(
-            &vhost,
-            &MucEvent::OccupantJoined {
-                room: &room.info(),
-                occupant: &info,
-                presence: &broadcast,
-            },
-        );
-        Ok(())
+        notify(ext, &vhost, out, HookKind::OccupantJoined, || {
+            MucEvent::OccupantJoined {
+                room: room.info(),
+                occupant: info,
+                presence: broadcast,
+            }
+        });
+        Ok(None)
     }
 
     fn update_presence(&mut self, key: &str, from: &Jid, stanza: &Element, out: &mut Vec<Routed>) {
@@ -530,7 +725,7 @@ impl MucService {
         real: &Jid,
         payload: Element,
         codes: &[&str],
-        ext: &mut dyn Extensions,
+        ext: &dyn Extensions,
         out: &mut Vec<Routed>,
     ) {
         let vhost = self.config.vhost.clone();
@@ -552,18 +747,19 @@ impl MucService {
         room.fanout_with_self(&gone, i, &self_codes, out);
         let info = room.occupant_info(&room.occupants[i]);
         room.occupants.remove(i);
-        ext.muc(
-            &vhost,
-            &MucEvent::OccupantLeft {
-                room: &room.info(),
-                occupant: &info,
-                presence: &last,
-            },
-        );
+        notify(ext, &vhost, out, HookKind::OccupantLeft, || {
+            MucEvent::OccupantLeft {
+                room: room.info(),
+                occupant: info,
+                presence: last,
+            }
+        });
         if room.occupants.is_empty() && destroy_when_empty && !room.config.persistent {
             let info = room.info();
             self.rooms.remove(key);
-            ext.muc(&vhost, &MucEvent::RoomDestroyed(&info));
+            notify(ext, &vhost, out, HookKind::RoomDestroyed, || {
+                MucEvent::RoomDestroyed(info)
+            });
         }
     }
 
@@ -634,7 +830,7 @@ impl MucService {
         stanza: &Element,
         from: &Jid,
         to: &Jid,
-        ext: &mut dyn Extensions,
+        ext: &dyn Extensions,
         out: &mut Vec<Routed>,
     ) -> Result<(), StanzaError> {
         let key = to.node().unwrap_or_default().to_owned();

@@ -3,7 +3,7 @@
 //! tests/all/muc.rs.
 
 use super::*;
-use crate::hooks::NoExtensions;
+use crate::hooks::{HookKind, NoExtensions, PluginCall};
 
 fn service(creators: &[&str]) -> MucService {
     MucService::new(MucConfig {
@@ -72,7 +72,7 @@ fn join_order_codes_and_items() {
     let out = m.handle(
         presence("a@x/1", "r@conference.x/alice", "Alice"),
         1000,
-        &mut NoExtensions,
+        &NoExtensions,
     );
     assert_eq!(
         presences(&out),
@@ -85,7 +85,7 @@ fn join_order_codes_and_items() {
     let out = m.handle(
         presence("b@x/1", "r@conference.x/bob", ""),
         2000,
-        &mut NoExtensions,
+        &NoExtensions,
     );
     assert_eq!(
         presences(&out),
@@ -121,7 +121,7 @@ fn groupchat_is_one_shared_fanout_to_everyone() {
         m.handle(
             presence(jid, &format!("r@conference.x/{nick}"), ""),
             0,
-            &mut NoExtensions,
+            &NoExtensions,
         );
     }
     let mut msg = Element::builder("message", ns::CLIENT)
@@ -130,7 +130,7 @@ fn groupchat_is_one_shared_fanout_to_everyone() {
         .attr("type", "groupchat")
         .build();
     msg.append_child(Element::new("body", ns::CLIENT));
-    let out = m.handle(msg, 0, &mut NoExtensions);
+    let out = m.handle(msg, 0, &NoExtensions);
     assert_eq!(out.len(), 1);
     let Routed::Fanout(shared, to) = &out[0] else {
         panic!("{out:?}")
@@ -145,7 +145,7 @@ fn secure_domain_and_destroy_when_empty() {
     let out = m.handle(
         presence("g@guest.x/1", "r@conference.x/g", ""),
         0,
-        &mut NoExtensions,
+        &NoExtensions,
     );
     let Routed::Stanza(err) = &out[0] else {
         panic!("{out:?}")
@@ -156,23 +156,15 @@ fn secure_domain_and_destroy_when_empty() {
             .is_some_and(|e| e.has_child("not-allowed", ns::STANZAS))
     );
     assert_eq!(m.counts(), (0, 0), "a refused creation leaves no room");
-    m.handle(
-        presence("a@x/1", "r@conference.x/a", ""),
-        0,
-        &mut NoExtensions,
-    );
+    m.handle(presence("a@x/1", "r@conference.x/a", ""), 0, &NoExtensions);
     m.handle(
         presence("g@guest.x/1", "r@conference.x/g", ""),
         0,
-        &mut NoExtensions,
+        &NoExtensions,
     );
     assert_eq!(m.counts(), (1, 2));
     let mut out = Vec::new();
-    m.session_gone(
-        &Jid::parse("a@x/1").expect("jid"),
-        &mut NoExtensions,
-        &mut out,
-    );
+    m.session_gone(&Jid::parse("a@x/1").expect("jid"), &NoExtensions, &mut out);
     assert_eq!(
         presences(&out).len(),
         2,
@@ -180,102 +172,176 @@ fn secure_domain_and_destroy_when_empty() {
     );
     m.session_gone(
         &Jid::parse("g@guest.x/1").expect("jid"),
-        &mut NoExtensions,
+        &NoExtensions,
         &mut out,
     );
     assert_eq!(m.counts(), (0, 0));
 }
 
-/// Records events; refuses joins by nick `bad` and renames `old`.
-#[derive(Default)]
-struct Recorder(Vec<String>);
+/// Every hook kind is subscribed.
+struct AllHooks;
 
-impl Extensions for Recorder {
-    fn stanza(&mut self, _: &str, _: crate::stanza::Kind, _: &Element) -> Verdict {
-        Verdict::Pass
+impl Extensions for AllHooks {
+    fn hooks_stanzas(&self, _: &str) -> bool {
+        true
     }
-    fn muc(&mut self, vhost: &str, event: &MucEvent<'_>) -> Verdict {
-        let (name, verdict) = match event {
-            MucEvent::RoomPreCreate { .. } => ("pre-create", Verdict::Pass),
-            MucEvent::RoomCreated(_) => ("created", Verdict::Pass),
-            MucEvent::RoomDestroyed(_) => ("destroyed", Verdict::Pass),
-            MucEvent::OccupantPreJoin {
-                occupant, presence, ..
-            } => match occupant.nick.as_str() {
-                "bad" => (
-                    "pre-join",
-                    Verdict::Reject(StanzaError::from_condition("not-acceptable").with_text("no")),
-                ),
-                "old" => {
-                    let mut p = (*presence).clone();
-                    p.append_child(Element::new("replaced", "urn:test"));
-                    ("pre-join", Verdict::Replace(p))
-                }
-                _ => ("pre-join", Verdict::Pass),
-            },
-            MucEvent::OccupantJoined { .. } => ("joined", Verdict::Pass),
-            MucEvent::OccupantLeft { .. } => ("left", Verdict::Pass),
-        };
-        self.0.push(format!("{vhost}:{name}"));
-        verdict
+    fn wants(&self, _: &str, _: HookKind) -> bool {
+        true
     }
     fn owns_component(&self, _: &str) -> bool {
         false
     }
-    fn component(&mut self, _: &str, _: &Element) {}
     fn identities(&self, _: &str) -> Vec<crate::hooks::ComponentIdentity> {
         Vec::new()
     }
-    fn take_sent(&mut self) -> Vec<Element> {
-        Vec::new()
+}
+
+/// Splits a service's output into the plugin calls (as `vhost:kind` names, with the ask of a
+/// pre-event) and the rest.
+fn calls(out: Vec<Routed>) -> (Vec<String>, Option<(u64, MucEvent)>, Vec<Routed>) {
+    let mut names = Vec::new();
+    let mut ask = None;
+    let mut rest = Vec::new();
+    for r in out {
+        match r {
+            Routed::Call(PluginCall::Muc {
+                vhost,
+                event,
+                ask: a,
+            }) => {
+                names.push(format!("{vhost}:{:?}", event.kind()));
+                if let Some(a) = a {
+                    assert_eq!(a.service, "conference.x");
+                    ask = Some((a.token, *event));
+                }
+            }
+            other => rest.push(other),
+        }
     }
-    fn next_timer(&self) -> Option<std::time::Instant> {
-        None
-    }
-    fn fire_timers(&mut self, _: std::time::Instant) {}
+    (names, ask, rest)
 }
 
 #[test]
-fn hooks_see_events_and_decide_joins() {
+fn pre_events_park_the_join_until_the_verdict() {
     let mut m = service(&[]);
-    let mut rec = Recorder::default();
-    let out = m.handle(presence("a@x/1", "r@conference.x/bad", ""), 0, &mut rec);
-    let Routed::Stanza(err) = &out[0] else {
-        panic!("{out:?}")
+    let ext = AllHooks;
+    // Creation waits for room-pre-create, then the join for occupant-pre-join.
+    let out = m.handle(presence("a@x/1", "r@conference.x/bad", ""), 0, &ext);
+    let (names, ask, rest) = calls(out);
+    assert_eq!(names, ["x:RoomPreCreate"]);
+    assert!(
+        rest.is_empty(),
+        "nothing is sent while the join waits: {rest:?}"
+    );
+    let (token, event) = ask.expect("pre-create asks");
+    let MucEvent::RoomPreCreate { room, creator } = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(creator.to_string(), "a@x/1");
+    let meeting_id = room.meeting_id.clone();
+    // A presence update the client sends meanwhile waits behind the join.
+    let out = m.handle(
+        presence("a@x/1", "r@conference.x/bad", "<show>away</show>"),
+        0,
+        &ext,
+    );
+    assert!(out.is_empty(), "{out:?}");
+    let out = m.resume(token, Verdict::Pass, 0, &ext);
+    let (names, ask, rest) = calls(out);
+    assert_eq!(names, ["x:OccupantPreJoin"]);
+    assert!(rest.is_empty(), "{rest:?}");
+    let (token, event) = ask.expect("pre-join asks");
+    let MucEvent::OccupantPreJoin { room, occupant, .. } = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(
+        room.meeting_id, meeting_id,
+        "the room keeps the id it was announced with"
+    );
+    assert_eq!(occupant.nick, "bad");
+    assert_eq!(
+        m.counts(),
+        (0, 0),
+        "no room exists before the join is decided"
+    );
+    // Refused: the error goes to the joiner; the queued update is replayed as a new join,
+    // which asks again.
+    let out = m.resume(
+        token,
+        Verdict::Reject(StanzaError::from_condition("not-acceptable").with_text("no")),
+        0,
+        &ext,
+    );
+    let (names, _, rest) = calls(out);
+    let Routed::Stanza(err) = &rest[0] else {
+        panic!("{rest:?}")
     };
     assert!(
         err.get_child("error", ns::CLIENT)
             .is_some_and(|e| e.has_child("not-acceptable", ns::STANZAS))
     );
-    assert_eq!(rec.0, ["x:pre-create", "x:pre-join"]);
+    assert_eq!(
+        names,
+        ["x:RoomPreCreate"],
+        "the queued presence is replayed"
+    );
     assert_eq!(m.counts(), (0, 0));
-    rec.0.clear();
-    let out = m.handle(presence("a@x/1", "r@conference.x/old", ""), 0, &mut rec);
-    let Routed::Stanza(own) = &out[0] else {
-        panic!("{out:?}")
-    };
+    // An unknown token (already answered) changes nothing.
+    assert!(m.resume(token, Verdict::Pass, 0, &ext).is_empty());
+}
+
+#[test]
+fn replaced_join_presence_is_what_the_room_keeps_and_events_follow() {
+    let mut m = service(&[]);
+    let ext = AllHooks;
+    let out = m.handle(presence("a@x/1", "r@conference.x/old", ""), 0, &ext);
+    let (_, ask, _) = calls(out);
+    let out = m.resume(ask.expect("ask").0, Verdict::Pass, 0, &ext);
+    let (_, ask, _) = calls(out);
+    let (token, event) = ask.expect("ask");
+    let mut p = event.presence().expect("presence").clone();
+    p.append_child(Element::new("replaced", "urn:test"));
+    let out = m.resume(token, Verdict::Replace(p), 0, &ext);
+    let (names, ask, rest) = calls(out);
+    assert!(ask.is_none());
+    assert_eq!(names, ["x:RoomCreated", "x:OccupantJoined"]);
+    let own = rest
+        .iter()
+        .find_map(|r| match r {
+            Routed::Stanza(s) if s.name() == "presence" => Some(s),
+            _ => None,
+        })
+        .expect("own presence");
     assert!(
         own.has_child("replaced", "urn:test"),
         "the replaced presence is what the room keeps"
     );
-    m.handle(
+    assert_eq!(m.counts(), (1, 1));
+    let out = m.handle(
         Element::builder("presence", ns::CLIENT)
             .attr("from", "a@x/1")
             .attr("to", "r@conference.x/old")
             .attr("type", "unavailable")
             .build(),
         0,
-        &mut rec,
+        &ext,
     );
-    assert_eq!(
-        rec.0,
-        [
-            "x:pre-create",
-            "x:pre-join",
-            "x:created",
-            "x:joined",
-            "x:left",
-            "x:destroyed"
-        ]
+    let (names, _, _) = calls(out);
+    assert_eq!(names, ["x:OccupantLeft", "x:RoomDestroyed"]);
+}
+
+#[test]
+fn a_session_that_ends_drops_its_parked_joins() {
+    let mut m = service(&[]);
+    let ext = AllHooks;
+    let out = m.handle(presence("a@x/1", "r@conference.x/n", ""), 0, &ext);
+    let (_, ask, _) = calls(out);
+    let mut out = Vec::new();
+    m.session_gone(&Jid::parse("a@x/1").expect("jid"), &ext, &mut out);
+    assert!(out.is_empty());
+    assert!(
+        m.resume(ask.expect("ask").0, Verdict::Pass, 0, &ext)
+            .is_empty()
     );
+    assert_eq!(m.counts(), (0, 0));
 }

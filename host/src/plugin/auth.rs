@@ -19,7 +19,7 @@ use super::sandbox::{InstancePool, Sandbox};
 const AUTH_POOL: usize = 16;
 use super::{AuthError, PluginEngine, PluginError};
 use crate::sasl::{Mechanism, ScramCredentials, ScramHash};
-use crate::storage::KvStore;
+use crate::storage::{KvRole, KvStore};
 
 struct Inner {
     sandbox: Sandbox,
@@ -72,7 +72,7 @@ impl AuthPlugin {
         kv: Arc<dyn KvStore>,
     ) -> Result<AuthPlugin, PluginError> {
         let mut inner = Inner {
-            sandbox: Sandbox::new(engine, vhost, name, kv, Vec::new()),
+            sandbox: Sandbox::new(engine, vhost, name, KvRole::Auth, kv, Vec::new()),
             pool: InstancePool::new(AUTH_POOL),
             pre,
             settings_json: settings.to_string(),

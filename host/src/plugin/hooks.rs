@@ -1,18 +1,21 @@
-//! Hook and component plugins (`hooks`, `component` worlds) and `PluginExtensions`, the
-//! router's `Extensions` backed by them: only subscribed plugins are called, in priority
-//! order; stanzas they send and timers they set are collected and handed back to the router.
+//! Hook and component plugins (`hooks`, `component` worlds): `HookPlugin` (one loaded plugin
+//! of one vhost), `VhostHooks` (a vhost's plugins in subscription order, with the blocking
+//! calls its worker makes) and `PluginSet` (every vhost's, answering the cores' `Extensions`
+//! queries).
 //!
-//! Shell (wasmtime calls made from the router's owner task, each bounded by the plugin call
-//! deadline). A hook or component plugin keeps one live instance per vhost (sandbox.rs).
-//! Invariants: a hook that traps, times out or is disabled fails open (`Pass`),
-//! logged with the plugin's name; a component plugin that traps drops that one stanza; a
-//! plugin's sends are confined to its vhost, MUC and component domains (host_api.rs); at most
-//! `MAX_PENDING_TIMERS` timers per plugin. Tests: tests/all/hooks.rs with real plugins.
+//! Shell (blocking: `VhostHooks::run_*` run on the blocking pool, one call at a time per vhost,
+//! driven by runtime/plugin_worker.rs; never on the router's task). A hook or component plugin
+//! keeps one live instance per vhost (sandbox.rs). Invariants: only subscribed plugins are
+//! called, highest priority first, stopping at the first `Handled` or `Reject`; a hook that
+//! traps, times out or is disabled fails open (`Pass`), logged with the plugin's name; a
+//! component plugin that traps drops that one stanza; a plugin's sends are confined to its
+//! vhost, MUC and component domains (host_api.rs). Tests: tests/all/hooks.rs and
+//! tests/all/isolation.rs with real plugins.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use wasmtime::Store;
 
@@ -23,13 +26,12 @@ use super::host_api::{Effects, State, parse_plugin_stanza};
 use super::sandbox::{InstancePool, Sandbox};
 use super::{PluginEngine, PluginError};
 use crate::config::PluginConfig;
-use crate::hooks::{ComponentIdentity, Extensions, MucEvent, OccupantInfo, RoomInfo, Verdict};
+use crate::hooks::{
+    ComponentIdentity, Extensions, HookKind, MucEvent, OccupantInfo, RoomInfo, Verdict,
+};
 use crate::stanza::{Kind, StanzaError};
-use crate::storage::KvStore;
+use crate::storage::{KvRole, KvStore};
 use crate::xml::Element;
-
-/// Timers one plugin may have pending.
-const MAX_PENDING_TIMERS: usize = 1024;
 
 /// A loaded hook and/or component plugin of one vhost.
 pub struct HookPlugin {
@@ -100,13 +102,13 @@ impl PluginEngine {
         send_domains.push(vhost.to_owned());
         send_domains.extend(config.component.clone());
         let mut plugin = HookPlugin {
-            sandbox: Sandbox::new(self.clone(), vhost, name, kv, send_domains),
+            sandbox: Sandbox::new(self.clone(), vhost, name, KvRole::Hooks, kv, send_domains),
             settings_json: config.settings.to_string(),
             hooks,
             component,
             subscriptions: Vec::new(),
             identity: None,
-            // Called from the router's one task: one live instance each is enough.
+            // Called from the vhost's one worker, one call at a time: one live instance each.
             live_hooks: InstancePool::new(1),
             live_component: InstancePool::new(1),
         };
@@ -219,127 +221,150 @@ fn occupant_event(r: &RoomInfo, o: &OccupantInfo, presence: &Element) -> wit::Oc
     }
 }
 
-/// Every event kind, in declaration order (so `kind as usize` indexes it).
-const ALL_KINDS: [wit::EventKind; 9] = [
-    wit::EventKind::Message,
-    wit::EventKind::Presence,
-    wit::EventKind::Iq,
-    wit::EventKind::RoomPreCreate,
-    wit::EventKind::RoomCreated,
-    wit::EventKind::RoomDestroyed,
-    wit::EventKind::OccupantPreJoin,
-    wit::EventKind::OccupantJoined,
-    wit::EventKind::OccupantLeft,
-];
-
-/// The router's extensions, backed by the loaded hook and component plugins.
-#[derive(Default)]
-pub struct PluginExtensions {
-    plugins: Vec<Arc<HookPlugin>>,
-    by_vhost: HashMap<String, Vec<usize>>,
-    components: HashMap<String, usize>,
-    sent: Vec<Element>,
-    timers: BinaryHeap<Reverse<(Instant, u64, usize, String)>>,
-    pending: Vec<usize>,
-    seq: u64,
-    /// Subscribers by vhost, then by event kind (`EventKind as usize`), highest priority
-    /// first; rebuilt by `add`.
-    subscribers: HashMap<String, Vec<Arc<[usize]>>>,
-    /// Whether any plugin hooks message, presence or iq stanzas.
-    stanza_hooks: bool,
+fn wit_kind(kind: HookKind) -> wit::EventKind {
+    match kind {
+        HookKind::Message => wit::EventKind::Message,
+        HookKind::Presence => wit::EventKind::Presence,
+        HookKind::Iq => wit::EventKind::Iq,
+        HookKind::RoomPreCreate => wit::EventKind::RoomPreCreate,
+        HookKind::RoomCreated => wit::EventKind::RoomCreated,
+        HookKind::RoomDestroyed => wit::EventKind::RoomDestroyed,
+        HookKind::OccupantPreJoin => wit::EventKind::OccupantPreJoin,
+        HookKind::OccupantJoined => wit::EventKind::OccupantJoined,
+        HookKind::OccupantLeft => wit::EventKind::OccupantLeft,
+    }
 }
 
-impl std::fmt::Debug for PluginExtensions {
+/// The WIT event for `event`, with `presence` standing for the one it carries (a replacement
+/// an earlier hook in the chain made).
+fn wit_event(event: &MucEvent, presence: Option<&Element>) -> wit::Event {
+    match event {
+        MucEvent::RoomPreCreate { room: r, creator } => {
+            wit::Event::RoomPreCreate(wit::RoomCreation {
+                room: room(r),
+                creator: creator.to_string(),
+            })
+        }
+        MucEvent::RoomCreated(r) => wit::Event::RoomCreated(room(r)),
+        MucEvent::RoomDestroyed(r) => wit::Event::RoomDestroyed(room(r)),
+        MucEvent::OccupantPreJoin {
+            room: r,
+            occupant,
+            presence: p,
+        } => wit::Event::OccupantPreJoin(occupant_event(r, occupant, presence.unwrap_or(p))),
+        MucEvent::OccupantJoined {
+            room: r,
+            occupant,
+            presence: p,
+        } => wit::Event::OccupantJoined(occupant_event(r, occupant, presence.unwrap_or(p))),
+        MucEvent::OccupantLeft {
+            room: r,
+            occupant,
+            presence: p,
+        } => wit::Event::OccupantLeft(occupant_event(r, occupant, presence.unwrap_or(p))),
+    }
+}
+
+/// What plugin calls asked the host to do once they returned.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Stanzas to route, checked and addressed.
+    pub sent: Vec<Element>,
+    /// Timers to set: (plugin index within the vhost, delay, tag).
+    pub timers: Vec<(usize, Duration, String)>,
+}
+
+impl Outcome {
+    fn absorb(&mut self, plugin: usize, effects: Effects) {
+        self.sent.extend(effects.sent);
+        self.timers.extend(
+            effects
+                .timers
+                .into_iter()
+                .map(|(delay, tag)| (plugin, delay, tag)),
+        );
+    }
+}
+
+/// One vhost's hook and component plugins.
+pub struct VhostHooks {
+    vhost: String,
+    plugins: Vec<Arc<HookPlugin>>,
+    /// Subscribers by `HookKind as usize`, highest priority first.
+    subscribers: Vec<Vec<usize>>,
+    components: HashMap<String, usize>,
+}
+
+impl std::fmt::Debug for VhostHooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginExtensions")
+        f.debug_struct("VhostHooks")
+            .field("vhost", &self.vhost)
             .field("plugins", &self.plugins)
             .finish_non_exhaustive()
     }
 }
 
-impl PluginExtensions {
-    /// Add a loaded plugin of `vhost`.
-    pub fn add(&mut self, vhost: &str, plugin: Arc<HookPlugin>) {
-        let i = self.plugins.len();
-        if let Some((_, domain)) = &plugin.component {
-            self.components.insert(domain.clone(), i);
-        }
-        self.by_vhost.entry(vhost.to_owned()).or_default().push(i);
-        self.stanza_hooks |= [
-            wit::EventKind::Message,
-            wit::EventKind::Presence,
-            wit::EventKind::Iq,
-        ]
-        .into_iter()
-        .any(|k| plugin.subscribed(k).is_some());
-        self.plugins.push(plugin);
-        self.pending.push(0);
-        let by_kind = ALL_KINDS
+impl VhostHooks {
+    /// The plugins of `vhost`, in configuration order.
+    pub fn new(vhost: &str, plugins: Vec<Arc<HookPlugin>>) -> VhostHooks {
+        let subscribers = HookKind::ALL
             .into_iter()
             .map(|kind| {
-                let mut subs: Vec<(i32, usize)> = self.by_vhost[vhost]
+                let mut subs: Vec<(i32, usize)> = plugins
                     .iter()
-                    .filter_map(|&i| self.plugins[i].subscribed(kind).map(|p| (p, i)))
+                    .enumerate()
+                    .filter_map(|(i, p)| p.subscribed(wit_kind(kind)).map(|prio| (prio, i)))
                     .collect();
-                subs.sort_by_key(|(p, i)| (Reverse(*p), *i));
+                subs.sort_by_key(|(prio, i)| (Reverse(*prio), *i));
                 subs.into_iter().map(|(_, i)| i).collect()
             })
             .collect();
-        self.subscribers.insert(vhost.to_owned(), by_kind);
-    }
-
-    /// Every loaded plugin (for metrics).
-    pub fn plugins(&self) -> Vec<Arc<HookPlugin>> {
-        self.plugins.clone()
-    }
-
-    /// The vhost's plugins subscribed to `kind`, highest priority first.
-    fn subscribers(&self, vhost: &str, kind: wit::EventKind) -> Option<Arc<[usize]>> {
-        self.subscribers
-            .get(vhost)
-            .and_then(|by_kind| by_kind.get(kind as usize))
-            .filter(|s| !s.is_empty())
-            .cloned()
-    }
-
-    fn absorb(&mut self, i: usize, effects: Effects) {
-        self.sent.extend(effects.sent);
-        let now = Instant::now();
-        for (delay, tag) in effects.timers {
-            if self.pending[i] >= MAX_PENDING_TIMERS {
-                tracing::warn!(
-                    message = "Plugin timer refused: too many pending.",
-                    plugin = self.plugins[i].name()
-                );
-                continue;
-            }
-            self.pending[i] += 1;
-            self.seq += 1;
-            self.timers.push(Reverse((now + delay, self.seq, i, tag)));
+        let components = plugins
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| Some((p.component.as_ref()?.1.clone(), i)))
+            .collect();
+        VhostHooks {
+            vhost: vhost.to_owned(),
+            plugins,
+            subscribers,
+            components,
         }
     }
 
+    /// The vhost.
+    pub fn vhost(&self) -> &str {
+        &self.vhost
+    }
+
+    /// The plugins, in configuration order (indices match `Outcome::timers`).
+    pub fn plugins(&self) -> &[Arc<HookPlugin>] {
+        &self.plugins
+    }
+
+    fn wants(&self, kind: HookKind) -> bool {
+        !self.subscribers[kind as usize].is_empty()
+    }
+
     /// Call the subscribers of `kind` in order with the event `make` builds from the current
-    /// stanza; stops at the first `Handled` or `Reject`. Traps and disabled plugins pass.
+    /// stanza (the original, or an earlier hook's replacement); stops at the first `Handled`
+    /// or `Reject`. Traps and disabled plugins pass. Blocking.
     fn dispatch(
-        &mut self,
-        vhost: &str,
-        kind: wit::EventKind,
+        &self,
+        kind: HookKind,
         stanza: Option<&Element>,
         make: impl Fn(Option<&Element>) -> wit::Event,
-    ) -> Verdict {
-        let Some(subs) = self.subscribers(vhost, kind) else {
-            return Verdict::Pass;
-        };
+    ) -> (Verdict, Outcome) {
+        let mut outcome = Outcome::default();
         let mut replaced: Option<Element> = None;
-        for &i in subs.iter() {
-            let plugin = self.plugins[i].clone();
+        for &i in &self.subscribers[kind as usize] {
+            let plugin = &self.plugins[i];
             let event = make(replaced.as_ref().or(stanza));
             let answer =
                 plugin.call_hooks(|h, s| h.lilt_plugin_hook_handler().call_handle(s, &event));
             let verdict = match answer {
                 Ok((v, effects)) => {
-                    self.absorb(i, effects);
+                    outcome.absorb(i, effects);
                     v
                 }
                 // Fail open: logged and counted by the sandbox.
@@ -347,112 +372,79 @@ impl PluginExtensions {
             };
             match verdict {
                 wit::Verdict::Pass => {}
-                wit::Verdict::Handled => return Verdict::Handled,
+                wit::Verdict::Handled => return (Verdict::Handled, outcome),
                 wit::Verdict::Reject(r) => {
                     let mut e = StanzaError::from_condition(&r.condition);
                     if let Some(text) = r.text {
                         e = e.with_text(text);
                     }
-                    return Verdict::Reject(e);
+                    return (Verdict::Reject(e), outcome);
                 }
                 wit::Verdict::Replace(xml) => match parse_plugin_stanza(&xml) {
                     Ok(el) => replaced = Some(el),
                     Err(error) => tracing::warn!(
                         message = "Plugin's replacement stanza ignored.",
                         plugin = plugin.name(),
+                        vhost = %self.vhost,
                         error
                     ),
                 },
             }
         }
-        replaced.map_or(Verdict::Pass, Verdict::Replace)
-    }
-}
-
-impl Extensions for PluginExtensions {
-    fn hooks_stanzas(&self) -> bool {
-        self.stanza_hooks
+        (replaced.map_or(Verdict::Pass, Verdict::Replace), outcome)
     }
 
-    fn stanza(&mut self, vhost: &str, kind: Kind, stanza: &Element) -> Verdict {
-        let (ek, wrap): (wit::EventKind, fn(String) -> wit::Event) = match kind {
-            Kind::Message => (wit::EventKind::Message, wit::Event::Message),
-            Kind::Presence => (wit::EventKind::Presence, wit::Event::Presence),
-            Kind::Iq => (wit::EventKind::Iq, wit::Event::Iq),
+    /// Run the pre-routing hooks of a stanza a client of this vhost sent. Blocking.
+    pub fn run_stanza(&self, kind: Kind, stanza: &Element) -> (Verdict, Outcome) {
+        let wrap: fn(String) -> wit::Event = match kind {
+            Kind::Message => wit::Event::Message,
+            Kind::Presence => wit::Event::Presence,
+            Kind::Iq => wit::Event::Iq,
         };
-        self.dispatch(vhost, ek, Some(stanza), |s| {
+        self.dispatch(HookKind::of_stanza(kind), Some(stanza), |s| {
             wrap(s.map(Element::to_string).unwrap_or_default())
         })
     }
 
-    fn muc(&mut self, vhost: &str, event: &MucEvent<'_>) -> Verdict {
-        let (kind, presence) = match event {
-            MucEvent::RoomPreCreate { .. } => (wit::EventKind::RoomPreCreate, None),
-            MucEvent::RoomCreated(_) => (wit::EventKind::RoomCreated, None),
-            MucEvent::RoomDestroyed(_) => (wit::EventKind::RoomDestroyed, None),
-            MucEvent::OccupantPreJoin { presence, .. } => {
-                (wit::EventKind::OccupantPreJoin, Some(*presence))
-            }
-            MucEvent::OccupantJoined { presence, .. } => {
-                (wit::EventKind::OccupantJoined, Some(*presence))
-            }
-            MucEvent::OccupantLeft { presence, .. } => {
-                (wit::EventKind::OccupantLeft, Some(*presence))
-            }
-        };
-        let event = *event;
-        self.dispatch(vhost, kind, presence, move |p| match event {
-            MucEvent::RoomPreCreate { room: r, creator } => {
-                wit::Event::RoomPreCreate(wit::RoomCreation {
-                    room: room(r),
-                    creator: creator.to_string(),
-                })
-            }
-            MucEvent::RoomCreated(r) => wit::Event::RoomCreated(room(r)),
-            MucEvent::RoomDestroyed(r) => wit::Event::RoomDestroyed(room(r)),
-            MucEvent::OccupantPreJoin {
-                room: r,
-                occupant,
-                presence,
-            } => wit::Event::OccupantPreJoin(occupant_event(r, occupant, p.unwrap_or(presence))),
-            MucEvent::OccupantJoined {
-                room: r,
-                occupant,
-                presence,
-            } => wit::Event::OccupantJoined(occupant_event(r, occupant, p.unwrap_or(presence))),
-            MucEvent::OccupantLeft {
-                room: r,
-                occupant,
-                presence,
-            } => wit::Event::OccupantLeft(occupant_event(r, occupant, p.unwrap_or(presence))),
-        })
+    /// Deliver a MUC event to its subscribers. Blocking.
+    pub fn run_muc(&self, event: &MucEvent) -> (Verdict, Outcome) {
+        self.dispatch(event.kind(), event.presence(), |p| wit_event(event, p))
     }
 
-    fn owns_component(&self, domain: &str) -> bool {
-        self.components.contains_key(domain)
-    }
-
-    fn component(&mut self, domain: &str, stanza: &Element) {
+    /// Hand a stanza to the plugin owning component `domain`. Blocking.
+    pub fn run_component(&self, domain: &str, stanza: &Element) -> Outcome {
+        let mut outcome = Outcome::default();
         let Some(&i) = self.components.get(domain) else {
-            return;
+            return outcome;
         };
-        let plugin = self.plugins[i].clone();
         let xml = stanza.to_string();
-        if let Ok(((), effects)) = plugin.call_component(|c, s| {
+        if let Ok(((), effects)) = self.plugins[i].call_component(|c, s| {
             c.lilt_plugin_component_handler()
                 .call_handle_stanza(s, &xml)
         }) {
-            self.absorb(i, effects);
+            outcome.absorb(i, effects);
         }
+        outcome
     }
 
-    fn identities(&self, vhost: &str) -> Vec<ComponentIdentity> {
-        self.by_vhost
-            .get(vhost)
-            .into_iter()
-            .flatten()
-            .filter_map(|&i| {
-                let p = &self.plugins[i];
+    /// Fire plugin `i`'s timer `tag`. Blocking.
+    pub fn run_timer(&self, i: usize, tag: &str) -> Outcome {
+        let mut outcome = Outcome::default();
+        let Some(plugin) = self.plugins.get(i) else {
+            return outcome;
+        };
+        if let Ok(((), effects)) =
+            plugin.call_hooks(|h, s| h.lilt_plugin_hook_handler().call_on_timer(s, tag))
+        {
+            outcome.absorb(i, effects);
+        }
+        outcome
+    }
+
+    fn identities(&self) -> Vec<ComponentIdentity> {
+        self.plugins
+            .iter()
+            .filter_map(|p| {
                 let (category, kind) = p.identity.clone()?;
                 let (_, domain) = p.component.as_ref()?;
                 Some(ComponentIdentity {
@@ -463,30 +455,63 @@ impl Extensions for PluginExtensions {
             })
             .collect()
     }
+}
 
-    fn take_sent(&mut self) -> Vec<Element> {
-        std::mem::take(&mut self.sent)
-    }
+/// Every vhost's hook and component plugins: what the cores query through `Extensions`.
+#[derive(Debug, Default)]
+pub struct PluginSet {
+    vhosts: HashMap<String, Arc<VhostHooks>>,
+    /// Component domain to the vhost whose plugin owns it.
+    components: HashMap<String, String>,
+}
 
-    fn next_timer(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, ..))| *at)
-    }
-
-    fn fire_timers(&mut self, now: Instant) {
-        while let Some(Reverse((at, ..))) = self.timers.peek() {
-            if *at > now {
-                break;
-            }
-            let Some(Reverse((_, _, i, tag))) = self.timers.pop() else {
-                break;
-            };
-            self.pending[i] = self.pending[i].saturating_sub(1);
-            let plugin = self.plugins[i].clone();
-            if let Ok(((), effects)) =
-                plugin.call_hooks(|h, s| h.lilt_plugin_hook_handler().call_on_timer(s, &tag))
-            {
-                self.absorb(i, effects);
-            }
+impl PluginSet {
+    /// Add (or replace) a vhost's plugins.
+    pub fn insert(&mut self, hooks: VhostHooks) {
+        self.components.retain(|_, v| *v != hooks.vhost);
+        for domain in hooks.components.keys() {
+            self.components.insert(domain.clone(), hooks.vhost.clone());
         }
+        self.vhosts.insert(hooks.vhost.clone(), Arc::new(hooks));
+    }
+
+    /// Every vhost's plugins.
+    pub fn vhosts(&self) -> impl Iterator<Item = &Arc<VhostHooks>> {
+        self.vhosts.values()
+    }
+
+    /// Plugin component domains, each with the vhost whose plugin owns it.
+    pub fn components(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.components
+            .iter()
+            .map(|(d, v)| (d.as_str(), v.as_str()))
+    }
+
+    /// Whether no plugin is loaded anywhere.
+    pub fn is_empty(&self) -> bool {
+        self.vhosts.values().all(|v| v.plugins.is_empty())
+    }
+}
+
+impl Extensions for PluginSet {
+    fn hooks_stanzas(&self, vhost: &str) -> bool {
+        self.vhosts.get(vhost).is_some_and(|v| {
+            v.wants(HookKind::Message) || v.wants(HookKind::Presence) || v.wants(HookKind::Iq)
+        })
+    }
+
+    fn wants(&self, vhost: &str, kind: HookKind) -> bool {
+        self.vhosts.get(vhost).is_some_and(|v| v.wants(kind))
+    }
+
+    fn owns_component(&self, domain: &str) -> bool {
+        self.components.contains_key(domain)
+    }
+
+    fn identities(&self, vhost: &str) -> Vec<ComponentIdentity> {
+        self.vhosts
+            .get(vhost)
+            .map(|v| v.identities())
+            .unwrap_or_default()
     }
 }

@@ -22,13 +22,21 @@ use crate::xml::{Element, Limits, ns, parse_element};
 pub(super) struct State {
     pub(super) vhost: Arc<str>,
     pub(super) plugin: Arc<str>,
+    /// This plugin's kv namespace, `crate::storage::kv_namespace(role, plugin)`.
+    pub(super) kv_ns: Arc<str>,
     pub(super) kv: Arc<dyn KvStore>,
     pub(super) kv_quota: u64,
     pub(super) limits: StoreLimits,
     pub(super) wasi: WasiCtx,
     pub(super) table: ResourceTable,
+    /// Guest stdout and stderr (their partial lines are logged when a call ends).
+    pub(super) output: [super::output::GuestOutput; 2],
     /// Time spent inside host imports and not yet credited to the deadline.
     pub(super) import_time: Duration,
+    /// When the current call started, for the wall-clock limit.
+    pub(super) call_started: Instant,
+    /// The wall-clock limit of one call, host imports included.
+    pub(super) wall_limit: Duration,
     /// Domains `stanzas.send` may use as `from`.
     pub(super) send_domains: Arc<[String]>,
     /// What the call asked the host to do once it returns.
@@ -69,8 +77,12 @@ impl State {
     }
 }
 
-fn storage_error(e: crate::storage::StorageError) -> kv::KvError {
-    kv::KvError::Storage(e.to_string())
+/// A storage failure, or a refused `set_within_quota`, as the guest sees it.
+fn storage_error(e: impl Into<crate::storage::KvSetError>) -> kv::KvError {
+    match e.into() {
+        crate::storage::KvSetError::QuotaExceeded => kv::KvError::QuotaExceeded,
+        crate::storage::KvSetError::Storage(e) => kv::KvError::Storage(e.to_string()),
+    }
 }
 
 impl types::Host for State {}
@@ -98,37 +110,24 @@ impl host::Host for State {
 
 impl kv::Host for State {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, kv::KvError> {
-        self.timed(|s| s.kv.get(&s.vhost, &s.plugin, &key).map_err(storage_error))
+        self.timed(|s| s.kv.get(&s.vhost, &s.kv_ns, &key).map_err(storage_error))
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), kv::KvError> {
+        // One atomic check-and-write against the namespace's running counter.
         self.timed(|s| {
-            let used =
-                s.kv.usage_bytes(&s.vhost, &s.plugin)
-                    .map_err(storage_error)?;
-            let old =
-                s.kv.get(&s.vhost, &s.plugin, &key)
-                    .map_err(storage_error)?
-                    .map_or(0, |v| key.len() + v.len());
-            let new_total = used.saturating_sub(old as u64) + (key.len() + value.len()) as u64;
-            if new_total > s.kv_quota {
-                return Err(kv::KvError::QuotaExceeded);
-            }
-            s.kv.set(&s.vhost, &s.plugin, &key, &value)
+            s.kv.set_within_quota(&s.vhost, &s.kv_ns, &key, &value, s.kv_quota)
                 .map_err(storage_error)
         })
     }
 
     fn delete(&mut self, key: String) -> Result<(), kv::KvError> {
-        self.timed(|s| {
-            s.kv.delete(&s.vhost, &s.plugin, &key)
-                .map_err(storage_error)
-        })
+        self.timed(|s| s.kv.delete(&s.vhost, &s.kv_ns, &key).map_err(storage_error))
     }
 
     fn list_keys(&mut self, prefix: String) -> Result<Vec<String>, kv::KvError> {
         self.timed(|s| {
-            s.kv.list_keys(&s.vhost, &s.plugin, &prefix)
+            s.kv.list_keys(&s.vhost, &s.kv_ns, &prefix)
                 .map_err(storage_error)
         })
     }

@@ -2,9 +2,12 @@
 //! memory caps, the WIT bindings, the host imports plugins get, and per-role handles
 //! (today `AuthPlugin`).
 //!
-//! Shell (auth calls run on blocking threads, hooks on the router's task). Invariants: calls
-//! run on instances pooled per (vhost, plugin), so nothing is shared between tenants; a trap, a
-//! timeout or memory exhaustion is a `PluginError::Trap`, never a host panic; auth fails closed.
+//! Shell (every call runs on a blocking thread: auth calls from the session's task, hook,
+//! component and timer calls from the vhost's plugin worker, runtime/plugin_worker.rs).
+//! Invariants: calls run on instances pooled per (vhost, plugin), so nothing is shared between
+//! tenants; a trap, a timeout, memory exhaustion or a guest panic is a `PluginError::Trap`,
+//! never a host panic, with the guest's output in the host log; auth fails closed, hooks
+//! fail open.
 //! Tests: `mod tests` in auth.rs (real plugin components), tests/all/ end to end.
 
 mod auth;
@@ -12,13 +15,14 @@ mod bindings;
 mod engine;
 mod hooks;
 mod host_api;
+mod output;
 mod sandbox;
 
 use std::time::Duration;
 
 pub use auth::AuthPlugin;
 pub use engine::PluginEngine;
-pub use hooks::{HookPlugin, PluginExtensions};
+pub use hooks::{HookPlugin, Outcome, PluginSet, VhostHooks};
 
 /// wasmtime 48 has its own error type; keep its whole chain in the text.
 pub(crate) fn wasm_err(e: wasmtime::Error) -> anyhow::Error {
@@ -30,6 +34,8 @@ pub(crate) fn wasm_err(e: wasmtime::Error) -> anyhow::Error {
 pub struct PluginLimits {
     /// Wall time a call may run, not counting time inside host imports. Defaults to 1 s.
     pub call_timeout: Duration,
+    /// Wall time a call may take in all, host imports included. Defaults to 3 s.
+    pub call_wall_timeout: Duration,
     /// Linear memory a call may grow to. Defaults to 64 MiB.
     pub memory_bytes: usize,
     /// Bytes a plugin may keep in `kv` per vhost. Defaults to 64 MiB.
@@ -44,6 +50,7 @@ impl Default for PluginLimits {
     fn default() -> Self {
         PluginLimits {
             call_timeout: Duration::from_secs(1),
+            call_wall_timeout: Duration::from_secs(3),
             memory_bytes: 64 << 20,
             kv_quota_bytes: 64 << 20,
             max_traps: 5,

@@ -2,10 +2,15 @@
 //! the host-import state they carry, and the trap accounting that disables a plugin that keeps
 //! trapping. Every role (auth, hooks, component) calls through here.
 //!
-//! Shell (blocking: callers run it on the blocking pool or accept the bounded wait).
-//! Invariants: a store never outlives one call; a trap, timeout or out-of-memory is counted,
-//! logged with plugin and vhost, and returned as `PluginError::Trap`, never a panic; after
-//! `max_traps` in `trap_window` calls are refused with `Disabled` until the window passes.
+//! Shell (blocking: callers run it on the blocking pool, never on an async worker).
+//! Invariants: a trap, timeout or out-of-memory is counted, logged with plugin, vhost and the
+//! guest's last stderr lines (a Rust panic's message), and returned as `PluginError::Trap`,
+//! never a host panic (a panic inside a host import is caught and counted as a trap too); a
+//! call's CPU time is bounded by `call_timeout` (time in host imports credited back) and its
+//! wall time, imports included, by `call_wall_timeout`; a store is capped in memory (one linear
+//! memory), tables, table elements, instances and resource-table entries, and a failed grow
+//! traps; after `max_traps` in `trap_window` calls are refused with `Disabled` until the
+//! window passes.
 //! Live instances are pooled per (vhost, plugin) (`InstancePool`): instantiating a component
 //! costs ~50x a call, so a call takes a configured instance from the pool and returns it
 //! afterwards; an instance that trapped is dropped, and one that served `RECYCLE_AFTER` calls
@@ -14,6 +19,7 @@
 //! Tests: plugin/auth.rs, plugin/hooks.rs, tests/all/hooks.rs.
 
 use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,11 +30,21 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 use super::engine::TICK;
 use super::host_api::{Effects, State};
+use super::output::{GuestLog, GuestOutput, Stream};
 use super::{PluginEngine, PluginError};
-use crate::storage::KvStore;
+use crate::storage::{KvRole, KvStore, kv_namespace};
 
 /// Calls after which a live instance is replaced by a fresh one.
 const RECYCLE_AFTER: u32 = 10_000;
+/// Core instances one component may create (a Rust component has a handful).
+const MAX_INSTANCES: usize = 32;
+/// Tables one store may hold.
+const MAX_TABLES: usize = 32;
+/// Elements one table may grow to (indirect-call tables of interpreters run to tens of
+/// thousands).
+const MAX_TABLE_ELEMENTS: usize = 200_000;
+/// Host resources (WASI streams, pollables) one store may hold at once.
+const MAX_RESOURCES: usize = 1024;
 
 /// A live instance and its store.
 struct Live<I> {
@@ -75,9 +91,12 @@ pub(super) struct Sandbox {
     pub(super) engine: PluginEngine,
     pub(super) vhost: Arc<str>,
     pub(super) name: Arc<str>,
+    /// The kv namespace, `kv_namespace(role, name)`.
+    kv_ns: Arc<str>,
     kv: Arc<dyn KvStore>,
     /// Domains a `stanzas.send` may use as `from` (empty: the plugin may not send).
     send_domains: Arc<[String]>,
+    log: Arc<GuestLog>,
     traps: Mutex<VecDeque<Instant>>,
     calls_total: AtomicU64,
     traps_total: AtomicU64,
@@ -88,13 +107,17 @@ impl Sandbox {
         engine: PluginEngine,
         vhost: &str,
         name: &str,
+        role: KvRole,
         kv: Arc<dyn KvStore>,
         send_domains: Vec<String>,
     ) -> Sandbox {
+        let (vhost, name): (Arc<str>, Arc<str>) = (vhost.into(), name.into());
         Sandbox {
             engine,
-            vhost: vhost.into(),
-            name: name.into(),
+            log: GuestLog::new(vhost.clone(), name.clone()),
+            kv_ns: kv_namespace(role, &name).into(),
+            vhost,
+            name,
             kv,
             send_domains: send_domains.into(),
             traps: Mutex::new(VecDeque::new()),
@@ -146,7 +169,7 @@ impl Sandbox {
             None => {
                 let mut store = self.new_store();
                 self.arm(&mut store);
-                let made = make(&mut store);
+                let made = guard(|| make(&mut store));
                 match self.settle(&mut store, made)? {
                     (Ok(inst), _) => Live {
                         store,
@@ -163,7 +186,7 @@ impl Sandbox {
             }
         };
         self.arm(&mut live.store);
-        let result = f(&live.inst, &mut live.store);
+        let result = guard(|| f(&live.inst, &mut live.store));
         let ok = result.is_ok();
         let out = self.settle(&mut live.store, result);
         if ok && live.calls < RECYCLE_AFTER {
@@ -187,28 +210,48 @@ impl Sandbox {
     /// A fresh store with the memory cap and the import state.
     pub(super) fn new_store(&self) -> Store<State> {
         let limits = self.engine.limits().clone();
+        let stdout = GuestOutput::new(self.log.clone(), Stream::Stdout);
+        let stderr = GuestOutput::new(self.log.clone(), Stream::Stderr);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         let state = State {
             vhost: self.vhost.clone(),
             plugin: self.name.clone(),
+            kv_ns: self.kv_ns.clone(),
             kv: self.kv.clone(),
             kv_quota: limits.kv_quota_bytes,
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)
-                .instances(16)
-                .tables(64)
-                .memories(16)
+                .memories(1)
+                .instances(MAX_INSTANCES)
+                .tables(MAX_TABLES)
+                .table_elements(MAX_TABLE_ELEMENTS)
+                .trap_on_grow_failure(true)
                 .build(),
-            wasi: WasiCtxBuilder::new().build(),
-            table: ResourceTable::new(),
+            wasi: WasiCtxBuilder::new()
+                .stdout(stdout.clone())
+                .stderr(stderr.clone())
+                .build(),
+            output: [stdout, stderr],
+            table,
             import_time: Duration::ZERO,
+            call_started: Instant::now(),
+            wall_limit: limits.call_wall_timeout,
             send_domains: self.send_domains.clone(),
             effects: Effects::default(),
         };
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limits);
-        // Time spent in host imports is given back; anything else past the deadline traps.
+        // Time spent in host imports is given back, up to the wall-clock limit; anything else
+        // past the deadline traps.
         store.epoch_deadline_callback(|mut ctx| {
-            let credit = std::mem::take(&mut ctx.data_mut().import_time);
+            let data = ctx.data_mut();
+            if data.call_started.elapsed() >= data.wall_limit {
+                return Err(wasmtime::Error::msg(
+                    "call exceeded its wall-clock limit (time in host calls included)",
+                ));
+            }
+            let credit = std::mem::take(&mut data.import_time);
             let extra = (credit.as_millis() / TICK.as_millis()) as u64;
             if extra > 0 {
                 Ok(UpdateDeadline::Continue(extra))
@@ -224,6 +267,7 @@ impl Sandbox {
         let limits = self.engine.limits();
         let ticks = (limits.call_timeout.as_millis() / TICK.as_millis()).max(1) as u64;
         store.data_mut().import_time = Duration::ZERO;
+        store.data_mut().call_started = Instant::now();
         store.set_epoch_deadline(ticks);
     }
 
@@ -233,16 +277,30 @@ impl Sandbox {
         store: &mut Store<State>,
         result: wasmtime::Result<T>,
     ) -> Result<(T, Effects), PluginError> {
+        for out in &store.data().output {
+            out.flush_partial();
+        }
         match result {
-            Ok(v) => Ok((v, std::mem::take(&mut store.data_mut().effects))),
+            Ok(v) => {
+                self.log.clear_tail();
+                Ok((v, std::mem::take(&mut store.data_mut().effects)))
+            }
             Err(source) => {
                 let source = super::wasm_err(source);
+                let stderr = self.log.take_tail();
                 tracing::warn!(
                     message = "Plugin trapped.",
                     plugin = %self.name,
                     vhost = %self.vhost,
-                    error = %format!("{source:#}")
+                    error = %format!("{source:#}"),
+                    guest_stderr = %stderr
                 );
+                // What the guest said last is the best explanation the caller can get.
+                let source = if stderr.is_empty() {
+                    source
+                } else {
+                    source.context(format!("guest stderr: {stderr}"))
+                };
                 self.traps_total.fetch_add(1, Ordering::Relaxed);
                 self.traps
                     .lock()
@@ -255,4 +313,20 @@ impl Sandbox {
             }
         }
     }
+}
+
+/// Run a plugin call, turning a host panic inside it (a bug in a host import, never a guest
+/// failure: those are traps) into an error, so that it is counted like a trap and the
+/// instance is dropped.
+fn guard<T>(f: impl FnOnce() -> wasmtime::Result<T>) -> wasmtime::Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        Err(wasmtime::Error::msg(format!(
+            "host panic during the call: {what}"
+        )))
+    })
 }

@@ -11,7 +11,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::hooks::{Extensions, NoExtensions, Verdict};
+use std::sync::Arc;
+
+use crate::hooks::{Ask, Extensions, NoExtensions, PluginCall, Verdict};
 use crate::muc::{MucConfig, MucService, Routed};
 use crate::stanza::{self, ErrorType, Jid, Kind, Outbound, StanzaError};
 use crate::xml::{Element, ns};
@@ -68,8 +70,8 @@ impl ResumeOwner {
     }
 }
 
-/// At most this many rounds of plugin-sent stanzas causing further plugin sends.
-const MAX_PLUGIN_ROUNDS: usize = 8;
+/// At most this many hops of plugin-sent stanzas reaching further plugin components.
+const MAX_PLUGIN_DEPTH: u8 = 8;
 
 /// The routing table.
 pub struct Router {
@@ -80,7 +82,11 @@ pub struct Router {
     components: HashMap<String, EndpointId>,
     resumable: HashMap<String, (EndpointId, ResumeOwner)>,
     mucs: HashMap<String, MucService>,
-    ext: Box<dyn Extensions>,
+    ext: Arc<dyn Extensions>,
+    /// Plugin calls for the shell to make, drained by `take_calls`.
+    calls: Vec<PluginCall>,
+    /// Plugin hops behind the stanza being routed (0 for a peer's stanza).
+    depth: u8,
     now_ms: u64,
 }
 
@@ -105,7 +111,9 @@ impl Router {
             components: HashMap::new(),
             resumable: HashMap::new(),
             mucs: HashMap::new(),
-            ext: Box::new(NoExtensions),
+            ext: Arc::new(NoExtensions),
+            calls: Vec::new(),
+            depth: 0,
             now_ms: 0,
         }
     }
@@ -116,9 +124,17 @@ impl Router {
             .insert(config.domain.clone(), MucService::new(config));
     }
 
-    /// Let plugins hook into routing, MUC events and component domains.
-    pub fn set_extensions(&mut self, ext: Box<dyn Extensions>) {
+    /// Let plugins hook into routing, MUC events and component domains (replacing what was
+    /// there: calls already handed out are still answered through `resume_*`).
+    pub fn set_extensions(&mut self, ext: Arc<dyn Extensions>) {
         self.ext = ext;
+    }
+
+    /// The plugin calls the last inputs caused, for the shell to make. A `Stanza` call is
+    /// answered with `resume_stanza`, a `Muc` call with an `ask` with `resume_muc`; stanzas
+    /// plugins send come back through `route_from_plugin`.
+    pub fn take_calls(&mut self) -> Vec<PluginCall> {
+        std::mem::take(&mut self.calls)
     }
 
     /// The wall clock, in milliseconds since the Unix epoch, for what the router stamps
@@ -135,24 +151,9 @@ impl Router {
         })
     }
 
-    /// When plugin timers next need `fire_timers`.
-    pub fn next_timer(&self) -> Option<std::time::Instant> {
-        self.ext.next_timer()
-    }
-
-    /// Run due plugin timers and route what they send.
-    pub fn fire_timers(&mut self, now: std::time::Instant) -> Vec<Delivery> {
-        self.ext.fire_timers(now);
-        let mut out = Vec::new();
-        self.drain_plugin_sends(&mut out);
-        out
-    }
-
-    /// Route a stanza a client or component sent, through the sender's pre-routing hooks.
+    /// Route a stanza a client or component sent. When the sender's vhost hooks stanzas, it
+    /// leaves as a `PluginCall::Stanza` instead and is routed by `resume_stanza`.
     pub fn route_inbound(&mut self, stanza: Element) -> Vec<Delivery> {
-        if !self.ext.hooks_stanzas() {
-            return self.route(stanza);
-        }
         let (Some(kind), Some(from)) = (
             Kind::of(&stanza),
             stanza.attr("from").and_then(|f| Jid::parse(f).ok()),
@@ -160,17 +161,56 @@ impl Router {
             return Vec::new();
         };
         let vhost = self.vhost_of(from.domain()).unwrap_or(from.domain());
-        let mut out = match self.ext.stanza(vhost, kind, &stanza) {
+        if !self.ext.hooks_stanzas(vhost) {
+            return self.route(stanza);
+        }
+        self.calls.push(PluginCall::Stanza {
+            vhost: vhost.to_owned(),
+            kind,
+            stanza,
+        });
+        Vec::new()
+    }
+
+    /// The pre-routing hooks' verdict on `stanza` (from a `PluginCall::Stanza`).
+    pub fn resume_stanza(&mut self, stanza: Element, verdict: Verdict) -> Vec<Delivery> {
+        match verdict {
             Verdict::Pass => self.route(stanza),
             Verdict::Handled => Vec::new(),
             Verdict::Reject(e) => self.bounce(&stanza, e),
             Verdict::Replace(mut other) => {
                 // A hook may rewrite a stanza, never its sender.
-                other.set_attr("from", from.to_string());
+                if let Some(from) = stanza.attr("from") {
+                    other.set_attr("from", from);
+                }
                 self.route(other)
             }
+        }
+    }
+
+    /// The verdict on a parked MUC join (from a `PluginCall::Muc` with `ask`).
+    pub fn resume_muc(&mut self, ask: &Ask, verdict: Verdict) -> Vec<Delivery> {
+        let Some(muc) = self.mucs.get_mut(&ask.service) else {
+            return Vec::new();
         };
-        self.drain_plugin_sends(&mut out);
+        let routed = muc.resume(ask.token, verdict, self.now_ms, self.ext.as_ref());
+        self.apply_routed(routed)
+    }
+
+    /// Route a stanza a plugin sent (its `from` checked by the plugin host), `depth` plugin
+    /// hops after the peer's stanza that caused it; beyond `MAX_PLUGIN_DEPTH` it is dropped,
+    /// so two plugins answering each other cannot loop.
+    pub fn route_from_plugin(&mut self, stanza: Element, depth: u8) -> Vec<Delivery> {
+        if depth > MAX_PLUGIN_DEPTH {
+            tracing::warn!(
+                message = "Plugins kept answering each other; stanza dropped.",
+                depth
+            );
+            return Vec::new();
+        }
+        self.depth = depth;
+        let out = self.route(stanza);
+        self.depth = 0;
         out
     }
 
@@ -185,30 +225,11 @@ impl Router {
         }
     }
 
-    fn drain_plugin_sends(&mut self, out: &mut Vec<Delivery>) {
-        for _ in 0..MAX_PLUGIN_ROUNDS {
-            let sent = self.ext.take_sent();
-            if sent.is_empty() {
-                return;
-            }
-            for stanza in sent {
-                out.extend(self.route(stanza));
-            }
-        }
-        let dropped = self.ext.take_sent().len();
-        if dropped > 0 {
-            tracing::warn!(
-                message = "Plugins kept answering each other; stanzas dropped.",
-                dropped
-            );
-        }
-    }
-
     fn route_muc(&mut self, domain: &str, stanza: Element) -> Vec<Delivery> {
         let Some(muc) = self.mucs.get_mut(domain) else {
             return Vec::new();
         };
-        let routed = muc.handle(stanza, self.now_ms, self.ext.as_mut());
+        let routed = muc.handle(stanza, self.now_ms, self.ext.as_ref());
         self.apply_routed(routed)
     }
 
@@ -232,9 +253,9 @@ impl Router {
                         }
                     }
                 }
+                Routed::Call(call) => self.calls.push(call),
             }
         }
-        self.drain_plugin_sends(&mut out);
         out
     }
 
@@ -302,7 +323,7 @@ impl Router {
         self.resumable.retain(|_, (sid, _)| *sid != id);
         let mut routed = Vec::new();
         for muc in self.mucs.values_mut() {
-            muc.session_gone(full, self.ext.as_mut(), &mut routed);
+            muc.session_gone(full, self.ext.as_ref(), &mut routed);
         }
         let mut left = self.apply_routed(routed);
         let bare = full.bare();
@@ -411,10 +432,12 @@ impl Router {
             return self.route_muc(&domain, stanza);
         }
         if self.ext.owns_component(to.domain()) {
-            self.ext.component(to.domain(), &stanza);
-            let mut out = Vec::new();
-            self.drain_plugin_sends(&mut out);
-            return out;
+            self.calls.push(PluginCall::Component {
+                domain: to.domain().to_owned(),
+                stanza,
+                depth: self.depth + 1,
+            });
+            return Vec::new();
         }
         if let Some(component) = self.component_for(to.domain()) {
             return vec![Delivery {

@@ -269,3 +269,87 @@ fn resumption_ids_are_owned() {
         None
     );
 }
+
+/// `a.example` hooks stanzas and owns the plugin component `bot.a.example`.
+struct Hooked;
+
+impl crate::hooks::Extensions for Hooked {
+    fn hooks_stanzas(&self, vhost: &str) -> bool {
+        vhost == "a.example"
+    }
+    fn wants(&self, _: &str, _: crate::hooks::HookKind) -> bool {
+        false
+    }
+    fn owns_component(&self, domain: &str) -> bool {
+        domain == "bot.a.example"
+    }
+    fn identities(&self, _: &str) -> Vec<crate::hooks::ComponentIdentity> {
+        Vec::new()
+    }
+}
+
+#[test]
+fn hooked_stanzas_wait_for_the_verdict() {
+    let mut r = router();
+    r.set_extensions(std::sync::Arc::new(Hooked));
+    r.bind(&jid("u@a.example"), Some("r"), 1).expect("bind");
+    r.bind(&jid("v@a.example"), Some("r"), 2).expect("bind");
+    let msg = stanza(
+        "message",
+        "u@a.example/r",
+        Some("v@a.example/r"),
+        Some("chat"),
+    );
+    // Nothing is delivered until the hooks decide.
+    assert!(r.route_inbound(msg.clone()).is_empty());
+    let calls = r.take_calls();
+    let [PluginCall::Stanza { vhost, stanza, .. }] = &calls[..] else {
+        panic!("{calls:?}")
+    };
+    assert_eq!(vhost, "a.example");
+    let d = r.resume_stanza(stanza.clone(), Verdict::Pass);
+    assert_eq!(d.iter().map(|d| d.to).collect::<Vec<_>>(), [2]);
+    // A refusal goes back to the sender as an error.
+    r.route_inbound(msg.clone());
+    let Some(PluginCall::Stanza { stanza, .. }) = r.take_calls().pop() else {
+        panic!("no call")
+    };
+    let d = r.resume_stanza(
+        stanza,
+        Verdict::Reject(StanzaError::new(ErrorType::Cancel, "not-allowed")),
+    );
+    assert_eq!(d[0].to, 1);
+    assert_eq!(condition(&d[0]).as_deref(), Some("not-allowed"));
+    // A replacement keeps the sender.
+    let mut other = msg.clone();
+    other.set_attr("from", "admin@a.example/forged");
+    r.route_inbound(msg);
+    let Some(PluginCall::Stanza { stanza, .. }) = r.take_calls().pop() else {
+        panic!("no call")
+    };
+    let d = r.resume_stanza(stanza, Verdict::Replace(other));
+    assert_eq!(d[0].stanza.element().attr("from"), Some("u@a.example/r"));
+}
+
+#[test]
+fn plugin_components_get_calls_and_plugin_loops_are_cut() {
+    let mut r = router();
+    r.set_extensions(std::sync::Arc::new(Hooked));
+    let to_bot = stanza("message", "v@static.a.example", Some("bot.a.example"), None);
+    assert!(r.route(to_bot.clone()).is_empty());
+    let calls = r.take_calls();
+    let [PluginCall::Component { domain, depth, .. }] = &calls[..] else {
+        panic!("{calls:?}")
+    };
+    assert_eq!((domain.as_str(), *depth), ("bot.a.example", 1));
+    // What a plugin sends to a plugin component goes one hop deeper, and is dropped past the
+    // limit.
+    assert!(r.route_from_plugin(to_bot.clone(), 3).is_empty());
+    let calls = r.take_calls();
+    assert!(matches!(
+        calls[..],
+        [PluginCall::Component { depth: 4, .. }]
+    ));
+    assert!(r.route_from_plugin(to_bot, MAX_PLUGIN_DEPTH + 1).is_empty());
+    assert!(r.take_calls().is_empty());
+}

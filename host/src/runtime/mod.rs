@@ -5,6 +5,7 @@
 
 pub mod component_task;
 pub mod link;
+pub mod plugin_worker;
 pub mod router_task;
 pub mod server;
 pub mod session_task;

@@ -1,8 +1,10 @@
 //! The router's owner task: the only holder of `router::Router`, fed commands over one mpsc
-//! channel, handing deliveries to session and component mailboxes.
+//! channel, handing deliveries to session and component mailboxes and plugin calls to the
+//! vhosts' plugin workers.
 //!
-//! Shell (tokio). Invariants: the router never awaits a mailbox (it uses `try_send`; a full
-//! mailbox bounces the stanza with `resource-constraint` so a stuck peer slows nobody else);
+//! Shell (tokio). Invariants: the router never awaits a mailbox or a plugin (it uses
+//! `try_send`; a full mailbox bounces the stanza with `resource-constraint` so a stuck peer
+//! slows nobody else, and a full plugin queue refuses the stanza or join the same way);
 //! endpoint ids are never reused. Tests: router/tests.rs for the rules, tests/all/ end to end.
 
 use std::collections::HashMap;
@@ -11,6 +13,8 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::link::Link;
+use super::plugin_worker::Workers;
+use crate::hooks::{Ask, PluginCall, Verdict};
 use crate::metrics::Metrics;
 use crate::router::{Delivery, EndpointId, Router};
 use crate::stanza::{self, ErrorType, Jid, Outbound, StanzaError};
@@ -44,6 +48,31 @@ pub struct Handoff {
 
 /// A mailbox.
 pub type Mailbox = mpsc::Sender<EndpointMsg>;
+
+/// What a finished plugin call answers.
+#[derive(Debug)]
+pub enum PluginDone {
+    /// The pre-routing verdict on this stanza.
+    Stanza {
+        /// The stanza the hooks were asked about.
+        stanza: Element,
+        /// Their verdict.
+        verdict: Verdict,
+    },
+    /// The verdict on a parked MUC join.
+    Muc {
+        /// The parked join.
+        ask: Ask,
+        /// The verdict.
+        verdict: Verdict,
+    },
+    /// No verdict (a notification, a component stanza or a timer); the stanzas sent are
+    /// `depth` plugin hops from the peer's stanza that caused them.
+    Sent {
+        /// Plugin hops so far.
+        depth: u8,
+    },
+}
 
 /// Commands to the router task.
 #[derive(Debug)]
@@ -106,17 +135,28 @@ pub enum RouterCmd {
         /// Its endpoint id.
         id: EndpointId,
     },
+    /// A plugin call finished (from a vhost's plugin worker).
+    Plugin {
+        /// Its answer.
+        done: PluginDone,
+        /// Stanzas the plugins sent, checked by the plugin host.
+        sent: Vec<Element>,
+    },
 }
 
 /// Run the router until every sender is dropped.
-pub async fn run(mut router: Router, mut rx: mpsc::Receiver<RouterCmd>, metrics: Arc<Metrics>) {
+pub async fn run(
+    mut router: Router,
+    mut rx: mpsc::Receiver<RouterCmd>,
+    workers: Workers,
+    metrics: Arc<Metrics>,
+) {
     let mut mailboxes: HashMap<EndpointId, Mailbox> = HashMap::new();
     let mut next_id: EndpointId = 1;
     // MUC gauges are sampled, not recounted per stanza (counting walks every room).
     let mut gauges = tokio::time::interval(GAUGE_PERIOD);
     gauges.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let timer = router.next_timer();
         let cmd = tokio::select! {
             cmd = rx.recv() => match cmd {
                 Some(cmd) => cmd,
@@ -125,12 +165,6 @@ pub async fn run(mut router: Router, mut rx: mpsc::Receiver<RouterCmd>, metrics:
             _ = gauges.tick() => {
                 let (rooms, occupants) = router.muc_counts();
                 metrics.set_muc(rooms, occupants);
-                continue;
-            }
-            () = sleep_until(timer) => {
-                router.set_clock(unix_millis());
-                let deliveries = router.fire_timers(std::time::Instant::now());
-                deliver(&mut router, &mailboxes, deliveries, &metrics);
                 continue;
             }
         };
@@ -207,14 +241,82 @@ pub async fn run(mut router: Router, mut rx: mpsc::Receiver<RouterCmd>, metrics:
                 router.remove_component(&domain, id);
                 mailboxes.remove(&id);
             }
+            RouterCmd::Plugin { done, sent } => {
+                let (mut deliveries, depth) = match done {
+                    PluginDone::Stanza { stanza, verdict } => {
+                        (router.resume_stanza(stanza, verdict), 1)
+                    }
+                    PluginDone::Muc { ask, verdict } => (router.resume_muc(&ask, verdict), 1),
+                    PluginDone::Sent { depth } => (Vec::new(), depth),
+                };
+                for stanza in sent {
+                    deliveries.extend(router.route_from_plugin(stanza, depth));
+                }
+                deliver(&mut router, &mailboxes, deliveries, &metrics);
+            }
         }
+        dispatch_calls(&mut router, &workers, &mailboxes, &metrics);
     }
 }
 
-async fn sleep_until(at: Option<std::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
+/// Hand the plugin calls the router asked for to the vhosts' workers. A call whose vhost's
+/// queue is full is refused (`resource-constraint`) rather than waited for or skipped.
+fn dispatch_calls(
+    router: &mut Router,
+    workers: &Workers,
+    mailboxes: &HashMap<EndpointId, Mailbox>,
+    metrics: &Metrics,
+) {
+    // Refusals can cause further calls (a bounce into a hooked vhost); each round is bounded
+    // by what the previous one produced, and a refusal's error is never hooked again.
+    for _ in 0..4 {
+        let calls = router.take_calls();
+        if calls.is_empty() {
+            return;
+        }
+        let mut deliveries = Vec::new();
+        for call in calls {
+            let Err(call) = workers.dispatch(call) else {
+                continue;
+            };
+            let busy = || {
+                StanzaError::new(ErrorType::Wait, "resource-constraint")
+                    .with_text("This domain's plugins are busy; try again shortly.")
+            };
+            match call {
+                PluginCall::Stanza { vhost, stanza, .. } => {
+                    tracing::warn!(message = "Plugin queue full; stanza refused.", %vhost);
+                    deliveries.extend(router.resume_stanza(stanza, Verdict::Reject(busy())));
+                }
+                PluginCall::Muc {
+                    vhost,
+                    ask: Some(ask),
+                    ..
+                } => {
+                    tracing::warn!(message = "Plugin queue full; join refused.", %vhost);
+                    deliveries.extend(router.resume_muc(&ask, Verdict::Reject(busy())));
+                }
+                PluginCall::Muc {
+                    vhost, ask: None, ..
+                } => {
+                    tracing::warn!(message = "Plugin queue full; room event dropped.", %vhost);
+                }
+                PluginCall::Component { domain, stanza, .. } => {
+                    tracing::warn!(message = "Plugin queue full; stanza refused.", %domain);
+                    if let Some(reply) = stanza::error_reply(&stanza, &busy()) {
+                        deliveries.extend(router.route(reply));
+                    }
+                }
+            }
+        }
+        deliver(router, mailboxes, deliveries, metrics);
+    }
+    let dropped = router.take_calls().len();
+    if dropped > 0 {
+        tracing::warn!(
+            message = "Plugin calls dropped after repeated refusals.",
+            dropped
+        );
     }
 }
 

@@ -17,11 +17,12 @@ use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio_rustls::TlsAcceptor;
 
 use super::link::BoshRegistry;
+use super::plugin_worker::Workers;
 use super::router_task::{self, RouterCmd};
 use super::{component_task, session_task};
 use crate::config::{Config, ListenerKind};
 use crate::metrics::{Metrics, PluginStats};
-use crate::plugin::{AuthPlugin, HookPlugin, PluginEngine, PluginError, PluginExtensions};
+use crate::plugin::{AuthPlugin, HookPlugin, PluginEngine, PluginError, PluginSet, VhostHooks};
 use crate::router::{Router, ServerInfo};
 use crate::sasl::Mechanism;
 use crate::stream::c2s::{C2sConfig, VhostPolicy};
@@ -33,7 +34,7 @@ pub struct Ctx {
     pub config: Config,
     /// Auth plugin per vhost domain.
     pub auth: HashMap<String, AuthPlugin>,
-    /// Hook and component plugins with their vhost (run by the router's task; here for stats).
+    /// Hook and component plugins with their vhost (run by the vhosts' plugin workers; here for stats).
     pub hooks: Vec<(String, Arc<HookPlugin>)>,
     /// c2s settings for plain listeners (STARTTLS offered).
     pub c2s_plain: C2sConfig,
@@ -177,7 +178,7 @@ pub fn load_vhosts(config: &Config) -> anyhow::Result<Loaded> {
 pub struct Server {
     ctx: Arc<Ctx>,
     _engine: PluginEngine,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: Vec<(String, tokio::task::JoinHandle<()>)>,
     /// Bound addresses, in listener order.
     pub addrs: Vec<SocketAddr>,
 }
@@ -254,19 +255,29 @@ impl Server {
         for muc in config.vhosts.iter().filter_map(|v| v.muc.clone()) {
             router.add_muc(muc);
         }
-        let mut extensions = PluginExtensions::default();
+        let mut by_vhost: HashMap<&str, Vec<Arc<HookPlugin>>> = HashMap::new();
         for (vhost, plugin) in &hooks {
-            extensions.add(vhost, plugin.clone());
+            by_vhost.entry(vhost).or_default().push(plugin.clone());
         }
-        if !hooks.is_empty() {
-            router.set_extensions(Box::new(extensions));
+        let mut plugin_set = PluginSet::default();
+        for (vhost, plugins) in by_vhost {
+            plugin_set.insert(VhostHooks::new(vhost, plugins));
         }
         let (router_tx, router_rx) = mpsc::channel(4096);
-        let mut tasks = vec![tokio::spawn(router_task::run(
-            router,
-            router_rx,
-            metrics.clone(),
-        ))];
+        let (workers, worker_tasks) = Workers::start(&plugin_set, &router_tx);
+        if !plugin_set.is_empty() {
+            router.set_extensions(Arc::new(plugin_set));
+        }
+        let mut tasks = vec![(
+            "router".to_owned(),
+            tokio::spawn(router_task::run(
+                router,
+                router_rx,
+                workers,
+                metrics.clone(),
+            )),
+        )];
+        tasks.extend(worker_tasks);
         let (shutdown, _) = broadcast::channel(1);
 
         let mut listeners = Vec::new();
@@ -299,12 +310,10 @@ impl Server {
             let addr = listener.local_addr()?;
             tracing::info!(message = "Listening.", %addr, kind = ?kind);
             addrs.push(addr);
-            tasks.push(tokio::spawn(accept_loop(
-                ctx.clone(),
-                kind,
-                listener,
-                limit.clone(),
-            )));
+            tasks.push((
+                format!("listener {addr} ({kind:?})"),
+                tokio::spawn(accept_loop(ctx.clone(), kind, listener, limit.clone())),
+            ));
         }
         Ok(Server {
             ctx,
@@ -314,12 +323,31 @@ impl Server {
         })
     }
 
+    /// Wait until a long-lived task (the router, a plugin worker, a listener) ends. None of
+    /// them ends while the server runs, so this is a failure: the caller should exit non-zero
+    /// so that a process supervisor restarts the server, rather than serve nothing.
+    pub async fn failed(&mut self) -> anyhow::Error {
+        if self.tasks.is_empty() {
+            return std::future::pending().await;
+        }
+        let (result, i, _) =
+            futures_util::future::select_all(self.tasks.iter_mut().map(|(_, t)| t)).await;
+        let (name, _) = self.tasks.remove(i);
+        match result {
+            Ok(()) => anyhow::anyhow!("the {name} task stopped"),
+            Err(e) if e.is_panic() => anyhow::anyhow!("the {name} task panicked: {e}"),
+            Err(e) => anyhow::anyhow!("the {name} task ended: {e}"),
+        }
+    }
+
     /// Tell every stream to close and stop accepting.
     pub async fn shutdown(self) {
         self.ctx.stopping.store(true, Ordering::Relaxed);
         let _ = self.ctx.shutdown.send(());
-        for t in &self.tasks[1..] {
-            t.abort();
+        for (name, t) in &self.tasks {
+            if name != "router" {
+                t.abort();
+            }
         }
         // Give streams a moment to write `system-shutdown`.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;

@@ -6,8 +6,15 @@
 //! N ms (through `timers` and `stanzas`), and the plugin also tries to send a stanza from a
 //! domain that is not its own, which the host must refuse.
 //!
+//! The misbehaving modes are what a tenant's buggy plugin does, each on every event: `panic`
+//! (a Rust `panic!`, which prints its message to stderr before it traps), `print` (thousands
+//! of lines on stdout and stderr, then `pass`), `loop` (never returns), `alloc` (allocates
+//! until the memory cap), `recurse` (until the stack is exhausted) and `kv` (writes to `kv`
+//! in a tight loop until the quota refuses, then `pass`).
+//!
 //! World: `lilt:plugin/hooks`; subscribes to `message`, `occupant-pre-join` and
-//! `occupant-joined`. Settings: `mode` (`trap`, `pass` or `timer`).
+//! `occupant-joined`. Settings: `mode` (`trap`, `pass`, `timer`, `panic`, `print`, `loop`,
+//! `alloc`, `recurse` or `kv`).
 
 /// What the fixture does on each event.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -20,6 +27,31 @@ pub enum Mode {
     Pass,
     /// Answer `timer N` messages later.
     Timer,
+    /// `panic!`.
+    Panic,
+    /// Print a lot, then pass.
+    Print,
+    /// Loop forever.
+    Loop,
+    /// Allocate until the memory cap.
+    Alloc,
+    /// Recurse until the stack is exhausted.
+    Recurse,
+    /// Write to kv until the quota refuses, then pass.
+    Kv,
+}
+
+/// Lines `print` mode writes to each of stdout and stderr per event.
+pub const PRINT_LINES: usize = 5_000;
+
+/// Recursion that the optimizer cannot turn into a loop, and that never ends (on purpose).
+#[inline(never)]
+#[allow(unconditional_recursion)]
+pub fn recurse(depth: u64, buf: &mut [u8; 256]) -> u64 {
+    let mut local = [0u8; 256];
+    local[(depth % 256) as usize] = buf[(depth % 256) as usize].wrapping_add(1);
+    std::hint::black_box(&mut local);
+    recurse(depth + 1, &mut local) + u64::from(local[0])
 }
 
 /// Settings.
@@ -106,6 +138,39 @@ mod bindings {
                 super::Mode::Trap => core::arch::wasm32::unreachable(),
                 super::Mode::Pass => Verdict::Pass,
                 super::Mode::Timer => timer_request(event),
+                super::Mode::Panic => panic!("test-hooks: deliberate panic in handle"),
+                super::Mode::Print => {
+                    for i in 0..super::PRINT_LINES {
+                        println!("test-hooks stdout line {i}");
+                        eprintln!("test-hooks stderr line {i}");
+                    }
+                    Verdict::Pass
+                }
+                super::Mode::Loop => loop {
+                    std::hint::black_box(&event);
+                },
+                super::Mode::Alloc => {
+                    let mut hoard: Vec<Vec<u8>> = Vec::new();
+                    loop {
+                        hoard.push(vec![1u8; 1 << 20]);
+                        std::hint::black_box(&hoard);
+                    }
+                }
+                super::Mode::Recurse => {
+                    let mut buf = [0u8; 256];
+                    let n = super::recurse(0, &mut buf);
+                    std::hint::black_box(n);
+                    Verdict::Pass
+                }
+                super::Mode::Kv => {
+                    let value = vec![7u8; 64 * 1024];
+                    for i in 0..100_000u32 {
+                        if lilt::plugin::kv::set(&format!("spam/{i}"), &value).is_err() {
+                            break;
+                        }
+                    }
+                    Verdict::Pass
+                }
             }
         }
         fn on_timer(tag: String) {
