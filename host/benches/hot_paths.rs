@@ -73,6 +73,7 @@ fn routing(c: &mut Criterion) {
             components: Vec::new(),
         },
         ["x".to_owned()],
+        Arc::new(lilt::runtime::entropy::OsEntropy),
     );
     let a = Jid::parse("a@x").expect("jid");
     let b = Jid::parse("b@x").expect("jid");
@@ -90,15 +91,18 @@ fn routing(c: &mut Criterion) {
 
 fn muc_fanout(c: &mut Criterion) {
     const OCCUPANTS: usize = 100;
-    let mut muc = MucService::new(MucConfig {
-        domain: "conference.x".into(),
-        vhost: "x".into(),
-        lock_new_rooms: false,
-        destroy_when_empty: true,
-        room_creators: Vec::new(),
-        admins: Vec::new(),
-        max_occupants: 0,
-    });
+    let mut muc = MucService::new(
+        MucConfig {
+            domain: "conference.x".into(),
+            vhost: "x".into(),
+            lock_new_rooms: false,
+            destroy_when_empty: true,
+            room_creators: Vec::new(),
+            admins: Vec::new(),
+            max_occupants: 0,
+        },
+        Arc::new(lilt::runtime::entropy::OsEntropy),
+    );
     for i in 0..OCCUPANTS {
         let mut p = Element::builder("presence", ns::CLIENT)
             .attr("from", format!("u{i}@x/r"))
@@ -146,6 +150,7 @@ fn plugins(c: &mut Criterion) {
                 plugin: "test-hooks".into(),
                 path: dir.join("test_hooks.wasm"),
                 component: None,
+                grants: lilt::config::Grants::HOOKS_DEFAULT,
                 settings: serde_json::json!({ "mode": "pass" }),
             },
             lilt::storage::memory(),

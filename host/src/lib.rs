@@ -4,37 +4,35 @@
 //!
 //! # Architecture
 //!
-//! Sans-IO protocol cores and a thin tokio shell (docs/architecture.md):
+//! Sans-IO protocol cores in the `lilt-proto` crate (re-exported here as `xml`, `sasl`,
+//! `stanza`, `stream`, `bosh`, `router`, `muc`, `hooks`) and this crate as the tokio shell
+//! around them (docs/architecture.md):
 //!
 //! ```text
 //! socket ─▶ transport (TCP, STARTTLS, direct TLS) or http (WebSocket, BOSH) ─▶ xml / framing
 //!        ─▶ stream::c2s / stream::component (SASL, bind, SM)  ─▶ router task ─▶ mailboxes
-//!                      │ auth questions            hooks, muc::MucService,  (one per session)
-//!                      ▼                           plugin components
-//!               plugin::AuthPlugin, plugin::PluginExtensions (pooled wasmtime instances)
+//!                      │ auth questions            │ plugin calls      (one per session)
+//!                      ▼                           ▼
+//!               plugin::AuthPlugin        runtime::plugin_worker (one per vhost)
+//!               (blocking pool)           plugin::VhostHooks (blocking pool)
 //! ```
 //!
-//! * **Cores** (`xml`, `sasl`, `stanza`, `stream`, `bosh`, `router`, `muc`, `hooks`,
-//!   `metrics`, `config`) take bytes, answers and
-//!   time as input and return effects; they never touch a socket, a clock or a task.
-//! * **Shell** (`transport`, `http`, `runtime`, `plugin`, `storage`, `admin`) owns sockets, timers,
-//!   wasmtime stores and SQLite. One task per connection, one owner task for the router.
+//! * **Cores** (`lilt-proto`) take bytes, answers, time and randomness as input and return
+//!   effects; they never touch a socket, a clock, the OS's randomness or a task.
+//! * **Shell** (`transport`, `http`, `runtime`, `plugin`, `storage`, `metrics`, `config`,
+//!   `admin`) owns sockets, timers, wasmtime stores, SQLite and the clock. One task per
+//!   connection, one owner task for the router, one plugin worker per vhost with plugins.
 //!
 //! Every file opens with what it owns, the spec it follows and where it is tested.
 
 pub mod admin;
-pub mod bosh;
 pub mod config;
-pub mod hooks;
 pub mod http;
 pub mod metrics;
-pub mod muc;
 pub mod plugin;
-pub mod router;
 pub mod runtime;
-pub mod sasl;
-pub mod stanza;
 pub mod storage;
-pub mod stream;
 pub mod transport;
-pub mod xml;
+
+/// The protocol cores live in `lilt-proto`; they are re-exported under their old paths.
+pub use lilt_proto::{bosh, hooks, muc, router, sasl, stanza, stream, xml};

@@ -33,6 +33,15 @@ enum Command {
         /// The TOML configuration file.
         file: PathBuf,
     },
+    /// See and reload the plugins of the running server (through its admin endpoint on a
+    /// loopback HTTP listener).
+    Plugin {
+        #[command(subcommand)]
+        action: PluginCmd,
+        /// The TOML configuration file the server runs with (embedded defaults when absent).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
     /// Manage accounts through the vhost's auth plugin.
     User {
         #[command(subcommand)]
@@ -40,6 +49,20 @@ enum Command {
         /// The TOML configuration file (embedded defaults when absent).
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCmd {
+    /// Per vhost: plugin, world, generation, content hash, grants, calls, traps, state.
+    List,
+    /// Load plugins again from their files and swap the new generation in without a restart.
+    Reload {
+        /// Only this vhost's plugins.
+        #[arg(long)]
+        vhost: Option<String>,
+        /// Only the plugin of this name.
+        plugin: Option<String>,
     },
 }
 
@@ -116,6 +139,26 @@ fn main() -> ExitCode {
                     config.listeners.len()
                 );
                 Ok(())
+            }
+            Command::Plugin { action, config } => {
+                init_tracing("warn");
+                let config = load(config.as_ref()).map_err(anyhow::Error::msg)?;
+                match action {
+                    PluginCmd::List => {
+                        print!("{}", admin::plugins::list(&config)?);
+                        Ok(())
+                    }
+                    PluginCmd::Reload { vhost, plugin } => {
+                        let (report, ok) =
+                            admin::plugins::reload(&config, vhost.as_deref(), plugin.as_deref())?;
+                        print!("{report}");
+                        if ok {
+                            Ok(())
+                        } else {
+                            Err(anyhow::anyhow!("a reload was refused"))
+                        }
+                    }
+                }
             }
             Command::User { action, config } => {
                 init_tracing("warn");

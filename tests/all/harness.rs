@@ -423,17 +423,54 @@ impl Setup {
         assert!(out.success(), "lilt user add {jid} failed: {out:?}");
     }
 
-    /// Start `lilt serve` and wait until every listener accepts.
+    /// Start `lilt serve` and wait until every listener accepts. Ports are picked free but
+    /// released before the server binds them, so another process may take one meanwhile:
+    /// when the server exits because an address is in use, it is started again on fresh
+    /// ports (at most three times).
     pub(crate) fn start(self) -> Server {
-        let log_path = self.dir.path().join("server.log");
-        let child = spawn_server(&self.config_path, &log_path);
-        let mut server = Server {
-            setup: Some(self),
-            child: Some(child),
-            log_path,
+        let mut setup = self;
+        for attempt in 0.. {
+            let log_path = setup.dir.path().join("server.log");
+            let child = spawn_server(&setup.config_path, &log_path);
+            let mut server = Server {
+                setup: Some(setup),
+                child: Some(child),
+                log_path,
+            };
+            match server.wait_ready() {
+                Ok(()) => return server,
+                Err(log) if attempt < 3 && log.contains("Address already in use") => {
+                    setup = server.stop();
+                    setup.move_to_fresh_ports();
+                }
+                Err(log) => panic!("lilt serve exited early; its log:\n{log}"),
+            }
+        }
+        unreachable!("the loop returns or panics")
+    }
+
+    /// Rewrite the config file onto fresh loopback ports.
+    fn move_to_fresh_ports(&mut self) {
+        let fresh = free_ports::<5>();
+        let old = [
+            self.ports.c2s,
+            self.ports.direct_tls,
+            self.ports.component,
+            self.ports.http,
+            self.ports.https,
+        ];
+        let mut text = std::fs::read_to_string(&self.config_path).expect("read config");
+        for (o, n) in old.iter().zip(fresh) {
+            text = text.replace(&format!("127.0.0.1:{o}\""), &format!("127.0.0.1:{n}\""));
+        }
+        std::fs::write(&self.config_path, text).expect("write config");
+        self.ports = Ports {
+            c2s: fresh[0],
+            direct_tls: fresh[1],
+            component: fresh[2],
+            http: fresh[3],
+            https: fresh[4],
         };
-        server.wait_ready();
-        server
     }
 }
 
@@ -569,7 +606,8 @@ impl Server {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    fn wait_ready(&mut self) {
+    /// Wait until every listener accepts; the log when the server exits first.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let ports = self.ports();
         let addrs = [
             ports.c2s_addr(),
@@ -584,10 +622,7 @@ impl Server {
                 if let Some(child) = self.child.as_mut()
                     && let Ok(Some(status)) = child.try_wait()
                 {
-                    panic!(
-                        "lilt serve exited early with {status}; its log:\n{}",
-                        self.log()
-                    );
+                    return Err(format!("({status})\n{}", self.log()));
                 }
                 if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                     break;
@@ -600,6 +635,7 @@ impl Server {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+        Ok(())
     }
 
     fn kill(&mut self) {

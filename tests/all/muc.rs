@@ -107,6 +107,21 @@ impl Peer {
         got
     }
 
+    /// The next stanza if one arrives within `wait`; `None` on silence. Panics when the
+    /// stream ends or disconnects.
+    pub(crate) async fn try_next(&mut self, wait: std::time::Duration) -> Option<Element> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.client.next()).await {
+                Err(_) => return None,
+                Ok(None) => panic!("{}: stream ended", self.jid),
+                Ok(Some(Event::Stanza(s))) => return Some(to_element(s)),
+                Ok(Some(Event::Disconnected(e))) => panic!("{}: disconnected: {e}", self.jid),
+                Ok(Some(Event::Online { .. })) => {}
+            }
+        }
+    }
+
     /// Nothing arrives for a short while.
     pub(crate) async fn expect_silence(&mut self) {
         let quiet = std::time::Duration::from_millis(300);

@@ -31,6 +31,7 @@ fn main() -> anyhow::Result<()> {
         plugin: "test-hooks".into(),
         path: root.join("target/wasm32-wasip2/release/test_hooks.wasm"),
         component: None,
+        grants: lilt::config::Grants::HOOKS_DEFAULT,
         settings: serde_json::json!({ "mode": "pass" }),
     };
     let engine = PluginEngine::new(PluginLimits::default())?;

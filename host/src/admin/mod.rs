@@ -6,6 +6,8 @@
 //! logged; a password is read from a prompt on a terminal, else as one line from stdin.
 //! Tests: tests/all/cli.rs.
 
+pub mod plugins;
+
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Context as _, bail};

@@ -167,6 +167,7 @@ struct RawPlugin {
     plugin: String,
     path: Option<PathBuf>,
     component: Option<String>,
+    grants: Option<Vec<String>>,
     #[serde(default)]
     settings: toml::Table,
 }
@@ -176,6 +177,7 @@ struct RawPlugin {
 struct RawAuth {
     plugin: String,
     path: Option<PathBuf>,
+    grants: Option<Vec<String>>,
     #[serde(default)]
     settings: toml::Table,
 }
@@ -324,6 +326,9 @@ pub struct PluginConfig {
     pub path: PathBuf,
     /// The domain it owns as a component, if it is one.
     pub component: Option<String>,
+    /// The `lilt:plugin` interfaces it may import beyond the always-granted ones. Defaults to
+    /// [`Grants::HOOKS_DEFAULT`] (`kv`, `stanzas`, `timers`).
+    pub grants: Grants,
     /// Settings handed to the plugin's `configure` as JSON.
     pub settings: serde_json::Value,
 }
@@ -335,8 +340,98 @@ pub struct AuthPluginConfig {
     pub plugin: String,
     /// The component file.
     pub path: PathBuf,
+    /// The `lilt:plugin` interfaces it may import beyond the always-granted ones. Defaults to
+    /// [`Grants::AUTH_DEFAULT`] (`kv`).
+    pub grants: Grants,
     /// Settings handed to the plugin's `configure` as JSON.
     pub settings: serde_json::Value,
+}
+
+/// A `lilt:plugin` interface that a plugin may import only when its config grants it
+/// (`grants = [...]`). `host`, `clock`, `types`, `hook-types` and the WASI p2 interfaces are
+/// always granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Capability {
+    /// `kv`: the plugin's own key-value store on its vhost.
+    Kv,
+    /// `stanzas`: send stanzas (confined to the plugin's domains).
+    Stanzas,
+    /// `timers`: ask for `on-timer` calls later.
+    Timers,
+}
+
+impl Capability {
+    /// Every capability, in the order they are listed.
+    pub const ALL: [Capability; 3] = [Capability::Kv, Capability::Stanzas, Capability::Timers];
+
+    /// The grant name, which is also the interface name (`lilt:plugin/<name>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Kv => "kv",
+            Capability::Stanzas => "stanzas",
+            Capability::Timers => "timers",
+        }
+    }
+
+    /// The capability called `name` (a grant, or an interface of `lilt:plugin` without its
+    /// package and version), if it is one.
+    pub fn from_name(name: &str) -> Option<Capability> {
+        Capability::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    const fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// Interfaces of `lilt:plugin` every plugin may import without a grant.
+pub const ALWAYS_GRANTED: [&str; 4] = ["host", "clock", "types", "hook-types"];
+
+/// A set of [`Capability`]s: what one plugin on one vhost is granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Grants(u8);
+
+impl Grants {
+    /// Nothing beyond the always-granted interfaces.
+    pub const NONE: Grants = Grants(0);
+    /// An auth plugin's grants when `grants` is absent: `kv`.
+    pub const AUTH_DEFAULT: Grants = Grants::NONE.with(Capability::Kv);
+    /// A hook or component plugin's grants when `grants` is absent: `kv`, `stanzas`, `timers`.
+    pub const HOOKS_DEFAULT: Grants = Grants::AUTH_DEFAULT
+        .with(Capability::Stanzas)
+        .with(Capability::Timers);
+
+    /// This set and `c`.
+    #[must_use]
+    pub const fn with(self, c: Capability) -> Grants {
+        Grants(self.0 | c.bit())
+    }
+
+    /// Whether `c` is granted.
+    pub const fn contains(self, c: Capability) -> bool {
+        self.0 & c.bit() != 0
+    }
+
+    /// The granted capabilities, in [`Capability::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Capability> {
+        Capability::ALL
+            .into_iter()
+            .filter(move |c| self.contains(*c))
+    }
+}
+
+impl FromIterator<Capability> for Grants {
+    fn from_iter<I: IntoIterator<Item = Capability>>(iter: I) -> Grants {
+        iter.into_iter().fold(Grants::NONE, Grants::with)
+    }
+}
+
+impl std::fmt::Display for Grants {
+    /// As written in the config: `["kv", "stanzas"]`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.iter().map(|c| format!("{:?}", c.name())).collect();
+        write!(f, "[{}]", names.join(", "))
+    }
 }
 
 /// One external component.
@@ -526,6 +621,11 @@ impl Config {
                 &plugin_dir,
                 &rel,
             )?;
+            let auth_grants = validate_grants(
+                auth.grants,
+                Grants::AUTH_DEFAULT,
+                &format!("vhosts[{i}].auth"),
+            )?;
             let mut plugins: Vec<PluginConfig> = Vec::new();
             for (j, p) in v.plugins.into_iter().enumerate() {
                 let key = format!("vhosts[{i}].plugins[{j}]");
@@ -551,10 +651,12 @@ impl Config {
                     )?),
                     None => None,
                 };
+                let grants = validate_grants(p.grants, Grants::HOOKS_DEFAULT, &key)?;
                 plugins.push(PluginConfig {
                     plugin: p.plugin,
                     path,
                     component,
+                    grants,
                     settings,
                 });
             }
@@ -568,6 +670,7 @@ impl Config {
                 auth: AuthPluginConfig {
                     plugin: auth.plugin,
                     path,
+                    grants: auth_grants,
                     settings,
                 },
                 muc,
@@ -780,6 +883,40 @@ fn plugin_file(
     Ok((path, settings))
 }
 
+/// The plugin at `key`'s `grants` list, or `default` when it has none.
+fn validate_grants(
+    names: Option<Vec<String>>,
+    default: Grants,
+    key: &str,
+) -> Result<Grants, ConfigError> {
+    let Some(names) = names else {
+        return Ok(default);
+    };
+    let mut grants = Grants::NONE;
+    for (k, name) in names.iter().enumerate() {
+        let key = format!("{key}.grants[{k}]");
+        let Some(c) = Capability::from_name(name) else {
+            let reserved = ["keys", "ldap", "http"].contains(&name.as_str())
+                || name.starts_with("ldap:")
+                || name.starts_with("http:");
+            let message = if reserved {
+                format!("capability {name:?} is not available yet")
+            } else if ALWAYS_GRANTED.contains(&name.as_str()) {
+                format!("{name:?} is always granted; leave it out")
+            } else {
+                let known: Vec<&str> = Capability::ALL.iter().map(|c| c.name()).collect();
+                format!("unknown capability {name:?} (known: {})", known.join(", "))
+            };
+            return Err(invalid(key, message));
+        };
+        if grants.contains(c) {
+            return Err(invalid(key, format!("{name:?} is listed twice")));
+        }
+        grants = grants.with(c);
+    }
+    Ok(grants)
+}
+
 fn validate_muc(
     m: RawMuc,
     vhost: &str,
@@ -945,6 +1082,85 @@ mod tests {
              [[components]]\ndomain = \"A.example\"\nsecret = \"12345678\"\n"
         ));
         assert!(e.starts_with("components[0].domain:"), "{e}");
+    }
+
+    #[test]
+    fn grants_default_parse_and_refuse() {
+        let v = |auth: &str, extra: &str| {
+            format!(
+                "{MIN}[[vhosts]]\ndomain = \"meet.x\"\n[vhosts.auth]\nplugin = \"auth-internal\"\n{auth}\n{extra}"
+            )
+        };
+        let parse = |text: &str| Config::parse(text, Path::new("/base")).expect("valid");
+        // Absent: today's behaviour.
+        let c = parse(&v("", "[[vhosts.plugins]]\nplugin = \"branding\"\n"));
+        assert_eq!(c.vhosts[0].auth.grants, Grants::AUTH_DEFAULT);
+        assert_eq!(c.vhosts[0].plugins[0].grants, Grants::HOOKS_DEFAULT);
+        assert_eq!(c.vhosts[0].auth.grants.to_string(), r#"["kv"]"#);
+        assert_eq!(
+            c.vhosts[0].plugins[0].grants.to_string(),
+            r#"["kv", "stanzas", "timers"]"#
+        );
+        // Explicit, including none at all.
+        let c = parse(&v(
+            "grants = []",
+            "[[vhosts.plugins]]\nplugin = \"a\"\ngrants = [\"timers\", \"kv\"]\n\
+             [[vhosts.plugins]]\nplugin = \"b\"\ngrants = [\"stanzas\"]\n",
+        ));
+        assert_eq!(c.vhosts[0].auth.grants, Grants::NONE);
+        let a = c.vhosts[0].plugins[0].grants;
+        assert!(a.contains(Capability::Kv) && a.contains(Capability::Timers));
+        assert!(!a.contains(Capability::Stanzas));
+        assert_eq!(
+            a,
+            [Capability::Kv, Capability::Timers].into_iter().collect()
+        );
+        assert_eq!(
+            c.vhosts[0].plugins[1].grants.iter().collect::<Vec<_>>(),
+            [Capability::Stanzas]
+        );
+        let c = parse(&v("", "").replace(
+            "[vhosts.auth]\nplugin = \"auth-internal\"",
+            "auth = { plugin = \"p\", grants = [\"kv\"] }",
+        ));
+        assert_eq!(c.vhosts[0].auth.grants, Grants::AUTH_DEFAULT);
+
+        // Refusals name the key.
+        let e = err(&v(
+            "",
+            "[[vhosts.plugins]]\nplugin = \"a\"\n[[vhosts.plugins]]\nplugin = \"b\"\ngrants = [\"kvv\"]\n",
+        ));
+        assert_eq!(
+            e,
+            r#"vhosts[0].plugins[1].grants[0]: unknown capability "kvv" (known: kv, stanzas, timers)"#
+        );
+        let e = err(&v("grants = [\"kv\", \"sockets\"]", ""));
+        assert!(
+            e.starts_with(r#"vhosts[0].auth.grants[1]: unknown capability "sockets""#),
+            "{e}"
+        );
+        for reserved in ["keys", "ldap:corp", "http:crm", "ldap"] {
+            let e = err(&v(&format!("grants = [{reserved:?}]"), ""));
+            assert_eq!(
+                e,
+                format!("vhosts[0].auth.grants[0]: capability {reserved:?} is not available yet")
+            );
+        }
+        let e = err(&v(
+            "",
+            "[[vhosts.plugins]]\nplugin = \"a\"\ngrants = [\"clock\"]\n",
+        ));
+        assert_eq!(
+            e,
+            r#"vhosts[0].plugins[0].grants[0]: "clock" is always granted; leave it out"#
+        );
+        let e = err(&v(
+            "",
+            "[[vhosts.plugins]]\nplugin = \"a\"\ngrants = [\"kv\", \"timers\", \"kv\"]\n",
+        ));
+        assert_eq!(e, r#"vhosts[0].plugins[0].grants[2]: "kv" is listed twice"#);
+        let e = err(&v("grants = \"kv\"", ""));
+        assert!(e.contains("grants"), "{e}");
     }
 
     #[test]

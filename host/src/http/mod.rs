@@ -8,6 +8,7 @@
 //! Spec: RFC 9112 (HTTP/1.1), RFC 6455 §4.2 (the opening handshake), RFC 7395 §3.1, XEP-0124
 //! §7–§17. Tests: tests/all/websocket.rs, tests/all/bosh.rs, tests/all/http.rs.
 
+mod admin;
 mod static_files;
 
 use std::net::{IpAddr, SocketAddr};
@@ -92,6 +93,10 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>, peer: SocketAddr, tls: boo
     if path == http.bosh_path {
         metrics.http_request("bosh");
         return bosh_request(ctx, req, origin).await;
+    }
+    if path == "/admin" || path.starts_with("/admin/") {
+        metrics.http_request("admin");
+        return admin::route(ctx, req, peer).await;
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         metrics.http_request("not_found");
@@ -206,8 +211,9 @@ fn health(ctx: &Ctx) -> Resp {
         None
     };
     let disabled: Vec<String> = ctx
-        .auth
-        .values()
+        .plugins
+        .auth_plugins()
+        .iter()
         .filter(|p| p.is_disabled())
         .map(|p| p.vhost().to_owned())
         .collect();

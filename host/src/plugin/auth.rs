@@ -255,8 +255,9 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::config::Grants;
     use crate::plugin::PluginLimits;
-    use crate::plugin::engine::TICK;
+    use crate::plugin::engine::{TICK, build_linker};
 
     fn wasm(name: &str) -> PathBuf {
         // $LILT_PLUGIN_DIR, else $CARGO_TARGET_DIR, else the workspace's target/.
@@ -391,6 +392,65 @@ mod tests {
             .expect_err("junk");
         assert!(matches!(e, PluginError::Load { .. }));
         let _ = std::fs::remove_file(not_wasm);
+    }
+
+    #[tokio::test]
+    async fn grants_decide_what_links() {
+        let engine = PluginEngine::new(PluginLimits::default()).expect("engine");
+        // auth-internal keeps its accounts in kv.
+        let e = engine
+            .load_auth_granted(
+                "a.example",
+                "auth-internal",
+                &wasm("auth_internal.wasm"),
+                Grants::NONE,
+                &serde_json::json!({}),
+                crate::storage::memory(),
+            )
+            .expect_err("kv is not granted");
+        match &e {
+            PluginError::NotGranted {
+                plugin,
+                interfaces,
+                missing,
+            } => {
+                assert_eq!(plugin, "auth-internal");
+                assert_eq!(interfaces, &["lilt:plugin/kv"]);
+                assert_eq!(missing, &["kv"]);
+            }
+            other => panic!("expected NotGranted, got {other}"),
+        }
+        assert_eq!(
+            e.to_string(),
+            "plugin auth-internal: imports lilt:plugin/kv, which is not granted (add \"kv\" to grants)"
+        );
+        // auth-anonymous imports nothing that needs a grant.
+        let p = engine
+            .load_auth_granted(
+                "a.example",
+                "auth-anonymous",
+                &wasm("auth_anonymous.wasm"),
+                Grants::NONE,
+                &serde_json::Value::Null,
+                crate::storage::memory(),
+            )
+            .expect("loads without grants");
+        assert_eq!(p.mechanisms(), [Mechanism::Anonymous]);
+        // The import check is not the only guard: a linker without the grant lacks kv.
+        let component =
+            wasmtime::component::Component::from_file(engine.engine(), wasm("auth_internal.wasm"))
+                .expect("compile");
+        let Err(e) = build_linker(engine.engine(), Grants::NONE)
+            .expect("linker")
+            .instantiate_pre(&component)
+        else {
+            panic!("kv is linked without the grant");
+        };
+        assert!(format!("{e:#}").contains("lilt:plugin/kv"), "{e:#}");
+        build_linker(engine.engine(), Grants::AUTH_DEFAULT)
+            .expect("linker")
+            .instantiate_pre(&component)
+            .expect("kv is linked");
     }
 
     #[tokio::test]

@@ -1,21 +1,26 @@
 //! The shared wasmtime engine: Cranelift, component model, epoch interruption with a 10 ms
-//! ticker thread, and the linker every plugin is instantiated against.
+//! ticker thread, and the linkers plugins are instantiated against, one per grant set.
 //!
 //! Shell. Invariants: one engine per server; the ticker thread stops when the last engine
 //! handle is dropped; plugins are linked only against the WASI p2 interfaces (with an empty
-//! context) and the `lilt:plugin` host imports. Tests: plugin/auth.rs.
+//! context), the always-granted `lilt:plugin` imports (`host`, `clock`) and the ones their
+//! config grants (`kv`, `stanzas`, `timers`): an ungranted interface is not in the plugin's
+//! linker at all, and a component importing one is refused at load with an error naming the
+//! grant it needs. Tests: plugin/auth.rs, tests/all/grants.rs.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Config, Engine};
 
-use super::bindings::{Auth, hooks_world};
+use super::bindings::{hooks_world, lilt};
 use super::host_api::State;
 use super::{AuthPlugin, PluginError, PluginLimits, wasm_err};
+use crate::config::{ALWAYS_GRANTED, Capability, Grants};
 use crate::storage::KvStore;
 
 /// One epoch tick.
@@ -23,7 +28,8 @@ pub(super) const TICK: Duration = Duration::from_millis(10);
 
 struct Inner {
     engine: Engine,
-    linker: Linker<State>,
+    /// One linker per grant set in use, made on first use.
+    linkers: Mutex<HashMap<Grants, Arc<Linker<State>>>>,
     limits: PluginLimits,
     stop: Arc<AtomicBool>,
 }
@@ -60,19 +66,15 @@ impl PluginEngine {
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(load)?;
-        let mut linker: Linker<State> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(load)?;
-        Auth::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).map_err(load)?;
-        hooks_world::lilt::plugin::stanzas::add_to_linker::<State, HasSelf<State>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(load)?;
-        hooks_world::lilt::plugin::timers::add_to_linker::<State, HasSelf<State>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(load)?;
+        // The defaults are what nearly every config uses: link them now, so that a linker
+        // problem shows when the engine starts.
+        let mut linkers = HashMap::new();
+        for grants in [Grants::AUTH_DEFAULT, Grants::HOOKS_DEFAULT] {
+            linkers.insert(
+                grants,
+                Arc::new(build_linker(&engine, grants).map_err(load)?),
+            );
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.weak();
         let ticker_stop = stop.clone();
@@ -93,7 +95,7 @@ impl PluginEngine {
             })?;
         Ok(PluginEngine(Arc::new(Inner {
             engine,
-            linker,
+            linkers: Mutex::new(linkers),
             limits,
             stop,
         })))
@@ -107,11 +109,11 @@ impl PluginEngine {
         &self.0.limits
     }
 
-    /// Load an auth plugin for `vhost`: compile, link, and check it accepts `settings`.
+    /// Load an auth plugin for `vhost` with the default grants (`kv`): compile, link, and
+    /// check it accepts `settings`.
     ///
     /// # Errors
-    /// `Load` when the file is missing or not an `auth` component, `Config` when the plugin
-    /// refuses the settings, `Trap` when it traps while doing so.
+    /// As [`PluginEngine::load_auth_granted`].
     pub fn load_auth(
         &self,
         vhost: &str,
@@ -120,7 +122,26 @@ impl PluginEngine {
         settings: &serde_json::Value,
         kv: Arc<dyn KvStore>,
     ) -> Result<AuthPlugin, PluginError> {
-        let pre = self.instantiate_pre(name, wasm_path)?;
+        self.load_auth_granted(vhost, name, wasm_path, Grants::AUTH_DEFAULT, settings, kv)
+    }
+
+    /// Load an auth plugin for `vhost`, granted `grants`: compile, check its imports against
+    /// the grants, link, and check it accepts `settings`.
+    ///
+    /// # Errors
+    /// `Load` when the file is missing or not an `auth` component, `NotGranted` when it
+    /// imports an interface it is not granted, `Config` when the plugin refuses the settings,
+    /// `Trap` when it traps while doing so.
+    pub fn load_auth_granted(
+        &self,
+        vhost: &str,
+        name: &str,
+        wasm_path: &Path,
+        grants: Grants,
+        settings: &serde_json::Value,
+        kv: Arc<dyn KvStore>,
+    ) -> Result<AuthPlugin, PluginError> {
+        let pre = self.instantiate_pre(name, wasm_path, grants)?;
         let pre = super::bindings::AuthPre::new(pre).map_err(|e| PluginError::Load {
             plugin: name.to_owned(),
             source: wasm_err(e.context("it does not export lilt:plugin/auth-provider")),
@@ -128,11 +149,28 @@ impl PluginEngine {
         AuthPlugin::new(self.clone(), vhost, name, pre, settings, kv)
     }
 
-    /// Compile a plugin file and link it against what Lilt grants.
+    /// The linker offering exactly `grants` (and what is always granted).
+    fn linker(&self, grants: Grants) -> wasmtime::Result<Arc<Linker<State>>> {
+        let mut linkers = self
+            .0
+            .linkers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(l) = linkers.get(&grants) {
+            return Ok(l.clone());
+        }
+        let linker = Arc::new(build_linker(&self.0.engine, grants)?);
+        linkers.insert(grants, linker.clone());
+        Ok(linker)
+    }
+
+    /// Compile a plugin file, check that it imports only what `grants` allows, and link it
+    /// against exactly that.
     pub(super) fn instantiate_pre(
         &self,
         name: &str,
         wasm_path: &Path,
+        grants: Grants,
     ) -> Result<InstancePre<State>, PluginError> {
         let load = |source: wasmtime::Error| PluginError::Load {
             plugin: name.to_owned(),
@@ -150,9 +188,103 @@ impl PluginEngine {
                 wasm_path.display()
             )))
         })?;
-        self.0
-            .linker
+        let mut interfaces = Vec::new();
+        let mut missing = Vec::new();
+        for (import, _) in component.component_type().imports(&self.0.engine) {
+            if let Some(c) = ungranted(import, grants) {
+                interfaces.push(unversioned(import).to_owned());
+                if !missing.contains(&c.name()) {
+                    missing.push(c.name());
+                }
+            }
+        }
+        if !interfaces.is_empty() {
+            return Err(PluginError::NotGranted {
+                plugin: name.to_owned(),
+                interfaces,
+                missing,
+            });
+        }
+        self.linker(grants)
+            .map_err(&load)?
             .instantiate_pre(&component)
-            .map_err(|e| load(e.context("it imports something Lilt does not grant")))
+            .map_err(|e| load(e.context("it imports something Lilt does not provide")))
+    }
+}
+
+/// `lilt:plugin/kv@0.1.0` without `@0.1.0`.
+fn unversioned(import: &str) -> &str {
+    import.split_once('@').map_or(import, |(name, _)| name)
+}
+
+/// The capability an import needs and `grants` lacks, if any. Imports outside `lilt:plugin`,
+/// the always-granted ones and names Lilt does not know are left to the linker, which refuses
+/// what it does not have.
+fn ungranted(import: &str, grants: Grants) -> Option<Capability> {
+    let interface = unversioned(import).strip_prefix("lilt:plugin/")?;
+    if ALWAYS_GRANTED.contains(&interface) {
+        return None;
+    }
+    Capability::from_name(interface).filter(|c| !grants.contains(*c))
+}
+
+/// A linker with WASI p2 (empty context), the always-granted `lilt:plugin` imports and the
+/// granted ones, nothing else.
+pub(super) fn build_linker(engine: &Engine, grants: Grants) -> wasmtime::Result<Linker<State>> {
+    let mut linker: Linker<State> = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    // `types` and `hook-types` hold only types: nothing to link.
+    lilt::plugin::host::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
+    lilt::plugin::clock::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
+    for c in grants.iter() {
+        match c {
+            Capability::Kv => {
+                lilt::plugin::kv::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
+            }
+            Capability::Stanzas => {
+                hooks_world::lilt::plugin::stanzas::add_to_linker::<State, HasSelf<State>>(
+                    &mut linker,
+                    |s| s,
+                )?;
+            }
+            Capability::Timers => {
+                hooks_world::lilt::plugin::timers::add_to_linker::<State, HasSelf<State>>(
+                    &mut linker,
+                    |s| s,
+                )?;
+            }
+        }
+    }
+    Ok(linker)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imports_that_need_a_grant() {
+        let kv = Grants::NONE.with(Capability::Kv);
+        assert_eq!(ungranted("lilt:plugin/kv@0.1.0", kv), None);
+        assert_eq!(
+            ungranted("lilt:plugin/stanzas@0.1.0", kv),
+            Some(Capability::Stanzas)
+        );
+        assert_eq!(
+            ungranted("lilt:plugin/timers", Grants::NONE),
+            Some(Capability::Timers)
+        );
+        for always in ["host", "clock", "types", "hook-types"] {
+            assert_eq!(
+                ungranted(&format!("lilt:plugin/{always}@0.1.0"), Grants::NONE),
+                None
+            );
+        }
+        // Left to the linker.
+        assert_eq!(ungranted("wasi:io/streams@0.2.6", Grants::NONE), None);
+        assert_eq!(ungranted("lilt:plugin/ldap@0.1.0", Grants::NONE), None);
+        assert_eq!(ungranted("other:pkg/kv@1.0.0", Grants::NONE), None);
+        assert_eq!(unversioned("lilt:plugin/kv@0.1.0"), "lilt:plugin/kv");
+        assert_eq!(unversioned("lilt:plugin/kv"), "lilt:plugin/kv");
     }
 }

@@ -62,7 +62,8 @@ impl PluginEngine {
     ///
     /// # Errors
     /// `Load` for a missing file, a non-component, missing exports or a mismatch with the
-    /// configuration; `Config` when the plugin refuses its settings; `Trap` when it traps.
+    /// configuration; `NotGranted` when it imports an interface `config.grants` lacks;
+    /// `Config` when the plugin refuses its settings; `Trap` when it traps.
     pub fn load_hook_plugin(
         &self,
         vhost: &str,
@@ -75,7 +76,7 @@ impl PluginEngine {
             plugin: name.to_owned(),
             source: anyhow::anyhow!(msg),
         };
-        let pre = self.instantiate_pre(name, &config.path)?;
+        let pre = self.instantiate_pre(name, &config.path, config.grants)?;
         let hooks = HooksPre::new(pre.clone()).ok();
         let component = ComponentPre::new(pre).ok();
         let component = match (component, &config.component) {
@@ -135,6 +136,15 @@ impl HookPlugin {
     /// Calls made and calls that trapped since load.
     pub fn call_counts(&self) -> (u64, u64) {
         self.sandbox.call_counts()
+    }
+
+    /// The world it was loaded as: `hooks`, `component` or `hooks-and-component`.
+    pub fn world(&self) -> &'static str {
+        match (self.hooks.is_some(), self.component.is_some()) {
+            (true, true) => "hooks-and-component",
+            (false, true) => "component",
+            _ => "hooks",
+        }
     }
 
     /// True while repeated traps keep it disabled.
@@ -458,7 +468,7 @@ impl VhostHooks {
 }
 
 /// Every vhost's hook and component plugins: what the cores query through `Extensions`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct PluginSet {
     vhosts: HashMap<String, Arc<VhostHooks>>,
     /// Component domain to the vhost whose plugin owns it.
@@ -468,11 +478,21 @@ pub struct PluginSet {
 impl PluginSet {
     /// Add (or replace) a vhost's plugins.
     pub fn insert(&mut self, hooks: VhostHooks) {
+        self.insert_arc(Arc::new(hooks));
+    }
+
+    /// Add (or replace) a vhost's plugins, shared with its worker.
+    pub fn insert_arc(&mut self, hooks: Arc<VhostHooks>) {
         self.components.retain(|_, v| *v != hooks.vhost);
         for domain in hooks.components.keys() {
             self.components.insert(domain.clone(), hooks.vhost.clone());
         }
-        self.vhosts.insert(hooks.vhost.clone(), Arc::new(hooks));
+        self.vhosts.insert(hooks.vhost.clone(), hooks);
+    }
+
+    /// A vhost's plugins.
+    pub fn get(&self, vhost: &str) -> Option<&Arc<VhostHooks>> {
+        self.vhosts.get(vhost)
     }
 
     /// Every vhost's plugins.

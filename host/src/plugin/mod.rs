@@ -90,6 +90,21 @@ pub enum PluginError {
         /// Cause (also `source()`).
         source: anyhow::Error,
     },
+    /// The component imports `lilt:plugin` interfaces its configuration does not grant.
+    #[error(
+        "plugin {plugin}: imports {}, which {} not granted (add {} to grants)",
+        .interfaces.join(", "),
+        if .interfaces.len() == 1 { "is" } else { "are" },
+        .missing.iter().map(|g| format!("{g:?}")).collect::<Vec<_>>().join(", ")
+    )]
+    NotGranted {
+        /// Plugin name.
+        plugin: String,
+        /// The ungranted imports, without version (`lilt:plugin/stanzas`).
+        interfaces: Vec<String>,
+        /// The grants they need (`stanzas`).
+        missing: Vec<&'static str>,
+    },
     /// `configure` refused the settings.
     #[error("plugin {plugin}: settings refused: {message}")]
     Config {

@@ -34,6 +34,7 @@ async fn serve(ctx: Arc<Ctx>, mut socket: TcpStream) {
         ctx.xml_limits.clone(),
         HANDSHAKE_TIMEOUT,
         now,
+        &super::entropy::OsEntropy,
     );
     let (tx, mut rx) = mpsc::channel(ctx.config.limits.session_queue_stanzas);
     let mut shutdown = ctx.shutdown.subscribe();

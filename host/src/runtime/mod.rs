@@ -4,8 +4,10 @@
 //! files only move bytes, messages and time between sockets, mailboxes and cores.
 
 pub mod component_task;
+pub mod entropy;
 pub mod link;
 pub mod plugin_worker;
+pub mod reload;
 pub mod router_task;
 pub mod server;
 pub mod session_task;

@@ -26,10 +26,20 @@ const QUEUE: usize = 1024;
 /// Timers one plugin may have pending.
 const MAX_PENDING_TIMERS: usize = 1024;
 
+/// What a worker is told, in order.
+#[derive(Debug)]
+pub enum WorkerMsg {
+    /// Make this call.
+    Call(PluginCall),
+    /// From now on, run calls on this generation of the vhost's plugins (calls queued before
+    /// finish on the old one; pending timers carry over by plugin position).
+    Swap(Arc<VhostHooks>),
+}
+
 /// The workers of every vhost that has plugins.
 #[derive(Debug, Default)]
 pub struct Workers {
-    by_vhost: HashMap<String, mpsc::Sender<PluginCall>>,
+    by_vhost: HashMap<String, mpsc::Sender<WorkerMsg>>,
     /// Component domain to its plugin's vhost.
     components: HashMap<String, String>,
 }
@@ -63,17 +73,26 @@ impl Workers {
 
     /// Queue a call on its vhost's worker. Gives the call back when that worker's queue is
     /// full or the vhost has no worker.
+    // The call comes back by value so that the router can refuse it without a clone.
+    #[allow(clippy::result_large_err)]
     pub fn dispatch(&self, call: PluginCall) -> Result<(), PluginCall> {
         let vhost = match &call {
             PluginCall::Stanza { vhost, .. } | PluginCall::Muc { vhost, .. } => Some(vhost),
             PluginCall::Component { domain, .. } => self.components.get(domain),
         };
         match vhost.and_then(|v| self.by_vhost.get(v)) {
-            Some(tx) => tx.try_send(call).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => c,
+            Some(tx) => tx.try_send(WorkerMsg::Call(call)).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(WorkerMsg::Call(c))
+                | mpsc::error::TrySendError::Closed(WorkerMsg::Call(c)) => c,
+                _ => unreachable!("only a call was sent"),
             }),
             None => Err(call),
         }
+    }
+
+    /// The sender of `vhost`'s worker, for swapping in a new generation.
+    pub fn sender(&self, vhost: &str) -> Option<mpsc::Sender<WorkerMsg>> {
+        self.by_vhost.get(vhost).cloned()
     }
 }
 
@@ -81,8 +100,8 @@ type TimerQueue = BinaryHeap<Reverse<(Instant, u64, usize, String)>>;
 
 /// Run one vhost's plugin calls until the router goes away.
 async fn run(
-    hooks: Arc<VhostHooks>,
-    mut rx: mpsc::Receiver<PluginCall>,
+    mut hooks: Arc<VhostHooks>,
+    mut rx: mpsc::Receiver<WorkerMsg>,
     router: mpsc::Sender<RouterCmd>,
 ) {
     let mut timers: TimerQueue = BinaryHeap::new();
@@ -91,8 +110,13 @@ async fn run(
     loop {
         let next = timers.peek().map(|Reverse((at, ..))| *at);
         let done = tokio::select! {
-            call = rx.recv() => match call {
-                Some(call) => call_blocking(&hooks, call).await,
+            msg = rx.recv() => match msg {
+                Some(WorkerMsg::Call(call)) => call_blocking(&hooks, call).await,
+                Some(WorkerMsg::Swap(new)) => {
+                    pending.resize(new.plugins().len(), 0);
+                    hooks = new;
+                    continue;
+                }
                 None => return,
             },
             () = sleep_until(next) => {

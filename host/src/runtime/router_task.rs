@@ -135,6 +135,8 @@ pub enum RouterCmd {
         /// Its endpoint id.
         id: EndpointId,
     },
+    /// Plugins changed (a reload): what the cores query from now on.
+    SetExtensions(Arc<dyn crate::hooks::Extensions>),
     /// A plugin call finished (from a vhost's plugin worker).
     Plugin {
         /// Its answer.
@@ -241,6 +243,7 @@ pub async fn run(
                 router.remove_component(&domain, id);
                 mailboxes.remove(&id);
             }
+            RouterCmd::SetExtensions(ext) => router.set_extensions(ext),
             RouterCmd::Plugin { done, sent } => {
                 let (mut deliveries, depth) = match done {
                     PluginDone::Stanza { stanza, verdict } => {

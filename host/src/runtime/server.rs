@@ -16,8 +16,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio_rustls::TlsAcceptor;
 
+use super::entropy::OsEntropy;
 use super::link::BoshRegistry;
 use super::plugin_worker::Workers;
+use super::reload::PluginRegistry;
 use super::router_task::{self, RouterCmd};
 use super::{component_task, session_task};
 use crate::config::{Config, ListenerKind};
@@ -32,10 +34,9 @@ use crate::{http, storage, transport, xml};
 pub struct Ctx {
     /// The validated configuration.
     pub config: Config,
-    /// Auth plugin per vhost domain.
-    pub auth: HashMap<String, AuthPlugin>,
-    /// Hook and component plugins with their vhost (run by the vhosts' plugin workers; here for stats).
-    pub hooks: Vec<(String, Arc<HookPlugin>)>,
+    /// The plugins each vhost runs now (auth asked by sessions; hooks run by the vhosts'
+    /// plugin workers, here for stats and reloads).
+    pub plugins: Arc<PluginRegistry>,
     /// c2s settings for plain listeners (STARTTLS offered).
     pub c2s_plain: C2sConfig,
     /// c2s settings for direct-TLS listeners.
@@ -60,6 +61,8 @@ pub struct Ctx {
     pub shutdown: broadcast::Sender<()>,
     /// Parser limits.
     pub xml_limits: xml::Limits,
+    /// The token `lilt plugin …` presents to the admin endpoint (also in `data_dir/admin.token`).
+    pub admin_token: String,
 }
 
 impl Ctx {
@@ -71,8 +74,9 @@ impl Ctx {
     /// Call and trap counts of every auth plugin, for `/metrics` and `/stats`.
     pub fn plugin_stats(&self) -> PluginStats {
         let mut stats: PluginStats = self
-            .auth
-            .values()
+            .plugins
+            .auth_plugins()
+            .iter()
             .map(|p| {
                 let (calls, traps) = p.call_counts();
                 (
@@ -84,7 +88,7 @@ impl Ctx {
                 )
             })
             .collect();
-        stats.extend(self.hooks.iter().map(|(vhost, p)| {
+        stats.extend(self.plugins.hook_plugins().iter().map(|(vhost, p)| {
             let (calls, traps) = p.call_counts();
             (
                 p.name().to_owned(),
@@ -102,7 +106,15 @@ impl Ctx {
 impl std::fmt::Debug for Ctx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ctx")
-            .field("vhosts", &self.auth.keys().collect::<Vec<_>>())
+            .field(
+                "vhosts",
+                &self
+                    .config
+                    .vhosts
+                    .iter()
+                    .map(|v| &v.domain)
+                    .collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -116,12 +128,15 @@ pub struct Loaded {
     pub auth: HashMap<String, AuthPlugin>,
     /// Hook and component plugins with their vhost, in configuration order.
     pub hooks: Vec<(String, Arc<HookPlugin>)>,
+    /// The store behind their `kv`.
+    pub kv: Arc<dyn storage::KvStore>,
 }
 
 /// The config key an operator has to change for a plugin that failed to load.
 fn error_key(e: &PluginError) -> &'static str {
     match e {
         PluginError::Config { .. } => "settings",
+        PluginError::NotGranted { .. } => "grants",
         _ => "plugin",
     }
 }
@@ -141,10 +156,11 @@ pub fn load_vhosts(config: &Config) -> anyhow::Result<Loaded> {
     let mut auth = HashMap::new();
     for (i, vhost) in config.vhosts.iter().enumerate() {
         let plugin = engine
-            .load_auth(
+            .load_auth_granted(
                 &vhost.domain,
                 &vhost.auth.plugin,
                 &vhost.auth.path,
+                vhost.auth.grants,
                 &vhost.auth.settings,
                 kv.clone(),
             )
@@ -170,6 +186,7 @@ pub fn load_vhosts(config: &Config) -> anyhow::Result<Loaded> {
         engine,
         auth,
         hooks,
+        kv,
     })
 }
 
@@ -193,6 +210,7 @@ impl Server {
             engine,
             auth,
             hooks,
+            kv,
         } = load_vhosts(&config)?;
         let mut domains: Vec<String> = config.vhosts.iter().map(|v| v.domain.clone()).collect();
         domains.extend(config.components.iter().map(|c| c.domain.clone()));
@@ -229,6 +247,7 @@ impl Server {
             sm_max_unacked: config.stream_management.max_unacked_stanzas,
             unauthenticated_timeout: config.limits.unauthenticated_timeout,
             xml_limits: xml_limits.clone(),
+            entropy: Arc::new(OsEntropy),
         };
         let c2s_tls = C2sConfig {
             starttls_available: false,
@@ -251,6 +270,7 @@ impl Server {
                 components: config.components.iter().map(|c| c.domain.clone()).collect(),
             },
             config.vhosts.iter().map(|v| v.domain.clone()),
+            Arc::new(OsEntropy),
         );
         for muc in config.vhosts.iter().filter_map(|v| v.muc.clone()) {
             router.add_muc(muc);
@@ -265,9 +285,18 @@ impl Server {
         }
         let (router_tx, router_rx) = mpsc::channel(4096);
         let (workers, worker_tasks) = Workers::start(&plugin_set, &router_tx);
+        let plugin_set = Arc::new(plugin_set);
         if !plugin_set.is_empty() {
-            router.set_extensions(Arc::new(plugin_set));
+            router.set_extensions(plugin_set.clone());
         }
+        let plugins = Arc::new(PluginRegistry::new(
+            engine.clone(),
+            config.clone(),
+            kv,
+            auth,
+            plugin_set,
+        ));
+        plugins.attach(&workers, router_tx.clone());
         let mut tasks = vec![(
             "router".to_owned(),
             tokio::spawn(router_task::run(
@@ -278,6 +307,10 @@ impl Server {
             )),
         )];
         tasks.extend(worker_tasks);
+        tasks.push((
+            "plugin watcher".to_owned(),
+            tokio::spawn(plugins.clone().watch()),
+        ));
         let (shutdown, _) = broadcast::channel(1);
 
         let mut listeners = Vec::new();
@@ -288,9 +321,10 @@ impl Server {
             listeners.push((l.kind, listener));
         }
         let limit = Arc::new(Semaphore::new(config.limits.max_connections));
+        let admin_token = crate::admin::plugins::server_token(&config.data_dir)?;
         let ctx = Arc::new(Ctx {
-            auth,
-            hooks,
+            admin_token,
+            plugins,
             c2s_plain,
             c2s_tls,
             c2s_http,

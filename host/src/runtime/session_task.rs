@@ -282,7 +282,7 @@ impl Session {
                     username,
                     password,
                 } => {
-                    let answer = match self.ctx.auth.get(&vhost) {
+                    let answer = match self.ctx.plugins.auth(&vhost) {
                         Some(p) => p
                             .test_password(&username, &password)
                             .await
@@ -296,7 +296,7 @@ impl Session {
                     username,
                     hash,
                 } => {
-                    let answer = match self.ctx.auth.get(&vhost) {
+                    let answer = match self.ctx.plugins.auth(&vhost) {
                         Some(p) => p
                             .scram_credentials(&username, hash)
                             .await

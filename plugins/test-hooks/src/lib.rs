@@ -12,9 +12,13 @@
 //! until the memory cap), `recurse` (until the stack is exhausted) and `kv` (writes to `kv`
 //! in a tight loop until the quota refuses, then `pass`).
 //!
+//! With `mode = "stamp"` a chat message whose body is `stamp` is answered with `STAMP`, the
+//! build's marker: the hot-reload tests patch that string in a copy of the component to make a
+//! second build that answers visibly differently, and swap the two under traffic.
+//!
 //! World: `lilt:plugin/hooks`; subscribes to `message`, `occupant-pre-join` and
-//! `occupant-joined`. Settings: `mode` (`trap`, `pass`, `timer`, `panic`, `print`, `loop`,
-//! `alloc`, `recurse` or `kv`).
+//! `occupant-joined`. Settings: `mode` (`trap`, `pass`, `timer`, `stamp`, `panic`, `print`,
+//! `loop`, `alloc`, `recurse` or `kv`).
 
 /// What the fixture does on each event.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -27,6 +31,8 @@ pub enum Mode {
     Pass,
     /// Answer `timer N` messages later.
     Timer,
+    /// Answer `stamp` with the build's marker.
+    Stamp,
     /// `panic!`.
     Panic,
     /// Print a lot, then pass.
@@ -40,6 +46,10 @@ pub enum Mode {
     /// Write to kv until the quota refuses, then pass.
     Kv,
 }
+
+/// The build marker `stamp` mode answers with (patched in copies by the reload tests; keep
+/// its length).
+pub const STAMP: &str = "test-hooks-build-A";
 
 /// Lines `print` mode writes to each of stdout and stderr per event.
 pub const PRINT_LINES: usize = 5_000;
@@ -113,6 +123,30 @@ mod bindings {
         }
     }
 
+    /// `stamp` to the vhost: answer with the build's marker and swallow the message.
+    fn stamp(event: Event) -> Verdict {
+        let Event::Message(xml) = event else {
+            return Verdict::Pass;
+        };
+        let Ok(msg) = Element::parse(&xml) else {
+            return Verdict::Pass;
+        };
+        let asked = msg
+            .child("body", "jabber:client")
+            .is_some_and(|b| b.text() == "stamp");
+        let (true, Some(from)) = (asked, msg.attr("from")) else {
+            return Verdict::Pass;
+        };
+        // A marker the optimizer cannot fold away, so the bytes stay patchable.
+        let marker = std::hint::black_box(super::STAMP);
+        let reply = Element::new("message", "jabber:client")
+            .with_attr("to", from)
+            .with_attr("type", "chat")
+            .with_child(Element::new("body", "jabber:client").with_text(marker));
+        let _ = lilt::plugin::stanzas::send(&reply.to_xml());
+        Verdict::Handled
+    }
+
     impl Guest for Plugin {
         fn configure(_: String, _: Option<String>, settings: String) -> Result<(), String> {
             let s: super::Settings = lilt_plugin_sdk::parse_settings(&settings)?;
@@ -138,6 +172,7 @@ mod bindings {
                 super::Mode::Trap => core::arch::wasm32::unreachable(),
                 super::Mode::Pass => Verdict::Pass,
                 super::Mode::Timer => timer_request(event),
+                super::Mode::Stamp => stamp(event),
                 super::Mode::Panic => panic!("test-hooks: deliberate panic in handle"),
                 super::Mode::Print => {
                     for i in 0..super::PRINT_LINES {

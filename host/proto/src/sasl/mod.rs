@@ -11,7 +11,8 @@ mod scram;
 pub use scram::{derive_scram_credentials, pbkdf2_hmac};
 
 use base64::Engine as _;
-use rand::RngCore as _;
+
+use crate::entropy::Entropy;
 
 /// Longest SASL message accepted from a client, in bytes.
 const MAX_MESSAGE: usize = 4096;
@@ -273,10 +274,10 @@ impl SaslServer {
     }
 }
 
-/// A fresh server nonce: 24 random bytes, base64.
-pub fn new_nonce() -> String {
+/// A fresh server nonce: 24 random bytes from `entropy`, base64.
+pub fn new_nonce(entropy: &dyn Entropy) -> String {
     let mut bytes = [0u8; 24];
-    rand::rng().fill_bytes(&mut bytes);
+    entropy.fill(&mut bytes);
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 

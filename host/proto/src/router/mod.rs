@@ -13,6 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use std::sync::Arc;
 
+use crate::entropy::{self, Entropy};
 use crate::hooks::{Ask, Extensions, NoExtensions, PluginCall, Verdict};
 use crate::muc::{MucConfig, MucService, Routed};
 use crate::stanza::{self, ErrorType, Jid, Kind, Outbound, StanzaError};
@@ -83,6 +84,8 @@ pub struct Router {
     resumable: HashMap<String, (EndpointId, ResumeOwner)>,
     mucs: HashMap<String, MucService>,
     ext: Arc<dyn Extensions>,
+    /// Where generated resources and resumption ids come from.
+    entropy: Arc<dyn Entropy>,
     /// Plugin calls for the shell to make, drained by `take_calls`.
     calls: Vec<PluginCall>,
     /// Plugin hops behind the stanza being routed (0 for a peer's stanza).
@@ -102,7 +105,11 @@ impl std::fmt::Debug for Router {
 
 impl Router {
     /// A router for these vhost domains.
-    pub fn new(info: ServerInfo, vhosts: impl IntoIterator<Item = String>) -> Self {
+    pub fn new(
+        info: ServerInfo,
+        vhosts: impl IntoIterator<Item = String>,
+        entropy: Arc<dyn Entropy>,
+    ) -> Self {
         Router {
             info,
             vhosts: vhosts.into_iter().collect(),
@@ -112,6 +119,7 @@ impl Router {
             resumable: HashMap::new(),
             mucs: HashMap::new(),
             ext: Arc::new(NoExtensions),
+            entropy,
             calls: Vec::new(),
             depth: 0,
             now_ms: 0,
@@ -120,8 +128,10 @@ impl Router {
 
     /// Serve a MUC service on its domain.
     pub fn add_muc(&mut self, config: MucConfig) {
-        self.mucs
-            .insert(config.domain.clone(), MucService::new(config));
+        self.mucs.insert(
+            config.domain.clone(),
+            MucService::new(config, self.entropy.clone()),
+        );
     }
 
     /// Let plugins hook into routing, MUC events and component domains (replacing what was
@@ -280,7 +290,7 @@ impl Router {
                 .with_resource(r)
                 .map_err(|_| StanzaError::new(ErrorType::Modify, "bad-request"))?,
             None => loop {
-                let r = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+                let r = entropy::uuid(self.entropy.as_ref()).simple().to_string()[..12].to_owned();
                 let candidate = bare
                     .with_resource(&r)
                     .map_err(|_| StanzaError::new(ErrorType::Modify, "bad-request"))?;
@@ -369,7 +379,7 @@ impl Router {
 
     /// Remember that session `id` (bound as `full`) may be resumed with a new random id.
     pub fn enable_resumption(&mut self, full: &Jid, id: EndpointId, anonymous: bool) -> String {
-        let token = uuid::Uuid::new_v4().simple().to_string();
+        let token = entropy::uuid(self.entropy.as_ref()).simple().to_string();
         self.resumable.insert(
             token.clone(),
             (id, ResumeOwner::of(&full.bare(), anonymous)),

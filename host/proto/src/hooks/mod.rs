@@ -224,7 +224,7 @@ pub struct ComponentIdentity {
 
 /// What the cores may ask about the loaded plugins: subscriptions and component domains.
 /// Read-only; the shell swaps the whole object when plugins change.
-pub trait Extensions: Send + Sync {
+pub trait Extensions: Send + Sync + std::fmt::Debug {
     /// Whether any plugin of `vhost` hooks message, presence or iq stanzas: when not, the
     /// router routes its stanzas directly (the hot path).
     fn hooks_stanzas(&self, vhost: &str) -> bool;

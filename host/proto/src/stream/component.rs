@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
+use crate::entropy::{self, Entropy};
 use crate::stanza::{self, ErrorType, Jid, Kind, StanzaError};
 use crate::xml::{self, Element, Event, StreamParser, ns};
 
@@ -78,13 +79,14 @@ impl ComponentStream {
         limits: xml::Limits,
         handshake_timeout: Duration,
         now: Instant,
+        entropy: &dyn Entropy,
     ) -> Self {
         ComponentStream {
             secrets,
             parser: StreamParser::new(limits),
             phase: Phase::ExpectHeader,
             domain: None,
-            stream_id: uuid::Uuid::new_v4().simple().to_string(),
+            stream_id: entropy::uuid(entropy).simple().to_string(),
             header_sent: false,
             deadline: Some(now + handshake_timeout),
             out: VecDeque::new(),

@@ -10,6 +10,7 @@ fn router() -> Router {
             components: vec!["static.a.example".into()],
         },
         ["a.example".to_owned()],
+        std::sync::Arc::new(crate::entropy::Seeded::new(1)),
     )
 }
 
@@ -271,6 +272,7 @@ fn resumption_ids_are_owned() {
 }
 
 /// `a.example` hooks stanzas and owns the plugin component `bot.a.example`.
+#[derive(Debug)]
 struct Hooked;
 
 impl crate::hooks::Extensions for Hooked {

@@ -20,6 +20,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 
 use super::framing::{self, Framing};
 use super::sm::SmState;
+use crate::entropy::{self, Entropy};
 use crate::sasl::{
     self, Mechanism, SaslFailure, SaslServer, SaslStep, ScramCredentials, ScramHash,
 };
@@ -59,6 +60,8 @@ pub struct C2sConfig {
     pub unauthenticated_timeout: Duration,
     /// Parser limits.
     pub xml_limits: xml::Limits,
+    /// Where stream ids, SASL nonces and anonymous JIDs come from.
+    pub entropy: Arc<dyn Entropy>,
 }
 
 /// Input a stream has received but not processed, moved with its transport on resumption.
@@ -613,7 +616,8 @@ impl C2sStream {
             Ok(v) => v,
             Err(()) => return self.sasl_failure_element("incorrect-encoding"),
         };
-        let (server, step) = SaslServer::start(mech, initial, sasl::new_nonce());
+        let (server, step) =
+            SaslServer::start(mech, initial, sasl::new_nonce(self.config.entropy.as_ref()));
         self.phase = Phase::Sasl {
             mech,
             server,
@@ -718,7 +722,7 @@ impl C2sStream {
                 additional_data,
             } => {
                 let node = if mech == Mechanism::Anonymous {
-                    uuid::Uuid::new_v4().to_string()
+                    entropy::uuid(self.config.entropy.as_ref()).to_string()
                 } else {
                     match normalize_username(&username, &vhost) {
                         Some(n) => n,
@@ -1041,7 +1045,10 @@ impl C2sStream {
         match self.framing {
             Framing::Stream => {}
             Framing::WebSocket => {
-                let open = framing::ws_open(from, &uuid::Uuid::new_v4().to_string());
+                let open = framing::ws_open(
+                    from,
+                    &entropy::uuid(self.config.entropy.as_ref()).to_string(),
+                );
                 self.out.push_back(Output::Frame(open));
                 return;
             }
@@ -1051,7 +1058,7 @@ impl C2sStream {
         header.push_str(
             "xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en' id='",
         );
-        header.push_str(&uuid::Uuid::new_v4().to_string());
+        header.push_str(&entropy::uuid(self.config.entropy.as_ref()).to_string());
         header.push('\'');
         if let Some(from) = from {
             header.push_str(" from='");

@@ -35,6 +35,7 @@ fn config(allow_unencrypted: bool) -> C2sConfig {
         sm_max_unacked: 100,
         unauthenticated_timeout: Duration::from_secs(30),
         xml_limits: xml::Limits::default(),
+        entropy: Arc::new(crate::entropy::Seeded::new(1)),
     }
 }
 
@@ -424,6 +425,7 @@ fn component() -> (ComponentStream, Instant) {
             xml::Limits::default(),
             Duration::from_secs(5),
             now,
+            &crate::entropy::Seeded::new(1),
         ),
         now,
     )

@@ -8,7 +8,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use lilt_plugin_sdk::Hash;
+use lilt_scram::Hash;
 use subtle::ConstantTimeEq;
 
 use super::{SaslFailure, SaslStep, ScramCredentials, ScramHash, acceptable_name};
@@ -21,16 +21,16 @@ fn sdk_hash(hash: ScramHash) -> Hash {
 }
 
 fn hmac(hash: ScramHash, key: &[u8], data: &[u8]) -> Vec<u8> {
-    lilt_plugin_sdk::hmac(sdk_hash(hash), key, data)
+    lilt_scram::hmac(sdk_hash(hash), key, data)
 }
 
 fn digest(hash: ScramHash, data: &[u8]) -> Vec<u8> {
-    lilt_plugin_sdk::digest(sdk_hash(hash), data)
+    lilt_scram::digest(sdk_hash(hash), data)
 }
 
 /// PBKDF2 with HMAC-`hash`, one output block: SCRAM's Hi() (RFC 5802 §2.2).
 pub fn pbkdf2_hmac(hash: ScramHash, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
-    lilt_plugin_sdk::pbkdf2(sdk_hash(hash), password, salt, iterations)
+    lilt_scram::pbkdf2(sdk_hash(hash), password, salt, iterations)
 }
 
 /// Derive stored SCRAM credentials from a password (the same code auth plugins use).
@@ -41,7 +41,7 @@ pub fn derive_scram_credentials(
     iterations: u32,
 ) -> ScramCredentials {
     let (stored_key, server_key) =
-        lilt_plugin_sdk::scram_keys(sdk_hash(hash), password, salt, iterations);
+        lilt_scram::scram_keys(sdk_hash(hash), password, salt, iterations);
     ScramCredentials {
         salt: salt.to_vec(),
         iterations,

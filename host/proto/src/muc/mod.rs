@@ -17,7 +17,9 @@ mod admin;
 mod tests;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use crate::entropy::{self, Entropy};
 use crate::hooks::{
     Ask, Extensions, HookKind, MucEvent, OccupantInfo, PluginCall, RoomInfo, Verdict,
 };
@@ -195,6 +197,8 @@ struct Room {
 #[derive(Debug)]
 pub struct MucService {
     config: MucConfig,
+    /// Where meeting ids come from.
+    entropy: Arc<dyn Entropy>,
     rooms: HashMap<String, Room>,
     parked: HashMap<u64, Parked>,
     parked_by: HashMap<(String, Jid), u64>,
@@ -230,9 +234,10 @@ pub(super) fn notify(
 
 impl MucService {
     /// A service with no rooms.
-    pub fn new(config: MucConfig) -> Self {
+    pub fn new(config: MucConfig, entropy: Arc<dyn Entropy>) -> Self {
         MucService {
             config,
+            entropy,
             rooms: HashMap::new(),
             parked: HashMap::new(),
             parked_by: HashMap::new(),
@@ -493,7 +498,7 @@ impl MucService {
             let room_jid = Jid::bare_from(key, &self.config.domain);
             let meeting_id = approved
                 .meeting_id
-                .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
+                .get_or_insert_with(|| entropy::uuid(self.entropy.as_ref()).to_string())
                 .clone();
             let room = Room {
                 jid: room_jid,

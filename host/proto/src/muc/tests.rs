@@ -6,15 +6,18 @@ use super::*;
 use crate::hooks::{HookKind, NoExtensions, PluginCall};
 
 fn service(creators: &[&str]) -> MucService {
-    MucService::new(MucConfig {
-        domain: "conference.x".into(),
-        vhost: "x".into(),
-        lock_new_rooms: false,
-        destroy_when_empty: true,
-        room_creators: creators.iter().map(|s| (*s).to_owned()).collect(),
-        admins: vec![Jid::parse("focus@auth.x").expect("jid")],
-        max_occupants: 0,
-    })
+    MucService::new(
+        MucConfig {
+            domain: "conference.x".into(),
+            vhost: "x".into(),
+            lock_new_rooms: false,
+            destroy_when_empty: true,
+            room_creators: creators.iter().map(|s| (*s).to_owned()).collect(),
+            admins: vec![Jid::parse("focus@auth.x").expect("jid")],
+            max_occupants: 0,
+        },
+        std::sync::Arc::new(crate::entropy::Seeded::new(1)),
+    )
 }
 
 fn presence(from: &str, to: &str, payload: &str) -> Element {
@@ -179,6 +182,7 @@ fn secure_domain_and_destroy_when_empty() {
 }
 
 /// Every hook kind is subscribed.
+#[derive(Debug)]
 struct AllHooks;
 
 impl Extensions for AllHooks {

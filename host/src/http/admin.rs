@@ -1,0 +1,117 @@
+//! The admin endpoint on the HTTP listener: `GET /admin/plugins` (what every vhost runs, per
+//! plugin: world, generation, hash, grants, calls, traps, state) and
+//! `POST /admin/plugins/reload[?vhost=V][&plugin=P]` (reload what matches, each a new
+//! generation or a refusal with its reason). `lilt plugin list|reload` call it.
+//!
+//! Shell. Invariants: only a loopback peer (the TCP peer itself: `X-Forwarded-For` is not
+//! believed here, whatever the trusted proxies) with `Authorization: Bearer` and the server's
+//! admin token (compared in constant time) gets an answer; everyone else gets 403 or 401
+//! and an audit log line. Tests: tests/all/reload.rs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, StatusCode};
+use subtle::ConstantTimeEq as _;
+
+use super::{Resp, respond};
+use crate::runtime::server::Ctx;
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Resp {
+    respond(status, "application/json", Bytes::from(value.to_string()))
+}
+
+fn refuse(status: StatusCode, why: &str) -> Resp {
+    json(status, &serde_json::json!({ "error": why }))
+}
+
+/// Answer a request under `/admin/`.
+pub(super) async fn route(ctx: Arc<Ctx>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    if !peer.ip().is_loopback() {
+        tracing::warn!(target: "audit", message = "Admin request refused: not loopback.", %peer, path);
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "the admin endpoint answers only on loopback",
+        );
+    }
+    let given = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !bool::from(given.as_bytes().ct_eq(ctx.admin_token.as_bytes())) {
+        tracing::warn!(target: "audit", message = "Admin request refused: bad token.", %peer, path);
+        return refuse(StatusCode::UNAUTHORIZED, "missing or wrong admin token");
+    }
+    let query: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), decode(v)))
+        .collect();
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/admin/plugins") => json(StatusCode::OK, &ctx.plugins.status()),
+        (&Method::POST, "/admin/plugins/reload") => {
+            let (vhost, plugin) = (param("vhost"), param("plugin"));
+            let slots = ctx.plugins.select(vhost, plugin);
+            tracing::info!(target: "audit", message = "Admin plugin reload.", %peer, vhost, plugin, slots = slots.len());
+            if slots.is_empty() {
+                return refuse(StatusCode::NOT_FOUND, "no loaded plugin matches");
+            }
+            let mut results = Vec::new();
+            for slot in slots {
+                let (vhost, name) = ctx.plugins.describe(&slot);
+                results.push(match ctx.plugins.reload(&slot).await {
+                    Ok(g) => serde_json::json!({
+                        "vhost": vhost, "plugin": name, "ok": true,
+                        "generation": g.number, "hash": g.hash,
+                    }),
+                    Err(e) => serde_json::json!({
+                        "vhost": vhost, "plugin": name, "ok": false, "error": e,
+                    }),
+                });
+            }
+            json(StatusCode::OK, &serde_json::json!({ "results": results }))
+        }
+        _ => refuse(StatusCode::NOT_FOUND, "no such admin resource"),
+    }
+}
+
+/// Percent-decode a query value.
+fn decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(x)) => {
+                out.push(x);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,468 @@
+//! Hot reload of plugins by generations: the registry of what each vhost runs now, and the
+//! watcher that notices a changed `.wasm` file and swaps in a new generation while sessions
+//! and meetings carry on.
+//!
+//! Shell (tokio; compiling runs on the blocking pool). A generation is one load of a plugin's
+//! file with its settings and grants. A reload compiles the new bytes, checks the grants and
+//! runs `configure` on a canary instance (all inside the engine's load), and only then swaps:
+//! auth plugins in the registry (new logins use the new generation; an exchange already under
+//! way finishes on the one it started with), hook and component plugins by a `Swap` message
+//! to the vhost's worker (calls queued before it finish on the old generation, everything
+//! after runs on the new one) and new subscriptions to the router. A generation that fails to
+//! load leaves the old one serving; the reason is logged and kept for `status`.
+//! Invariants: one reload at a time; the watcher reloads a file only once it has stopped
+//! changing for one poll (a half-written file is not loaded), and not again until it changes.
+//! Tests: tests/all/reload.rs.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest as _, Sha256};
+use tokio::sync::{Mutex, mpsc};
+
+use super::plugin_worker::{WorkerMsg, Workers};
+use super::router_task::RouterCmd;
+use crate::config::Config;
+use crate::plugin::{AuthPlugin, HookPlugin, PluginEngine, PluginSet, VhostHooks};
+use crate::storage::KvStore;
+
+/// How often plugin files are checked for changes.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Which plugin of which vhost.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// The vhost's auth plugin.
+    Auth {
+        /// Vhost domain.
+        vhost: String,
+    },
+    /// The vhost's `[[vhosts.plugins]]` entry at this position.
+    Hook {
+        /// Vhost domain.
+        vhost: String,
+        /// Position in the vhost's `plugins` list.
+        index: usize,
+    },
+}
+
+/// What runs in a slot now.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    /// Plugin name.
+    pub plugin: String,
+    /// 1 for the load at start, +1 per successful reload.
+    pub number: u64,
+    /// SHA-256 of the component file, hex.
+    pub hash: String,
+    /// Why the last reload attempt failed, if it did (the generation above still serves).
+    pub last_error: Option<String>,
+}
+
+/// The plugins every vhost runs now.
+pub struct PluginRegistry {
+    engine: PluginEngine,
+    config: Config,
+    kv: Arc<dyn KvStore>,
+    auth: RwLock<HashMap<String, AuthPlugin>>,
+    hooks: RwLock<Arc<PluginSet>>,
+    generations: RwLock<HashMap<Slot, Generation>>,
+    workers: RwLock<HashMap<String, mpsc::Sender<WorkerMsg>>>,
+    router: RwLock<Option<mpsc::Sender<RouterCmd>>>,
+    /// One reload at a time.
+    busy: Mutex<()>,
+}
+
+impl std::fmt::Debug for PluginRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginRegistry")
+            .field("generations", &self.generations)
+            .finish_non_exhaustive()
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// SHA-256 of a file, hex; empty when it cannot be read.
+fn file_hash(path: &std::path::Path) -> String {
+    std::fs::read(path)
+        .map(|b| {
+            Sha256::digest(&b)
+                .iter()
+                .map(|x| format!("{x:02x}"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl PluginRegistry {
+    /// The registry of what `load_vhosts` loaded at start (generation 1 everywhere).
+    pub fn new(
+        engine: PluginEngine,
+        config: Config,
+        kv: Arc<dyn KvStore>,
+        auth: HashMap<String, AuthPlugin>,
+        hooks: Arc<PluginSet>,
+    ) -> PluginRegistry {
+        let mut generations = HashMap::new();
+        for v in &config.vhosts {
+            generations.insert(
+                Slot::Auth {
+                    vhost: v.domain.clone(),
+                },
+                Generation {
+                    plugin: v.auth.plugin.clone(),
+                    number: 1,
+                    hash: file_hash(&v.auth.path),
+                    last_error: None,
+                },
+            );
+            for (index, p) in v.plugins.iter().enumerate() {
+                generations.insert(
+                    Slot::Hook {
+                        vhost: v.domain.clone(),
+                        index,
+                    },
+                    Generation {
+                        plugin: p.plugin.clone(),
+                        number: 1,
+                        hash: file_hash(&p.path),
+                        last_error: None,
+                    },
+                );
+            }
+        }
+        PluginRegistry {
+            engine,
+            config,
+            kv,
+            auth: RwLock::new(auth),
+            hooks: RwLock::new(hooks),
+            generations: RwLock::new(generations),
+            workers: RwLock::new(HashMap::new()),
+            router: RwLock::new(None),
+            busy: Mutex::new(()),
+        }
+    }
+
+    /// Connect the registry to the running router and workers (after they started).
+    pub fn attach(&self, workers: &Workers, router: mpsc::Sender<RouterCmd>) {
+        let mut w = write(&self.workers);
+        for v in &self.config.vhosts {
+            if let Some(tx) = workers.sender(&v.domain) {
+                w.insert(v.domain.clone(), tx);
+            }
+        }
+        *write(&self.router) = Some(router);
+    }
+
+    /// The current auth plugin of `vhost`.
+    pub fn auth(&self, vhost: &str) -> Option<AuthPlugin> {
+        read(&self.auth).get(vhost).cloned()
+    }
+
+    /// Every current auth plugin.
+    pub fn auth_plugins(&self) -> Vec<AuthPlugin> {
+        read(&self.auth).values().cloned().collect()
+    }
+
+    /// Every current hook and component plugin, with its vhost.
+    pub fn hook_plugins(&self) -> Vec<(String, Arc<HookPlugin>)> {
+        read(&self.hooks)
+            .vhosts()
+            .flat_map(|v| {
+                v.plugins()
+                    .iter()
+                    .map(|p| (v.vhost().to_owned(), p.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// What runs in each slot, and the last reload error.
+    pub fn generations(&self) -> Vec<(Slot, Generation)> {
+        let mut all: Vec<_> = read(&self.generations)
+            .iter()
+            .map(|(s, g)| (s.clone(), g.clone()))
+            .collect();
+        all.sort_by_key(|(s, _)| format!("{s:?}"));
+        all
+    }
+
+    /// Every slot as JSON, for `lilt plugin list` and the admin endpoint: vhost, plugin,
+    /// world, generation, content hash, grants, calls, traps, state and the last reload error.
+    pub fn status(&self) -> serde_json::Value {
+        let auth = read(&self.auth).clone();
+        let hooks = read(&self.hooks).clone();
+        let mut rows = Vec::new();
+        for (slot, g) in self.generations() {
+            let (vhost, world, grants, counts) = match &slot {
+                Slot::Auth { vhost } => {
+                    let v = self.config.vhosts.iter().find(|v| &v.domain == vhost);
+                    let p = auth.get(vhost);
+                    (
+                        vhost.clone(),
+                        "auth",
+                        v.map(|v| v.auth.grants),
+                        p.map(|p| (p.call_counts(), p.is_disabled())),
+                    )
+                }
+                Slot::Hook { vhost, index } => {
+                    let v = self.config.vhosts.iter().find(|v| &v.domain == vhost);
+                    let p = hooks
+                        .get(vhost)
+                        .and_then(|h| h.plugins().get(*index).cloned());
+                    (
+                        vhost.clone(),
+                        p.as_ref().map_or("hooks", |p| p.world()),
+                        v.and_then(|v| v.plugins.get(*index)).map(|c| c.grants),
+                        p.map(|p| (p.call_counts(), p.is_disabled())),
+                    )
+                }
+            };
+            let grants: Vec<&str> = grants
+                .map(|g| g.iter().map(|c| c.name()).collect())
+                .unwrap_or_default();
+            let ((calls, traps), disabled) = counts.unwrap_or(((0, 0), false));
+            rows.push(serde_json::json!({
+                "vhost": vhost,
+                "plugin": g.plugin,
+                "world": world,
+                "generation": g.number,
+                "hash": g.hash,
+                "grants": grants,
+                "calls": calls,
+                "traps": traps,
+                "state": if disabled { "disabled" } else { "serving" },
+                "last_reload_error": g.last_error,
+            }));
+        }
+        serde_json::Value::Array(rows)
+    }
+
+    /// The slots a reload request names: all, a vhost's, a plugin's (by name), or both.
+    pub fn select(&self, vhost: Option<&str>, plugin: Option<&str>) -> Vec<Slot> {
+        self.generations()
+            .into_iter()
+            .filter(|(slot, g)| {
+                let (Slot::Auth { vhost: v } | Slot::Hook { vhost: v, .. }) = slot;
+                vhost.is_none_or(|want| want == v) && plugin.is_none_or(|want| want == g.plugin)
+            })
+            .map(|(slot, _)| slot)
+            .collect()
+    }
+
+    /// The vhost and plugin name of a slot.
+    pub fn describe(&self, slot: &Slot) -> (String, String) {
+        let (Slot::Auth { vhost } | Slot::Hook { vhost, .. }) = slot;
+        let name = read(&self.generations)
+            .get(slot)
+            .map(|g| g.plugin.clone())
+            .unwrap_or_default();
+        (vhost.clone(), name)
+    }
+
+    /// The file a slot loads from.
+    fn path_of(&self, slot: &Slot) -> Option<PathBuf> {
+        let (Slot::Auth { vhost } | Slot::Hook { vhost, .. }) = slot;
+        let v = self.config.vhosts.iter().find(|v| &v.domain == vhost)?;
+        match slot {
+            Slot::Auth { .. } => Some(v.auth.path.clone()),
+            Slot::Hook { index, .. } => v.plugins.get(*index).map(|p| p.path.clone()),
+        }
+    }
+
+    /// Every slot with its file, for the watcher.
+    fn watched(&self) -> Vec<(Slot, PathBuf)> {
+        let mut out = Vec::new();
+        for v in &self.config.vhosts {
+            out.push((
+                Slot::Auth {
+                    vhost: v.domain.clone(),
+                },
+                v.auth.path.clone(),
+            ));
+            for (index, p) in v.plugins.iter().enumerate() {
+                out.push((
+                    Slot::Hook {
+                        vhost: v.domain.clone(),
+                        index,
+                    },
+                    p.path.clone(),
+                ));
+            }
+        }
+        out
+    }
+
+    /// Load the slot's file again and swap the new generation in. On failure the old one
+    /// keeps serving and the error is returned (and kept for `generations`).
+    ///
+    /// # Errors
+    /// The reason the new generation was refused.
+    pub async fn reload(self: &Arc<Self>, slot: &Slot) -> Result<Generation, String> {
+        let _one = self.busy.lock().await;
+        let started = Instant::now();
+        let me = self.clone();
+        let s = slot.clone();
+        let loaded = tokio::task::spawn_blocking(move || me.load(&s))
+            .await
+            .map_err(|e| format!("the reload task failed: {e}"))
+            .and_then(|r| r);
+        let mut gens = write(&self.generations);
+        let Some(g) = gens.get_mut(slot) else {
+            return Err(format!("no such plugin slot: {slot:?}"));
+        };
+        match loaded {
+            Ok(hash) => {
+                g.number += 1;
+                g.hash = hash;
+                g.last_error = None;
+                tracing::info!(
+                    message = "Plugin reloaded.",
+                    plugin = %g.plugin,
+                    slot = ?slot,
+                    generation = g.number,
+                    hash = %g.hash,
+                    ms = started.elapsed().as_millis() as u64
+                );
+                Ok(g.clone())
+            }
+            Err(e) => {
+                tracing::warn!(
+                    message = "Plugin reload refused; the running generation keeps serving.",
+                    plugin = %g.plugin,
+                    slot = ?slot,
+                    generation = g.number,
+                    error = %e
+                );
+                g.last_error = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// Load and swap (blocking: compiles). Returns the new file's hash.
+    fn load(&self, slot: &Slot) -> Result<String, String> {
+        let (Slot::Auth { vhost } | Slot::Hook { vhost, .. }) = slot;
+        let v = self
+            .config
+            .vhosts
+            .iter()
+            .find(|v| &v.domain == vhost)
+            .ok_or_else(|| format!("no vhost {vhost}"))?;
+        match slot {
+            Slot::Auth { .. } => {
+                let path = &v.auth.path;
+                let hash = file_hash(path);
+                let new = self
+                    .engine
+                    .load_auth_granted(
+                        &v.domain,
+                        &v.auth.plugin,
+                        path,
+                        v.auth.grants,
+                        &v.auth.settings,
+                        self.kv.clone(),
+                    )
+                    .map_err(|e| e.to_string())?;
+                let mut auth = write(&self.auth);
+                if let Some(old) = auth.get(vhost)
+                    && old.mechanisms() != new.mechanisms()
+                {
+                    return Err(format!(
+                        "the new build offers SASL mechanisms {:?} instead of {:?}; changing \
+                         the mechanisms a vhost offers needs a restart",
+                        new.mechanisms(),
+                        old.mechanisms()
+                    ));
+                }
+                auth.insert(vhost.clone(), new);
+                Ok(hash)
+            }
+            Slot::Hook { index, .. } => {
+                let pc = v
+                    .plugins
+                    .get(*index)
+                    .ok_or_else(|| format!("no plugin {index} on {vhost}"))?;
+                let hash = file_hash(&pc.path);
+                let muc = v.muc.as_ref().map(|m| m.domain.as_str());
+                let new = self
+                    .engine
+                    .load_hook_plugin(&v.domain, muc, pc, self.kv.clone())
+                    .map_err(|e| e.to_string())?;
+                let worker = read(&self.workers).get(vhost).cloned();
+                let router = read(&self.router).clone();
+                let (Some(worker), Some(router)) = (worker, router) else {
+                    return Err("the server is not running".to_owned());
+                };
+                let mut hooks = write(&self.hooks);
+                let current = hooks
+                    .get(vhost)
+                    .ok_or_else(|| format!("{vhost} has no plugin worker"))?;
+                let mut plugins = current.plugins().to_vec();
+                let Some(place) = plugins.get_mut(*index) else {
+                    return Err(format!("no plugin {index} on {vhost}"));
+                };
+                *place = Arc::new(new);
+                let vhost_hooks = Arc::new(VhostHooks::new(vhost, plugins));
+                let mut set = (**hooks).clone();
+                set.insert_arc(vhost_hooks.clone());
+                let set = Arc::new(set);
+                // The worker first, then the router: a call the router hands out under the new
+                // subscriptions reaches the worker after the swap.
+                worker
+                    .blocking_send(WorkerMsg::Swap(vhost_hooks))
+                    .map_err(|_| "the vhost's plugin worker stopped".to_owned())?;
+                router
+                    .blocking_send(RouterCmd::SetExtensions(set.clone()))
+                    .map_err(|_| "the router stopped".to_owned())?;
+                *hooks = set;
+                Ok(hash)
+            }
+        }
+    }
+
+    /// Watch every plugin file and reload a slot when its file changed and then held still
+    /// for one poll. Runs until the registry is dropped.
+    pub async fn watch(self: Arc<Self>) {
+        let sig = |p: &PathBuf| -> Option<(u64, SystemTime)> {
+            let m = std::fs::metadata(p).ok()?;
+            Some((m.len(), m.modified().ok()?))
+        };
+        let watched = self.watched();
+        let mut seen: HashMap<Slot, Option<(u64, SystemTime)>> =
+            watched.iter().map(|(s, p)| (s.clone(), sig(p))).collect();
+        let mut pending: HashMap<Slot, Option<(u64, SystemTime)>> = HashMap::new();
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            for (slot, path) in &watched {
+                let now = sig(path);
+                if now.is_none() || seen.get(slot) == Some(&now) {
+                    pending.remove(slot);
+                    continue;
+                }
+                // Changed: reload once it has held still for one poll.
+                if pending.get(slot) != Some(&now) {
+                    pending.insert(slot.clone(), now);
+                    continue;
+                }
+                pending.remove(slot);
+                seen.insert(slot.clone(), now);
+                if self.path_of(slot).is_some() {
+                    let _ = self.reload(slot).await;
+                }
+            }
+        }
+    }
+}

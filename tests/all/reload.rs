@@ -1,0 +1,306 @@
+//! Hot reload: a hook plugin's file is replaced ten times, alternating two builds that answer
+//! visibly differently, while 200 sessions in 20 rooms exchange groupchat messages; then bad
+//! generations are refused while the last good one keeps serving.
+//!
+//! Shell (end-to-end against `lilt serve` watching its plugin files). The second build is the
+//! `test-hooks` component with its `STAMP` marker patched (same length, so the component stays
+//! valid and only its answer changes). Invariants checked: every session stays connected;
+//! every groupchat message reaches every occupant of its room exactly once; after the server
+//! logs a swap, the very next `stamp` question is answered by the new build; a file that is
+//! not a component is refused, logged, and the running generation keeps answering.
+//! Tests: this file.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Barrier;
+
+use crate::harness::{Server, Setup, TempDir, TestConfig, Vhost, plugin_dir, run_cli};
+use crate::muc::Peer;
+use crate::web::http;
+
+const ROOMS: usize = 20;
+const PER_ROOM: usize = 10;
+const SWAPS: usize = 10;
+const MUC_DOMAIN: &str = "conference.localhost";
+
+const STAMP_A: &[u8] = b"test-hooks-build-A";
+const STAMP_B: &[u8] = b"test-hooks-build-B";
+
+/// The test-hooks component with its marker replaced.
+fn patched(original: &[u8], to: &[u8]) -> Vec<u8> {
+    let at = original
+        .windows(STAMP_A.len())
+        .position(|w| w == STAMP_A)
+        .expect("the build marker is in test_hooks.wasm");
+    let mut out = original.to_vec();
+    out[at..at + to.len()].copy_from_slice(to);
+    out
+}
+
+/// Replace the watched file in one step (write aside, rename over), as a deploy would.
+fn install(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).expect("write plugin");
+    std::fs::rename(&tmp, path).expect("rename plugin");
+}
+
+/// Wait until the server log holds `needle` more than `before` times.
+async fn logged_more(server: &Server, needle: &str, before: usize) {
+    for _ in 0..600 {
+        if server.log().matches(needle).count() > before {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{needle:?} was not logged within 30 s");
+}
+
+/// Ask the plugin for its build marker.
+async fn stamp(probe: &mut Peer) -> String {
+    probe
+        .send("<message to='localhost' type='chat'><body>stamp</body></message>")
+        .await;
+    let reply = probe.next().await;
+    reply
+        .get_child("body", "jabber:client")
+        .map(|b| b.text())
+        .unwrap_or_else(|| panic!("no body in {}", String::from(&reply)))
+}
+
+/// One occupant: sends a numbered groupchat message every `period` until `stop`, reading what
+/// arrives meanwhile; then, once every occupant has reported how many it sent, reads until it
+/// has every message of its room. Returns the bodies it received, with counts.
+async fn occupant(
+    mut peer: Peer,
+    room: String,
+    me: String,
+    stop: Arc<AtomicBool>,
+    sent_by: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+    barrier: Arc<Barrier>,
+    members: Vec<String>,
+) -> HashMap<String, usize> {
+    let mut got: HashMap<String, usize> = HashMap::new();
+    let count = |el: &tokio_xmpp::minidom::Element, got: &mut HashMap<String, usize>| {
+        if el.name() == "message"
+            && el.attr("type") == Some("groupchat")
+            && let Some(b) = el.get_child("body", "jabber:client")
+        {
+            *got.entry(b.text()).or_default() += 1;
+        }
+    };
+    let mut sent = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        peer.send(&format!(
+            "<message to='{room}' type='groupchat'><body>{me}-{sent}</body></message>"
+        ))
+        .await;
+        sent += 1;
+        let until = tokio::time::Instant::now() + Duration::from_millis(700);
+        while let Some(el) = peer
+            .try_next(until.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
+            count(&el, &mut got);
+        }
+    }
+    sent_by.lock().expect("lock").insert(me.clone(), sent);
+    tokio::time::timeout(Duration::from_secs(120), barrier.wait())
+        .await
+        .expect("every occupant stopped sending");
+    let expected: usize = {
+        let s = sent_by.lock().expect("lock");
+        members.iter().map(|m| s[m]).sum()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while got.values().sum::<usize>() < expected {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match peer.try_next(left).await {
+            Some(el) => count(&el, &mut got),
+            None => break,
+        }
+    }
+    // Anything extra would be a duplicate; give it a moment to show up.
+    while let Some(el) = peer.try_next(Duration::from_millis(300)).await {
+        count(&el, &mut got);
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_hook_plugin_is_replaced_ten_times_under_traffic() {
+    let original = std::fs::read(plugin_dir().join("test_hooks.wasm")).expect("test_hooks.wasm");
+    let builds = [patched(&original, STAMP_A), patched(&original, STAMP_B)];
+    let files = TempDir::new();
+    let watched = files.path().join("stamp.wasm");
+    install(&watched, &builds[0]);
+    let vhost = Vhost::anonymous("localhost")
+        .with(&format!("[vhosts.muc]\ndomain = \"{MUC_DOMAIN}\""))
+        .with(&format!(
+            "[[vhosts.plugins]]\nplugin = \"test-hooks\"\npath = {:?}\nsettings = {{ mode = \"stamp\" }}",
+            watched.display().to_string()
+        ));
+    let server = Setup::new(TestConfig::new(vec![vhost])).start();
+    let mut probe = Peer::anonymous(&server, "localhost").await;
+    assert_eq!(stamp(&mut probe).await, "test-hooks-build-A");
+
+    // 200 sessions in 20 rooms.
+    let mut rooms: Vec<Vec<(Peer, String)>> = Vec::new();
+    for r in 0..ROOMS {
+        let room = format!("room{r}@{MUC_DOMAIN}");
+        let mut members = Vec::new();
+        for n in 0..PER_ROOM {
+            let mut p = Peer::anonymous(&server, "localhost").await;
+            let nick = format!("r{r}n{n}");
+            p.send(&format!(
+                "<presence to='{room}/{nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+            ))
+            .await;
+            // Our own presence (status 110) ends the join; the others' come before it.
+            loop {
+                let el = p.next().await;
+                if el.name() == "presence" && el.attr("from") == Some(&format!("{room}/{nick}")) {
+                    break;
+                }
+            }
+            members.push((p, nick));
+        }
+        rooms.push(members);
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent_by = Arc::new(std::sync::Mutex::new(HashMap::new()));
+    let barrier = Arc::new(Barrier::new(ROOMS * PER_ROOM));
+    let mut tasks = Vec::new();
+    for (r, members) in rooms.into_iter().enumerate() {
+        let room = format!("room{r}@{MUC_DOMAIN}");
+        let nicks: Vec<String> = members.iter().map(|(_, n)| n.clone()).collect();
+        for (peer, nick) in members {
+            tasks.push((
+                nicks.clone(),
+                tokio::spawn(occupant(
+                    peer,
+                    room.clone(),
+                    nick,
+                    stop.clone(),
+                    sent_by.clone(),
+                    barrier.clone(),
+                    nicks.clone(),
+                )),
+            ));
+        }
+    }
+
+    // Ten swaps under that traffic; the first question after each shows the new build.
+    for i in 1..=SWAPS {
+        let before = server.log().matches("Plugin reloaded.").count();
+        install(&watched, &builds[i % 2]);
+        logged_more(&server, "Plugin reloaded.", before).await;
+        let want = if i % 2 == 0 {
+            "test-hooks-build-A"
+        } else {
+            "test-hooks-build-B"
+        };
+        assert_eq!(stamp(&mut probe).await, want, "after swap {i}");
+    }
+    stop.store(true, Ordering::Relaxed);
+
+    // Every session is still there and got every message of its room exactly once.
+    let mut total = 0usize;
+    for (members, task) in tasks {
+        let got = task.await.expect("occupant task");
+        let sent = sent_by.lock().expect("lock").clone();
+        for m in &members {
+            for k in 0..sent[m] {
+                let body = format!("{m}-{k}");
+                assert_eq!(
+                    got.get(&body).copied(),
+                    Some(1),
+                    "{body} not delivered exactly once"
+                );
+                total += 1;
+            }
+        }
+        let expected: usize = members.iter().map(|m| sent[m]).sum();
+        assert_eq!(
+            got.values().sum::<usize>(),
+            expected,
+            "extra messages arrived"
+        );
+    }
+    assert!(
+        total > ROOMS * PER_ROOM * PER_ROOM,
+        "too little traffic: {total} deliveries"
+    );
+
+    // Bad generations are refused; the last good one keeps answering.
+    let before = server.log().matches("Plugin reload refused").count();
+    install(&watched, b"this is not a WebAssembly component");
+    logged_more(&server, "Plugin reload refused", before).await;
+    assert_eq!(stamp(&mut probe).await, "test-hooks-build-A");
+    let before = server.log().matches("Plugin reload refused").count();
+    install(&watched, &original[..original.len() / 2]);
+    logged_more(&server, "Plugin reload refused", before).await;
+    assert_eq!(stamp(&mut probe).await, "test-hooks-build-A");
+    // And a good build after a bad one is taken again.
+    let before = server.log().matches("Plugin reloaded.").count();
+    install(&watched, &builds[1]);
+    logged_more(&server, "Plugin reloaded.", before).await;
+    assert_eq!(stamp(&mut probe).await, "test-hooks-build-B");
+
+    // `lilt plugin list` shows the generation (1 at start, 10 swaps, 1 more) and the hash.
+    let config = server.setup_ref().config_arg();
+    let out = run_cli(&["plugin", "list", "--config", &config], "");
+    assert!(out.success(), "{out:?}");
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("test-hooks"))
+        .unwrap_or_else(|| panic!("no test-hooks line: {}", out.stdout));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        cols[..4],
+        ["localhost", "test-hooks", "hooks", "12"],
+        "{line}"
+    );
+    assert!(
+        line.contains("kv,stanzas,timers") && line.contains("serving"),
+        "{line}"
+    );
+    assert!(out.stdout.contains("auth-anonymous"), "{}", out.stdout);
+    // `lilt plugin reload` swaps on demand, and reports a refusal with a non-zero exit.
+    let out = run_cli(
+        &[
+            "plugin",
+            "reload",
+            "--vhost",
+            "localhost",
+            "test-hooks",
+            "--config",
+            &config,
+        ],
+        "",
+    );
+    assert!(out.success(), "{out:?}");
+    assert!(out.stdout.contains("generation 13"), "{}", out.stdout);
+    std::fs::write(&watched, b"\0asm broken").expect("write");
+    let out = run_cli(&["plugin", "reload", "test-hooks", "--config", &config], "");
+    assert!(!out.success(), "{out:?}");
+    assert!(out.stdout.contains("refused"), "{}", out.stdout);
+    assert_eq!(stamp(&mut probe).await, "test-hooks-build-B");
+    // The endpoint wants the token.
+    let url = server.ports().http_url("/admin/plugins");
+    let anonymous = http().get(&url).send().await.expect("request");
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let token = std::fs::read_to_string(server.data_dir().join("admin.token")).expect("token");
+    let listed = http()
+        .get(&url)
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(listed.status().as_u16(), 200);
+}
