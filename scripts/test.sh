@@ -28,6 +28,12 @@ fi
 # Plugin policy logic and the SDK, natively.
 cargo test -p auth-internal -p lilt-plugin-sdk -p speakerstats -p conference-duration -p branding
 
+# The example plugin outside the workspace (examples/brand-plugin): its native tests and its
+# wasm32-wasip2 build, so the SDK cannot break a plugin written against it. It shares target/
+# (and Lilt's profiles), so the dependencies already built above are reused.
+cargo test --manifest-path examples/brand-plugin/Cargo.toml --target-dir target
+cargo build --release --target wasm32-wasip2 --manifest-path examples/brand-plugin/Cargo.toml --target-dir target
+
 # XML splitter fuzz smoke run (bounded: 20000 inputs). Dev profile on purpose: it reuses the
 # host's compiled dependencies in target/ and keeps debug assertions and overflow checks on.
 if [ -f fuzz/Cargo.toml ]; then

@@ -64,6 +64,18 @@ enum PluginCmd {
         /// Only the plugin of this name.
         plugin: Option<String>,
     },
+    /// Write a new plugin crate NAME/ (Cargo.toml, src/lib.rs, src/policy.rs, README.md)
+    /// depending on this checkout's plugin SDK.
+    New {
+        /// The plugin's name, lowercase kebab-case (e.g. room-greeter).
+        name: String,
+        /// Its world.
+        #[arg(long, default_value = "hooks", value_parser = ["hooks", "component", "auth"])]
+        world: String,
+        /// The directory to create NAME/ in (default: the current one).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -95,6 +107,16 @@ fn load(path: Option<&PathBuf>) -> Result<Config, String> {
 }
 
 fn init_tracing(filter: &str) {
+    init_tracing_with_audit(filter, None);
+}
+
+/// The log on stderr (`LILT_LOG` or the config's level), and, for `serve`, the audit events
+/// (target `audit`) as JSON lines appended to `audit`. An audit file that cannot be opened is
+/// a start-up error, reported by the caller.
+fn init_tracing_with_audit(filter: &str, audit: Option<std::fs::File>) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     // wasmtime and cranelift log every compiled function at debug level: keep them at warn
     // unless LILT_LOG asks otherwise.
     let filter = tracing_subscriber::EnvFilter::try_from_env("LILT_LOG").unwrap_or_else(|_| {
@@ -102,9 +124,24 @@ fn init_tracing(filter: &str) {
             "{filter},cranelift_codegen=warn,wasmtime=warn,wasmtime_internal_cranelift=warn"
         ))
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_filter(filter);
+    let audit = audit.map(|file| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target("audit", tracing::Level::INFO),
+            )
+    });
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(audit)
         .init();
 }
 
@@ -124,7 +161,22 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { config } => {
                 let config = load(config.as_ref()).map_err(anyhow::Error::msg)?;
-                init_tracing(&config.log_level);
+                if let Some(dir) = config.audit_log.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        anyhow::anyhow!("audit_log: cannot create {}: {e}", dir.display())
+                    })?;
+                }
+                let audit = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&config.audit_log)
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "audit_log: cannot open {}: {e}",
+                            config.audit_log.display()
+                        )
+                    })?;
+                init_tracing_with_audit(&config.log_level, Some(audit));
                 serve(config).await
             }
             Command::CheckConfig { file } => {
@@ -144,6 +196,13 @@ fn main() -> ExitCode {
                 init_tracing("warn");
                 let config = load(config.as_ref()).map_err(anyhow::Error::msg)?;
                 match action {
+                    PluginCmd::New { name, world, dir } => {
+                        let world = world.parse()?;
+                        let sdk = admin::scaffold::sdk_path();
+                        let root = admin::scaffold::new_plugin(&name, world, &dir, &sdk)?;
+                        println!("created {}", root.display());
+                        Ok(())
+                    }
                     PluginCmd::List => {
                         print!("{}", admin::plugins::list(&config)?);
                         Ok(())

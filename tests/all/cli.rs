@@ -133,3 +133,63 @@ fn example_configs_check() {
     }
     assert!(checked >= 3, "only {checked} example configs found");
 }
+
+/// `lilt plugin new NAME --world W --dir D` writes a crate depending on this checkout's SDK,
+/// with the trait impl and export macro of its world; it refuses names that are not
+/// lowercase kebab-case and an existing directory. (Building the crate is left to
+/// scripts/test.sh, which builds examples/brand-plugin, the same shape, for wasm32-wasip2.)
+#[test]
+fn plugin_new_scaffolds_a_crate() {
+    let tmp = crate::harness::TempDir::new();
+    let dir = tmp.path().to_str().expect("utf-8");
+    for (name, world, export) in [
+        ("room-greeter", "hooks", "export_hooks!(RoomGreeter)"),
+        (
+            "echo-service",
+            "component",
+            "export_component!(EchoService)",
+        ),
+        ("seat-auth", "auth", "export_auth!(SeatAuth)"),
+    ] {
+        let out =
+            crate::harness::run_cli(&["plugin", "new", name, "--world", world, "--dir", dir], "");
+        assert!(out.success(), "{name}: {out:?}");
+        let root = tmp.path().join(name);
+        assert!(out.stdout.contains(&root.display().to_string()), "{out:?}");
+        let read = |f: &str| std::fs::read_to_string(root.join(f)).expect(f);
+        let cargo = read("Cargo.toml");
+        assert!(cargo.contains(&format!("name = \"{name}\"")), "{cargo}");
+        let sdk = crate::harness::workspace_root().join("plugins/sdk");
+        let sdk = sdk.canonicalize().expect("sdk");
+        assert!(
+            cargo.contains(&format!(
+                "lilt-plugin-sdk = {{ path = \"{}\" }}",
+                sdk.display()
+            )),
+            "{cargo}"
+        );
+        assert!(cargo.contains("[workspace]"), "{cargo}");
+        let lib = read("src/lib.rs");
+        assert!(
+            lib.contains(&format!("lilt_plugin_sdk::{export};")),
+            "{lib}"
+        );
+        assert!(!lib.contains("generate!"), "{lib}");
+        assert!(read("src/policy.rs").contains("#[test]"));
+        assert!(read("README.md").contains(&format!("lilt:plugin/{world}")));
+    }
+
+    let again = crate::harness::run_cli(&["plugin", "new", "room-greeter", "--dir", dir], "");
+    assert!(!again.success(), "{again:?}");
+    assert!(again.stderr.contains("exists already"), "{again:?}");
+    for bad in ["RoomGreeter", "room_greeter", "x-", "a--b"] {
+        let out = crate::harness::run_cli(&["plugin", "new", bad, "--dir", dir], "");
+        assert!(!out.success(), "{bad}: {out:?}");
+        assert!(
+            out.stderr.contains("lowercase kebab-case"),
+            "{bad}: {out:?}"
+        );
+    }
+    let out = crate::harness::run_cli(&["plugin", "new", "x", "--world", "sfu", "--dir", dir], "");
+    assert!(!out.success(), "{out:?}");
+}

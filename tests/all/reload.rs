@@ -303,4 +303,32 @@ async fn a_hook_plugin_is_replaced_ten_times_under_traffic() {
         .await
         .expect("request");
     assert_eq!(listed.status().as_u16(), 200);
+
+    // All of it is in the audit log, one JSON object per line.
+    let audit = std::fs::read_to_string(server.data_dir().join("audit.log")).expect("audit log");
+    let events: Vec<String> = audit
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            v["event"].as_str().unwrap_or("").to_owned()
+        })
+        .collect();
+    for want in [
+        "plugin_loaded",
+        "login",
+        "room_created",
+        "plugin_reloaded",
+        "plugin_reload_refused",
+        "admin_reload",
+        "admin_refused",
+    ] {
+        assert!(
+            events.iter().any(|e| e == want),
+            "no {want} in the audit log"
+        );
+    }
+    assert!(
+        events.iter().filter(|e| *e == "login").count() > ROOMS * PER_ROOM,
+        "every login is audited"
+    );
 }

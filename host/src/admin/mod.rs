@@ -7,6 +7,7 @@
 //! Tests: tests/all/cli.rs.
 
 pub mod plugins;
+pub mod scaffold;
 
 use std::io::{BufRead, IsTerminal, Write};
 

@@ -57,6 +57,8 @@ pub struct RawConfig {
     pub plugin_dir: Option<PathBuf>,
     /// Log filter (tracing `EnvFilter` syntax). Defaults to `info`.
     pub log_level: Option<String>,
+    /// The audit log (JSON lines). Defaults to `DATA_DIR/audit.log`.
+    pub audit_log: Option<PathBuf>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -198,6 +200,9 @@ pub struct Config {
     pub plugin_dir: PathBuf,
     /// Log filter.
     pub log_level: String,
+    /// Where audit events go, one JSON object per line: logins, rooms created and destroyed,
+    /// plugin loads, reloads, refusals and disables, admin requests.
+    pub audit_log: PathBuf,
     /// Hard limits on peers.
     pub limits: Limits,
     /// XEP-0198 settings.
@@ -707,7 +712,11 @@ impl Config {
             });
         }
 
+        let audit_log = raw
+            .audit_log
+            .map_or_else(|| data_dir.join("audit.log"), &rel);
         Ok(Config {
+            audit_log,
             data_dir,
             plugin_dir,
             log_level: raw.log_level.unwrap_or_else(|| "info".to_owned()),

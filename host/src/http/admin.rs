@@ -30,7 +30,7 @@ fn refuse(status: StatusCode, why: &str) -> Resp {
 pub(super) async fn route(ctx: Arc<Ctx>, req: Request<Incoming>, peer: SocketAddr) -> Resp {
     let path = req.uri().path().trim_end_matches('/').to_owned();
     if !peer.ip().is_loopback() {
-        tracing::warn!(target: "audit", message = "Admin request refused: not loopback.", %peer, path);
+        tracing::warn!(target: "audit", event = "admin_refused", reason = "not loopback", %peer, path);
         return refuse(
             StatusCode::FORBIDDEN,
             "the admin endpoint answers only on loopback",
@@ -43,7 +43,7 @@ pub(super) async fn route(ctx: Arc<Ctx>, req: Request<Incoming>, peer: SocketAdd
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if !bool::from(given.as_bytes().ct_eq(ctx.admin_token.as_bytes())) {
-        tracing::warn!(target: "audit", message = "Admin request refused: bad token.", %peer, path);
+        tracing::warn!(target: "audit", event = "admin_refused", reason = "bad token", %peer, path);
         return refuse(StatusCode::UNAUTHORIZED, "missing or wrong admin token");
     }
     let query: Vec<(String, String)> = req
@@ -65,7 +65,7 @@ pub(super) async fn route(ctx: Arc<Ctx>, req: Request<Incoming>, peer: SocketAdd
         (&Method::POST, "/admin/plugins/reload") => {
             let (vhost, plugin) = (param("vhost"), param("plugin"));
             let slots = ctx.plugins.select(vhost, plugin);
-            tracing::info!(target: "audit", message = "Admin plugin reload.", %peer, vhost, plugin, slots = slots.len());
+            tracing::info!(target: "audit", event = "admin_reload", %peer, vhost, plugin, slots = slots.len());
             if slots.is_empty() {
                 return refuse(StatusCode::NOT_FOUND, "no loaded plugin matches");
             }

@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use sha2::{Digest as _, Sha256};
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Cache, CacheConfig, Config, Engine};
 
 use super::bindings::{hooks_world, lilt};
 use super::host_api::State;
@@ -30,6 +31,8 @@ struct Inner {
     engine: Engine,
     /// One linker per grant set in use, made on first use.
     linkers: Mutex<HashMap<Grants, Arc<Linker<State>>>>,
+    /// Compiled components by content hash: vhosts running the same file share its code.
+    components: Mutex<ComponentCache>,
     limits: PluginLimits,
     stop: Arc<AtomicBool>,
 }
@@ -58,6 +61,23 @@ impl PluginEngine {
     /// # Errors
     /// When wasmtime cannot be configured on this machine.
     pub fn new(limits: PluginLimits) -> Result<PluginEngine, PluginError> {
+        PluginEngine::build(limits, None)
+    }
+
+    /// The engine with an on-disk cache of compiled artifacts in `dir` (keyed by the
+    /// component's content and the engine's settings), so that a restart, or a reload of a
+    /// build seen before, does not compile again.
+    ///
+    /// # Errors
+    /// When wasmtime cannot be configured or the cache folder cannot be made.
+    pub fn with_artifact_cache(
+        limits: PluginLimits,
+        dir: &Path,
+    ) -> Result<PluginEngine, PluginError> {
+        PluginEngine::build(limits, Some(dir))
+    }
+
+    fn build(limits: PluginLimits, cache_dir: Option<&Path>) -> Result<PluginEngine, PluginError> {
         let load = |source: wasmtime::Error| PluginError::Load {
             plugin: "(engine)".into(),
             source: wasm_err(source),
@@ -65,6 +85,15 @@ impl PluginEngine {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        if let Some(dir) = cache_dir {
+            std::fs::create_dir_all(dir).map_err(|e| PluginError::Load {
+                plugin: "(engine)".into(),
+                source: anyhow::anyhow!("cannot create the artifact cache {}: {e}", dir.display()),
+            })?;
+            let mut cache = CacheConfig::new();
+            cache.with_directory(dir);
+            config.cache(Some(Cache::new(cache).map_err(load)?));
+        }
         let engine = Engine::new(&config).map_err(load)?;
         // The defaults are what nearly every config uses: link them now, so that a linker
         // problem shows when the engine starts.
@@ -96,6 +125,7 @@ impl PluginEngine {
         Ok(PluginEngine(Arc::new(Inner {
             engine,
             linkers: Mutex::new(linkers),
+            components: Mutex::new(ComponentCache::default()),
             limits,
             stop,
         })))
@@ -182,7 +212,7 @@ impl PluginEngine {
                 wasm_path.display()
             ))));
         }
-        let component = Component::from_file(&self.0.engine, wasm_path).map_err(|e| {
+        let component = self.compile(wasm_path).map_err(|e| {
             load(e.context(format!(
                 "{} is not a loadable component",
                 wasm_path.display()
@@ -209,6 +239,51 @@ impl PluginEngine {
             .map_err(&load)?
             .instantiate_pre(&component)
             .map_err(|e| load(e.context("it imports something Lilt does not provide")))
+    }
+}
+
+/// Compiled components kept in memory, by content hash, oldest first out.
+#[derive(Default)]
+struct ComponentCache {
+    by_hash: HashMap<[u8; 32], Component>,
+    order: std::collections::VecDeque<[u8; 32]>,
+}
+
+/// Distinct builds kept compiled in memory (every vhost's current ones fit many times over;
+/// older builds left behind by reloads fall out).
+const MAX_CACHED_COMPONENTS: usize = 256;
+
+impl PluginEngine {
+    /// The compiled component for a file: from memory when a vhost already loaded the same
+    /// bytes, else compiled (or read from the on-disk artifact cache).
+    fn compile(&self, path: &Path) -> wasmtime::Result<Component> {
+        let bytes = std::fs::read(path)?;
+        let hash: [u8; 32] = Sha256::digest(&bytes).into();
+        if let Some(c) = self
+            .0
+            .components
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .by_hash
+            .get(&hash)
+        {
+            return Ok(c.clone());
+        }
+        let component = Component::new(&self.0.engine, &bytes)?;
+        let mut cache = self
+            .0
+            .components
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if cache.by_hash.insert(hash, component.clone()).is_none() {
+            cache.order.push_back(hash);
+        }
+        while cache.order.len() > MAX_CACHED_COMPONENTS {
+            if let Some(old) = cache.order.pop_front() {
+                cache.by_hash.remove(&old);
+            }
+        }
+        Ok(component)
     }
 }
 

@@ -306,6 +306,15 @@ impl Sandbox {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .push_back(Instant::now());
+                if self.recent_traps() == self.engine.limits().max_traps as usize {
+                    tracing::warn!(
+                        target: "audit",
+                        event = "plugin_disabled",
+                        plugin = %self.name,
+                        vhost = %self.vhost,
+                        window_seconds = self.engine.limits().trap_window.as_secs()
+                    );
+                }
                 Err(PluginError::Trap {
                     plugin: self.name.to_string(),
                     source,

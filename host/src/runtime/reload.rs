@@ -327,6 +327,14 @@ impl PluginRegistry {
                 g.hash = hash;
                 g.last_error = None;
                 tracing::info!(
+                    target: "audit",
+                    event = "plugin_reloaded",
+                    plugin = %g.plugin,
+                    slot = ?slot,
+                    generation = g.number,
+                    hash = %g.hash
+                );
+                tracing::info!(
                     message = "Plugin reloaded.",
                     plugin = %g.plugin,
                     slot = ?slot,
@@ -337,6 +345,14 @@ impl PluginRegistry {
                 Ok(g.clone())
             }
             Err(e) => {
+                tracing::info!(
+                    target: "audit",
+                    event = "plugin_reload_refused",
+                    plugin = %g.plugin,
+                    slot = ?slot,
+                    generation = g.number,
+                    error = %e
+                );
                 tracing::warn!(
                     message = "Plugin reload refused; the running generation keeps serving.",
                     plugin = %g.plugin,

@@ -146,8 +146,11 @@ fn error_key(e: &PluginError) -> &'static str {
 /// # Errors
 /// When a plugin cannot be loaded or refuses its settings; the message names the key.
 pub fn load_vhosts(config: &Config) -> anyhow::Result<Loaded> {
-    let engine =
-        PluginEngine::new(config.plugin_limits.clone()).context("starting the plugin engine")?;
+    let engine = PluginEngine::with_artifact_cache(
+        config.plugin_limits.clone(),
+        &config.data_dir.join("plugin-cache"),
+    )
+    .context("starting the plugin engine")?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("data_dir: cannot create {}", config.data_dir.display()))?;
     let db = config.data_dir.join("lilt.sqlite3");
@@ -167,6 +170,7 @@ pub fn load_vhosts(config: &Config) -> anyhow::Result<Loaded> {
             .map_err(|e| {
                 anyhow::anyhow!("vhosts[{i}].auth.{} ({}): {e}", error_key(&e), vhost.domain)
             })?;
+        tracing::info!(target: "audit", event = "plugin_loaded", vhost = %vhost.domain, plugin = %vhost.auth.plugin, world = "auth");
         auth.insert(vhost.domain.clone(), plugin);
     }
     let mut hooks = Vec::new();
@@ -179,6 +183,7 @@ pub fn load_vhosts(config: &Config) -> anyhow::Result<Loaded> {
                     let key = error_key(&e);
                     anyhow::anyhow!("vhosts[{i}].plugins[{j}].{key} ({}): {e}", vhost.domain)
                 })?;
+            tracing::info!(target: "audit", event = "plugin_loaded", vhost = %vhost.domain, plugin = %p.plugin, world = plugin.world());
             hooks.push((vhost.domain.clone(), Arc::new(plugin)));
         }
     }

@@ -309,6 +309,7 @@ impl Session {
                     self.ctx.metrics.auth(mechanism.name(), true);
                     self.anonymous = mechanism == crate::sasl::Mechanism::Anonymous;
                     tracing::info!(message = "Authenticated.", %jid, mechanism = mechanism.name(), peer = %self.peer, transport = self.kind, room = self.params.room.as_deref());
+                    tracing::info!(target: "audit", event = "login", outcome = "success", vhost = jid.domain(), %jid, mechanism = mechanism.name(), peer = %self.peer, transport = self.kind);
                 }
                 Output::AuthFailed {
                     mechanism,
@@ -316,6 +317,7 @@ impl Session {
                 } => {
                     self.ctx.metrics.auth(mechanism.name(), false);
                     tracing::info!(message = "Authentication failed.", mechanism = mechanism.name(), condition, peer = %self.peer, transport = self.kind);
+                    tracing::info!(target: "audit", event = "login", outcome = "failure", vhost = self.core.vhost().unwrap_or(""), mechanism = mechanism.name(), condition, peer = %self.peer, transport = self.kind);
                 }
                 Output::Bind { jid, resource } => {
                     let (reply, rx) = oneshot::channel();

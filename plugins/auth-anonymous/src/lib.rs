@@ -1,49 +1,30 @@
 //! auth-anonymous: a Lilt auth plugin offering only SASL ANONYMOUS; account operations answer
-//! `not-supported`. Bindings glue only; the policy is in policy.rs.
+//! `not-supported` (the `AuthPlugin` defaults). The policy is in policy.rs.
 //!
-//! World: `lilt:plugin/auth`. Settings: none. Replaces Prosody's anonymous authentication.
+//! World: `lilt:plugin/auth`. Imports nothing grantable (runs with `grants = []`). Settings:
+//! none. Replaces Prosody's anonymous authentication.
 
 pub mod policy;
 
-#[cfg(target_arch = "wasm32")]
-#[allow(unsafe_code)]
-mod bindings {
-    wit_bindgen::generate!({ path: "../../wit", world: "auth" });
+use lilt_plugin_sdk::{AuthError, AuthPlugin, Configure, Mechanism, Plugin, Store};
 
-    use exports::lilt::plugin::auth_provider::Guest;
-    use lilt::plugin::types::{AuthError, Mechanism, ScramCredentials, ScramHash};
+/// The plugin: nobody has an account, everyone may log in anonymously.
+#[derive(Debug)]
+pub struct Anonymous;
 
-    struct Plugin;
-
-    impl Guest for Plugin {
-        fn configure(settings_json: String) -> Result<(), String> {
-            super::policy::configure(&settings_json).map(|_| ())
-        }
-        fn mechanisms() -> Vec<Mechanism> {
-            vec![Mechanism::Anonymous]
-        }
-        fn user_exists(_: String) -> Result<bool, AuthError> {
-            Ok(false)
-        }
-        fn test_password(_: String, _: String) -> Result<bool, AuthError> {
-            Err(AuthError::NotSupported)
-        }
-        fn get_scram_credentials(
-            _: String,
-            _: ScramHash,
-        ) -> Result<Option<ScramCredentials>, AuthError> {
-            Err(AuthError::NotSupported)
-        }
-        fn create_user(_: String, _: String) -> Result<(), AuthError> {
-            Err(AuthError::NotSupported)
-        }
-        fn set_password(_: String, _: String) -> Result<(), AuthError> {
-            Err(AuthError::NotSupported)
-        }
-        fn delete_user(_: String) -> Result<(), AuthError> {
-            Err(AuthError::NotSupported)
-        }
+impl Plugin for Anonymous {
+    fn configure(ctx: &Configure) -> Result<Self, String> {
+        policy::configure(&ctx.settings_json).map(|_| Anonymous)
     }
-
-    export!(Plugin);
 }
+
+impl AuthPlugin for Anonymous {
+    fn mechanisms(&self) -> Vec<Mechanism> {
+        vec![Mechanism::Anonymous]
+    }
+    fn user_exists(&self, _: &impl Store, _: &str) -> Result<bool, AuthError> {
+        Ok(false)
+    }
+}
+
+lilt_plugin_sdk::export_auth!(Anonymous);

@@ -151,7 +151,7 @@ impl Policy {
     }
 
     /// Someone joined: the welcome message, from the room.
-    pub fn joined(&self, host: &dyn Host, room: &Room, occupant: &Occupant, presence: &Element) {
+    pub fn joined(&self, host: &impl Host, room: &Room, occupant: &Occupant, presence: &Element) {
         let Some(template) = &self.settings.welcome_message else {
             return;
         };
@@ -171,7 +171,7 @@ impl Policy {
     }
 
     /// An iq a user of the vhost sent: answer the brand query.
-    pub fn iq(&self, host: &dyn Host, vhost: &str, iq: &Element) -> Verdict {
+    pub fn iq(&self, host: &impl Host, vhost: &str, iq: &Element) -> Verdict {
         let asks = iq.attr("type") == Some("get")
             && iq.attr("to") == Some(vhost)
             && iq.child("query", BRANDING).is_some();

@@ -12,7 +12,7 @@ use lilt_plugin_sdk::xml::Element;
 pub const JITMEET: &str = "http://jitsi.org/jitmeet";
 
 /// Someone joined `room`.
-pub fn joined(host: &dyn Host, component: &str, room: &Room, occupant: &Occupant) {
+pub fn joined(host: &impl Host, component: &str, room: &Room, occupant: &Occupant) {
     if occupant.nick == "focus" {
         return;
     }

@@ -1,7 +1,8 @@
 //! What hook and component plugins share, independent of the generated bindings so policies
-//! can be tested natively: the `Host` capabilities a policy uses (kv, clock, sending stanzas),
-//! an in-memory `MemoryHost` for tests, the event and verdict types, and the standard answers a
-//! component gives to disco and ping.
+//! can be tested natively: the `Host` capabilities a policy uses (kv, clock, sending stanzas,
+//! timers, log), the fallible `Store` an auth plugin keeps accounts in, an in-memory
+//! `MemoryHost` for tests, the event and verdict types, and the standard answers a component
+//! gives to disco and ping.
 //!
 //! Pure Rust. Invariant: `component_reply` never answers a `result` or `error` iq (no loops).
 //! Tests: `mod tests` below and each plugin's policy tests.
@@ -20,8 +21,26 @@ pub const PING: &str = "urn:xmpp:ping";
 /// RFC 6120 stanza error conditions.
 pub const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
-/// The host capabilities a policy uses; the plugin's bindings glue implements it with the
-/// `kv`, `clock` and `stanzas` imports.
+/// Severity of a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Fine detail.
+    Debug,
+    /// Normal events.
+    Info,
+    /// Something odd.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+/// The host capabilities a policy uses. Inside the server the SDK's `WasmHost` implements it
+/// with the `kv`, `clock`, `stanzas`, `timers` and `host` imports; in native tests
+/// [`MemoryHost`] does.
+///
+/// Take it as `&impl Host` (static dispatch), not `&dyn Host`: a component then imports only
+/// the interfaces whose methods it really calls, so it loads with the smallest `grants`. A
+/// `dyn Host` vtable names every method, and so every import (`kv`, `stanzas`, `timers`).
 pub trait Host {
     /// A stored value.
     fn get(&self, key: &str) -> Option<Vec<u8>>;
@@ -41,6 +60,38 @@ pub trait Host {
     /// # Errors
     /// The host's refusal (e.g. `from` outside the plugin's domains).
     fn send(&self, stanza: &Element) -> Result<(), String>;
+    /// Call the plugin's `on_timer(tag)` after `delay_ms` milliseconds (at most a day).
+    ///
+    /// # Errors
+    /// The host's refusal (too many timers pending, delay too long).
+    fn set_timer(&self, delay_ms: u64, tag: &str) -> Result<(), String>;
+    /// Write a line into the host's log, tagged with the plugin and vhost.
+    fn log(&self, level: LogLevel, message: &str);
+}
+
+/// A key-value store whose every operation can fail (quota, storage): what an auth plugin keeps
+/// accounts in, where a failed read must not look like a missing account.
+pub trait Store {
+    /// The value under `key`, if any.
+    ///
+    /// # Errors
+    /// The store failed.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
+    /// Store a value.
+    ///
+    /// # Errors
+    /// Quota exceeded or the store failed.
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), String>;
+    /// Remove a key (no error when absent).
+    ///
+    /// # Errors
+    /// The store failed.
+    fn delete(&self, key: &str) -> Result<(), String>;
+    /// Keys starting with `prefix`, sorted.
+    ///
+    /// # Errors
+    /// The store failed.
+    fn keys(&self, prefix: &str) -> Result<Vec<String>, String>;
 }
 
 /// A `Host` in memory, for native tests.
@@ -51,6 +102,10 @@ pub struct MemoryHost {
     pub now: Cell<u64>,
     /// Every stanza sent, as XML.
     pub sent: RefCell<Vec<String>>,
+    /// Every timer set: `(delay_ms, tag)`.
+    pub timers: RefCell<Vec<(u64, String)>>,
+    /// Every log line, as `LEVEL message`.
+    pub logs: RefCell<Vec<String>>,
 }
 
 impl MemoryHost {
@@ -96,6 +151,29 @@ impl Host for MemoryHost {
         self.sent.borrow_mut().push(stanza.to_xml());
         Ok(())
     }
+    fn set_timer(&self, delay_ms: u64, tag: &str) -> Result<(), String> {
+        self.timers.borrow_mut().push((delay_ms, tag.to_owned()));
+        Ok(())
+    }
+    fn log(&self, level: LogLevel, message: &str) {
+        self.logs.borrow_mut().push(format!("{level:?} {message}"));
+    }
+}
+
+impl Store for MemoryHost {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        Ok(Host::get(self, key))
+    }
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
+        Host::set(self, key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), String> {
+        Host::delete(self, key);
+        Ok(())
+    }
+    fn keys(&self, prefix: &str) -> Result<Vec<String>, String> {
+        Ok(Host::keys(self, prefix))
+    }
 }
 
 /// A room, as the host describes it.
@@ -122,6 +200,106 @@ pub struct Occupant {
     pub role: String,
     /// Affiliation.
     pub affiliation: String,
+}
+
+/// The events a hook plugin can subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A message a client or component sent, before routing.
+    Message,
+    /// A presence a client or component sent, before routing.
+    Presence,
+    /// An iq a client or component sent, before routing.
+    Iq,
+    /// A room is about to be created.
+    RoomPreCreate,
+    /// A room was created.
+    RoomCreated,
+    /// A room was destroyed.
+    RoomDestroyed,
+    /// Someone is about to join a room.
+    OccupantPreJoin,
+    /// Someone joined a room.
+    OccupantJoined,
+    /// Someone left a room (or was removed).
+    OccupantLeft,
+}
+
+/// An occupant event: the room, the occupant and a presence (pre-join: the join presence;
+/// joined: the presence the room broadcast; left: the occupant's last presence).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OccupantEvent {
+    /// The room.
+    pub room: Room,
+    /// The occupant.
+    pub occupant: Occupant,
+    /// The presence, parsed.
+    pub presence: Element,
+}
+
+/// One event, with its stanzas parsed (an event whose XML does not parse never reaches the
+/// plugin: the SDK answers `pass` for it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A message stanza.
+    Message(Element),
+    /// A presence stanza.
+    Presence(Element),
+    /// An iq stanza.
+    Iq(Element),
+    /// A room is about to be created by `creator` (a real full JID).
+    RoomPreCreate {
+        /// The room to be.
+        room: Room,
+        /// Its creator's real full JID.
+        creator: String,
+    },
+    /// A room was created.
+    RoomCreated(Room),
+    /// A room was destroyed.
+    RoomDestroyed(Room),
+    /// Someone is about to join.
+    OccupantPreJoin(OccupantEvent),
+    /// Someone joined.
+    OccupantJoined(OccupantEvent),
+    /// Someone left.
+    OccupantLeft(OccupantEvent),
+}
+
+impl Event {
+    /// Its kind.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::Message(_) => EventKind::Message,
+            Event::Presence(_) => EventKind::Presence,
+            Event::Iq(_) => EventKind::Iq,
+            Event::RoomPreCreate { .. } => EventKind::RoomPreCreate,
+            Event::RoomCreated(_) => EventKind::RoomCreated,
+            Event::RoomDestroyed(_) => EventKind::RoomDestroyed,
+            Event::OccupantPreJoin(_) => EventKind::OccupantPreJoin,
+            Event::OccupantJoined(_) => EventKind::OccupantJoined,
+            Event::OccupantLeft(_) => EventKind::OccupantLeft,
+        }
+    }
+}
+
+/// A disco identity a component advertises on its vhost (`<identity category type/>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoIdentity {
+    /// Category, e.g. `component`.
+    pub category: String,
+    /// Type, e.g. `speakerstats`.
+    pub kind: String,
+}
+
+impl DiscoIdentity {
+    /// `component/<kind>`, what Jitsi clients look for.
+    pub fn component(kind: &str) -> DiscoIdentity {
+        DiscoIdentity {
+            category: "component".to_owned(),
+            kind: kind.to_owned(),
+        }
+    }
 }
 
 /// A hook's answer.
@@ -254,127 +432,4 @@ mod tests {
         assert!(other.contains("service-unavailable"), "{other}");
         assert!(component_reply(&iq("", "result"), "c", "t").is_none());
     }
-}
-
-/// Glue every hook plugin needs, expanded inside the plugin's `bindings` module (after
-/// `wit_bindgen::generate!` of a world that includes `hooks`): `BoundHost` (the [`Host`]
-/// capabilities over the generated imports) and conversions between the generated event and
-/// verdict types and this module's.
-#[macro_export]
-macro_rules! hook_glue {
-    () => {
-        /// The host, through the generated imports.
-        struct BoundHost;
-
-        impl $crate::hooks::Host for BoundHost {
-            fn get(&self, key: &str) -> Option<Vec<u8>> {
-                lilt::plugin::kv::get(key).ok().flatten()
-            }
-            fn set(&self, key: &str, value: &[u8]) -> Result<(), String> {
-                lilt::plugin::kv::set(key, value).map_err(|e| format!("{e:?}"))
-            }
-            fn delete(&self, key: &str) {
-                let _ = lilt::plugin::kv::delete(key);
-            }
-            fn keys(&self, prefix: &str) -> Vec<String> {
-                lilt::plugin::kv::list_keys(prefix).unwrap_or_default()
-            }
-            fn now_ms(&self) -> u64 {
-                lilt::plugin::clock::now_unix_millis()
-            }
-            fn send(&self, stanza: &$crate::xml::Element) -> Result<(), String> {
-                let result = lilt::plugin::stanzas::send(&stanza.to_xml());
-                if let Err(e) = &result {
-                    lilt::plugin::host::log(
-                        lilt::plugin::host::LogLevel::Warn,
-                        &format!("send refused: {e}"),
-                    );
-                }
-                result
-            }
-        }
-
-        fn room(r: lilt::plugin::hook_types::Room) -> $crate::hooks::Room {
-            $crate::hooks::Room {
-                jid: r.jid,
-                meeting_id: r.meeting_id,
-                created_millis: r.created_millis,
-                occupants: r.occupants,
-            }
-        }
-
-        fn occupant(o: lilt::plugin::hook_types::Occupant) -> $crate::hooks::Occupant {
-            $crate::hooks::Occupant {
-                nick: o.nick,
-                jid: o.jid,
-                role: o.role,
-                affiliation: o.affiliation,
-            }
-        }
-
-        fn parse(xml: &str) -> Option<$crate::xml::Element> {
-            $crate::xml::Element::parse(xml).ok()
-        }
-
-        fn verdict(v: $crate::hooks::Verdict) -> lilt::plugin::hook_types::Verdict {
-            use lilt::plugin::hook_types::{Rejection, Verdict};
-            match v {
-                $crate::hooks::Verdict::Pass => Verdict::Pass,
-                $crate::hooks::Verdict::Handled => Verdict::Handled,
-                $crate::hooks::Verdict::Reject { condition, text } => {
-                    Verdict::Reject(Rejection { condition, text })
-                }
-                $crate::hooks::Verdict::Replace(el) => Verdict::Replace(el.to_xml()),
-            }
-        }
-    };
-}
-
-/// The component side every component plugin shares, expanded inside its `bindings` module
-/// after [`hook_glue!`] (in a world that includes both `hooks` and `component`): it remembers
-/// the component's domain (`component_domain()`, also set from the hook side's `configure`
-/// with `set_component_domain`), checks settings with `$settings`, advertises the identity
-/// `component/$kind`, hands messages to `$on_message` and answers disco and ping itself.
-#[macro_export]
-macro_rules! component_glue {
-    ($plugin:ty, $kind:literal, $settings:path, $on_message:expr) => {
-        thread_local! {
-            static COMPONENT: std::cell::RefCell<String> =
-                const { std::cell::RefCell::new(String::new()) };
-        }
-
-        /// The component's domain, as the host configured it.
-        fn component_domain() -> String {
-            COMPONENT.with(|d| d.borrow().clone())
-        }
-
-        fn set_component_domain(domain: Option<String>) {
-            if let Some(d) = domain {
-                COMPONENT.with(|c| *c.borrow_mut() = d);
-            }
-        }
-
-        impl exports::lilt::plugin::component_handler::Guest for $plugin {
-            fn configure(domain: String, settings_json: String) -> Result<(), String> {
-                set_component_domain(Some(domain));
-                $settings(&settings_json)
-            }
-            fn identity() -> Option<exports::lilt::plugin::component_handler::DiscoIdentity> {
-                Some(exports::lilt::plugin::component_handler::DiscoIdentity {
-                    category: "component".into(),
-                    kind: $kind.into(),
-                })
-            }
-            fn handle_stanza(stanza: String) {
-                let Some(el) = parse(&stanza) else { return };
-                if el.name == "message" {
-                    let on_message: fn(&$crate::xml::Element) = $on_message;
-                    on_message(&el);
-                } else if let Some(reply) = $crate::hooks::component_reply(&el, "component", $kind)
-                {
-                    let _ = $crate::hooks::Host::send(&BoundHost, &reply);
-                }
-            }
-        }
-    };
 }

@@ -1,14 +1,114 @@
-//! What Lilt plugin authors share: SCRAM credential derivation (RFC 5802 §3, RFC 7677),
-//! PBKDF2-HMAC, constant-time comparison and strict settings parsing.
+//! The Lilt plugin SDK. A plugin crate depends on `lilt-plugin-sdk` (and nothing else of
+//! Lilt's), implements [`Plugin`] plus the trait of its role — [`HookPlugin`],
+//! [`ComponentPlugin`] or [`AuthPlugin`], whose methods all have defaults but `configure`
+//! (and an auth plugin's `mechanisms`) — and exports it with one macro:
 //!
-//! Pure Rust, no bindings: it builds natively (tests below) and for wasm32-wasip2. The SCRAM
-//! primitives come from `lilt-scram`, which the host's SCRAM verifier uses too, so both sides
-//! derive keys from one implementation.
+//! ```ignore
+//! use lilt_plugin_sdk::{Configure, Event, EventKind, Host, HookPlugin, Plugin, Verdict};
+//!
+//! struct Greeter;
+//! impl Plugin for Greeter {
+//!     fn configure(ctx: &Configure) -> Result<Self, String> {
+//!         ctx.no_settings().map(|()| Greeter)
+//!     }
+//! }
+//! impl HookPlugin for Greeter {
+//!     fn subscriptions(&self) -> Vec<(EventKind, i32)> {
+//!         vec![(EventKind::OccupantJoined, 0)]
+//!     }
+//!     fn handle(&mut self, host: &impl Host, event: Event) -> Verdict {
+//!         Verdict::Pass
+//!     }
+//! }
+//! lilt_plugin_sdk::export_hooks!(Greeter);
+//! ```
+//!
+//! The SDK owns the WIT bindings (module `bindings`, wasm32 only, generated from the
+//! repository's `wit/` relative to the SDK's own manifest): no plugin calls
+//! `wit_bindgen::generate!` or depends on `wit-bindgen`. Everything else builds natively, so
+//! a plugin's policy and trait methods are tested with `cargo test` and a
+//! [`MemoryHost`](hooks::MemoryHost).
+//!
+//! Also here: SCRAM credential derivation (RFC 5802 §3, RFC 7677), PBKDF2-HMAC, constant-time
+//! comparison and strict settings parsing. The SCRAM primitives come from `lilt-scram`, which
+//! the host's SCRAM verifier uses too, so both sides derive keys from one implementation.
 //! Invariants: derived credentials match the host's SCRAM verifier byte for byte (tested
 //! against the RFC examples); settings with unknown keys are refused.
 
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod bindings;
 pub mod hooks;
+pub mod plugin;
 pub mod xml;
+
+pub use hooks::{
+    DiscoIdentity, Event, EventKind, Host, LogLevel, MemoryHost, Occupant, OccupantEvent, Room,
+    Store, Verdict,
+};
+pub use plugin::{
+    AuthError, AuthPlugin, ComponentPlugin, Configure, HookPlugin, Mechanism, Plugin,
+    ScramCredentials, answer_standard,
+};
+pub use xml::Element;
+
+/// Export `$plugin` (a [`HookPlugin`]) as the component's `hook-handler`: world
+/// `lilt:plugin/hooks`. Expands to nothing outside wasm32.
+#[macro_export]
+macro_rules! export_hooks {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        const _: () = {
+            type LiltPluginAdapter = $crate::bindings::Adapter<$plugin>;
+            $crate::bindings::hooks_world::export!(
+                LiltPluginAdapter with_types_in $crate::bindings::hooks_world
+            );
+        };
+    };
+}
+
+/// Export `$plugin` (a [`ComponentPlugin`]) as the component's `component-handler`: world
+/// `lilt:plugin/component`. Expands to nothing outside wasm32.
+#[macro_export]
+macro_rules! export_component {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        const _: () = {
+            type LiltPluginAdapter = $crate::bindings::Adapter<$plugin>;
+            $crate::bindings::component_world::export!(
+                LiltPluginAdapter with_types_in $crate::bindings::component_world
+            );
+        };
+    };
+}
+
+/// Export `$plugin` (both a [`HookPlugin`] and a [`ComponentPlugin`]): world
+/// `lilt:plugin/hooks-and-component`. Expands to nothing outside wasm32.
+#[macro_export]
+macro_rules! export_hooks_and_component {
+    ($plugin:ty) => {
+        $crate::export_hooks!($plugin);
+        $crate::export_component!($plugin);
+    };
+}
+
+/// Export `$plugin` (an [`AuthPlugin`]) as the component's `auth-provider`: world
+/// `lilt:plugin/auth`. Expands to nothing outside wasm32.
+#[macro_export]
+macro_rules! export_auth {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        const _: () = {
+            type LiltPluginAdapter = $crate::bindings::Adapter<$plugin>;
+            $crate::bindings::auth_world::export!(
+                LiltPluginAdapter with_types_in $crate::bindings::auth_world
+            );
+        };
+    };
+}
 
 use serde::de::DeserializeOwned;
 

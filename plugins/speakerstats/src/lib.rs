@@ -1,5 +1,5 @@
-//! speakerstats: a Lilt plugin replacing jitsi-meet's mod_speakerstats_component. Bindings
-//! glue only; the policy is in policy.rs.
+//! speakerstats: a Lilt plugin replacing jitsi-meet's mod_speakerstats_component. The trait
+//! impls only route; the policy is in policy.rs.
 //!
 //! World: `lilt:plugin/hooks-and-component` (component `speakerstats.DOMAIN`, identity
 //! `component/speakerstats`; subscribes to `room-created`, `occupant-joined`,
@@ -7,72 +7,61 @@
 
 pub mod policy;
 
-#[cfg(target_arch = "wasm32")]
-#[allow(unsafe_code)]
-mod bindings {
-    wit_bindgen::generate!({ path: "../../wit", world: "hooks-and-component" });
+use lilt_plugin_sdk::{
+    ComponentPlugin, Configure, DiscoIdentity, Element, Event, EventKind, HookPlugin, Host, Plugin,
+    Verdict,
+};
 
-    use exports::lilt::plugin::hook_handler::Guest as HookGuest;
-    use lilt::plugin::hook_types::{Event, EventKind, Subscription, Verdict};
+/// The plugin, knowing its component domain.
+#[derive(Debug)]
+pub struct SpeakerStats {
+    component: String,
+}
 
-    lilt_plugin_sdk::hook_glue!();
-    lilt_plugin_sdk::component_glue!(
-        Plugin,
-        "speakerstats",
-        lilt_plugin_sdk::no_settings,
-        |report| super::policy::report(&BoundHost, report)
-    );
+impl Plugin for SpeakerStats {
+    fn configure(ctx: &Configure) -> Result<Self, String> {
+        ctx.no_settings()?;
+        Ok(SpeakerStats {
+            component: ctx.component.clone().unwrap_or_default(),
+        })
+    }
+}
 
-    struct Plugin;
-
-    impl HookGuest for Plugin {
-        fn configure(
-            _vhost: String,
-            component: Option<String>,
-            settings_json: String,
-        ) -> Result<(), String> {
-            set_component_domain(component);
-            lilt_plugin_sdk::no_settings(&settings_json)
-        }
-        fn subscriptions() -> Vec<Subscription> {
-            [
-                EventKind::RoomCreated,
-                EventKind::OccupantJoined,
-                EventKind::OccupantLeft,
-                EventKind::RoomDestroyed,
-            ]
-            .into_iter()
-            .map(|kind| Subscription { kind, priority: 0 })
-            .collect()
-        }
-        fn handle(event: Event) -> Verdict {
-            match event {
-                Event::OccupantJoined(e) => {
-                    if let Some(p) = parse(&e.presence) {
-                        super::policy::joined(
-                            &BoundHost,
-                            &component_domain(),
-                            &room(e.room),
-                            &occupant(e.occupant),
-                            &p,
-                        );
-                    }
-                }
-                Event::OccupantLeft(e) => {
-                    if let Some(p) = parse(&e.presence) {
-                        super::policy::left(&BoundHost, &room(e.room), &occupant(e.occupant), &p);
-                    }
-                }
-                // A new room starts clean, even if a crash left a namesake's state behind.
-                Event::RoomCreated(r) | Event::RoomDestroyed(r) => {
-                    super::policy::destroyed(&BoundHost, &room(r))
-                }
-                _ => {}
-            }
-            verdict(lilt_plugin_sdk::hooks::Verdict::Pass)
-        }
-        fn on_timer(_: String) {}
+impl HookPlugin for SpeakerStats {
+    fn subscriptions(&self) -> Vec<(EventKind, i32)> {
+        [
+            EventKind::RoomCreated,
+            EventKind::OccupantJoined,
+            EventKind::OccupantLeft,
+            EventKind::RoomDestroyed,
+        ]
+        .into_iter()
+        .map(|kind| (kind, 0))
+        .collect()
     }
 
-    export!(Plugin);
+    fn handle(&mut self, host: &impl Host, event: Event) -> Verdict {
+        match event {
+            Event::OccupantJoined(e) => {
+                policy::joined(host, &self.component, &e.room, &e.occupant, &e.presence);
+            }
+            Event::OccupantLeft(e) => policy::left(host, &e.room, &e.occupant, &e.presence),
+            // A new room starts clean, even if a crash left a namesake's state behind.
+            Event::RoomCreated(r) | Event::RoomDestroyed(r) => policy::destroyed(host, &r),
+            _ => {}
+        }
+        Verdict::Pass
+    }
 }
+
+impl ComponentPlugin for SpeakerStats {
+    fn identity(&self) -> Option<DiscoIdentity> {
+        Some(DiscoIdentity::component("speakerstats"))
+    }
+
+    fn handle_message(&mut self, host: &impl Host, message: Element) {
+        policy::report(host, &message);
+    }
+}
+
+lilt_plugin_sdk::export_hooks_and_component!(SpeakerStats);

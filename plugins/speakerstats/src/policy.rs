@@ -17,24 +17,24 @@ use lilt_plugin_sdk::xml::Element;
 /// Jitsi's namespace for `speakerstats` and `json-message`.
 pub const JITMEET: &str = "http://jitsi.org/jitmeet";
 
-fn text(host: &dyn Host, key: &str) -> Option<String> {
+fn text(host: &impl Host, key: &str) -> Option<String> {
     host.get(key).and_then(|v| String::from_utf8(v).ok())
 }
 
-fn total(host: &dyn Host, room: &str, nick: &str) -> u64 {
+fn total(host: &impl Host, room: &str, nick: &str) -> u64 {
     text(host, &format!("total|{room}|{nick}"))
         .and_then(|t| t.parse().ok())
         .unwrap_or(0)
 }
 
-fn dominant(host: &dyn Host, room: &str) -> Option<(String, u64)> {
+fn dominant(host: &impl Host, room: &str) -> Option<(String, u64)> {
     let v = text(host, &format!("dom|{room}"))?;
     let (nick, since) = v.rsplit_once(' ')?;
     Some((nick.to_owned(), since.parse().ok()?))
 }
 
 /// End the current dominant speaker's turn, adding it to their total.
-fn stop_dominant(host: &dyn Host, room: &str) {
+fn stop_dominant(host: &impl Host, room: &str) {
     if let Some((nick, since)) = dominant(host, room) {
         let spent = host.now_ms().saturating_sub(since);
         let sum = total(host, room, &nick) + spent;
@@ -45,7 +45,7 @@ fn stop_dominant(host: &dyn Host, room: &str) {
 
 /// Someone joined: remember them, then send them everyone's statistics.
 pub fn joined(
-    host: &dyn Host,
+    host: &impl Host,
     component: &str,
     room: &Room,
     occupant: &Occupant,
@@ -101,7 +101,7 @@ pub fn joined(
 }
 
 /// Someone left: their turn ends; their display name is kept for later joiners.
-pub fn left(host: &dyn Host, room: &Room, occupant: &Occupant, presence: &Element) {
+pub fn left(host: &impl Host, room: &Room, occupant: &Occupant, presence: &Element) {
     let r = &room.jid;
     if dominant(host, r).is_some_and(|(n, _)| n == occupant.nick) {
         stop_dominant(host, r);
@@ -113,7 +113,7 @@ pub fn left(host: &dyn Host, room: &Room, occupant: &Occupant, presence: &Elemen
 }
 
 /// The room is gone: forget it.
-pub fn destroyed(host: &dyn Host, room: &Room) {
+pub fn destroyed(host: &impl Host, room: &Room) {
     for kind in ["occ", "name", "total", "dom"] {
         let prefix = format!("{kind}|{}", room.jid);
         for key in host.keys(&prefix) {
@@ -126,7 +126,7 @@ pub fn destroyed(host: &dyn Host, room: &Room) {
 }
 
 /// A stanza to the component: a dominant-speaker report, or anything else (ignored here).
-pub fn report(host: &dyn Host, stanza: &Element) {
+pub fn report(host: &impl Host, stanza: &Element) {
     let Some(stats) = stanza.child("speakerstats", JITMEET) else {
         return;
     };

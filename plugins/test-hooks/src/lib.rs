@@ -20,6 +20,8 @@
 //! `occupant-joined`. Settings: `mode` (`trap`, `pass`, `timer`, `stamp`, `panic`, `print`,
 //! `loop`, `alloc`, `recurse` or `kv`).
 
+use lilt_plugin_sdk::{Configure, Element, Event, EventKind, HookPlugin, Host, Plugin, Verdict};
+
 /// What the fixture does on each event.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -73,149 +75,143 @@ pub struct Settings {
     pub mode: Mode,
 }
 
-#[cfg(target_arch = "wasm32")]
-#[allow(unsafe_code)]
-mod bindings {
-    wit_bindgen::generate!({ path: "../../wit", world: "hooks" });
+/// The plugin, configured with its mode.
+#[derive(Debug)]
+pub struct TestHooks {
+    mode: Mode,
+}
 
-    use std::cell::Cell;
+/// A trap without a panic message: `unreachable` in wasm (a guest bug the host must survive).
+fn trap() -> ! {
+    #[cfg(target_arch = "wasm32")]
+    {
+        core::arch::wasm32::unreachable()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        std::process::abort()
+    }
+}
 
-    use exports::lilt::plugin::hook_handler::Guest;
-    use lilt::plugin::hook_types::{Event, EventKind, Subscription, Verdict};
+fn body(msg: &Element) -> String {
+    msg.child("body", "jabber:client")
+        .map(Element::text)
+        .unwrap_or_default()
+}
 
-    thread_local! {
-        static MODE: Cell<super::Mode> = const { Cell::new(super::Mode::Trap) };
+/// `timer N` to the vhost: set a timer, try a forged send, and swallow the message.
+fn timer_request(host: &impl Host, event: Event) -> Verdict {
+    let Event::Message(msg) = event else {
+        return Verdict::Pass;
+    };
+    let body = body(&msg);
+    let (Some(ms), Some(from)) = (
+        body.strip_prefix("timer ")
+            .and_then(|n| n.trim().parse::<u64>().ok()),
+        msg.attr("from"),
+    ) else {
+        return Verdict::Pass;
+    };
+    let forged = Element::new("message", "jabber:client")
+        .with_attr("from", "admin@elsewhere.example")
+        .with_attr("to", from)
+        .with_child(Element::new("body", "jabber:client").with_text("forged"));
+    if host.send(&forged).is_ok() {
+        trap();
+    }
+    match host.set_timer(ms, from) {
+        Ok(()) => Verdict::Handled,
+        Err(_) => Verdict::Pass,
+    }
+}
+
+/// `stamp` to the vhost: answer with the build's marker and swallow the message.
+fn stamp(host: &impl Host, event: Event) -> Verdict {
+    let Event::Message(msg) = event else {
+        return Verdict::Pass;
+    };
+    let (true, Some(from)) = (body(&msg) == "stamp", msg.attr("from")) else {
+        return Verdict::Pass;
+    };
+    // A marker the optimizer cannot fold away, so the bytes stay patchable.
+    let marker = std::hint::black_box(STAMP);
+    let reply = Element::new("message", "jabber:client")
+        .with_attr("to", from)
+        .with_attr("type", "chat")
+        .with_child(Element::new("body", "jabber:client").with_text(marker));
+    let _ = host.send(&reply);
+    Verdict::Handled
+}
+
+impl Plugin for TestHooks {
+    fn configure(ctx: &Configure) -> Result<Self, String> {
+        let s: Settings = ctx.settings()?;
+        Ok(TestHooks { mode: s.mode })
+    }
+}
+
+impl HookPlugin for TestHooks {
+    fn subscriptions(&self) -> Vec<(EventKind, i32)> {
+        [
+            EventKind::Message,
+            EventKind::OccupantPreJoin,
+            EventKind::OccupantJoined,
+        ]
+        .into_iter()
+        .map(|kind| (kind, 1000))
+        .collect()
     }
 
-    use lilt_plugin_sdk::xml::Element;
-
-    struct Plugin;
-
-    /// `timer N` to the vhost: set a timer, try a forged send, and swallow the message.
-    fn timer_request(event: Event) -> Verdict {
-        let Event::Message(xml) = event else {
-            return Verdict::Pass;
-        };
-        let Ok(msg) = Element::parse(&xml) else {
-            return Verdict::Pass;
-        };
-        let body = msg
-            .child("body", "jabber:client")
-            .map(Element::text)
-            .unwrap_or_default();
-        let (Some(ms), Some(from)) = (
-            body.strip_prefix("timer ")
-                .and_then(|n| n.trim().parse::<u64>().ok()),
-            msg.attr("from"),
-        ) else {
-            return Verdict::Pass;
-        };
-        let forged = Element::new("message", "jabber:client")
-            .with_attr("from", "admin@elsewhere.example")
-            .with_attr("to", from)
-            .with_child(Element::new("body", "jabber:client").with_text("forged"));
-        if lilt::plugin::stanzas::send(&forged.to_xml()).is_ok() {
-            core::arch::wasm32::unreachable();
-        }
-        match lilt::plugin::timers::set_timer(ms, from) {
-            Ok(()) => Verdict::Handled,
-            Err(_) => Verdict::Pass,
-        }
-    }
-
-    /// `stamp` to the vhost: answer with the build's marker and swallow the message.
-    fn stamp(event: Event) -> Verdict {
-        let Event::Message(xml) = event else {
-            return Verdict::Pass;
-        };
-        let Ok(msg) = Element::parse(&xml) else {
-            return Verdict::Pass;
-        };
-        let asked = msg
-            .child("body", "jabber:client")
-            .is_some_and(|b| b.text() == "stamp");
-        let (true, Some(from)) = (asked, msg.attr("from")) else {
-            return Verdict::Pass;
-        };
-        // A marker the optimizer cannot fold away, so the bytes stay patchable.
-        let marker = std::hint::black_box(super::STAMP);
-        let reply = Element::new("message", "jabber:client")
-            .with_attr("to", from)
-            .with_attr("type", "chat")
-            .with_child(Element::new("body", "jabber:client").with_text(marker));
-        let _ = lilt::plugin::stanzas::send(&reply.to_xml());
-        Verdict::Handled
-    }
-
-    impl Guest for Plugin {
-        fn configure(_: String, _: Option<String>, settings: String) -> Result<(), String> {
-            let s: super::Settings = lilt_plugin_sdk::parse_settings(&settings)?;
-            MODE.with(|m| m.set(s.mode));
-            Ok(())
-        }
-        fn subscriptions() -> Vec<Subscription> {
-            [
-                EventKind::Message,
-                EventKind::OccupantPreJoin,
-                EventKind::OccupantJoined,
-            ]
-            .into_iter()
-            .map(|kind| Subscription {
-                kind,
-                priority: 1000,
-            })
-            .collect()
-        }
-        fn handle(event: Event) -> Verdict {
-            match MODE.with(Cell::get) {
-                // A guest bug: the host must survive it.
-                super::Mode::Trap => core::arch::wasm32::unreachable(),
-                super::Mode::Pass => Verdict::Pass,
-                super::Mode::Timer => timer_request(event),
-                super::Mode::Stamp => stamp(event),
-                super::Mode::Panic => panic!("test-hooks: deliberate panic in handle"),
-                super::Mode::Print => {
-                    for i in 0..super::PRINT_LINES {
-                        println!("test-hooks stdout line {i}");
-                        eprintln!("test-hooks stderr line {i}");
-                    }
-                    Verdict::Pass
+    fn handle(&mut self, host: &impl Host, event: Event) -> Verdict {
+        match self.mode {
+            // A guest bug: the host must survive it.
+            Mode::Trap => trap(),
+            Mode::Pass => Verdict::Pass,
+            Mode::Timer => timer_request(host, event),
+            Mode::Stamp => stamp(host, event),
+            Mode::Panic => panic!("test-hooks: deliberate panic in handle"),
+            Mode::Print => {
+                for i in 0..PRINT_LINES {
+                    println!("test-hooks stdout line {i}");
+                    eprintln!("test-hooks stderr line {i}");
                 }
-                super::Mode::Loop => loop {
-                    std::hint::black_box(&event);
-                },
-                super::Mode::Alloc => {
-                    let mut hoard: Vec<Vec<u8>> = Vec::new();
-                    loop {
-                        hoard.push(vec![1u8; 1 << 20]);
-                        std::hint::black_box(&hoard);
-                    }
-                }
-                super::Mode::Recurse => {
-                    let mut buf = [0u8; 256];
-                    let n = super::recurse(0, &mut buf);
-                    std::hint::black_box(n);
-                    Verdict::Pass
-                }
-                super::Mode::Kv => {
-                    let value = vec![7u8; 64 * 1024];
-                    for i in 0..100_000u32 {
-                        if lilt::plugin::kv::set(&format!("spam/{i}"), &value).is_err() {
-                            break;
-                        }
-                    }
-                    Verdict::Pass
+                Verdict::Pass
+            }
+            Mode::Loop => loop {
+                std::hint::black_box(&event);
+            },
+            Mode::Alloc => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
                 }
             }
-        }
-        fn on_timer(tag: String) {
-            // The tag is the asker's JID.
-            let reply = Element::new("message", "jabber:client")
-                .with_attr("to", tag)
-                .with_child(Element::new("body", "jabber:client").with_text("timer fired"));
-            let _ = lilt::plugin::stanzas::send(&reply.to_xml());
+            Mode::Recurse => {
+                let mut buf = [0u8; 256];
+                let n = recurse(0, &mut buf);
+                std::hint::black_box(n);
+                Verdict::Pass
+            }
+            Mode::Kv => {
+                let value = vec![7u8; 64 * 1024];
+                for i in 0..100_000u32 {
+                    if host.set(&format!("spam/{i}"), &value).is_err() {
+                        break;
+                    }
+                }
+                Verdict::Pass
+            }
         }
     }
 
-    export!(Plugin);
+    fn on_timer(&mut self, host: &impl Host, tag: &str) {
+        // The tag is the asker's JID.
+        let reply = Element::new("message", "jabber:client")
+            .with_attr("to", tag)
+            .with_child(Element::new("body", "jabber:client").with_text("timer fired"));
+        let _ = host.send(&reply);
+    }
 }
+
+lilt_plugin_sdk::export_hooks!(TestHooks);

@@ -124,6 +124,7 @@ pub(super) fn room_iq(
                 destroy_room(room, &destroy, out);
                 let vhost = service.config.vhost.clone();
                 service.rooms.remove(key);
+                tracing::info!(target: "audit", event = "room_destroyed", vhost = %vhost, room = %info.jid, meeting_id = %info.meeting_id);
                 notify(ext, &vhost, out, HookKind::RoomDestroyed, || {
                     MucEvent::RoomDestroyed(info)
                 });
@@ -171,6 +172,7 @@ pub(super) fn room_iq(
             {
                 let info = room.info();
                 service.rooms.remove(key);
+                tracing::info!(target: "audit", event = "room_destroyed", vhost = %vhost, room = %info.jid, meeting_id = %info.meeting_id);
                 notify(ext, &vhost, out, HookKind::RoomDestroyed, || {
                     MucEvent::RoomDestroyed(info)
                 });

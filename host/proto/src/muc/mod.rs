@@ -662,6 +662,7 @@ impl MucService {
         let info = room.occupant_info(&occupant);
         room.occupants.push(occupant);
         if created {
+            tracing::info!(target: "audit", event = "room_created", vhost = %vhost, room = %room.jid, meeting_id = %room.meeting_id);
             notify(ext, &vhost, out, HookKind::RoomCreated, || {
                 MucEvent::RoomCreated(room.info())
             });
@@ -762,6 +763,7 @@ impl MucService {
         if room.occupants.is_empty() && destroy_when_empty && !room.config.persistent {
             let info = room.info();
             self.rooms.remove(key);
+            tracing::info!(target: "audit", event = "room_destroyed", vhost = %vhost, room = %info.jid, meeting_id = %info.meeting_id);
             notify(ext, &vhost, out, HookKind::RoomDestroyed, || {
                 MucEvent::RoomDestroyed(info)
             });
