@@ -60,15 +60,8 @@ impl SqliteStore {
     ) -> Result<bool, StorageError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let old: Option<i64> = tx
-            .query_row(
-                "SELECT LENGTH(CAST(value AS BLOB)) FROM plugin_kv
-                 WHERE vhost = ?1 AND plugin = ?2 AND key = ?3",
-                params![vhost, plugin, key],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let old = old.map_or(0, |n| key.len() as u64 + u64::try_from(n).unwrap_or(0));
+        let old = value_len(&tx, vhost, plugin, key)?;
+        let old = old.map_or(0, |n| key.len() as u64 + n);
         let new_total = usage(&tx, vhost, plugin)?.saturating_sub(old) + entry_bytes(key, value);
         if quota.is_some_and(|q| new_total > q) {
             // Dropping `tx` rolls back; nothing was written.
@@ -182,20 +175,11 @@ impl KvStore for SqliteStore {
     fn delete(&self, vhost: &str, plugin: &str, key: &str) -> Result<(), StorageError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let old: Option<i64> = tx
-            .query_row(
-                "SELECT LENGTH(CAST(value AS BLOB)) FROM plugin_kv
-                 WHERE vhost = ?1 AND plugin = ?2 AND key = ?3",
-                params![vhost, plugin, key],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let old = value_len(&tx, vhost, plugin, key)?;
         let Some(old) = old else {
             return Ok(());
         };
-        let freed = i64::try_from(key.len())
-            .unwrap_or(i64::MAX)
-            .saturating_add(old);
+        let freed = i64::try_from(key.len() as u64 + old).unwrap_or(i64::MAX);
         tx.execute(
             "DELETE FROM plugin_kv WHERE vhost = ?1 AND plugin = ?2 AND key = ?3",
             params![vhost, plugin, key],
@@ -233,4 +217,22 @@ impl KvStore for SqliteStore {
     fn usage_bytes(&self, vhost: &str, plugin: &str) -> Result<u64, StorageError> {
         usage(&self.conn(), vhost, plugin)
     }
+}
+
+/// The byte length of the stored value of `key`, if there is one.
+fn value_len(
+    tx: &rusqlite::Transaction<'_>,
+    vhost: &str,
+    plugin: &str,
+    key: &str,
+) -> Result<Option<u64>, StorageError> {
+    let n: Option<i64> = tx
+        .query_row(
+            "SELECT LENGTH(CAST(value AS BLOB)) FROM plugin_kv
+             WHERE vhost = ?1 AND plugin = ?2 AND key = ?3",
+            params![vhost, plugin, key],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(n.map(|n| u64::try_from(n).unwrap_or(0)))
 }
