@@ -304,6 +304,16 @@ async fn a_hook_plugin_is_replaced_ten_times_under_traffic() {
         .expect("request");
     assert_eq!(listed.status().as_u16(), 200);
 
+    // Metrics are per generation: the one serving now has its own calls and call times.
+    let m = crate::web::scrape(server.ports()).await;
+    let now = [
+        ("plugin", "test-hooks"),
+        ("vhost", "localhost"),
+        ("generation", "13"),
+    ];
+    assert!(crate::web::sample(&m, "lilt_plugin_calls_total", &now) >= 1.0);
+    assert!(crate::web::sample(&m, "lilt_plugin_call_duration_seconds_count", &now) >= 1.0);
+
     // All of it is in the audit log, one JSON object per line.
     let audit = std::fs::read_to_string(server.data_dir().join("audit.log")).expect("audit log");
     let events: Vec<String> = audit

@@ -27,8 +27,42 @@ pub const ROUTES: [&str; 7] = [
     "not_found",
 ];
 
-/// Plugin call counts read at render time: (plugin, vhost, calls, traps, disabled).
-pub type PluginStats = Vec<(String, String, u64, u64, bool)>;
+/// Upper bounds of the plugin call-time histogram's buckets, in seconds (`+Inf` follows).
+pub const CALL_BUCKETS: [f64; 10] = [
+    0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 1.0,
+];
+
+/// A plugin generation's call times: calls per bucket (not cumulative; the last counts what
+/// exceeded every bound), and the sum.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallTimes {
+    /// Calls whose time fell in each bucket of `CALL_BUCKETS`, then above the last.
+    pub buckets: [u64; CALL_BUCKETS.len() + 1],
+    /// Total time, seconds.
+    pub sum_seconds: f64,
+}
+
+/// One plugin generation on one vhost, read at render time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PluginStat {
+    /// Plugin name.
+    pub plugin: String,
+    /// Vhost.
+    pub vhost: String,
+    /// Generation number (1 at start, +1 per reload).
+    pub generation: u64,
+    /// Calls since this generation was loaded.
+    pub calls: u64,
+    /// Of those, calls that trapped, timed out or ran out of memory.
+    pub traps: u64,
+    /// Disabled after too many traps.
+    pub disabled: bool,
+    /// Call times.
+    pub times: CallTimes,
+}
+
+/// Every plugin generation serving now.
+pub type PluginStats = Vec<PluginStat>;
 
 /// Everything counted.
 #[derive(Debug)]
@@ -267,18 +301,22 @@ impl Metrics {
             ));
         }
         flush(&mut out, &mut lines);
+        let labels = |p: &PluginStat| {
+            format!(
+                "plugin=\"{}\",vhost=\"{}\",generation=\"{}\"",
+                escape_label(&p.plugin),
+                escape_label(&p.vhost),
+                p.generation
+            )
+        };
         let calls = family(
             &mut out,
             "lilt_plugin_calls_total",
             "counter",
-            "Plugin calls by plugin and vhost.",
+            "Plugin calls by plugin, vhost and generation.",
         );
-        for (plugin, vhost, c, _, _) in plugins {
-            lines.push(format!(
-                "{calls}{{plugin=\"{}\",vhost=\"{}\"}} {c}",
-                escape_label(plugin),
-                escape_label(vhost)
-            ));
+        for p in plugins {
+            lines.push(format!("{calls}{{{}}} {}", labels(p), p.calls));
         }
         flush(&mut out, &mut lines);
         let traps = family(
@@ -287,12 +325,8 @@ impl Metrics {
             "counter",
             "Plugin calls that trapped, timed out or ran out of memory.",
         );
-        for (plugin, vhost, _, t, _) in plugins {
-            lines.push(format!(
-                "{traps}{{plugin=\"{}\",vhost=\"{}\"}} {t}",
-                escape_label(plugin),
-                escape_label(vhost)
-            ));
+        for p in plugins {
+            lines.push(format!("{traps}{{{}}} {}", labels(p), p.traps));
         }
         flush(&mut out, &mut lines);
         let disabled = family(
@@ -301,13 +335,31 @@ impl Metrics {
             "gauge",
             "1 while a plugin is disabled after too many traps.",
         );
-        for (plugin, vhost, _, _, d) in plugins {
+        for p in plugins {
             lines.push(format!(
-                "{disabled}{{plugin=\"{}\",vhost=\"{}\"}} {}",
-                escape_label(plugin),
-                escape_label(vhost),
-                u8::from(*d)
+                "{disabled}{{{}}} {}",
+                labels(p),
+                u8::from(p.disabled)
             ));
+        }
+        flush(&mut out, &mut lines);
+        let hist = family(
+            &mut out,
+            "lilt_plugin_call_duration_seconds",
+            "histogram",
+            "Plugin call time, from admission to the call's outcome (host imports included).",
+        );
+        for p in plugins {
+            let l = labels(p);
+            let mut cumulative = 0;
+            for (i, bound) in CALL_BUCKETS.iter().enumerate() {
+                cumulative += p.times.buckets[i];
+                lines.push(format!("{hist}_bucket{{{l},le=\"{bound}\"}} {cumulative}"));
+            }
+            cumulative += p.times.buckets[CALL_BUCKETS.len()];
+            lines.push(format!("{hist}_bucket{{{l},le=\"+Inf\"}} {cumulative}"));
+            lines.push(format!("{hist}_sum{{{l}}} {}", p.times.sum_seconds));
+            lines.push(format!("{hist}_count{{{l}}} {cumulative}"));
         }
         flush(&mut out, &mut lines);
         let n = family(
@@ -365,8 +417,8 @@ impl Metrics {
         ] {
             m.insert(k.into(), v.load(Ordering::Relaxed).into());
         }
-        let calls: u64 = plugins.iter().map(|p| p.2).sum();
-        let traps: u64 = plugins.iter().map(|p| p.3).sum();
+        let calls: u64 = plugins.iter().map(|p| p.calls).sum();
+        let traps: u64 = plugins.iter().map(|p| p.traps).sum();
         m.insert("total_plugin_calls".into(), calls.into());
         m.insert("total_plugin_traps".into(), traps.into());
         m.insert(
@@ -423,16 +475,39 @@ mod tests {
         m.auth("PLAIN", false);
         m.stanza_routed();
         m.stanzas_delivered(3);
-        let plugins = vec![("auth-anonymous".into(), "a.example".into(), 7, 1, false)];
+        let mut times = CallTimes::default();
+        times.buckets[0] = 5;
+        times.buckets[CALL_BUCKETS.len()] = 2;
+        times.sum_seconds = 2.5;
+        let plugins = vec![PluginStat {
+            plugin: "auth-anonymous".into(),
+            vhost: "a.example".into(),
+            generation: 3,
+            calls: 7,
+            traps: 1,
+            disabled: false,
+            times,
+        }];
         let text = m.render_prometheus(&plugins);
         assert!(text.contains("lilt_connections{transport=\"websocket\"} 1\n"));
         assert!(text.contains("lilt_sessions{transport=\"websocket\",vhost=\"b.example\"} 1\n"));
         assert!(!text.contains("nobody.example"));
         assert!(text.contains("lilt_auth_total{mechanism=\"PLAIN\",result=\"failure\"} 1\n"));
         assert!(text.contains("lilt_stanzas_delivered_total 3\n"));
-        assert!(text.contains(
-            "lilt_plugin_traps_total{plugin=\"auth-anonymous\",vhost=\"a.example\"} 1\n"
-        ));
+        let l = "plugin=\"auth-anonymous\",vhost=\"a.example\",generation=\"3\"";
+        assert!(text.contains(&format!("lilt_plugin_traps_total{{{l}}} 1\n")));
+        assert!(text.contains(&format!(
+            "lilt_plugin_call_duration_seconds_bucket{{{l},le=\"0.00001\"}} 5\n"
+        )));
+        assert!(text.contains(&format!(
+            "lilt_plugin_call_duration_seconds_bucket{{{l},le=\"1\"}} 5\n"
+        )));
+        assert!(text.contains(&format!(
+            "lilt_plugin_call_duration_seconds_bucket{{{l},le=\"+Inf\"}} 7\n"
+        )));
+        assert!(text.contains(&format!(
+            "lilt_plugin_call_duration_seconds_count{{{l}}} 7\n"
+        )));
         // Every sample line belongs to a family declared before it.
         let mut declared = Vec::new();
         for line in text.lines() {
@@ -440,7 +515,12 @@ mod tests {
                 declared.push(rest.split(' ').next().unwrap_or_default().to_owned());
             } else if !line.starts_with('#') {
                 let name = line.split(['{', ' ']).next().unwrap_or_default();
-                assert_eq!(declared.last().map(String::as_str), Some(name), "{line}");
+                let family = declared.last().map(String::as_str).unwrap_or_default();
+                let suffix = name.strip_prefix(family);
+                assert!(
+                    matches!(suffix, Some("" | "_bucket" | "_sum" | "_count")),
+                    "{line}"
+                );
             }
         }
         let json = m.render_json(&plugins, 0);

@@ -103,6 +103,11 @@ impl AuthPlugin {
         self.0.sandbox.call_counts()
     }
 
+    /// Call times since load (for `/metrics`).
+    pub fn call_times(&self) -> crate::metrics::CallTimes {
+        self.0.sandbox.call_times()
+    }
+
     /// True while too many recent traps keep the plugin disabled.
     pub fn is_disabled(&self) -> bool {
         self.0.sandbox.is_disabled()

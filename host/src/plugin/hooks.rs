@@ -147,6 +147,11 @@ impl HookPlugin {
         }
     }
 
+    /// Call times since load (for `/metrics`).
+    pub fn call_times(&self) -> crate::metrics::CallTimes {
+        self.sandbox.call_times()
+    }
+
     /// True while repeated traps keep it disabled.
     pub fn is_disabled(&self) -> bool {
         self.sandbox.is_disabled()

@@ -32,6 +32,7 @@ use super::engine::TICK;
 use super::host_api::{Effects, State};
 use super::output::{GuestLog, GuestOutput, Stream};
 use super::{PluginEngine, PluginError};
+use crate::metrics::{CALL_BUCKETS, CallTimes};
 use crate::storage::{KvRole, KvStore, kv_namespace};
 
 /// Calls after which a live instance is replaced by a fresh one.
@@ -98,6 +99,9 @@ pub(super) struct Sandbox {
     send_domains: Arc<[String]>,
     log: Arc<GuestLog>,
     traps: Mutex<VecDeque<Instant>>,
+    /// Calls per `CALL_BUCKETS` bucket (then above the last), and their total in µs.
+    times: [AtomicU64; CALL_BUCKETS.len() + 1],
+    time_us: AtomicU64,
     calls_total: AtomicU64,
     traps_total: AtomicU64,
 }
@@ -121,9 +125,32 @@ impl Sandbox {
             kv,
             send_domains: send_domains.into(),
             traps: Mutex::new(VecDeque::new()),
+            times: std::array::from_fn(|_| AtomicU64::new(0)),
+            time_us: AtomicU64::new(0),
             calls_total: AtomicU64::new(0),
             traps_total: AtomicU64::new(0),
         }
+    }
+
+    /// The call-time histogram since load.
+    pub(super) fn call_times(&self) -> CallTimes {
+        CallTimes {
+            buckets: std::array::from_fn(|i| self.times[i].load(Ordering::Relaxed)),
+            sum_seconds: self.time_us.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
+
+    fn record_time(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        let i = CALL_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(CALL_BUCKETS.len());
+        self.times[i].fetch_add(1, Ordering::Relaxed);
+        self.time_us.fetch_add(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// Calls made and calls that trapped since load.
@@ -164,6 +191,18 @@ impl Sandbox {
         f: impl FnOnce(&I, &mut Store<State>) -> wasmtime::Result<R>,
     ) -> Result<(R, Effects), PluginError> {
         self.admit()?;
+        let started = Instant::now();
+        let out = self.run_on_instance(pool, make, f);
+        self.record_time(started.elapsed());
+        out
+    }
+
+    fn run_on_instance<I, R>(
+        &self,
+        pool: &InstancePool<I>,
+        make: impl FnOnce(&mut Store<State>) -> wasmtime::Result<Result<I, String>>,
+        f: impl FnOnce(&I, &mut Store<State>) -> wasmtime::Result<R>,
+    ) -> Result<(R, Effects), PluginError> {
         let mut live = match pool.take() {
             Some(live) => live,
             None => {

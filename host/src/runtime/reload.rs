@@ -25,6 +25,7 @@ use tokio::sync::{Mutex, mpsc};
 use super::plugin_worker::{WorkerMsg, Workers};
 use super::router_task::RouterCmd;
 use crate::config::Config;
+use crate::metrics::{PluginStat, PluginStats};
 use crate::plugin::{AuthPlugin, HookPlugin, PluginEngine, PluginSet, VhostHooks};
 use crate::storage::KvStore;
 
@@ -59,6 +60,15 @@ pub struct Generation {
     pub hash: String,
     /// Why the last reload attempt failed, if it did (the generation above still serves).
     pub last_error: Option<String>,
+}
+
+/// One slot's view for `status` and `stats`.
+struct Row {
+    stat: PluginStat,
+    world: &'static str,
+    grants: Vec<&'static str>,
+    hash: String,
+    last_error: Option<String>,
 }
 
 /// The plugins every vhost runs now.
@@ -197,9 +207,8 @@ impl PluginRegistry {
         all
     }
 
-    /// Every slot as JSON, for `lilt plugin list` and the admin endpoint: vhost, plugin,
-    /// world, generation, content hash, grants, calls, traps, state and the last reload error.
-    pub fn status(&self) -> serde_json::Value {
+    /// One row per slot: what serves it now, with its counters.
+    fn rows(&self) -> Vec<Row> {
         let auth = read(&self.auth).clone();
         let hooks = read(&self.hooks).clone();
         let mut rows = Vec::new();
@@ -212,7 +221,7 @@ impl PluginRegistry {
                         vhost.clone(),
                         "auth",
                         v.map(|v| v.auth.grants),
-                        p.map(|p| (p.call_counts(), p.is_disabled())),
+                        p.map(|p| (p.call_counts(), p.is_disabled(), p.call_times())),
                     )
                 }
                 Slot::Hook { vhost, index } => {
@@ -224,28 +233,57 @@ impl PluginRegistry {
                         vhost.clone(),
                         p.as_ref().map_or("hooks", |p| p.world()),
                         v.and_then(|v| v.plugins.get(*index)).map(|c| c.grants),
-                        p.map(|p| (p.call_counts(), p.is_disabled())),
+                        p.map(|p| (p.call_counts(), p.is_disabled(), p.call_times())),
                     )
                 }
             };
-            let grants: Vec<&str> = grants
-                .map(|g| g.iter().map(|c| c.name()).collect())
-                .unwrap_or_default();
-            let ((calls, traps), disabled) = counts.unwrap_or(((0, 0), false));
-            rows.push(serde_json::json!({
-                "vhost": vhost,
-                "plugin": g.plugin,
-                "world": world,
-                "generation": g.number,
-                "hash": g.hash,
-                "grants": grants,
-                "calls": calls,
-                "traps": traps,
-                "state": if disabled { "disabled" } else { "serving" },
-                "last_reload_error": g.last_error,
-            }));
+            let ((calls, traps), disabled, times) = counts.unwrap_or_default();
+            rows.push(Row {
+                stat: PluginStat {
+                    plugin: g.plugin.clone(),
+                    vhost,
+                    generation: g.number,
+                    calls,
+                    traps,
+                    disabled,
+                    times,
+                },
+                world,
+                grants: grants
+                    .map(|g| g.iter().map(|c| c.name()).collect())
+                    .unwrap_or_default(),
+                hash: g.hash,
+                last_error: g.last_error,
+            });
         }
-        serde_json::Value::Array(rows)
+        rows
+    }
+
+    /// Counters of every generation serving now, for `/metrics` and `/stats`.
+    pub fn stats(&self) -> PluginStats {
+        self.rows().into_iter().map(|r| r.stat).collect()
+    }
+
+    /// Every slot as JSON, for `lilt plugin list` and the admin endpoint: vhost, plugin,
+    /// world, generation, content hash, grants, calls, traps, state and the last reload error.
+    pub fn status(&self) -> serde_json::Value {
+        self.rows()
+            .into_iter()
+            .map(|r| {
+                serde_json::json!({
+                    "vhost": r.stat.vhost,
+                    "plugin": r.stat.plugin,
+                    "world": r.world,
+                    "generation": r.stat.generation,
+                    "hash": r.hash,
+                    "grants": r.grants,
+                    "calls": r.stat.calls,
+                    "traps": r.stat.traps,
+                    "state": if r.stat.disabled { "disabled" } else { "serving" },
+                    "last_reload_error": r.last_error,
+                })
+            })
+            .collect()
     }
 
     /// The slots a reload request names: all, a vhost's, a plugin's (by name), or both.

@@ -71,35 +71,10 @@ impl Ctx {
         self.stopping.load(Ordering::Relaxed)
     }
 
-    /// Call and trap counts of every auth plugin, for `/metrics` and `/stats`.
+    /// Call counts and times of every plugin generation serving now, for `/metrics` and
+    /// `/stats`.
     pub fn plugin_stats(&self) -> PluginStats {
-        let mut stats: PluginStats = self
-            .plugins
-            .auth_plugins()
-            .iter()
-            .map(|p| {
-                let (calls, traps) = p.call_counts();
-                (
-                    p.name().to_owned(),
-                    p.vhost().to_owned(),
-                    calls,
-                    traps,
-                    p.is_disabled(),
-                )
-            })
-            .collect();
-        stats.extend(self.plugins.hook_plugins().iter().map(|(vhost, p)| {
-            let (calls, traps) = p.call_counts();
-            (
-                p.name().to_owned(),
-                vhost.clone(),
-                calls,
-                traps,
-                p.is_disabled(),
-            )
-        }));
-        stats.sort();
-        stats
+        self.plugins.stats()
     }
 }
 
