@@ -144,6 +144,11 @@ async fn malformed_xml_is_not_well_formed() {
             "<message to='localhost'><body>x</bdy></message>",
         ),
         (
+            "end tag closing the stanza too early",
+            true,
+            "<message to='localhost'><body>x</message>",
+        ),
+        (
             "unquoted attribute",
             true,
             "<message to=localhost><body>x</body></message>",

@@ -114,6 +114,10 @@ pub struct StreamParser {
     stanza_start: Option<usize>,
     /// Element depth: 0 before the header, 1 inside the stream.
     depth: usize,
+    /// Hashes of the qualified names of the elements open inside the current stanza, so that
+    /// an end tag that does not match its start tag is caught here (`<a><b></a>`), not left
+    /// waiting for more input.
+    open: Vec<u64>,
     /// Header seen.
     opened: bool,
     /// Nothing but whitespace seen yet (a declaration is allowed).
@@ -139,6 +143,7 @@ impl StreamParser {
             tag_start: 0,
             stanza_start: None,
             depth: 0,
+            open: Vec::new(),
             opened: false,
             at_start: true,
             closed: false,
@@ -380,6 +385,11 @@ impl StreamParser {
                     return Ok(Some(Event::StreamClose));
                 }
                 _ => {
+                    let tag = &self.buf[self.tag_start + 2..self.pos - 1];
+                    if self.open.pop() != Some(name_hash(tag.trim_ascii())) {
+                        let name = String::from_utf8_lossy(tag.trim_ascii()).into_owned();
+                        return Err(nwf(format!("</{name}> does not match its start tag")));
+                    }
                     self.depth -= 1;
                     if self.depth == 1 {
                         return self.stanza_done().map(Some);
@@ -397,6 +407,12 @@ impl StreamParser {
             }
             return Ok(None);
         }
+        let tag = &self.buf[self.tag_start + 1..self.pos - 1];
+        let name_end = tag
+            .iter()
+            .position(|b| b.is_ascii_whitespace() || *b == b'/')
+            .unwrap_or(tag.len());
+        self.open.push(name_hash(&tag[..name_end]));
         self.depth += 1;
         if self.depth - 1 > self.limits.max_depth {
             return Err(XmlError::PolicyViolation(format!(
@@ -517,6 +533,13 @@ pub fn parse_element(bytes: &[u8], limits: &Limits) -> Result<Element, XmlError>
         Some(Event::Stanza(_)) => Err(nwf("more than one element")),
         _ => Err(nwf("incomplete element")),
     }
+}
+
+/// FNV-1a of an element's qualified name (start and end tags must agree byte for byte).
+fn name_hash(name: &[u8]) -> u64 {
+    name.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Parse the bytes of one complete element with the stream's namespace scope.
@@ -865,9 +888,23 @@ mod tests {
             "<message>&#0;</message>",
             "<message :x='1'/>",
             "<a:b:c/>",
+            // An end tag that does not match its start tag, below the stanza's own level.
+            "<message><body>x</message>",
+            "<message><a><b></a></b></message>",
+            "<message><a></b><c/></message>",
         ] {
             assert_eq!(first_error(body).condition(), "not-well-formed", "{body}");
         }
+        // A matching end tag may carry whitespace before its `>`.
+        let mut p = StreamParser::new(Limits::default());
+        p.feed(HEADER.as_bytes()).expect("feed");
+        p.feed(b"<message><body >x</body ><x:y xmlns:x='u'><z/></x:y></message>")
+            .expect("feed");
+        let events = all_events(&mut p).expect("well-formed");
+        assert!(
+            events.iter().any(|e| matches!(e, Event::Stanza(_))),
+            "{events:?}"
+        );
         let mut p = StreamParser::new(Limits::default());
         p.feed(HEADER.as_bytes()).expect("feed");
         p.feed(b"<message>\xff\xfe</message>").expect("feed");
