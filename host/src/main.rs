@@ -42,6 +42,13 @@ enum Command {
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
     },
+    /// Make the running server read its configuration file again (as SIGHUP does): vhosts
+    /// added, removed or given other plugins take effect without a restart.
+    Reload {
+        /// The TOML configuration file the server runs with.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Manage accounts through the vhost's auth plugin.
     User {
         #[command(subcommand)]
@@ -219,6 +226,12 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            Command::Reload { config } => {
+                init_tracing("warn");
+                let config = load(config.as_ref()).map_err(anyhow::Error::msg)?;
+                print!("{}", admin::plugins::reload_config(&config)?);
+                Ok(())
+            }
             Command::User { action, config } => {
                 init_tracing("warn");
                 let config = load(config.as_ref()).map_err(anyhow::Error::msg)?;
@@ -243,43 +256,84 @@ fn main() -> ExitCode {
 }
 
 /// Serve until SIGINT or SIGTERM, or until a long-lived task fails: then the server logs why
-/// and the process exits non-zero, so that its supervisor restarts it.
+/// and the process exits non-zero, so that its supervisor restarts it. SIGHUP (what
+/// `systemctl reload` sends) reloads the configuration file.
 async fn serve(config: Config) -> anyhow::Result<()> {
     let mut server = Server::start(config).await?;
-    tokio::select! {
-        () = wait_for_signal() => {
-            tracing::info!(message = "Shutting down.");
-            server.shutdown().await;
-            Ok(())
-        }
-        e = server.failed() => {
-            tracing::error!(message = "A server task failed; exiting.", error = %e);
-            Err(e)
+    let mut signals = Signals::new();
+    loop {
+        tokio::select! {
+            signal = signals.next() => match signal {
+                Signal::Stop => {
+                    tracing::info!(message = "Shutting down.");
+                    server.shutdown().await;
+                    return Ok(());
+                }
+                Signal::Reload => {
+                    tracing::info!(message = "SIGHUP received: reloading the configuration.");
+                    // The outcome is logged by the reload itself.
+                    let _ = server.reload_config().await;
+                }
+            },
+            e = server.failed() => {
+                tracing::error!(message = "A server task failed; exiting.", error = %e);
+                return Err(e);
+            }
         }
     }
 }
 
-/// SIGINT or SIGTERM. SIGHUP (what `systemctl reload` sends) does not stop the server: it is
-/// logged, and the running configuration stays as it is.
-async fn wait_for_signal() {
+/// What a signal asks for.
+enum Signal {
+    /// SIGINT or SIGTERM.
+    Stop,
+    /// SIGHUP.
+    Reload,
+}
+
+/// The signals `serve` listens to.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let (Ok(mut term), Ok(mut hup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) {
-            loop {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => return,
-                    _ = term.recv() => return,
-                    _ = hup.recv() => tracing::warn!(
-                        message = "SIGHUP received: configuration reload is not implemented yet; \
-                                   the server keeps its current configuration."
-                    ),
-                }
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                hup: signal(SignalKind::hangup()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        Signals {}
     }
-    let _ = tokio::signal::ctrl_c().await;
+
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => Signal::Stop,
+                () = recv(&mut self.term) => Signal::Stop,
+                () = recv(&mut self.hup) => Signal::Reload,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Stop
+        }
+    }
 }

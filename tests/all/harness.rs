@@ -449,6 +449,13 @@ impl Setup {
         unreachable!("the loop returns or panics")
     }
 
+    /// Rewrite the config file as `config` on the same ports and folders (for a
+    /// configuration reload).
+    pub(crate) fn rewrite(&self, config: &TestConfig) {
+        let text = render_config(config, &self.data_dir(), &plugin_dir(), self.ports);
+        std::fs::write(&self.config_path, text).expect("write config");
+    }
+
     /// Rewrite the config file onto fresh loopback ports.
     fn move_to_fresh_ports(&mut self) {
         let fresh = free_ports::<5>();

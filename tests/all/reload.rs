@@ -20,6 +20,7 @@ use tokio::sync::Barrier;
 
 use crate::harness::{Server, Setup, TempDir, TestConfig, Vhost, plugin_dir, run_cli};
 use crate::muc::Peer;
+use crate::raw::RawClient;
 use crate::web::http;
 
 const ROOMS: usize = 20;
@@ -341,4 +342,129 @@ async fn a_hook_plugin_is_replaced_ten_times_under_traffic() {
         events.iter().filter(|e| *e == "login").count() > ROOMS * PER_ROOM,
         "every login is audited"
     );
+}
+
+/// A stamp-mode test-hooks plugin loaded from `path`.
+fn stamp_plugin(path: &Path) -> String {
+    format!(
+        "[[vhosts.plugins]]\nplugin = \"test-hooks\"\npath = {:?}\nsettings = {{ mode = \"stamp\" }}",
+        path.display().to_string()
+    )
+}
+
+#[tokio::test]
+async fn a_config_reload_adds_removes_and_changes_vhosts_while_others_chat() {
+    let original = std::fs::read(plugin_dir().join("test_hooks.wasm")).expect("test_hooks.wasm");
+    let files = TempDir::new();
+    let stamp_a = files.path().join("a.wasm");
+    install(&stamp_a, &patched(&original, STAMP_A));
+    let stamp_b = files.path().join("b.wasm");
+    install(&stamp_b, &patched(&original, STAMP_B));
+    let before = TestConfig::new(vec![
+        Vhost::anonymous("keep.localhost").with(&stamp_plugin(&stamp_a)),
+        Vhost::anonymous("gone.localhost"),
+        Vhost::anonymous("calm.localhost"),
+    ]);
+    let server = Setup::new(before).start();
+    let addr = server.ports().c2s_addr();
+    let mut c1 = Peer::anonymous(&server, "calm.localhost").await;
+    let mut c2 = Peer::anonymous(&server, "calm.localhost").await;
+    c2.var("from", &c1.jid);
+    let mut keeper = Peer::anonymous(&server, "keep.localhost").await;
+    let (mut leaver, _) = RawClient::login_anonymous(addr, "gone.localhost").await;
+    assert_eq!(
+        stamp_at(&mut keeper, "keep.localhost").await,
+        "test-hooks-build-A"
+    );
+
+    // The new file: `gone` removed, `new` added with a plugin, `keep` on another build.
+    let after = TestConfig::new(vec![
+        Vhost::anonymous("keep.localhost").with(&stamp_plugin(&stamp_b)),
+        Vhost::anonymous("calm.localhost"),
+        Vhost::anonymous("new.localhost").with(&stamp_plugin(&stamp_a)),
+    ]);
+    server.setup_ref().rewrite(&after);
+    let reloaded = server.log().matches("Configuration reloaded.").count();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    // `calm` chats throughout.
+    for i in 0..20 {
+        c1.send(&format!(
+            "<message to='{}' type='chat'><body>c{i}</body></message>",
+            c2.jid
+        ))
+        .await;
+        c2.expect(&format!(
+            "<message from='{{from}}' to='{{me}}' type='chat'><body>c{i}</body></message>"
+        ))
+        .await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    logged_more(&server, "Configuration reloaded.", reloaded).await;
+
+    // `gone`'s session is told so; new logins there are refused.
+    let cond = leaver.expect_stream_error(Duration::from_secs(10)).await;
+    assert_eq!(cond, "host-gone");
+    let mut refused = RawClient::connect(addr).await;
+    refused.send_header("gone.localhost").await;
+    assert_eq!(
+        refused.expect_stream_error(Duration::from_secs(10)).await,
+        "host-unknown"
+    );
+    // `keep`'s session stayed, and now meets the new build; `new` serves with its plugin.
+    assert_eq!(
+        stamp_at(&mut keeper, "keep.localhost").await,
+        "test-hooks-build-B"
+    );
+    let mut newcomer = Peer::anonymous(&server, "new.localhost").await;
+    assert_eq!(
+        stamp_at(&mut newcomer, "new.localhost").await,
+        "test-hooks-build-A"
+    );
+    // `calm` kept its sessions.
+    c1.send(&format!(
+        "<message to='{}' type='chat'><body>after</body></message>",
+        c2.jid
+    ))
+    .await;
+    c2.expect("<message from='{from}' to='{me}' type='chat'><body>after</body></message>")
+        .await;
+
+    // A file with a plugin that does not load changes nothing.
+    let broken = files.path().join("broken.wasm");
+    std::fs::write(&broken, b"not a component").expect("write");
+    let bad = TestConfig::new(vec![
+        Vhost::anonymous("keep.localhost").with(&stamp_plugin(&broken)),
+        Vhost::anonymous("calm.localhost"),
+    ]);
+    server.setup_ref().rewrite(&bad);
+    let config = server.setup_ref().config_arg();
+    let out = run_cli(&["reload", "--config", &config], "");
+    assert!(!out.success(), "{out:?}");
+    assert!(out.stderr.contains("vhosts[0].plugins[0]"), "{out:?}");
+    assert_eq!(
+        stamp_at(&mut keeper, "keep.localhost").await,
+        "test-hooks-build-B"
+    );
+    let mut still = Peer::anonymous(&server, "new.localhost").await;
+    assert_eq!(
+        stamp_at(&mut still, "new.localhost").await,
+        "test-hooks-build-A"
+    );
+}
+
+/// Ask the plugin of `vhost` for its build marker.
+async fn stamp_at(peer: &mut Peer, vhost: &str) -> String {
+    peer.send(&format!(
+        "<message to='{vhost}' type='chat'><body>stamp</body></message>"
+    ))
+    .await;
+    let reply = peer.next().await;
+    reply
+        .get_child("body", "jabber:client")
+        .map(|b| b.text())
+        .unwrap_or_else(|| panic!("no body in {}", String::from(&reply)))
 }

@@ -207,6 +207,34 @@ pub fn reload(
     Ok((out, all_ok))
 }
 
+/// `lilt reload`: the running server reads its config file again; the report.
+///
+/// # Errors
+/// When the server cannot be reached, or refuses the new configuration (it keeps the old).
+pub fn reload_config(config: &Config) -> anyhow::Result<String> {
+    let answer = call(config, "POST", "/admin/reload")?;
+    let list = |k: &str| -> String {
+        let items: Vec<&str> = answer[k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        if items.is_empty() {
+            "-".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
+    Ok(format!(
+        "added: {}\nremoved: {}\nchanged: {}\nneeds a restart: {}\n",
+        list("added"),
+        list("removed"),
+        list("changed"),
+        list("restart_needed")
+    ))
+}
+
 /// Percent-encode a query value (domains and plugin names are plain, but be safe).
 fn encode(v: &str) -> String {
     v.bytes()

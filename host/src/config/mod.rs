@@ -194,6 +194,9 @@ struct RawComponent {
 /// Validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The file it was read from (`None` for the embedded defaults); what a configuration
+    /// reload reads again.
+    pub source: Option<PathBuf>,
     /// Folder for persistent data.
     pub data_dir: PathBuf,
     /// Folder holding plugin components.
@@ -492,7 +495,9 @@ impl Config {
             source,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base)
+        let mut config = Self::parse(&text, base)?;
+        config.source = Some(path.to_owned());
+        Ok(config)
     }
 
     /// Parse and validate TOML text; relative paths are taken from `base`.
@@ -716,6 +721,7 @@ impl Config {
             .audit_log
             .map_or_else(|| data_dir.join("audit.log"), &rel);
         Ok(Config {
+            source: None,
             audit_log,
             data_dir,
             plugin_dir,

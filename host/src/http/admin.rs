@@ -1,7 +1,8 @@
 //! The admin endpoint on the HTTP listener: `GET /admin/plugins` (what every vhost runs, per
 //! plugin: world, generation, hash, grants, calls, traps, state) and
 //! `POST /admin/plugins/reload[?vhost=V][&plugin=P]` (reload what matches, each a new
-//! generation or a refusal with its reason). `lilt plugin list|reload` call it.
+//! generation or a refusal with its reason) and `POST /admin/reload` (read the config file
+//! again, as SIGHUP does). `lilt plugin list|reload` and `lilt reload` call it.
 //!
 //! Shell. Invariants: only a loopback peer (the TCP peer itself: `X-Forwarded-For` is not
 //! believed here, whatever the trusted proxies) with `Authorization: Bearer` and the server's
@@ -83,6 +84,21 @@ pub(super) async fn route(ctx: Arc<Ctx>, req: Request<Incoming>, peer: SocketAdd
                 });
             }
             json(StatusCode::OK, &serde_json::json!({ "results": results }))
+        }
+        (&Method::POST, "/admin/reload") => {
+            tracing::info!(target: "audit", event = "admin_config_reload", %peer);
+            match crate::runtime::config_reload::reload_config(&ctx).await {
+                Ok(c) => json(
+                    StatusCode::OK,
+                    &serde_json::json!({
+                        "added": c.added,
+                        "removed": c.removed,
+                        "changed": c.changed,
+                        "restart_needed": c.restart_needed,
+                    }),
+                ),
+                Err(e) => refuse(StatusCode::CONFLICT, &e),
+            }
         }
         _ => refuse(StatusCode::NOT_FOUND, "no such admin resource"),
     }

@@ -365,7 +365,7 @@ fn websocket(ctx: Arc<Ctx>, mut req: Request<Incoming>, origin: Origin) -> Resp 
             origin.encrypted,
             ctx.config.http.websocket_ping,
         )));
-        let config = ctx.c2s_http.clone();
+        let config = ctx.c2s(false);
         session_task::serve(ctx, config, link, Framing::WebSocket, origin.client, params).await;
         drop(permit);
     });
@@ -561,7 +561,7 @@ fn create_bosh_session(
     let Some(domain) = body.to.clone() else {
         return Err("improper-addressing");
     };
-    if !ctx.c2s_http.vhosts.contains_key(&domain) {
+    if !ctx.policies().contains_key(&domain) {
         return Err("host-unknown");
     }
     let Ok(permit) = ctx.limit.clone().try_acquire_owned() else {
@@ -578,7 +578,7 @@ fn create_bosh_session(
     let wait = link.core.wait();
     let ctx = ctx.clone();
     tokio::spawn(async move {
-        let config = ctx.c2s_http.clone();
+        let config = ctx.c2s(false);
         let link = Link::Bosh(Box::new(link));
         session_task::serve(ctx, config, link, Framing::Bosh, origin.client, params).await;
         drop(permit);

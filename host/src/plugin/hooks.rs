@@ -495,6 +495,12 @@ impl PluginSet {
         self.vhosts.insert(hooks.vhost.clone(), hooks);
     }
 
+    /// Drop a vhost's plugins.
+    pub fn remove(&mut self, vhost: &str) {
+        self.vhosts.remove(vhost);
+        self.components.retain(|_, v| v != vhost);
+    }
+
     /// A vhost's plugins.
     pub fn get(&self, vhost: &str) -> Option<&Arc<VhostHooks>> {
         self.vhosts.get(vhost)

@@ -96,7 +96,7 @@ async fn serve(ctx: Arc<Ctx>, mut socket: TcpStream) {
                     registered = None;
                     core.handle_input(now, Input::Conflict);
                 }
-                Some(EndpointMsg::Takeover(_)) | None => {}
+                Some(EndpointMsg::Takeover(_) | EndpointMsg::HostGone) | None => {}
             },
             () = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
                 core.handle_input(now, Input::Timeout);

@@ -4,6 +4,7 @@
 //! files only move bytes, messages and time between sockets, mailboxes and cores.
 
 pub mod component_task;
+pub mod config_reload;
 pub mod entropy;
 pub mod link;
 pub mod plugin_worker;

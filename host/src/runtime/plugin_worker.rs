@@ -45,30 +45,41 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Start a worker for every vhost of `set` that has plugins; their tasks are returned for
-    /// the server to supervise.
-    pub fn start(
-        set: &PluginSet,
-        router: &mpsc::Sender<RouterCmd>,
-    ) -> (Workers, Vec<(String, tokio::task::JoinHandle<()>)>) {
+    /// Start a worker for every vhost of `set` that has plugins.
+    pub fn start(set: &PluginSet, router: &mpsc::Sender<RouterCmd>) -> Workers {
         let mut workers = Workers::default();
-        let mut tasks = Vec::new();
         for hooks in set.vhosts() {
-            if hooks.plugins().is_empty() {
-                continue;
+            if let Some(tx) = spawn(hooks, router) {
+                workers.by_vhost.insert(hooks.vhost().to_owned(), tx);
             }
-            let (tx, rx) = mpsc::channel(QUEUE);
-            tasks.push((
-                format!("plugin worker of {}", hooks.vhost()),
-                tokio::spawn(run(hooks.clone(), rx, router.clone())),
-            ));
-            workers.by_vhost.insert(hooks.vhost().to_owned(), tx);
         }
         workers.components = set
             .components()
             .map(|(domain, vhost)| (domain.to_owned(), vhost.to_owned()))
             .collect();
-        (workers, tasks)
+        workers
+    }
+
+    /// Give `vhost` this worker (or none), owning these plugin component domains (a
+    /// configuration reload). A replaced worker ends once its queue is drained.
+    pub fn set(
+        &mut self,
+        vhost: &str,
+        worker: Option<mpsc::Sender<WorkerMsg>>,
+        components: Vec<String>,
+    ) {
+        self.components.retain(|_, v| v != vhost);
+        match worker {
+            Some(tx) => {
+                self.by_vhost.insert(vhost.to_owned(), tx);
+                for d in components {
+                    self.components.insert(d, vhost.to_owned());
+                }
+            }
+            None => {
+                self.by_vhost.remove(vhost);
+            }
+        }
     }
 
     /// Queue a call on its vhost's worker. Gives the call back when that worker's queue is
@@ -94,6 +105,31 @@ impl Workers {
     pub fn sender(&self, vhost: &str) -> Option<mpsc::Sender<WorkerMsg>> {
         self.by_vhost.get(vhost).cloned()
     }
+}
+
+/// Start the worker of one vhost's plugins (none when it has none). The task ends when every
+/// sender is dropped; it is not supervised (a vhost removed by a reload retires its worker),
+/// but a panic in it is logged, and that vhost's calls are then refused, nobody else's.
+pub fn spawn(
+    hooks: &Arc<VhostHooks>,
+    router: &mpsc::Sender<RouterCmd>,
+) -> Option<mpsc::Sender<WorkerMsg>> {
+    if hooks.plugins().is_empty() {
+        return None;
+    }
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let vhost = hooks.vhost().to_owned();
+    let task = tokio::spawn(run(hooks.clone(), rx, router.clone()));
+    tokio::spawn(async move {
+        if let Err(e) = task.await {
+            tracing::error!(
+                message = "A vhost's plugin worker failed; its plugin calls are refused.",
+                %vhost,
+                error = %e
+            );
+        }
+    });
+    Some(tx)
 }
 
 type TimerQueue = BinaryHeap<Reverse<(Instant, u64, usize, String)>>;

@@ -49,6 +49,19 @@ pub enum Slot {
     },
 }
 
+/// What a configuration reload did.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigChange {
+    /// Vhosts now served.
+    pub added: Vec<String>,
+    /// Vhosts no longer served.
+    pub removed: Vec<String>,
+    /// Vhosts whose plugins changed (new generations; sessions kept).
+    pub changed: Vec<String>,
+    /// Keys that changed but take effect only at the next restart.
+    pub restart_needed: Vec<String>,
+}
+
 /// What runs in a slot now.
 #[derive(Debug, Clone)]
 pub struct Generation {
@@ -74,7 +87,8 @@ struct Row {
 /// The plugins every vhost runs now.
 pub struct PluginRegistry {
     engine: PluginEngine,
-    config: Config,
+    /// The configuration in force (replaced by `apply`).
+    config: RwLock<Config>,
     kv: Arc<dyn KvStore>,
     auth: RwLock<HashMap<String, AuthPlugin>>,
     hooks: RwLock<Arc<PluginSet>>,
@@ -101,6 +115,36 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Generation 1 of every slot of a vhost.
+fn initial_generations(v: &crate::config::Vhost) -> Vec<(Slot, Generation)> {
+    let mut out = vec![(
+        Slot::Auth {
+            vhost: v.domain.clone(),
+        },
+        Generation {
+            plugin: v.auth.plugin.clone(),
+            number: 1,
+            hash: file_hash(&v.auth.path),
+            last_error: None,
+        },
+    )];
+    for (index, p) in v.plugins.iter().enumerate() {
+        out.push((
+            Slot::Hook {
+                vhost: v.domain.clone(),
+                index,
+            },
+            Generation {
+                plugin: p.plugin.clone(),
+                number: 1,
+                hash: file_hash(&p.path),
+                last_error: None,
+            },
+        ));
+    }
+    out
+}
+
 /// SHA-256 of a file, hex; empty when it cannot be read.
 fn file_hash(path: &std::path::Path) -> String {
     std::fs::read(path)
@@ -124,35 +168,11 @@ impl PluginRegistry {
     ) -> PluginRegistry {
         let mut generations = HashMap::new();
         for v in &config.vhosts {
-            generations.insert(
-                Slot::Auth {
-                    vhost: v.domain.clone(),
-                },
-                Generation {
-                    plugin: v.auth.plugin.clone(),
-                    number: 1,
-                    hash: file_hash(&v.auth.path),
-                    last_error: None,
-                },
-            );
-            for (index, p) in v.plugins.iter().enumerate() {
-                generations.insert(
-                    Slot::Hook {
-                        vhost: v.domain.clone(),
-                        index,
-                    },
-                    Generation {
-                        plugin: p.plugin.clone(),
-                        number: 1,
-                        hash: file_hash(&p.path),
-                        last_error: None,
-                    },
-                );
-            }
+            generations.extend(initial_generations(v));
         }
         PluginRegistry {
             engine,
-            config,
+            config: RwLock::new(config),
             kv,
             auth: RwLock::new(auth),
             hooks: RwLock::new(hooks),
@@ -166,12 +186,17 @@ impl PluginRegistry {
     /// Connect the registry to the running router and workers (after they started).
     pub fn attach(&self, workers: &Workers, router: mpsc::Sender<RouterCmd>) {
         let mut w = write(&self.workers);
-        for v in &self.config.vhosts {
+        for v in &read(&self.config).vhosts {
             if let Some(tx) = workers.sender(&v.domain) {
                 w.insert(v.domain.clone(), tx);
             }
         }
         *write(&self.router) = Some(router);
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Config {
+        read(&self.config).clone()
     }
 
     /// The current auth plugin of `vhost`.
@@ -211,11 +236,12 @@ impl PluginRegistry {
     fn rows(&self) -> Vec<Row> {
         let auth = read(&self.auth).clone();
         let hooks = read(&self.hooks).clone();
+        let config = read(&self.config).clone();
         let mut rows = Vec::new();
         for (slot, g) in self.generations() {
             let (vhost, world, grants, counts) = match &slot {
                 Slot::Auth { vhost } => {
-                    let v = self.config.vhosts.iter().find(|v| &v.domain == vhost);
+                    let v = config.vhosts.iter().find(|v| &v.domain == vhost);
                     let p = auth.get(vhost);
                     (
                         vhost.clone(),
@@ -225,7 +251,7 @@ impl PluginRegistry {
                     )
                 }
                 Slot::Hook { vhost, index } => {
-                    let v = self.config.vhosts.iter().find(|v| &v.domain == vhost);
+                    let v = config.vhosts.iter().find(|v| &v.domain == vhost);
                     let p = hooks
                         .get(vhost)
                         .and_then(|h| h.plugins().get(*index).cloned());
@@ -311,7 +337,8 @@ impl PluginRegistry {
     /// The file a slot loads from.
     fn path_of(&self, slot: &Slot) -> Option<PathBuf> {
         let (Slot::Auth { vhost } | Slot::Hook { vhost, .. }) = slot;
-        let v = self.config.vhosts.iter().find(|v| &v.domain == vhost)?;
+        let config = read(&self.config);
+        let v = config.vhosts.iter().find(|v| &v.domain == vhost)?;
         match slot {
             Slot::Auth { .. } => Some(v.auth.path.clone()),
             Slot::Hook { index, .. } => v.plugins.get(*index).map(|p| p.path.clone()),
@@ -321,7 +348,7 @@ impl PluginRegistry {
     /// Every slot with its file, for the watcher.
     fn watched(&self) -> Vec<(Slot, PathBuf)> {
         let mut out = Vec::new();
-        for v in &self.config.vhosts {
+        for v in &read(&self.config).vhosts {
             out.push((
                 Slot::Auth {
                     vhost: v.domain.clone(),
@@ -407,8 +434,8 @@ impl PluginRegistry {
     /// Load and swap (blocking: compiles). Returns the new file's hash.
     fn load(&self, slot: &Slot) -> Result<String, String> {
         let (Slot::Auth { vhost } | Slot::Hook { vhost, .. }) = slot;
-        let v = self
-            .config
+        let config = read(&self.config).clone();
+        let v = config
             .vhosts
             .iter()
             .find(|v| &v.domain == vhost)
@@ -485,6 +512,252 @@ impl PluginRegistry {
         }
     }
 
+    /// Apply a new configuration's vhosts (a configuration reload): added vhosts get their
+    /// plugins, worker and routing; removed ones stop (their sessions are told `host-gone` by
+    /// the router); changed ones get new generations of the plugins whose settings, grants,
+    /// files or order changed, with their sessions kept. Every plugin is loaded before
+    /// anything is swapped, so a configuration with one bad plugin changes nothing. Sections
+    /// other than `vhosts`, and a vhost's MUC settings, take effect at the next restart; the
+    /// report says which changed.
+    ///
+    /// # Errors
+    /// The first plugin that does not load, naming its key; nothing was applied.
+    pub async fn apply(self: &Arc<Self>, new: Config) -> Result<ConfigChange, String> {
+        let _one = self.busy.lock().await;
+        let old = read(&self.config).clone();
+        let mut change = ConfigChange::default();
+        let dbg = |x: &dyn std::fmt::Debug| format!("{x:?}");
+        for (key, was, now) in [
+            ("listeners", dbg(&old.listeners), dbg(&new.listeners)),
+            ("tls", dbg(&old.tls), dbg(&new.tls)),
+            ("limits", dbg(&old.limits), dbg(&new.limits)),
+            (
+                "stream_management",
+                dbg(&old.stream_management),
+                dbg(&new.stream_management),
+            ),
+            (
+                "plugin_limits",
+                dbg(&old.plugin_limits),
+                dbg(&new.plugin_limits),
+            ),
+            ("components", dbg(&old.components), dbg(&new.components)),
+            ("http", dbg(&old.http), dbg(&new.http)),
+            ("data_dir", dbg(&old.data_dir), dbg(&new.data_dir)),
+            ("log_level", dbg(&old.log_level), dbg(&new.log_level)),
+            ("audit_log", dbg(&old.audit_log), dbg(&new.audit_log)),
+        ] {
+            if was != now {
+                change.restart_needed.push(key.to_owned());
+            }
+        }
+        let old_v: HashMap<&str, &crate::config::Vhost> =
+            old.vhosts.iter().map(|v| (v.domain.as_str(), v)).collect();
+        let mut plans = Vec::new();
+        for (i, v) in new.vhosts.iter().enumerate() {
+            match old_v.get(v.domain.as_str()) {
+                None => {
+                    change.added.push(v.domain.clone());
+                    plans.push((i, true, true));
+                }
+                Some(was) => {
+                    let auth = dbg(&was.auth) != dbg(&v.auth);
+                    let hooks = dbg(&was.plugins) != dbg(&v.plugins);
+                    if dbg(&was.muc) != dbg(&v.muc) {
+                        change
+                            .restart_needed
+                            .push(format!("vhosts[{i}] ({}): muc", v.domain));
+                    }
+                    if auth || hooks {
+                        change.changed.push(v.domain.clone());
+                        plans.push((i, auth, hooks));
+                    }
+                }
+            }
+        }
+        change.removed = old
+            .vhosts
+            .iter()
+            .filter(|v| !new.vhosts.iter().any(|n| n.domain == v.domain))
+            .map(|v| v.domain.clone())
+            .collect();
+
+        // Load everything first (blocking: compiles).
+        let me = self.clone();
+        let cfg = new.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for (i, auth, hooks) in plans {
+                let v = &cfg.vhosts[i];
+                let a = if auth {
+                    Some(
+                        me.engine
+                            .load_auth_granted(
+                                &v.domain,
+                                &v.auth.plugin,
+                                &v.auth.path,
+                                v.auth.grants,
+                                &v.auth.settings,
+                                me.kv.clone(),
+                            )
+                            .map_err(|e| format!("vhosts[{i}].auth ({}): {e}", v.domain))?,
+                    )
+                } else {
+                    None
+                };
+                let h = if hooks {
+                    let muc = v.muc.as_ref().map(|m| m.domain.as_str());
+                    let mut list = Vec::new();
+                    for (j, p) in v.plugins.iter().enumerate() {
+                        let plugin = me
+                            .engine
+                            .load_hook_plugin(&v.domain, muc, p, me.kv.clone())
+                            .map_err(|e| format!("vhosts[{i}].plugins[{j}] ({}): {e}", v.domain))?;
+                        list.push(Arc::new(plugin));
+                    }
+                    Some(list)
+                } else {
+                    None
+                };
+                out.push((i, a, h));
+            }
+            Ok::<_, String>(out)
+        })
+        .await
+        .map_err(|e| format!("the reload task failed: {e}"))??;
+
+        let Some(router) = read(&self.router).clone() else {
+            return Err("the server is not running".to_owned());
+        };
+        let send = |cmd: RouterCmd| {
+            let router = router.clone();
+            async move {
+                router
+                    .send(cmd)
+                    .await
+                    .map_err(|_| "the router stopped".to_owned())
+            }
+        };
+        // Removed vhosts: routing and sessions first, then their plugins.
+        for d in &change.removed {
+            send(RouterCmd::RemoveVhost { domain: d.clone() }).await?;
+            send(RouterCmd::SetWorker {
+                vhost: d.clone(),
+                worker: None,
+                components: Vec::new(),
+            })
+            .await?;
+            write(&self.workers).remove(d);
+            write(&self.auth).remove(d);
+            write(&self.generations).retain(|slot, _| {
+                let (Slot::Auth { vhost } | Slot::Hook { vhost, .. }) = slot;
+                vhost != d
+            });
+        }
+        let mut set = (**read(&self.hooks)).clone();
+        for d in &change.removed {
+            set.remove(d);
+        }
+        // Added and changed vhosts: new generations, workers and routing.
+        for (i, auth, hooks) in loaded {
+            let v = &new.vhosts[i];
+            let d = v.domain.clone();
+            let added = change.added.contains(&d);
+            if let Some(a) = auth {
+                write(&self.auth).insert(d.clone(), a);
+                let mut gens = write(&self.generations);
+                let slot = Slot::Auth { vhost: d.clone() };
+                let number = gens.get(&slot).map_or(1, |g| g.number + 1);
+                gens.insert(
+                    slot,
+                    Generation {
+                        plugin: v.auth.plugin.clone(),
+                        number,
+                        hash: file_hash(&v.auth.path),
+                        last_error: None,
+                    },
+                );
+            }
+            if let Some(list) = hooks {
+                let vh = Arc::new(VhostHooks::new(&d, list));
+                let components: Vec<String> = v
+                    .plugins
+                    .iter()
+                    .filter_map(|p| p.component.clone())
+                    .collect();
+                let existing = read(&self.workers).get(&d).cloned();
+                let worker = match (existing, vh.plugins().is_empty()) {
+                    (_, true) => None,
+                    (Some(tx), false) => {
+                        tx.send(WorkerMsg::Swap(vh.clone()))
+                            .await
+                            .map_err(|_| format!("the plugin worker of {d} stopped"))?;
+                        Some(tx)
+                    }
+                    (None, false) => super::plugin_worker::spawn(&vh, &router),
+                };
+                match &worker {
+                    Some(tx) => write(&self.workers).insert(d.clone(), tx.clone()),
+                    None => write(&self.workers).remove(&d),
+                };
+                send(RouterCmd::SetWorker {
+                    vhost: d.clone(),
+                    worker,
+                    components,
+                })
+                .await?;
+                set.insert_arc(vh);
+                let mut gens = write(&self.generations);
+                let old_hooks: HashMap<usize, Generation> = gens
+                    .iter()
+                    .filter_map(|(slot, g)| match slot {
+                        Slot::Hook { vhost, index } if *vhost == d => Some((*index, g.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                gens.retain(|slot, _| !matches!(slot, Slot::Hook { vhost, .. } if *vhost == d));
+                for (index, p) in v.plugins.iter().enumerate() {
+                    let number = old_hooks
+                        .get(&index)
+                        .filter(|g| g.plugin == p.plugin)
+                        .map_or(1, |g| g.number + 1);
+                    gens.insert(
+                        Slot::Hook {
+                            vhost: d.clone(),
+                            index,
+                        },
+                        Generation {
+                            plugin: p.plugin.clone(),
+                            number,
+                            hash: file_hash(&p.path),
+                            last_error: None,
+                        },
+                    );
+                }
+            }
+            if added {
+                send(RouterCmd::AddVhost {
+                    domain: d.clone(),
+                    muc: v.muc.clone(),
+                })
+                .await?;
+            }
+        }
+        let set = Arc::new(set);
+        send(RouterCmd::SetExtensions(set.clone())).await?;
+        *write(&self.hooks) = set;
+        *write(&self.config) = new;
+        tracing::info!(
+            target: "audit",
+            event = "config_reloaded",
+            added = ?change.added,
+            removed = ?change.removed,
+            changed = ?change.changed,
+            restart_needed = ?change.restart_needed
+        );
+        Ok(change)
+    }
+
     /// Watch every plugin file and reload a slot when its file changed and then held still
     /// for one poll. Runs until the registry is dropped.
     pub async fn watch(self: Arc<Self>) {
@@ -492,27 +765,43 @@ impl PluginRegistry {
             let m = std::fs::metadata(p).ok()?;
             Some((m.len(), m.modified().ok()?))
         };
-        let watched = self.watched();
-        let mut seen: HashMap<Slot, Option<(u64, SystemTime)>> =
-            watched.iter().map(|(s, p)| (s.clone(), sig(p))).collect();
-        let mut pending: HashMap<Slot, Option<(u64, SystemTime)>> = HashMap::new();
+        type Sig = Option<(u64, SystemTime)>;
+        // Keyed by slot and file: a slot that a configuration reload points at another file
+        // starts from that file's state, as a new slot does.
+        let mut seen: HashMap<(Slot, PathBuf), Sig> = self
+            .watched()
+            .into_iter()
+            .map(|(s, p)| {
+                let now = sig(&p);
+                ((s, p), now)
+            })
+            .collect();
+        let mut pending: HashMap<(Slot, PathBuf), Sig> = HashMap::new();
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            for (slot, path) in &watched {
-                let now = sig(path);
-                if now.is_none() || seen.get(slot) == Some(&now) {
-                    pending.remove(slot);
+            let watched = self.watched();
+            seen.retain(|k, _| watched.contains(k));
+            for key in &watched {
+                let now = sig(&key.1);
+                let Some(before) = seen.get(key) else {
+                    seen.insert(key.clone(), now);
+                    continue;
+                };
+                let (slot, _) = key;
+                let slot_key = key;
+                if now.is_none() || *before == now {
+                    pending.remove(slot_key);
                     continue;
                 }
                 // Changed: reload once it has held still for one poll.
-                if pending.get(slot) != Some(&now) {
-                    pending.insert(slot.clone(), now);
+                if pending.get(slot_key) != Some(&now) {
+                    pending.insert(slot_key.clone(), now);
                     continue;
                 }
-                pending.remove(slot);
-                seen.insert(slot.clone(), now);
+                pending.remove(slot_key);
+                seen.insert(slot_key.clone(), now);
                 if self.path_of(slot).is_some() {
                     let _ = self.reload(slot).await;
                 }

@@ -31,6 +31,8 @@ pub enum EndpointMsg {
     Deliver(Outbound),
     /// Another connection took this resource or domain.
     Conflict,
+    /// The session's vhost is no longer served (configuration reload).
+    HostGone,
     /// XEP-0198: continue this session on a new transport.
     Takeover(Box<Handoff>),
 }
@@ -137,6 +139,27 @@ pub enum RouterCmd {
     },
     /// Plugins changed (a reload): what the cores query from now on.
     SetExtensions(Arc<dyn crate::hooks::Extensions>),
+    /// A vhost's plugin worker changed (a configuration reload); `None` retires it.
+    SetWorker {
+        /// The vhost.
+        vhost: String,
+        /// Its worker.
+        worker: Option<mpsc::Sender<super::plugin_worker::WorkerMsg>>,
+        /// The plugin component domains it owns.
+        components: Vec<String>,
+    },
+    /// Serve a new vhost (a configuration reload).
+    AddVhost {
+        /// Its domain.
+        domain: String,
+        /// Its MUC service.
+        muc: Option<crate::muc::MucConfig>,
+    },
+    /// Stop serving a vhost: its sessions are told `host-gone`.
+    RemoveVhost {
+        /// Its domain.
+        domain: String,
+    },
     /// A plugin call finished (from a vhost's plugin worker).
     Plugin {
         /// Its answer.
@@ -150,7 +173,7 @@ pub enum RouterCmd {
 pub async fn run(
     mut router: Router,
     mut rx: mpsc::Receiver<RouterCmd>,
-    workers: Workers,
+    mut workers: Workers,
     metrics: Arc<Metrics>,
 ) {
     let mut mailboxes: HashMap<EndpointId, Mailbox> = HashMap::new();
@@ -244,6 +267,19 @@ pub async fn run(
                 mailboxes.remove(&id);
             }
             RouterCmd::SetExtensions(ext) => router.set_extensions(ext),
+            RouterCmd::SetWorker {
+                vhost,
+                worker,
+                components,
+            } => workers.set(&vhost, worker, components),
+            RouterCmd::AddVhost { domain, muc } => router.add_vhost(&domain, muc),
+            RouterCmd::RemoveVhost { domain } => {
+                for id in router.remove_vhost(&domain) {
+                    if let Some(mailbox) = mailboxes.remove(&id) {
+                        let _ = mailbox.try_send(EndpointMsg::HostGone);
+                    }
+                }
+            }
             RouterCmd::Plugin { done, sent } => {
                 let (mut deliveries, depth) = match done {
                     PluginDone::Stanza { stanza, verdict } => {

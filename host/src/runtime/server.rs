@@ -37,12 +37,15 @@ pub struct Ctx {
     /// The plugins each vhost runs now (auth asked by sessions; hooks run by the vhosts'
     /// plugin workers, here for stats and reloads).
     pub plugins: Arc<PluginRegistry>,
-    /// c2s settings for plain listeners (STARTTLS offered).
-    pub c2s_plain: C2sConfig,
-    /// c2s settings for direct-TLS listeners.
-    pub c2s_tls: C2sConfig,
-    /// c2s settings for WebSocket and BOSH sessions.
-    pub c2s_http: C2sConfig,
+    /// c2s settings for plain listeners (STARTTLS offered); vhost policies are filled in by
+    /// `c2s`.
+    c2s_plain: C2sConfig,
+    /// c2s settings for direct-TLS listeners, WebSocket and BOSH sessions (already
+    /// encrypted or behind the HTTP listener: no STARTTLS).
+    c2s_encrypted: C2sConfig,
+    /// The vhosts a new session may log in to, with their mechanisms (swapped by a
+    /// configuration reload; sessions keep the policies they started with).
+    policies: std::sync::RwLock<Arc<HashMap<String, VhostPolicy>>>,
     /// Counters for `/metrics` and `/stats`.
     pub metrics: Arc<Metrics>,
     /// Live BOSH sessions by sid.
@@ -66,6 +69,34 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The c2s settings for a new session: STARTTLS offered or not, and the vhost policies in
+    /// force now.
+    pub fn c2s(&self, starttls: bool) -> C2sConfig {
+        let mut c = if starttls {
+            self.c2s_plain.clone()
+        } else {
+            self.c2s_encrypted.clone()
+        };
+        c.vhosts = self.policies();
+        c
+    }
+
+    /// The vhost policies in force now.
+    pub fn policies(&self) -> Arc<HashMap<String, VhostPolicy>> {
+        self.policies
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replace the vhost policies (a configuration reload).
+    pub fn set_policies(&self, p: HashMap<String, VhostPolicy>) {
+        *self
+            .policies
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(p);
+    }
+
     /// True once shutdown began.
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Relaxed)
@@ -205,22 +236,10 @@ impl Server {
         let policies: HashMap<String, VhostPolicy> = config
             .vhosts
             .iter()
-            .map(|v| {
-                let mechanisms = auth
-                    .get(&v.domain)
-                    .map(|a| offered(a.mechanisms()))
-                    .unwrap_or_default();
-                (
-                    v.domain.clone(),
-                    VhostPolicy {
-                        mechanisms,
-                        allow_unencrypted: v.allow_unencrypted,
-                    },
-                )
-            })
+            .map(|v| (v.domain.clone(), vhost_policy(v, auth.get(&v.domain))))
             .collect();
         let c2s_plain = C2sConfig {
-            vhosts: Arc::new(policies),
+            vhosts: Arc::new(HashMap::new()),
             starttls_available: true,
             sm_enabled: config.stream_management.enabled,
             sm_resume_timeout: config.stream_management.resume_timeout,
@@ -229,11 +248,10 @@ impl Server {
             xml_limits: xml_limits.clone(),
             entropy: Arc::new(OsEntropy),
         };
-        let c2s_tls = C2sConfig {
+        let c2s_encrypted = C2sConfig {
             starttls_available: false,
             ..c2s_plain.clone()
         };
-        let c2s_http = c2s_tls.clone();
         let metrics = Arc::new(Metrics::new(config.vhosts.iter().map(|v| v.domain.clone())));
         let component_secrets = Arc::new(
             config
@@ -264,7 +282,7 @@ impl Server {
             plugin_set.insert(VhostHooks::new(vhost, plugins));
         }
         let (router_tx, router_rx) = mpsc::channel(4096);
-        let (workers, worker_tasks) = Workers::start(&plugin_set, &router_tx);
+        let workers = Workers::start(&plugin_set, &router_tx);
         let plugin_set = Arc::new(plugin_set);
         if !plugin_set.is_empty() {
             router.set_extensions(plugin_set.clone());
@@ -286,7 +304,6 @@ impl Server {
                 metrics.clone(),
             )),
         )];
-        tasks.extend(worker_tasks);
         tasks.push((
             "plugin watcher".to_owned(),
             tokio::spawn(plugins.clone().watch()),
@@ -306,8 +323,8 @@ impl Server {
             admin_token,
             plugins,
             c2s_plain,
-            c2s_tls,
-            c2s_http,
+            c2s_encrypted,
+            policies: std::sync::RwLock::new(Arc::new(policies)),
             metrics,
             bosh: Arc::new(BoshRegistry::default()),
             limit: limit.clone(),
@@ -354,6 +371,14 @@ impl Server {
         }
     }
 
+    /// Read the config file again and apply it (SIGHUP, `lilt reload`).
+    ///
+    /// # Errors
+    /// Why nothing was applied.
+    pub async fn reload_config(&self) -> Result<super::reload::ConfigChange, String> {
+        super::config_reload::reload_config(&self.ctx).await
+    }
+
     /// Tell every stream to close and stop accepting.
     pub async fn shutdown(self) {
         self.ctx.stopping.store(true, Ordering::Relaxed);
@@ -365,6 +390,15 @@ impl Server {
         }
         // Give streams a moment to write `system-shutdown`.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// What a new session on `v` may do: the mechanisms its auth plugin supports (none without
+/// one), and whether plain TCP is allowed.
+pub fn vhost_policy(v: &crate::config::Vhost, auth: Option<&AuthPlugin>) -> VhostPolicy {
+    VhostPolicy {
+        mechanisms: auth.map(|a| offered(a.mechanisms())).unwrap_or_default(),
+        allow_unencrypted: v.allow_unencrypted,
     }
 }
 

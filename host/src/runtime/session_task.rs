@@ -78,11 +78,7 @@ async fn run_inner(ctx: Arc<Ctx>, socket: TcpStream, peer: SocketAddr, direct_tl
     } else {
         Transport::Plain(socket)
     };
-    let config = if direct_tls {
-        ctx.c2s_tls.clone()
-    } else {
-        ctx.c2s_plain.clone()
-    };
+    let config = ctx.c2s(!direct_tls);
     let params = ConnectParams::default();
     serve(
         ctx,
@@ -214,6 +210,11 @@ impl Session {
                 // The router already dropped us; do not unbind the new holder.
                 self.bound = None;
                 self.core.handle_input(now, Input::Conflict);
+            }
+            EndpointMsg::HostGone => {
+                // The router already dropped us with the vhost.
+                self.bound = None;
+                self.core.handle_input(now, Input::HostGone);
             }
             EndpointMsg::Takeover(handoff) => {
                 let Handoff { link, input, h } = *handoff;

@@ -250,6 +250,11 @@ impl MucService {
         &self.config.domain
     }
 
+    /// The vhost the service belongs to.
+    pub fn vhost(&self) -> &str {
+        &self.config.vhost
+    }
+
     /// Rooms and occupants right now.
     pub fn counts(&self) -> (usize, usize) {
         (

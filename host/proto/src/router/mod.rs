@@ -134,6 +134,37 @@ impl Router {
         );
     }
 
+    /// Serve another vhost from now on (a configuration reload), with its MUC service if any.
+    pub fn add_vhost(&mut self, domain: &str, muc: Option<MucConfig>) {
+        self.vhosts.insert(domain.to_owned());
+        if let Some(m) = muc {
+            self.add_muc(m);
+        }
+    }
+
+    /// Stop serving a vhost (a configuration reload): its MUC services and rooms go, and the
+    /// endpoints of its sessions are returned so that the shell can close them (`host-gone`).
+    /// Their later `unbind`s find nothing and are ignored.
+    pub fn remove_vhost(&mut self, domain: &str) -> Vec<EndpointId> {
+        self.vhosts.remove(domain);
+        self.mucs.retain(|_, m| m.vhost() != domain);
+        let gone: Vec<Jid> = self
+            .sessions
+            .keys()
+            .filter(|j| j.domain() == domain)
+            .cloned()
+            .collect();
+        let mut ids = Vec::new();
+        for full in gone {
+            if let Some(s) = self.sessions.remove(&full) {
+                self.resumable.retain(|_, (sid, _)| *sid != s.id);
+                ids.push(s.id);
+            }
+        }
+        self.resources.retain(|bare, _| bare.domain() != domain);
+        ids
+    }
+
     /// Let plugins hook into routing, MUC events and component domains (replacing what was
     /// there: calls already handed out are still answered through `resume_*`).
     pub fn set_extensions(&mut self, ext: Arc<dyn Extensions>) {

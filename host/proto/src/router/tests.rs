@@ -355,3 +355,29 @@ fn plugin_components_get_calls_and_plugin_loops_are_cut() {
     assert!(r.route_from_plugin(to_bot, MAX_PLUGIN_DEPTH + 1).is_empty());
     assert!(r.take_calls().is_empty());
 }
+
+#[test]
+fn a_removed_vhost_gives_back_its_sessions_and_stops_routing() {
+    let mut r = router();
+    r.add_vhost("b.example", None);
+    r.bind(&jid("u@a.example"), Some("r"), 1).expect("bind");
+    r.bind(&jid("v@b.example"), Some("r"), 2).expect("bind");
+    r.bind(&jid("w@b.example"), Some("r"), 3).expect("bind");
+    let msg = stanza(
+        "message",
+        "u@a.example/r",
+        Some("v@b.example/r"),
+        Some("chat"),
+    );
+    assert_eq!(r.route(msg.clone())[0].to, 2);
+    let mut gone = r.remove_vhost("b.example");
+    gone.sort_unstable();
+    assert_eq!(gone, [2, 3]);
+    // No longer served: a message to it bounces to the sender.
+    let d = r.route(msg);
+    assert_eq!(d[0].to, 1);
+    assert_eq!(condition(&d[0]).as_deref(), Some("remote-server-not-found"));
+    // A late unbind of a removed session changes nothing.
+    assert!(r.unbind(&jid("v@b.example/r"), 2).is_empty());
+    assert_eq!(r.session_count(), 1);
+}

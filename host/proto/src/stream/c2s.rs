@@ -125,6 +125,8 @@ pub enum Input<'a> {
     Shutdown,
     /// Another session took over this resource (RFC 6120 §7.7.2.2).
     Conflict,
+    /// The session's vhost is no longer served (removed by a configuration reload).
+    HostGone,
 }
 
 /// Effect requested by the stream.
@@ -444,6 +446,9 @@ impl C2sStream {
                 "conflict",
                 Some("Replaced by a new session with the same resource."),
             ),
+            Input::HostGone => {
+                self.stream_error("host-gone", Some("This domain is no longer served here."))
+            }
         }
     }
 
