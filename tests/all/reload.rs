@@ -468,3 +468,53 @@ async fn stamp_at(peer: &mut Peer, vhost: &str) -> String {
         .map(|b| b.text())
         .unwrap_or_else(|| panic!("no body in {}", String::from(&reply)))
 }
+
+#[tokio::test]
+async fn generations_that_break_the_rules_are_refused_and_the_old_one_serves() {
+    let files = TempDir::new();
+    let watched = files.path().join("brand.wasm");
+    install(
+        &watched,
+        &std::fs::read(plugin_dir().join("branding.wasm")).expect("branding.wasm"),
+    );
+    let vhost = Vhost::anonymous("localhost").with(&format!(
+        "[[vhosts.plugins]]\nplugin = \"branding\"\npath = {:?}\ngrants = [\"stanzas\"]\n\
+         [vhosts.plugins.settings]\nbrand = {{ name = \"Acme Meet\" }}",
+        watched.display().to_string()
+    ));
+    let server = Setup::new(TestConfig::new(vec![vhost])).start();
+    let mut p = Peer::anonymous(&server, "localhost").await;
+    let ask = "<iq type='get' to='localhost' id='b'><query xmlns='urn:lilt:branding'/></iq>";
+    p.send(ask).await;
+    let first = String::from(&p.next().await);
+    assert!(first.contains("Acme Meet"), "{first}");
+    for (what, bytes, why) in [
+        (
+            "a build importing interfaces the plugin was not granted",
+            std::fs::read(plugin_dir().join("test_hooks.wasm")).expect("test_hooks.wasm"),
+            "not granted",
+        ),
+        (
+            "a component of the wrong world",
+            std::fs::read(plugin_dir().join("auth_anonymous.wasm")).expect("auth_anonymous.wasm"),
+            "neither",
+        ),
+    ] {
+        let before = server.log().matches("Plugin reload refused").count();
+        install(&watched, &bytes);
+        logged_more(&server, "Plugin reload refused", before).await;
+        let log = server.log();
+        let last = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("Plugin reload refused"))
+            .unwrap_or_default();
+        assert!(last.contains(why), "{what}: {last}");
+        p.send(ask).await;
+        let answer = String::from(&p.next().await);
+        assert!(
+            answer.contains("Acme Meet"),
+            "{what}: the old generation stopped: {answer}"
+        );
+    }
+}
