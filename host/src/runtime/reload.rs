@@ -485,8 +485,10 @@ impl PluginRegistry {
                 let (Some(worker), Some(router)) = (worker, router) else {
                     return Err("the server is not running".to_owned());
                 };
-                let mut hooks = write(&self.hooks);
-                let current = hooks
+                // Built from a snapshot: reloads run one at a time (`busy`), and no lock is
+                // held while the router or the worker is waited for.
+                let mut set = (**read(&self.hooks)).clone();
+                let current = set
                     .get(vhost)
                     .ok_or_else(|| format!("{vhost} has no plugin worker"))?;
                 let mut plugins = current.plugins().to_vec();
@@ -495,7 +497,6 @@ impl PluginRegistry {
                 };
                 *place = Arc::new(new);
                 let vhost_hooks = Arc::new(VhostHooks::new(vhost, plugins));
-                let mut set = (**hooks).clone();
                 set.insert_arc(vhost_hooks.clone());
                 let set = Arc::new(set);
                 // The worker first, then the router: a call the router hands out under the new
@@ -506,7 +507,7 @@ impl PluginRegistry {
                 router
                     .blocking_send(RouterCmd::SetExtensions(set.clone()))
                     .map_err(|_| "the router stopped".to_owned())?;
-                *hooks = set;
+                *write(&self.hooks) = set;
                 Ok(hash)
             }
         }
