@@ -19,15 +19,14 @@
 //!
 //! * **Cores** (`lilt-proto`) take bytes, answers, time and randomness as input and return
 //!   effects; they never touch a socket, a clock, the OS's randomness or a task.
-//! * **Shell** (`transport`, `http`, `runtime`, `plugin`, `storage`, `metrics`, `config`,
-//!   `admin`) owns sockets, timers, wasmtime stores, SQLite and the clock. One task per
+//! * **Shell** (`transport`, `runtime` with its `http` listener, `plugin`, `storage`,
+//!   `metrics`, `config`, `admin`) owns sockets, timers, wasmtime stores, SQLite and the clock. One task per
 //!   connection, one owner task for the router, one plugin worker per vhost with plugins.
 //!
 //! Every file opens with what it owns, the spec it follows and where it is tested.
 
 pub mod admin;
 pub mod config;
-pub mod http;
 pub mod metrics;
 pub mod plugin;
 pub mod runtime;

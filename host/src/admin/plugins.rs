@@ -1,15 +1,14 @@
-//! `lilt plugin list` and `lilt plugin reload [--vhost V] [PLUGIN]`: the CLI side of the admin
-//! endpoint, and the admin token both sides share.
+//! `lilt plugin list`, `lilt plugin reload [--vhost V] [PLUGIN]` and `lilt reload`: the CLI
+//! side of the admin endpoint.
 //!
 //! Shell (edge code). The running server writes a random token to `data_dir/admin.token`
-//! (mode 0600) at start; the CLI reads it and calls the server's HTTP listener on loopback
+//! (mode 0600) at start (runtime/http/admin.rs); the CLI reads it and calls the server's HTTP listener on loopback
 //! (`/admin/plugins`, `/admin/plugins/reload`) with `Authorization: Bearer TOKEN`. The server
 //! answers only loopback peers with the right token (http/admin.rs). Invariants: the token is
 //! never printed or logged; every wait is bounded. Tests: tests/all/reload.rs.
 
 use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -18,38 +17,6 @@ use crate::config::{Config, ListenerKind};
 
 /// How long the CLI waits for the server (a reload compiles, which can take seconds).
 const CLI_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// The admin token of the server using `data_dir`: the one in `admin.token`, or a new random
-/// one written there (mode 0600) when there is none.
-///
-/// # Errors
-/// When the file cannot be read or written.
-pub fn server_token(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join("admin.token");
-    if let Ok(t) = std::fs::read_to_string(&path)
-        && t.trim().len() >= 32
-    {
-        return Ok(t.trim().to_owned());
-    }
-    let mut bytes = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("data_dir: cannot create {}", data_dir.display()))?;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts
-            .open(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        f.write_all(token.as_bytes())?;
-    }
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(token)
-}
 
 /// The loopback address of the config's first plain HTTP listener.
 fn admin_addr(config: &Config) -> anyhow::Result<SocketAddr> {

@@ -211,7 +211,7 @@ pub struct Config {
     /// XEP-0198 settings.
     pub stream_management: StreamManagement,
     /// Sandbox limits for every plugin call.
-    pub plugin_limits: crate::plugin::PluginLimits,
+    pub plugin_limits: PluginLimits,
     /// Certificate and key; `None` means a generated self-signed certificate.
     pub tls: Option<TlsFiles>,
     /// The HTTP side: paths, static files, proxies, BOSH and WebSocket settings.
@@ -339,6 +339,36 @@ pub struct PluginConfig {
     pub grants: Grants,
     /// Settings handed to the plugin's `configure` as JSON.
     pub settings: serde_json::Value,
+}
+
+/// Sandbox limits applied to every plugin call.
+#[derive(Debug, Clone)]
+pub struct PluginLimits {
+    /// Wall time a call may run, not counting time inside host imports. Defaults to 1 s.
+    pub call_timeout: Duration,
+    /// Wall time a call may take in all, host imports included. Defaults to 3 s.
+    pub call_wall_timeout: Duration,
+    /// Linear memory a call may grow to. Defaults to 64 MiB.
+    pub memory_bytes: usize,
+    /// Bytes a plugin may keep in `kv` per vhost. Defaults to 64 MiB.
+    pub kv_quota_bytes: u64,
+    /// Traps within `trap_window` after which the plugin is disabled. Defaults to 5.
+    pub max_traps: u32,
+    /// Window for counting traps. Defaults to 60 s.
+    pub trap_window: Duration,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits {
+            call_timeout: Duration::from_secs(1),
+            call_wall_timeout: Duration::from_secs(3),
+            memory_bytes: 64 << 20,
+            kv_quota_bytes: 64 << 20,
+            max_traps: 5,
+            trap_window: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Which auth plugin a vhost uses and how it is set up.
@@ -532,7 +562,7 @@ impl Config {
             )?,
         };
         let pl = &raw.plugin_limits;
-        let mut plugin_limits = crate::plugin::PluginLimits::default();
+        let mut plugin_limits = PluginLimits::default();
         if let Some(ms) = pl.call_timeout_ms {
             plugin_limits.call_timeout =
                 Duration::from_millis(positive(Some(ms), 0, "plugin_limits.call_timeout_ms")?);

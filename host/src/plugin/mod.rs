@@ -18,8 +18,6 @@ mod host_api;
 mod output;
 mod sandbox;
 
-use std::time::Duration;
-
 pub use auth::AuthPlugin;
 pub use engine::PluginEngine;
 pub use hooks::{HookPlugin, Outcome, PluginSet, VhostHooks};
@@ -29,35 +27,8 @@ pub(crate) fn wasm_err(e: wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("{e:#}")
 }
 
-/// Sandbox limits applied to every plugin call.
-#[derive(Debug, Clone)]
-pub struct PluginLimits {
-    /// Wall time a call may run, not counting time inside host imports. Defaults to 1 s.
-    pub call_timeout: Duration,
-    /// Wall time a call may take in all, host imports included. Defaults to 3 s.
-    pub call_wall_timeout: Duration,
-    /// Linear memory a call may grow to. Defaults to 64 MiB.
-    pub memory_bytes: usize,
-    /// Bytes a plugin may keep in `kv` per vhost. Defaults to 64 MiB.
-    pub kv_quota_bytes: u64,
-    /// Traps within `trap_window` after which the plugin is disabled. Defaults to 5.
-    pub max_traps: u32,
-    /// Window for counting traps. Defaults to 60 s.
-    pub trap_window: Duration,
-}
-
-impl Default for PluginLimits {
-    fn default() -> Self {
-        PluginLimits {
-            call_timeout: Duration::from_secs(1),
-            call_wall_timeout: Duration::from_secs(3),
-            memory_bytes: 64 << 20,
-            kv_quota_bytes: 64 << 20,
-            max_traps: 5,
-            trap_window: Duration::from_secs(60),
-        }
-    }
-}
+/// The sandbox limits live with the configuration that sets them.
+pub use crate::config::PluginLimits;
 
 /// A plugin's answer to an account question, mirroring the WIT `auth-error`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

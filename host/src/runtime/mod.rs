@@ -1,11 +1,13 @@
-//! The tokio shell: server assembly, the router's owner task, and one task per connection.
+//! The tokio shell: server assembly, the router's owner task, the HTTP listener, one task per
+//! connection, the plugin workers and the reload machinery.
 //!
-//! Shell. Everything protocol-shaped lives in the sans-IO cores (`stream`, `router`); these
-//! files only move bytes, messages and time between sockets, mailboxes and cores.
+//! Shell. Everything protocol-shaped lives in the sans-IO cores (`lilt-proto`); these files
+//! only move bytes, messages and time between sockets, mailboxes, plugins and cores.
 
 pub mod component_task;
 pub mod config_reload;
 pub mod entropy;
+pub mod http;
 pub mod link;
 pub mod plugin_worker;
 pub mod reload;

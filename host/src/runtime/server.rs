@@ -17,6 +17,7 @@ use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio_rustls::TlsAcceptor;
 
 use super::entropy::OsEntropy;
+use super::http;
 use super::link::BoshRegistry;
 use super::plugin_worker::Workers;
 use super::reload::PluginRegistry;
@@ -28,7 +29,7 @@ use crate::plugin::{AuthPlugin, HookPlugin, PluginEngine, PluginError, PluginSet
 use crate::router::{Router, ServerInfo};
 use crate::sasl::Mechanism;
 use crate::stream::c2s::{C2sConfig, VhostPolicy};
-use crate::{http, storage, transport, xml};
+use crate::{storage, transport, xml};
 
 /// Everything a connection task needs, shared read-only.
 pub struct Ctx {
@@ -318,7 +319,7 @@ impl Server {
             listeners.push((l.kind, listener));
         }
         let limit = Arc::new(Semaphore::new(config.limits.max_connections));
-        let admin_token = crate::admin::plugins::server_token(&config.data_dir)?;
+        let admin_token = http::admin::server_token(&config.data_dir)?;
         let ctx = Arc::new(Ctx {
             admin_token,
             plugins,

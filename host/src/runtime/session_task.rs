@@ -17,11 +17,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
+use super::http::ConnectParams;
 use super::link::{Link, LinkEvent, sleep_until};
 use super::router_task::{EndpointMsg, Handoff, RouterCmd};
 use super::server::Ctx;
 use crate::bosh;
-use crate::http::ConnectParams;
 use crate::router::EndpointId;
 use crate::stanza::{self, ErrorType, Jid, StanzaError};
 use crate::stream::c2s::{C2sConfig, C2sStream, Input, Output};

@@ -8,7 +8,7 @@
 //! Spec: RFC 9112 (HTTP/1.1), RFC 6455 §4.2 (the opening handshake), RFC 7395 §3.1, XEP-0124
 //! §7–§17. Tests: tests/all/websocket.rs, tests/all/bosh.rs, tests/all/http.rs.
 
-mod admin;
+pub mod admin;
 mod static_files;
 
 use std::net::{IpAddr, SocketAddr};

@@ -2,14 +2,19 @@
 //! plugin: world, generation, hash, grants, calls, traps, state) and
 //! `POST /admin/plugins/reload[?vhost=V][&plugin=P]` (reload what matches, each a new
 //! generation or a refusal with its reason) and `POST /admin/reload` (read the config file
-//! again, as SIGHUP does). `lilt plugin list|reload` and `lilt reload` call it.
+//! again, as SIGHUP does). `lilt plugin list|reload` and `lilt reload` call it. Also the admin
+//! token the server writes at start for them (`server_token`).
 //!
 //! Shell. Invariants: only a loopback peer (the TCP peer itself: `X-Forwarded-For` is not
 //! believed here, whatever the trusted proxies) with `Authorization: Bearer` and the server's
 //! admin token (compared in constant time) gets an answer; everyone else gets 403 or 401
 //! and an audit log line. Tests: tests/all/reload.rs.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context as _;
 use std::sync::Arc;
 
 use hyper::body::{Bytes, Incoming};
@@ -130,4 +135,36 @@ fn decode(v: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The admin token of the server using `data_dir`: the one in `admin.token`, or a new random
+/// one written there (mode 0600) when there is none.
+///
+/// # Errors
+/// When the file cannot be read or written.
+pub fn server_token(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("admin.token");
+    if let Ok(t) = std::fs::read_to_string(&path)
+        && t.trim().len() >= 32
+    {
+        return Ok(t.trim().to_owned());
+    }
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("data_dir: cannot create {}", data_dir.display()))?;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts
+            .open(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        f.write_all(token.as_bytes())?;
+    }
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(token)
 }
