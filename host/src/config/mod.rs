@@ -553,25 +553,32 @@ impl Config {
             resume_timeout: Duration::from_secs(positive(
                 sm.resume_timeout_seconds,
                 300,
+                MAX_SECONDS,
                 "stream_management.resume_timeout_seconds",
             )?),
             max_unacked_stanzas: positive(
                 sm.max_unacked_stanzas,
                 10_000,
+                1_000_000,
                 "stream_management.max_unacked_stanzas",
             )?,
         };
         let pl = &raw.plugin_limits;
         let mut plugin_limits = PluginLimits::default();
         if let Some(ms) = pl.call_timeout_ms {
-            plugin_limits.call_timeout =
-                Duration::from_millis(positive(Some(ms), 0, "plugin_limits.call_timeout_ms")?);
+            plugin_limits.call_timeout = Duration::from_millis(positive(
+                Some(ms),
+                0,
+                MAX_CALL_MS,
+                "plugin_limits.call_timeout_ms",
+            )?);
         }
         plugin_limits.call_wall_timeout = match pl.call_wall_timeout_ms {
             Some(ms) => {
                 let wall = Duration::from_millis(positive(
                     Some(ms),
                     0,
+                    MAX_CALL_MS,
                     "plugin_limits.call_wall_timeout_ms",
                 )?);
                 if wall < plugin_limits.call_timeout {
@@ -587,11 +594,12 @@ impl Config {
                 .max(plugin_limits.call_timeout * 3),
         };
         if let Some(mib) = pl.memory_mib {
-            plugin_limits.memory_bytes = positive(Some(mib), 0, "plugin_limits.memory_mib")? << 20;
+            plugin_limits.memory_bytes =
+                positive(Some(mib), 0, 65_536, "plugin_limits.memory_mib")? << 20;
         }
         if let Some(mib) = pl.kv_quota_mib {
             plugin_limits.kv_quota_bytes =
-                positive(Some(mib), 0, "plugin_limits.kv_quota_mib")? << 20;
+                positive(Some(mib), 0, 1 << 20, "plugin_limits.kv_quota_mib")? << 20;
         }
 
         let tls = raw.tls.map(|t| TlsFiles {
@@ -741,6 +749,17 @@ impl Config {
                     "must be at least 8 characters",
                 ));
             }
+            // A component owns its subdomains too (XEP-0114): it must not sit above a domain
+            // this server serves itself, or it would take that domain's traffic.
+            if let Some(served) = domains
+                .iter()
+                .find(|d| d.len() > domain.len() && d.ends_with(&format!(".{domain}")))
+            {
+                return Err(invalid(
+                    format!("components[{i}].domain"),
+                    format!("{domain} is a parent of {served}, which this server serves"),
+                ));
+            }
             components.push(Component {
                 domain,
                 secret: c.secret,
@@ -815,9 +834,14 @@ fn validate_http(
         ));
     }
     let secs = |v: Option<u64>, default: u64, key: &str| {
-        positive(v, default, &format!("http.{key}")).map(Duration::from_secs)
+        positive(v, default, MAX_SECONDS, &format!("http.{key}")).map(Duration::from_secs)
     };
-    let max_hold = positive(raw.bosh_max_hold.map(u64::from), 1, "http.bosh_max_hold")?;
+    let max_hold = positive(
+        raw.bosh_max_hold.map(u64::from),
+        1,
+        100,
+        "http.bosh_max_hold",
+    )?;
     Ok(Http {
         websocket_path,
         bosh_path,
@@ -827,6 +851,7 @@ fn validate_http(
         max_body_bytes: positive(
             raw.max_body_bytes,
             max_stanza_bytes + 8 * 1024,
+            MAX_BYTES,
             "http.max_body_bytes",
         )?,
         request_timeout: secs(raw.request_timeout_seconds, 10, "request_timeout_seconds")?,
@@ -862,40 +887,63 @@ fn default_plugin_dir() -> PathBuf {
 }
 
 fn validate_limits(raw: &RawLimits) -> Result<Limits, ConfigError> {
-    let max_stanza_bytes = positive(raw.max_stanza_bytes, 256 * 1024, "limits.max_stanza_bytes")?;
+    let max_stanza_bytes = positive(
+        raw.max_stanza_bytes,
+        256 * 1024,
+        MAX_BYTES,
+        "limits.max_stanza_bytes",
+    )?;
     if max_stanza_bytes < 1024 {
         return Err(invalid("limits.max_stanza_bytes", "must be at least 1024"));
     }
-    let max_depth = positive(raw.max_depth, 64, "limits.max_depth")?;
+    let max_depth = positive(raw.max_depth, 64, 1024, "limits.max_depth")?;
     if max_depth < 4 {
         return Err(invalid("limits.max_depth", "must be at least 4"));
     }
     Ok(Limits {
         max_stanza_bytes,
         max_depth,
-        max_attributes: positive(raw.max_attributes, 64, "limits.max_attributes")?,
+        max_attributes: positive(raw.max_attributes, 64, 10_000, "limits.max_attributes")?,
         unauthenticated_timeout: Duration::from_secs(positive(
             raw.unauthenticated_timeout_seconds,
             30,
+            MAX_SECONDS,
             "limits.unauthenticated_timeout_seconds",
         )?),
-        max_connections: positive(raw.max_connections, 10_000, "limits.max_connections")?,
+        max_connections: positive(
+            raw.max_connections,
+            10_000,
+            10_000_000,
+            "limits.max_connections",
+        )?,
         session_queue_stanzas: positive(
             raw.session_queue_stanzas,
             4096,
+            1_000_000,
             "limits.session_queue_stanzas",
         )?,
     })
 }
 
-fn positive<T: Default + PartialEq + Copy>(
+/// Longest duration any `*_seconds` key takes: one day (timers on `Instant`s must not
+/// overflow, and nothing here sensibly waits longer).
+const MAX_SECONDS: u64 = 86_400;
+/// Longest plugin call budget: ten minutes.
+const MAX_CALL_MS: u64 = 600_000;
+/// Largest byte size (stanzas, HTTP bodies): 64 MiB.
+const MAX_BYTES: usize = 64 << 20;
+
+/// A setting that must be greater than zero and at most `max`; `default` when absent.
+fn positive<T: Default + PartialOrd + Copy + std::fmt::Display>(
     v: Option<T>,
     default: T,
+    max: T,
     key: &str,
 ) -> Result<T, ConfigError> {
     match v {
         None => Ok(default),
         Some(v) if v == T::default() => Err(invalid(key, "must be greater than zero")),
+        Some(v) if v > max => Err(invalid(key, format!("must be at most {max}"))),
         Some(v) => Ok(v),
     }
 }
@@ -1127,6 +1175,34 @@ mod tests {
              [[components]]\ndomain = \"A.example\"\nsecret = \"12345678\"\n"
         ));
         assert!(e.starts_with("components[0].domain:"), "{e}");
+        // A component above a vhost would take the vhost's traffic.
+        let e = err(&format!(
+            "{MIN}[[vhosts]]\ndomain = \"meet.example\"\nauth = {{ plugin = \"p\" }}\n\
+             [[components]]\ndomain = \"example\"\nsecret = \"12345678\"\n"
+        ));
+        assert!(
+            e.starts_with("components[0].domain:") && e.contains("parent of meet.example"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sizes_and_durations_are_bounded() {
+        for (table, key) in [
+            (
+                "stream_management",
+                "resume_timeout_seconds = 18446744073709551615",
+            ),
+            ("limits", "unauthenticated_timeout_seconds = 86401"),
+            ("limits", "max_stanza_bytes = 1000000000000"),
+            ("plugin_limits", "call_timeout_ms = 600001"),
+            ("plugin_limits", "memory_mib = 1000000"),
+        ] {
+            let e = err(&format!(
+                "{MIN}[{table}]\n{key}\n[[vhosts]]\ndomain = \"a.example\"\nauth = {{ plugin = \"p\" }}\n"
+            ));
+            assert!(e.contains("must be at most"), "{key}: {e}");
+        }
     }
 
     #[test]

@@ -595,7 +595,15 @@ impl MucService {
                 .get_child("x", ns::MUC)
                 .and_then(|x| x.get_child("password", ns::MUC))
                 .map(Element::text);
-            if given.as_deref() != Some(password.as_str()) {
+            // Compared in constant time: the answer must not tell how much of a guess was
+            // right.
+            let right = given.is_some_and(|g| {
+                bool::from(subtle::ConstantTimeEq::ct_eq(
+                    g.as_bytes(),
+                    password.as_bytes(),
+                ))
+            });
+            if !right {
                 return Err(
                     err(ErrorType::Auth, "not-authorized").with_text("A password is required.")
                 );
