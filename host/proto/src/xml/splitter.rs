@@ -107,6 +107,9 @@ pub struct StreamParser {
     buf: Vec<u8>,
     /// Next byte to scan.
     pos: usize,
+    /// Bytes at the front of `buf` already turned into events; dropped at the next `feed`, so
+    /// that many stanzas in one read cost one move of the rest, not one per stanza.
+    consumed: usize,
     lex: Lex,
     /// Start of the tag being scanned.
     tag_start: usize,
@@ -139,6 +142,7 @@ impl StreamParser {
             limits,
             buf: Vec::new(),
             pos: 0,
+            consumed: 0,
             lex: Lex::Text,
             tag_start: 0,
             stanza_start: None,
@@ -168,9 +172,9 @@ impl StreamParser {
         self.buf = rest;
     }
 
-    /// Bytes held.
+    /// Bytes held and not yet turned into events.
     pub fn buffered_len(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.consumed
     }
 
     /// Append received bytes.
@@ -183,6 +187,16 @@ impl StreamParser {
         }
         if self.closed {
             return Ok(());
+        }
+        if self.consumed > 0 {
+            let n = self.consumed;
+            self.buf.drain(..n);
+            self.pos -= n;
+            self.tag_start = self.tag_start.saturating_sub(n);
+            if let Some(s) = &mut self.stanza_start {
+                *s -= n;
+            }
+            self.consumed = 0;
         }
         self.buf.extend_from_slice(bytes);
         let start = self.stanza_start.unwrap_or(self.tag_start.min(self.pos));
@@ -382,6 +396,8 @@ impl StreamParser {
                     self.closed = true;
                     self.buf.clear();
                     self.pos = 0;
+                    self.consumed = 0;
+                    self.tag_start = 0;
                     return Ok(Some(Event::StreamClose));
                 }
                 _ => {
@@ -482,9 +498,8 @@ impl StreamParser {
         self.header_qname = qname;
         self.opened = true;
         self.at_start = false;
-        self.buf.drain(..self.pos);
-        self.pos = 0;
-        self.tag_start = 0;
+        self.consumed = self.pos;
+        self.tag_start = self.pos;
         if self_closing {
             self.closed = true;
         } else {
@@ -496,9 +511,8 @@ impl StreamParser {
     fn stanza_done(&mut self) -> Result<Event, XmlError> {
         let start = self.stanza_start.take().unwrap_or(0);
         let el = parse_fragment(&self.buf[start..self.pos], &self.scope, &self.limits)?;
-        self.buf.drain(..self.pos);
-        self.pos = 0;
-        self.tag_start = 0;
+        self.consumed = self.pos;
+        self.tag_start = self.pos;
         Ok(Event::Stanza(el))
     }
 }
@@ -529,7 +543,7 @@ pub fn parse_element(bytes: &[u8], limits: &Limits) -> Result<Element, XmlError>
     let trimmed = bytes.trim_ascii();
     p.feed(trimmed)?;
     match p.next_event()? {
-        Some(Event::Stanza(el)) if p.pos == p.buf.len() && p.buf.is_empty() => Ok(el),
+        Some(Event::Stanza(el)) if p.consumed == p.buf.len() => Ok(el),
         Some(Event::Stanza(_)) => Err(nwf("more than one element")),
         _ => Err(nwf("incomplete element")),
     }
@@ -912,6 +926,34 @@ mod tests {
             all_events(&mut p).expect_err("utf8").condition(),
             "not-well-formed"
         );
+    }
+
+    #[test]
+    fn many_stanzas_in_one_read() {
+        // 20,000 stanzas arrive in one read: each comes out once, in order, and the parser
+        // holds nothing afterwards (the consumed front is dropped once, at the next feed).
+        let mut p = StreamParser::new(Limits::default());
+        p.feed(HEADER.as_bytes()).expect("feed");
+        let mut bytes = Vec::new();
+        for i in 0..20_000 {
+            bytes.extend_from_slice(
+                format!("<message id='m{i}'><body>x</body></message>").as_bytes(),
+            );
+        }
+        p.feed(&bytes).expect("feed");
+        let events = all_events(&mut p).expect("events");
+        let ids: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Stanza(el) => el.attr("id").map(str::to_owned),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids.len(), 20_000);
+        assert_eq!(ids[19_999], "m19999");
+        assert_eq!(p.buffered_len(), 0);
+        p.feed(b"<presence/>").expect("feed");
+        assert_eq!(p.buffered_len(), "<presence/>".len());
     }
 
     #[test]
