@@ -86,12 +86,15 @@ impl PluginEngine {
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         if let Some(dir) = cache_dir {
-            std::fs::create_dir_all(dir).map_err(|e| PluginError::Load {
+            let engine_err = |what: &str, e: std::io::Error| PluginError::Load {
                 plugin: "(engine)".into(),
-                source: anyhow::anyhow!("cannot create the artifact cache {}: {e}", dir.display()),
-            })?;
+                source: anyhow::anyhow!("cannot {what} the artifact cache {}: {e}", dir.display()),
+            };
+            std::fs::create_dir_all(dir).map_err(|e| engine_err("create", e))?;
+            // wasmtime wants an absolute path; `data_dir` may be relative (`./lilt-data`).
+            let dir = std::path::absolute(dir).map_err(|e| engine_err("locate", e))?;
             let mut cache = CacheConfig::new();
-            cache.with_directory(dir);
+            cache.with_directory(&dir);
             config.cache(Some(Cache::new(cache).map_err(load)?));
         }
         let engine = Engine::new(&config).map_err(load)?;
@@ -336,6 +339,15 @@ pub(super) fn build_linker(engine: &Engine, grants: Grants) -> wasmtime::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_artifact_cache_takes_a_relative_data_dir() {
+        let rel =
+            std::path::PathBuf::from(format!("target/lilt-cache-test-{}", std::process::id()));
+        let engine = PluginEngine::with_artifact_cache(PluginLimits::default(), &rel);
+        assert!(engine.is_ok(), "{engine:?}");
+        let _ = std::fs::remove_dir_all(&rel);
+    }
 
     #[test]
     fn imports_that_need_a_grant() {

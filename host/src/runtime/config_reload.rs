@@ -21,6 +21,24 @@ use crate::config::Config;
 /// Why nothing was applied: no config file (embedded defaults), an invalid file, or a plugin
 /// that does not load.
 pub async fn reload_config(ctx: &Ctx) -> Result<ConfigChange, String> {
+    let result = reload(ctx).await;
+    match &result {
+        Ok(c) => tracing::info!(
+            message = "Configuration reloaded.",
+            added = ?c.added,
+            removed = ?c.removed,
+            changed = ?c.changed,
+            restart_needed = ?c.restart_needed
+        ),
+        Err(e) => tracing::warn!(
+            message = "Configuration reload refused; the running configuration keeps serving.",
+            error = %e
+        ),
+    }
+    result
+}
+
+async fn reload(ctx: &Ctx) -> Result<ConfigChange, String> {
     let Some(path) = ctx.config.source.clone() else {
         return Err("the server runs on its embedded defaults: there is no file to reload".into());
     };
@@ -48,18 +66,5 @@ pub async fn reload_config(ctx: &Ctx) -> Result<ConfigChange, String> {
         })
         .collect();
     ctx.set_policies(policies);
-    match &result {
-        Ok(c) => tracing::info!(
-            message = "Configuration reloaded.",
-            added = ?c.added,
-            removed = ?c.removed,
-            changed = ?c.changed,
-            restart_needed = ?c.restart_needed
-        ),
-        Err(e) => tracing::warn!(
-            message = "Configuration reload refused; the running configuration keeps serving.",
-            error = %e
-        ),
-    }
     result
 }
