@@ -104,6 +104,26 @@ async fn changes_reach_a_running_server() {
     );
 }
 
+/// `lilt check-config lilt.toml` run from the config's folder, with a relative `data_dir`.
+#[test]
+fn a_relative_config_path_and_data_dir_work() {
+    // `lilt check-config lilt.toml` from the config's folder: every path in it is relative.
+    let tmp = crate::harness::TempDir::new();
+    let text = format!(
+        "data_dir = \"data\"\nplugin_dir = {:?}\n[[listeners]]\ntype = \"c2s\"\nbind = \"127.0.0.1:5222\"\n\
+         [[vhosts]]\ndomain = \"localhost\"\nauth = {{ plugin = \"auth-anonymous\" }}\n\
+         [[vhosts.plugins]]\nplugin = \"branding\"\n",
+        crate::harness::plugin_dir()
+    );
+    std::fs::write(tmp.path().join("lilt.toml"), text).expect("write");
+    let out = crate::harness::run_cli_in(Some(tmp.path()), &["check-config", "lilt.toml"], "");
+    assert!(out.success(), "{out:?}");
+    assert!(
+        tmp.path().join("data/plugin-cache").is_dir(),
+        "no artifact cache"
+    );
+}
+
 /// Every configuration in `examples/` passes `lilt check-config`, which loads and configures
 /// each plugin it names (run with the data folder and plugin folder pointed at the test's).
 #[test]

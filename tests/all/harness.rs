@@ -319,7 +319,16 @@ impl CliOutput {
 
 /// Run `lilt ARGS` with `stdin` piped in, bounded by [`CLI_TIMEOUT`].
 pub(crate) fn run_cli(args: &[&str], stdin: &str) -> CliOutput {
-    let mut child = Command::new(lilt_bin())
+    run_cli_in(None, args, stdin)
+}
+
+/// `run_cli` with the working directory `dir` (for relative paths on the command line).
+pub(crate) fn run_cli_in(dir: Option<&Path>, args: &[&str], stdin: &str) -> CliOutput {
+    let mut cmd = Command::new(lilt_bin());
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    let mut child = cmd
         .args(args)
         .env("LILT_LOG", "warn")
         .stdin(Stdio::piped())
