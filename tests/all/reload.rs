@@ -246,6 +246,22 @@ async fn a_hook_plugin_is_replaced_ten_times_under_traffic() {
     install(&watched, &original[..original.len() / 2]);
     logged_more(&server, "Plugin reload refused", before).await;
     assert_eq!(stamp(&mut probe).await, "test-hooks-build-A");
+    // A build that fails its canary (`configure` panics) is refused too.
+    let before = server.log().matches("Plugin reload refused").count();
+    let mut fails = builds[1].clone();
+    let mark = b"configure-ok-mark";
+    let at = fails
+        .windows(mark.len())
+        .position(|w| w == mark)
+        .expect("the configure marker is in test_hooks.wasm");
+    fails[at] = b'x';
+    install(&watched, &fails);
+    logged_more(&server, "Plugin reload refused", before).await;
+    assert!(
+        server.log().contains("patched to fail in configure"),
+        "the canary's panic message is not in the log"
+    );
+    assert_eq!(stamp(&mut probe).await, "test-hooks-build-A");
     // And a good build after a bad one is taken again.
     let before = server.log().matches("Plugin reloaded.").count();
     install(&watched, &builds[1]);

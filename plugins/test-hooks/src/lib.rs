@@ -14,7 +14,8 @@
 //!
 //! With `mode = "stamp"` a chat message whose body is `stamp` is answered with `STAMP`, the
 //! build's marker: the hot-reload tests patch that string in a copy of the component to make a
-//! second build that answers visibly differently, and swap the two under traffic.
+//! second build that answers visibly differently, and swap the two under traffic. They patch
+//! `CONFIGURE_MARK` to make a build that panics in `configure`.
 //!
 //! World: `lilt:plugin/hooks`; subscribes to `message`, `occupant-pre-join` and
 //! `occupant-joined`. Settings: `mode` (`trap`, `pass`, `timer`, `stamp`, `panic`, `print`,
@@ -52,6 +53,11 @@ pub enum Mode {
 /// The build marker `stamp` mode answers with (patched in copies by the reload tests; keep
 /// its length).
 pub const STAMP: &str = "test-hooks-build-A";
+
+/// A marker `configure` checks: a build whose copy is patched to start with anything but `c`
+/// panics in `configure`, which is how the reload tests make a generation that fails its
+/// canary. Keep its length.
+pub const CONFIGURE_MARK: &str = "configure-ok-mark";
 
 /// Lines `print` mode writes to each of stdout and stderr per event.
 pub const PRINT_LINES: usize = 5_000;
@@ -145,6 +151,10 @@ fn stamp(host: &impl Host, event: Event) -> Verdict {
 
 impl Plugin for TestHooks {
     fn configure(ctx: &Configure) -> Result<Self, String> {
+        // Read through black_box so that the bytes stay in the data segment, patchable.
+        if std::hint::black_box(CONFIGURE_MARK).as_bytes().first() != Some(&b'c') {
+            panic!("test-hooks: this build was patched to fail in configure");
+        }
         let s: Settings = ctx.settings()?;
         Ok(TestHooks { mode: s.mode })
     }
