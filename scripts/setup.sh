@@ -47,5 +47,5 @@ else
     cargo build
 fi
 cargo build --release --target wasm32-wasip2 -p auth-anonymous -p auth-internal \
-    -p conference-duration -p speakerstats -p branding -p test-hooks
+    -p conference-duration -p speakerstats -p branding -p test-hooks -p test-auth
 echo "setup.sh: toolchain ${channel}, host (${host_profile}) and plugins are built"

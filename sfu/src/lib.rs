@@ -2,7 +2,7 @@
 //!
 //! Owns: nothing yet. The SFU (ICE/DTLS/SRTP endpoints, RTP/RTCP forwarding by SSRC, the
 //! colibri bridge channel) arrives with the focus/SFU issue; see `docs/architecture.md`.
-//! This crate exists now so that the workspace layout of design.md §2 is stable and other
+//! This crate exists now so that the workspace layout in docs/architecture.md is stable and other
 //! crates can depend on it without a later reshuffle.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -2,7 +2,7 @@
 //! a session driven by hand with reqwest (creation, SASL, restart, bind, a message round trip,
 //! terminate), the rid/sid rules, size limits and inactivity.
 //!
-//! Spec: XEP-0124 §7–§17, XEP-0206, jitsi-protocol.md §1.3.
+//! Spec: XEP-0124 §7–§17, XEP-0206, lib-jitsi-meet's BOSH use.
 
 use std::time::Duration;
 

@@ -146,6 +146,8 @@ pub(crate) struct Vhost {
     pub(crate) plugin: String,
     /// `allow_unencrypted`.
     pub(crate) allow_unencrypted: bool,
+    /// The auth plugin's settings, an inline TOML table.
+    pub(crate) auth_settings: String,
     /// Further TOML tables of this vhost (`[vhosts.muc]`, `[[vhosts.plugins]]`).
     pub(crate) tables: Vec<String>,
 }
@@ -157,6 +159,7 @@ impl Vhost {
             domain: domain.to_owned(),
             plugin: "auth-internal".into(),
             allow_unencrypted: true,
+            auth_settings: "{ }".into(),
             tables: Vec::new(),
         }
     }
@@ -167,6 +170,7 @@ impl Vhost {
             domain: domain.to_owned(),
             plugin: "auth-anonymous".into(),
             allow_unencrypted: true,
+            auth_settings: "{ }".into(),
             tables: Vec::new(),
         }
     }
@@ -174,6 +178,13 @@ impl Vhost {
     /// The same vhost with a further TOML table, e.g. `[vhosts.muc]\ndomain = "…"`.
     pub(crate) fn with(mut self, table: &str) -> Vhost {
         self.tables.push(table.to_owned());
+        self
+    }
+
+    /// A vhost whose auth plugin is `plugin` with `settings` (an inline TOML table).
+    pub(crate) fn with_auth(mut self, plugin: &str, settings: &str) -> Vhost {
+        self.plugin = plugin.to_owned();
+        self.auth_settings = settings.to_owned();
         self
     }
 
@@ -562,8 +573,8 @@ fn render_config(c: &TestConfig, data_dir: &Path, plugin_dir: &Path, ports: Port
         );
         let _ = writeln!(
             s,
-            "[vhosts.auth]\nplugin = {:?}\nsettings = {{ }}",
-            v.plugin
+            "[vhosts.auth]\nplugin = {:?}\nsettings = {}",
+            v.plugin, v.auth_settings
         );
         for t in &v.tables {
             let _ = writeln!(s, "{t}");

@@ -2,10 +2,10 @@
 //! conference-duration and a tenant's branding together, and a hook plugin that traps on
 //! every event without breaking anything.
 //!
-//! Shell (end-to-end against `lilt serve` with the real plugin components). Spec:
-//! jitsi-protocol §1.7 (component identities in the vhost's disco#info), §6 (speakerstats and
-//! conference-duration `json-message`s from the advertised addresses), design.md §4 (hooks fail
-//! open; repeated traps disable). Invariants checked: plugin messages come from the
+//! Shell (end-to-end against `lilt serve` with the real plugin components). Spec: what
+//! lib-jitsi-meet expects (component identities in the vhost's disco#info; speakerstats and
+//! conference-duration `json-message`s from the advertised addresses) and docs/plugins.md (hooks
+//! fail open; repeated traps disable). Invariants checked: plugin messages come from the
 //! component's own domain; a rejected join gets the plugin's condition and text; a trapping
 //! hook changes no stanza. Tests: this file.
 

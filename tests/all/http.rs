@@ -1,7 +1,7 @@
 //! The operator side of the HTTP listener: `/about/health`, `/metrics` parsed by an independent
 //! Prometheus parser, `/stats`, static files, HTTPS, and slow or abandoned HTTP connections.
 //!
-//! Spec: Prometheus text format 0.0.4; jitsi-protocol.md §9; RFC 9110 content types.
+//! Spec: Prometheus text format 0.0.4; Jitsi's health and stats conventions; RFC 9110 content types.
 
 use std::time::Duration;
 

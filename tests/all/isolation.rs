@@ -1,9 +1,10 @@
 //! One tenant's broken plugin must not touch another tenant: a hook plugin on vhost A that
 //! panics, prints without end, loops, exhausts its memory or stack, or hammers `kv`, while
-//! sessions on vhost B exchange messages throughout; and signals a supervisor sends.
+//! sessions on vhost B exchange messages throughout; an auth plugin on vhost A that panics,
+//! loops or exhausts its memory on every login; and signals a supervisor sends.
 //!
 //! Shell (end-to-end against `lilt serve` with the real `test-hooks` component in each of its
-//! misbehaving modes). Spec: design.md §4 as amended by docs/plugins.md (hooks fail open, calls
+//! misbehaving modes). Spec: docs/plugins.md (hooks fail open, auth fails closed, calls
 //! run on a per-vhost worker off the router, guest output goes to the host log).
 //! Invariants checked: vhost B loses no message and keeps its order; vhost A's message is
 //! still delivered (fail open); new sessions bind on both vhosts afterwards; health stays OK;
@@ -15,6 +16,7 @@ use std::time::Instant;
 
 use crate::harness::{Server, Setup, TestConfig, Vhost};
 use crate::muc::Peer;
+use crate::raw::RawClient;
 use crate::web::get;
 
 /// Messages vhost B exchanges while vhost A's plugin misbehaves.
@@ -185,4 +187,78 @@ async fn sighup_does_not_stop_the_server() {
         .await;
     assert!(server.is_running());
     assert_logged(&server, &["SIGHUP received"]);
+}
+
+/// Vhost A's auth plugin misbehaves on every password check; vhost B chats meanwhile. A's
+/// logins fail closed with `temporary-auth-failure`; B loses nothing.
+async fn tenant_a_auth_misbehaves(mode: &str, tables: &[&str]) -> Server {
+    let a =
+        Vhost::anonymous("a.localhost").with_auth("test-auth", &format!("{{ mode = \"{mode}\" }}"));
+    let b = Vhost::anonymous("b.localhost");
+    let mut config = TestConfig::new(vec![a, b]);
+    for t in tables {
+        config = config.table(t);
+    }
+    let server = Setup::new(config).start();
+    let addr = server.ports().c2s_addr();
+    let login = tokio::spawn(async move {
+        let mut c = RawClient::connect(addr).await;
+        c.open("a.localhost").await;
+        c.auth_plain("alice", "secret").await
+    });
+    let mut b1 = Peer::anonymous(&server, "b.localhost").await;
+    let mut b2 = Peer::anonymous(&server, "b.localhost").await;
+    b2.var("from", &b1.jid);
+    for i in 0..B_MESSAGES {
+        b1.send(&format!(
+            "<message to='{}' type='chat'><body>b{i}</body></message>",
+            b2.jid
+        ))
+        .await;
+        b2.expect(&format!(
+            "<message from='{{from}}' to='{{me}}' type='chat'><body>b{i}</body></message>"
+        ))
+        .await;
+    }
+    let outcome = login.await.expect("login task");
+    assert_eq!(
+        outcome,
+        Err("temporary-auth-failure".to_owned()),
+        "{mode}: vhost A's login must fail closed"
+    );
+    // A new login on B still works; so does asking A again (and failing closed again).
+    let _ = Peer::anonymous(&server, "b.localhost").await;
+    let mut again = RawClient::connect(addr).await;
+    again.open("a.localhost").await;
+    assert_eq!(
+        again.auth_plain("bob", "secret").await,
+        Err("temporary-auth-failure".to_owned())
+    );
+    server
+}
+
+#[tokio::test]
+async fn a_panicking_auth_plugin_fails_closed_and_leaves_other_vhosts_alone() {
+    let server = tenant_a_auth_misbehaves("panic", &[]).await;
+    assert_logged(
+        &server,
+        &[
+            "Plugin trapped",
+            "test-auth",
+            "deliberate panic checking alice",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn a_looping_auth_plugin_fails_closed_and_leaves_other_vhosts_alone() {
+    let server =
+        tenant_a_auth_misbehaves("loop", &["[plugin_limits]\ncall_timeout_ms = 500"]).await;
+    assert_logged(&server, &["Plugin trapped", "test-auth"]);
+}
+
+#[tokio::test]
+async fn an_auth_plugin_exhausting_memory_fails_closed() {
+    let server = tenant_a_auth_misbehaves("alloc", &["[plugin_limits]\nmemory_mib = 16"]).await;
+    assert_logged(&server, &["Plugin trapped", "test-auth"]);
 }

@@ -4,7 +4,7 @@
 //!
 //! Shell (end-to-end against `lilt serve`). Spec: XEP-0045 (join, 110/100/201, 303, 307,
 //! 104, conflict, password, members-only, max occupants, kick, roles, affiliations, owner
-//! form, destroy), jitsi-protocol §3 (non-anonymous items, verbatim presence extensions,
+//! form, destroy), lib-jitsi-meet's MUC conventions, docs/muc.md (non-anonymous items, verbatim presence extensions,
 //! meeting id and created timestamp in room disco#info), XEP-0030.
 //! Invariants checked: each client receives exactly the scripted stanzas in order (a stray
 //! stanza fails the next expectation); every occupant item carries the real full JID.
@@ -234,7 +234,7 @@ pub(crate) fn muc_server(extra: &str) -> Server {
     Setup::new(TestConfig::new(vec![vhost])).start()
 }
 
-/// What a Jitsi client puts in its join presence (jitsi-protocol §3.3).
+/// What a Jitsi client puts in its join presence (as lib-jitsi-meet sends it).
 const JITSI_PAYLOAD: &str = "<stats-id>Alice-Xy7</stats-id>\
     <c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://jitsi.org/jitsi-meet' ver='abc='/>\
     <nick xmlns='http://jabber.org/protocol/nick'>Alice</nick>\
@@ -323,7 +323,7 @@ async fn jitsi_style_room_join_fanout_private_iq_and_leave() {
         .expect("<iq from='{r}/bob' to='{me}' type='result'/>")
         .await;
 
-    // Room disco#info carries the meeting id and creation time (jitsi-protocol §3.5).
+    // Room disco#info carries the meeting id and creation time (what lib-jitsi-meet reads).
     alice.send("<iq to='{r}' type='get' id='d1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>").await;
     let info = alice.expect(
         "<iq from='{r}' to='{me}' type='result'><query xmlns='http://jabber.org/protocol/disco#info'>\

@@ -2,7 +2,7 @@
 //! library lib-jitsi-meet uses) talking to a TCP client, exact framing with a raw WebSocket
 //! client, TLS, and every bad input while a bystander session keeps working.
 //!
-//! Spec: RFC 7395 §3, RFC 6455 §5.5/§7.4, jitsi-protocol.md §1.2.
+//! Spec: RFC 7395 §3, RFC 6455 §5.5/§7.4, lib-jitsi-meet's WebSocket use (room and token in the URL, resumption).
 
 use std::time::Duration;
 

@@ -264,7 +264,7 @@ async fn idle(ctx: &Arc<Ctx>, pid: Option<u32>) -> anyhow::Result<Report> {
     })
 }
 
-/// 1 KB of what a Jitsi client puts in its MUC presence (jitsi-protocol §3.3), with the send
+/// 1 KB of what a Jitsi client puts in its MUC presence (as lib-jitsi-meet sends it), with the send
 /// time in a `jitsi_participant_*` property (relayed verbatim like the rest).
 fn jitsi_presence(to: &str, muted: bool, stamp: Option<u64>, join: bool) -> String {
     let x = if join {

@@ -1,4 +1,4 @@
-//! The WebAssembly plugin runtime (design.md §4): a wasmtime engine with epoch deadlines and
+//! The WebAssembly plugin runtime (docs/plugins.md): a wasmtime engine with epoch deadlines and
 //! memory caps, the WIT bindings, the host imports plugins get, and per-role handles
 //! (today `AuthPlugin`).
 //!

@@ -739,7 +739,7 @@ impl Router {
         query.append_child(identity);
         if server {
             // Jitsi clients find plugin components (speakerstats, conference duration) by
-            // the identities of their vhost (jitsi-protocol §1.7).
+            // the identities of their vhost (where Jitsi clients look for them).
             let vhost = iq.attr("to").unwrap_or("");
             for id in self.ext.identities(vhost) {
                 query.append_child(
