@@ -48,7 +48,6 @@ async fn tenant_a_misbehaves(mode: &str, tables: &[&str]) -> Run {
     let mut b1 = Peer::anonymous(&server, "b.localhost").await;
     let mut b2 = Peer::anonymous(&server, "b.localhost").await;
     a2.var("from", &a1.jid);
-    b2.var("from", &b1.jid);
 
     // A's hook gets this message and misbehaves on it.
     a1.send(&format!(
@@ -57,17 +56,7 @@ async fn tenant_a_misbehaves(mode: &str, tables: &[&str]) -> Run {
     ))
     .await;
     // Meanwhile B chats, each message awaited before the next.
-    for i in 0..B_MESSAGES {
-        b1.send(&format!(
-            "<message to='{}' type='chat'><body>b{i}</body></message>",
-            b2.jid
-        ))
-        .await;
-        b2.expect(&format!(
-            "<message from='{{from}}' to='{{me}}' type='chat'><body>b{i}</body></message>"
-        ))
-        .await;
-    }
+    chat(&mut b1, &mut b2).await;
     let b_done = Instant::now();
     // Hooks fail open: A's message arrives once the hook gave up or finished.
     a2.expect("<message from='{from}' to='{me}' type='chat'><body>from a</body></message>")
@@ -91,6 +80,23 @@ async fn tenant_a_misbehaves(mode: &str, tables: &[&str]) -> Run {
         server,
         b_done,
         a_done,
+    }
+}
+
+/// Vhost B's exchange: `B_MESSAGES` chat messages from `b1` to `b2`, each awaited before the
+/// next, in order.
+async fn chat(b1: &mut Peer, b2: &mut Peer) {
+    b2.var("from", &b1.jid);
+    for i in 0..B_MESSAGES {
+        b1.send(&format!(
+            "<message to='{}' type='chat'><body>b{i}</body></message>",
+            b2.jid
+        ))
+        .await;
+        b2.expect(&format!(
+            "<message from='{{from}}' to='{{me}}' type='chat'><body>b{i}</body></message>"
+        ))
+        .await;
     }
 }
 
@@ -208,18 +214,7 @@ async fn tenant_a_auth_misbehaves(mode: &str, tables: &[&str]) -> Server {
     });
     let mut b1 = Peer::anonymous(&server, "b.localhost").await;
     let mut b2 = Peer::anonymous(&server, "b.localhost").await;
-    b2.var("from", &b1.jid);
-    for i in 0..B_MESSAGES {
-        b1.send(&format!(
-            "<message to='{}' type='chat'><body>b{i}</body></message>",
-            b2.jid
-        ))
-        .await;
-        b2.expect(&format!(
-            "<message from='{{from}}' to='{{me}}' type='chat'><body>b{i}</body></message>"
-        ))
-        .await;
-    }
+    chat(&mut b1, &mut b2).await;
     let outcome = login.await.expect("login task");
     assert_eq!(
         outcome,

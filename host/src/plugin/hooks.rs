@@ -307,6 +307,8 @@ pub struct VhostHooks {
     plugins: Vec<Arc<HookPlugin>>,
     /// Subscribers by `HookKind as usize`, highest priority first.
     subscribers: Vec<Vec<usize>>,
+    /// Whether any plugin subscribes to message, presence or iq (asked per stanza).
+    stanza_hooks: bool,
     components: HashMap<String, usize>,
 }
 
@@ -322,7 +324,7 @@ impl std::fmt::Debug for VhostHooks {
 impl VhostHooks {
     /// The plugins of `vhost`, in configuration order.
     pub fn new(vhost: &str, plugins: Vec<Arc<HookPlugin>>) -> VhostHooks {
-        let subscribers = HookKind::ALL
+        let subscribers: Vec<Vec<usize>> = HookKind::ALL
             .into_iter()
             .map(|kind| {
                 let mut subs: Vec<(i32, usize)> = plugins
@@ -339,10 +341,14 @@ impl VhostHooks {
             .enumerate()
             .filter_map(|(i, p)| Some((p.component.as_ref()?.1.clone(), i)))
             .collect();
+        let stanza_hooks = [HookKind::Message, HookKind::Presence, HookKind::Iq]
+            .iter()
+            .any(|k| !subscribers[*k as usize].is_empty());
         VhostHooks {
             vhost: vhost.to_owned(),
             plugins,
             subscribers,
+            stanza_hooks,
             components,
         }
     }
@@ -478,6 +484,8 @@ pub struct PluginSet {
     vhosts: HashMap<String, Arc<VhostHooks>>,
     /// Component domain to the vhost whose plugin owns it.
     components: HashMap<String, String>,
+    /// Whether any vhost hooks stanzas (kept by `insert_arc` and `remove`; asked per stanza).
+    any_stanza_hooks: bool,
 }
 
 impl PluginSet {
@@ -493,12 +501,14 @@ impl PluginSet {
             self.components.insert(domain.clone(), hooks.vhost.clone());
         }
         self.vhosts.insert(hooks.vhost.clone(), hooks);
+        self.any_stanza_hooks = self.vhosts.values().any(|v| v.stanza_hooks);
     }
 
     /// Drop a vhost's plugins.
     pub fn remove(&mut self, vhost: &str) {
         self.vhosts.remove(vhost);
         self.components.retain(|_, v| v != vhost);
+        self.any_stanza_hooks = self.vhosts.values().any(|v| v.stanza_hooks);
     }
 
     /// A vhost's plugins.
@@ -525,10 +535,12 @@ impl PluginSet {
 }
 
 impl Extensions for PluginSet {
+    fn any_stanza_hooks(&self) -> bool {
+        self.any_stanza_hooks
+    }
+
     fn hooks_stanzas(&self, vhost: &str) -> bool {
-        self.vhosts.get(vhost).is_some_and(|v| {
-            v.wants(HookKind::Message) || v.wants(HookKind::Presence) || v.wants(HookKind::Iq)
-        })
+        self.vhosts.get(vhost).is_some_and(|v| v.stanza_hooks)
     }
 
     fn wants(&self, vhost: &str, kind: HookKind) -> bool {

@@ -225,8 +225,10 @@ pub struct ComponentIdentity {
 /// What the cores may ask about the loaded plugins: subscriptions and component domains.
 /// Read-only; the shell swaps the whole object when plugins change.
 pub trait Extensions: Send + Sync + std::fmt::Debug {
-    /// Whether any plugin of `vhost` hooks message, presence or iq stanzas: when not, the
-    /// router routes its stanzas directly (the hot path).
+    /// Whether any plugin of any vhost hooks stanzas: when not, the router routes every
+    /// stanza directly, without even reading its sender (the hot path).
+    fn any_stanza_hooks(&self) -> bool;
+    /// Whether any plugin of `vhost` hooks message, presence or iq stanzas.
     fn hooks_stanzas(&self, vhost: &str) -> bool;
     /// Whether any plugin of `vhost` subscribes to `kind`.
     fn wants(&self, vhost: &str, kind: HookKind) -> bool;
@@ -241,6 +243,9 @@ pub trait Extensions: Send + Sync + std::fmt::Debug {
 pub struct NoExtensions;
 
 impl Extensions for NoExtensions {
+    fn any_stanza_hooks(&self) -> bool {
+        false
+    }
     fn hooks_stanzas(&self, _: &str) -> bool {
         false
     }

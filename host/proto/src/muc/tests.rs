@@ -186,6 +186,9 @@ fn secure_domain_and_destroy_when_empty() {
 struct AllHooks;
 
 impl Extensions for AllHooks {
+    fn any_stanza_hooks(&self) -> bool {
+        true
+    }
     fn hooks_stanzas(&self, _: &str) -> bool {
         true
     }

@@ -195,6 +195,9 @@ impl Router {
     /// Route a stanza a client or component sent. When the sender's vhost hooks stanzas, it
     /// leaves as a `PluginCall::Stanza` instead and is routed by `resume_stanza`.
     pub fn route_inbound(&mut self, stanza: Element) -> Vec<Delivery> {
+        if !self.ext.any_stanza_hooks() {
+            return self.route(stanza);
+        }
         let (Some(kind), Some(from)) = (
             Kind::of(&stanza),
             stanza.attr("from").and_then(|f| Jid::parse(f).ok()),

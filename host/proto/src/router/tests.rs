@@ -276,6 +276,9 @@ fn resumption_ids_are_owned() {
 struct Hooked;
 
 impl crate::hooks::Extensions for Hooked {
+    fn any_stanza_hooks(&self) -> bool {
+        true
+    }
     fn hooks_stanzas(&self, vhost: &str) -> bool {
         vhost == "a.example"
     }
