@@ -68,11 +68,12 @@ impl AuthPlugin {
         vhost: &str,
         name: &str,
         pre: AuthPre<State>,
+        hash: String,
         settings: &serde_json::Value,
         kv: Arc<dyn KvStore>,
     ) -> Result<AuthPlugin, PluginError> {
         let mut inner = Inner {
-            sandbox: Sandbox::new(engine, vhost, name, KvRole::Auth, kv, Vec::new()),
+            sandbox: Sandbox::new(engine, vhost, name, KvRole::Auth, kv, Vec::new(), hash),
             pool: InstancePool::new(AUTH_POOL),
             pre,
             settings_json: settings.to_string(),
@@ -96,6 +97,11 @@ impl AuthPlugin {
     /// The vhost it serves.
     pub fn vhost(&self) -> &str {
         &self.0.sandbox.vhost
+    }
+
+    /// SHA-256 (hex) of the component file this generation was compiled from.
+    pub fn content_hash(&self) -> &str {
+        &self.0.sandbox.hash
     }
 
     /// Calls made and calls that trapped since load (for `/metrics`).

@@ -174,12 +174,12 @@ impl PluginEngine {
         settings: &serde_json::Value,
         kv: Arc<dyn KvStore>,
     ) -> Result<AuthPlugin, PluginError> {
-        let pre = self.instantiate_pre(name, wasm_path, grants)?;
+        let (pre, hash) = self.instantiate_pre(name, wasm_path, grants)?;
         let pre = super::bindings::AuthPre::new(pre).map_err(|e| PluginError::Load {
             plugin: name.to_owned(),
             source: wasm_err(e.context("it does not export lilt:plugin/auth-provider")),
         })?;
-        AuthPlugin::new(self.clone(), vhost, name, pre, settings, kv)
+        AuthPlugin::new(self.clone(), vhost, name, pre, hash, settings, kv)
     }
 
     /// The linker offering exactly `grants` (and what is always granted).
@@ -198,13 +198,13 @@ impl PluginEngine {
     }
 
     /// Compile a plugin file, check that it imports only what `grants` allows, and link it
-    /// against exactly that.
+    /// against exactly that; with the SHA-256 (hex) of the bytes that were compiled.
     pub(super) fn instantiate_pre(
         &self,
         name: &str,
         wasm_path: &Path,
         grants: Grants,
-    ) -> Result<InstancePre<State>, PluginError> {
+    ) -> Result<(InstancePre<State>, String), PluginError> {
         let load = |source: wasmtime::Error| PluginError::Load {
             plugin: name.to_owned(),
             source: wasm_err(source),
@@ -215,7 +215,7 @@ impl PluginEngine {
                 wasm_path.display()
             ))));
         }
-        let component = self.compile(wasm_path).map_err(|e| {
+        let (component, hash) = self.compile(wasm_path).map_err(|e| {
             load(e.context(format!(
                 "{} is not a loadable component",
                 wasm_path.display()
@@ -238,10 +238,12 @@ impl PluginEngine {
                 missing,
             });
         }
-        self.linker(grants)
+        let pre = self
+            .linker(grants)
             .map_err(&load)?
             .instantiate_pre(&component)
-            .map_err(|e| load(e.context("it imports something Lilt does not provide")))
+            .map_err(|e| load(e.context("it imports something Lilt does not provide")))?;
+        Ok((pre, hash.iter().map(|b| format!("{b:02x}")).collect()))
     }
 }
 
@@ -259,7 +261,7 @@ const MAX_CACHED_COMPONENTS: usize = 256;
 impl PluginEngine {
     /// The compiled component for a file: from memory when a vhost already loaded the same
     /// bytes, else compiled (or read from the on-disk artifact cache).
-    fn compile(&self, path: &Path) -> wasmtime::Result<Component> {
+    fn compile(&self, path: &Path) -> wasmtime::Result<(Component, [u8; 32])> {
         let bytes = std::fs::read(path)?;
         let hash: [u8; 32] = Sha256::digest(&bytes).into();
         if let Some(c) = self
@@ -270,7 +272,7 @@ impl PluginEngine {
             .by_hash
             .get(&hash)
         {
-            return Ok(c.clone());
+            return Ok((c.clone(), hash));
         }
         let component = Component::new(&self.0.engine, &bytes)?;
         let mut cache = self
@@ -286,7 +288,7 @@ impl PluginEngine {
                 cache.by_hash.remove(&old);
             }
         }
-        Ok(component)
+        Ok((component, hash))
     }
 }
 

@@ -76,7 +76,7 @@ impl PluginEngine {
             plugin: name.to_owned(),
             source: anyhow::anyhow!(msg),
         };
-        let pre = self.instantiate_pre(name, &config.path, config.grants)?;
+        let (pre, hash) = self.instantiate_pre(name, &config.path, config.grants)?;
         let hooks = HooksPre::new(pre.clone()).ok();
         let component = ComponentPre::new(pre).ok();
         let component = match (component, &config.component) {
@@ -103,7 +103,15 @@ impl PluginEngine {
         send_domains.push(vhost.to_owned());
         send_domains.extend(config.component.clone());
         let mut plugin = HookPlugin {
-            sandbox: Sandbox::new(self.clone(), vhost, name, KvRole::Hooks, kv, send_domains),
+            sandbox: Sandbox::new(
+                self.clone(),
+                vhost,
+                name,
+                KvRole::Hooks,
+                kv,
+                send_domains,
+                hash,
+            ),
             settings_json: config.settings.to_string(),
             hooks,
             component,
@@ -136,6 +144,11 @@ impl HookPlugin {
     /// Calls made and calls that trapped since load.
     pub fn call_counts(&self) -> (u64, u64) {
         self.sandbox.call_counts()
+    }
+
+    /// SHA-256 (hex) of the component file this generation was compiled from.
+    pub fn content_hash(&self) -> &str {
+        &self.sandbox.hash
     }
 
     /// The world it was loaded as: `hooks`, `component` or `hooks-and-component`.

@@ -92,6 +92,8 @@ pub(super) struct Sandbox {
     pub(super) engine: PluginEngine,
     pub(super) vhost: Arc<str>,
     pub(super) name: Arc<str>,
+    /// SHA-256 (hex) of the component file it was compiled from.
+    pub(super) hash: String,
     /// The kv namespace, `kv_namespace(role, name)`.
     kv_ns: Arc<str>,
     kv: Arc<dyn KvStore>,
@@ -114,6 +116,7 @@ impl Sandbox {
         role: KvRole,
         kv: Arc<dyn KvStore>,
         send_domains: Vec<String>,
+        hash: String,
     ) -> Sandbox {
         let (vhost, name): (Arc<str>, Arc<str>) = (vhost.into(), name.into());
         Sandbox {
@@ -122,6 +125,7 @@ impl Sandbox {
             kv_ns: kv_namespace(role, &name).into(),
             vhost,
             name,
+            hash,
             kv,
             send_domains: send_domains.into(),
             traps: Mutex::new(VecDeque::new()),

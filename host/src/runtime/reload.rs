@@ -19,7 +19,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use sha2::{Digest as _, Sha256};
 use tokio::sync::{Mutex, mpsc};
 
 use super::plugin_worker::{WorkerMsg, Workers};
@@ -115,8 +114,12 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Generation 1 of every slot of a vhost.
-fn initial_generations(v: &crate::config::Vhost) -> Vec<(Slot, Generation)> {
+/// Generation 1 of every slot of a vhost, with the hashes of what was loaded.
+fn initial_generations(
+    v: &crate::config::Vhost,
+    auth: Option<&AuthPlugin>,
+    hooks: Option<&Arc<VhostHooks>>,
+) -> Vec<(Slot, Generation)> {
     let mut out = vec![(
         Slot::Auth {
             vhost: v.domain.clone(),
@@ -124,11 +127,17 @@ fn initial_generations(v: &crate::config::Vhost) -> Vec<(Slot, Generation)> {
         Generation {
             plugin: v.auth.plugin.clone(),
             number: 1,
-            hash: file_hash(&v.auth.path),
+            hash: auth
+                .map(|a| a.content_hash().to_owned())
+                .unwrap_or_default(),
             last_error: None,
         },
     )];
     for (index, p) in v.plugins.iter().enumerate() {
+        let hash = hooks
+            .and_then(|h| h.plugins().get(index))
+            .map(|h| h.content_hash().to_owned())
+            .unwrap_or_default();
         out.push((
             Slot::Hook {
                 vhost: v.domain.clone(),
@@ -137,24 +146,12 @@ fn initial_generations(v: &crate::config::Vhost) -> Vec<(Slot, Generation)> {
             Generation {
                 plugin: p.plugin.clone(),
                 number: 1,
-                hash: file_hash(&p.path),
+                hash,
                 last_error: None,
             },
         ));
     }
     out
-}
-
-/// SHA-256 of a file, hex; empty when it cannot be read.
-fn file_hash(path: &std::path::Path) -> String {
-    std::fs::read(path)
-        .map(|b| {
-            Sha256::digest(&b)
-                .iter()
-                .map(|x| format!("{x:02x}"))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 impl PluginRegistry {
@@ -168,7 +165,11 @@ impl PluginRegistry {
     ) -> PluginRegistry {
         let mut generations = HashMap::new();
         for v in &config.vhosts {
-            generations.extend(initial_generations(v));
+            generations.extend(initial_generations(
+                v,
+                auth.get(&v.domain),
+                hooks.get(&v.domain),
+            ));
         }
         PluginRegistry {
             engine,
@@ -443,7 +444,6 @@ impl PluginRegistry {
         match slot {
             Slot::Auth { .. } => {
                 let path = &v.auth.path;
-                let hash = file_hash(path);
                 let new = self
                     .engine
                     .load_auth_granted(
@@ -466,6 +466,7 @@ impl PluginRegistry {
                         old.mechanisms()
                     ));
                 }
+                let hash = new.content_hash().to_owned();
                 auth.insert(vhost.clone(), new);
                 Ok(hash)
             }
@@ -474,12 +475,12 @@ impl PluginRegistry {
                     .plugins
                     .get(*index)
                     .ok_or_else(|| format!("no plugin {index} on {vhost}"))?;
-                let hash = file_hash(&pc.path);
                 let muc = v.muc.as_ref().map(|m| m.domain.as_str());
                 let new = self
                     .engine
                     .load_hook_plugin(&v.domain, muc, pc, self.kv.clone())
                     .map_err(|e| e.to_string())?;
+                let hash = new.content_hash().to_owned();
                 let worker = read(&self.workers).get(vhost).cloned();
                 let router = read(&self.router).clone();
                 let (Some(worker), Some(router)) = (worker, router) else {
@@ -665,7 +666,7 @@ impl PluginRegistry {
             let d = v.domain.clone();
             let added = change.added.contains(&d);
             if let Some(a) = auth {
-                write(&self.auth).insert(d.clone(), a);
+                write(&self.auth).insert(d.clone(), a.clone());
                 let mut gens = write(&self.generations);
                 let slot = Slot::Auth { vhost: d.clone() };
                 let number = gens.get(&slot).map_or(1, |g| g.number + 1);
@@ -674,7 +675,7 @@ impl PluginRegistry {
                     Generation {
                         plugin: v.auth.plugin.clone(),
                         number,
-                        hash: file_hash(&v.auth.path),
+                        hash: a.content_hash().to_owned(),
                         last_error: None,
                     },
                 );
@@ -707,7 +708,7 @@ impl PluginRegistry {
                     components,
                 })
                 .await?;
-                set.insert_arc(vh);
+                set.insert_arc(vh.clone());
                 let mut gens = write(&self.generations);
                 let old_hooks: HashMap<usize, Generation> = gens
                     .iter()
@@ -730,7 +731,11 @@ impl PluginRegistry {
                         Generation {
                             plugin: p.plugin.clone(),
                             number,
-                            hash: file_hash(&p.path),
+                            hash: vh
+                                .plugins()
+                                .get(index)
+                                .map(|h| h.content_hash().to_owned())
+                                .unwrap_or_default(),
                             last_error: None,
                         },
                     );
