@@ -259,8 +259,10 @@ fn main() -> ExitCode {
 /// and the process exits non-zero, so that its supervisor restarts it. SIGHUP (what
 /// `systemctl reload` sends) reloads the configuration file.
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let mut server = Server::start(config).await?;
+    // Handlers first: a SIGHUP that arrives once the listeners accept must not find the
+    // default action (terminate) still in place.
     let mut signals = Signals::new();
+    let mut server = Server::start(config).await?;
     loop {
         tokio::select! {
             signal = signals.next() => match signal {

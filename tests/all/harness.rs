@@ -633,6 +633,29 @@ impl Server {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// Wait until the log holds `needle` more than `before` times. Log lines are written by
+    /// the server's own tasks, so a line about an event can land after the event's visible
+    /// effect; tests wait for it instead of reading the log once.
+    pub(crate) async fn logged_more(&self, needle: &str, before: usize) {
+        for _ in 0..600 {
+            if self.log().matches(needle).count() > before {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{needle:?} was not logged within 30 s; the log:\n{}",
+            self.log()
+        );
+    }
+
+    /// Wait until the log holds every one of `needles`.
+    pub(crate) async fn logged(&self, needles: &[&str]) {
+        for n in needles {
+            self.logged_more(n, 0).await;
+        }
+    }
+
     /// Wait until every listener accepts; the log when the server exits first.
     fn wait_ready(&mut self) -> Result<(), String> {
         let ports = self.ports();

@@ -100,39 +100,30 @@ async fn chat(b1: &mut Peer, b2: &mut Peer) {
     }
 }
 
-fn assert_logged(server: &Server, needles: &[&str]) {
-    let log = server.log();
-    for n in needles {
-        assert!(log.contains(n), "{n:?} not in the server log");
-    }
-}
-
 #[tokio::test]
 async fn a_panicking_plugin_is_a_logged_trap() {
     let run = tenant_a_misbehaves("panic", &[]).await;
-    assert_logged(
-        &run.server,
-        &[
+    run.server
+        .logged(&[
             "Plugin trapped",
             "test-hooks",
             "a.localhost",
             "deliberate panic in handle",
-        ],
-    );
+        ])
+        .await;
 }
 
 #[tokio::test]
 async fn a_printing_plugin_is_logged_within_bounds() {
     let run = tenant_a_misbehaves("print", &[]).await;
     // Its output reaches the log, tagged, and the rest is counted rather than written.
-    assert_logged(
-        &run.server,
-        &[
+    run.server
+        .logged(&[
             "test-hooks stdout line 0",
             "test-hooks stderr line 0",
             "Plugin output suppressed",
-        ],
-    );
+        ])
+        .await;
     // `print` mode writes 5,000 lines to each stream (test_hooks::PRINT_LINES).
     let log = run.server.log();
     let lines = log.matches("Plugin output.").count();
@@ -150,22 +141,21 @@ async fn a_looping_plugin_holds_up_only_its_own_vhost() {
         run.b_done < run.a_done,
         "vhost B's exchange waited for vhost A's looping hook"
     );
-    assert_logged(
-        &run.server,
-        &["Plugin trapped", "call exceeded its time limit"],
-    );
+    run.server
+        .logged(&["Plugin trapped", "call exceeded its time limit"])
+        .await;
 }
 
 #[tokio::test]
 async fn a_plugin_exhausting_its_memory_is_a_trap() {
     let run = tenant_a_misbehaves("alloc", &["[plugin_limits]\nmemory_mib = 16"]).await;
-    assert_logged(&run.server, &["Plugin trapped", "test-hooks"]);
+    run.server.logged(&["Plugin trapped", "test-hooks"]).await;
 }
 
 #[tokio::test]
 async fn a_plugin_exhausting_its_stack_is_a_trap() {
     let run = tenant_a_misbehaves("recurse", &[]).await;
-    assert_logged(&run.server, &["Plugin trapped", "test-hooks"]);
+    run.server.logged(&["Plugin trapped", "test-hooks"]).await;
 }
 
 #[tokio::test]
@@ -192,7 +182,7 @@ async fn sighup_does_not_stop_the_server() {
     p.expect("<message from='{me}' to='{me}' type='chat'><body>hup</body></message>")
         .await;
     assert!(server.is_running());
-    assert_logged(&server, &["SIGHUP received"]);
+    server.logged(&["SIGHUP received"]).await;
 }
 
 /// Vhost A's auth plugin misbehaves on every password check; vhost B chats meanwhile. A's
@@ -235,25 +225,24 @@ async fn tenant_a_auth_misbehaves(mode: &str, tables: &[&str]) -> Server {
 #[tokio::test]
 async fn a_panicking_auth_plugin_fails_closed_and_leaves_other_vhosts_alone() {
     let server = tenant_a_auth_misbehaves("panic", &[]).await;
-    assert_logged(
-        &server,
-        &[
+    server
+        .logged(&[
             "Plugin trapped",
             "test-auth",
             "deliberate panic checking alice",
-        ],
-    );
+        ])
+        .await;
 }
 
 #[tokio::test]
 async fn a_looping_auth_plugin_fails_closed_and_leaves_other_vhosts_alone() {
     let server =
         tenant_a_auth_misbehaves("loop", &["[plugin_limits]\ncall_timeout_ms = 500"]).await;
-    assert_logged(&server, &["Plugin trapped", "test-auth"]);
+    server.logged(&["Plugin trapped", "test-auth"]).await;
 }
 
 #[tokio::test]
 async fn an_auth_plugin_exhausting_memory_fails_closed() {
     let server = tenant_a_auth_misbehaves("alloc", &["[plugin_limits]\nmemory_mib = 16"]).await;
-    assert_logged(&server, &["Plugin trapped", "test-auth"]);
+    server.logged(&["Plugin trapped", "test-auth"]).await;
 }
