@@ -11,12 +11,14 @@
 //! * `bosh`: XEP-0124/0206 sessions; `entropy`: the randomness the shell injects.
 //! * `router`: the session registry and delivery rules; `muc`: XEP-0045 rooms with Jitsi's
 //!   conventions; `hooks`: what these cores know of plugins (subscriptions, calls, verdicts).
+//! * `jingle`: the Jingle the focus speaks to lib-jitsi-meet (parse, build, endpoint sources).
 //!
 //! Every file opens with what it owns, the spec it follows and where it is tested.
 
 pub mod bosh;
 pub mod entropy;
 pub mod hooks;
+pub mod jingle;
 pub mod muc;
 pub mod router;
 pub mod sasl;
