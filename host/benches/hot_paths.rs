@@ -100,6 +100,7 @@ fn muc_fanout(c: &mut Criterion) {
             room_creators: Vec::new(),
             admins: Vec::new(),
             max_occupants: 0,
+            focus: None,
         },
         Arc::new(lilt::runtime::entropy::OsEntropy),
     );

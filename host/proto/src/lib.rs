@@ -17,6 +17,7 @@
 
 pub mod bosh;
 pub mod entropy;
+pub mod focus;
 pub mod hooks;
 pub mod jingle;
 pub mod muc;

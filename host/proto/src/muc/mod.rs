@@ -44,6 +44,20 @@ pub struct MucConfig {
     pub admins: Vec<Jid>,
     /// Default occupant limit of new rooms (0: none).
     pub max_occupants: u32,
+    /// The conference focus of this service's vhost, when it has one: it is in every room
+    /// before anyone else (Jicofo's room lock), and no one else may take its nick.
+    pub focus: Option<FocusOccupant>,
+}
+
+/// How the focus joins a room.
+#[derive(Debug, Clone)]
+pub struct FocusOccupant {
+    /// Its real full JID (`focus@auth.DOMAIN/focus`); an owner of every room.
+    pub jid: Jid,
+    /// Its nick: `focus`, which lib-jitsi-meet requires.
+    pub nick: String,
+    /// The presence payload it joins with (conference properties).
+    pub presence: Element,
 }
 
 /// What the service asks its caller to do.
@@ -299,6 +313,13 @@ impl MucService {
         out
     }
 
+    /// Whether `real` is an occupant of room `key`.
+    fn has_occupant(&self, key: &str, real: &Jid) -> bool {
+        self.rooms
+            .get(key)
+            .is_some_and(|r| r.occupants.iter().any(|o| &o.real == real))
+    }
+
     /// A session ended: it leaves every room it was in.
     pub fn session_gone(&mut self, real: &Jid, ext: &dyn Extensions, out: &mut Vec<Routed>) {
         let parked: Vec<(String, Jid)> = self
@@ -424,13 +445,22 @@ impl MucService {
                 )
             }
         };
-        if let Err(e) = result
-            && let Some(reply) = stanza::error_reply(&p.stanza, &e)
+        let focus_refused = result.is_err()
+            && self.config.focus.as_ref().is_some_and(|f| f.jid == p.from);
+        if let Err(e) = &result
+            && let Some(reply) = stanza::error_reply(&p.stanza, e)
         {
             out.push(Routed::Stanza(reply));
         }
         for q in p.queued {
-            out.extend(self.handle(q, now_ms, ext));
+            match &result {
+                // The joins waiting behind a refused focus are refused the same way (replaying
+                // them would send the focus to ask again, and again).
+                Err(e) if focus_refused => out.extend(
+                    stanza::error_reply(&q, e).map(Routed::Stanza),
+                ),
+                _ => out.extend(self.handle(q, now_ms, ext)),
+            }
         }
         out
     }
@@ -488,8 +518,8 @@ impl MucService {
         out: &mut Vec<Routed>,
         mut approved: Approvals,
     ) -> Result<(), StanzaError> {
-        let vhost = self.config.vhost.clone();
-        let is_admin = self.config.admins.contains(&from.bare());
+        let is_focus = self.config.focus.as_ref().is_some_and(|f| f.jid == *from);
+        let is_admin = is_focus || self.config.admins.contains(&from.bare());
         let created = !self.rooms.contains_key(key);
         if created {
             let may_create = is_admin
@@ -500,6 +530,42 @@ impl MucService {
                     "Rooms are created by authenticated users; this room does not exist yet.",
                 ));
             }
+        }
+        if let Some(focus) = self.config.focus.clone()
+            && !is_focus
+        {
+            if nick == focus.nick {
+                return Err(err(ErrorType::Cancel, "conflict")
+                    .with_text("That nickname is reserved for the conference focus."));
+            }
+            if !self.has_occupant(key, &focus.jid) {
+                // Jicofo's lock: the focus joins first, so that every client sees it already
+                // in the room. When its join waits for a plugin's verdict, this one waits
+                // behind it.
+                let mut p = focus.presence.clone();
+                p.set_attr("from", focus.jid.to_string());
+                p.set_attr("to", format!("{key}@{}/{}", self.config.domain, focus.nick));
+                p.append_child(Element::new("x", ns::MUC));
+                out.extend(self.handle(p, now_ms, ext));
+                if let Some(token) = self.parked_by.get(&(key.to_owned(), focus.jid.clone()))
+                    && let Some(parked) = self.parked.get_mut(token)
+                {
+                    let mut again = stanza.clone();
+                    again.set_attr("from", from.to_string());
+                    again.set_attr("to", format!("{key}@{}/{nick}", self.config.domain));
+                    parked.queued.push(again);
+                    return Ok(());
+                }
+                if !self.has_occupant(key, &focus.jid) {
+                    return Err(err(ErrorType::Wait, "service-unavailable")
+                        .with_text("The conference focus could not join this room."));
+                }
+            }
+        }
+        let vhost = self.config.vhost.clone();
+        // The focus may have created it just now.
+        let created = !self.rooms.contains_key(key);
+        if created {
             let room_jid = Jid::bare_from(key, &self.config.domain);
             let meeting_id = approved
                 .meeting_id

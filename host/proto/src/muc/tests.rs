@@ -15,6 +15,7 @@ fn service(creators: &[&str]) -> MucService {
             room_creators: creators.iter().map(|s| (*s).to_owned()).collect(),
             admins: vec![Jid::parse("focus@auth.x").expect("jid")],
             max_occupants: 0,
+            focus: None,
         },
         std::sync::Arc::new(crate::entropy::Seeded::new(1)),
     )

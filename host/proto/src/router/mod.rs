@@ -14,6 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::entropy::{self, Entropy};
+use crate::focus::{BridgeRequest, Focus, FocusConfig, LocalTransport};
 use crate::hooks::{Ask, Extensions, NoExtensions, PluginCall, Verdict};
 use crate::muc::{MucConfig, MucService, Routed};
 use crate::stanza::{self, ErrorType, Jid, Kind, Outbound, StanzaError};
@@ -83,6 +84,17 @@ pub struct Router {
     components: HashMap<String, EndpointId>,
     resumable: HashMap<String, (EndpointId, ResumeOwner)>,
     mucs: HashMap<String, MucService>,
+    /// Conference focuses by vhost.
+    focuses: HashMap<String, Focus>,
+    /// The vhost of each domain a focus answers on (`focus.DOMAIN`, and its own JID's domain).
+    focus_domains: HashMap<String, String>,
+    /// Requests for the SFU, drained by `take_bridge`.
+    bridge: Vec<(String, BridgeRequest)>,
+    /// Stanzas for a focus, handled once the input that caused them is fully routed: the
+    /// focus reacts to a join it sees only after the joiner got its own presence.
+    focus_inbox: std::collections::VecDeque<(String, Element)>,
+    /// How deep inside routing entry points we are (the inbox drains at 0).
+    nesting: u32,
     ext: Arc<dyn Extensions>,
     /// Where generated resources and resumption ids come from.
     entropy: Arc<dyn Entropy>,
@@ -118,6 +130,11 @@ impl Router {
             components: HashMap::new(),
             resumable: HashMap::new(),
             mucs: HashMap::new(),
+            focuses: HashMap::new(),
+            focus_domains: HashMap::new(),
+            bridge: Vec::new(),
+            focus_inbox: std::collections::VecDeque::new(),
+            nesting: 0,
             ext: Arc::new(NoExtensions),
             entropy,
             calls: Vec::new(),
@@ -134,12 +151,98 @@ impl Router {
         );
     }
 
-    /// Serve another vhost from now on (a configuration reload), with its MUC service if any.
-    pub fn add_vhost(&mut self, domain: &str, muc: Option<MucConfig>) {
+    /// Run a conference focus for a vhost (its MUC service is configured with the focus as
+    /// `MucConfig::focus`).
+    pub fn add_focus(&mut self, config: FocusConfig) {
+        let vhost = config.vhost.clone();
+        self.focus_domains
+            .insert(config.domain.clone(), vhost.clone());
+        self.focus_domains
+            .insert(config.jid.domain().to_owned(), vhost.clone());
+        self.focuses
+            .insert(vhost, Focus::new(config, self.entropy.clone()));
+    }
+
+    /// Serve another vhost from now on (a configuration reload), with its MUC service and
+    /// focus if any.
+    pub fn add_vhost(&mut self, domain: &str, muc: Option<MucConfig>, focus: Option<FocusConfig>) {
         self.vhosts.insert(domain.to_owned());
         if let Some(m) = muc {
             self.add_muc(m);
         }
+        if let Some(f) = focus {
+            self.add_focus(f);
+        }
+    }
+
+    /// What the focuses asked of the SFU, by vhost, since the last call.
+    pub fn take_bridge(&mut self) -> Vec<(String, BridgeRequest)> {
+        std::mem::take(&mut self.bridge)
+    }
+
+    /// Conferences and Jingle sessions, over every focus.
+    pub fn focus_counts(&self) -> (usize, usize) {
+        self.focuses.values().fold((0, 0), |(c, s), f| {
+            let (fc, fs) = f.counts();
+            (c + fc, s + fs)
+        })
+    }
+
+    /// The SFU's answer to a `BridgeRequest::Allocate` of `vhost`'s focus.
+    pub fn bridge_allocated(
+        &mut self,
+        vhost: &str,
+        conference: &str,
+        endpoint: &str,
+        transport: Result<LocalTransport, String>,
+    ) -> Vec<Delivery> {
+        let Some(focus) = self.focuses.get_mut(vhost) else {
+            return Vec::new();
+        };
+        let out = focus.allocated(conference, endpoint, transport);
+        self.outermost(|r| r.apply_focus(vhost, out))
+    }
+
+    /// Run `f` as a routing entry point: when it is the outermost one, the focus inbox is
+    /// drained after it, and its deliveries follow `f`'s.
+    fn outermost(&mut self, f: impl FnOnce(&mut Router) -> Vec<Delivery>) -> Vec<Delivery> {
+        self.nesting += 1;
+        let mut out = f(self);
+        if self.nesting == 1 {
+            while let Some((vhost, stanza)) = self.focus_inbox.pop_front() {
+                out.extend(self.route_focus(&vhost, stanza));
+            }
+        }
+        self.nesting -= 1;
+        out
+    }
+
+    fn route_focus(&mut self, vhost: &str, stanza: Element) -> Vec<Delivery> {
+        let Some(focus) = self.focuses.get_mut(vhost) else {
+            return Vec::new();
+        };
+        let owned = stanza
+            .attr("to")
+            .and_then(|t| Jid::parse(t).ok())
+            .is_some_and(|to| focus.owns(&to));
+        if !owned {
+            return match Kind::of(&stanza) {
+                Some(Kind::Presence) | None => Vec::new(),
+                Some(_) => self.bounce(&stanza, StanzaError::service_unavailable()),
+            };
+        }
+        let out = focus.handle(&stanza);
+        self.apply_focus(vhost, out)
+    }
+
+    fn apply_focus(&mut self, vhost: &str, out: crate::focus::FocusOutput) -> Vec<Delivery> {
+        self.bridge
+            .extend(out.bridge.into_iter().map(|r| (vhost.to_owned(), r)));
+        let mut deliveries = Vec::new();
+        for el in out.stanzas {
+            deliveries.extend(self.route(el));
+        }
+        deliveries
     }
 
     /// Stop serving a vhost (a configuration reload): its MUC services and rooms go, and the
@@ -148,6 +251,8 @@ impl Router {
     pub fn remove_vhost(&mut self, domain: &str) -> Vec<EndpointId> {
         self.vhosts.remove(domain);
         self.mucs.retain(|_, m| m.vhost() != domain);
+        self.focuses.remove(domain);
+        self.focus_domains.retain(|_, v| v != domain);
         let gone: Vec<Jid> = self
             .sessions
             .keys()
@@ -238,7 +343,7 @@ impl Router {
             return Vec::new();
         };
         let routed = muc.resume(ask.token, verdict, self.now_ms, self.ext.as_ref());
-        self.apply_routed(routed)
+        self.outermost(|r| r.apply_routed(routed))
     }
 
     /// Route a stanza a plugin sent (its `from` checked by the plugin host), `depth` plugin
@@ -369,7 +474,7 @@ impl Router {
         for muc in self.mucs.values_mut() {
             muc.session_gone(full, self.ext.as_ref(), &mut routed);
         }
-        let mut left = self.apply_routed(routed);
+        let mut left = self.outermost(|r| r.apply_routed(routed));
         let bare = full.bare();
         if let Some(list) = self.resources.get_mut(&bare) {
             list.retain(|r| Some(r.as_str()) != full.resource());
@@ -439,6 +544,10 @@ impl Router {
 
     /// Route one stanza whose `from` the sending endpoint has already stamped and checked.
     pub fn route(&mut self, stanza: Element) -> Vec<Delivery> {
+        self.outermost(|r| r.route_one(stanza))
+    }
+
+    fn route_one(&mut self, stanza: Element) -> Vec<Delivery> {
         let Some(kind) = Kind::of(&stanza) else {
             return Vec::new();
         };
@@ -474,6 +583,10 @@ impl Router {
         if self.mucs.contains_key(to.domain()) {
             let domain = to.domain().to_owned();
             return self.route_muc(&domain, stanza);
+        }
+        if let Some(vhost) = self.focus_domains.get(to.domain()) {
+            self.focus_inbox.push_back((vhost.clone(), stanza));
+            return Vec::new();
         }
         if self.ext.owns_component(to.domain()) {
             self.calls.push(PluginCall::Component {

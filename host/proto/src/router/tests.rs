@@ -362,7 +362,7 @@ fn plugin_components_get_calls_and_plugin_loops_are_cut() {
 #[test]
 fn a_removed_vhost_gives_back_its_sessions_and_stops_routing() {
     let mut r = router();
-    r.add_vhost("b.example", None);
+    r.add_vhost("b.example", None, None);
     r.bind(&jid("u@a.example"), Some("r"), 1).expect("bind");
     r.bind(&jid("v@b.example"), Some("r"), 2).expect("bind");
     r.bind(&jid("w@b.example"), Some("r"), 3).expect("bind");

@@ -75,6 +75,8 @@ pub struct StanzaError {
     pub condition: &'static str,
     /// Human-readable text.
     pub text: Option<String>,
+    /// An application-specific condition, (name, namespace), e.g. Jingle's `unknown-session`.
+    pub app: Option<(&'static str, &'static str)>,
 }
 
 impl StanzaError {
@@ -84,7 +86,14 @@ impl StanzaError {
             kind,
             condition,
             text: None,
+            app: None,
         }
+    }
+
+    /// With an application-specific condition element (RFC 6120 §8.3.2).
+    pub fn with_app(mut self, name: &'static str, namespace: &'static str) -> Self {
+        self.app = Some((name, namespace));
+        self
     }
 
     /// With text.
@@ -140,6 +149,9 @@ impl StanzaError {
             let mut t = Element::new("text", ns::STANZAS);
             t.append_text(text);
             err.append_child(t);
+        }
+        if let Some((name, namespace)) = self.app {
+            err.append_child(Element::new(name, namespace));
         }
         err
     }
