@@ -74,6 +74,24 @@ pub struct RawConfig {
     vhosts: Vec<RawVhost>,
     #[serde(default)]
     components: Vec<RawComponent>,
+    #[serde(default)]
+    sfu: RawSfu,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSfu {
+    bind: Option<String>,
+    #[serde(default)]
+    advertise: Vec<String>,
+    public_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFocus {
+    domain: Option<String>,
+    jid: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -146,6 +164,7 @@ struct RawVhost {
     allow_unencrypted: Option<bool>,
     auth: Option<RawAuth>,
     muc: Option<RawMuc>,
+    focus: Option<RawFocus>,
     #[serde(default)]
     plugins: Vec<RawPlugin>,
 }
@@ -222,6 +241,22 @@ pub struct Config {
     pub vhosts: Vec<Vhost>,
     /// External components (XEP-0114).
     pub components: Vec<Component>,
+    /// The media forwarder the focuses use.
+    pub sfu: Sfu,
+}
+
+/// The SFU's network settings.
+#[derive(Debug, Clone)]
+pub struct Sfu {
+    /// The one UDP socket every endpoint's media uses. Defaults to `0.0.0.0:10000`.
+    pub bind: SocketAddr,
+    /// Addresses put in the SFU's ICE candidates (with the bound port): the public address
+    /// behind a NAT. Defaults to the bind address, or 127.0.0.1 when that is unspecified.
+    pub advertise: Vec<std::net::IpAddr>,
+    /// Base URL of the bridge channel that browsers open, e.g.
+    /// `wss://meet.example.com/colibri-ws`. Defaults to `ws://VHOST:PORT/colibri-ws` on the
+    /// first plain HTTP listener.
+    pub public_url: Option<String>,
 }
 
 /// Limits applied to every connection.
@@ -321,6 +356,8 @@ pub struct Vhost {
     pub auth: AuthPluginConfig,
     /// The vhost's MUC service, if any.
     pub muc: Option<crate::muc::MucConfig>,
+    /// The vhost's conference focus, if any (it needs the MUC service).
+    pub focus: Option<crate::focus::FocusConfig>,
     /// Hook and component plugins, in configuration order.
     pub plugins: Vec<PluginConfig>,
 }
@@ -482,8 +519,9 @@ pub struct Component {
 }
 
 /// The configuration used when `lilt serve` gets no file: vhost `localhost` with anonymous
-/// auth, c2s on 5222 (STARTTLS), direct TLS on 5223, components on 127.0.0.1:5347, HTTP
-/// (WebSocket, BOSH, health, metrics) on 5280 and HTTPS on 5281.
+/// auth, its MUC service `conference.localhost` and the conference focus `focus.localhost`,
+/// c2s on 5222 (STARTTLS), direct TLS on 5223, components on 127.0.0.1:5347, HTTP (WebSocket,
+/// BOSH, bridge channel, health, metrics) on 5280, HTTPS on 5281, and media on UDP 10000.
 pub const EMBEDDED_DEFAULTS: &str = r#"
 data_dir = "lilt-data"
 
@@ -512,6 +550,14 @@ tls = true
 domain = "localhost"
 allow_unencrypted = false
 auth = { plugin = "auth-anonymous" }
+
+[vhosts.muc]
+domain = "conference.localhost"
+
+[vhosts.focus]
+
+[sfu]
+bind = "0.0.0.0:10000"
 "#;
 
 impl Config {
@@ -708,8 +754,12 @@ impl Config {
                     settings,
                 });
             }
-            let muc = match v.muc {
+            let mut muc = match v.muc {
                 Some(m) => Some(validate_muc(m, &domain, i, &mut domains)?),
+                None => None,
+            };
+            let focus = match v.focus {
+                Some(f) => Some(validate_focus(f, &domain, i, muc.as_mut(), &mut domains)?),
                 None => None,
             };
             vhosts.push(Vhost {
@@ -722,6 +772,7 @@ impl Config {
                     settings,
                 },
                 muc,
+                focus,
                 plugins,
             });
         }
@@ -766,6 +817,7 @@ impl Config {
             });
         }
 
+        let sfu = validate_sfu(raw.sfu)?;
         let audit_log = raw
             .audit_log
             .map_or_else(|| data_dir.join("audit.log"), &rel);
@@ -783,6 +835,7 @@ impl Config {
             listeners,
             vhosts,
             components,
+            sfu,
         })
     }
 
@@ -790,6 +843,96 @@ impl Config {
     pub fn vhost(&self, domain: &str) -> Option<&Vhost> {
         self.vhosts.iter().find(|v| v.domain == domain)
     }
+}
+
+/// `[vhosts.focus]`: Jicofo's role on this vhost. Its MUC service gets the focus as the
+/// occupant that is in every room first and an owner of every room.
+fn validate_focus(
+    f: RawFocus,
+    vhost: &str,
+    i: usize,
+    muc: Option<&mut crate::muc::MucConfig>,
+    domains: &mut HashSet<String>,
+) -> Result<crate::focus::FocusConfig, ConfigError> {
+    let key = format!("vhosts[{i}].focus");
+    let Some(muc) = muc else {
+        return Err(invalid(
+            key,
+            "a focus needs the vhost's MUC service ([vhosts.muc])",
+        ));
+    };
+    let domain = checked_domain(
+        &f.domain.unwrap_or_else(|| format!("focus.{vhost}")),
+        &format!("{key}.domain"),
+        domains,
+    )?;
+    let raw_jid = f.jid.unwrap_or_else(|| format!("focus@auth.{vhost}"));
+    let bare = crate::stanza::Jid::parse(&raw_jid)
+        .ok()
+        .filter(|j| j.is_bare() && j.node().is_some())
+        .ok_or_else(|| {
+            invalid(
+                format!("{key}.jid"),
+                format!("{raw_jid:?} is not a bare JID with a local part"),
+            )
+        })?;
+    if bare.domain() == vhost || bare.domain() == muc.domain {
+        return Err(invalid(
+            format!("{key}.jid"),
+            "the focus needs a domain of its own (e.g. auth.VHOST)",
+        ));
+    }
+    checked_domain(bare.domain(), &format!("{key}.jid"), domains)?;
+    let jid = bare
+        .with_resource(crate::focus::FOCUS_NICK)
+        .map_err(|_| invalid(format!("{key}.jid"), "not a valid JID"))?;
+    muc.admins.push(bare);
+    muc.focus = Some(crate::muc::FocusOccupant {
+        jid: jid.clone(),
+        nick: crate::focus::FOCUS_NICK.to_owned(),
+        presence: crate::focus::Focus::join_presence(),
+    });
+    Ok(crate::focus::FocusConfig {
+        vhost: vhost.to_owned(),
+        domain,
+        jid,
+        muc: muc.domain.clone(),
+        room_creators: muc.room_creators.clone(),
+    })
+}
+
+fn validate_sfu(raw: RawSfu) -> Result<Sfu, ConfigError> {
+    let bind_raw = raw.bind.unwrap_or_else(|| "0.0.0.0:10000".to_owned());
+    let bind: SocketAddr = bind_raw
+        .parse()
+        .map_err(|_| invalid("sfu.bind", format!("{bind_raw:?} is not an address:port")))?;
+    let mut advertise = Vec::new();
+    for a in &raw.advertise {
+        let ip: std::net::IpAddr = a
+            .parse()
+            .map_err(|_| invalid("sfu.advertise", format!("{a:?} is not an IP address")))?;
+        if ip.is_unspecified() {
+            return Err(invalid("sfu.advertise", "0.0.0.0 and :: cannot be reached"));
+        }
+        advertise.push(ip);
+    }
+    if advertise.is_empty() {
+        advertise.push(if bind.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            bind.ip()
+        });
+    }
+    if let Some(u) = &raw.public_url
+        && !(u.starts_with("ws://") || u.starts_with("wss://"))
+    {
+        return Err(invalid("sfu.public_url", "must start with ws:// or wss://"));
+    }
+    Ok(Sfu {
+        bind,
+        advertise,
+        public_url: raw.public_url.map(|u| u.trim_end_matches('/').to_owned()),
+    })
 }
 
 fn validate_http(
@@ -1038,6 +1181,7 @@ fn validate_muc(
             .collect(),
         admins,
         max_occupants: m.max_occupants.unwrap_or(0),
+        focus: None,
     })
 }
 

@@ -745,6 +745,7 @@ impl PluginRegistry {
                 send(RouterCmd::AddVhost {
                     domain: d.clone(),
                     muc: v.muc.clone(),
+                    focus: v.focus.clone(),
                 })
                 .await?;
             }

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::link::Link;
 use super::plugin_worker::Workers;
+use crate::focus::BridgeRequest;
 use crate::hooks::{Ask, PluginCall, Verdict};
 use crate::metrics::Metrics;
 use crate::router::{Delivery, EndpointId, Router};
@@ -154,11 +155,24 @@ pub enum RouterCmd {
         domain: String,
         /// Its MUC service.
         muc: Option<crate::muc::MucConfig>,
+        /// Its conference focus.
+        focus: Option<crate::focus::FocusConfig>,
     },
     /// Stop serving a vhost: its sessions are told `host-gone`.
     RemoveVhost {
         /// Its domain.
         domain: String,
+    },
+    /// The SFU answered a focus's endpoint allocation.
+    Allocated {
+        /// The focus's vhost.
+        vhost: String,
+        /// Conference id on the SFU.
+        conference: String,
+        /// Endpoint id.
+        endpoint: String,
+        /// The endpoint's transport, or why there is none.
+        transport: Result<crate::focus::LocalTransport, String>,
     },
     /// A plugin call finished (from a vhost's plugin worker).
     Plugin {
@@ -174,6 +188,7 @@ pub async fn run(
     mut router: Router,
     mut rx: mpsc::Receiver<RouterCmd>,
     mut workers: Workers,
+    bridge: Option<mpsc::Sender<(String, BridgeRequest)>>,
     metrics: Arc<Metrics>,
 ) {
     let mut mailboxes: HashMap<EndpointId, Mailbox> = HashMap::new();
@@ -272,7 +287,16 @@ pub async fn run(
                 worker,
                 components,
             } => workers.set(&vhost, worker, components),
-            RouterCmd::AddVhost { domain, muc } => router.add_vhost(&domain, muc),
+            RouterCmd::AddVhost { domain, muc, focus } => router.add_vhost(&domain, muc, focus),
+            RouterCmd::Allocated {
+                vhost,
+                conference,
+                endpoint,
+                transport,
+            } => {
+                let deliveries = router.bridge_allocated(&vhost, &conference, &endpoint, transport);
+                deliver(&mut router, &mailboxes, deliveries, &metrics);
+            }
             RouterCmd::RemoveVhost { domain } => {
                 for id in router.remove_vhost(&domain) {
                     if let Some(mailbox) = mailboxes.remove(&id) {
@@ -295,6 +319,18 @@ pub async fn run(
             }
         }
         dispatch_calls(&mut router, &workers, &mailboxes, &metrics);
+        for request in router.take_bridge() {
+            // The bridge task owns the SFU and never waits on the router; a full queue means
+            // it is stuck, and the request is dropped rather than the router blocked.
+            match &bridge {
+                Some(b) => {
+                    if b.try_send(request).is_err() {
+                        tracing::error!(message = "The SFU's queue is full; request dropped.");
+                    }
+                }
+                None => tracing::warn!(message = "A focus asked for the SFU, but none runs."),
+            }
+        }
     }
 }
 

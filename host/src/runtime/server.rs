@@ -67,6 +67,8 @@ pub struct Ctx {
     pub xml_limits: xml::Limits,
     /// The token `lilt plugin …` presents to the admin endpoint (also in `data_dir/admin.token`).
     pub admin_token: String,
+    /// The SFU endpoints' bridge channels (colibri WebSocket).
+    pub channels: Arc<super::colibri::Channels>,
 }
 
 impl Ctx {
@@ -274,6 +276,9 @@ impl Server {
         for muc in config.vhosts.iter().filter_map(|v| v.muc.clone()) {
             router.add_muc(muc);
         }
+        for focus in config.vhosts.iter().filter_map(|v| v.focus.clone()) {
+            router.add_focus(focus);
+        }
         let mut by_vhost: HashMap<&str, Vec<Arc<HookPlugin>>> = HashMap::new();
         for (vhost, plugin) in &hooks {
             by_vhost.entry(vhost).or_default().push(plugin.clone());
@@ -302,6 +307,7 @@ impl Server {
                 router,
                 router_rx,
                 workers,
+                None,
                 metrics.clone(),
             )),
         )];
@@ -322,6 +328,7 @@ impl Server {
         let admin_token = http::admin::server_token(&config.data_dir)?;
         let ctx = Arc::new(Ctx {
             admin_token,
+            channels: Arc::new(super::colibri::Channels::default()),
             plugins,
             c2s_plain,
             c2s_encrypted,

@@ -9,6 +9,7 @@
 //! §7–§17. Tests: tests/all/websocket.rs, tests/all/bosh.rs, tests/all/http.rs.
 
 pub mod admin;
+mod colibri;
 mod static_files;
 
 use std::net::{IpAddr, SocketAddr};
@@ -93,6 +94,10 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>, peer: SocketAddr, tls: boo
     if path == http.bosh_path {
         metrics.http_request("bosh");
         return bosh_request(ctx, req, origin).await;
+    }
+    if let Some(rest) = path.strip_prefix("/colibri-ws/") {
+        metrics.http_request("colibri_ws");
+        return colibri::upgrade(ctx, req, rest);
     }
     if path == "/admin" || path.starts_with("/admin/") {
         metrics.http_request("admin");
@@ -298,41 +303,10 @@ fn websocket(ctx: Arc<Ctx>, mut req: Request<Incoming>, origin: Origin) -> Resp 
             "XMPP over WebSocket (RFC 7395) is served here.\n",
         );
     }
-    if !has_token(headers, header::CONNECTION, "upgrade") {
-        ctx.metrics.http_rejected();
-        return text(
-            StatusCode::BAD_REQUEST,
-            "Connection: Upgrade is required.\n",
-        );
-    }
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .and_then(|v| v.to_str().ok())
-        != Some("13")
-    {
-        ctx.metrics.http_rejected();
-        let mut r = text(
-            StatusCode::UPGRADE_REQUIRED,
-            "WebSocket version 13 is required.\n",
-        );
-        r.headers_mut().insert(
-            header::SEC_WEBSOCKET_VERSION,
-            HeaderValue::from_static("13"),
-        );
-        return r;
-    }
-    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
-        ctx.metrics.http_rejected();
-        return text(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing.\n");
+    let accept = match handshake(&ctx, headers, Some("xmpp")) {
+        Ok(a) => a,
+        Err(r) => return r,
     };
-    if !has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, "xmpp") {
-        ctx.metrics.http_rejected();
-        return text(
-            StatusCode::BAD_REQUEST,
-            "The 'xmpp' WebSocket subprotocol is required (RFC 7395).\n",
-        );
-    }
-    let accept = derive_accept_key(key.as_bytes());
     let Ok(permit) = ctx.limit.clone().try_acquire_owned() else {
         ctx.metrics.http_rejected();
         return text(
@@ -369,16 +343,62 @@ fn websocket(ctx: Arc<Ctx>, mut req: Request<Incoming>, origin: Origin) -> Resp 
         session_task::serve(ctx, config, link, Framing::WebSocket, origin.client, params).await;
         drop(permit);
     });
+    switching(&accept, Some("xmpp"))
+}
+
+/// The checks of an RFC 6455 §4.2 opening handshake after `Upgrade: websocket`, and the
+/// `Sec-WebSocket-Accept` value; `protocol` is the subprotocol the client must offer.
+fn handshake(ctx: &Ctx, headers: &HeaderMap, protocol: Option<&str>) -> Result<String, Resp> {
+    if !has_token(headers, header::CONNECTION, "upgrade") {
+        ctx.metrics.http_rejected();
+        return Err(text(
+            StatusCode::BAD_REQUEST,
+            "Connection: Upgrade is required.\n",
+        ));
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .and_then(|v| v.to_str().ok())
+        != Some("13")
+    {
+        ctx.metrics.http_rejected();
+        let mut r = text(
+            StatusCode::UPGRADE_REQUIRED,
+            "WebSocket version 13 is required.\n",
+        );
+        r.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return Err(r);
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        ctx.metrics.http_rejected();
+        return Err(text(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing.\n"));
+    };
+    if let Some(p) = protocol
+        && !has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, p)
+    {
+        ctx.metrics.http_rejected();
+        return Err(text(
+            StatusCode::BAD_REQUEST,
+            "The 'xmpp' WebSocket subprotocol is required (RFC 7395).\n",
+        ));
+    }
+    Ok(derive_accept_key(key.as_bytes()))
+}
+
+/// The upgrade answer (`protocol` echoed when given).
+fn switching(accept: &str, protocol: Option<&'static str>) -> Resp {
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(
-        header::SEC_WEBSOCKET_PROTOCOL,
-        HeaderValue::from_static("xmpp"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&accept) {
+    if let Some(p) = protocol {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
+    }
+    if let Ok(v) = HeaderValue::from_str(accept) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
     r
