@@ -71,6 +71,8 @@ pub const MAX_SSRCS_PER_GROUP: usize = 16;
 pub const MAX_CANDIDATES: usize = 32;
 /// Most fingerprints in one transport.
 pub const MAX_FINGERPRINTS: usize = 4;
+/// Longest attribute value or text the parser keeps, in bytes.
+pub const MAX_VALUE_LEN: usize = 1024;
 
 /// A Jingle action (XEP-0166 §7.2, plus Jitsi's `source-add`/`source-remove`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -314,6 +316,14 @@ pub struct Candidate {
     pub tcptype: Option<String>,
 }
 
+impl Candidate {
+    /// An mDNS candidate (`ip` is a `.local` name that browsers use to hide local
+    /// addresses): a server cannot resolve it, so it is best skipped.
+    pub fn is_mdns(&self) -> bool {
+        self.ip.to_ascii_lowercase().ends_with(".local")
+    }
+}
+
 /// Jitsi's `<bridge-session xmlns='http://jitsi.org/protocol/focus' id=… [restart='true']/>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeSession {
@@ -370,6 +380,14 @@ pub enum JingleError {
     /// Two contents share a name.
     #[error("duplicate content {0}")]
     DuplicateContent(String),
+    /// An attribute value (or text, `attr` = `text`) is longer than `MAX_VALUE_LEN`.
+    #[error("<{element} {attr}/> longer than {} bytes", MAX_VALUE_LEN)]
+    TooLong {
+        /// The element.
+        element: &'static str,
+        /// The attribute.
+        attr: &'static str,
+    },
     /// A list is longer than its bound.
     #[error("more than {limit} {what}")]
     TooMany {

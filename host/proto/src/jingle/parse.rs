@@ -1,15 +1,17 @@
 //! The `<jingle/>` parser: a peer's element in, a typed `Jingle` or a `JingleError` out.
 //!
-//! Core (pure). Never panics on peer input; every list is bounded (`MAX_*` in mod.rs); unknown
-//! children are ignored (XMPP extensibility) but a `description` that is not RTP or a
-//! `transport` that is not ICE-UDP is refused. Tests: jingle/tests.rs.
+//! Core (pure). Never panics on peer input; every list and every kept string is bounded
+//! (`MAX_*` in mod.rs; a longer value is refused, a long reason text is cut); unknown
+//! children are ignored (XMPP extensibility), but a known one in another namespace is refused:
+//! `description` (RTP), `transport` (ICE-UDP), `source`/`ssrc-group` in a description (SSMA),
+//! `fingerprint` (DTLS), `candidate` (ICE-UDP). Tests: jingle/tests.rs.
 
 use std::str::FromStr;
 
 use super::{
     Action, BridgeSession, Candidate, Content, Fingerprint, Jingle, JingleError, MAX_CANDIDATES,
     MAX_CONTENTS, MAX_FINGERPRINTS, MAX_GROUPS_PER_CONTENT, MAX_SOURCES_PER_CONTENT,
-    MAX_SSRCS_PER_GROUP, Media, Reason, Source, SsrcGroup, Transport, ns,
+    MAX_SSRCS_PER_GROUP, MAX_VALUE_LEN, Media, Reason, Source, SsrcGroup, Transport, ns,
 };
 use crate::stanza::Jid;
 use crate::xml::Element;
@@ -39,7 +41,7 @@ pub fn parse(el: &Element) -> Result<Jingle, JingleError> {
         }
         let content = parse_content(c)?;
         if contents.iter().any(|o| o.name == content.name) {
-            return Err(JingleError::DuplicateContent(trunc(&content.name)));
+            return Err(JingleError::DuplicateContent(trunc(&content.name, 64)));
         }
         contents.push(content);
     }
@@ -67,20 +69,27 @@ pub fn parse(el: &Element) -> Result<Jingle, JingleError> {
 
     let bridge_session = el
         .get_child("bridge-session", ns::FOCUS)
-        .map(|b| BridgeSession {
-            id: b.attr("id").map(str::to_owned),
-            restart: matches!(b.attr("restart"), Some("true" | "1")),
-        });
+        .map(|b| {
+            Ok::<_, JingleError>(BridgeSession {
+                id: opt(b, "bridge-session", "id")?,
+                restart: matches!(b.attr("restart"), Some("true" | "1")),
+            })
+        })
+        .transpose()?;
     let ice_state = el
         .get_child("ice-state", ns::FOCUS)
-        .map(|s| s.text().trim().to_owned());
+        .map(|s| text(s, "ice-state"))
+        .transpose()?;
     let reason = el.get_child("reason", ns::JINGLE).map(|r| Reason {
         condition: r
             .children()
             .find(|c| c.name() != "text")
-            .map(|c| c.name().to_owned())
+            .map(|c| trunc(c.name(), MAX_VALUE_LEN))
             .unwrap_or_default(),
-        text: r.get_child("text", ns::JINGLE).map(Element::text),
+        // Informational: cut, not refused, so a long text cannot keep a session alive.
+        text: r
+            .get_child("text", ns::JINGLE)
+            .map(|t| trunc(&t.text(), MAX_VALUE_LEN)),
     });
 
     Ok(Jingle {
@@ -102,16 +111,12 @@ fn parse_content(c: &Element) -> Result<Content, JingleError> {
     let mut sources = Vec::new();
     let mut groups = Vec::new();
     if let Some(d) = c.children().find(|d| d.name() == "description") {
-        if d.ns() != ns::RTP {
-            return Err(JingleError::WrongNamespace {
-                element: "description",
-                ns: trunc(d.ns()),
-            });
-        }
+        expect_ns(d, "description", ns::RTP)?;
         if let Some(m) = d.attr("media") {
             media = Media::from_attr(m);
         }
-        for s in d.children().filter(|s| s.is("source", ns::SSMA)) {
+        for s in d.children().filter(|s| s.name() == "source") {
+            expect_ns(s, "source", ns::SSMA)?;
             if sources.len() == MAX_SOURCES_PER_CONTENT {
                 return Err(JingleError::TooMany {
                     what: "sources in a content",
@@ -120,7 +125,8 @@ fn parse_content(c: &Element) -> Result<Content, JingleError> {
             }
             sources.push(parse_source(s)?);
         }
-        for g in d.children().filter(|g| g.is("ssrc-group", ns::SSMA)) {
+        for g in d.children().filter(|g| g.name() == "ssrc-group") {
+            expect_ns(g, "ssrc-group", ns::SSMA)?;
             if groups.len() == MAX_GROUPS_PER_CONTENT {
                 return Err(JingleError::TooMany {
                     what: "ssrc-groups in a content",
@@ -143,12 +149,9 @@ fn parse_content(c: &Element) -> Result<Content, JingleError> {
     }
     let transport = match c.children().find(|t| t.name() == "transport") {
         None => None,
-        Some(t) if t.ns() == ns::ICE_UDP => Some(parse_transport(t)?),
         Some(t) => {
-            return Err(JingleError::WrongNamespace {
-                element: "transport",
-                ns: trunc(t.ns()),
-            });
+            expect_ns(t, "transport", ns::ICE_UDP)?;
+            Some(parse_transport(t)?)
         }
     };
     Ok(Content {
@@ -166,28 +169,37 @@ fn parse_source(s: &Element) -> Result<Source, JingleError> {
         s.children()
             .find(|p| p.name() == "parameter" && p.attr("name") == Some(name))
             .and_then(|p| p.attr("value"))
-            .map(str::to_owned)
     };
     // Old clients signal `mslabel` and `label` instead of `msid`.
-    let msid = param("msid").or_else(|| match (param("mslabel"), param("label")) {
-        (Some(stream), Some(track)) => Some(format!("{stream} {track}")),
-        _ => None,
-    });
+    let msid =
+        param("msid")
+            .map(str::to_owned)
+            .or_else(|| match (param("mslabel"), param("label")) {
+                (Some(stream), Some(track)) => Some(format!("{stream} {track}")),
+                _ => None,
+            });
+    if msid.as_ref().is_some_and(|m| m.len() > MAX_VALUE_LEN) {
+        return Err(JingleError::TooLong {
+            element: "parameter",
+            attr: "msid",
+        });
+    }
     Ok(Source {
         ssrc,
-        name: s.attr("name").map(str::to_owned),
-        video_type: s.attr("videoType").map(str::to_owned),
+        name: opt(s, "source", "name")?,
+        video_type: opt(s, "source", "videoType")?,
         msid,
-        owner: s
-            .get_child("ssrc-info", ns::JITMEET)
-            .and_then(|i| i.attr("owner"))
-            .map(str::to_owned),
+        owner: match s.get_child("ssrc-info", ns::JITMEET) {
+            Some(i) => opt(i, "ssrc-info", "owner")?,
+            None => None,
+        },
     })
 }
 
 fn parse_transport(t: &Element) -> Result<Transport, JingleError> {
     let mut fingerprints = Vec::new();
-    for f in t.children().filter(|f| f.is("fingerprint", ns::DTLS)) {
+    for f in t.children().filter(|f| f.name() == "fingerprint") {
+        expect_ns(f, "fingerprint", ns::DTLS)?;
         if fingerprints.len() == MAX_FINGERPRINTS {
             return Err(JingleError::TooMany {
                 what: "fingerprints",
@@ -196,12 +208,13 @@ fn parse_transport(t: &Element) -> Result<Transport, JingleError> {
         }
         fingerprints.push(Fingerprint {
             hash: req(f, "fingerprint", "hash")?.to_owned(),
-            setup: f.attr("setup").map(str::to_owned),
-            value: f.text().trim().to_owned(),
+            setup: opt(f, "fingerprint", "setup")?,
+            value: text(f, "fingerprint")?,
         });
     }
     let mut candidates = Vec::new();
-    for c in t.children().filter(|c| c.is("candidate", ns::ICE_UDP)) {
+    for c in t.children().filter(|c| c.name() == "candidate") {
+        expect_ns(c, "candidate", ns::ICE_UDP)?;
         if candidates.len() == MAX_CANDIDATES {
             return Err(JingleError::TooMany {
                 what: "candidates",
@@ -211,14 +224,14 @@ fn parse_transport(t: &Element) -> Result<Transport, JingleError> {
         candidates.push(parse_candidate(c)?);
     }
     Ok(Transport {
-        ufrag: t.attr("ufrag").map(str::to_owned),
-        pwd: t.attr("pwd").map(str::to_owned),
+        ufrag: opt(t, "transport", "ufrag")?,
+        pwd: opt(t, "transport", "pwd")?,
         fingerprints,
         candidates,
-        web_socket: t
-            .get_child("web-socket", ns::COLIBRI)
-            .and_then(|w| w.attr("url"))
-            .map(str::to_owned),
+        web_socket: match t.get_child("web-socket", ns::COLIBRI) {
+            Some(w) => opt(w, "web-socket", "url")?,
+            None => None,
+        },
     })
 }
 
@@ -228,26 +241,68 @@ fn parse_candidate(c: &Element) -> Result<Candidate, JingleError> {
         component: num(c, E, "component")?,
         foundation: req(c, E, "foundation")?.to_owned(),
         generation: opt_num(c, E, "generation")?,
-        id: c.attr("id").map(str::to_owned),
+        id: opt(c, E, "id")?,
         network: opt_num(c, E, "network")?,
         protocol: req(c, E, "protocol")?.to_owned(),
         priority: num(c, E, "priority")?,
         ip: req(c, E, "ip")?.to_owned(),
         port: num(c, E, "port")?,
         kind: req(c, E, "type")?.to_owned(),
-        rel_addr: c.attr("rel-addr").map(str::to_owned),
+        rel_addr: opt(c, E, "rel-addr")?,
         rel_port: opt_num(c, E, "rel-port")?,
-        tcptype: c.attr("tcptype").map(str::to_owned),
+        tcptype: opt(c, E, "tcptype")?,
     })
 }
 
+/// `el` (named `element`) is in `want`.
+fn expect_ns(el: &Element, element: &'static str, want: &str) -> Result<(), JingleError> {
+    if el.ns() == want {
+        Ok(())
+    } else {
+        Err(JingleError::WrongNamespace {
+            element,
+            ns: trunc(el.ns(), 64),
+        })
+    }
+}
+
+/// A required attribute, at most `MAX_VALUE_LEN` bytes.
 fn req<'a>(
     el: &'a Element,
     element: &'static str,
     attr: &'static str,
 ) -> Result<&'a str, JingleError> {
+    let v = el
+        .attr(attr)
+        .ok_or(JingleError::MissingAttr { element, attr })?;
+    if v.len() > MAX_VALUE_LEN {
+        return Err(JingleError::TooLong { element, attr });
+    }
+    Ok(v)
+}
+
+/// An optional attribute, at most `MAX_VALUE_LEN` bytes.
+fn opt(
+    el: &Element,
+    element: &'static str,
+    attr: &'static str,
+) -> Result<Option<String>, JingleError> {
     el.attr(attr)
-        .ok_or(JingleError::MissingAttr { element, attr })
+        .map(|_| req(el, element, attr).map(str::to_owned))
+        .transpose()
+}
+
+/// Trimmed text content, at most `MAX_VALUE_LEN` bytes.
+fn text(el: &Element, element: &'static str) -> Result<String, JingleError> {
+    let t = el.text();
+    let t = t.trim();
+    if t.len() > MAX_VALUE_LEN {
+        return Err(JingleError::TooLong {
+            element,
+            attr: "text",
+        });
+    }
+    Ok(t.to_owned())
 }
 
 fn num<T: FromStr>(
@@ -279,7 +334,7 @@ fn bad_number(element: &'static str, attr: &'static str, v: &str) -> JingleError
     JingleError::BadNumber {
         element,
         attr,
-        value: trunc(v),
+        value: trunc(v, 64),
     }
 }
 
@@ -289,9 +344,9 @@ fn jid(el: &Element, attr: &'static str) -> Result<Option<Jid>, JingleError> {
         .transpose()
 }
 
-/// At most 64 bytes of a peer's string, for error values.
-fn trunc(s: &str) -> String {
-    let mut end = s.len().min(64);
+/// At most `max` bytes of a peer's string (cut at a character boundary).
+fn trunc(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;
     }

@@ -435,6 +435,8 @@ fn transport_info_with_mdns_candidates() {
     assert_eq!(t.candidates[1].rel_port, Some(0));
     assert_eq!(t.candidates[2].tcptype.as_deref(), Some("active"));
     assert_eq!(t.candidates[2].generation, None);
+    let mdns: Vec<bool> = t.candidates.iter().map(Candidate::is_mdns).collect();
+    assert_eq!(mdns, [true, false, true]);
     // A transport-info content carries no sources, so it changes nobody's sources.
     let mut s = EndpointSources::new(EP);
     assert!(s.add(&j.contents, no_other).expect("nothing").is_empty());
@@ -778,6 +780,30 @@ fn garbage_gives_errors() {
             },
         ),
         (
+            desc("<source ssrc='1'/>"),
+            JingleError::WrongNamespace {
+                element: "source",
+                ns: ns::RTP.into(),
+            },
+        ),
+        (
+            desc("<ssrc-group xmlns='urn:xmpp:jingle:apps:rtp:ssma:1' semantics='FID'/>"),
+            JingleError::WrongNamespace {
+                element: "ssrc-group",
+                ns: "urn:xmpp:jingle:apps:rtp:ssma:1".into(),
+            },
+        ),
+        (
+            wrap(
+                "<content name='a'><transport xmlns='urn:xmpp:jingle:transports:ice-udp:1'>\
+                  <fingerprint hash='sha-256'>AA</fingerprint></transport></content>",
+            ),
+            JingleError::WrongNamespace {
+                element: "fingerprint",
+                ns: ns::ICE_UDP.into(),
+            },
+        ),
+        (
             wrap("<content name='audio'/><content name='audio'/>"),
             JingleError::DuplicateContent("audio".into()),
         ),
@@ -820,6 +846,44 @@ fn garbage_gives_errors() {
     }
 
     // Bounds.
+    let long = "x".repeat(MAX_VALUE_LEN + 1);
+    assert_eq!(
+        parse_str(&desc(&format!(
+            "<source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc='1' name='{long}'/>"
+        ))),
+        Err(JingleError::TooLong {
+            element: "source",
+            attr: "name"
+        })
+    );
+    assert_eq!(
+        parse_str(&desc(&format!(
+            "<source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc='1'>\
+             <parameter name='msid' value='{long}'/></source>"
+        ))),
+        Err(JingleError::TooLong {
+            element: "parameter",
+            attr: "msid"
+        })
+    );
+    assert_eq!(
+        parse_str(&format!(
+            "<jingle xmlns='urn:xmpp:jingle:1' action='a' sid='{long}'/>"
+        )),
+        Err(JingleError::TooLong {
+            element: "jingle",
+            attr: "sid"
+        })
+    );
+    let j = parse_str(&format!(
+        "<jingle xmlns='urn:xmpp:jingle:1' action='session-terminate' sid='s'>\
+         <reason><gone/><text>{long}</text></reason></jingle>"
+    ))
+    .expect("a long reason text is cut");
+    assert_eq!(
+        j.reason.and_then(|r| r.text).map(|t| t.len()),
+        Some(MAX_VALUE_LEN)
+    );
     let sources: String = (1..=65)
         .map(|i| format!("<source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc='{i}'/>"))
         .collect();
