@@ -1,8 +1,31 @@
 //! Lilt's selective forwarding unit (media path of the Jitsi Videobridge role).
 //!
-//! Owns: nothing yet. The SFU (ICE/DTLS/SRTP endpoints, RTP/RTCP forwarding by SSRC, the
-//! colibri bridge channel) arrives with the focus/SFU issue; see `docs/architecture.md`.
-//! This crate exists now so that the workspace layout in docs/architecture.md is stable and other
-//! crates can depend on it without a later reshuffle.
+//! Owns: the sans-IO SFU core ([`Sfu`]) that terminates ICE, DTLS and SRTP for every browser
+//! endpoint on one shared UDP port and forwards RTP/RTCP between the endpoints of a conference by
+//! SSRC; its colibri2-shaped control API; and a thin tokio shell ([`shell`], feature `shell`) that
+//! binds the socket and drives the core with real time. The [`client`] module is a synthetic
+//! browser-like endpoint (ICE controlled, DTLS client, SRTP) used by the tests and the bench.
+//!
+//! Protocol machinery comes from the webrtc-rs sans-IO crates (`rtc-ice`, `rtc-dtls`,
+//! `rtc-srtp`); see `docs/sfu.md` for the design and its measured figures.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod cert;
+pub mod client;
+pub mod demux;
+mod rng;
+pub mod rtcp;
+pub mod rtp;
+#[cfg(feature = "shell")]
+pub mod shell;
+mod sfu;
+pub mod speaker;
+mod transport;
+mod types;
+
+pub use cert::DtlsCertificate;
+pub use rng::SfuRng;
+pub use sfu::{Sfu, SfuConfig};
+pub use speaker::SpeakerConfig;
+pub use types::*;

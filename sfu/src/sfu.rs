@@ -1,0 +1,828 @@
+//! Owns the sans-IO SFU core: conferences and endpoints, the demultiplexing of the shared UDP
+//! port onto endpoints (STUN by ufrag and transaction id, everything else by the address ICE
+//! learned), RTP forwarding by SSRC with header-extension stripping, RTCP routing (NACK/PLI/FIR
+//! to the media sender, sender reports to receivers, receiver reports consumed), keyframe
+//! requests on join, dominant-speaker detection, and per-endpoint counters.
+//!
+//! The core does no I/O and reads no clock: the caller feeds it datagrams and time and drains
+//! datagrams, timeouts and events (`handle_input`/`handle_timeout`/`poll_*`), as str0m and quinn
+//! do. Control calls take effect at the last time the core was given.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtc_dtls::crypto_provider::RTCCryptoProvider;
+
+use crate::cert::DtlsCertificate;
+use crate::demux::{self, PacketKind, StunClass};
+use crate::rng::{SeededProvider, SfuRng, SharedRng};
+use crate::rtcp::{self, RtcpItem};
+use crate::rtp;
+use crate::speaker::{DominantSpeaker, SpeakerConfig};
+use crate::transport::{Transport, TransportEvent};
+use crate::types::*;
+
+/// Static configuration of an [`Sfu`].
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// The addresses of the shared UDP port, advertised as host candidates (one per interface).
+    pub host_addrs: Vec<SocketAddr>,
+    /// The DTLS certificate all endpoints present.
+    pub certificate: DtlsCertificate,
+    /// Header extension ids forwarded by default (the focus offers ssrc-audio-level as 1).
+    pub forwarded_extensions: Vec<u8>,
+    /// The id of `urn:ietf:params:rtp-hdrext:ssrc-audio-level`, read for dominant speaker.
+    pub audio_level_extension: Option<u8>,
+    /// Dominant-speaker tuning.
+    pub speaker: SpeakerConfig,
+}
+
+impl SfuConfig {
+    /// A configuration with the defaults Jitsi's focus expects: extension 1 (audio level)
+    /// forwarded and read.
+    pub fn new(host_addrs: Vec<SocketAddr>, certificate: DtlsCertificate) -> Self {
+        Self {
+            host_addrs,
+            certificate,
+            forwarded_extensions: vec![1],
+            audio_level_extension: Some(1),
+            speaker: SpeakerConfig::default(),
+        }
+    }
+}
+
+type EpKey = u64;
+
+/// How one SSRC of a conference is handled.
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    sender: EpKey,
+    kind: MediaKind,
+    /// Forwarded to receivers (false for non-first simulcast layers and their RTX).
+    forward: bool,
+    /// An RTX SSRC (never asked for keyframes).
+    rtx: bool,
+}
+
+struct Conference {
+    id: String,
+    endpoints: Vec<EpKey>,
+    routes: HashMap<u32, Route>,
+    speaker: DominantSpeaker<EpKey>,
+    forwarded_extensions: [bool; 256],
+}
+
+struct Endpoint {
+    conference: String,
+    id: String,
+    ufrag: String,
+    transport: Transport,
+    feedback: [FeedbackSource; 2],
+    counters: Counters,
+    /// Addresses authenticated by ICE as this endpoint's.
+    addrs: Vec<SocketAddr>,
+}
+
+impl Endpoint {
+    fn connected(&self) -> bool {
+        self.transport.srtp.is_some() && !self.transport.failed
+    }
+    fn video_feedback_ssrc(&self) -> u32 {
+        self.feedback[1].ssrc
+    }
+}
+
+/// The SFU core.
+pub struct Sfu {
+    config: SfuConfig,
+    rng: SharedRng,
+    provider: Arc<dyn RTCCryptoProvider>,
+    now: Instant,
+    next_key: EpKey,
+    conferences: HashMap<String, Conference>,
+    endpoints: HashMap<EpKey, Endpoint>,
+    by_id: HashMap<(String, String), EpKey>,
+    by_ufrag: HashMap<String, EpKey>,
+    by_addr: HashMap<SocketAddr, EpKey>,
+    /// Outstanding ICE checks the SFU sent: transaction id -> (endpoint, sent at).
+    by_transaction: HashMap<[u8; 12], (EpKey, Instant)>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<SfuEvent>,
+}
+
+/// How long an outstanding check's transaction id is remembered.
+const TRANSACTION_TTL: Duration = Duration::from_secs(10);
+
+impl Sfu {
+    /// A core with no conferences, at time `now`, drawing its randomness from `rng`.
+    pub fn new(config: SfuConfig, rng: SfuRng, now: Instant) -> Result<Self, SfuError> {
+        if config.host_addrs.is_empty() {
+            return Err(SfuError::Crypto("no host address configured".into()));
+        }
+        let rng = SharedRng::new(rng);
+        let provider =
+            SeededProvider::new(rng.clone()).map_err(|e| SfuError::Crypto(e.to_string()))?;
+        Ok(Self {
+            config,
+            rng,
+            provider,
+            now,
+            next_key: 1,
+            conferences: HashMap::new(),
+            endpoints: HashMap::new(),
+            by_id: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            by_transaction: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        })
+    }
+
+    /// The certificate fingerprint all endpoints present.
+    pub fn fingerprint(&self) -> &str {
+        self.config.certificate.fingerprint()
+    }
+
+    // ---------------------------------------------------------------- control API (colibri2)
+
+    /// Creates an empty conference.
+    pub fn create_conference(&mut self, id: &str) -> Result<(), SfuError> {
+        if self.conferences.contains_key(id) {
+            return Err(SfuError::ConferenceExists(id.to_owned()));
+        }
+        let mut forwarded = [false; 256];
+        for id in &self.config.forwarded_extensions {
+            forwarded[usize::from(*id)] = true;
+        }
+        self.conferences.insert(
+            id.to_owned(),
+            Conference {
+                id: id.to_owned(),
+                endpoints: Vec::new(),
+                routes: HashMap::new(),
+                speaker: DominantSpeaker::new(self.config.speaker),
+                forwarded_extensions: forwarded,
+            },
+        );
+        Ok(())
+    }
+
+    /// Replaces the header-extension ids forwarded in a conference (all others are stripped).
+    pub fn set_forwarded_extensions(&mut self, conference: &str, ids: &[u8]) -> Result<(), SfuError> {
+        let conf = self
+            .conferences
+            .get_mut(conference)
+            .ok_or_else(|| SfuError::UnknownConference(conference.to_owned()))?;
+        conf.forwarded_extensions = [false; 256];
+        for id in ids {
+            conf.forwarded_extensions[usize::from(*id)] = true;
+        }
+        Ok(())
+    }
+
+    /// Allocates an endpoint: fresh ICE credentials, the host candidates, the fingerprint and
+    /// the feedback sources the focus signals to the browser.
+    pub fn allocate_endpoint(
+        &mut self,
+        conference: &str,
+        endpoint: &str,
+    ) -> Result<LocalTransport, SfuError> {
+        if !self.conferences.contains_key(conference) {
+            return Err(SfuError::UnknownConference(conference.to_owned()));
+        }
+        let id_key = (conference.to_owned(), endpoint.to_owned());
+        if self.by_id.contains_key(&id_key) {
+            return Err(SfuError::EndpointExists(endpoint.to_owned()));
+        }
+        let mut ufrag = self.rng.ice_string(8);
+        while self.by_ufrag.contains_key(&ufrag) {
+            ufrag = self.rng.ice_string(8);
+        }
+        let pwd = self.rng.ice_string(24);
+        let transport = Transport::new(
+            self.now,
+            self.provider.clone(),
+            self.config.certificate.certificate.clone(),
+            ufrag.clone(),
+            pwd.clone(),
+            &self.config.host_addrs,
+        )?;
+        let feedback = [
+            FeedbackSource {
+                ssrc: self.fresh_ssrc(conference),
+                name: "jvb-a0".to_owned(),
+                kind: MediaKind::Audio,
+            },
+            FeedbackSource {
+                ssrc: self.fresh_ssrc(conference),
+                name: "jvb-v0".to_owned(),
+                kind: MediaKind::Video,
+            },
+        ];
+        let local = LocalTransport {
+            ufrag: ufrag.clone(),
+            pwd,
+            fingerprint: Fingerprint {
+                hash: "sha-256".to_owned(),
+                value: self.config.certificate.fingerprint().to_owned(),
+            },
+            candidates: transport.local_candidates(),
+            feedback_sources: feedback.to_vec(),
+        };
+        let key = self.next_key;
+        self.next_key += 1;
+        self.endpoints.insert(
+            key,
+            Endpoint {
+                conference: conference.to_owned(),
+                id: endpoint.to_owned(),
+                ufrag: ufrag.clone(),
+                transport,
+                feedback,
+                counters: Counters::default(),
+                addrs: Vec::new(),
+            },
+        );
+        self.by_id.insert(id_key, key);
+        self.by_ufrag.insert(ufrag, key);
+        if let Some(conf) = self.conferences.get_mut(conference) {
+            conf.endpoints.push(key);
+        }
+        Ok(local)
+    }
+
+    /// Installs the browser's ICE credentials and DTLS fingerprint; ICE checks start.
+    pub fn set_remote_transport(
+        &mut self,
+        conference: &str,
+        endpoint: &str,
+        remote: &RemoteTransport,
+    ) -> Result<(), SfuError> {
+        let key = self.key(conference, endpoint)?;
+        let now = self.now;
+        let ep = self.endpoint_mut(key)?;
+        ep.transport.set_remote(
+            now,
+            &remote.ufrag,
+            &remote.pwd,
+            &remote.fingerprint.hash,
+            &remote.fingerprint.value,
+        )?;
+        self.after_transport(key);
+        Ok(())
+    }
+
+    /// Adds a remote candidate address (optional: the SFU learns the browser's address from its
+    /// own checks as a peer-reflexive candidate).
+    pub fn add_remote_candidate(
+        &mut self,
+        conference: &str,
+        endpoint: &str,
+        addr: SocketAddr,
+    ) -> Result<(), SfuError> {
+        let key = self.key(conference, endpoint)?;
+        let now = self.now;
+        self.endpoint_mut(key)?.transport.add_remote_candidate(now, addr)?;
+        self.after_transport(key);
+        Ok(())
+    }
+
+    /// Replaces the sources an endpoint sends. For a SIM group only the first SSRC (and its FID
+    /// RTX) is forwarded. A new video source of a connected endpoint gets a keyframe request.
+    pub fn set_sources(
+        &mut self,
+        conference: &str,
+        endpoint: &str,
+        sources: Vec<Source>,
+        groups: Vec<SsrcGroup>,
+    ) -> Result<(), SfuError> {
+        let key = self.key(conference, endpoint)?;
+        let conf = self
+            .conferences
+            .get_mut(conference)
+            .ok_or_else(|| SfuError::UnknownConference(conference.to_owned()))?;
+        for s in &sources {
+            if let Some(r) = conf.routes.get(&s.ssrc)
+                && r.sender != key
+            {
+                return Err(SfuError::SsrcInUse(s.ssrc));
+            }
+        }
+        let mut dropped: HashSet<u32> = HashSet::new();
+        for g in groups.iter().filter(|g| g.semantics == GroupSemantics::Sim) {
+            dropped.extend(g.ssrcs.iter().skip(1));
+        }
+        let mut rtx: HashMap<u32, u32> = HashMap::new(); // rtx -> primary
+        for g in groups.iter().filter(|g| g.semantics == GroupSemantics::Fid) {
+            if let [primary, r] = g.ssrcs[..] {
+                rtx.insert(r, primary);
+            }
+        }
+        let old: HashSet<u32> = conf
+            .routes
+            .iter()
+            .filter(|(_, r)| r.sender == key)
+            .map(|(s, _)| *s)
+            .collect();
+        conf.routes.retain(|_, r| r.sender != key);
+        let mut new_video = Vec::new();
+        for s in &sources {
+            let primary = rtx.get(&s.ssrc).copied();
+            let forward = !dropped.contains(&s.ssrc)
+                && primary.is_none_or(|p| !dropped.contains(&p));
+            conf.routes.insert(
+                s.ssrc,
+                Route {
+                    sender: key,
+                    kind: s.kind,
+                    forward,
+                    rtx: primary.is_some(),
+                },
+            );
+            if s.kind == MediaKind::Video && forward && primary.is_none() && !old.contains(&s.ssrc)
+            {
+                new_video.push(s.ssrc);
+            }
+        }
+        if !new_video.is_empty() {
+            self.request_keyframes_from(key, &new_video);
+        }
+        Ok(())
+    }
+
+    /// Removes an endpoint and everything it sent.
+    pub fn remove_endpoint(&mut self, conference: &str, endpoint: &str) -> Result<(), SfuError> {
+        let key = self.key(conference, endpoint)?;
+        self.drop_endpoint(key);
+        Ok(())
+    }
+
+    /// Removes a conference and all its endpoints.
+    pub fn expire_conference(&mut self, conference: &str) -> Result<(), SfuError> {
+        let conf = self
+            .conferences
+            .get(conference)
+            .ok_or_else(|| SfuError::UnknownConference(conference.to_owned()))?;
+        for key in conf.endpoints.clone() {
+            self.drop_endpoint(key);
+        }
+        self.conferences.remove(conference);
+        Ok(())
+    }
+
+    /// A snapshot of every endpoint's state and counters.
+    pub fn stats(&self) -> SfuStats {
+        let mut endpoints: Vec<EndpointStats> = self
+            .endpoints
+            .values()
+            .map(|ep| EndpointStats {
+                conference: ep.conference.clone(),
+                endpoint: ep.id.clone(),
+                ice_connected: ep.transport.ice_connected,
+                dtls_connected: ep.transport.srtp.is_some(),
+                failed: ep.transport.failed,
+                counters: ep.counters,
+            })
+            .collect();
+        endpoints.sort_by(|a, b| (&a.conference, &a.endpoint).cmp(&(&b.conference, &b.endpoint)));
+        SfuStats {
+            conferences: self.conferences.len(),
+            endpoints,
+        }
+    }
+
+    // ---------------------------------------------------------------- data path
+
+    /// Feeds one datagram received on `local` from `from`.
+    pub fn handle_input(&mut self, now: Instant, from: SocketAddr, local: SocketAddr, data: &[u8]) {
+        self.advance(now);
+        match demux::classify(data) {
+            PacketKind::Stun => self.handle_stun(from, local, data),
+            PacketKind::Dtls => {
+                if let Some(key) = self.by_addr.get(&from).copied()
+                    && let Some(ep) = self.endpoints.get_mut(&key)
+                {
+                    ep.transport.handle_dtls(self.now, from, local, data);
+                    self.after_transport(key);
+                }
+            }
+            PacketKind::Rtp => self.handle_rtp(from, data),
+            PacketKind::Rtcp => self.handle_rtcp(from, data),
+            PacketKind::Unknown => {}
+        }
+    }
+
+    /// Advances timers to `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance(now);
+        let keys: Vec<EpKey> = self
+            .endpoints
+            .iter_mut()
+            .filter_map(|(k, ep)| {
+                ep.transport
+                    .poll_timeout()
+                    .filter(|t| *t <= now)
+                    .map(|_| *k)
+            })
+            .collect();
+        for key in keys {
+            if let Some(ep) = self.endpoints.get_mut(&key) {
+                ep.transport.handle_timeout(now);
+            }
+            self.after_transport(key);
+        }
+        let mut changes = Vec::new();
+        for conf in self.conferences.values_mut() {
+            if let Some(k) = conf.speaker.tick(now) {
+                changes.push((conf.id.clone(), k));
+            }
+        }
+        for (conference, k) in changes {
+            if let Some(ep) = self.endpoints.get(&k) {
+                self.events.push_back(SfuEvent::DominantSpeakerChanged {
+                    conference,
+                    endpoint: ep.id.clone(),
+                });
+            }
+        }
+        self.by_transaction
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) < TRANSACTION_TTL);
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] should next be called.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let transports = self
+            .endpoints
+            .values_mut()
+            .filter_map(|ep| ep.transport.poll_timeout());
+        let speakers = self.conferences.values().filter_map(|c| c.speaker.next_tick());
+        transports.chain(speakers).min()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<SfuEvent> {
+        self.events.pop_front()
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    fn advance(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+    }
+
+    fn key(&self, conference: &str, endpoint: &str) -> Result<EpKey, SfuError> {
+        if !self.conferences.contains_key(conference) {
+            return Err(SfuError::UnknownConference(conference.to_owned()));
+        }
+        self.by_id
+            .get(&(conference.to_owned(), endpoint.to_owned()))
+            .copied()
+            .ok_or_else(|| SfuError::UnknownEndpoint(endpoint.to_owned()))
+    }
+
+    fn endpoint_mut(&mut self, key: EpKey) -> Result<&mut Endpoint, SfuError> {
+        self.endpoints
+            .get_mut(&key)
+            .ok_or_else(|| SfuError::UnknownEndpoint(key.to_string()))
+    }
+
+    /// A random non-zero SSRC not yet used in the conference.
+    fn fresh_ssrc(&self, conference: &str) -> u32 {
+        loop {
+            let s = self.rng.next_u32();
+            let used_route = self
+                .conferences
+                .get(conference)
+                .is_some_and(|c| c.routes.contains_key(&s));
+            let used_feedback = self
+                .endpoints
+                .values()
+                .any(|ep| ep.feedback.iter().any(|f| f.ssrc == s));
+            if s != 0 && !used_route && !used_feedback {
+                return s;
+            }
+        }
+    }
+
+    fn drop_endpoint(&mut self, key: EpKey) {
+        let Some(ep) = self.endpoints.remove(&key) else {
+            return;
+        };
+        self.by_id.remove(&(ep.conference.clone(), ep.id.clone()));
+        self.by_ufrag.remove(&ep.ufrag);
+        for a in &ep.addrs {
+            if self.by_addr.get(a) == Some(&key) {
+                self.by_addr.remove(a);
+            }
+        }
+        self.by_transaction.retain(|_, (k, _)| *k != key);
+        if let Some(conf) = self.conferences.get_mut(&ep.conference) {
+            conf.endpoints.retain(|k| *k != key);
+            conf.routes.retain(|_, r| r.sender != key);
+            conf.speaker.remove(&key);
+        }
+    }
+
+    fn handle_stun(&mut self, from: SocketAddr, local: SocketAddr, data: &[u8]) {
+        let Some(header) = demux::stun_header(data) else {
+            return;
+        };
+        let key = match header.class {
+            StunClass::Request => demux::stun_local_ufrag(data).and_then(|u| self.by_ufrag.get(u)),
+            _ => self
+                .by_transaction
+                .get(&header.transaction_id)
+                .map(|(k, _)| k)
+                .or_else(|| self.by_addr.get(&from)),
+        };
+        let Some(key) = key.copied() else {
+            return;
+        };
+        let Some(ep) = self.endpoints.get_mut(&key) else {
+            return;
+        };
+        let accepted = ep.transport.handle_stun(self.now, from, local, data);
+        if accepted && header.class == StunClass::Request {
+            // An authenticated check: this address is the endpoint's (peer-reflexive if new).
+            if !ep.addrs.contains(&from) {
+                ep.addrs.push(from);
+            }
+            self.by_addr.insert(from, key);
+        }
+        self.after_transport(key);
+    }
+
+    /// Drains a transport's datagrams and events after it was driven.
+    fn after_transport(&mut self, key: EpKey) {
+        let Some(ep) = self.endpoints.get_mut(&key) else {
+            return;
+        };
+        let now = self.now;
+        for (to, from, data) in ep.transport.out.drain(..) {
+            if let Some(h) = demux::stun_header(&data)
+                && h.class == StunClass::Request
+            {
+                self.by_transaction.insert(h.transaction_id, (key, now));
+            }
+            self.transmits.push_back(Transmit { to, from, data });
+        }
+        let events: Vec<TransportEvent> = ep.transport.events.drain(..).collect();
+        let (conference, endpoint) = (ep.conference.clone(), ep.id.clone());
+        for e in events {
+            match e {
+                TransportEvent::IceConnected(remote) => {
+                    if let Some(ep) = self.endpoints.get_mut(&key)
+                        && !ep.addrs.contains(&remote)
+                    {
+                        ep.addrs.push(remote);
+                    }
+                    self.by_addr.insert(remote, key);
+                    self.events.push_back(SfuEvent::IceConnected {
+                        conference: conference.clone(),
+                        endpoint: endpoint.clone(),
+                        remote,
+                    });
+                }
+                TransportEvent::Connected => {
+                    self.events.push_back(SfuEvent::EndpointConnected {
+                        conference: conference.clone(),
+                        endpoint: endpoint.clone(),
+                    });
+                    self.on_endpoint_connected(key);
+                }
+                TransportEvent::Failed(reason) => {
+                    self.events.push_back(SfuEvent::EndpointFailed {
+                        conference: conference.clone(),
+                        endpoint: endpoint.clone(),
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Keyframe on join: the new endpoint wants keyframes from every video sender, and (if it
+    /// sends video itself) its own video is wanted by everyone already there.
+    fn on_endpoint_connected(&mut self, key: EpKey) {
+        let Some(conf) = self
+            .endpoints
+            .get(&key)
+            .and_then(|ep| self.conferences.get(&ep.conference))
+        else {
+            return;
+        };
+        let mut by_sender: HashMap<EpKey, Vec<u32>> = HashMap::new();
+        for (ssrc, r) in &conf.routes {
+            if r.kind == MediaKind::Video && r.forward && !r.rtx {
+                by_sender.entry(r.sender).or_default().push(*ssrc);
+            }
+        }
+        let others_connected = conf
+            .endpoints
+            .iter()
+            .any(|k| *k != key && self.endpoints.get(k).is_some_and(Endpoint::connected));
+        if !others_connected {
+            return;
+        }
+        for (sender, ssrcs) in by_sender {
+            self.request_keyframes_from(sender, &ssrcs);
+        }
+    }
+
+    /// Sends a PLI for each of `ssrcs` to `sender` (if it is connected).
+    fn request_keyframes_from(&mut self, sender: EpKey, ssrcs: &[u32]) {
+        let Some(ep) = self.endpoints.get_mut(&sender) else {
+            return;
+        };
+        if !ep.connected() {
+            return;
+        }
+        let fb = ep.video_feedback_ssrc();
+        for ssrc in ssrcs {
+            let pli = rtcp::build_pli(fb, *ssrc);
+            send_rtcp(ep, &pli, &mut self.transmits);
+            ep.counters.plis_out += 1;
+        }
+    }
+
+    fn handle_rtp(&mut self, from: SocketAddr, data: &[u8]) {
+        let Some(key) = self.by_addr.get(&from).copied() else {
+            return;
+        };
+        let Some(ep) = self.endpoints.get_mut(&key) else {
+            return;
+        };
+        let Some(srtp) = ep.transport.srtp.as_mut() else {
+            ep.counters.dropped += 1;
+            return;
+        };
+        let Ok(plain) = srtp.inbound.decrypt_rtp(data) else {
+            ep.counters.dropped += 1;
+            return;
+        };
+        ep.counters.rtp_packets_in += 1;
+        ep.counters.rtp_bytes_in += data.len() as u64;
+        let Some(header) = rtp::parse_header(&plain) else {
+            ep.counters.dropped += 1;
+            return;
+        };
+        let Some(conf) = self.conferences.get_mut(&ep.conference) else {
+            return;
+        };
+        let route = match conf.routes.get(&header.ssrc) {
+            Some(r) if r.sender == key && r.forward => *r,
+            _ => {
+                ep.counters.dropped += 1;
+                return;
+            }
+        };
+        if route.kind == MediaKind::Audio
+            && let Some(id) = self.config.audio_level_extension
+            && let Some((level, _voice)) = rtp::audio_level(&plain, &header, id)
+        {
+            conf.speaker.on_level(self.now, &key, level);
+        }
+        let forwarded = &conf.forwarded_extensions;
+        let Some(stripped) = rtp::strip_extensions(&plain, &header, |id| forwarded[usize::from(id)])
+        else {
+            ep.counters.dropped += 1;
+            return;
+        };
+        for r in &conf.endpoints {
+            if *r == key {
+                continue;
+            }
+            let Some(receiver) = self.endpoints.get_mut(r) else {
+                continue;
+            };
+            if !receiver.connected() {
+                continue;
+            }
+            let (Some(to), Some(srtp)) = (receiver.transport.send_to, receiver.transport.srtp.as_mut())
+            else {
+                continue;
+            };
+            match srtp.outbound.encrypt_rtp(&stripped) {
+                Ok(protected) => {
+                    receiver.counters.rtp_packets_out += 1;
+                    receiver.counters.rtp_bytes_out += protected.len() as u64;
+                    self.transmits.push_back(Transmit {
+                        to,
+                        from: receiver.transport.send_from,
+                        data: protected.to_vec(),
+                    });
+                }
+                Err(e) => tracing::debug!("srtp protect: {e}"),
+            }
+        }
+    }
+
+    fn handle_rtcp(&mut self, from: SocketAddr, data: &[u8]) {
+        let Some(key) = self.by_addr.get(&from).copied() else {
+            return;
+        };
+        let Some(ep) = self.endpoints.get_mut(&key) else {
+            return;
+        };
+        let Some(srtp) = ep.transport.srtp.as_mut() else {
+            ep.counters.dropped += 1;
+            return;
+        };
+        let Ok(plain) = srtp.inbound.decrypt_rtcp(data) else {
+            ep.counters.dropped += 1;
+            return;
+        };
+        ep.counters.rtcp_packets_in += 1;
+        let Some(conf) = self.conferences.get(&ep.conference) else {
+            return;
+        };
+        // (destination endpoint, packet) pairs; None destination = every other receiver.
+        let mut routed: Vec<(Option<EpKey>, Vec<u8>)> = Vec::new();
+        let (mut nacks, mut plis) = (0, 0);
+        for item in rtcp::split(&plain) {
+            match item {
+                RtcpItem::Nack { media_ssrc, raw } => {
+                    nacks += 1;
+                    if let Some(r) = conf.routes.get(&media_ssrc)
+                        && r.sender != key
+                    {
+                        routed.push((Some(r.sender), raw.to_vec()));
+                    }
+                }
+                RtcpItem::Pli { media_ssrc, raw } | RtcpItem::Fir { media_ssrc, raw } => {
+                    plis += 1;
+                    if let Some(r) = conf.routes.get(&media_ssrc)
+                        && r.sender != key
+                    {
+                        routed.push((Some(r.sender), raw.to_vec()));
+                    }
+                }
+                RtcpItem::SenderReport { ssrc, raw } => {
+                    if let Some(r) = conf.routes.get(&ssrc)
+                        && r.sender == key
+                        && r.forward
+                        && let Some(sr) = rtcp::trim_sender_report(raw)
+                    {
+                        routed.push((None, sr));
+                    }
+                }
+                RtcpItem::ReceiverReport | RtcpItem::Other => {}
+            }
+        }
+        let receivers = conf.endpoints.clone();
+        ep.counters.nacks_in += nacks;
+        ep.counters.plis_in += plis;
+        for (dest, pkt) in routed {
+            let targets: Vec<EpKey> = match dest {
+                Some(d) => vec![d],
+                None => receivers.iter().copied().filter(|r| *r != key).collect(),
+            };
+            let is_nack = pkt.get(1) == Some(&205);
+            let is_pli = pkt.get(1) == Some(&206);
+            for t in targets {
+                let Some(target) = self.endpoints.get_mut(&t) else {
+                    continue;
+                };
+                if !target.connected() {
+                    continue;
+                }
+                if send_rtcp(target, &pkt, &mut self.transmits) {
+                    target.counters.nacks_out += u64::from(is_nack);
+                    target.counters.plis_out += u64::from(is_pli);
+                }
+            }
+        }
+    }
+}
+
+/// Protects `pkt` with `ep`'s outbound SRTCP context and queues it. Returns whether it was sent.
+fn send_rtcp(ep: &mut Endpoint, pkt: &[u8], out: &mut VecDeque<Transmit>) -> bool {
+    let (Some(to), Some(srtp)) = (ep.transport.send_to, ep.transport.srtp.as_mut()) else {
+        return false;
+    };
+    match srtp.outbound.encrypt_rtcp(pkt) {
+        Ok(protected) => {
+            ep.counters.rtcp_packets_out += 1;
+            out.push_back(Transmit {
+                to,
+                from: ep.transport.send_from,
+                data: protected.to_vec(),
+            });
+            true
+        }
+        Err(e) => {
+            tracing::debug!("srtcp protect: {e}");
+            false
+        }
+    }
+}

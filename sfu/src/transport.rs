@@ -1,0 +1,421 @@
+//! Owns one endpoint's secure transport: its full ICE agent (controlling, accepting
+//! peer-reflexive candidates), its DTLS server association (checking the browser's certificate
+//! against the signalled fingerprint) and the SRTP/SRTCP contexts derived from the DTLS exporter
+//! (RFC 5764). The core feeds it datagrams already demultiplexed to this endpoint and drains the
+//! datagrams and state changes it produces.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtc_dtls::config::{ClientAuthType, ConfigBuilder, ExtendedMasterSecretType};
+use rtc_dtls::crypto::Certificate;
+use rtc_dtls::crypto_provider::{HashAlgorithm, RTCCryptoProvider};
+use rtc_dtls::endpoint::{Endpoint as DtlsEndpoint, EndpointEvent};
+use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc_dtls::state::State;
+use rtc_ice::agent::agent_config::AgentConfig;
+use rtc_ice::candidate::candidate_host::CandidateHostConfig;
+use rtc_ice::candidate::{CandidateConfig, CandidateType};
+use rtc_ice::mdns::MulticastDnsMode;
+use rtc_ice::network_type::NetworkType;
+use rtc_ice::state::ConnectionState;
+use rtc_ice::{Agent, Event as IceEvent};
+use rtc_shared::error::Error as RtcError;
+use rtc_shared::{TransportContext, TransportMessage, TransportProtocol};
+use rtc_srtp::config::{Config as SrtpConfig, LABEL_EXTRACTOR_DTLS_SRTP};
+use rtc_srtp::context::Context as SrtpContext;
+use rtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
+use rtc_srtp::protection_profile::ProtectionProfile;
+use sansio::Protocol;
+
+use crate::cert::parse_fingerprint;
+use crate::types::{IceCandidate, SfuError};
+
+/// SRTP profiles offered, in preference order.
+pub(crate) const SRTP_PROFILES: [SrtpProtectionProfile; 2] = [
+    SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+    SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+];
+
+/// Replay window for inbound SRTP (packets); video bursts reorder, so wider than the default 64.
+const SRTP_REPLAY_WINDOW: usize = 512;
+
+/// What the transport reports to the core after a step.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum TransportEvent {
+    /// ICE selected a pair; datagrams go to this address now.
+    IceConnected(SocketAddr),
+    /// DTLS finished and SRTP is keyed.
+    Connected,
+    /// The transport is dead.
+    Failed(String),
+}
+
+/// A datagram produced by the transport: (to, from, bytes).
+pub(crate) type Datagram = (SocketAddr, SocketAddr, Vec<u8>);
+
+/// The SRTP contexts of a connected endpoint.
+pub(crate) struct Srtp {
+    /// Unprotects what the endpoint sends.
+    pub(crate) inbound: SrtpContext,
+    /// Protects what is sent to the endpoint.
+    pub(crate) outbound: SrtpContext,
+}
+
+/// One endpoint's ICE + DTLS + SRTP.
+pub(crate) struct Transport {
+    provider: Arc<dyn RTCCryptoProvider>,
+    certificate: Certificate,
+    agent: Agent,
+    dtls: Option<DtlsEndpoint>,
+    /// The address DTLS associated with first: the association's key in the DTLS endpoint.
+    dtls_key: Option<SocketAddr>,
+    /// Where to send: the selected pair's remote, else the last address media/DTLS came from.
+    pub(crate) send_to: Option<SocketAddr>,
+    /// Which local address to send from.
+    pub(crate) send_from: SocketAddr,
+    pub(crate) ice_connected: bool,
+    pub(crate) srtp: Option<Srtp>,
+    pub(crate) failed: bool,
+    pub(crate) out: Vec<Datagram>,
+    pub(crate) events: Vec<TransportEvent>,
+}
+
+impl Transport {
+    /// A transport with fresh local credentials and a host candidate per address.
+    pub(crate) fn new(
+        now: Instant,
+        provider: Arc<dyn RTCCryptoProvider>,
+        certificate: Certificate,
+        ufrag: String,
+        pwd: String,
+        host_addrs: &[SocketAddr],
+    ) -> Result<Self, SfuError> {
+        let config = AgentConfig {
+            local_ufrag: ufrag,
+            local_pwd: pwd,
+            is_controlling: true,
+            candidate_types: vec![CandidateType::Host],
+            network_types: vec![NetworkType::Udp4, NetworkType::Udp6],
+            multicast_dns_mode: MulticastDnsMode::Disabled,
+            // Only peer-reflexive candidates are expected (browsers hide host addresses behind
+            // mDNS): nominate as soon as a check succeeds rather than waiting for better pairs.
+            host_acceptance_min_wait: Some(Duration::ZERO),
+            prflx_acceptance_min_wait: Some(Duration::ZERO),
+            ..AgentConfig::default()
+        };
+        let mut agent = Agent::new(now, Arc::new(config), provider.clone())
+            .map_err(|e| SfuError::Crypto(format!("ice agent: {e}")))?;
+        for addr in host_addrs {
+            let candidate = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".to_owned(),
+                    address: addr.ip().to_string(),
+                    port: addr.port(),
+                    component: 1,
+                    ..CandidateConfig::default()
+                },
+                ..CandidateHostConfig::default()
+            }
+            .new_candidate_host()
+            .map_err(|e| SfuError::Crypto(format!("host candidate {addr}: {e}")))?;
+            agent
+                .add_local_candidate(candidate)
+                .map_err(|e| SfuError::Crypto(format!("host candidate {addr}: {e}")))?;
+        }
+        let send_from = host_addrs
+            .first()
+            .copied()
+            .ok_or_else(|| SfuError::Crypto("no host address configured".into()))?;
+        Ok(Self {
+            provider,
+            certificate,
+            agent,
+            dtls: None,
+            dtls_key: None,
+            send_to: None,
+            send_from,
+            ice_connected: false,
+            srtp: None,
+            failed: false,
+            out: Vec::new(),
+            events: Vec::new(),
+        })
+    }
+
+    /// The local candidates, as the focus signals them.
+    pub(crate) fn local_candidates(&self) -> Vec<IceCandidate> {
+        self.agent
+            .get_local_candidates()
+            .iter()
+            .map(|c| IceCandidate {
+                foundation: c.foundation(),
+                component: c.component(),
+                protocol: "udp",
+                priority: c.priority(),
+                addr: c.addr(),
+                typ: "host",
+            })
+            .collect()
+    }
+
+    /// Installs the browser's credentials and fingerprint and starts connectivity checks.
+    pub(crate) fn set_remote(
+        &mut self,
+        now: Instant,
+        ufrag: &str,
+        pwd: &str,
+        fingerprint_hash: &str,
+        fingerprint_value: &str,
+    ) -> Result<(), SfuError> {
+        if ufrag.len() < 4 || pwd.len() < 22 {
+            return Err(SfuError::BadCredentials);
+        }
+        if !fingerprint_hash.eq_ignore_ascii_case("sha-256") {
+            return Err(SfuError::BadFingerprint(fingerprint_hash.to_owned()));
+        }
+        let expected = parse_fingerprint(fingerprint_value)
+            .filter(|d| d.len() == 32)
+            .ok_or_else(|| SfuError::BadFingerprint(fingerprint_value.to_owned()))?;
+        let crypto = self.provider.clone();
+        let verify = Arc::new(
+            move |certs: &[Vec<u8>], _: &[rustls_pki_types::CertificateDer<'static>]| {
+                let first = certs.first().ok_or(RtcError::ErrNonCertificate)?;
+                let digest = crypto
+                    .crypto()
+                    .hash(HashAlgorithm::Sha256, first)
+                    .map_err(|e| RtcError::Crypto(e.to_string()))?;
+                if rtc_dtls::crypto_provider::constant_time_eq(&digest, &expected) {
+                    Ok(())
+                } else {
+                    Err(RtcError::ErrNoMatchingCertificateFingerprint)
+                }
+            },
+        );
+        let config = ConfigBuilder::default()
+            .with_crypto_provider(self.provider.clone())
+            .with_certificates(vec![self.certificate.clone()])
+            .with_srtp_protection_profiles(SRTP_PROFILES.to_vec())
+            .with_client_auth(ClientAuthType::RequireAnyClientCert)
+            .with_insecure_skip_verify(true)
+            .with_verify_peer_certificate(Some(verify))
+            .with_extended_master_secret(ExtendedMasterSecretType::Require)
+            .build(false, None)
+            .map_err(|e| SfuError::Crypto(format!("dtls config: {e}")))?;
+        self.dtls = Some(DtlsEndpoint::new(
+            self.send_from,
+            TransportProtocol::UDP,
+            Some(Arc::new(config)),
+        ));
+        self.agent
+            .start_connectivity_checks(now, true, ufrag.to_owned(), pwd.to_owned())
+            .map_err(|e| SfuError::Crypto(format!("ice start: {e}")))?;
+        self.drain_agent(now);
+        Ok(())
+    }
+
+    /// Adds a remote candidate the focus learned (optional: peer-reflexive discovery suffices).
+    pub(crate) fn add_remote_candidate(&mut self, now: Instant, addr: SocketAddr) -> Result<(), SfuError> {
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: addr.ip().to_string(),
+                port: addr.port(),
+                component: 1,
+                ..CandidateConfig::default()
+            },
+            ..CandidateHostConfig::default()
+        }
+        .new_candidate_host()
+        .map_err(|e| SfuError::Crypto(format!("remote candidate {addr}: {e}")))?;
+        self.agent
+            .add_remote_candidate(candidate)
+            .map_err(|e| SfuError::Crypto(format!("remote candidate {addr}: {e}")))?;
+        self.drain_agent(now);
+        Ok(())
+    }
+
+    /// Feeds a STUN datagram to the ICE agent. Returns whether it was accepted (authenticated).
+    pub(crate) fn handle_stun(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local: SocketAddr,
+        data: &[u8],
+    ) -> bool {
+        let msg = TransportMessage {
+            now,
+            transport: TransportContext {
+                local_addr: local,
+                peer_addr: from,
+                transport_protocol: TransportProtocol::UDP,
+                ecn: None,
+            },
+            message: BytesMut::from(data),
+        };
+        let ok = self.agent.handle_read(msg).is_ok();
+        self.drain_agent(now);
+        ok
+    }
+
+    /// Feeds a DTLS datagram to the association.
+    pub(crate) fn handle_dtls(&mut self, now: Instant, from: SocketAddr, local: SocketAddr, data: &[u8]) {
+        let Some(dtls) = self.dtls.as_mut() else {
+            // The focus has not told us the browser's fingerprint yet; the browser retransmits.
+            return;
+        };
+        if self.send_to.is_none() {
+            self.send_to = Some(from);
+            self.send_from = local;
+        }
+        let key = *self.dtls_key.get_or_insert(from);
+        let result = dtls.read(now, key, None, BytesMut::from(data));
+        let completed = match result {
+            Ok(events) => events
+                .iter()
+                .any(|e| matches!(e, EndpointEvent::HandshakeComplete)),
+            Err(RtcError::ErrNoMatchingCertificateFingerprint) => {
+                self.fail("dtls: certificate does not match the signalled fingerprint");
+                false
+            }
+            Err(e) => {
+                tracing::debug!("dtls read from {from}: {e}");
+                false
+            }
+        };
+        self.drain_dtls(now);
+        if completed && self.srtp.is_none() {
+            let keyed = match dtls_state(self.dtls.as_ref(), key) {
+                Some(state) => srtp_from_dtls(state, &self.provider),
+                None => Err(SfuError::Crypto("dtls state missing after handshake".into())),
+            };
+            match keyed {
+                Ok(srtp) => {
+                    self.srtp = Some(srtp);
+                    self.events.push(TransportEvent::Connected);
+                }
+                Err(e) => self.fail(&format!("srtp keying: {e}")),
+            }
+        }
+    }
+
+    /// Drives ICE checks/keepalives and DTLS retransmissions.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        if self.failed {
+            return;
+        }
+        if let Err(e) = self.agent.handle_timeout(now) {
+            tracing::debug!("ice timeout: {e}");
+        }
+        self.drain_agent(now);
+        if let (Some(dtls), Some(key)) = (self.dtls.as_mut(), self.dtls_key) {
+            if let Err(e) = dtls.handle_timeout(key, now) {
+                self.fail(&format!("dtls: {e}"));
+            }
+            self.drain_dtls(now);
+        }
+    }
+
+    /// The earliest time [`Self::handle_timeout`] is due.
+    pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
+        if self.failed {
+            return None;
+        }
+        let ice = self.agent.poll_timeout();
+        let dtls = match (&self.dtls, &self.dtls_key) {
+            (Some(d), Some(k)) => d.poll_timeout(k),
+            _ => None,
+        };
+        [ice, dtls].into_iter().flatten().min()
+    }
+
+    fn fail(&mut self, reason: &str) {
+        if !self.failed {
+            self.failed = true;
+            self.events.push(TransportEvent::Failed(reason.to_owned()));
+        }
+    }
+
+    fn drain_agent(&mut self, _now: Instant) {
+        while let Some(t) = self.agent.poll_write() {
+            self.out.push((
+                t.transport.peer_addr,
+                t.transport.local_addr,
+                t.message.to_vec(),
+            ));
+        }
+        while let Some(e) = self.agent.poll_event() {
+            match e.event {
+                IceEvent::SelectedCandidatePairChange(local, remote) => {
+                    self.send_to = Some(remote.addr());
+                    self.send_from = local.addr();
+                    self.ice_connected = true;
+                    self.events.push(TransportEvent::IceConnected(remote.addr()));
+                }
+                IceEvent::ConnectionStateChange(ConnectionState::Failed) => {
+                    self.fail("ice: connectivity checks failed or consent expired");
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn drain_dtls(&mut self, _now: Instant) {
+        let Some(dtls) = self.dtls.as_mut() else {
+            return;
+        };
+        while let Some(t) = dtls.poll_transmit() {
+            if let Some(to) = self.send_to {
+                self.out.push((to, self.send_from, t.message.to_vec()));
+            }
+        }
+    }
+}
+
+fn dtls_state(dtls: Option<&DtlsEndpoint>, key: SocketAddr) -> Option<&State> {
+    dtls?.get_connection_state(key)
+}
+
+/// Derives the SRTP contexts from a completed DTLS handshake (RFC 5764 §4.2).
+pub(crate) fn srtp_from_dtls(
+    state: &State,
+    provider: &Arc<dyn RTCCryptoProvider>,
+) -> Result<Srtp, SfuError> {
+    let profile = match state.srtp_protection_profile() {
+        SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => ProtectionProfile::AeadAes128Gcm,
+        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
+        other => return Err(SfuError::Crypto(format!("unsupported srtp profile {other:?}"))),
+    };
+    let mut config = SrtpConfig {
+        profile,
+        ..SrtpConfig::default()
+    };
+    let material = state
+        .export_keying_material(LABEL_EXTRACTOR_DTLS_SRTP, &[], config.keying_material_len())
+        .map_err(|e| SfuError::Crypto(format!("exporter: {e}")))?;
+    config
+        .set_session_keys_from_keying_material(material.as_ref(), state.is_client())
+        .map_err(|e| SfuError::Crypto(format!("srtp keys: {e}")))?;
+    let crypto = provider.crypto();
+    let outbound = SrtpContext::new(
+        &config.keys.local_master_key,
+        &config.keys.local_master_salt,
+        profile,
+        None,
+        None,
+        crypto,
+    )
+    .map_err(|e| SfuError::Crypto(format!("srtp context: {e}")))?;
+    let inbound = SrtpContext::new(
+        &config.keys.remote_master_key,
+        &config.keys.remote_master_salt,
+        profile,
+        Some(srtp_replay_protection(SRTP_REPLAY_WINDOW)),
+        Some(srtcp_replay_protection(SRTP_REPLAY_WINDOW)),
+        crypto,
+    )
+    .map_err(|e| SfuError::Crypto(format!("srtp context: {e}")))?;
+    Ok(Srtp { inbound, outbound })
+}

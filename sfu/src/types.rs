@@ -1,0 +1,242 @@
+//! Owns the public data types of the SFU's control and data interfaces: what the focus passes in
+//! (sources, ssrc-groups, remote transport), what the SFU hands back (local transport,
+//! feedback sources, statistics), datagrams to send and events. Shaped after colibri2 so the
+//! control side could later move to its own process.
+
+use std::net::SocketAddr;
+
+/// Errors of the control API. Peer input never produces these (it is dropped and counted).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SfuError {
+    /// No conference with that id.
+    #[error("unknown conference {0}")]
+    UnknownConference(String),
+    /// A conference with that id already exists.
+    #[error("conference {0} already exists")]
+    ConferenceExists(String),
+    /// No endpoint with that id in the conference.
+    #[error("unknown endpoint {0}")]
+    UnknownEndpoint(String),
+    /// An endpoint with that id already exists in the conference.
+    #[error("endpoint {0} already exists")]
+    EndpointExists(String),
+    /// The signalled fingerprint is not `hex:hex:...` or uses a hash other than sha-256.
+    #[error("unusable remote fingerprint: {0}")]
+    BadFingerprint(String),
+    /// The signalled ICE credentials are too short (ufrag < 4, pwd < 22 characters).
+    #[error("unusable remote ICE credentials")]
+    BadCredentials,
+    /// The SSRC already belongs to another endpoint of the conference.
+    #[error("ssrc {0} already belongs to another endpoint")]
+    SsrcInUse(u32),
+    /// A crypto or protocol-library failure while setting up a transport.
+    #[error("crypto: {0}")]
+    Crypto(String),
+}
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    /// Audio.
+    Audio,
+    /// Video.
+    Video,
+}
+
+/// One media source an endpoint sends (an `<source ssrc=...>` of colibri2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The SSRC.
+    pub ssrc: u32,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// The source name (`endpointId-a0`, `-v0`), informational.
+    pub name: Option<String>,
+}
+
+/// Semantics of an ssrc-group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupSemantics {
+    /// Simulcast layers, lowest first: only the first is forwarded for now.
+    Sim,
+    /// `[primary, rtx]` retransmission pair.
+    Fid,
+    /// Anything else (e.g. FEC-FR): ignored.
+    Other(String),
+}
+
+/// An `<ssrc-group>` of colibri2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsrcGroup {
+    /// SIM, FID, ...
+    pub semantics: GroupSemantics,
+    /// The SSRCs, in signalled order.
+    pub ssrcs: Vec<u32>,
+}
+
+/// A local ICE candidate the focus signals to the browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceCandidate {
+    /// ICE foundation.
+    pub foundation: String,
+    /// Component (always 1: rtcp-mux).
+    pub component: u16,
+    /// Transport protocol (always `udp`).
+    pub protocol: &'static str,
+    /// ICE priority.
+    pub priority: u32,
+    /// Transport address.
+    pub addr: SocketAddr,
+    /// Candidate type (always `host`).
+    pub typ: &'static str,
+}
+
+/// An SFU-originated RTCP source the focus signals as owned by the bridge (owner `jvb`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackSource {
+    /// The SSRC the SFU uses as RTCP sender SSRC.
+    pub ssrc: u32,
+    /// Source name: `jvb-a0` or `jvb-v0`.
+    pub name: String,
+    /// Audio or video.
+    pub kind: MediaKind,
+}
+
+/// A certificate fingerprint as signalled (`hash` like `sha-256`, `value` like `AB:CD:..`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// Hash function name.
+    pub hash: String,
+    /// Colon-separated hex digest.
+    pub value: String,
+}
+
+/// What the SFU offers for an endpoint: everything the focus needs to describe the bridge side
+/// of the endpoint's transport (`<transport>` of colibri2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalTransport {
+    /// ICE username fragment.
+    pub ufrag: String,
+    /// ICE password.
+    pub pwd: String,
+    /// DTLS certificate fingerprint (sha-256); the SFU is DTLS server (`setup=passive` side,
+    /// the browser answers `setup=active`).
+    pub fingerprint: Fingerprint,
+    /// Host candidates.
+    pub candidates: Vec<IceCandidate>,
+    /// Feedback sources (audio, video) the SFU sends RTCP from towards this endpoint.
+    pub feedback_sources: Vec<FeedbackSource>,
+}
+
+/// The remote side of an endpoint's transport, as the focus learned it from the browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteTransport {
+    /// Browser's ICE ufrag.
+    pub ufrag: String,
+    /// Browser's ICE password.
+    pub pwd: String,
+    /// Browser's DTLS certificate fingerprint.
+    pub fingerprint: Fingerprint,
+}
+
+/// A datagram to send from the shared port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination.
+    pub to: SocketAddr,
+    /// Local address to send from (one of the host candidate addresses).
+    pub from: SocketAddr,
+    /// Bytes.
+    pub data: Vec<u8>,
+}
+
+/// Something the focus (or the shell) should know about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SfuEvent {
+    /// ICE selected a pair for the endpoint (the browser is reachable at `remote`).
+    IceConnected {
+        /// Conference id.
+        conference: String,
+        /// Endpoint id.
+        endpoint: String,
+        /// The browser's address.
+        remote: SocketAddr,
+    },
+    /// DTLS completed and SRTP keys are installed: media flows.
+    EndpointConnected {
+        /// Conference id.
+        conference: String,
+        /// Endpoint id.
+        endpoint: String,
+    },
+    /// The endpoint's transport failed (ICE timeout, DTLS failure or fingerprint mismatch).
+    EndpointFailed {
+        /// Conference id.
+        conference: String,
+        /// Endpoint id.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
+    /// A conference's dominant speaker changed.
+    DominantSpeakerChanged {
+        /// Conference id.
+        conference: String,
+        /// The new dominant speaker's endpoint id.
+        endpoint: String,
+    },
+}
+
+/// Per-endpoint counters. "in" is from the endpoint to the SFU, "out" from the SFU to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// RTP packets received (after SRTP authentication).
+    pub rtp_packets_in: u64,
+    /// RTP bytes received (protected size).
+    pub rtp_bytes_in: u64,
+    /// RTP packets sent.
+    pub rtp_packets_out: u64,
+    /// RTP bytes sent (protected size).
+    pub rtp_bytes_out: u64,
+    /// RTCP packets (compounds) received.
+    pub rtcp_packets_in: u64,
+    /// RTCP packets sent.
+    pub rtcp_packets_out: u64,
+    /// Generic NACKs received from this endpoint.
+    pub nacks_in: u64,
+    /// Generic NACKs sent to this endpoint.
+    pub nacks_out: u64,
+    /// PLIs/FIRs received from this endpoint.
+    pub plis_in: u64,
+    /// PLIs/FIRs sent to this endpoint (forwarded or SFU-originated).
+    pub plis_out: u64,
+    /// Datagrams dropped (failed SRTP authentication/replay, unknown or non-forwarded SSRC,
+    /// malformed).
+    pub dropped: u64,
+}
+
+/// Snapshot of one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Conference id.
+    pub conference: String,
+    /// Endpoint id.
+    pub endpoint: String,
+    /// ICE selected a pair.
+    pub ice_connected: bool,
+    /// DTLS completed.
+    pub dtls_connected: bool,
+    /// The transport failed.
+    pub failed: bool,
+    /// Counters.
+    pub counters: Counters,
+}
+
+/// Snapshot of the whole SFU.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SfuStats {
+    /// Number of conferences.
+    pub conferences: usize,
+    /// Every endpoint, sorted by conference then endpoint id.
+    pub endpoints: Vec<EndpointStats>,
+}
