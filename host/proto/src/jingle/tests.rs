@@ -304,6 +304,10 @@ fn accept_strip_and_initiate_for_another_endpoint() {
             assert!(t.contains(&format!(" xmlns='{ns}'")), "{t}");
         }
     }
+    // No element declares its namespace twice (an explicit attribute beside the serializer's).
+    for tag in xml.split('<').filter(|t| !t.is_empty()) {
+        assert!(tag.matches(" xmlns=").count() <= 1, "{tag}");
+    }
     // No data content, nothing but audio and video.
     assert!(!xml.contains("name='data'") && !xml.contains("application"));
 }
@@ -934,4 +938,68 @@ fn garbage_gives_errors() {
         }
     }
     assert!(errors > 50, "{errors}");
+}
+
+#[test]
+fn bridge_sources_and_group_only_removal() {
+    let b = EndpointSources::bridge(10, 20);
+    assert_eq!(b.endpoint(), BRIDGE_OWNER);
+    assert_eq!(
+        b.audio().sources,
+        [Source {
+            ssrc: 10,
+            name: Some("jvb-a0".into()),
+            video_type: None,
+            msid: Some("mixedmslabel mixedlabelaudio0".into()),
+            owner: Some("jvb".into()),
+        }]
+    );
+    assert_eq!(b.video().sources[0].name.as_deref(), Some("jvb-v0"));
+    assert_eq!(
+        b.video().sources[0].msid.as_deref(),
+        Some("mixedmslabel mixedlabelvideo0")
+    );
+    assert!(EndpointSources::default().is_empty());
+
+    // Audio and video count together towards the limit.
+    let mut audio = video_content(&(1..=10).collect::<Vec<_>>(), &[]);
+    audio.media = Media::Audio;
+    let video = video_content(&(11..=21).collect::<Vec<_>>(), &[]);
+    assert_eq!(
+        EndpointSources::from_client(EP, &[audio, video], no_other),
+        Err(SourceError::TooManySsrcs {
+            limit: MAX_SSRCS_PER_ENDPOINT
+        })
+    );
+
+    // A source-remove naming only a group takes the group and keeps the sources.
+    let mut s =
+        EndpointSources::from_client(EP, &[video_content(&[1, 2], &[("FID", &[1, 2])])], no_other)
+            .expect("valid");
+    let removed = s
+        .remove(&[video_content(&[], &[("FID", &[1, 2])])])
+        .expect("ok");
+    assert_eq!(removed.video().groups.len(), 1);
+    assert!(removed.video().sources.is_empty());
+    assert_eq!(s.len(), 2);
+    assert!(s.video().groups.is_empty());
+    // Both were named as one track before; they keep that name.
+    assert!(
+        s.video()
+            .sources
+            .iter()
+            .all(|x| x.name.as_deref() == Some("e5f6a7b8-v0"))
+    );
+    // The same group added twice is stored once.
+    let added = s
+        .add(
+            &[
+                video_content(&[], &[("FID", &[1, 2])]),
+                video_content(&[], &[("FID", &[1, 2])]),
+            ],
+            no_other,
+        )
+        .expect("ok");
+    assert_eq!(added.video().groups.len(), 1);
+    assert_eq!(s.video().groups.len(), 1);
 }
