@@ -1216,6 +1216,50 @@ mod tests {
         assert_eq!(c.data_dir, Path::new("/base/lilt-data"));
         assert_eq!(c.limits.max_stanza_bytes, 256 * 1024);
         assert_eq!(c.listeners.len(), 5);
+        let focus = c.vhosts[0].focus.as_ref().expect("a focus on localhost");
+        assert_eq!(focus.domain, "focus.localhost");
+        assert_eq!(focus.jid.to_string(), "focus@auth.localhost/focus");
+        let muc = c.vhosts[0].muc.as_ref().expect("muc");
+        assert_eq!(muc.domain, "conference.localhost");
+        assert!(muc.focus.is_some() && muc.admins.contains(&focus.jid.bare()));
+        assert_eq!(c.sfu.bind.port(), 10000);
+        assert_eq!(c.sfu.advertise, [std::net::IpAddr::from([127, 0, 0, 1])]);
+    }
+
+    #[test]
+    fn focus_and_sfu() {
+        let v = |extra: &str| {
+            format!("{MIN}[[vhosts]]\ndomain = \"meet.x\"\nauth = {{ plugin = \"p\" }}\n{extra}")
+        };
+        let e = err(&v("[vhosts.focus]\n"));
+        assert!(e.starts_with("vhosts[0].focus:") && e.contains("MUC"), "{e}");
+        let muc = "[vhosts.muc]\ndomain = \"conference.meet.x\"\n";
+        let e = err(&v(&format!("{muc}[vhosts.focus]\njid = \"focus@meet.x\"\n")));
+        assert!(e.starts_with("vhosts[0].focus.jid:"), "{e}");
+        let e = err(&v(&format!("{muc}[vhosts.focus]\njid = \"auth.meet.x\"\n")));
+        assert!(e.starts_with("vhosts[0].focus.jid:"), "{e}");
+        let e = err(&v(&format!("{muc}[vhosts.focus]\ndomain = \"conference.meet.x\"\n")));
+        assert!(e.starts_with("vhosts[0].focus.domain:"), "{e}");
+        let c = Config::parse(
+            &v(&format!(
+                "{muc}[vhosts.focus]\n[sfu]\nbind = \"0.0.0.0:4000\"\nadvertise = [\"203.0.113.9\"]\n\
+                 public_url = \"wss://meet.x/colibri-ws/\"\n"
+            )),
+            Path::new("/base"),
+        )
+        .expect("valid");
+        assert_eq!(c.vhosts[0].focus.as_ref().expect("focus").domain, "focus.meet.x");
+        assert_eq!(c.sfu.advertise, [std::net::IpAddr::from([203, 0, 113, 9])]);
+        assert_eq!(c.sfu.public_url.as_deref(), Some("wss://meet.x/colibri-ws"));
+        for (bad, key) in [
+            ("[sfu]\nbind = \"nowhere\"\n", "sfu.bind:"),
+            ("[sfu]\nadvertise = [\"0.0.0.0\"]\n", "sfu.advertise:"),
+            ("[sfu]\nadvertise = [\"x\"]\n", "sfu.advertise:"),
+            ("[sfu]\npublic_url = \"http://x\"\n", "sfu.public_url:"),
+        ] {
+            let e = err(&v(bad));
+            assert!(e.starts_with(key), "{e}");
+        }
     }
 
     const MIN: &str = "[[listeners]]\ntype = \"c2s\"\nbind = \"127.0.0.1:5222\"\n";
