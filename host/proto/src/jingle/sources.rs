@@ -4,8 +4,8 @@
 //! Core (pure). Invariants of a stored set: at most `MAX_SSRCS_PER_ENDPOINT` SSRCs, none twice
 //! (and none the caller's `in_use` hook claimed for another endpoint); every group's SSRCs are
 //! sources of the same media, FID groups hold exactly two; every source has `owner` = the
-//! endpoint id, a `name` (synthesized `<ep>-a<i>`/`<ep>-v<i>`, shared by the SSRCs one group
-//! ties together) and an `msid` whose stream id is not `mixedmslabel`/`default`/`-`. A failed
+//! endpoint id, a `name` starting with `<ep>-` (else synthesized `<ep>-a<i>`/`<ep>-v<i>`,
+//! shared by the SSRCs one group ties together) and an `msid` whose stream id is not `mixedmslabel`/`default`/`-`. A failed
 //! `add`/`remove` changes nothing. Tests: jingle/tests.rs.
 
 use std::collections::HashSet;
@@ -445,6 +445,14 @@ fn normalize(m: &mut MediaSources, endpoint: &str, is_video: bool) {
     } else {
         ('a', "audio")
     };
+    // A name must say whose source it is: one another endpoint's prefix is dropped (and
+    // synthesized again below) so a client cannot pose as another.
+    let prefix = format!("{endpoint}-");
+    for s in &mut m.sources {
+        if s.name.as_ref().is_some_and(|n| !n.starts_with(&prefix)) {
+            s.name = None;
+        }
+    }
     let mut names: HashSet<String> = m.sources.iter().filter_map(|s| s.name.clone()).collect();
     for (t, members) in tracks.iter().enumerate() {
         let first = |f: fn(&Source) -> Option<&String>| {

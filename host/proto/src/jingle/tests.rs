@@ -972,6 +972,17 @@ fn bridge_sources_and_group_only_removal() {
         })
     );
 
+    // A name with another endpoint's prefix is replaced.
+    let mut spoof = video_content(&[5, 6], &[("FID", &[5, 6])]);
+    spoof.sources[0].name = Some("0d1e2f3a-v0".into());
+    spoof.sources[1].name = Some("e5f6a7b8-v3".into());
+    let s = EndpointSources::from_client(EP, &[spoof], no_other).expect("valid");
+    let names: Vec<_> = s.video().sources.iter().map(|x| x.name.clone()).collect();
+    assert_eq!(
+        names,
+        [Some("e5f6a7b8-v3".into()), Some("e5f6a7b8-v3".into())]
+    );
+
     // A source-remove naming only a group takes the group and keeps the sources.
     let mut s =
         EndpointSources::from_client(EP, &[video_content(&[1, 2], &[("FID", &[1, 2])])], no_other)
