@@ -54,7 +54,8 @@ impl Client {
     /// A client bound (logically) to `local`, with credentials drawn from `seed`.
     pub fn new(now: Instant, local: SocketAddr, seed: u64) -> Result<Self, SfuError> {
         let rng = SharedRng::new(Box::new(StdRng::seed_from_u64(seed)));
-        let provider = SeededProvider::new(rng.clone()).map_err(|e| SfuError::Crypto(e.to_string()))?;
+        let provider =
+            SeededProvider::shared(rng.clone()).map_err(|e| SfuError::Crypto(e.to_string()))?;
         let certificate = DtlsCertificate::generate()?;
         let ufrag = rng.ice_string(4);
         let pwd = rng.ice_string(22);
@@ -202,7 +203,10 @@ impl Client {
     /// When [`Self::handle_timeout`] is next due.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let dtls = self.sfu_addr.and_then(|a| self.dtls.poll_timeout(&a));
-        [self.agent.poll_timeout(), dtls].into_iter().flatten().min()
+        [self.agent.poll_timeout(), dtls]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The next datagram to send.

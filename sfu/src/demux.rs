@@ -153,7 +153,10 @@ mod tests {
         let mut resp = m.clone();
         resp[0] = 0x01;
         resp[1] = 0x01;
-        assert_eq!(stun_header(&resp).map(|h| h.class), Some(StunClass::Success));
+        assert_eq!(
+            stun_header(&resp).map(|h| h.class),
+            Some(StunClass::Success)
+        );
     }
 
     #[test]

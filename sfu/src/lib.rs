@@ -17,9 +17,9 @@ pub mod demux;
 mod rng;
 pub mod rtcp;
 pub mod rtp;
+mod sfu;
 #[cfg(feature = "shell")]
 pub mod shell;
-mod sfu;
 pub mod speaker;
 mod transport;
 mod types;

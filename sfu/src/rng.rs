@@ -27,7 +27,10 @@ impl SharedRng {
     pub(crate) fn fill(&self, out: &mut [u8]) {
         // A poisoned lock only means another thread panicked mid-draw; the RNG state is still
         // usable, so keep going with it.
-        let mut guard = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         guard.fill_bytes(out);
     }
 
@@ -67,7 +70,7 @@ impl RTCRandom for SharedRandom {
 }
 
 impl SeededProvider {
-    pub(crate) fn new(rng: SharedRng) -> Result<Arc<dyn RTCCryptoProvider>, CryptoError> {
+    pub(crate) fn shared(rng: SharedRng) -> Result<Arc<dyn RTCCryptoProvider>, CryptoError> {
         let inner = rtc_dtls::crypto_provider::default_provider()?;
         Ok(Arc::new(Self {
             inner,

@@ -115,7 +115,13 @@ mod tests {
         let items = split(&c);
         assert_eq!(items.len(), 3);
         assert_eq!(items[0], RtcpItem::ReceiverReport);
-        assert!(matches!(items[1], RtcpItem::Pli { media_ssrc: 1234, .. }));
+        assert!(matches!(
+            items[1],
+            RtcpItem::Pli {
+                media_ssrc: 1234,
+                ..
+            }
+        ));
         assert!(matches!(items[2], RtcpItem::Nack { media_ssrc: 55, .. }));
     }
 

@@ -185,7 +185,11 @@ mod tests {
 
     #[test]
     fn keeps_only_declared_ids_one_byte() {
-        let p = packet(false, &[(1, &[0x85]), (3, &[1, 2, 3]), (5, &[9, 9])], b"payload");
+        let p = packet(
+            false,
+            &[(1, &[0x85]), (3, &[1, 2, 3]), (5, &[9, 9])],
+            b"payload",
+        );
         let h = parse_header(&p).expect("parse");
         assert_eq!(h.ssrc, 0xdeadbeef);
         assert_eq!(h.sequence_number, 0x1234);

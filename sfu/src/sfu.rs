@@ -123,7 +123,7 @@ impl Sfu {
         }
         let rng = SharedRng::new(rng);
         let provider =
-            SeededProvider::new(rng.clone()).map_err(|e| SfuError::Crypto(e.to_string()))?;
+            SeededProvider::shared(rng.clone()).map_err(|e| SfuError::Crypto(e.to_string()))?;
         Ok(Self {
             config,
             rng,
@@ -171,7 +171,11 @@ impl Sfu {
     }
 
     /// Replaces the header-extension ids forwarded in a conference (all others are stripped).
-    pub fn set_forwarded_extensions(&mut self, conference: &str, ids: &[u8]) -> Result<(), SfuError> {
+    pub fn set_forwarded_extensions(
+        &mut self,
+        conference: &str,
+        ids: &[u8],
+    ) -> Result<(), SfuError> {
         let conf = self
             .conferences
             .get_mut(conference)
@@ -285,7 +289,9 @@ impl Sfu {
     ) -> Result<(), SfuError> {
         let key = self.key(conference, endpoint)?;
         let now = self.now;
-        self.endpoint_mut(key)?.transport.add_remote_candidate(now, addr)?;
+        self.endpoint_mut(key)?
+            .transport
+            .add_remote_candidate(now, addr)?;
         self.after_transport(key);
         Ok(())
     }
@@ -331,8 +337,8 @@ impl Sfu {
         let mut new_video = Vec::new();
         for s in &sources {
             let primary = rtx.get(&s.ssrc).copied();
-            let forward = !dropped.contains(&s.ssrc)
-                && primary.is_none_or(|p| !dropped.contains(&p));
+            let forward =
+                !dropped.contains(&s.ssrc) && primary.is_none_or(|p| !dropped.contains(&p));
             conf.routes.insert(
                 s.ssrc,
                 Route {
@@ -463,7 +469,10 @@ impl Sfu {
             .endpoints
             .values_mut()
             .filter_map(|ep| ep.transport.poll_timeout());
-        let speakers = self.conferences.values().filter_map(|c| c.speaker.next_tick());
+        let speakers = self
+            .conferences
+            .values()
+            .filter_map(|c| c.speaker.next_tick());
         transports.chain(speakers).min()
     }
 
@@ -627,20 +636,26 @@ impl Sfu {
                 by_sender.entry(r.sender).or_default().push(*ssrc);
             }
         }
-        let others_connected = conf
-            .endpoints
-            .iter()
-            .any(|k| *k != key && self.endpoints.get(k).is_some_and(Endpoint::connected));
-        if !others_connected {
-            return;
-        }
         for (sender, ssrcs) in by_sender {
             self.request_keyframes_from(sender, &ssrcs);
         }
     }
 
-    /// Sends a PLI for each of `ssrcs` to `sender` (if it is connected).
+    /// Sends a PLI for each of `ssrcs` to `sender`, if it is connected and some other endpoint
+    /// of its conference is connected to receive the keyframe.
     fn request_keyframes_from(&mut self, sender: EpKey, ssrcs: &[u32]) {
+        let has_receiver = self
+            .endpoints
+            .get(&sender)
+            .and_then(|ep| self.conferences.get(&ep.conference))
+            .is_some_and(|c| {
+                c.endpoints
+                    .iter()
+                    .any(|k| *k != sender && self.endpoints.get(k).is_some_and(Endpoint::connected))
+            });
+        if !has_receiver {
+            return;
+        }
         let Some(ep) = self.endpoints.get_mut(&sender) else {
             return;
         };
@@ -693,7 +708,8 @@ impl Sfu {
             conf.speaker.on_level(self.now, &key, level);
         }
         let forwarded = &conf.forwarded_extensions;
-        let Some(stripped) = rtp::strip_extensions(&plain, &header, |id| forwarded[usize::from(id)])
+        let Some(stripped) =
+            rtp::strip_extensions(&plain, &header, |id| forwarded[usize::from(id)])
         else {
             ep.counters.dropped += 1;
             return;
@@ -708,7 +724,8 @@ impl Sfu {
             if !receiver.connected() {
                 continue;
             }
-            let (Some(to), Some(srtp)) = (receiver.transport.send_to, receiver.transport.srtp.as_mut())
+            let (Some(to), Some(srtp)) =
+                (receiver.transport.send_to, receiver.transport.srtp.as_mut())
             else {
                 continue;
             };

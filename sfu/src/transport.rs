@@ -217,7 +217,11 @@ impl Transport {
     }
 
     /// Adds a remote candidate the focus learned (optional: peer-reflexive discovery suffices).
-    pub(crate) fn add_remote_candidate(&mut self, now: Instant, addr: SocketAddr) -> Result<(), SfuError> {
+    pub(crate) fn add_remote_candidate(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+    ) -> Result<(), SfuError> {
         let candidate = CandidateHostConfig {
             base_config: CandidateConfig {
                 network: "udp".to_owned(),
@@ -261,7 +265,13 @@ impl Transport {
     }
 
     /// Feeds a DTLS datagram to the association.
-    pub(crate) fn handle_dtls(&mut self, now: Instant, from: SocketAddr, local: SocketAddr, data: &[u8]) {
+    pub(crate) fn handle_dtls(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local: SocketAddr,
+        data: &[u8],
+    ) {
         let Some(dtls) = self.dtls.as_mut() else {
             // The focus has not told us the browser's fingerprint yet; the browser retransmits.
             return;
@@ -289,7 +299,9 @@ impl Transport {
         if completed && self.srtp.is_none() {
             let keyed = match dtls_state(self.dtls.as_ref(), key) {
                 Some(state) => srtp_from_dtls(state, &self.provider),
-                None => Err(SfuError::Crypto("dtls state missing after handshake".into())),
+                None => Err(SfuError::Crypto(
+                    "dtls state missing after handshake".into(),
+                )),
             };
             match keyed {
                 Ok(srtp) => {
@@ -352,7 +364,8 @@ impl Transport {
                     self.send_to = Some(remote.addr());
                     self.send_from = local.addr();
                     self.ice_connected = true;
-                    self.events.push(TransportEvent::IceConnected(remote.addr()));
+                    self.events
+                        .push(TransportEvent::IceConnected(remote.addr()));
                 }
                 IceEvent::ConnectionStateChange(ConnectionState::Failed) => {
                     self.fail("ice: connectivity checks failed or consent expired");
@@ -385,8 +398,14 @@ pub(crate) fn srtp_from_dtls(
 ) -> Result<Srtp, SfuError> {
     let profile = match state.srtp_protection_profile() {
         SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => ProtectionProfile::AeadAes128Gcm,
-        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
-        other => return Err(SfuError::Crypto(format!("unsupported srtp profile {other:?}"))),
+        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => {
+            ProtectionProfile::Aes128CmHmacSha1_80
+        }
+        other => {
+            return Err(SfuError::Crypto(format!(
+                "unsupported srtp profile {other:?}"
+            )));
+        }
     };
     let mut config = SrtpConfig {
         profile,

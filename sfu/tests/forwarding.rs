@@ -1,0 +1,470 @@
+//! End-to-end test of the SFU core against synthetic clients over an in-memory network on
+//! virtual time: real ICE (the clients' addresses reach the SFU only as peer-reflexive
+//! candidates), real DTLS with fingerprint checks, real SRTP; forwarding, extension stripping,
+//! simulcast layer dropping, RTCP routing, keyframe-on-join and dominant speaker.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use lilt_sfu::client::Client;
+use lilt_sfu::{
+    DtlsCertificate, GroupSemantics, MediaKind, Sfu, SfuConfig, SfuEvent, Source, SsrcGroup,
+};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rtc_rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc_rtcp::receiver_report::ReceiverReport;
+use rtc_rtcp::sender_report::SenderReport;
+use rtc_rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
+use rtc_rtp::header::{Extension, Header};
+use rtc_rtp::packet::Packet;
+use rtc_shared::marshal::{Marshal, Unmarshal};
+
+const SFU: &str = "10.0.0.1:10000";
+
+struct Net {
+    now: Instant,
+    sfu_addr: SocketAddr,
+    sfu: Sfu,
+    clients: HashMap<SocketAddr, Client>,
+    events: Vec<SfuEvent>,
+}
+
+impl Net {
+    fn new() -> Self {
+        let now = Instant::now();
+        let sfu_addr: SocketAddr = SFU.parse().expect("addr");
+        let cert = DtlsCertificate::generate().expect("cert");
+        let sfu = Sfu::new(
+            SfuConfig::new(vec![sfu_addr], cert),
+            Box::new(StdRng::seed_from_u64(7)),
+            now,
+        )
+        .expect("sfu");
+        Self {
+            now,
+            sfu_addr,
+            sfu,
+            clients: HashMap::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Delivers every queued datagram (zero latency) until the network is quiet.
+    fn flush(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(t) = self.sfu.poll_transmit() {
+                moved = true;
+                assert_eq!(t.from, self.sfu_addr);
+                if let Some(c) = self.clients.get_mut(&t.to) {
+                    c.handle_input(self.now, self.sfu_addr, &t.data);
+                }
+            }
+            for (addr, c) in self.clients.iter_mut() {
+                while let Some(t) = c.poll_transmit() {
+                    moved = true;
+                    if t.to == self.sfu_addr {
+                        self.sfu
+                            .handle_input(self.now, *addr, self.sfu_addr, &t.data);
+                    }
+                }
+            }
+            while let Some(e) = self.sfu.poll_event() {
+                self.events.push(e);
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    /// Advances virtual time by `step`, firing due timers.
+    fn tick(&mut self, step: Duration) {
+        self.now += step;
+        if self.sfu.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.sfu.handle_timeout(self.now);
+        }
+        for c in self.clients.values_mut() {
+            if c.poll_timeout().is_some_and(|t| t <= self.now) {
+                c.handle_timeout(self.now);
+            }
+        }
+        self.flush();
+    }
+
+    fn run_until(&mut self, what: &str, mut cond: impl FnMut(&mut Self) -> bool) {
+        for _ in 0..2000 {
+            self.flush();
+            if cond(self) {
+                return;
+            }
+            self.tick(Duration::from_millis(10));
+        }
+        panic!("timed out waiting for {what}; events: {:?}", self.events);
+    }
+
+    /// Allocates `endpoint` and a client at `addr`, exchanges transports, runs until connected.
+    fn join(&mut self, endpoint: &str, addr: &str, seed: u64) -> SocketAddr {
+        let addr: SocketAddr = addr.parse().expect("addr");
+        let local = self
+            .sfu
+            .allocate_endpoint("conf", endpoint)
+            .expect("allocate");
+        assert!(local.ufrag.len() >= 4 && local.pwd.len() >= 22);
+        assert_eq!(local.fingerprint.value, self.sfu.fingerprint());
+        assert_eq!(local.candidates[0].addr, self.sfu_addr);
+        let names: Vec<_> = local
+            .feedback_sources
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(names, ["jvb-a0", "jvb-v0"]);
+        let mut client = Client::new(self.now, addr, seed).expect("client");
+        client.set_remote(self.now, &local).expect("client remote");
+        self.sfu
+            .set_remote_transport("conf", endpoint, &client.remote_transport())
+            .expect("sfu remote");
+        self.clients.insert(addr, client);
+        let ep = endpoint.to_owned();
+        self.run_until("endpoint connected", |n| {
+            n.clients[&addr].is_connected()
+                && n.events.iter().any(|e| {
+                    matches!(e, SfuEvent::EndpointConnected { endpoint, .. } if *endpoint == ep)
+                })
+        });
+        // The SFU learned the client's address only from the client's own checks.
+        assert!(self.events.iter().any(|e| matches!(
+            e,
+            SfuEvent::IceConnected { endpoint: en, remote, .. } if *en == ep && *remote == addr
+        )));
+        addr
+    }
+
+    fn client(&mut self, addr: SocketAddr) -> &mut Client {
+        self.clients.get_mut(&addr).expect("client")
+    }
+
+    fn drain_rtp(&mut self, addr: SocketAddr) -> Vec<Packet> {
+        let c = self.client(addr);
+        let mut v = vec![];
+        while let Some(p) = c.poll_rtp() {
+            v.push(Packet::unmarshal(&mut &p[..]).expect("rtp from sfu parses"));
+        }
+        v
+    }
+
+    fn drain_rtcp(&mut self, addr: SocketAddr) -> Vec<Box<dyn rtc_rtcp::packet::Packet>> {
+        let c = self.client(addr);
+        let mut v = vec![];
+        while let Some(p) = c.poll_rtcp() {
+            v.extend(rtc_rtcp::packet::unmarshal(&mut &p[..]).expect("rtcp from sfu parses"));
+        }
+        v
+    }
+}
+
+fn rtp(ssrc: u32, pt: u8, seq: u16, exts: &[(u8, &[u8])], payload: &[u8]) -> Vec<u8> {
+    let header = Header {
+        version: 2,
+        extension: !exts.is_empty(),
+        payload_type: pt,
+        sequence_number: seq,
+        timestamp: u32::from(seq) * 960,
+        ssrc,
+        extension_profile: if exts.is_empty() { 0 } else { 0xBEDE },
+        extensions: exts
+            .iter()
+            .map(|(id, p)| Extension {
+                id: *id,
+                payload: Bytes::copy_from_slice(p),
+            })
+            .collect(),
+        ..Header::default()
+    };
+    Packet {
+        header,
+        payload: Bytes::copy_from_slice(payload),
+    }
+    .marshal()
+    .expect("marshal")
+    .to_vec()
+}
+
+fn plis_for(pkts: &[Box<dyn rtc_rtcp::packet::Packet>], media: u32) -> usize {
+    pkts.iter()
+        .filter_map(|p| p.as_any().downcast_ref::<PictureLossIndication>())
+        .filter(|p| p.media_ssrc == media)
+        .count()
+}
+
+const A_AUDIO: u32 = 1111;
+const A_VIDEO: [u32; 3] = [2221, 2222, 2223];
+const A_RTX: [u32; 3] = [3331, 3332, 3333];
+
+fn a_sources() -> (Vec<Source>, Vec<SsrcGroup>) {
+    let mut sources = vec![Source {
+        ssrc: A_AUDIO,
+        kind: MediaKind::Audio,
+        name: Some("a-a0".into()),
+    }];
+    for s in A_VIDEO.iter().chain(A_RTX.iter()) {
+        sources.push(Source {
+            ssrc: *s,
+            kind: MediaKind::Video,
+            name: Some("a-v0".into()),
+        });
+    }
+    let mut groups = vec![SsrcGroup {
+        semantics: GroupSemantics::Sim,
+        ssrcs: A_VIDEO.to_vec(),
+    }];
+    for (p, r) in A_VIDEO.iter().zip(A_RTX.iter()) {
+        groups.push(SsrcGroup {
+            semantics: GroupSemantics::Fid,
+            ssrcs: vec![*p, *r],
+        });
+    }
+    (sources, groups)
+}
+
+#[test]
+fn two_clients_forward_media_and_feedback() {
+    let mut net = Net::new();
+    net.sfu.create_conference("conf").expect("conference");
+    let a = net.join("a", "192.168.1.2:50000", 1);
+    let (sources, groups) = a_sources();
+    net.sfu
+        .set_sources("conf", "a", sources, groups)
+        .expect("sources");
+    net.flush();
+    // A alone: nobody to send a keyframe to yet.
+    assert_eq!(plis_for(&net.drain_rtcp(a), A_VIDEO[0]), 0);
+
+    // B joins: A is asked for a keyframe of its forwarded video layer (from jvb-v0 of A).
+    let b = net.join("b", "192.168.1.3:50000", 2);
+    net.flush();
+    let to_a = net.drain_rtcp(a);
+    assert_eq!(
+        plis_for(&to_a, A_VIDEO[0]),
+        1,
+        "keyframe request on join: {to_a:?}"
+    );
+    assert_eq!(plis_for(&to_a, A_VIDEO[1]), 0);
+
+    // Audio with audio level (id 1) and two hop-by-hop extensions (ids 3, 5).
+    for seq in 0..10u16 {
+        let p = rtp(
+            A_AUDIO,
+            111,
+            seq,
+            &[(1, &[0x80 | 30]), (3, &[1, 2, 3]), (5, &[9, 9])],
+            &[seq as u8; 40],
+        );
+        net.client(a).send_rtp(&p).expect("send");
+    }
+    net.flush();
+    let got = net.drain_rtp(b);
+    assert_eq!(got.len(), 10);
+    for (i, p) in got.iter().enumerate() {
+        assert_eq!(p.header.ssrc, A_AUDIO);
+        assert_eq!(p.header.payload_type, 111);
+        assert_eq!(p.header.sequence_number, i as u16);
+        assert_eq!(&p.payload[..], &[i as u8; 40][..]);
+        assert_eq!(p.header.get_extension_ids(), vec![1]);
+        assert_eq!(p.header.get_extension(1).as_deref(), Some(&[0x80 | 30][..]));
+    }
+    // The sender does not get its own media back.
+    assert!(net.drain_rtp(a).is_empty());
+
+    // Video: only the first simulcast layer and its RTX are forwarded.
+    for (i, ssrc) in A_VIDEO.iter().chain(A_RTX.iter()).enumerate() {
+        let p = rtp(
+            *ssrc,
+            if i < 3 { 100 } else { 96 },
+            7,
+            &[(3, &[1, 2, 3])],
+            b"frame",
+        );
+        net.client(a).send_rtp(&p).expect("send");
+    }
+    net.flush();
+    let mut ssrcs: Vec<u32> = net.drain_rtp(b).iter().map(|p| p.header.ssrc).collect();
+    ssrcs.sort();
+    assert_eq!(ssrcs, vec![A_VIDEO[0], A_RTX[0]]);
+
+    // B's PLI, NACK and RR: PLI and NACK reach A, the RR is consumed.
+    let b_ssrc = 0xb0b;
+    let fb: Vec<Box<dyn rtc_rtcp::packet::Packet>> = vec![
+        Box::new(ReceiverReport {
+            ssrc: b_ssrc,
+            ..Default::default()
+        }),
+        Box::new(PictureLossIndication {
+            sender_ssrc: b_ssrc,
+            media_ssrc: A_VIDEO[0],
+        }),
+        Box::new(TransportLayerNack {
+            sender_ssrc: b_ssrc,
+            media_ssrc: A_VIDEO[0],
+            nacks: vec![NackPair {
+                packet_id: 5,
+                lost_packets: 0,
+            }],
+        }),
+    ];
+    let compound = rtc_rtcp::packet::marshal(&fb).expect("marshal");
+    net.client(b).send_rtcp(&compound).expect("send rtcp");
+    net.flush();
+    let to_a = net.drain_rtcp(a);
+    assert_eq!(plis_for(&to_a, A_VIDEO[0]), 1, "{to_a:?}");
+    let nacks: Vec<_> = to_a
+        .iter()
+        .filter_map(|p| p.as_any().downcast_ref::<TransportLayerNack>())
+        .collect();
+    assert_eq!(nacks.len(), 1);
+    assert_eq!(nacks[0].nacks[0].packet_id, 5);
+    assert!(
+        to_a.iter()
+            .all(|p| p.as_any().downcast_ref::<ReceiverReport>().is_none())
+    );
+
+    // A's sender report reaches B (report blocks trimmed).
+    let sr: Vec<Box<dyn rtc_rtcp::packet::Packet>> = vec![Box::new(SenderReport {
+        ssrc: A_VIDEO[0],
+        ntp_time: 42,
+        rtp_time: 7,
+        packet_count: 3,
+        octet_count: 300,
+        reports: vec![rtc_rtcp::reception_report::ReceptionReport {
+            ssrc: 99,
+            ..Default::default()
+        }],
+        ..Default::default()
+    })];
+    net.client(a)
+        .send_rtcp(&rtc_rtcp::packet::marshal(&sr).expect("marshal"))
+        .expect("send");
+    net.flush();
+    let to_b = net.drain_rtcp(b);
+    let srs: Vec<_> = to_b
+        .iter()
+        .filter_map(|p| p.as_any().downcast_ref::<SenderReport>())
+        .collect();
+    assert_eq!(srs.len(), 1);
+    assert_eq!(
+        (srs[0].ssrc, srs[0].ntp_time, srs[0].octet_count),
+        (A_VIDEO[0], 42, 300)
+    );
+    assert!(srs[0].reports.is_empty());
+
+    // Counters.
+    let stats = net.sfu.stats();
+    let sa = &stats.endpoints[0];
+    let sb = &stats.endpoints[1];
+    assert_eq!((sa.endpoint.as_str(), sb.endpoint.as_str()), ("a", "b"));
+    assert!(sa.dtls_connected && sb.dtls_connected);
+    assert_eq!(sa.counters.rtp_packets_in, 16);
+    assert_eq!(sb.counters.rtp_packets_out, 12);
+    assert_eq!(sa.counters.dropped, 4);
+    assert_eq!(sb.counters.plis_in, 1);
+    assert_eq!(sb.counters.nacks_in, 1);
+    assert_eq!(sa.counters.nacks_out, 1);
+    assert_eq!(sa.counters.plis_out, 2);
+}
+
+#[test]
+fn dominant_speaker_follows_audio_levels() {
+    let mut net = Net::new();
+    net.sfu.create_conference("conf").expect("conference");
+    let a = net.join("a", "192.168.1.2:50000", 3);
+    let b = net.join("b", "192.168.1.3:50000", 4);
+    let c = net.join("c", "192.168.1.4:50000", 5);
+    for (ep, ssrc) in [("a", 10u32), ("b", 20), ("c", 30)] {
+        net.sfu
+            .set_sources(
+                "conf",
+                ep,
+                vec![Source {
+                    ssrc,
+                    kind: MediaKind::Audio,
+                    name: None,
+                }],
+                vec![],
+            )
+            .expect("sources");
+    }
+    net.events.clear();
+    // B talks loudly for 3 s while A and C are near silent: 50 packets/s each.
+    let mut seq = 0u16;
+    for _ in 0..150 {
+        seq += 1;
+        for (addr, ssrc, level) in [(a, 10u32, 110u8), (b, 20, 25), (c, 30, 120)] {
+            let p = rtp(ssrc, 111, seq, &[(1, &[level])], b"opus");
+            net.client(addr).send_rtp(&p).expect("send");
+        }
+        net.tick(Duration::from_millis(20));
+    }
+    let changes: Vec<_> = net
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            SfuEvent::DominantSpeakerChanged { endpoint, .. } => Some(endpoint.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changes, vec!["b".to_owned()]);
+    // Each client got the other two's audio.
+    assert_eq!(net.drain_rtp(a).len(), 300);
+    assert_eq!(net.drain_rtp(c).len(), 300);
+}
+
+#[test]
+fn wrong_fingerprint_fails_the_endpoint() {
+    let mut net = Net::new();
+    net.sfu.create_conference("conf").expect("conference");
+    let addr: SocketAddr = "192.168.1.9:50000".parse().expect("addr");
+    let local = net.sfu.allocate_endpoint("conf", "m").expect("allocate");
+    let mut client = Client::new(net.now, addr, 9).expect("client");
+    client.set_remote(net.now, &local).expect("client remote");
+    let mut remote = client.remote_transport();
+    remote.fingerprint.value = ["AB"; 32].join(":");
+    net.sfu
+        .set_remote_transport("conf", "m", &remote)
+        .expect("remote");
+    net.clients.insert(addr, client);
+    net.run_until("endpoint failed", |n| {
+        n.events
+            .iter()
+            .any(|e| matches!(e, SfuEvent::EndpointFailed { endpoint, .. } if endpoint == "m"))
+    });
+    assert!(net.events.iter().any(|e| matches!(
+        e,
+        SfuEvent::EndpointFailed { reason, .. } if reason.contains("fingerprint")
+    )));
+    assert!(!net.clients[&addr].is_connected());
+    assert!(!net.sfu.stats().endpoints[0].dtls_connected);
+}
+
+#[test]
+fn garbage_input_never_panics() {
+    let mut net = Net::new();
+    net.sfu.create_conference("conf").expect("conference");
+    let a = net.join("a", "192.168.1.2:50000", 6);
+    let mut r = StdRng::seed_from_u64(99);
+    use rand::RngCore;
+    for len in 0..400usize {
+        let mut buf = vec![0u8; len % 300];
+        r.fill_bytes(&mut buf);
+        if let Some(b) = buf.first_mut() {
+            *b = [0u8, 1, 22, 23, 128, 129, 144, 200][len % 8];
+        }
+        net.sfu.handle_input(net.now, a, net.sfu_addr, &buf);
+        let stranger: SocketAddr = "203.0.113.5:1234".parse().expect("addr");
+        net.sfu.handle_input(net.now, stranger, net.sfu_addr, &buf);
+    }
+    net.flush();
+    assert!(net.sfu.stats().endpoints[0].dtls_connected);
+}
