@@ -14,6 +14,7 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm
 fi
 (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+bash scripts/browser-deps.sh
 
 # Default members (host, sfu, tests); `cargo test` at the root of a virtual workspace with
 # default-members tests exactly those.

@@ -27,6 +27,7 @@ mod hooks;
 mod http;
 mod isolation;
 mod login;
+mod meeting;
 mod muc;
 mod reload;
 mod routing;

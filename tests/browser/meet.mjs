@@ -33,6 +33,7 @@
 //                        {"do":"leave","participant":3},{"do":"join","participant":4},
 //                        {"do":"wait","seconds":2}]; appended where it stands among the others
 //   --conference JSON    extra options for initJitsiConference (merged)
+//   --connection JSON    extra options for JitsiConnection (merged)
 //   --log-level L        lib-jitsi-meet log level in the pages (default info)
 //
 // Exit status: 0 when every step held, 1 when one did not (or the run failed), 2 on bad usage.
@@ -122,6 +123,7 @@ function parseArgs(argv) {
         timeout: 60,
         actions: [],
         conference: {},
+        connection: {},
         logLevel: 'info'
     };
     const need = (i, name) => {
@@ -157,6 +159,7 @@ function parseArgs(argv) {
         case '--timeout': o.timeout = int(need(i, a), a); i++; break;
         case '--log-level': o.logLevel = need(i, a); i++; break;
         case '--conference': o.conference = JSON.parse(need(i, a)); i++; break;
+        case '--connection': o.connection = JSON.parse(need(i, a)); i++; break;
         case '--mute': o.actions.push({ do: 'mute', ...idxKind(need(i, a), a) }); i++; break;
         case '--unmute': o.actions.push({ do: 'unmute', ...idxKind(need(i, a), a) }); i++; break;
         case '--leave': o.actions.push({ do: 'leave', participant: int(need(i, a), a) }); i++; break;
@@ -250,7 +253,11 @@ function serveStatic() {
     }
     const server = http.createServer((req, res) => {
         const url = new URL(req.url, 'http://x');
-        if (url.pathname === '/favicon.ico') {
+        if (url.pathname === '/keepalive') {
+            // lib-jitsi-meet's WebSocket keep-alive GET (see Participant.start).
+            res.writeHead(200, { 'content-type': 'text/plain' });
+            res.end('ok');
+        } else if (url.pathname === '/favicon.ico') {
             res.writeHead(204);
             res.end();
         } else if (url.pathname === '/' || url.pathname === '/index.html') {
@@ -298,10 +305,15 @@ class Participant {
         }
     }
 
-    async start(deadline) {
+    async start(baseUrl, deadline) {
         const o = this.opts;
         await this.eval(args => window.lilt.start(args), {
             serviceUrl: o.wsUrl,
+            // lib-jitsi-meet fetches the WebSocket URL over HTTP every minute (a shard check
+            // for the proxy in front of Jitsi). Served from lilt's origin in a deployment; here
+            // the page's origin differs from lilt's, so the fetch goes to this page's server
+            // instead of failing on CORS and filling the logs.
+            connection: { websocketKeepAliveUrl: `${baseUrl}/keepalive`, ...o.connection },
             domain: o.domain,
             room: o.room,
             name: this.name,
@@ -440,21 +452,24 @@ async function check(ps, level, deadline) {
     }
 }
 
-async function waitOthers(ps, actor, deadline, what, pred) {
+// Wait until every present participant but `actor` passes `why` (null: it does; else a text
+// saying what it lacks).
+async function waitOthers(ps, actor, deadline, why) {
     const others = present(ps).filter(p => p !== actor);
     for (;;) {
         let missing = null;
         for (const p of others) {
             const snap = await p.snapshot(deadline);
-            if (!pred(snap)) {
-                missing = missing || p;
+            const w = why(snap);
+            if (w && !missing) {
+                missing = `${p.name} ${w}`;
             }
         }
         if (!missing) {
             return;
         }
         if (Date.now() + POLL_MS >= deadline) {
-            throw new Timeout(`${missing.name} did not see ${what}`);
+            throw new Timeout(missing);
         }
         await sleep(POLL_MS);
     }
@@ -615,7 +630,7 @@ async function main() {
         };
         const join = async p => {
             await p.open(browser, baseUrl, deadline);
-            await p.start(deadline);
+            await p.start(baseUrl, deadline);
         };
 
         await run(`join ${o.participants}`, async () => {
@@ -649,9 +664,14 @@ async function main() {
                     await p.eval(([ kind, m ]) => window.lilt.setMuted(kind, m), [ act.kind, muted ], deadline);
                     await p.snapshot(deadline);
                     const id = p.last.myId;
-                    await waitOthers(ps, p, deadline, `${p.name}'s ${act.kind} ${act.do}d`,
-                        snap => snap.tracks.some(t => t.participant === id && t.type === act.kind
-                            && !t.removed && t.muted === muted));
+                    await waitOthers(ps, p, deadline, snap => {
+                        const t = snap.tracks.find(x => x.participant === id && x.type === act.kind && !x.removed);
+                        if (!t) {
+                            return `has no remote ${act.kind} track of ${p.name} (${id}) to see ${act.do}d`;
+                        }
+
+                        return t.muted === muted ? null : `did not see ${p.name}'s ${act.kind} ${act.do}d`;
+                    });
                     break;
                 }
                 case 'leave': {
@@ -662,8 +682,8 @@ async function main() {
                     const id = p.last.myId;
                     await p.eval(() => window.lilt.leave(), undefined, deadline);
                     p.gone = true;
-                    await waitOthers(ps, p, deadline, `${p.name} (${id}) leave`,
-                        snap => Boolean(snap.remote[id] && snap.remote[id].left));
+                    await waitOthers(ps, p, deadline, snap => (snap.remote[id] && snap.remote[id].left
+                        ? null : `did not see ${p.name} (${id}) leave`));
                     break;
                 }
                 }
@@ -679,11 +699,11 @@ async function main() {
         report.failure = e instanceof Timeout
             ? `${step ? `${step.step}: ` : ''}not within ${o.timeout} s: ${e.message}`
             : `${step ? `${step.step}: ` : ''}${e.stack || e}`;
-        // The last state of everyone, for the report (bounded: a few seconds past the deadline).
-        const grace = Date.now() + 5000;
-        for (const p of ps.filter(x => x.page)) {
-            await p.snapshot(grace).catch(() => {});
-        }
+    }
+    // The last state of everyone, for the report (bounded: a few seconds past the deadline).
+    const grace = Math.max(deadline, Date.now()) + 5000;
+    for (const p of ps.filter(x => x.page)) {
+        await p.snapshot(grace).catch(() => {});
     }
     await finish(report.ok ? 0 : 1);
 }

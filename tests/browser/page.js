@@ -28,7 +28,7 @@
 
     function ev(name, detail) {
         if (state.events.length < MAX_EVENTS) {
-            state.events.push({ t: Date.now() - t0, name, ...(detail || {}) });
+            state.events.push({ ...(detail || {}), t: Date.now() - t0, event: name });
         }
     }
 

@@ -1,0 +1,410 @@
+//! Meetings in real browsers: headless Chromium running the real lib-jitsi-meet bundle joins
+//! rooms on the real `lilt` over XMPP WebSocket, as Jitsi Meet's web app does, and reports
+//! what each participant sees (tests/browser/meet.mjs prints it as one JSON object).
+//!
+//! Shell (processes: `lilt serve`, `node meet.mjs`, Chromium). Spec: lib-jitsi-meet's use of
+//! the Jitsi backend: anonymous login over WebSocket, the conference request to
+//! `focus.<domain>` (Jicofo's protocol), the MUC at `conference.<domain>`, Jingle from the
+//! focus and media through the SFU.
+//! Invariants: every run is bounded (meet.mjs by `--timeout`, and killed here a little after);
+//! the browser binds and dials 127.0.0.1 only; a missing Chromium, npm install or bundle fails
+//! with a message naming scripts/browser-deps.sh (scripts/test.sh runs it).
+//! Tests: logging in; two participants seeing each other; four exchanging audio and video;
+//! mute and leave seen by the others; a late joiner receiving the media already flowing.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{Server, Setup, TempDir, TestConfig, Vhost, workspace_root};
+
+/// How much longer than its own `--timeout` meet.mjs may take (browser start and close,
+/// reporting) before it is killed.
+const NODE_GRACE: Duration = Duration::from_secs(45);
+
+/// The Jitsi layout on one anonymous vhost: `localhost` with its MUC at
+/// `conference.localhost`; the focus answers at `focus.localhost`.
+fn meeting_config() -> TestConfig {
+    TestConfig::new(vec![
+        Vhost::anonymous("localhost").with("[vhosts.muc]\ndomain = \"conference.localhost\""),
+    ])
+}
+
+fn browser_dir() -> PathBuf {
+    workspace_root().join("tests/browser")
+}
+
+/// Panics with how to install them when Chromium, the npm packages or the bundle are missing.
+fn require_browser_deps() {
+    let dir = browser_dir();
+    for (path, what) in [
+        (PathBuf::from("/usr/bin/chromium"), "Chromium"),
+        (
+            dir.join("node_modules/playwright-core"),
+            "playwright-core (tests/browser/node_modules)",
+        ),
+        (
+            dir.join("vendor/lib-jitsi-meet.min.js"),
+            "the lib-jitsi-meet bundle (tests/browser/vendor)",
+        ),
+    ] {
+        assert!(
+            path.exists(),
+            "{what} is missing at {}; run `bash scripts/browser-deps.sh` (scripts/test.sh does)",
+            path.display()
+        );
+    }
+}
+
+/// One finished run of meet.mjs.
+struct Meeting {
+    /// Its exit code (`None` when killed).
+    code: Option<i32>,
+    /// The report it printed (`Null` when it printed none).
+    report: Value,
+    /// Its stderr: the pages' consoles, prefixed `[pN]`.
+    log: String,
+    /// Kept on a failed test for its full log.
+    _dir: TempDir,
+}
+
+impl Meeting {
+    /// Participant `index` (1-based) of the report.
+    fn participant(&self, index: u64) -> &Value {
+        self.report["participants"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["index"].as_u64() == Some(index)))
+            .unwrap_or_else(|| panic!("no participant {index} in the report:\n{}", self.report))
+    }
+
+    /// Participant `index`'s MUC id.
+    fn id(&self, index: u64) -> String {
+        self.participant(index)["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("participant {index} has no id: {}", self.summary()))
+            .to_owned()
+    }
+
+    /// What went wrong, per participant, and the last lines of the pages' logs.
+    fn summary(&self) -> String {
+        let mut s = format!(
+            "meet.mjs exited with {:?}; failure: {}\nsteps: {}\n",
+            self.code, self.report["failure"], self.report["steps"]
+        );
+        for p in self.report["participants"].as_array().into_iter().flatten() {
+            s.push_str(&format!(
+                "{}: id {} connection {} ({}) conference {} ({}) sees {} tracks {} inbound {} errors {}\n  focus frames: {}\n",
+                p["name"],
+                p["id"],
+                p["connection"],
+                p["connectionError"],
+                p["conference"],
+                p["conferenceError"],
+                p["sees"],
+                p["tracks"],
+                p["inbound"],
+                p["errors"],
+                p["focusFrames"],
+            ));
+        }
+        let tail: Vec<&str> = self.log.lines().rev().take(60).collect();
+        s.push_str("---- last lines of the pages' consoles ----\n");
+        for l in tail.into_iter().rev() {
+            s.push_str(l);
+            s.push('\n');
+        }
+        s
+    }
+
+    /// The scenario held: exit 0 and `ok`.
+    fn assert_ok(&self) {
+        assert!(
+            self.code == Some(0) && self.report["ok"] == Value::Bool(true),
+            "the browser meeting failed\n{}",
+            self.summary()
+        );
+    }
+}
+
+/// Run `node meet.mjs ARGS --http-port <server's> --domain localhost --timeout <timeout_s>`.
+fn meet(server: &Server, args: &[&str], timeout_s: u64) -> Meeting {
+    require_browser_deps();
+    let dir = TempDir::new();
+    let log_path = dir.path().join("browsers.log");
+    let log_file = std::fs::File::create(&log_path).expect("create browsers.log");
+    let port = server.ports().http.to_string();
+    let timeout = timeout_s.to_string();
+    let mut child = Command::new("node")
+        .arg("meet.mjs")
+        .args(["--http-port", &port, "--domain", "localhost"])
+        .args(["--timeout", &timeout])
+        .args(args)
+        .current_dir(browser_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()
+        .expect("spawn node (install Node.js; scripts/test.sh does)");
+    let mut out = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(timeout_s) + NODE_GRACE;
+    let code = loop {
+        match child.try_wait().expect("wait for node") {
+            Some(status) => break status.code(),
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            None => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    let stdout = reader.join().unwrap_or_default();
+    let report = stdout
+        .lines()
+        .rev()
+        .find_map(|l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .filter(Value::is_object)
+        })
+        .unwrap_or(Value::Null);
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    eprintln!("browser logs: {}", log_path.display());
+    Meeting {
+        code,
+        report,
+        log,
+        _dir: dir,
+    }
+}
+
+/// Every participant in `indexes` sees every other one (by MUC id) in the room.
+fn assert_all_see_each_other(m: &Meeting, indexes: &[u64]) {
+    for &i in indexes {
+        let sees: Vec<&str> = m.participant(i)["sees"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["id"].as_str())
+            .collect();
+        for &j in indexes.iter().filter(|&&j| j != i) {
+            let id = m.id(j);
+            assert!(
+                sees.contains(&id.as_str()),
+                "p{i} does not see p{j} ({id}); it sees {sees:?}\n{}",
+                m.summary()
+            );
+        }
+    }
+}
+
+/// Participant `i` holds remote audio and video tracks of every other one in `indexes`, and
+/// has received RTP bytes of each kind from each.
+fn assert_media_from_all(m: &Meeting, indexes: &[u64]) {
+    for &i in indexes {
+        let p = m.participant(i);
+        for &j in indexes.iter().filter(|&&j| j != i) {
+            let id = m.id(j);
+            for kind in ["audio", "video"] {
+                let track = p["tracks"].as_array().into_iter().flatten().any(|t| {
+                    t["participant"].as_str() == Some(&id) && t["type"].as_str() == Some(kind)
+                });
+                assert!(track, "p{i} has no {kind} track of p{j}\n{}", m.summary());
+                let bytes: u64 = p["inbound"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|s| {
+                        s["participant"].as_str() == Some(&id) && s["kind"].as_str() == Some(kind)
+                    })
+                    .filter_map(|s| s["bytes"].as_u64())
+                    .sum();
+                assert!(
+                    bytes > 0,
+                    "p{i} received no {kind} bytes from p{j}\n{}",
+                    m.summary()
+                );
+            }
+        }
+    }
+}
+
+/// What works without a focus: the bundle loads in Chromium and lib-jitsi-meet logs in
+/// anonymously over lilt's WebSocket (CONNECTION_ESTABLISHED with a bound JID).
+#[test]
+fn lib_jitsi_meet_logs_in_anonymously_over_websocket() {
+    let server = Setup::new(meeting_config()).start();
+    let m = meet(
+        &server,
+        &[
+            "--participants",
+            "2",
+            "--room",
+            "login",
+            "--expect",
+            "connected",
+        ],
+        60,
+    );
+    m.assert_ok();
+    for i in [1, 2] {
+        let p = m.participant(i);
+        assert_eq!(p["connection"], "established", "{}", m.summary());
+        let jid = p["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["event"] == "CONNECTION_ESTABLISHED")
+            .and_then(|e| e["jid"].as_str())
+            .unwrap_or_default();
+        assert!(jid.contains("@localhost/"), "p{i}'s JID {jid:?}");
+    }
+}
+
+/// Two browsers join one room through lilt and each sees the other (USER_JOINED). Needs the
+/// focus: lib-jitsi-meet joins the MUC only after `focus.localhost` answers its conference
+/// request with ready=true (and the focus JID). Until the focus is in lilt this fails, and
+/// says so: "the conference request to focus.localhost ... was refused: ...".
+#[test]
+fn lib_jitsi_meet_joins_and_sees_the_other_participant() {
+    let server = Setup::new(meeting_config()).start();
+    let m = meet(
+        &server,
+        &[
+            "--participants",
+            "2",
+            "--room",
+            "pair",
+            "--expect",
+            "joined",
+        ],
+        60,
+    );
+    m.assert_ok();
+    assert_all_see_each_other(&m, &[1, 2]);
+}
+
+/// Four browsers: each sees the three others, gets their remote audio and video tracks, and
+/// receives growing RTP bytes of both kinds from every one of them (meet.mjs checks growth
+/// between two samples; this checks the totals again).
+#[test]
+#[ignore = "needs the focus (Jingle session-initiate) and the SFU in lilt; not there yet"]
+fn four_browsers_exchange_audio_and_video() {
+    let server = Setup::new(meeting_config()).start();
+    let m = meet(
+        &server,
+        &["--participants", "4", "--room", "four", "--expect", "media"],
+        150,
+    );
+    m.assert_ok();
+    assert_all_see_each_other(&m, &[1, 2, 3, 4]);
+    assert_media_from_all(&m, &[1, 2, 3, 4]);
+}
+
+/// Three browsers with media; p1 mutes its audio and p2 its video: the others see those
+/// remote tracks muted (TRACK_MUTE_CHANGED); then p3 leaves: p1 and p2 see USER_LEFT, and
+/// media keeps flowing between them.
+#[test]
+#[ignore = "needs the focus (Jingle session-initiate) and the SFU in lilt; not there yet"]
+fn mute_and_leave_are_seen() {
+    let server = Setup::new(meeting_config()).start();
+    let m = meet(
+        &server,
+        &[
+            "--participants",
+            "3",
+            "--room",
+            "mute",
+            "--expect",
+            "media",
+            "--mute",
+            "1:audio",
+            "--mute",
+            "2:video",
+            "--leave",
+            "3",
+        ],
+        150,
+    );
+    m.assert_ok();
+    let (id1, id2, id3) = (m.id(1), m.id(2), m.id(3));
+    let muted_seen = |viewer: u64, id: &str, kind: &str| {
+        m.participant(viewer)["mutes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| {
+                e["participant"].as_str() == Some(id)
+                    && e["type"].as_str() == Some(kind)
+                    && e["muted"] == Value::Bool(true)
+                    && e["local"] == Value::Bool(false)
+            })
+    };
+    assert!(
+        muted_seen(2, &id1, "audio"),
+        "p2 saw p1's audio muted\n{}",
+        m.summary()
+    );
+    assert!(
+        muted_seen(3, &id1, "audio"),
+        "p3 saw p1's audio muted\n{}",
+        m.summary()
+    );
+    assert!(
+        muted_seen(1, &id2, "video"),
+        "p1 saw p2's video muted\n{}",
+        m.summary()
+    );
+    assert!(
+        muted_seen(3, &id2, "video"),
+        "p3 saw p2's video muted\n{}",
+        m.summary()
+    );
+    for viewer in [1, 2] {
+        let left: Vec<&str> = m.participant(viewer)["sawLeave"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["id"].as_str())
+            .collect();
+        assert!(
+            left.contains(&id3.as_str()),
+            "p{viewer} saw p3 leave\n{}",
+            m.summary()
+        );
+    }
+    assert_all_see_each_other(&m, &[1, 2]);
+}
+
+/// Two browsers exchange media, then a third joins: it sees both, gets their audio and video
+/// and receives their RTP, and they get its.
+#[test]
+#[ignore = "needs the focus (Jingle session-initiate) and the SFU in lilt; not there yet"]
+fn late_joiner_receives_existing_media() {
+    let server = Setup::new(meeting_config()).start();
+    let m = meet(
+        &server,
+        &[
+            "--participants",
+            "2",
+            "--room",
+            "late",
+            "--expect",
+            "media",
+            "--late",
+            "1",
+        ],
+        150,
+    );
+    m.assert_ok();
+    assert_all_see_each_other(&m, &[1, 2, 3]);
+    assert_media_from_all(&m, &[1, 2, 3]);
+}
