@@ -107,7 +107,16 @@ impl Meeting {
                 p["tracks"],
                 p["inbound"],
                 p["errors"],
-                p["focusFrames"],
+                // The first request and its answer; the rest are retries.
+                Value::Array(
+                    p["focusFrames"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .take(2)
+                        .cloned()
+                        .collect()
+                ),
             ));
         }
         let tail: Vec<&str> = self.log.lines().rev().take(60).collect();

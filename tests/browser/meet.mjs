@@ -370,6 +370,10 @@ function shortfall(p, snap, level, others) {
     for (const q of others) {
         const qid = q.last.myId;
         for (const kind of [ 'audio', 'video' ]) {
+            // A muted source may have been removed from the session; it is not required.
+            if (remoteMuted(snap, qid, kind)) {
+                continue;
+            }
             if (!snap.tracks.some(t => t.participant === qid && t.type === kind && !t.removed)) {
                 return `has no remote ${kind} track from ${q.name} (${qid})`;
             }
@@ -377,6 +381,13 @@ function shortfall(p, snap, level, others) {
     }
 
     return null;
+}
+
+// Whether the last TRACK_MUTE_CHANGED this participant saw for `id`'s `kind` said muted.
+function remoteMuted(snap, id, kind) {
+    const seen = snap.mutes.filter(m => !m.local && m.participant === id && m.type === kind);
+
+    return seen.length > 0 && seen[seen.length - 1].muted;
 }
 
 // Inbound bytes per (participant id, kind) in one snapshot.
@@ -433,7 +444,7 @@ async function check(ps, level, deadline) {
                 const qid = q.last.myId;
                 for (const kind of [ 'audio', 'video' ]) {
                     const track = snap.tracks.find(t => t.participant === qid && t.type === kind && !t.removed);
-                    if (track && track.muted) {
+                    if ((track && track.muted) || remoteMuted(snap, qid, kind)) {
                         continue;
                     }
                     const k = `${qid}/${kind}`;
