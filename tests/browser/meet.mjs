@@ -224,6 +224,9 @@ const sleep = ms => new Promise(r => setTimeout(r, ms));
 
 class Timeout extends Error {}
 
+// A failed expectation (no stack trace in the report).
+class Failed extends Error {}
+
 // Resolve p, or throw Timeout(what) once the deadline has passed.
 function bounded(p, deadline, what) {
     const left = deadline - Date.now();
@@ -248,7 +251,7 @@ function serveStatic() {
     };
     for (const f of Object.values(files)) {
         if (!fs.existsSync(f)) {
-            throw new Error(`${f} is missing; run scripts/browser-deps.sh`);
+            throw new Failed(`${f} is missing; run scripts/browser-deps.sh`);
         }
     }
     const server = http.createServer((req, res) => {
@@ -301,7 +304,7 @@ class Participant {
         const loaded = await this.eval(() => Boolean(window.lilt && window.lilt.bundleLoaded
             && window.JitsiMeetJS && window.JitsiMeetJS.JitsiConnection), undefined, deadline);
         if (!loaded) {
-            throw new Error(`${this.name}: the lib-jitsi-meet bundle did not load (JitsiMeetJS missing)`);
+            throw new Failed(`${this.name}: the lib-jitsi-meet bundle did not load (JitsiMeetJS missing)`);
         }
     }
 
@@ -422,6 +425,11 @@ async function check(ps, level, deadline) {
         }
         if (!why) {
             break;
+        }
+        // lib-jitsi-meet does not retry these by itself (the app would): no point waiting.
+        const dead = now.find(p => p.last.connection === 'failed' || p.last.conference === 'failed');
+        if (dead) {
+            throw new Failed(`${dead.name} ${shortfall(dead, dead.last, level, [])}`);
         }
         if (Date.now() + POLL_MS >= deadline) {
             throw new Timeout(why);
@@ -624,6 +632,8 @@ async function main() {
     try {
         server = await serveStatic();
         const baseUrl = `http://127.0.0.1:${server.address().port}`;
+        // launch() gives Chromium a fresh temporary user-data-dir (playwright_chromiumdev_profile-*
+        // under the temp dir), removed again when the browser closes: no state between runs.
         browser = await bounded(chromium.launch({
             executablePath: CHROMIUM,
             headless: true,
@@ -662,7 +672,7 @@ async function main() {
                     break;
                 case 'join':
                     if (p.started) {
-                        throw new Error(`${p.name} has already joined`);
+                        throw new Failed(`${p.name} has already joined`);
                     }
                     await join(p);
                     break;
@@ -670,7 +680,7 @@ async function main() {
                 case 'unmute': {
                     const muted = act.do === 'mute';
                     if (!p.started || p.gone) {
-                        throw new Error(`${p.name} is not in the room`);
+                        throw new Failed(`${p.name} is not in the room`);
                     }
                     await p.eval(([ kind, m ]) => window.lilt.setMuted(kind, m), [ act.kind, muted ], deadline);
                     await p.snapshot(deadline);
@@ -687,7 +697,7 @@ async function main() {
                 }
                 case 'leave': {
                     if (!p.started || p.gone) {
-                        throw new Error(`${p.name} is not in the room`);
+                        throw new Failed(`${p.name} is not in the room`);
                     }
                     await p.snapshot(deadline);
                     const id = p.last.myId;
@@ -707,9 +717,14 @@ async function main() {
         if (step) {
             step.error = e.message;
         }
-        report.failure = e instanceof Timeout
-            ? `${step ? `${step.step}: ` : ''}not within ${o.timeout} s: ${e.message}`
-            : `${step ? `${step.step}: ` : ''}${e.stack || e}`;
+        const where = step ? `${step.step}: ` : '';
+        if (e instanceof Timeout) {
+            report.failure = `${where}not within ${o.timeout} s: ${e.message}`;
+        } else if (e instanceof Failed) {
+            report.failure = `${where}${e.message}`;
+        } else {
+            report.failure = `${where}${e.stack || e}`;
+        }
     }
     // The last state of everyone, for the report (bounded: a few seconds past the deadline).
     const grace = Math.max(deadline, Date.now()) + 5000;
