@@ -176,14 +176,14 @@ impl Client {
                 if let Some(srtp) = self.srtp.as_mut()
                     && let Ok(plain) = srtp.inbound.decrypt_rtp(data)
                 {
-                    self.rtp_in.push_back(plain.to_vec());
+                    self.rtp_in.push_back(Vec::from(plain));
                 }
             }
             PacketKind::Rtcp => {
                 if let Some(srtp) = self.srtp.as_mut()
                     && let Ok(plain) = srtp.inbound.decrypt_rtcp(data)
                 {
-                    self.rtcp_in.push_back(plain.to_vec());
+                    self.rtcp_in.push_back(Vec::from(plain));
                 }
             }
             PacketKind::Unknown => {}
@@ -231,7 +231,7 @@ impl Client {
         self.transmits.push_back(Transmit {
             to,
             from: self.local,
-            data: data.to_vec(),
+            data: Vec::from(data),
         });
         Ok(())
     }
@@ -248,7 +248,7 @@ impl Client {
         self.transmits.push_back(Transmit {
             to,
             from: self.local,
-            data: data.to_vec(),
+            data: Vec::from(data),
         });
         Ok(())
     }
@@ -268,7 +268,7 @@ impl Client {
             self.transmits.push_back(Transmit {
                 to: t.transport.peer_addr,
                 from: t.transport.local_addr,
-                data: t.message.to_vec(),
+                data: Vec::from(t.message),
             });
         }
         while let Some(e) = self.agent.poll_event() {
@@ -289,7 +289,7 @@ impl Client {
                 self.transmits.push_back(Transmit {
                     to,
                     from: self.local,
-                    data: t.message.to_vec(),
+                    data: Vec::from(t.message),
                 });
             }
         }

@@ -110,6 +110,10 @@ pub struct Sfu {
     by_transaction: HashMap<[u8; 12], (EpKey, Instant)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SfuEvent>,
+    /// Cached result of [`Sfu::poll_timeout`]; `None` when it must be recomputed. Only ICE/DTLS
+    /// activity, timeouts, control calls and the first audio level of a window move timers, so
+    /// the per-packet path does not rescan every endpoint.
+    timeout_cache: Option<Option<Instant>>,
 }
 
 /// How long an outstanding check's transaction id is remembered.
@@ -138,6 +142,7 @@ impl Sfu {
             by_transaction: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            timeout_cache: None,
         })
     }
 
@@ -424,6 +429,7 @@ impl Sfu {
     /// Advances timers to `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
+        self.timeout_cache = None;
         let keys: Vec<EpKey> = self
             .endpoints
             .iter_mut()
@@ -465,6 +471,9 @@ impl Sfu {
 
     /// When [`Self::handle_timeout`] should next be called.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        if let Some(cached) = self.timeout_cache {
+            return cached;
+        }
         let transports = self
             .endpoints
             .values_mut()
@@ -473,7 +482,9 @@ impl Sfu {
             .conferences
             .values()
             .filter_map(|c| c.speaker.next_tick());
-        transports.chain(speakers).min()
+        let next = transports.chain(speakers).min();
+        self.timeout_cache = Some(next);
+        next
     }
 
     /// The next event.
@@ -524,6 +535,7 @@ impl Sfu {
     }
 
     fn drop_endpoint(&mut self, key: EpKey) {
+        self.timeout_cache = None;
         let Some(ep) = self.endpoints.remove(&key) else {
             return;
         };
@@ -573,6 +585,7 @@ impl Sfu {
 
     /// Drains a transport's datagrams and events after it was driven.
     fn after_transport(&mut self, key: EpKey) {
+        self.timeout_cache = None;
         let Some(ep) = self.endpoints.get_mut(&key) else {
             return;
         };
@@ -705,6 +718,9 @@ impl Sfu {
             && let Some(id) = self.config.audio_level_extension
             && let Some((level, _voice)) = rtp::audio_level(&plain, &header, id)
         {
+            if conf.speaker.next_tick().is_none() {
+                self.timeout_cache = None;
+            }
             conf.speaker.on_level(self.now, &key, level);
         }
         let forwarded = &conf.forwarded_extensions;
@@ -736,7 +752,7 @@ impl Sfu {
                     self.transmits.push_back(Transmit {
                         to,
                         from: receiver.transport.send_from,
-                        data: protected.to_vec(),
+                        data: Vec::from(protected),
                     });
                 }
                 Err(e) => tracing::debug!("srtp protect: {e}"),
@@ -833,7 +849,7 @@ fn send_rtcp(ep: &mut Endpoint, pkt: &[u8], out: &mut VecDeque<Transmit>) -> boo
             out.push_back(Transmit {
                 to,
                 from: ep.transport.send_from,
-                data: protected.to_vec(),
+                data: Vec::from(protected),
             });
             true
         }

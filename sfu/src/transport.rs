@@ -355,7 +355,7 @@ impl Transport {
             self.out.push((
                 t.transport.peer_addr,
                 t.transport.local_addr,
-                t.message.to_vec(),
+                Vec::from(t.message),
             ));
         }
         while let Some(e) = self.agent.poll_event() {
@@ -381,7 +381,7 @@ impl Transport {
         };
         while let Some(t) = dtls.poll_transmit() {
             if let Some(to) = self.send_to {
-                self.out.push((to, self.send_from, t.message.to_vec()));
+                self.out.push((to, self.send_from, Vec::from(t.message)));
             }
         }
     }
