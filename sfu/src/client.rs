@@ -16,6 +16,7 @@ use rand::rngs::StdRng;
 use rtc_dtls::config::{ConfigBuilder, ExtendedMasterSecretType, HandshakeConfig};
 use rtc_dtls::crypto_provider::{HashAlgorithm, RTCCryptoProvider};
 use rtc_dtls::endpoint::{Endpoint as DtlsEndpoint, EndpointEvent};
+pub use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_ice::agent::agent_config::AgentConfig;
 use rtc_ice::candidate::candidate_host::CandidateHostConfig;
 use rtc_ice::candidate::{CandidateConfig, CandidateType};
@@ -42,6 +43,7 @@ pub struct Client {
     agent: Agent,
     dtls: DtlsEndpoint,
     dtls_config: Option<Arc<HandshakeConfig>>,
+    srtp_profiles: Vec<SrtpProtectionProfile>,
     sfu_addr: Option<SocketAddr>,
     dtls_started: bool,
     srtp: Option<Srtp>,
@@ -83,6 +85,7 @@ impl Client {
             agent,
             dtls: DtlsEndpoint::new(local, TransportProtocol::UDP, None),
             dtls_config: None,
+            srtp_profiles: SRTP_PROFILES.to_vec(),
             sfu_addr: None,
             dtls_started: false,
             srtp: None,
@@ -90,6 +93,16 @@ impl Client {
             rtp_in: VecDeque::new(),
             rtcp_in: VecDeque::new(),
         })
+    }
+
+    /// Replaces the SRTP profiles offered in the ClientHello (call before [`Self::set_remote`]).
+    pub fn set_srtp_profiles(&mut self, profiles: Vec<SrtpProtectionProfile>) {
+        self.srtp_profiles = profiles;
+    }
+
+    /// The negotiated SRTP profile, once connected.
+    pub fn srtp_profile(&self) -> Option<&'static str> {
+        self.srtp.as_ref().map(|s| s.profile)
     }
 
     /// What the focus would learn from this client's answer: ICE credentials and fingerprint.
@@ -127,7 +140,7 @@ impl Client {
         let config = ConfigBuilder::default()
             .with_crypto_provider(self.provider.clone())
             .with_certificates(vec![self.certificate.certificate.clone()])
-            .with_srtp_protection_profiles(SRTP_PROFILES.to_vec())
+            .with_srtp_protection_profiles(self.srtp_profiles.clone())
             .with_insecure_skip_verify(true)
             .with_verify_peer_certificate(Some(verify))
             .with_extended_master_secret(ExtendedMasterSecretType::Require)

@@ -28,4 +28,5 @@ pub use cert::DtlsCertificate;
 pub use rng::SfuRng;
 pub use sfu::{Sfu, SfuConfig};
 pub use speaker::SpeakerConfig;
+pub use transport::SRTP_PROFILES;
 pub use types::*;

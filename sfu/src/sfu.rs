@@ -395,6 +395,7 @@ impl Sfu {
                 ice_connected: ep.transport.ice_connected,
                 dtls_connected: ep.transport.srtp.is_some(),
                 failed: ep.transport.failed,
+                srtp_profile: ep.transport.srtp.as_ref().map(|s| s.profile),
                 counters: ep.counters,
             })
             .collect();

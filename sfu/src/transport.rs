@@ -33,9 +33,11 @@ use sansio::Protocol;
 use crate::cert::parse_fingerprint;
 use crate::types::{IceCandidate, SfuError};
 
-/// SRTP profiles offered, in preference order.
-pub(crate) const SRTP_PROFILES: [SrtpProtectionProfile; 2] = [
+/// SRTP protection profiles offered; the DTLS server picks the first of the client's list that
+/// is in this one.
+pub const SRTP_PROFILES: [SrtpProtectionProfile; 3] = [
     SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+    SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
     SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
 ];
 
@@ -58,6 +60,8 @@ pub(crate) type Datagram = (SocketAddr, SocketAddr, Vec<u8>);
 
 /// The SRTP contexts of a connected endpoint.
 pub(crate) struct Srtp {
+    /// The negotiated profile's name, as in RFC 5764 / RFC 7714.
+    pub(crate) profile: &'static str,
     /// Unprotects what the endpoint sends.
     pub(crate) inbound: SrtpContext,
     /// Protects what is sent to the endpoint.
@@ -396,11 +400,17 @@ pub(crate) fn srtp_from_dtls(
     state: &State,
     provider: &Arc<dyn RTCCryptoProvider>,
 ) -> Result<Srtp, SfuError> {
-    let profile = match state.srtp_protection_profile() {
-        SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => ProtectionProfile::AeadAes128Gcm,
-        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => {
-            ProtectionProfile::Aes128CmHmacSha1_80
+    let (profile, name) = match state.srtp_protection_profile() {
+        SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => {
+            (ProtectionProfile::AeadAes128Gcm, "SRTP_AEAD_AES_128_GCM")
         }
+        SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm => {
+            (ProtectionProfile::AeadAes256Gcm, "SRTP_AEAD_AES_256_GCM")
+        }
+        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => (
+            ProtectionProfile::Aes128CmHmacSha1_80,
+            "SRTP_AES128_CM_HMAC_SHA1_80",
+        ),
         other => {
             return Err(SfuError::Crypto(format!(
                 "unsupported srtp profile {other:?}"
@@ -436,5 +446,9 @@ pub(crate) fn srtp_from_dtls(
         crypto,
     )
     .map_err(|e| SfuError::Crypto(format!("srtp context: {e}")))?;
-    Ok(Srtp { inbound, outbound })
+    Ok(Srtp {
+        profile: name,
+        inbound,
+        outbound,
+    })
 }

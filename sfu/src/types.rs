@@ -228,6 +228,8 @@ pub struct EndpointStats {
     pub dtls_connected: bool,
     /// The transport failed.
     pub failed: bool,
+    /// The negotiated SRTP profile (`SRTP_AEAD_AES_128_GCM`, ...), once DTLS completed.
+    pub srtp_profile: Option<&'static str>,
     /// Counters.
     pub counters: Counters,
 }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lilt_sfu::client::Client;
+use lilt_sfu::client::{Client, SrtpProtectionProfile};
 use lilt_sfu::{
     DtlsCertificate, GroupSemantics, MediaKind, Sfu, SfuConfig, SfuEvent, Source, SsrcGroup,
 };
@@ -108,6 +108,16 @@ impl Net {
 
     /// Allocates `endpoint` and a client at `addr`, exchanges transports, runs until connected.
     fn join(&mut self, endpoint: &str, addr: &str, seed: u64) -> SocketAddr {
+        self.join_with(endpoint, addr, seed, lilt_sfu::SRTP_PROFILES.to_vec())
+    }
+
+    fn join_with(
+        &mut self,
+        endpoint: &str,
+        addr: &str,
+        seed: u64,
+        profiles: Vec<SrtpProtectionProfile>,
+    ) -> SocketAddr {
         let addr: SocketAddr = addr.parse().expect("addr");
         let local = self
             .sfu
@@ -123,6 +133,7 @@ impl Net {
             .collect();
         assert_eq!(names, ["jvb-a0", "jvb-v0"]);
         let mut client = Client::new(self.now, addr, seed).expect("client");
+        client.set_srtp_profiles(profiles);
         client.set_remote(self.now, &local).expect("client remote");
         self.sfu
             .set_remote_transport("conf", endpoint, &client.remote_transport())
@@ -231,10 +242,35 @@ fn a_sources() -> (Vec<Source>, Vec<SsrcGroup>) {
 }
 
 #[test]
-fn two_clients_forward_media_and_feedback() {
+fn forwards_with_aes_cm_hmac_sha1_80() {
+    forward_media_and_feedback(
+        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+        "SRTP_AES128_CM_HMAC_SHA1_80",
+    );
+}
+
+#[test]
+fn forwards_with_aead_aes_128_gcm() {
+    forward_media_and_feedback(
+        SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+        "SRTP_AEAD_AES_128_GCM",
+    );
+}
+
+#[test]
+fn forwards_with_aead_aes_256_gcm() {
+    forward_media_and_feedback(
+        SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
+        "SRTP_AEAD_AES_256_GCM",
+    );
+}
+
+/// Two clients (both negotiating `profile`): A sends audio, simulcast video with RTX and a
+/// sender report; B sends PLI, NACK and a receiver report.
+fn forward_media_and_feedback(profile: SrtpProtectionProfile, name: &str) {
     let mut net = Net::new();
     net.sfu.create_conference("conf").expect("conference");
-    let a = net.join("a", "192.168.1.2:50000", 1);
+    let a = net.join_with("a", "192.168.1.2:50000", 1, vec![profile]);
     let (sources, groups) = a_sources();
     net.sfu
         .set_sources("conf", "a", sources, groups)
@@ -244,8 +280,9 @@ fn two_clients_forward_media_and_feedback() {
     assert_eq!(plis_for(&net.drain_rtcp(a), A_VIDEO[0]), 0);
 
     // B joins: A is asked for a keyframe of its forwarded video layer (from jvb-v0 of A).
-    let b = net.join("b", "192.168.1.3:50000", 2);
+    let b = net.join_with("b", "192.168.1.3:50000", 2, vec![profile]);
     net.flush();
+    assert_eq!(net.client(a).srtp_profile(), Some(name));
     let to_a = net.drain_rtcp(a);
     assert_eq!(
         plis_for(&to_a, A_VIDEO[0]),
@@ -366,6 +403,7 @@ fn two_clients_forward_media_and_feedback() {
     let sb = &stats.endpoints[1];
     assert_eq!((sa.endpoint.as_str(), sb.endpoint.as_str()), ("a", "b"));
     assert!(sa.dtls_connected && sb.dtls_connected);
+    assert_eq!((sa.srtp_profile, sb.srtp_profile), (Some(name), Some(name)));
     assert_eq!(sa.counters.rtp_packets_in, 16);
     assert_eq!(sb.counters.rtp_packets_out, 12);
     assert_eq!(sa.counters.dropped, 4);
