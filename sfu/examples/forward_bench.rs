@@ -104,7 +104,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         while p.socket.recv_from(&mut buf).is_ok() {}
     }
 
-    // Baseline: a direct loopback hop between the sender's and a receiver's sockets.
+    // Baseline: a direct loopback hop between the sender's and a receiver's sockets, at the
+    // latency phase's pace.
     let baseline = {
         let (s, r) = (&peers[0].socket, &peers[1].socket);
         let to = r.local_addr()?;
@@ -118,6 +119,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     break;
                 }
             }
+            while t.elapsed() < Duration::from_millis(1) {}
         }
         lat.sort();
         (lat[lat.len() / 2], lat[lat.len() * 99 / 100])
@@ -125,8 +127,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Latency at a moderate rate (the SFU far from saturation), then throughput at `rate`.
     let lat_rate = 1000;
-    let l = run_phase(&handle, &mut peers, lat_rate, 3)?;
-    let t = run_phase(&handle, &mut peers, rate, seconds)?;
+    let l = run_phase(&handle, &mut peers, lat_rate, 3, true)?;
+    let t = run_phase(&handle, &mut peers, rate, seconds, false)?;
     println!(
         "receivers: {receivers}; 1000-byte payload; SFU on one thread (one core); client side on another"
     );
@@ -173,6 +175,7 @@ fn run_phase(
     peers: &mut [Peer],
     rate: u64,
     seconds: u64,
+    latency_only: bool,
 ) -> Result<Phase, Box<dyn std::error::Error>> {
     let mut buf = [0u8; 2048];
     let cpu_before = handle.call_blocking(|_| thread_cpu())?;
@@ -194,15 +197,22 @@ fn run_phase(
             seq = seq.wrapping_add(1);
             let pkt = rtp_packet(seq, &payload);
             peers[0].client.send_rtp(&pkt)?;
+            sent_at.insert(seq, Instant::now());
             while let Some(t) = peers[0].client.poll_transmit() {
                 let _ = peers[0].socket.send_to(&t.data, t.to);
             }
-            sent_at.insert(seq, Instant::now());
             sent += 1;
             next += interval;
             burst += 1;
         }
-        for p in peers[1..].iter() {
+        // When measuring latency only the first receiver is read, so the time stamps are not
+        // skewed by sweeping N sockets; the others' datagrams wait in their socket buffers.
+        let readers = if latency_only {
+            &peers[1..2]
+        } else {
+            &peers[1..]
+        };
+        for p in readers {
             while let Ok((n, _)) = p.socket.recv_from(&mut buf) {
                 if n >= 12 && (128..192).contains(&buf[0]) && buf[1] < 192 {
                     received += 1;

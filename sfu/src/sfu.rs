@@ -272,14 +272,23 @@ impl Sfu {
     ) -> Result<(), SfuError> {
         let key = self.key(conference, endpoint)?;
         let now = self.now;
-        let ep = self.endpoint_mut(key)?;
-        ep.transport.set_remote(
+        let ep = self
+            .endpoints
+            .get_mut(&key)
+            .ok_or_else(|| SfuError::UnknownEndpoint(endpoint.to_owned()))?;
+        let authentic = ep.transport.set_remote(
             now,
             &remote.ufrag,
             &remote.pwd,
             &remote.fingerprint.hash,
             &remote.fingerprint.value,
         )?;
+        for addr in authentic {
+            if !ep.addrs.contains(&addr) {
+                ep.addrs.push(addr);
+            }
+            self.by_addr.insert(addr, key);
+        }
         self.after_transport(key);
         Ok(())
     }

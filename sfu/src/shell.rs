@@ -105,7 +105,7 @@ impl Shell {
                 .map(|ip| SocketAddr::new(*ip, bound.port()))
                 .collect()
         };
-        let local = host_addrs[0];
+        let local = host_addrs.first().copied().unwrap_or(bound);
         let config = SfuConfig::new(host_addrs, DtlsCertificate::generate()?);
         let sfu = Sfu::new(config, Box::new(StdRng::from_os_rng()), Instant::now())?;
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();

@@ -85,7 +85,17 @@ pub(crate) struct Transport {
     pub(crate) failed: bool,
     pub(crate) out: Vec<Datagram>,
     pub(crate) events: Vec<TransportEvent>,
+    /// Whether the browser's credentials are known (the agent drops checks until then).
+    remote_set: bool,
+    /// Binding requests that arrived before the browser's credentials: (from, local, bytes).
+    /// A browser starts checking as soon as it has the offer, before the focus relays its
+    /// answer; these are replayed into the agent once the credentials arrive, so the SFU
+    /// learns the browser's address and starts its own checks at once.
+    early_checks: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
 }
+
+/// How many early binding requests are kept per endpoint.
+const EARLY_CHECKS: usize = 8;
 
 impl Transport {
     /// A transport with fresh local credentials and a host candidate per address.
@@ -146,6 +156,8 @@ impl Transport {
             failed: false,
             out: Vec::new(),
             events: Vec::new(),
+            remote_set: false,
+            early_checks: Vec::new(),
         })
     }
 
@@ -166,6 +178,8 @@ impl Transport {
     }
 
     /// Installs the browser's credentials and fingerprint and starts connectivity checks.
+    /// Returns the addresses of early checks that turned out authentic (now known to be the
+    /// browser's).
     pub(crate) fn set_remote(
         &mut self,
         now: Instant,
@@ -173,7 +187,7 @@ impl Transport {
         pwd: &str,
         fingerprint_hash: &str,
         fingerprint_value: &str,
-    ) -> Result<(), SfuError> {
+    ) -> Result<Vec<SocketAddr>, SfuError> {
         if ufrag.len() < 4 || pwd.len() < 22 {
             return Err(SfuError::BadCredentials);
         }
@@ -216,8 +230,15 @@ impl Transport {
         self.agent
             .start_connectivity_checks(now, true, ufrag.to_owned(), pwd.to_owned())
             .map_err(|e| SfuError::Crypto(format!("ice start: {e}")))?;
+        self.remote_set = true;
         self.drain_agent(now);
-        Ok(())
+        let mut authentic = Vec::new();
+        for (from, local, data) in std::mem::take(&mut self.early_checks) {
+            if self.handle_stun(now, from, local, &data) && !authentic.contains(&from) {
+                authentic.push(from);
+            }
+        }
+        Ok(authentic)
     }
 
     /// Adds a remote candidate the focus learned (optional: peer-reflexive discovery suffices).
@@ -253,6 +274,12 @@ impl Transport {
         local: SocketAddr,
         data: &[u8],
     ) -> bool {
+        if !self.remote_set {
+            if self.early_checks.len() < EARLY_CHECKS {
+                self.early_checks.push((from, local, data.to_vec()));
+            }
+            return false;
+        }
         let msg = TransportMessage {
             now,
             transport: TransportContext {

@@ -30,6 +30,8 @@ struct Net {
     sfu: Sfu,
     clients: HashMap<SocketAddr, Client>,
     events: Vec<SfuEvent>,
+    /// Drop the clients' STUN binding requests (their responses and everything else pass).
+    drop_client_checks: bool,
 }
 
 impl Net {
@@ -49,6 +51,7 @@ impl Net {
             sfu,
             clients: HashMap::new(),
             events: Vec::new(),
+            drop_client_checks: false,
         }
     }
 
@@ -66,6 +69,10 @@ impl Net {
             for (addr, c) in self.clients.iter_mut() {
                 while let Some(t) = c.poll_transmit() {
                     moved = true;
+                    let is_check = t.data.first() == Some(&0) && t.data.get(1) == Some(&1);
+                    if self.drop_client_checks && is_check {
+                        continue;
+                    }
                     if t.to == self.sfu_addr {
                         self.sfu
                             .handle_input(self.now, *addr, self.sfu_addr, &t.data);
@@ -135,10 +142,17 @@ impl Net {
         let mut client = Client::new(self.now, addr, seed).expect("client");
         client.set_srtp_profiles(profiles);
         client.set_remote(self.now, &local).expect("client remote");
-        self.sfu
-            .set_remote_transport("conf", endpoint, &client.remote_transport())
-            .expect("sfu remote");
+        let remote = client.remote_transport();
         self.clients.insert(addr, client);
+        // As with a browser, the client starts its checks before the focus has relayed its
+        // answer (ufrag, pwd, fingerprint) to the SFU.
+        for _ in 0..30 {
+            self.tick(Duration::from_millis(10));
+        }
+        self.sfu
+            .set_remote_transport("conf", endpoint, &remote)
+            .expect("sfu remote");
+        let asked = self.now;
         let ep = endpoint.to_owned();
         self.run_until("endpoint connected", |n| {
             n.clients[&addr].is_connected()
@@ -146,6 +160,11 @@ impl Net {
                     matches!(e, SfuEvent::EndpointConnected { endpoint, .. } if *endpoint == ep)
                 })
         });
+        assert!(
+            self.now - asked <= Duration::from_millis(50),
+            "connecting took {:?} after the SFU learned the remote transport",
+            self.now - asked
+        );
         // The SFU learned the client's address only from the client's own checks.
         assert!(self.events.iter().any(|e| matches!(
             e,
@@ -505,4 +524,30 @@ fn garbage_input_never_panics() {
     }
     net.flush();
     assert!(net.sfu.stats().endpoints[0].dtls_connected);
+}
+
+#[test]
+fn checks_sent_before_the_answer_reaches_the_sfu_are_replayed() {
+    // The client's checks arrive while the SFU does not know its credentials yet; after the
+    // focus relays them, every further check from the client is lost. The SFU still connects:
+    // it replays the early check, learns the client's address from it and checks back.
+    let mut net = Net::new();
+    net.sfu.create_conference("conf").expect("conference");
+    let addr: SocketAddr = "192.168.1.7:50000".parse().expect("addr");
+    let local = net.sfu.allocate_endpoint("conf", "e").expect("allocate");
+    let mut client = Client::new(net.now, addr, 11).expect("client");
+    client.set_remote(net.now, &local).expect("client remote");
+    let remote = client.remote_transport();
+    net.clients.insert(addr, client);
+    net.tick(Duration::from_millis(10));
+    net.drop_client_checks = true;
+    net.sfu
+        .set_remote_transport("conf", "e", &remote)
+        .expect("sfu remote");
+    net.run_until("connected without further client checks", |n| {
+        n.clients[&addr].is_connected()
+            && n.events
+                .iter()
+                .any(|e| matches!(e, SfuEvent::EndpointConnected { .. }))
+    });
 }
