@@ -31,19 +31,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The SFU on its own thread and single-threaded runtime.
     let (addr_tx, addr_rx) = std::sync::mpsc::channel::<(SocketAddr, SfuHandle)>();
-    let sfu_thread = std::thread::spawn(move || -> std::io::Result<()> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(async move {
-            let (shell, handle, mut events) = Shell::bind("127.0.0.1:0".parse().expect("addr"))
-                .await
-                .map_err(std::io::Error::other)?;
-            let _ = addr_tx.send((shell.local_addr(), handle));
-            tokio::spawn(async move { while events.recv().await.is_some() {} });
-            shell.run().await
-        })
-    });
+    let sfu_thread =
+        std::thread::Builder::new()
+            .name("sfu".into())
+            .spawn(move || -> std::io::Result<()> {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async move {
+                    let (shell, handle, mut events) =
+                        Shell::bind("127.0.0.1:0".parse().expect("addr"))
+                            .await
+                            .map_err(std::io::Error::other)?;
+                    let _ = addr_tx.send((shell.local_addr(), handle));
+                    tokio::spawn(async move { while events.recv().await.is_some() {} });
+                    shell.run().await
+                })
+            })?;
     let (sfu_addr, handle) = addr_rx.recv()?;
     handle.call_blocking(|s| s.create_conference("bench"))??;
 

@@ -153,7 +153,12 @@ impl Shell {
                 }
                 cmd = self.commands.recv() => {
                     match cmd {
-                        Some(f) => f(&mut self.sfu),
+                        Some(f) => {
+                            // Control calls take effect at the core's current time: bring it
+                            // up to now first.
+                            self.sfu.handle_timeout(Instant::now());
+                            f(&mut self.sfu)
+                        }
                         None => return Ok(()),
                     }
                 }
