@@ -14,6 +14,7 @@
 mod cert;
 pub mod client;
 pub mod demux;
+pub mod recv;
 mod rng;
 pub mod rtcp;
 pub mod rtp;

@@ -13,6 +13,8 @@ pub struct RtpHeader {
     pub payload_type: u8,
     /// Sequence number.
     pub sequence_number: u16,
+    /// RTP timestamp.
+    pub timestamp: u32,
     /// Synchronization source.
     pub ssrc: u32,
     /// Offset of the header extension block (its 4-byte profile/length word), if the X bit is set.
@@ -46,6 +48,7 @@ pub fn parse_header(pkt: &[u8]) -> Option<RtpHeader> {
     Some(RtpHeader {
         payload_type: pkt[1] & 0x7f,
         sequence_number: u16::from_be_bytes([pkt[2], pkt[3]]),
+        timestamp: u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]),
         ssrc: u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]]),
         ext_offset,
         payload_offset: off,

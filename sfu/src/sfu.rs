@@ -17,6 +17,7 @@ use rtc_dtls::crypto_provider::RTCCryptoProvider;
 
 use crate::cert::DtlsCertificate;
 use crate::demux::{self, PacketKind, StunClass};
+use crate::recv::{self, RecvStream};
 use crate::rng::{SeededProvider, SfuRng, SharedRng};
 use crate::rtcp::{self, RtcpItem};
 use crate::rtp;
@@ -83,6 +84,10 @@ struct Endpoint {
     counters: Counters,
     /// Addresses authenticated by ICE as this endpoint's.
     addrs: Vec<SocketAddr>,
+    /// Receive statistics of the SSRCs this endpoint sends.
+    recv: HashMap<u32, RecvStream>,
+    /// When the next receiver report to this endpoint is due (once connected).
+    next_rr: Option<Instant>,
 }
 
 impl Endpoint {
@@ -99,6 +104,8 @@ pub struct Sfu {
     config: SfuConfig,
     rng: SharedRng,
     provider: Arc<dyn RTCCryptoProvider>,
+    /// The time the core was created: origin of arrival times in jitter computations.
+    epoch: Instant,
     now: Instant,
     next_key: EpKey,
     conferences: HashMap<String, Conference>,
@@ -119,6 +126,9 @@ pub struct Sfu {
 /// How long an outstanding check's transaction id is remembered.
 const TRANSACTION_TTL: Duration = Duration::from_secs(10);
 
+/// Interval of the SFU's receiver reports to each sender.
+const RR_INTERVAL: Duration = Duration::from_secs(1);
+
 impl Sfu {
     /// A core with no conferences, at time `now`, drawing its randomness from `rng`.
     pub fn new(config: SfuConfig, rng: SfuRng, now: Instant) -> Result<Self, SfuError> {
@@ -132,6 +142,7 @@ impl Sfu {
             config,
             rng,
             provider,
+            epoch: now,
             now,
             next_key: 1,
             conferences: HashMap::new(),
@@ -253,6 +264,8 @@ impl Sfu {
                 feedback,
                 counters: Counters::default(),
                 addrs: Vec::new(),
+                recv: HashMap::new(),
+                next_rr: None,
             },
         );
         self.by_id.insert(id_key, key);
@@ -367,6 +380,10 @@ impl Sfu {
                 new_video.push(s.ssrc);
             }
         }
+        let routed: HashSet<u32> = sources.iter().map(|s| s.ssrc).collect();
+        if let Some(ep) = self.endpoints.get_mut(&key) {
+            ep.recv.retain(|ssrc, _| routed.contains(ssrc));
+        }
         if !new_video.is_empty() {
             self.request_keyframes_from(key, &new_video);
         }
@@ -456,6 +473,15 @@ impl Sfu {
             }
             self.after_transport(key);
         }
+        for ep in self.endpoints.values_mut() {
+            if ep.next_rr.is_some_and(|t| t <= now) {
+                ep.next_rr = Some(now + RR_INTERVAL);
+                let fb = ep.video_feedback_ssrc();
+                if let Some(rr) = recv::build_receiver_report(fb, &mut ep.recv, now) {
+                    send_rtcp(ep, &rr, &mut self.transmits);
+                }
+            }
+        }
         let mut changes = Vec::new();
         for conf in self.conferences.values_mut() {
             if let Some(k) = conf.speaker.tick(now) {
@@ -484,10 +510,12 @@ impl Sfu {
         if let Some(cached) = self.timeout_cache {
             return cached;
         }
-        let transports = self
-            .endpoints
-            .values_mut()
-            .filter_map(|ep| ep.transport.poll_timeout());
+        let transports = self.endpoints.values_mut().filter_map(|ep| {
+            [ep.transport.poll_timeout(), ep.next_rr]
+                .into_iter()
+                .flatten()
+                .min()
+        });
         let speakers = self
             .conferences
             .values()
@@ -626,6 +654,9 @@ impl Sfu {
                     });
                 }
                 TransportEvent::Connected => {
+                    if let Some(ep) = self.endpoints.get_mut(&key) {
+                        ep.next_rr = Some(now + RR_INTERVAL);
+                    }
                     self.events.push_back(SfuEvent::EndpointConnected {
                         conference: conference.clone(),
                         endpoint: endpoint.clone(),
@@ -718,12 +749,25 @@ impl Sfu {
             return;
         };
         let route = match conf.routes.get(&header.ssrc) {
-            Some(r) if r.sender == key && r.forward => *r,
+            Some(r) if r.sender == key => *r,
             _ => {
                 ep.counters.dropped += 1;
                 return;
             }
         };
+        let clock_rate = match route.kind {
+            MediaKind::Audio => 48_000,
+            MediaKind::Video => 90_000,
+        };
+        let arrival = self.now.saturating_duration_since(self.epoch).as_secs_f64();
+        ep.recv
+            .entry(header.ssrc)
+            .or_insert_with(|| RecvStream::new(header.sequence_number, clock_rate))
+            .on_packet(header.sequence_number, header.timestamp, arrival);
+        if !route.forward {
+            ep.counters.dropped += 1;
+            return;
+        }
         if route.kind == MediaKind::Audio
             && let Some(id) = self.config.audio_level_extension
             && let Some((level, _voice)) = rtp::audio_level(&plain, &header, id)
@@ -811,6 +855,11 @@ impl Sfu {
                     }
                 }
                 RtcpItem::SenderReport { ssrc, raw } => {
+                    if let (Some(stream), Some(ntp)) = (ep.recv.get_mut(&ssrc), raw.get(8..16)) {
+                        let mut b = [0u8; 8];
+                        b.copy_from_slice(ntp);
+                        stream.on_sender_report(u64::from_be_bytes(b), self.now);
+                    }
                     if let Some(r) = conf.routes.get(&ssrc)
                         && r.sender == key
                         && r.forward

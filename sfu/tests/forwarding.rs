@@ -32,6 +32,8 @@ struct Net {
     events: Vec<SfuEvent>,
     /// Drop the clients' STUN binding requests (their responses and everything else pass).
     drop_client_checks: bool,
+    /// What the SFU allocated, by endpoint id.
+    locals: HashMap<String, lilt_sfu::LocalTransport>,
 }
 
 impl Net {
@@ -52,6 +54,7 @@ impl Net {
             clients: HashMap::new(),
             events: Vec::new(),
             drop_client_checks: false,
+            locals: HashMap::new(),
         }
     }
 
@@ -139,6 +142,7 @@ impl Net {
             .map(|f| f.name.as_str())
             .collect();
         assert_eq!(names, ["jvb-a0", "jvb-v0"]);
+        self.locals.insert(endpoint.to_owned(), local.clone());
         let mut client = Client::new(self.now, addr, seed).expect("client");
         client.set_srtp_profiles(profiles);
         client.set_remote(self.now, &local).expect("client remote");
@@ -231,6 +235,7 @@ fn plis_for(pkts: &[Box<dyn rtc_rtcp::packet::Packet>], media: u32) -> usize {
 }
 
 const A_AUDIO: u32 = 1111;
+const NTP: u64 = 0x1122_3344_5566_7788;
 const A_VIDEO: [u32; 3] = [2221, 2222, 2223];
 const A_RTX: [u32; 3] = [3331, 3332, 3333];
 
@@ -384,13 +389,15 @@ fn forward_media_and_feedback(profile: SrtpProtectionProfile, name: &str) {
     assert_eq!(nacks[0].nacks[0].packet_id, 5);
     assert!(
         to_a.iter()
-            .all(|p| p.as_any().downcast_ref::<ReceiverReport>().is_none())
+            .filter_map(|p| p.as_any().downcast_ref::<ReceiverReport>())
+            .all(|rr| rr.ssrc != b_ssrc),
+        "B's receiver report must not be forwarded: {to_a:?}"
     );
 
     // A's sender report reaches B (report blocks trimmed).
     let sr: Vec<Box<dyn rtc_rtcp::packet::Packet>> = vec![Box::new(SenderReport {
         ssrc: A_VIDEO[0],
-        ntp_time: 42,
+        ntp_time: NTP,
         rtp_time: 7,
         packet_count: 3,
         octet_count: 300,
@@ -412,9 +419,50 @@ fn forward_media_and_feedback(profile: SrtpProtectionProfile, name: &str) {
     assert_eq!(srs.len(), 1);
     assert_eq!(
         (srs[0].ssrc, srs[0].ntp_time, srs[0].octet_count),
-        (A_VIDEO[0], 42, 300)
+        (A_VIDEO[0], NTP, 300)
     );
     assert!(srs[0].reports.is_empty());
+
+    // The SFU's own receiver reports to A, from A's jvb-v0, cover every SSRC it received
+    // from A (dropped layers included), with A's SR echoed.
+    for _ in 0..120 {
+        net.tick(Duration::from_millis(10));
+    }
+    let fb = net.locals["a"].feedback_sources[1].ssrc;
+    let to_a = net.drain_rtcp(a);
+    let rr = to_a
+        .iter()
+        .filter_map(|p| p.as_any().downcast_ref::<ReceiverReport>())
+        .find(|rr| rr.ssrc == fb)
+        .unwrap_or_else(|| panic!("no receiver report from jvb-v0: {to_a:?}"));
+    let mut reported: Vec<u32> = rr.reports.iter().map(|r| r.ssrc).collect();
+    reported.sort();
+    let mut all: Vec<u32> = [A_AUDIO]
+        .iter()
+        .chain(&A_VIDEO)
+        .chain(&A_RTX)
+        .copied()
+        .collect();
+    all.sort();
+    assert_eq!(reported, all);
+    let audio = rr
+        .reports
+        .iter()
+        .find(|r| r.ssrc == A_AUDIO)
+        .expect("audio block");
+    assert_eq!((audio.last_sequence_number, audio.total_lost), (9, 0));
+    let video = rr
+        .reports
+        .iter()
+        .find(|r| r.ssrc == A_VIDEO[0])
+        .expect("video block");
+    assert_eq!(video.last_sender_report, 0x3344_5566);
+    // DLSR: the time from the SR to this report (at most the 1.2 s waited), in 1/65536 s.
+    assert!(
+        video.delay > 0 && video.delay < 65536 * 6 / 5,
+        "DLSR {}",
+        video.delay
+    );
 
     // Counters.
     let stats = net.sfu.stats();
