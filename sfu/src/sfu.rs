@@ -315,10 +315,9 @@ impl Sfu {
         addr: SocketAddr,
     ) -> Result<(), SfuError> {
         let key = self.key(conference, endpoint)?;
-        let now = self.now;
         self.endpoint_mut(key)?
             .transport
-            .add_remote_candidate(now, addr)?;
+            .add_remote_candidate(addr)?;
         self.after_transport(key);
         Ok(())
     }

@@ -64,8 +64,8 @@ impl<K: Clone + Eq + Hash> DominantSpeaker<K> {
         }
         let loudness = 127u32.saturating_sub(u32::from(level.min(127)));
         let s = self.speakers.entry(who.clone()).or_default();
-        s.sum += loudness;
-        s.count += 1;
+        s.sum = s.sum.saturating_add(loudness);
+        s.count = s.count.saturating_add(1);
     }
 
     /// When the current window closes, if any samples are being tracked.

@@ -231,7 +231,7 @@ impl Transport {
             .start_connectivity_checks(now, true, ufrag.to_owned(), pwd.to_owned())
             .map_err(|e| SfuError::Crypto(format!("ice start: {e}")))?;
         self.remote_set = true;
-        self.drain_agent(now);
+        self.drain_agent();
         let mut authentic = Vec::new();
         for (from, local, data) in std::mem::take(&mut self.early_checks) {
             if self.handle_stun(now, from, local, &data) && !authentic.contains(&from) {
@@ -242,11 +242,7 @@ impl Transport {
     }
 
     /// Adds a remote candidate the focus learned (optional: peer-reflexive discovery suffices).
-    pub(crate) fn add_remote_candidate(
-        &mut self,
-        now: Instant,
-        addr: SocketAddr,
-    ) -> Result<(), SfuError> {
+    pub(crate) fn add_remote_candidate(&mut self, addr: SocketAddr) -> Result<(), SfuError> {
         let candidate = CandidateHostConfig {
             base_config: CandidateConfig {
                 network: "udp".to_owned(),
@@ -262,7 +258,7 @@ impl Transport {
         self.agent
             .add_remote_candidate(candidate)
             .map_err(|e| SfuError::Crypto(format!("remote candidate {addr}: {e}")))?;
-        self.drain_agent(now);
+        self.drain_agent();
         Ok(())
     }
 
@@ -291,7 +287,7 @@ impl Transport {
             message: BytesMut::from(data),
         };
         let ok = self.agent.handle_read(msg).is_ok();
-        self.drain_agent(now);
+        self.drain_agent();
         ok
     }
 
@@ -326,7 +322,7 @@ impl Transport {
                 false
             }
         };
-        self.drain_dtls(now);
+        self.drain_dtls();
         if completed && self.srtp.is_none() {
             let keyed = match dtls_state(self.dtls.as_ref(), key) {
                 Some(state) => srtp_from_dtls(state, &self.provider),
@@ -352,12 +348,12 @@ impl Transport {
         if let Err(e) = self.agent.handle_timeout(now) {
             tracing::debug!("ice timeout: {e}");
         }
-        self.drain_agent(now);
+        self.drain_agent();
         if let (Some(dtls), Some(key)) = (self.dtls.as_mut(), self.dtls_key) {
             if let Err(e) = dtls.handle_timeout(key, now) {
                 self.fail(&format!("dtls: {e}"));
             }
-            self.drain_dtls(now);
+            self.drain_dtls();
         }
     }
 
@@ -381,7 +377,7 @@ impl Transport {
         }
     }
 
-    fn drain_agent(&mut self, _now: Instant) {
+    fn drain_agent(&mut self) {
         while let Some(t) = self.agent.poll_write() {
             self.out.push((
                 t.transport.peer_addr,
@@ -406,7 +402,7 @@ impl Transport {
         }
     }
 
-    fn drain_dtls(&mut self, _now: Instant) {
+    fn drain_dtls(&mut self) {
         let Some(dtls) = self.dtls.as_mut() else {
             return;
         };

@@ -34,6 +34,8 @@ struct Net {
     drop_client_checks: bool,
     /// What the SFU allocated, by endpoint id.
     locals: HashMap<String, lilt_sfu::LocalTransport>,
+    /// Binding requests the SFU sent to clients.
+    sfu_checks: usize,
 }
 
 impl Net {
@@ -55,6 +57,7 @@ impl Net {
             events: Vec::new(),
             drop_client_checks: false,
             locals: HashMap::new(),
+            sfu_checks: 0,
         }
     }
 
@@ -65,6 +68,9 @@ impl Net {
             while let Some(t) = self.sfu.poll_transmit() {
                 moved = true;
                 assert_eq!(t.from, self.sfu_addr);
+                if t.data.first() == Some(&0) && t.data.get(1) == Some(&1) {
+                    self.sfu_checks += 1;
+                }
                 if let Some(c) = self.clients.get_mut(&t.to) {
                     c.handle_input(self.now, self.sfu_addr, &t.data);
                 }
@@ -593,6 +599,41 @@ fn checks_sent_before_the_answer_reaches_the_sfu_are_replayed() {
         .set_remote_transport("conf", "e", &remote)
         .expect("sfu remote");
     net.run_until("connected without further client checks", |n| {
+        n.clients[&addr].is_connected()
+            && n.events
+                .iter()
+                .any(|e| matches!(e, SfuEvent::EndpointConnected { .. }))
+    });
+}
+
+#[test]
+fn a_signalled_candidate_is_checked_without_waiting_for_the_client() {
+    // The focus relays the client's candidate. While the client's binding requests are lost
+    // the SFU cannot learn its address peer-reflexively, so a check from the SFU to the
+    // client proves it used the signalled candidate; then the network heals and ICE and DTLS
+    // complete.
+    let mut net = Net::new();
+    net.sfu.create_conference("conf").expect("conference");
+    let addr: SocketAddr = "192.168.1.8:50000".parse().expect("addr");
+    let local = net.sfu.allocate_endpoint("conf", "e").expect("allocate");
+    let mut client = Client::new(net.now, addr, 12).expect("client");
+    client.set_remote(net.now, &local).expect("client remote");
+    let remote = client.remote_transport();
+    net.clients.insert(addr, client);
+    net.drop_client_checks = true;
+    net.sfu
+        .set_remote_transport("conf", "e", &remote)
+        .expect("sfu remote");
+    net.tick(Duration::from_millis(10));
+    assert_eq!(net.sfu_checks, 0);
+    net.sfu
+        .add_remote_candidate("conf", "e", addr)
+        .expect("candidate");
+    net.run_until("the SFU checks the signalled candidate", |n| {
+        n.sfu_checks > 0
+    });
+    net.drop_client_checks = false;
+    net.run_until("connected", |n| {
         n.clients[&addr].is_connected()
             && n.events
                 .iter()
