@@ -2,7 +2,8 @@
 //!
 //! Owns: the sans-IO SFU core ([`Sfu`]) that terminates ICE, DTLS and SRTP for every browser
 //! endpoint on one shared UDP port and forwards RTP/RTCP between the endpoints of a conference by
-//! SSRC; its colibri2-shaped control API; and a thin tokio shell ([`shell`], feature `shell`) that
+//! SSRC (with its own receiver reports and keyframe requests towards senders, and dominant-speaker
+//! detection); its colibri2-shaped control API; and a thin tokio shell ([`shell`], feature `shell`) that
 //! binds the socket and drives the core with real time. The [`client`] module is a synthetic
 //! browser-like endpoint (ICE controlled, DTLS client, SRTP) used by the tests and the bench.
 //!

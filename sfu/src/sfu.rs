@@ -474,6 +474,11 @@ impl Sfu {
         }
         for ep in self.endpoints.values_mut() {
             if ep.next_rr.is_some_and(|t| t <= now) {
+                if !ep.connected() {
+                    // Failed: no more reports (and no timer that stays in the past).
+                    ep.next_rr = None;
+                    continue;
+                }
                 ep.next_rr = Some(now + RR_INTERVAL);
                 let fb = ep.video_feedback_ssrc();
                 if let Some(rr) = recv::build_receiver_report(fb, &mut ep.recv, now) {

@@ -102,6 +102,13 @@ impl Net {
         self.now += step;
         if self.sfu.poll_timeout().is_some_and(|t| t <= self.now) {
             self.sfu.handle_timeout(self.now);
+            // A timer the core handled must move on, or a shell would spin.
+            let next = self.sfu.poll_timeout();
+            assert!(
+                next.is_none_or(|t| t > self.now),
+                "timer stuck at {next:?} (now {:?})",
+                self.now
+            );
         }
         for c in self.clients.values_mut() {
             if c.poll_timeout().is_some_and(|t| t <= self.now) {
@@ -639,4 +646,33 @@ fn a_signalled_candidate_is_checked_without_waiting_for_the_client() {
                 .iter()
                 .any(|e| matches!(e, SfuEvent::EndpointConnected { .. }))
     });
+}
+
+#[test]
+fn a_vanished_client_fails_by_ice_consent_and_the_others_stay() {
+    let mut net = Net::new();
+    net.sfu.create_conference("conf").expect("conference");
+    let a = net.join("a", "192.168.1.2:50000", 21);
+    let _b = net.join("b", "192.168.1.3:50000", 22);
+    net.events.clear();
+    net.clients.remove(&a);
+    for _ in 0..400 {
+        net.tick(Duration::from_millis(100));
+    }
+    let failed: Vec<_> = net
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            SfuEvent::EndpointFailed {
+                endpoint, reason, ..
+            } => Some((endpoint.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, "a");
+    assert!(failed[0].1.contains("ice"), "{failed:?}");
+    let stats = net.sfu.stats();
+    assert!(stats.endpoints[0].failed);
+    assert!(!stats.endpoints[1].failed && stats.endpoints[1].dtls_connected);
 }
