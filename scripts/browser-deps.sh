@@ -4,11 +4,10 @@
 # - Node.js and npm, when missing;
 # - tests/browser/node_modules (playwright-core, jquery) from its package-lock.json (`npm ci`);
 # - tests/browser/vendor/: the lib-jitsi-meet browser bundle, out of the npm tarball pinned by
-#   tests/browser/lib-jitsi-meet.json (package, version, sha512 integrity). The package's own
-#   dependencies point at git repositories npm cannot fetch here, and the bundle does not need
-#   them, so the tarball is fetched with `npm pack`, checked against the pinned integrity, and
-#   only the bundle and its licence are extracted. Nothing is done when vendor/ already holds
-#   the files of that same tarball.
+#   tests/browser/lib-jitsi-meet.json (package, version, sha512 integrity), by
+#   scripts/lib-jitsi-meet.sh (shared with the meeting page's scripts/web.sh): the tarball is
+#   fetched alone with `npm pack`, checked against the pinned integrity, and only the bundle
+#   and its licence are extracted; nothing is done when vendor/ already holds that tarball.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,41 +34,5 @@ fi
 dir=tests/browser
 (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
 
-pin="$dir/lib-jitsi-meet.json"
-pin_get() { node -e 'const p = require(process.argv[1]); console.log(p[process.argv[2]]);' "$(realpath "$pin")" "$1"; }
-pkg=$(pin_get package)
-version=$(pin_get version)
-integrity=$(pin_get integrity)
-vendor="$dir/vendor"
-stamp="$vendor/.integrity"
-
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$integrity" ] && [ -f "$vendor/lib-jitsi-meet.min.js" ]; then
-    echo "browser-deps.sh: $pkg@$version already in $vendor"
-    exit 0
-fi
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-# `npm pack` downloads the tarball only (no dependencies, no install scripts).
-(cd "$tmp" && npm pack "$pkg@$version" --silent >/dev/null)
-tarball=$(ls "$tmp"/*.tgz)
-actual="sha512-$(node -e '
-    const h = require("crypto").createHash("sha512");
-    h.update(require("fs").readFileSync(process.argv[1]));
-    console.log(h.digest("base64"));' "$tarball")"
-if [ "$actual" != "$integrity" ]; then
-    echo "browser-deps.sh: $pkg@$version has integrity $actual, pinned $integrity; refusing it" >&2
-    exit 1
-fi
-
-rm -rf "$vendor"
-mkdir -p "$tmp/x" "$vendor"
-# Extract the listed files only, then move each to its name in vendor/.
-node -e 'const p = require(process.argv[1]); for (const [from, to] of Object.entries(p.files)) console.log(from + "\t" + to);' \
-    "$(realpath "$pin")" >"$tmp/files"
-cut -f1 "$tmp/files" | xargs tar -xzf "$tarball" -C "$tmp/x"
-while IFS=$'\t' read -r from to; do
-    mv "$tmp/x/$from" "$vendor/$to"
-done <"$tmp/files"
-echo "$integrity" >"$stamp"
-echo "browser-deps.sh: $pkg@$version extracted into $vendor"
+# The bundle, by the script the meeting page shares (scripts/web.sh).
+bash scripts/lib-jitsi-meet.sh "$dir/vendor"

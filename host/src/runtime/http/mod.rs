@@ -1,5 +1,6 @@
 //! The HTTP listener: XMPP over WebSocket (RFC 7395) and BOSH (XEP-0206) for browsers,
-//! `/about/health`, `/metrics` (Prometheus text), `/stats` (JSON), and a static folder.
+//! `/about/health`, `/metrics` (Prometheus text), `/stats` (JSON), a static folder, and the
+//! meeting page (`meeting_page`).
 //!
 //! Shell (hyper on tokio). Invariants: every request is bounded in head size, body size and
 //! time; the client address and "is it encrypted" come from the socket unless the peer is a
@@ -10,6 +11,7 @@
 
 pub mod admin;
 mod colibri;
+mod meeting_page;
 mod static_files;
 
 use std::net::{IpAddr, SocketAddr};
@@ -129,16 +131,37 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>, peer: SocketAddr, tls: boo
             let body = metrics.render_json(&ctx.plugin_stats(), ctx.bosh.len());
             respond(StatusCode::OK, "application/json", body.to_string().into())
         }
-        _ => match &http.static_dir {
-            Some(dir) => {
+        _ => {
+            // Files of `http.static_dir` first; what it does not have, the meeting page
+            // answers (`/`, `/<room>`, `/config.json`, its assets: meeting_page.rs).
+            let head = req.method() == Method::HEAD;
+            let mut fallback = None;
+            if let Some(dir) = &http.static_dir {
+                let r = static_files::serve(dir, req.uri().path(), head).await;
+                if r.status() != StatusCode::NOT_FOUND {
+                    metrics.http_request("static");
+                    return r;
+                }
+                fallback = Some(r);
+            }
+            let page =
+                meeting_page::serve(&ctx.config, req.headers(), &path, req.uri().path(), head);
+            if let Some(r) = page.await {
                 metrics.http_request("static");
-                static_files::serve(dir, req.uri().path(), req.method() == Method::HEAD).await
+                return r;
             }
-            None => {
-                metrics.http_request("not_found");
-                text(StatusCode::NOT_FOUND, "Not found.\n")
+            // End of the meeting page's routing.
+            match fallback {
+                Some(r) => {
+                    metrics.http_request("static");
+                    r
+                }
+                None => {
+                    metrics.http_request("not_found");
+                    text(StatusCode::NOT_FOUND, "Not found.\n")
+                }
             }
-        },
+        }
     }
 }
 

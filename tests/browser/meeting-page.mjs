@@ -1,0 +1,298 @@
+#!/usr/bin/env node
+// The meeting page (host/web) in real browsers, as a person uses it: headless Chromium opens
+// the page that a running `lilt serve` serves, picks a room on `/`, enters a name on the
+// pre-join screen, joins; a second person opens `/<room>` directly and joins too. Everything is
+// done through the page's own DOM (typing, clicking) and checked in its DOM: each sees the
+// other's tile with the right name, a chat message arrives, leaving removes the tile. What
+// needs media through the SFU (remote tracks, mute seen remotely, video playing) is observed
+// and reported, and required only with --require-media. One JSON report goes to stdout.
+//
+//   node meeting-page.mjs --url http://127.0.0.1:5280 --room team-sync --timeout 90 \
+//        [--brand-name "Acme Meet"] [--welcome "Welcome to"] [--require-media]
+//
+// Options:
+//   --url URL          the server's HTTP origin (the page is at URL/)
+//   --room NAME        the room typed on the home page (typed in upper case on purpose: the
+//                      page must lower-case it)
+//   --timeout S        bound on the whole run (default 90); every wait is bounded
+//   --brand-name TEXT  the brand name both pages must show (branding plugin)
+//   --welcome TEXT     text the branding plugin's welcome message must contain, in the chat
+//   --media-wait S     how long to watch for remote media before leaving (default 10)
+//   --require-media    fail unless each sees the other's video playing and a mute
+//
+// Exit status: 0 when every required check held, 1 otherwise, 2 on bad usage. Page consoles go
+// to stderr, prefixed [alice] / [bob].
+
+import { chromium } from 'playwright-core';
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--use-fake-ui-for-media-stream',
+    '--use-fake-device-for-media-stream'
+];
+const POLL_MS = 200;
+
+function parseArgs(argv) {
+    const o = { url: null, room: 'page-test', timeout: 90, brandName: null, welcome: null, mediaWait: 10, requireMedia: false };
+    for (let i = 0; i < argv.length; i++) {
+        const a = argv[i];
+        const v = () => {
+            if (i + 1 >= argv.length) {
+                throw new Error(`${a} needs a value`);
+            }
+
+            return argv[++i];
+        };
+        switch (a) {
+        case '--url': o.url = v().replace(/\/+$/, ''); break;
+        case '--room': o.room = v(); break;
+        case '--timeout': o.timeout = Number(v()); break;
+        case '--brand-name': o.brandName = v(); break;
+        case '--welcome': o.welcome = v(); break;
+        case '--media-wait': o.mediaWait = Number(v()); break;
+        case '--require-media': o.requireMedia = true; break;
+        default: throw new Error(`unknown argument ${a}`);
+        }
+    }
+    if (!o.url) {
+        throw new Error('--url is required');
+    }
+
+    return o;
+}
+
+const sleep = ms => new Promise(r => setTimeout(r, ms));
+
+class Check extends Error {}
+
+async function main() {
+    let o;
+    try {
+        o = parseArgs(process.argv.slice(2));
+    } catch (e) {
+        process.stderr.write(`meeting-page.mjs: ${e.message}\n`);
+        process.exit(2);
+    }
+    const deadline = Date.now() + o.timeout * 1000;
+    const report = { ok: false, failure: null, steps: [], media: {}, pages: {} };
+    const step = (name, detail) => {
+        report.steps.push({ t: Date.now(), step: name, ...(detail || {}) });
+        process.stderr.write(`meeting-page.mjs: ${name}${detail ? ` ${JSON.stringify(detail)}` : ''}\n`);
+    };
+    const left = () => Math.max(0, deadline - Date.now());
+
+    // Poll `fn` (in node) until it returns a truthy value; throw Check(what) at the deadline or
+    // after `ms`.
+    async function until(what, fn, ms = left()) {
+        const end = Math.min(deadline, Date.now() + ms);
+        let last;
+        for (;;) {
+            try {
+                last = await fn();
+            } catch (e) {
+                last = null;
+                if (!/Execution context was destroyed|navigation/i.test(String(e))) {
+                    throw e;
+                }
+            }
+            if (last) {
+                return last;
+            }
+            if (Date.now() >= end) {
+                throw new Check(`not within ${Math.round(ms / 1000)} s: ${what}`);
+            }
+            await sleep(POLL_MS);
+        }
+    }
+
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    const pages = {};
+    const snap = async who => {
+        try {
+            return await pages[who].evaluate(() => window.liltPage && window.liltPage.snapshot());
+        } catch (e) {
+            return { error: String(e) };
+        }
+    };
+    try {
+        async function open(who) {
+            const context = await browser.newContext();
+            const page = await context.newPage();
+            page.on('console', m => process.stderr.write(`[${who}] ${m.type()}: ${m.text()}\n`));
+            page.on('pageerror', e => process.stderr.write(`[${who}] pageerror: ${e.stack || e}\n`));
+            pages[who] = page;
+
+            return page;
+        }
+
+        // Wait until the page reaches the meeting (or says why not, from its own text).
+        async function joined(who) {
+            const page = pages[who];
+            const phase = await until(`${who} joins the meeting`, async () => {
+                const s = await snap(who);
+                if (s && (s.phase === 'meeting' || s.phase === 'failed'
+                    || (s.phase === 'prejoin' && /Could not|failed|Cannot/i.test(s.prejoinStatus)))) {
+                    return s;
+                }
+
+                return null;
+            });
+            if (phase.phase !== 'meeting') {
+                throw new Check(`${who} did not join; the page says: ${phase.notice || phase.prejoinStatus}`);
+            }
+            await page.locator('#meeting').waitFor({ state: 'visible', timeout: left() });
+        }
+
+        // 1. Alice: home page, types the room (in upper case), goes to pre-join, joins.
+        const alice = await open('alice');
+        await alice.goto(`${o.url}/`, { timeout: left() });
+        await alice.locator('#home').waitFor({ state: 'visible', timeout: left() });
+        step('alice: home page shown', { title: await alice.title() });
+        await alice.locator('#room-input').pressSequentially(o.room.toUpperCase(), { timeout: left() });
+        const typed = await alice.locator('#room-input').inputValue();
+        await alice.locator('#go').click({ timeout: left() });
+        await alice.waitForURL(u => new URL(u).pathname === `/${o.room}`, { timeout: left() });
+        await alice.locator('#prejoin').waitFor({ state: 'visible', timeout: left() });
+        step('alice: pre-join shown', { typed, url: alice.url() });
+        await until('alice: camera preview playing', () => alice.evaluate(() => {
+            const v = document.getElementById('preview');
+
+            return v.srcObject && v.readyState >= 2 && v.videoWidth > 0;
+        }));
+        step('alice: camera preview playing');
+        await alice.locator('#name-input').fill('Alice', { timeout: left() });
+        await until('alice: join button enabled', () => alice.locator('#join').isEnabled());
+        await alice.locator('#join').click({ timeout: left() });
+        await joined('alice');
+        step('alice: in the meeting', { myId: (await snap('alice')).myId });
+
+        // 2. Bob: opens /<room> directly, joins.
+        const bob = await open('bob');
+        await bob.goto(`${o.url}/${o.room}`, { timeout: left() });
+        await bob.locator('#prejoin').waitFor({ state: 'visible', timeout: left() });
+        await bob.locator('#name-input').fill('Bob', { timeout: left() });
+        await until('bob: join button enabled', () => bob.locator('#join').isEnabled());
+        await bob.locator('#join').click({ timeout: left() });
+        await joined('bob');
+        step('bob: in the meeting', { myId: (await snap('bob')).myId });
+
+        // 3. Each shows the other's tile with the right name.
+        const tileNamed = (who, name) => until(`${who} shows a tile named ${name}`, async () => {
+            const s = await snap(who);
+
+            return s.tiles.find(t => !t.local && t.name === name) || null;
+        });
+        const bobAtAlice = await tileNamed('alice', 'Bob');
+        const aliceAtBob = await tileNamed('bob', 'Alice');
+        step('tiles with names', { atAlice: (await snap('alice')).tiles, atBob: (await snap('bob')).tiles });
+
+        // 4. Branding, when asked for.
+        if (o.brandName) {
+            for (const who of [ 'alice', 'bob' ]) {
+                await until(`${who} shows the brand name ${o.brandName}`,
+                    async () => (await pages[who].locator('#brand-name').textContent()) === o.brandName);
+            }
+            step('brand name shown', { brand: (await snap('alice')).brand });
+        }
+        if (o.welcome) {
+            for (const who of [ 'alice', 'bob' ]) {
+                await until(`${who} shows the welcome message`, async () =>
+                    (await snap(who)).messages.some(m => m.kind === 'system' && m.text.includes(o.welcome)));
+            }
+            step('welcome message shown', { messages: (await snap('bob')).messages });
+        }
+
+        // 5. Chat: Alice types a message, Bob sees it from Alice (and Alice sees the room's echo).
+        const text = `hello from alice ${Date.now()}`;
+        await alice.locator('#chat-input').fill(text, { timeout: left() });
+        await alice.locator('#chat-input').press('Enter', { timeout: left() });
+        await until('bob shows alice\'s chat message', async () =>
+            (await snap('bob')).messages.some(m => m.text === text && m.from === 'Alice'));
+        await until('alice shows her own message', async () =>
+            (await snap('alice')).messages.some(m => m.text === text && m.from === 'You'));
+        step('chat message delivered', { text });
+
+        // 6. Speaker stats and conference duration, when the vhost runs their plugins.
+        const sa = await snap('alice');
+        report.speakerStatsSource = sa.speakerStatsSource;
+        if (await alice.locator('#stats-toggle').isVisible()) {
+            await alice.locator('#stats-toggle').click({ timeout: left() });
+            const rows = await until('speaker stats list the participants', async () => {
+                const s = await snap('alice');
+
+                return s.stats.length >= 2 ? s.stats : null;
+            }, 10000);
+            report.speakerStats = rows;
+            step('speaker stats shown', { rows });
+        }
+        report.duration = await until('conference duration shown', async () => (await snap('alice')).duration, 5000)
+            .catch(() => null);
+        if (report.duration) {
+            step('conference duration shown', { duration: report.duration });
+        }
+
+        // 7. Media: observed for --media-wait seconds; required only with --require-media.
+        const mediaEnd = Date.now() + Math.min(o.mediaWait * 1000, left());
+        // muteSeen: true (seen at Bob), or null (Bob had no audio track of Alice to show it on).
+        const media = { aliceSeesBobVideo: false, bobSeesAliceVideo: false, muteSeen: null };
+        while (Date.now() < mediaEnd && !(media.aliceSeesBobVideo && media.bobSeesAliceVideo)) {
+            const [ a, b ] = [ await snap('alice'), await snap('bob') ];
+            media.aliceSeesBobVideo = a.tiles.some(t => t.id === bobAtAlice.id && t.video === 'playing');
+            media.bobSeesAliceVideo = b.tiles.some(t => t.id === aliceAtBob.id && t.video === 'playing');
+            await sleep(500);
+        }
+        // Alice mutes her microphone: her own tile shows it at once. Bob's tile of Alice can
+        // show it only once Bob has her audio track (the mute travels with the track's
+        // signalling): then it is required; without that track it is reported as not checked.
+        const hadTrack = await until('bob has alice\'s audio track, unmuted', async () => {
+            const t = (await snap('bob')).tiles.find(x => x.id === aliceAtBob.id);
+
+            return t && t.tracks.includes('audio') && !t.audioMuted;
+        }, 5000).then(() => true, () => false);
+        media.bobTileOfAliceBeforeMute = (await snap('bob')).tiles.find(t => t.id === aliceAtBob.id);
+        await alice.locator('#mic').click({ timeout: left() });
+        await until('alice\'s own tile shows her microphone muted', async () =>
+            (await snap('alice')).tiles.some(t => t.local && t.audioMuted));
+        step('alice muted her microphone', { button: await alice.locator('#mic').textContent() });
+        if (hadTrack) {
+            await until('bob sees alice\'s microphone muted', async () =>
+                (await snap('bob')).tiles.some(t => t.id === aliceAtBob.id && t.audioMuted));
+            media.muteSeen = true;
+        } else {
+            media.muteSeen = null;
+        }
+        report.media = media;
+        step('media observed', media);
+        if (o.requireMedia && !(media.aliceSeesBobVideo && media.bobSeesAliceVideo)) {
+            throw new Check('remote video is not playing on both sides');
+        }
+
+        // 8. Bob leaves: his page says so, Alice's tile of Bob goes away.
+        await bob.locator('#leave').click({ timeout: left() });
+        await bob.locator('#left').waitFor({ state: 'visible', timeout: left() });
+        await until('alice no longer shows bob\'s tile', async () =>
+            !(await snap('alice')).tiles.some(t => t.id === bobAtAlice.id));
+        step('bob left; his tile is gone at alice', { atAlice: (await snap('alice')).tiles });
+        report.ok = true;
+    } catch (e) {
+        report.failure = e instanceof Check ? e.message : String(e.stack || e);
+    }
+    for (const who of Object.keys(pages)) {
+        report.pages[who] = await snap(who);
+    }
+    await browser.close().catch(() => {});
+    process.stdout.write(`${JSON.stringify(report)}\n`, () => process.exit(report.ok ? 0 : 1));
+}
+
+main().catch(e => {
+    process.stderr.write(`meeting-page.mjs: ${e.stack || e}\n`);
+    process.stdout.write(`${JSON.stringify({ ok: false, failure: String(e.stack || e) })}\n`, () => process.exit(1));
+});
