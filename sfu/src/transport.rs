@@ -299,6 +299,9 @@ impl Transport {
         local: SocketAddr,
         data: &[u8],
     ) {
+        if self.failed {
+            return;
+        }
         let Some(dtls) = self.dtls.as_mut() else {
             // The focus has not told us the browser's fingerprint yet; the browser retransmits.
             return;
