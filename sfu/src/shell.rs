@@ -128,7 +128,8 @@ impl Shell {
         self.local
     }
 
-    /// Runs until every [`SfuHandle`] is dropped or the socket fails.
+    /// Runs until every [`SfuHandle`] is dropped. Socket errors on single datagrams are logged
+    /// and skipped.
     pub async fn run(mut self) -> io::Result<()> {
         let mut buf = vec![0u8; 2048];
         loop {
@@ -138,8 +139,14 @@ impl Shell {
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             tokio::select! {
                 r = self.socket.recv_from(&mut buf) => {
-                    let (n, from) = r?;
-                    self.sfu.handle_input(Instant::now(), from, self.local, &buf[..n]);
+                    match r {
+                        Ok((n, from)) => {
+                            self.sfu.handle_input(Instant::now(), from, self.local, &buf[..n]);
+                        }
+                        // A datagram-level error (e.g. an ICMP report surfacing) concerns one
+                        // peer, not the SFU: note it and keep serving.
+                        Err(e) => tracing::debug!("sfu recv: {e}"),
+                    }
                     // Drain what else is queued without going back through the select.
                     for _ in 0..64 {
                         match self.socket.try_recv_from(&mut buf) {
@@ -147,7 +154,10 @@ impl Shell {
                                 self.sfu.handle_input(Instant::now(), from, self.local, &buf[..n]);
                             }
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                            Err(e) => return Err(e),
+                            Err(e) => {
+                                tracing::debug!("sfu recv: {e}");
+                                break;
+                            }
                         }
                     }
                 }
