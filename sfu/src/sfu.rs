@@ -276,7 +276,9 @@ impl Sfu {
         Ok(local)
     }
 
-    /// Installs the browser's ICE credentials and DTLS fingerprint; ICE checks start.
+    /// Installs the browser's ICE credentials and DTLS fingerprint; ICE checks start. Calling
+    /// it again with the same values (a transport-info) changes nothing; different values are
+    /// refused with [`SfuError::RemoteTransportChanged`].
     pub fn set_remote_transport(
         &mut self,
         conference: &str,

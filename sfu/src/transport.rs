@@ -87,6 +87,8 @@ pub(crate) struct Transport {
     pub(crate) events: Vec<TransportEvent>,
     /// Whether the browser's credentials are known (the agent drops checks until then).
     remote_set: bool,
+    /// What `set_remote` installed: (ufrag, pwd, fingerprint digest).
+    remote: Option<(String, String, Vec<u8>)>,
     /// Binding requests that arrived before the browser's credentials: (from, local, bytes).
     /// A browser starts checking as soon as it has the offer, before the focus relays its
     /// answer; these are replayed into the agent once the credentials arrive, so the SFU
@@ -157,6 +159,7 @@ impl Transport {
             out: Vec::new(),
             events: Vec::new(),
             remote_set: false,
+            remote: None,
             early_checks: Vec::new(),
         })
     }
@@ -197,6 +200,17 @@ impl Transport {
         let expected = parse_fingerprint(fingerprint_value)
             .filter(|d| d.len() == 32)
             .ok_or_else(|| SfuError::BadFingerprint(fingerprint_value.to_owned()))?;
+        if let Some((u, p, f)) = &self.remote {
+            // The focus relays every transport-info the same way as the session-accept: the
+            // same transport again changes nothing; a different one would be an ICE restart or
+            // a new DTLS identity, which Jitsi does with a new endpoint instead.
+            return if u == ufrag && p == pwd && *f == expected {
+                Ok(Vec::new())
+            } else {
+                Err(SfuError::RemoteTransportChanged)
+            };
+        }
+        self.remote = Some((ufrag.to_owned(), pwd.to_owned(), expected.clone()));
         let crypto = self.provider.clone();
         let verify = Arc::new(
             move |certs: &[Vec<u8>], _: &[rustls_pki_types::CertificateDer<'static>]| {

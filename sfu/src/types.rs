@@ -26,6 +26,11 @@ pub enum SfuError {
     /// The signalled ICE credentials are too short (ufrag < 4, pwd < 22 characters).
     #[error("unusable remote ICE credentials")]
     BadCredentials,
+    /// The endpoint already has a different remote transport (ICE restarts and new DTLS
+    /// identities take a new endpoint). The same transport again is accepted and changes
+    /// nothing.
+    #[error("the endpoint's remote transport is already set to different values")]
+    RemoteTransportChanged,
     /// The SSRC already belongs to another endpoint of the conference.
     #[error("ssrc {0} already belongs to another endpoint")]
     SsrcInUse(u32),

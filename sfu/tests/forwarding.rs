@@ -328,6 +328,20 @@ fn forward_media_and_feedback(profile: SrtpProtectionProfile, name: &str) {
     );
     assert_eq!(plis_for(&to_a, A_VIDEO[1]), 0);
 
+    // The focus relays a later transport-info the same way: the same transport again
+    // changes nothing, a different one is refused; media keeps flowing below.
+    let remote_b = net.client(b).remote_transport();
+    net.sfu
+        .set_remote_transport("conf", "b", &remote_b)
+        .expect("same transport again");
+    let mut changed = remote_b.clone();
+    changed.ufrag = "otherufrag".into();
+    assert_eq!(
+        net.sfu.set_remote_transport("conf", "b", &changed),
+        Err(lilt_sfu::SfuError::RemoteTransportChanged)
+    );
+    net.flush();
+
     // Audio with audio level (id 1) and two hop-by-hop extensions (ids 3, 5).
     for seq in 0..10u16 {
         let p = rtp(
