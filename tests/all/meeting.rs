@@ -26,11 +26,13 @@ use crate::harness::{Server, Setup, TempDir, TestConfig, Vhost, workspace_root};
 const NODE_GRACE: Duration = Duration::from_secs(45);
 
 /// The Jitsi layout on one anonymous vhost: `localhost` with its MUC at
-/// `conference.localhost`; the focus answers at `focus.localhost`.
+/// `conference.localhost` and its focus at `focus.localhost`.
 fn meeting_config() -> TestConfig {
-    TestConfig::new(vec![
-        Vhost::anonymous("localhost").with("[vhosts.muc]\ndomain = \"conference.localhost\""),
-    ])
+    TestConfig::new(vec![Vhost::anonymous("localhost").with(
+        "[vhosts.muc]\ndomain = \"conference.localhost\"\n[vhosts.focus]",
+    )])
+    // Media on an ephemeral loopback port, so that tests run side by side.
+    .table("[sfu]\nbind = \"127.0.0.1:0\"")
 }
 
 fn browser_dir() -> PathBuf {

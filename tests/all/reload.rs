@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::Barrier;
 
-use crate::harness::{Server, Setup, TempDir, TestConfig, Vhost, plugin_dir, run_cli};
+use crate::harness::{Setup, TempDir, TestConfig, Vhost, plugin_dir, run_cli};
 use crate::muc::Peer;
 use crate::raw::RawClient;
 use crate::web::http;

@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio_rustls::TlsAcceptor;
 
+use super::bridge::Bridge;
 use super::entropy::OsEntropy;
 use super::http;
 use super::link::BoshRegistry;
@@ -69,6 +70,8 @@ pub struct Ctx {
     pub admin_token: String,
     /// The SFU endpoints' bridge channels (colibri WebSocket).
     pub channels: Arc<super::colibri::Channels>,
+    /// The SFU, when a vhost has a focus (for its statistics).
+    pub sfu: Option<lilt_sfu::shell::SfuHandle>,
 }
 
 impl Ctx {
@@ -301,16 +304,30 @@ impl Server {
             plugin_set,
         ));
         plugins.attach(&workers, router_tx.clone());
+        let channels = Arc::new(super::colibri::Channels::default());
+        let bridge = Bridge::start(&config, router_tx.clone(), channels.clone()).await?;
         let mut tasks = vec![(
             "router".to_owned(),
             tokio::spawn(router_task::run(
                 router,
                 router_rx,
                 workers,
-                None,
+                bridge.as_ref().map(|b| b.requests.clone()),
                 metrics.clone(),
             )),
         )];
+        let sfu = bridge.map(|b| {
+            tasks.push(("bridge".to_owned(), b.task));
+            tasks.push((
+                "SFU".to_owned(),
+                tokio::spawn(async move {
+                    if let Ok(Err(e)) = b.shell.await {
+                        tracing::error!(message = "The SFU's socket failed.", error = %e);
+                    }
+                }),
+            ));
+            b.handle
+        });
         tasks.push((
             "plugin watcher".to_owned(),
             tokio::spawn(plugins.clone().watch()),
@@ -328,7 +345,8 @@ impl Server {
         let admin_token = http::admin::server_token(&config.data_dir)?;
         let ctx = Arc::new(Ctx {
             admin_token,
-            channels: Arc::new(super::colibri::Channels::default()),
+            channels,
+            sfu,
             plugins,
             c2s_plain,
             c2s_encrypted,
