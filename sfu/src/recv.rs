@@ -104,17 +104,18 @@ impl RecvStream {
     }
 }
 
-/// A receiver report from `sender_ssrc` with a block for each stream (at most 31, the RC
-/// field's limit), or `None` when there is nothing to report.
+/// A receiver report from `sender_ssrc` with a block for each stream whose SSRC `include`
+/// accepts (at most 31, the RC field's limit), or `None` when there is nothing to report.
 pub fn build_receiver_report(
     sender_ssrc: u32,
     streams: &mut HashMap<u32, RecvStream>,
+    include: impl Fn(u32) -> bool,
     now: Instant,
 ) -> Option<Vec<u8>> {
-    if streams.is_empty() {
+    let mut ssrcs: Vec<u32> = streams.keys().copied().filter(|s| include(*s)).collect();
+    if ssrcs.is_empty() {
         return None;
     }
-    let mut ssrcs: Vec<u32> = streams.keys().copied().collect();
     ssrcs.sort_unstable();
     ssrcs.truncate(31);
     let mut p = Vec::with_capacity(8 + 24 * ssrcs.len());
@@ -193,12 +194,13 @@ mod tests {
         let mut streams = HashMap::new();
         streams.insert(5u32, RecvStream::new(0, 48000));
         streams.insert(3u32, RecvStream::new(0, 90000));
-        let rr = build_receiver_report(42, &mut streams, Instant::now()).expect("rr");
+        let rr = build_receiver_report(42, &mut streams, |_| true, Instant::now()).expect("rr");
         assert_eq!(rr.len(), 8 + 48);
         assert_eq!(rr[0], 0x82);
         assert_eq!(rr[1], 201);
         assert_eq!(u16::from_be_bytes([rr[2], rr[3]]), 13);
         assert_eq!(u32::from_be_bytes([rr[8], rr[9], rr[10], rr[11]]), 3);
-        assert!(build_receiver_report(42, &mut HashMap::new(), Instant::now()).is_none());
+        assert!(build_receiver_report(42, &mut HashMap::new(), |_| true, Instant::now()).is_none());
+        assert!(build_receiver_report(42, &mut streams, |s| s == 9, Instant::now()).is_none());
     }
 }

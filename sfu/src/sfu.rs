@@ -482,9 +482,17 @@ impl Sfu {
                     continue;
                 }
                 ep.next_rr = Some(now + RR_INTERVAL);
-                let fb = ep.video_feedback_ssrc();
-                if let Some(rr) = recv::build_receiver_report(fb, &mut ep.recv, now) {
-                    send_rtcp(ep, &rr, &mut self.transmits);
+                let Some(conf) = self.conferences.get(&ep.conference) else {
+                    continue;
+                };
+                // Audio streams are reported from jvb-a0, video (and RTX) from jvb-v0.
+                for (i, kind) in [(0, MediaKind::Audio), (1, MediaKind::Video)] {
+                    let of_kind =
+                        |ssrc: u32| conf.routes.get(&ssrc).is_some_and(|r| r.kind == kind);
+                    let fb = ep.feedback[i].ssrc;
+                    if let Some(rr) = recv::build_receiver_report(fb, &mut ep.recv, of_kind, now) {
+                        send_rtcp(ep, &rr, &mut self.transmits);
+                    }
                 }
             }
         }
