@@ -34,4 +34,5 @@ mod routing;
 mod sm;
 mod stream_errors;
 mod tls;
+mod web_page;
 mod websocket;

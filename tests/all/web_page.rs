@@ -1,0 +1,254 @@
+//! The meeting page (host/web, built by scripts/web.sh into host/web/dist) served by the real
+//! `lilt`: its routes and `/config.json` over reqwest, and two people meeting on it in
+//! headless Chromium (tests/browser/meeting-page.mjs drives the page through its DOM: room
+//! picker, pre-join, join, tiles, chat, branding, speaker stats, mute, leave).
+//!
+//! Shell (processes: `lilt serve`, `node meeting-page.mjs`, Chromium). Spec: docs/meeting-page.md.
+//! Invariants: every run is bounded (the script by `--timeout`, and killed here a little after);
+//! only 127.0.0.1 is used; a missing page build, Chromium or npm install fails with a message
+//! naming the script that provides it. Tests: this file.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{Server, Setup, TempDir, TestConfig, Vhost, free_ports, workspace_root};
+use crate::web;
+
+/// How long the browser run may take, and how much longer before it is killed.
+const RUN_TIMEOUT_S: u64 = 120;
+const NODE_GRACE: Duration = Duration::from_secs(45);
+
+/// Panics with how to build it when the page is not built.
+fn require_page() {
+    let index = workspace_root().join("host/web/dist/index.html");
+    assert!(
+        index.is_file(),
+        "the meeting page is not built ({} is missing); run `bash scripts/web.sh` \
+         (scripts/setup.sh does)",
+        index.display()
+    );
+}
+
+/// A Jitsi tenant on `localhost`: MUC, focus, the SFU on a free loopback port, and the
+/// speakerstats, conference-duration and branding plugins.
+fn page_config() -> TestConfig {
+    let [sfu_port] = free_ports::<1>();
+    TestConfig::new(vec![
+        Vhost::anonymous("localhost")
+            .with("[vhosts.muc]\ndomain = \"conference.localhost\"\n[vhosts.focus]")
+            .with(
+                "[[vhosts.plugins]]\nplugin = \"speakerstats\"\ncomponent = \"speakerstats.localhost\"\n\
+                 [[vhosts.plugins]]\nplugin = \"conference-duration\"\n\
+                 component = \"conferenceduration.localhost\"\n\
+                 [[vhosts.plugins]]\nplugin = \"branding\"\n[vhosts.plugins.settings]\n\
+                 welcome_message = \"Welcome to {room}, {name}!\"\n\
+                 brand = { name = \"Acme Meet\", logo_url = \"/assets/logo.svg\", \
+                 colors = { primary = \"#0055ff\" } }",
+            ),
+    ])
+    .table(&format!("[sfu]\nbind = \"127.0.0.1:{sfu_port}\""))
+}
+
+#[tokio::test]
+async fn page_routes_and_config() {
+    require_page();
+    let server = Setup::new(page_config()).start();
+    let ports = server.ports();
+    for path in ["/", "/team-sync", "/Team-Sync/"] {
+        let (status, ct, body) = web::get(ports, path).await;
+        assert_eq!(
+            (status, ct.as_str()),
+            (200, "text/html; charset=utf-8"),
+            "{path}"
+        );
+        assert!(
+            body.contains("/assets/lib-jitsi-meet.min.js?v=") && body.contains("/assets/app.js?v="),
+            "{path} is the page: {body}"
+        );
+    }
+    for (path, ct) in [
+        ("/assets/app.js", "text/javascript; charset=utf-8"),
+        (
+            "/assets/lib-jitsi-meet.min.js",
+            "text/javascript; charset=utf-8",
+        ),
+        ("/assets/jquery.min.js", "text/javascript; charset=utf-8"),
+        ("/assets/app.css", "text/css; charset=utf-8"),
+    ] {
+        let (status, got, _) = web::get(ports, path).await;
+        assert_eq!((status, got.as_str()), (200, ct), "{path}");
+    }
+    // Traversal is static_files' (its unit tests; reqwest normalises dot segments away).
+    for path in ["/a/b", "/missing.js", "/assets/.hidden"] {
+        let (status, _, _) = web::get(ports, path).await;
+        assert_ne!(status, 200, "{path}");
+    }
+    let (status, ct, body) = web::get(ports, "/config.json").await;
+    assert_eq!((status, ct.as_str()), (200, "application/json"));
+    let c: Value = serde_json::from_str(&body).expect("config.json is JSON");
+    assert_eq!(c["domain"], "localhost", "{c}");
+    assert_eq!(c["muc"], "conference.localhost", "{c}");
+    assert_eq!(c["focus"], "focus.localhost", "{c}");
+    assert_eq!(c["websocket"], "/xmpp-websocket", "{c}");
+    assert_eq!(c["anonymous"], true, "{c}");
+    assert_eq!(c["branding"], true, "{c}");
+    assert_eq!(c["speakerstats"], "speakerstats.localhost", "{c}");
+    assert_eq!(
+        c["conference_duration"], "conferenceduration.localhost",
+        "{c}"
+    );
+    // /about/health and the other routes are untouched.
+    let (status, _, _) = web::get(ports, "/about/health").await;
+    assert_eq!(status, 200);
+}
+
+/// A file of `http.static_dir` wins over the page; what it lacks, the page answers.
+#[tokio::test]
+async fn static_dir_comes_first() {
+    require_page();
+    let site = TempDir::new();
+    std::fs::write(site.path().join("index.html"), "operator's page").expect("write");
+    let server = Setup::new(page_config().http(&format!(
+        "static_dir = {:?}",
+        site.path().display().to_string()
+    )))
+    .start();
+    let ports = server.ports();
+    let (status, _, body) = web::get(ports, "/").await;
+    assert_eq!((status, body.as_str()), (200, "operator's page"));
+    let (status, _, body) = web::get(ports, "/some-room").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("/assets/app.js?v="), "{body}");
+}
+
+fn browser_dir() -> PathBuf {
+    workspace_root().join("tests/browser")
+}
+
+/// Run meeting-page.mjs against `server`; its exit code, report and stderr.
+fn run_page_test(server: &Server, args: &[&str]) -> (Option<i32>, Value, String, TempDir) {
+    for (path, what) in [
+        (PathBuf::from("/usr/bin/chromium"), "Chromium"),
+        (
+            browser_dir().join("node_modules/playwright-core"),
+            "playwright-core (tests/browser/node_modules)",
+        ),
+    ] {
+        assert!(
+            path.exists(),
+            "{what} is missing at {}; run `bash scripts/browser-deps.sh` (scripts/test.sh does)",
+            path.display()
+        );
+    }
+    let dir = TempDir::new();
+    let log_path = dir.path().join("browsers.log");
+    let log = std::fs::File::create(&log_path).expect("create browsers.log");
+    let url = format!("http://127.0.0.1:{}", server.ports().http);
+    let timeout = RUN_TIMEOUT_S.to_string();
+    let mut child = Command::new("node")
+        .arg("meeting-page.mjs")
+        .args(["--url", &url, "--timeout", &timeout])
+        .args(args)
+        .current_dir(browser_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("spawn node (install Node.js; scripts/test.sh does)");
+    let mut out = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(RUN_TIMEOUT_S) + NODE_GRACE;
+    let code = loop {
+        match child.try_wait().expect("wait for node") {
+            Some(status) => break status.code(),
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            None => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    let stdout = reader.join().unwrap_or_default();
+    let report = stdout
+        .lines()
+        .rev()
+        .find_map(|l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .filter(Value::is_object)
+        })
+        .unwrap_or(Value::Null);
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    eprintln!("browser logs: {}", log_path.display());
+    (code, report, log, dir)
+}
+
+/// Two people meet on the page: Alice picks the room on `/` (typed in upper case, the page
+/// lower-cases it), both join from the pre-join screen with fake camera and microphone, each
+/// shows the other's tile with the right name, both show the brand name and the welcome
+/// message of the branding plugin, a chat message arrives, the speaker stats list both,
+/// Alice's mute shows on her tile (and on Bob's tile of her when he has her audio track),
+/// and Bob's leaving removes his tile. Remote video playing is reported, not required: it
+/// needs media through the SFU.
+#[test]
+fn two_people_meet_on_the_page() {
+    require_page();
+    let server = Setup::new(page_config()).start();
+    let (code, report, log, _dir) = run_page_test(
+        &server,
+        &[
+            "--room",
+            "team-sync",
+            "--brand-name",
+            "Acme Meet",
+            "--welcome",
+            "Welcome to team-sync",
+        ],
+    );
+    let tail: Vec<&str> = log.lines().rev().take(80).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    assert!(
+        code == Some(0) && report["ok"] == Value::Bool(true),
+        "the meeting page run failed (exit {code:?}): {}\nsteps: {}\npages: {}\n---- log tail ----\n{}",
+        report["failure"],
+        report["steps"],
+        report["pages"],
+        tail.join("\n")
+    );
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["step"].as_str())
+        .collect();
+    for wanted in [
+        "alice: pre-join shown",
+        "alice: camera preview playing",
+        "tiles with names",
+        "brand name shown",
+        "welcome message shown",
+        "chat message delivered",
+        "speaker stats shown",
+        "alice muted her microphone",
+        "bob left; his tile is gone at alice",
+    ] {
+        assert!(
+            steps.contains(&wanted),
+            "step {wanted:?} missing: {steps:?}"
+        );
+    }
+    // What media reached the pages, for the record (the SFU's tests own media).
+    eprintln!(
+        "media: {}; conference duration shown: {}",
+        report["media"], report["duration"]
+    );
+}
