@@ -34,11 +34,18 @@ fn require_page() {
 }
 
 /// A Jitsi tenant on `localhost`: MUC, focus, the SFU on a free loopback port, and the
-/// speakerstats, conference-duration and branding plugins.
-fn page_config() -> TestConfig {
+/// speakerstats, conference-duration and branding plugins. `tls_required`: the vhost refuses
+/// plain `ws://` logins, as the embedded defaults do.
+fn page_config_with(tls_required: bool) -> TestConfig {
     let [sfu_port] = free_ports::<1>();
+    let vhost = Vhost::anonymous("localhost");
+    let vhost = if tls_required {
+        vhost.tls_required()
+    } else {
+        vhost
+    };
     TestConfig::new(vec![
-        Vhost::anonymous("localhost")
+        vhost
             .with("[vhosts.muc]\ndomain = \"conference.localhost\"\n[vhosts.focus]")
             .with(
                 "[[vhosts.plugins]]\nplugin = \"speakerstats\"\ncomponent = \"speakerstats.localhost\"\n\
@@ -51,6 +58,10 @@ fn page_config() -> TestConfig {
             ),
     ])
     .table(&format!("[sfu]\nbind = \"127.0.0.1:{sfu_port}\""))
+}
+
+fn page_config() -> TestConfig {
+    page_config_with(false)
 }
 
 #[tokio::test]
@@ -192,8 +203,9 @@ fn run_page_test(server: &Server, args: &[&str]) -> (Option<i32>, Value, String,
     (code, report, log, dir)
 }
 
-/// Two people meet on the page: Alice picks the room on `/` (typed in upper case, the page
-/// lower-cases it), both join from the pre-join screen with fake camera and microphone, each
+/// Two people meet on the page, as on the embedded defaults (a vhost that refuses plain
+/// `ws://` logins): Alice opens `http://…/` and picks the room (typed in upper case, the page
+/// lower-cases it), the page moves itself to the HTTPS listener, both join from the pre-join screen with fake camera and microphone, each
 /// shows the other's tile with the right name, both show the brand name and the welcome
 /// message of the branding plugin, a chat message arrives, the speaker stats list both,
 /// Alice's mute shows on her tile (and on Bob's tile of her when he has her audio track),
@@ -202,10 +214,11 @@ fn run_page_test(server: &Server, args: &[&str]) -> (Option<i32>, Value, String,
 #[test]
 fn two_people_meet_on_the_page() {
     require_page();
-    let server = Setup::new(page_config()).start();
+    let server = Setup::new(page_config_with(true)).start();
     let (code, report, log, _dir) = run_page_test(
         &server,
         &[
+            "--expect-https",
             "--room",
             "team-sync",
             "--brand-name",
@@ -232,6 +245,7 @@ fn two_people_meet_on_the_page() {
         .collect();
     for wanted in [
         "alice: pre-join shown",
+        "alice: moved to HTTPS",
         "alice: camera preview playing",
         "tiles with names",
         "brand name shown",

@@ -19,6 +19,7 @@
 //   --welcome TEXT     text the branding plugin's welcome message must contain, in the chat
 //   --media-wait S     how long to watch for remote media before leaving (default 10)
 //   --require-media    fail unless each sees the other's video playing and a mute
+//   --expect-https     the vhost refuses plain ws:// logins: the page must move to HTTPS
 //
 // Exit status: 0 when every required check held, 1 otherwise, 2 on bad usage. Page consoles go
 // to stderr, prefixed [alice] / [bob].
@@ -41,7 +42,7 @@ const CHROMIUM_ARGS = [
 const POLL_MS = 200;
 
 function parseArgs(argv) {
-    const o = { url: null, room: 'page-test', timeout: 90, brandName: null, welcome: null, mediaWait: 10, requireMedia: false };
+    const o = { url: null, room: 'page-test', timeout: 90, brandName: null, welcome: null, mediaWait: 10, requireMedia: false, expectHttps: false };
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         const v = () => {
@@ -59,6 +60,7 @@ function parseArgs(argv) {
         case '--welcome': o.welcome = v(); break;
         case '--media-wait': o.mediaWait = Number(v()); break;
         case '--require-media': o.requireMedia = true; break;
+        case '--expect-https': o.expectHttps = true; break;
         default: throw new Error(`unknown argument ${a}`);
         }
     }
@@ -124,7 +126,8 @@ async function main() {
     };
     try {
         async function open(who) {
-            const context = await browser.newContext();
+            // The server's certificate is self-signed when the page moves to HTTPS.
+            const context = await browser.newContext({ ignoreHTTPSErrors: true });
             const page = await context.newPage();
             page.on('console', m => process.stderr.write(`[${who}] ${m.type()}: ${m.text()}\n`));
             page.on('pageerror', e => process.stderr.write(`[${who}] pageerror: ${e.stack || e}\n`));
@@ -162,6 +165,12 @@ async function main() {
         await alice.waitForURL(u => new URL(u).pathname === `/${o.room}`, { timeout: left() });
         await alice.locator('#prejoin').waitFor({ state: 'visible', timeout: left() });
         step('alice: pre-join shown', { typed, url: alice.url() });
+        if (o.expectHttps) {
+            // The vhost refuses plain ws:// logins: the page moved itself to the HTTPS listener.
+            await alice.waitForURL(u => new URL(u).protocol === 'https:', { timeout: left() });
+            await alice.locator('#prejoin').waitFor({ state: 'visible', timeout: left() });
+            step('alice: moved to HTTPS', { url: alice.url() });
+        }
         await until('alice: camera preview playing', () => alice.evaluate(() => {
             const v = document.getElementById('preview');
 

@@ -17,7 +17,7 @@ use hyper::StatusCode;
 use hyper::header::{self, HeaderMap, HeaderValue};
 
 use super::{Resp, respond, static_files};
-use crate::config::{Config, Vhost};
+use crate::config::{Config, ListenerKind, Vhost};
 
 /// The environment variable naming the built page's folder.
 const DIR_ENV: &str = "LILT_MEETING_PAGE_DIR";
@@ -59,15 +59,17 @@ fn is_page_path(path: &str) -> bool {
 
 /// Answer `path` (trimmed of its trailing slash; `raw_path` as requested) if it is the page's:
 /// `/config.json`, `/`, `/<room>` or a file of the built page. `None` leaves it to the caller.
+/// `encrypted`: the request came over HTTPS (directly or from a trusted proxy).
 pub(super) async fn serve(
     config: &Config,
     headers: &HeaderMap,
     path: &str,
     raw_path: &str,
     head: bool,
+    encrypted: bool,
 ) -> Option<Resp> {
     if path == "/config.json" {
-        let body = page_config(config, host_name(headers).as_deref());
+        let body = page_config(config, host_name(headers).as_deref(), encrypted);
         return Some(respond(
             StatusCode::OK,
             "application/json",
@@ -120,12 +122,17 @@ fn pick_vhost<'a>(config: &'a Config, host: Option<&str>) -> Option<&'a Vhost> {
         .or_else(|| vs.first())
 }
 
-/// `/config.json`: what lib-jitsi-meet's `hosts` and `serviceUrl` need, and which of the
-/// page's optional plugins the vhost runs.
-fn page_config(config: &Config, host: Option<&str>) -> serde_json::Value {
+/// `/config.json`: what lib-jitsi-meet's `hosts` and `serviceUrl` need, which of the page's
+/// optional plugins the vhost runs, and whether this connection may log in: a vhost without
+/// `allow_unencrypted` offers no SASL over plain `ws://`, so the page moves to `https_port`.
+fn page_config(config: &Config, host: Option<&str>, encrypted: bool) -> serde_json::Value {
     let Some(v) = pick_vhost(config, host) else {
         return serde_json::json!({ "error": "no virtual host is configured" });
     };
+    let https_port = config.listeners.iter().find_map(|l| match l.kind {
+        ListenerKind::Http { tls: true } => Some(l.bind.port()),
+        _ => None,
+    });
     let component = |name: &str| {
         v.plugins
             .iter()
@@ -140,6 +147,9 @@ fn page_config(config: &Config, host: Option<&str>) -> serde_json::Value {
         "bosh": config.http.bosh_path,
         "auth": v.auth.plugin,
         "anonymous": v.auth.plugin == "auth-anonymous",
+        "encrypted": encrypted,
+        "allow_unencrypted": v.allow_unencrypted,
+        "https_port": https_port,
         "branding": v.plugins.iter().any(|p| p.plugin == "branding"),
         "speakerstats": component("speakerstats"),
         "conference_duration": component("conference-duration"),
@@ -188,16 +198,19 @@ mod tests {
             Path::new("/base"),
         )
         .expect("config");
-        let j = page_config(&c, Some("c.example"));
+        let j = page_config(&c, Some("c.example"), false);
         assert_eq!(j["domain"], "c.example");
         assert_eq!(j["muc"], "conference.c.example");
         assert_eq!(j["focus"], serde_json::Value::Null);
         // An address or unknown name: the first vhost with a MUC service and a focus.
-        let j = page_config(&c, Some("192.0.2.1"));
+        let j = page_config(&c, Some("192.0.2.1"), true);
         assert_eq!(j["domain"], "b.example");
         assert_eq!(j["focus"], "focus.b.example");
         assert_eq!(j["websocket"], "/xmpp-websocket");
         assert_eq!(j["anonymous"], true);
         assert_eq!(j["branding"], false);
+        assert_eq!(j["encrypted"], true);
+        assert_eq!(j["allow_unencrypted"], false);
+        assert_eq!(j["https_port"], serde_json::Value::Null);
     }
 }

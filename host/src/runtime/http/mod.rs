@@ -144,8 +144,14 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>, peer: SocketAddr, tls: boo
                 }
                 fallback = Some(r);
             }
-            let page =
-                meeting_page::serve(&ctx.config, req.headers(), &path, req.uri().path(), head);
+            let page = meeting_page::serve(
+                &ctx.config,
+                req.headers(),
+                &path,
+                req.uri().path(),
+                head,
+                origin.encrypted,
+            );
             if let Some(r) = page.await {
                 metrics.http_request("static");
                 return r;

@@ -318,7 +318,7 @@
         nameInput.focus();
 
         prejoinStatus('Starting camera and microphone…');
-        const configP = loadConfig();
+        const configP = state.configP;
         try {
             state.localTracks = await createTracks([ 'audio', 'video' ]);
             if (!$('prejoin-status').classList.contains('error')) {
@@ -886,6 +886,21 @@
                 teardown();
             }
         });
+
+        // The vhost may refuse logins over plain ws:// (no `allow_unencrypted`): then the page
+        // moves to the HTTPS listener, same host and path, before anyone types anything.
+        state.configP = loadConfig();
+        state.configP.then(c => {
+            if (c.encrypted || c.allow_unencrypted) {
+                return;
+            }
+            if (c.https_port && location.protocol === 'http:') {
+                notice('This server wants an encrypted connection; moving to HTTPS…', 'info');
+                location.replace(`https://${location.hostname}:${c.https_port}${location.pathname}${location.search}`);
+            } else {
+                notice('This server accepts logins over HTTPS only, and this page was not loaded over HTTPS.');
+            }
+        }, () => undefined);
 
         const raw = roomFromPath();
         if (raw === null) {
