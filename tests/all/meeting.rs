@@ -307,7 +307,6 @@ fn lib_jitsi_meet_joins_and_sees_the_other_participant() {
 /// receives growing RTP bytes of both kinds from every one of them (meet.mjs checks growth
 /// between two samples; this checks the totals again).
 #[test]
-#[ignore = "needs the focus (Jingle session-initiate) and the SFU in lilt; not there yet"]
 fn four_browsers_exchange_audio_and_video() {
     let server = Setup::new(meeting_config()).start();
     let m = meet(
@@ -324,7 +323,6 @@ fn four_browsers_exchange_audio_and_video() {
 /// remote tracks muted (TRACK_MUTE_CHANGED); then p3 leaves: p1 and p2 see USER_LEFT, and
 /// media keeps flowing between them.
 #[test]
-#[ignore = "needs the focus (Jingle session-initiate) and the SFU in lilt; not there yet"]
 fn mute_and_leave_are_seen() {
     let server = Setup::new(meeting_config()).start();
     let m = meet(
@@ -398,7 +396,6 @@ fn mute_and_leave_are_seen() {
 /// Two browsers exchange media, then a third joins: it sees both, gets their audio and video
 /// and receives their RTP, and they get its.
 #[test]
-#[ignore = "needs the focus (Jingle session-initiate) and the SFU in lilt; not there yet"]
 fn late_joiner_receives_existing_media() {
     let server = Setup::new(meeting_config()).start();
     let m = meet(
