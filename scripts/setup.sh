@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent machine and build setup for Lilt.
-#   scripts/setup.sh            toolchain + wasm target, host (debug), plugins (wasm, release)
+#   scripts/setup.sh            toolchain + wasm target, host (debug), plugins (wasm, release),
+#                               the meeting page (scripts/web.sh)
 #   scripts/setup.sh --release  the same, host in release (what scripts/run.sh uses)
 # Safe to run again: every step is a no-op when already done.
 set -euo pipefail
@@ -48,4 +49,7 @@ else
 fi
 cargo build --release --target wasm32-wasip2 -p auth-anonymous -p auth-internal \
     -p conference-duration -p speakerstats -p branding -p test-hooks -p test-auth
-echo "setup.sh: toolchain ${channel}, host (${host_profile}) and plugins are built"
+# 4. The meeting page `lilt serve` answers at / and /<room> (host/web into host/web/dist, from
+#    pinned npm packages; docs/meeting-page.md).
+bash scripts/web.sh
+echo "setup.sh: toolchain ${channel}, host (${host_profile}), plugins and the meeting page are built"

@@ -266,3 +266,56 @@ fn two_people_meet_on_the_page() {
         report["media"], report["duration"]
     );
 }
+
+/// A vhost with accounts (auth-internal): the pre-join screen asks for user and password, and
+/// both people log in with them (two sessions of one account) and meet; a wrong password is
+/// refused with a message saying so.
+#[test]
+fn account_vhost_asks_for_login() {
+    require_page();
+    let [sfu_port] = free_ports::<1>();
+    let setup = Setup::new(
+        TestConfig::new(vec![Vhost::internal("localhost").with(
+            "[vhosts.muc]\ndomain = \"conference.localhost\"\n[vhosts.focus]",
+        )])
+        .table(&format!("[sfu]\nbind = \"127.0.0.1:{sfu_port}\"")),
+    );
+    setup.add_user("carol@localhost", "s3cret-pass");
+    let server = setup.start();
+    let (code, report, log, _dir) = run_page_test(
+        &server,
+        &[
+            "--room",
+            "accounts",
+            "--login",
+            "carol:s3cret-pass",
+            "--media-wait",
+            "0",
+        ],
+    );
+    let tail: Vec<&str> = log.lines().rev().take(60).collect();
+    assert!(
+        code == Some(0) && report["ok"] == Value::Bool(true),
+        "the meeting page run failed (exit {code:?}): {}\nsteps: {}\n---- log tail ----\n{}",
+        report["failure"],
+        report["steps"],
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    );
+    // A wrong password: the page says so in words, and nobody joins.
+    let (code, report, _log, _dir) = run_page_test(
+        &server,
+        &[
+            "--room",
+            "accounts",
+            "--login",
+            "carol:wrong",
+            "--media-wait",
+            "0",
+        ],
+    );
+    let failure = report["failure"].as_str().unwrap_or_default();
+    assert!(
+        code == Some(1) && failure.contains("refused the login"),
+        "exit {code:?}, failure {failure:?}"
+    );
+}

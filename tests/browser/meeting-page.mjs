@@ -20,6 +20,7 @@
 //   --media-wait S     how long to watch for remote media before leaving (default 10)
 //   --require-media    fail unless each sees the other's video playing and a mute
 //   --expect-https     the vhost refuses plain ws:// logins: the page must move to HTTPS
+//   --login USER:PASS  the vhost has accounts: the pre-join screen must ask for them
 //
 // Exit status: 0 when every required check held, 1 otherwise, 2 on bad usage. Page consoles go
 // to stderr, prefixed [alice] / [bob].
@@ -42,7 +43,7 @@ const CHROMIUM_ARGS = [
 const POLL_MS = 200;
 
 function parseArgs(argv) {
-    const o = { url: null, room: 'page-test', timeout: 90, brandName: null, welcome: null, mediaWait: 10, requireMedia: false, expectHttps: false };
+    const o = { url: null, room: 'page-test', timeout: 90, brandName: null, welcome: null, mediaWait: 10, requireMedia: false, expectHttps: false, login: null };
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         const v = () => {
@@ -61,6 +62,7 @@ function parseArgs(argv) {
         case '--media-wait': o.mediaWait = Number(v()); break;
         case '--require-media': o.requireMedia = true; break;
         case '--expect-https': o.expectHttps = true; break;
+        case '--login': o.login = v(); break;
         default: throw new Error(`unknown argument ${a}`);
         }
     }
@@ -154,6 +156,17 @@ async function main() {
             await page.locator('#meeting').waitFor({ state: 'visible', timeout: left() });
         }
 
+        // The account form, shown once /config.json says the vhost is not anonymous.
+        async function login(page) {
+            if (!o.login) {
+                return;
+            }
+            const [ user, password ] = o.login.split(':');
+            await page.locator('#user-input').waitFor({ state: 'visible', timeout: left() });
+            await page.locator('#user-input').fill(user, { timeout: left() });
+            await page.locator('#password-input').fill(password, { timeout: left() });
+        }
+
         // 1. Alice: home page, types the room (in upper case), goes to pre-join, joins.
         const alice = await open('alice');
         await alice.goto(`${o.url}/`, { timeout: left() });
@@ -178,6 +191,7 @@ async function main() {
         }));
         step('alice: camera preview playing');
         await alice.locator('#name-input').fill('Alice', { timeout: left() });
+        await login(alice);
         await until('alice: join button enabled', () => alice.locator('#join').isEnabled());
         await alice.locator('#join').click({ timeout: left() });
         await joined('alice');
@@ -188,6 +202,7 @@ async function main() {
         await bob.goto(`${o.url}/${o.room}`, { timeout: left() });
         await bob.locator('#prejoin').waitFor({ state: 'visible', timeout: left() });
         await bob.locator('#name-input').fill('Bob', { timeout: left() });
+        await login(bob);
         await until('bob: join button enabled', () => bob.locator('#join').isEnabled());
         await bob.locator('#join').click({ timeout: left() });
         await joined('bob');

@@ -26,6 +26,7 @@
         name: '',
         connection: null,
         conference: null,
+        credentials: null,
         localTracks: [],
         myId: null,
         participants: new Map(), // id → { name, tile, audioMuted, videoMuted }
@@ -354,6 +355,9 @@
 
             return;
         }
+        // A vhost with accounts (not auth-anonymous) and no ?jwt=: ask for them.
+        const needsLogin = !state.config.anonymous && !jwt;
+        $('login').hidden = !needsLogin;
         $('join').disabled = false;
         $('join-form').addEventListener('submit', ev => {
             ev.preventDefault();
@@ -365,6 +369,17 @@
                 return;
             }
             state.name = name;
+            state.credentials = null;
+            if (needsLogin) {
+                const user = $('user-input').value.trim();
+                const password = $('password-input').value;
+                if (!user || !password) {
+                    prejoinStatus('This server wants your user name and password.', true);
+
+                    return;
+                }
+                state.credentials = { id: user.includes('@') ? user : `${user}@${state.config.domain}`, password };
+            }
             try {
                 localStorage.setItem('lilt.displayName', name);
             } catch (e) {
@@ -378,7 +393,7 @@
     // ---- joining ----
 
     const CONNECTION_ERRORS = {
-        'connection.passwordRequired': 'This server wants a login: open the link with ?jwt=<token> or ask the organiser.',
+        'connection.passwordRequired': 'The server refused the login: check the user and password, or open the link with ?jwt=<token>.',
         'connection.connectionDropped': 'The connection to the server dropped.',
         'connection.otherError': 'The server could not be reached over WebSocket.',
         'connection.serverError': 'The server reported an error.'
@@ -435,7 +450,7 @@
                 failed(`Disconnected from the server${msg ? `: ${msg}` : ''}.`);
             }
         });
-        connection.connect({});
+        connection.connect(state.credentials || {});
     }
 
     // A fatal problem: say it, keep what can be shown, offer to join again.
