@@ -205,7 +205,8 @@ fn run_page_test(server: &Server, args: &[&str]) -> (Option<i32>, Value, String,
 
 /// Two people meet on the page, as on the embedded defaults (a vhost that refuses plain
 /// `ws://` logins): Alice opens `http://…/` and picks the room (typed in upper case, the page
-/// lower-cases it), the page moves itself to the HTTPS listener, both join from the pre-join screen with fake camera and microphone, each
+/// lower-cases it; `?jwt=` rides along to the XMPP WebSocket as `token=`), the page moves
+/// itself to the HTTPS listener, both join from the pre-join screen with fake camera and microphone, each
 /// shows the other's tile with the right name, both show the brand name and the welcome
 /// message of the branding plugin, a chat message arrives, the speaker stats list both,
 /// Alice's mute shows on her tile (and on Bob's tile of her when he has her audio track),
@@ -219,6 +220,8 @@ fn two_people_meet_on_the_page() {
         &server,
         &[
             "--expect-https",
+            "--jwt",
+            "a.b.c",
             "--room",
             "team-sync",
             "--brand-name",

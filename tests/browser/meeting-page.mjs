@@ -21,6 +21,7 @@
 //   --require-media    fail unless each sees the other's video playing and a mute
 //   --expect-https     the vhost refuses plain ws:// logins: the page must move to HTTPS
 //   --login USER:PASS  the vhost has accounts: the pre-join screen must ask for them
+//   --jwt TOKEN        Alice opens /?jwt=TOKEN; her XMPP WebSocket must carry token=TOKEN
 //
 // Exit status: 0 when every required check held, 1 otherwise, 2 on bad usage. Page consoles go
 // to stderr, prefixed [alice] / [bob].
@@ -43,7 +44,7 @@ const CHROMIUM_ARGS = [
 const POLL_MS = 200;
 
 function parseArgs(argv) {
-    const o = { url: null, room: 'page-test', timeout: 90, brandName: null, welcome: null, mediaWait: 10, requireMedia: false, expectHttps: false, login: null };
+    const o = { url: null, room: 'page-test', timeout: 90, brandName: null, welcome: null, mediaWait: 10, requireMedia: false, expectHttps: false, login: null, jwt: null };
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         const v = () => {
@@ -63,6 +64,7 @@ function parseArgs(argv) {
         case '--require-media': o.requireMedia = true; break;
         case '--expect-https': o.expectHttps = true; break;
         case '--login': o.login = v(); break;
+        case '--jwt': o.jwt = v(); break;
         default: throw new Error(`unknown argument ${a}`);
         }
     }
@@ -86,7 +88,7 @@ async function main() {
         process.exit(2);
     }
     const deadline = Date.now() + o.timeout * 1000;
-    const report = { ok: false, failure: null, steps: [], media: {}, pages: {} };
+    const report = { ok: false, failure: null, steps: [], media: {}, pages: {}, websockets: {} };
     const step = (name, detail) => {
         report.steps.push({ t: Date.now(), step: name, ...(detail || {}) });
         process.stderr.write(`meeting-page.mjs: ${name}${detail ? ` ${JSON.stringify(detail)}` : ''}\n`);
@@ -133,6 +135,8 @@ async function main() {
             const page = await context.newPage();
             page.on('console', m => process.stderr.write(`[${who}] ${m.type()}: ${m.text()}\n`));
             page.on('pageerror', e => process.stderr.write(`[${who}] pageerror: ${e.stack || e}\n`));
+            report.websockets[who] = [];
+            page.on('websocket', ws => report.websockets[who].push(ws.url()));
             pages[who] = page;
 
             return page;
@@ -169,7 +173,7 @@ async function main() {
 
         // 1. Alice: home page, types the room (in upper case), goes to pre-join, joins.
         const alice = await open('alice');
-        await alice.goto(`${o.url}/`, { timeout: left() });
+        await alice.goto(`${o.url}/${o.jwt ? `?jwt=${encodeURIComponent(o.jwt)}` : ''}`, { timeout: left() });
         await alice.locator('#home').waitFor({ state: 'visible', timeout: left() });
         step('alice: home page shown', { title: await alice.title() });
         await alice.locator('#room-input').pressSequentially(o.room.toUpperCase(), { timeout: left() });
@@ -195,7 +199,10 @@ async function main() {
         await until('alice: join button enabled', () => alice.locator('#join').isEnabled());
         await alice.locator('#join').click({ timeout: left() });
         await joined('alice');
-        step('alice: in the meeting', { myId: (await snap('alice')).myId });
+        step('alice: in the meeting', { myId: (await snap('alice')).myId, websockets: report.websockets.alice });
+        if (o.jwt && !report.websockets.alice.some(u => new URL(u).searchParams.get('token') === o.jwt)) {
+            throw new Check(`alice's WebSocket did not carry the token: ${report.websockets.alice}`);
+        }
 
         // 2. Bob: opens /<room> directly, joins.
         const bob = await open('bob');
