@@ -309,6 +309,7 @@ fn lib_jitsi_meet_joins_and_sees_the_other_participant() {
 #[test]
 fn four_browsers_exchange_audio_and_video() {
     let server = Setup::new(meeting_config()).start();
+    let watch = StatsWatch::start(server.ports().http);
     let m = meet(
         &server,
         &["--participants", "4", "--room", "four", "--expect", "media"],
@@ -317,6 +318,72 @@ fn four_browsers_exchange_audio_and_video() {
     m.assert_ok();
     assert_all_see_each_other(&m, &[1, 2, 3, 4]);
     assert_media_from_all(&m, &[1, 2, 3, 4]);
+    // The server's own view, from /stats while the meeting ran: one conference, four
+    // connected endpoints, RTP in from them and out to them.
+    let seen = watch.stop();
+    assert_eq!(seen.conferences, 1, "{seen:?}");
+    assert_eq!(seen.connected, 4, "{seen:?}");
+    assert!(seen.bytes_in > 0 && seen.bytes_out > seen.bytes_in, "{seen:?}");
+}
+
+/// The most `/stats` showed of the SFU while a meeting ran.
+#[derive(Debug, Default)]
+struct MediaSeen {
+    conferences: u64,
+    connected: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+/// Polls `/stats` every 300 ms on a thread until stopped.
+struct StatsWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<MediaSeen>,
+}
+
+impl StatsWatch {
+    fn start(http_port: u16) -> StatsWatch {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = MediaSeen::default();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(media) = get_json(http_port, "/stats").map(|s| s["media"].clone()) {
+                    let connected = media["by_conference"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|c| c["endpoints"].as_array().into_iter().flatten())
+                        .filter(|e| e["dtls_connected"] == true)
+                        .count() as u64;
+                    let n = |v: &Value| v.as_u64().unwrap_or(0);
+                    seen.conferences = seen.conferences.max(n(&media["conferences"]));
+                    seen.connected = seen.connected.max(connected);
+                    seen.bytes_in = seen.bytes_in.max(n(&media["totals"]["rtp_bytes_in"]));
+                    seen.bytes_out = seen.bytes_out.max(n(&media["totals"]["rtp_bytes_out"]));
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            seen
+        });
+        StatsWatch { stop, thread }
+    }
+
+    fn stop(self) -> MediaSeen {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("stats watcher")
+    }
+}
+
+/// GET a JSON document from the server's plain HTTP listener (HTTP/1.0, no keep-alive).
+fn get_json(port: u16, path: &str) -> Option<Value> {
+    use std::io::Write as _;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    serde_json::from_str(body.split_once("\r\n\r\n")?.1).ok()
 }
 
 /// Three browsers with media; p1 mutes its audio and p2 its video: the others see those

@@ -8,6 +8,8 @@
 //! Spec: Prometheus text exposition format 0.0.4. Tests: `mod tests` below; scraped and
 //! parsed by an independent parser in tests/all/http.rs.
 
+pub mod media;
+
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -17,9 +19,11 @@ pub const TRANSPORTS: [&str; 3] = ["tcp", "websocket", "bosh"];
 /// SASL mechanisms, in label order.
 pub const MECHANISMS: [&str; 4] = ["ANONYMOUS", "PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"];
 /// HTTP routes, in label order.
-pub const ROUTES: [&str; 7] = [
+pub const ROUTES: [&str; 9] = [
     "websocket",
     "bosh",
+    "colibri_ws",
+    "admin",
     "health",
     "metrics",
     "stats",
@@ -79,7 +83,7 @@ pub struct Metrics {
     stanzas_bounced: AtomicU64,
     bytes_written: AtomicU64,
     writes: AtomicU64,
-    http_requests: [AtomicU64; 7],
+    http_requests: [AtomicU64; 9],
     http_rejected: AtomicU64,
     muc_rooms: AtomicI64,
     muc_occupants: AtomicI64,

@@ -119,7 +119,10 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>, peer: SocketAddr, tls: boo
         }
         "/metrics" => {
             metrics.http_request("metrics");
-            let body = metrics.render_prometheus(&ctx.plugin_stats());
+            let mut body = metrics.render_prometheus(&ctx.plugin_stats());
+            if let Some(media) = sfu_stats(&ctx).await {
+                crate::metrics::media::prometheus(&media, &mut body);
+            }
             respond(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
@@ -128,7 +131,10 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>, peer: SocketAddr, tls: boo
         }
         "/stats" | "/colibri/stats" => {
             metrics.http_request("stats");
-            let body = metrics.render_json(&ctx.plugin_stats(), ctx.bosh.len());
+            let mut body = metrics.render_json(&ctx.plugin_stats(), ctx.bosh.len());
+            if let (Some(media), Some(o)) = (sfu_stats(&ctx).await, body.as_object_mut()) {
+                o.insert("media".to_owned(), crate::metrics::media::json(&media));
+            }
             respond(StatusCode::OK, "application/json", body.to_string().into())
         }
         _ => {
@@ -169,6 +175,11 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>, peer: SocketAddr, tls: boo
             }
         }
     }
+}
+
+/// A snapshot of the SFU's conferences and endpoints, when one runs.
+async fn sfu_stats(ctx: &Ctx) -> Option<lilt_sfu::SfuStats> {
+    ctx.sfu.as_ref()?.call(|sfu| sfu.stats()).await.ok()
 }
 
 /// The client's address and whether its leg is encrypted, believing `X-Forwarded-*` only
