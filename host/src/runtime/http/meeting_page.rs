@@ -190,7 +190,8 @@ mod tests {
     #[test]
     fn config_follows_the_host_header() {
         let c = Config::parse(
-            "[[vhosts]]\ndomain = \"a.example\"\nauth = { plugin = \"auth-anonymous\" }\n\
+            "[[listeners]]\ntype = \"http\"\nbind = \"127.0.0.1:5280\"\n\
+             [[vhosts]]\ndomain = \"a.example\"\nauth = { plugin = \"auth-anonymous\" }\n\
              [[vhosts]]\ndomain = \"b.example\"\nauth = { plugin = \"auth-anonymous\" }\n\
              [vhosts.muc]\ndomain = \"conference.b.example\"\n[vhosts.focus]\n\
              [[vhosts]]\ndomain = \"c.example\"\nauth = { plugin = \"auth-anonymous\" }\n\
