@@ -132,10 +132,11 @@ pub struct FocusOutput {
 enum Session {
     /// Not invited (alone in the room, or its session ended).
     None,
-    /// Waiting for the SFU's endpoint; `generation` tells a stale answer from the current one.
-    Allocating { generation: u64 },
-    /// `session-initiate` sent, no `session-accept` yet.
-    Offered { sid: String },
+    /// Waiting for the SFU's endpoint (the bridge answers requests in order, so the answer
+    /// that comes is the one for this allocation).
+    Allocating,
+    /// `session-initiate` sent (as iq `offer`), no `session-accept` yet.
+    Offered { sid: String, offer: String },
     /// Accepted: the participant hears of sources from now on.
     Active { sid: String },
 }
@@ -143,7 +144,7 @@ enum Session {
 impl Session {
     fn sid(&self) -> Option<&str> {
         match self {
-            Session::Offered { sid } | Session::Active { sid } => Some(sid),
+            Session::Offered { sid, .. } | Session::Active { sid } => Some(sid),
             _ => None,
         }
     }
@@ -286,7 +287,7 @@ impl Focus {
         let still_wanted = conf
             .participants
             .get(endpoint)
-            .is_some_and(|p| matches!(p.session, Session::Allocating { .. }));
+            .is_some_and(|p| p.session == Session::Allocating);
         if !still_wanted {
             // It left meanwhile: give the endpoint back.
             if transport.is_ok() {
@@ -314,7 +315,8 @@ impl Focus {
                 told.insert(nick.clone(), other.sources.for_receivers());
             }
         }
-        let bridge = EndpointSources::bridge(transport.feedback_ssrcs.0, transport.feedback_ssrcs.1);
+        let bridge =
+            EndpointSources::bridge(transport.feedback_ssrcs.0, transport.feedback_ssrcs.1);
         let offer_transport = jingle::Transport {
             ufrag: Some(transport.ufrag.clone()),
             pwd: Some(transport.pwd.clone()),
@@ -333,13 +335,18 @@ impl Focus {
             sources: std::iter::once(&bridge).chain(told.values()).collect(),
             bridge_session: &conf.id,
         });
-        let Some(p) = conf.participants.get_mut(endpoint) else {
-            return out;
-        };
-        p.session = Session::Offered { sid };
-        p.told = told;
         let to = format!("{}/{endpoint}", conf.room);
-        out.stanzas.push(self.set_iq(&to, initiate));
+        let iq = self.set_iq(&to, initiate);
+        let offer = iq.attr("id").unwrap_or_default().to_owned();
+        if let Some(p) = self
+            .conferences
+            .get_mut(&room)
+            .and_then(|c| c.participants.get_mut(endpoint))
+        {
+            p.session = Session::Offered { sid, offer };
+            p.told = told;
+        }
+        out.stanzas.push(iq);
         out
     }
 
@@ -471,9 +478,7 @@ impl Focus {
                 },
             );
         }
-        self.conferences
-            .get_mut(room)
-            .expect("inserted just above")
+        self.conferences.get_mut(room).expect("inserted just above")
     }
 
     /// A presence the room sent the focus: its own (110), or an occupant's.
@@ -503,7 +508,9 @@ impl Focus {
             .and_then(|x| x.get_child("item", ns::MUC_USER));
         match kind {
             None => {
-                let Some(real) = item.and_then(|i| i.attr("jid")).and_then(|j| Jid::parse(j).ok())
+                let Some(real) = item
+                    .and_then(|i| i.attr("jid"))
+                    .and_then(|j| Jid::parse(j).ok())
                 else {
                     return;
                 };
@@ -571,9 +578,7 @@ impl Focus {
         }
         for (nick, p) in conf.participants.iter_mut() {
             if p.session == Session::None {
-                let generation = self.next_id;
-                self.next_id += 1;
-                p.session = Session::Allocating { generation };
+                p.session = Session::Allocating;
                 out.bridge.push(BridgeRequest::Allocate {
                     conference: conf.id.clone(),
                     endpoint: nick.clone(),
@@ -631,14 +636,19 @@ impl Focus {
         };
         match iq.attr("type") {
             Some("error") => {
-                // A participant refused what we sent: most often a session-initiate.
-                if let Some(p) = self
+                // A participant refused its session-initiate: its endpoint goes, and it is
+                // not invited again until it rejoins or asks for a restart.
+                let refused = self
                     .conferences
-                    .get_mut(&room)
-                    .and_then(|c| c.participants.get_mut(&nick))
-                    && matches!(p.session, Session::Offered { .. })
-                {
+                    .get(&room)
+                    .and_then(|c| c.participants.get(&nick))
+                    .is_some_and(|p| {
+                        matches!(&p.session, Session::Offered { offer, .. }
+                            if Some(offer.as_str()) == iq.attr("id"))
+                    });
+                if refused {
                     tracing::info!(message = "A participant refused its Jingle session.", room = %room, nick);
+                    self.end_session(&room, &nick, None, out);
                 }
                 return Ok(());
             }
@@ -805,8 +815,10 @@ impl Focus {
                 out.stanzas.push(stanza::iq_result(iq));
             }
             _ => {
-                return Err(StanzaError::new(ErrorType::Cancel, "feature-not-implemented")
-                    .with_app("unsupported-info", jingle::NS_ERRORS));
+                return Err(
+                    StanzaError::new(ErrorType::Cancel, "feature-not-implemented")
+                        .with_app("unsupported-info", jingle::NS_ERRORS),
+                );
             }
         }
         Ok(())

@@ -71,7 +71,11 @@ fn join(r: &mut Router, who: &str, nick: &str) -> Vec<Delivery> {
         .attr("from", who)
         .attr("to", format!("{ROOM}/{nick}"))
         .append(Element::new("x", ns::MUC))
-        .append(Element::builder("nick", "http://jabber.org/protocol/nick").text(nick).build())
+        .append(
+            Element::builder("nick", "http://jabber.org/protocol/nick")
+                .text(nick)
+                .build(),
+        )
         .build();
     r.route(p)
 }
@@ -241,7 +245,10 @@ fn conference_request_puts_the_focus_in_the_room_first() {
     assert_eq!(item.attr("affiliation"), Some("owner"));
     let own = presences[1].get_child("x", ns::MUC_USER).expect("x");
     let codes: Vec<&str> = own.children().filter_map(|c| c.attr("code")).collect();
-    assert!(codes.contains(&"110") && !codes.contains(&"201"), "{codes:?}");
+    assert!(
+        codes.contains(&"110") && !codes.contains(&"201"),
+        "{codes:?}"
+    );
     let owner = presences[2]
         .get_child("x", ns::MUC_USER)
         .and_then(|x| x.get_child("item", ns::MUC_USER))
@@ -255,12 +262,21 @@ fn conference_request_puts_the_focus_in_the_room_first() {
 fn a_join_without_conference_request_still_finds_the_focus() {
     let mut r = setup();
     let out = to(&join(&mut r, "aaaa1111@meet.x/r", "aaaa1111"), 1);
-    let first = out.iter().find(|s| s.name() == "presence").expect("presence");
+    let first = out
+        .iter()
+        .find(|s| s.name() == "presence")
+        .expect("presence");
     assert_eq!(first.attr("from"), Some(&*format!("{ROOM}/focus")));
     // Nobody else may take the focus's nick.
     let out = to(&join(&mut r, "bbbb2222@meet.x/r", "focus"), 2);
-    let err = out.iter().find(|s| s.attr("type") == Some("error")).expect("refused");
-    assert!(err.get_child("error", ns::CLIENT).is_some_and(|e| e.has_child("conflict", ns::STANZAS)));
+    let err = out
+        .iter()
+        .find(|s| s.attr("type") == Some("error"))
+        .expect("refused");
+    assert!(
+        err.get_child("error", ns::CLIENT)
+            .is_some_and(|e| e.has_child("conflict", ns::STANZAS))
+    );
 }
 
 #[test]
@@ -292,7 +308,10 @@ fn sessions_sources_and_leaving() {
     // Alice accepts with simulcast; Bob has not accepted yet, so he hears nothing.
     let out = r.route(accept("aaaa1111@meet.x/r", &ja[0].sid, true));
     let a = to(&out, 1);
-    assert!(a.iter().any(|s| s.attr("type") == Some("result") && s.attr("id") == Some("acc")));
+    assert!(
+        a.iter()
+            .any(|s| s.attr("type") == Some("result") && s.attr("id") == Some("acc"))
+    );
     assert!(jingles(&to(&out, 2)).is_empty());
     let bridge: Vec<_> = r.take_bridge().into_iter().map(|(_, b)| b).collect();
     assert!(matches!(&bridge[0], BridgeRequest::Connect { ufrag, .. } if ufrag == "cli1"));
@@ -335,8 +354,11 @@ fn sessions_sources_and_leaving() {
     // An SSRC another participant uses is refused.
     let out = r.route(accept("cccc3333@meet.x/r", &jc[0].sid, true));
     let c = to(&out, 3);
-    assert!(c.iter().any(|s| s.attr("type") == Some("error")
-        && s.get_child("error", ns::CLIENT).is_some_and(|e| e.has_child("bad-request", ns::STANZAS))));
+    assert!(c.iter().any(|s| {
+        s.attr("type") == Some("error")
+            && s.get_child("error", ns::CLIENT)
+                .is_some_and(|e| e.has_child("bad-request", ns::STANZAS))
+    }));
 
     // Alice leaves without terminating: Bob hears her sources go; her endpoint is released.
     let leave = Element::builder("presence", ns::CLIENT)
@@ -348,11 +370,9 @@ fn sessions_sources_and_leaving() {
     let jb3 = jingles(&to(&out, 2));
     assert_eq!(jb3.len(), 1);
     assert_eq!(jb3[0].action, Action::SourceRemove);
-    assert!(
-        r.take_bridge()
-            .iter()
-            .any(|(_, b)| matches!(b, BridgeRequest::Release { endpoint, .. } if endpoint == "aaaa1111"))
-    );
+    assert!(r.take_bridge().iter().any(
+        |(_, b)| matches!(b, BridgeRequest::Release { endpoint, .. } if endpoint == "aaaa1111")
+    ));
 }
 
 #[test]
@@ -392,8 +412,51 @@ fn unknown_sessions_and_moderator_mute() {
         .find_map(|s| s.get_child("mute", super::NS_MUTE_AUDIO))
         .expect("bob is told");
     assert_eq!(m.attr("actor"), Some(&*format!("{ROOM}/aaaa1111")));
-    assert!(to_bob.iter().any(|s| s.attr("from") == Some(&*format!("{ROOM}/focus"))));
+    assert!(
+        to_bob
+            .iter()
+            .any(|s| s.attr("from") == Some(&*format!("{ROOM}/focus")))
+    );
     // Bob is no moderator: he may not mute Alice.
     let out = to(&r.route(mute("bbbb2222@meet.x/r", "aaaa1111")), 2);
     assert!(out.iter().any(|s| s.attr("type") == Some("error")));
+}
+
+#[test]
+fn a_refused_offer_releases_the_endpoint() {
+    let mut r = setup();
+    join(&mut r, "aaaa1111@meet.x/r", "aaaa1111");
+    join(&mut r, "bbbb2222@meet.x/r", "bbbb2222");
+    let out = allocate(&mut r);
+    let offer = to(&out, 1)
+        .into_iter()
+        .find(|s| s.name() == "iq")
+        .expect("offer");
+    // The client answers as lib-jitsi-meet does for a session it will not take.
+    let mut refusal = Element::builder("iq", ns::CLIENT)
+        .attr("type", "error")
+        .attr("id", offer.attr("id").expect("id"))
+        .attr("from", "aaaa1111@meet.x/r")
+        .attr("to", offer.attr("from").expect("from"))
+        .build();
+    refusal.append_child(crate::stanza::StanzaError::service_unavailable().to_element());
+    r.route(refusal);
+    let released: Vec<_> = r
+        .take_bridge()
+        .into_iter()
+        .filter(
+            |(_, b)| matches!(b, BridgeRequest::Release { endpoint, .. } if endpoint == "aaaa1111"),
+        )
+        .collect();
+    assert_eq!(released.len(), 1);
+    // A stray error with another id changes nothing.
+    let mut stray = Element::builder("iq", ns::CLIENT)
+        .attr("type", "error")
+        .attr("id", "other")
+        .attr("from", "bbbb2222@meet.x/r")
+        .attr("to", format!("{ROOM}/focus"))
+        .build();
+    stray.append_child(crate::stanza::StanzaError::service_unavailable().to_element());
+    r.route(stray);
+    assert!(r.take_bridge().is_empty());
 }
