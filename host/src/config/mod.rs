@@ -1232,13 +1232,20 @@ mod tests {
             format!("{MIN}[[vhosts]]\ndomain = \"meet.x\"\nauth = {{ plugin = \"p\" }}\n{extra}")
         };
         let e = err(&v("[vhosts.focus]\n"));
-        assert!(e.starts_with("vhosts[0].focus:") && e.contains("MUC"), "{e}");
+        assert!(
+            e.starts_with("vhosts[0].focus:") && e.contains("MUC"),
+            "{e}"
+        );
         let muc = "[vhosts.muc]\ndomain = \"conference.meet.x\"\n";
-        let e = err(&v(&format!("{muc}[vhosts.focus]\njid = \"focus@meet.x\"\n")));
+        let e = err(&v(&format!(
+            "{muc}[vhosts.focus]\njid = \"focus@meet.x\"\n"
+        )));
         assert!(e.starts_with("vhosts[0].focus.jid:"), "{e}");
         let e = err(&v(&format!("{muc}[vhosts.focus]\njid = \"auth.meet.x\"\n")));
         assert!(e.starts_with("vhosts[0].focus.jid:"), "{e}");
-        let e = err(&v(&format!("{muc}[vhosts.focus]\ndomain = \"conference.meet.x\"\n")));
+        let e = err(&v(&format!(
+            "{muc}[vhosts.focus]\ndomain = \"conference.meet.x\"\n"
+        )));
         assert!(e.starts_with("vhosts[0].focus.domain:"), "{e}");
         let c = Config::parse(
             &v(&format!(
@@ -1248,7 +1255,10 @@ mod tests {
             Path::new("/base"),
         )
         .expect("valid");
-        assert_eq!(c.vhosts[0].focus.as_ref().expect("focus").domain, "focus.meet.x");
+        assert_eq!(
+            c.vhosts[0].focus.as_ref().expect("focus").domain,
+            "focus.meet.x"
+        );
         assert_eq!(c.sfu.advertise, [std::net::IpAddr::from([203, 0, 113, 9])]);
         assert_eq!(c.sfu.public_url.as_deref(), Some("wss://meet.x/colibri-ws"));
         for (bad, key) in [

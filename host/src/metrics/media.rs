@@ -62,7 +62,10 @@ pub fn prometheus(stats: &SfuStats, out: &mut String) {
         "SFU endpoints by transport state.",
         &[
             (Some("state=\"allocated\""), stats.endpoints.len() as u64),
-            (Some("state=\"connected\""), count(|e| e.dtls_connected && !e.failed)),
+            (
+                Some("state=\"connected\""),
+                count(|e| e.dtls_connected && !e.failed),
+            ),
             (Some("state=\"failed\""), count(|e| e.failed)),
         ],
     );
@@ -170,7 +173,11 @@ mod tests {
         };
         SfuStats {
             conferences: 2,
-            endpoints: vec![ep("c1", "aaaa", 10, true), ep("c1", "bbbb", 5, false), ep("c2", "cccc", 1, true)],
+            endpoints: vec![
+                ep("c1", "aaaa", 10, true),
+                ep("c1", "bbbb", 5, false),
+                ep("c2", "cccc", 1, true),
+            ],
         }
     }
 
@@ -179,9 +186,18 @@ mod tests {
         let mut out = String::new();
         prometheus(&stats(), &mut out);
         assert!(out.contains("lilt_media_conferences 2\n"), "{out}");
-        assert!(out.contains("lilt_media_endpoints{state=\"connected\"} 2\n"), "{out}");
-        assert!(out.contains("lilt_media_rtp_packets{direction=\"in\"} 16\n"), "{out}");
-        assert!(out.contains("lilt_media_rtp_bytes{direction=\"in\"} 1600\n"), "{out}");
+        assert!(
+            out.contains("lilt_media_endpoints{state=\"connected\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("lilt_media_rtp_packets{direction=\"in\"} 16\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("lilt_media_rtp_bytes{direction=\"in\"} 1600\n"),
+            "{out}"
+        );
         for id in ["c1", "aaaa", "cccc"] {
             assert!(!out.contains(id), "{id} leaked into a label");
         }
@@ -194,6 +210,9 @@ mod tests {
         assert_eq!(j["totals"]["rtp_packets_in"], 16);
         assert_eq!(j["by_conference"][0]["id"], "c1");
         assert_eq!(j["by_conference"][0]["endpoints"][1]["endpoint"], "bbbb");
-        assert_eq!(j["by_conference"][1]["endpoints"][0]["counters"]["rtp_packets_in"], 1);
+        assert_eq!(
+            j["by_conference"][1]["endpoints"][0]["counters"]["rtp_packets_in"],
+            1
+        );
     }
 }

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use lilt_sfu::shell::{Shell, SfuHandle};
+use lilt_sfu::shell::{SfuHandle, Shell};
 use lilt_sfu::{GroupSemantics, MediaKind, RemoteTransport, SfuEvent};
 use tokio::sync::mpsc;
 
@@ -53,9 +53,10 @@ impl Bridge {
         if !config.vhosts.iter().any(|v| v.focus.is_some()) {
             return Ok(None);
         }
-        let (shell, handle, events) = Shell::bind_advertised(config.sfu.bind, &config.sfu.advertise)
-            .await
-            .with_context(|| format!("sfu.bind: cannot use {}", config.sfu.bind))?;
+        let (shell, handle, events) =
+            Shell::bind_advertised(config.sfu.bind, &config.sfu.advertise)
+                .await
+                .with_context(|| format!("sfu.bind: cannot use {}", config.sfu.bind))?;
         let local_addr = shell.local_addr();
         tracing::info!(message = "SFU listening.", addr = %local_addr, advertise = ?config.sfu.advertise);
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -151,7 +152,7 @@ impl Task {
                         vhost: vhost.to_owned(),
                         conference,
                         endpoint,
-                        transport,
+                        transport: transport.map(Box::new),
                     })
                     .await;
             }
@@ -164,7 +165,11 @@ impl Task {
                 candidates,
             } => {
                 let Some((hash, value)) = fingerprint else {
-                    tracing::debug!(message = "A transport without a DTLS fingerprint.", conference, endpoint);
+                    tracing::debug!(
+                        message = "A transport without a DTLS fingerprint.",
+                        conference,
+                        endpoint
+                    );
                     return;
                 };
                 let remote = RemoteTransport {
@@ -316,7 +321,12 @@ impl Task {
                 endpoint,
                 reason,
             } => {
-                tracing::warn!(message = "Media transport failed.", conference, endpoint, reason);
+                tracing::warn!(
+                    message = "Media transport failed.",
+                    conference,
+                    endpoint,
+                    reason
+                );
             }
             SfuEvent::IceConnected {
                 conference,
@@ -329,7 +339,10 @@ impl Task {
     }
 }
 
-fn log_failure<T>(what: &str, r: Result<Result<T, lilt_sfu::SfuError>, lilt_sfu::shell::ShellGone>) {
+fn log_failure<T>(
+    what: &str,
+    r: Result<Result<T, lilt_sfu::SfuError>, lilt_sfu::shell::ShellGone>,
+) {
     match r {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::warn!(message = "SFU request refused.", what, error = %e),

@@ -272,8 +272,14 @@ mod tests {
     fn attach_checks_the_password_and_says_hello() {
         let c = Channels::default();
         c.allow("c1", "aaaa", "secret");
-        assert_eq!(c.attach("c1", "bbbb", "secret").err(), Some(Refusal::Unknown));
-        assert_eq!(c.attach("c1", "aaaa", "wrong").err(), Some(Refusal::Forbidden));
+        assert_eq!(
+            c.attach("c1", "bbbb", "secret").err(),
+            Some(Refusal::Unknown)
+        );
+        assert_eq!(
+            c.attach("c1", "aaaa", "wrong").err(),
+            Some(Refusal::Forbidden)
+        );
         let mut a = c.attach("c1", "aaaa", "secret").expect("attach");
         assert_eq!(drain(&mut a)[0]["colibriClass"], "ServerHello");
     }

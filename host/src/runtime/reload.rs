@@ -744,8 +744,8 @@ impl PluginRegistry {
             if added {
                 send(RouterCmd::AddVhost {
                     domain: d.clone(),
-                    muc: v.muc.clone(),
-                    focus: v.focus.clone(),
+                    muc: v.muc.clone().map(Box::new),
+                    focus: v.focus.clone().map(Box::new),
                 })
                 .await?;
             }

@@ -153,10 +153,10 @@ pub enum RouterCmd {
     AddVhost {
         /// Its domain.
         domain: String,
-        /// Its MUC service.
-        muc: Option<crate::muc::MucConfig>,
+        /// Its MUC service (boxed, as the focus: commands stay small).
+        muc: Option<Box<crate::muc::MucConfig>>,
         /// Its conference focus.
-        focus: Option<crate::focus::FocusConfig>,
+        focus: Option<Box<crate::focus::FocusConfig>>,
     },
     /// Stop serving a vhost: its sessions are told `host-gone`.
     RemoveVhost {
@@ -171,8 +171,8 @@ pub enum RouterCmd {
         conference: String,
         /// Endpoint id.
         endpoint: String,
-        /// The endpoint's transport, or why there is none.
-        transport: Result<crate::focus::LocalTransport, String>,
+        /// The endpoint's transport, or why there is none (boxed: commands stay small).
+        transport: Result<Box<crate::focus::LocalTransport>, String>,
     },
     /// A plugin call finished (from a vhost's plugin worker).
     Plugin {
@@ -287,13 +287,16 @@ pub async fn run(
                 worker,
                 components,
             } => workers.set(&vhost, worker, components),
-            RouterCmd::AddVhost { domain, muc, focus } => router.add_vhost(&domain, muc, focus),
+            RouterCmd::AddVhost { domain, muc, focus } => {
+                router.add_vhost(&domain, muc.map(|m| *m), focus.map(|f| *f));
+            }
             RouterCmd::Allocated {
                 vhost,
                 conference,
                 endpoint,
                 transport,
             } => {
+                let transport = transport.map(|t| *t);
                 let deliveries = router.bridge_allocated(&vhost, &conference, &endpoint, transport);
                 deliver(&mut router, &mailboxes, deliveries, &metrics);
             }

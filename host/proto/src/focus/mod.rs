@@ -250,7 +250,7 @@ impl Focus {
             return out;
         };
         let result = if to.domain() == self.config.domain {
-            self.to_component(stanza, &from, &mut out)
+            self.component_request(stanza, &from, &mut out)
         } else {
             match stanza.name() {
                 "presence" => {
@@ -350,7 +350,7 @@ impl Focus {
         out
     }
 
-    fn to_component(
+    fn component_request(
         &mut self,
         stanza: &Element,
         from: &Jid,

@@ -445,8 +445,8 @@ impl MucService {
                 )
             }
         };
-        let focus_refused = result.is_err()
-            && self.config.focus.as_ref().is_some_and(|f| f.jid == p.from);
+        let focus_refused =
+            result.is_err() && self.config.focus.as_ref().is_some_and(|f| f.jid == p.from);
         if let Err(e) = &result
             && let Some(reply) = stanza::error_reply(&p.stanza, e)
         {
@@ -456,9 +456,9 @@ impl MucService {
             match &result {
                 // The joins waiting behind a refused focus are refused the same way (replaying
                 // them would send the focus to ask again, and again).
-                Err(e) if focus_refused => out.extend(
-                    stanza::error_reply(&q, e).map(Routed::Stanza),
-                ),
+                Err(e) if focus_refused => {
+                    out.extend(stanza::error_reply(&q, e).map(Routed::Stanza))
+                }
                 _ => out.extend(self.handle(q, now_ms, ext)),
             }
         }

@@ -388,6 +388,7 @@ fn websocket(ctx: Arc<Ctx>, mut req: Request<Incoming>, origin: Origin) -> Resp 
 
 /// The checks of an RFC 6455 §4.2 opening handshake after `Upgrade: websocket`, and the
 /// `Sec-WebSocket-Accept` value; `protocol` is the subprotocol the client must offer.
+#[allow(clippy::result_large_err)] // The error is the response itself, returned at once.
 fn handshake(ctx: &Ctx, headers: &HeaderMap, protocol: Option<&str>) -> Result<String, Resp> {
     if !has_token(headers, header::CONNECTION, "upgrade") {
         ctx.metrics.http_rejected();
@@ -414,7 +415,10 @@ fn handshake(ctx: &Ctx, headers: &HeaderMap, protocol: Option<&str>) -> Result<S
     }
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
         ctx.metrics.http_rejected();
-        return Err(text(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing.\n"));
+        return Err(text(
+            StatusCode::BAD_REQUEST,
+            "Sec-WebSocket-Key is missing.\n",
+        ));
     };
     if let Some(p) = protocol
         && !has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, p)
