@@ -206,12 +206,12 @@ fn run_page_test(server: &Server, args: &[&str]) -> (Option<i32>, Value, String,
 /// Two people meet on the page, as on the embedded defaults (a vhost that refuses plain
 /// `ws://` logins): Alice opens `http://…/` and picks the room (typed in upper case, the page
 /// lower-cases it; `?jwt=` rides along to the XMPP WebSocket as `token=`), the page moves
-/// itself to the HTTPS listener, both join from the pre-join screen with fake camera and microphone, each
-/// shows the other's tile with the right name, both show the brand name and the welcome
-/// message of the branding plugin, a chat message arrives, the speaker stats list both,
-/// Alice's mute shows on her tile (and on Bob's tile of her when he has her audio track),
-/// and Bob's leaving removes his tile. Remote video playing is reported, not required: it
-/// needs media through the SFU.
+/// itself to the HTTPS listener, both join from the pre-join screen with fake camera and
+/// microphone, each shows the other's tile with the right name, both show the brand name and
+/// the welcome message of the branding plugin, a chat message arrives, the speaker stats list
+/// both, Alice's mute shows on her tile (and on Bob's tile of her when he has her audio
+/// track), Bob's leaving removes his tile, and so does closing his tab after he joined again.
+/// Remote video playing is reported, not required: it needs media through the SFU.
 #[test]
 fn two_people_meet_on_the_page() {
     require_page();
@@ -257,6 +257,8 @@ fn two_people_meet_on_the_page() {
         "speaker stats shown",
         "alice muted her microphone",
         "bob left; his tile is gone at alice",
+        "bob joined again",
+        "bob closed the tab; his tile is gone at alice",
     ] {
         assert!(
             steps.contains(&wanted),

@@ -3,7 +3,8 @@
 // the page that a running `lilt serve` serves, picks a room on `/`, enters a name on the
 // pre-join screen, joins; a second person opens `/<room>` directly and joins too. Everything is
 // done through the page's own DOM (typing, clicking) and checked in its DOM: each sees the
-// other's tile with the right name, a chat message arrives, leaving removes the tile. What
+// other's tile with the right name, a chat message arrives, leaving (by the button, and by
+// closing the tab after joining again) removes the tile. What
 // needs media through the SFU (remote tracks, mute seen remotely, video playing) is observed
 // and reported, and required only with --require-media. One JSON report goes to stdout.
 //
@@ -148,7 +149,7 @@ async function main() {
             const phase = await until(`${who} joins the meeting`, async () => {
                 const s = await snap(who);
                 if (s && (s.phase === 'meeting' || s.phase === 'failed'
-                    || (s.phase === 'prejoin' && /Could not|failed|Cannot/i.test(s.prejoinStatus)))) {
+                    || (s.phase === 'prejoin' && s.prejoinError && s.joinEnabled))) {
                     return s;
                 }
 
@@ -312,6 +313,23 @@ async function main() {
         await until('alice no longer shows bob\'s tile', async () =>
             !(await snap('alice')).tiles.some(t => t.id === bobAtAlice.id));
         step('bob left; his tile is gone at alice', { atAlice: (await snap('alice')).tiles });
+
+        // 9. Bob joins again from his page's link, then closes the tab: the tile comes back,
+        // then goes away without any button.
+        await bob.locator('#rejoin').click({ timeout: left() });
+        await bob.locator('#prejoin').waitFor({ state: 'visible', timeout: left() });
+        await bob.locator('#name-input').fill('Bob', { timeout: left() });
+        await login(bob);
+        await until('bob: join button enabled again', () => bob.locator('#join').isEnabled());
+        await bob.locator('#join').click({ timeout: left() });
+        await joined('bob');
+        await tileNamed('alice', 'Bob');
+        step('bob joined again');
+        await bob.close({ runBeforeUnload: true });
+        delete pages.bob;
+        await until('alice no longer shows bob\'s tile after he closed the tab', async () =>
+            !(await snap('alice')).tiles.some(t => !t.local));
+        step('bob closed the tab; his tile is gone at alice');
         report.ok = true;
     } catch (e) {
         report.failure = e instanceof Check ? e.message : String(e.stack || e);

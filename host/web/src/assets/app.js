@@ -834,6 +834,8 @@
             notice: $('notice').hidden ? null : $('notice').textContent,
             notices: state.notices,
             prejoinStatus: $('prejoin-status').textContent,
+            prejoinError: $('prejoin-status').classList.contains('error'),
+            joinEnabled: !$('join').disabled,
             localTracks: state.localTracks.map(t => ({ type: t.getType(), muted: t.isMuted() })),
             tiles: [ ...document.querySelectorAll('#tiles .tile') ].map(t => ({
                 id: t.dataset.id,
@@ -896,11 +898,25 @@
                 updateVideoState(id);
             }
         }, 1000);
-        window.addEventListener('beforeunload', () => {
-            if (state.conference || state.connection) {
-                teardown();
+        // Closing the tab or navigating away: leave at once, synchronously (the page may not
+        // live for a reply). lib-jitsi-meet sends the unavailable presence and closes the
+        // stream when given the unload event.
+        const unload = ev => {
+            const connection = state.connection;
+            if (!connection) {
+                return;
             }
-        });
+            state.leaving = true;
+            state.conference = null;
+            state.connection = null;
+            try {
+                connection.disconnect(ev);
+            } catch (e) {
+                // Nothing more can be done while unloading.
+            }
+        };
+        window.addEventListener('beforeunload', unload);
+        window.addEventListener('pagehide', unload);
 
         // The vhost may refuse logins over plain ws:// (no `allow_unencrypted`): then the page
         // moves to the HTTPS listener, same host and path, before anyone types anything.
