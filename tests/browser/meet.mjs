@@ -29,6 +29,7 @@
 //   --join I             action: participant I joins late (I > --participants)
 //   --late K             action: K late joiners, one after the other
 //   --wait S             action: wait S seconds
+//   --dump-xmpp FILE     write every participant's focus and Jingle frames (in full) to FILE
 //   --actions JSON       actions as JSON, e.g. [{"do":"mute","participant":1,"kind":"audio"},
 //                        {"do":"leave","participant":3},{"do":"join","participant":4},
 //                        {"do":"wait","seconds":2}]; appended where it stands among the others
@@ -85,7 +86,7 @@ const INIT_SCRIPT = () => {
     const interesting = /jitsi\.org\/protocol\/focus|urn:xmpp:jingle:1|from=["']focus\.|to=["']focus\./;
     const record = (dir, data) => {
         if (typeof data === 'string' && xmpp.length < 60 && interesting.test(data)) {
-            xmpp.push({ t: Date.now(), dir, frame: data.slice(0, 3000) });
+            xmpp.push({ t: Date.now(), dir, frame: data.slice(0, 32768) });
         }
     };
     const OrigWS = window.WebSocket;
@@ -124,7 +125,8 @@ function parseArgs(argv) {
         actions: [],
         conference: {},
         connection: {},
-        logLevel: 'info'
+        logLevel: 'info',
+        dumpXmpp: null
     };
     const need = (i, name) => {
         if (i + 1 >= argv.length) {
@@ -158,6 +160,7 @@ function parseArgs(argv) {
         case '--expect': o.expect = need(i, a); i++; break;
         case '--timeout': o.timeout = int(need(i, a), a); i++; break;
         case '--log-level': o.logLevel = need(i, a); i++; break;
+        case '--dump-xmpp': o.dumpXmpp = need(i, a); i++; break;
         case '--conference': o.conference = JSON.parse(need(i, a)); i++; break;
         case '--connection': o.connection = JSON.parse(need(i, a)); i++; break;
         case '--mute': o.actions.push({ do: 'mute', ...idxKind(need(i, a), a) }); i++; break;
@@ -526,7 +529,7 @@ function xmppSummary(snap) {
     const frames = (snap && snap.xmpp) || [];
     const conf = frames.filter(f => /jitsi\.org\/protocol\/focus/.test(f.frame));
 
-    return conf.map(f => `${f.dir}: ${f.frame}`).slice(0, 6);
+    return conf.map(f => `${f.dir}: ${f.frame.slice(0, 3000)}`).slice(0, 6);
 }
 
 function participantReport(p) {
@@ -596,6 +599,10 @@ async function main() {
         }
         finished = true;
         report.participants = ps.map(participantReport);
+        if (o.dumpXmpp) {
+            const frames = ps.map(p => ({ name: p.name, xmpp: (p.last && p.last.xmpp) || [] }));
+            fs.writeFileSync(o.dumpXmpp, JSON.stringify(frames, null, 1));
+        }
         // Always close the browser (bounded; playwright kills it on exit anyway).
         if (browser) {
             await Promise.race([ browser.close().catch(() => {}), sleep(10000) ]);

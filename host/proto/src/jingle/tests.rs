@@ -1014,3 +1014,94 @@ fn bridge_sources_and_group_only_removal() {
     assert_eq!(added.video().groups.len(), 1);
     assert_eq!(s.video().groups.len(), 1);
 }
+
+/// Frames captured from the real lib-jitsi-meet (the bundle the browser tests pin) in
+/// Chromium 156 against lilt, with `meet.mjs --dump-xmpp`: Chrome's `session-accept` (one
+/// audio source; VP8 with three simulcast layers and their RTX), its trickled
+/// `transport-info`, and lilt's own `session-initiate` and `source-add` as the client got them.
+mod captured {
+    use super::*;
+
+    fn jingle_of(iq: &str) -> Jingle {
+        let iq = el(iq);
+        let j = iq.get_child("jingle", NS).expect("a jingle child");
+        parse(j).expect("parses")
+    }
+
+    #[test]
+    fn chrome_session_accept() {
+        let j = jingle_of(include_str!("testdata/chrome_session_accept.xml"));
+        assert_eq!(j.action, Action::SessionAccept);
+        assert_eq!(
+            j.bundle.as_deref(),
+            Some(&["audio".to_owned(), "video".to_owned()][..])
+        );
+        let t = j.contents[0].transport.as_ref().expect("transport");
+        assert!(t.ufrag.is_some() && t.pwd.is_some());
+        assert_eq!(t.fingerprints[0].setup.as_deref(), Some("active"));
+        let ep = "74e98632";
+        let sources = EndpointSources::from_client(ep, &j.contents, no_other).expect("valid");
+        assert_eq!(sources.audio().sources.len(), 1);
+        assert_eq!(sources.video().sources.len(), 6, "3 layers and 3 RTX");
+        let sim: Vec<_> = sources
+            .video()
+            .groups
+            .iter()
+            .filter(|g| g.semantics == "SIM")
+            .collect();
+        assert_eq!(sim.len(), 1);
+        assert_eq!(sim[0].ssrcs.len(), 3);
+        // Names and owners are synthesized: this client (the 2021 build) sends none.
+        assert!(
+            sources
+                .audio()
+                .sources
+                .iter()
+                .chain(&sources.video().sources)
+                .all(|s| s.owner.as_deref() == Some(ep)
+                    && s.name.as_deref().is_some_and(|n| n.starts_with(ep)))
+        );
+        // Receivers hear of the first layer and its RTX only.
+        let stripped = sources.strip_simulcast();
+        assert_eq!(stripped.video().sources.len(), 2);
+        assert_eq!(stripped.video().groups.len(), 1);
+        assert_eq!(stripped.video().groups[0].semantics, "FID");
+        assert_eq!(stripped.video().groups[0].ssrcs[0], sim[0].ssrcs[0]);
+    }
+
+    #[test]
+    fn chrome_transport_info() {
+        let j = jingle_of(include_str!("testdata/chrome_transport_info.xml"));
+        assert_eq!(j.action, Action::TransportInfo);
+        let t = j.contents[0].transport.as_ref().expect("transport");
+        assert!(!t.candidates.is_empty());
+        assert!(t.candidates.iter().all(|c| c.component == 1 && c.port > 0));
+    }
+
+    #[test]
+    fn lilt_frames_as_the_client_got_them() {
+        let j = jingle_of(include_str!("testdata/lilt_session_initiate.xml"));
+        assert_eq!(j.action, Action::SessionInitiate);
+        assert_eq!(j.contents.len(), 2);
+        assert!(
+            j.contents
+                .iter()
+                .all(|c| c.transport.as_ref().is_some_and(|t| t.web_socket.is_some()))
+        );
+        let owners: Vec<_> = j
+            .contents
+            .iter()
+            .flat_map(|c| &c.sources)
+            .filter_map(|s| s.owner.as_deref())
+            .collect();
+        assert!(owners.contains(&BRIDGE_OWNER));
+        let add = jingle_of(include_str!("testdata/lilt_source_add.xml"));
+        assert_eq!(add.action, Action::SourceAdd);
+        assert!(
+            add.contents
+                .iter()
+                .flat_map(|c| &c.sources)
+                .all(|s| s.msid.is_some() && s.owner.is_some())
+        );
+    }
+}
