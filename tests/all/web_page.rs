@@ -210,8 +210,8 @@ fn run_page_test(server: &Server, args: &[&str]) -> (Option<i32>, Value, String,
 /// microphone, each shows the other's tile with the right name, both show the brand name and
 /// the welcome message of the branding plugin, a chat message arrives, the speaker stats list
 /// both, Alice's mute shows on her tile (and on Bob's tile of her when he has her audio
-/// track), Bob's leaving removes his tile, and so does closing his tab after he joined again.
-/// Remote video playing is reported, not required: it needs media through the SFU.
+/// track), each plays the other's video (media through the SFU, within 20 s), Bob's leaving
+/// removes his tile, and so does closing his tab after he joined again.
 #[test]
 fn two_people_meet_on_the_page() {
     require_page();
@@ -220,6 +220,9 @@ fn two_people_meet_on_the_page() {
         &server,
         &[
             "--expect-https",
+            "--require-media",
+            "--media-wait",
+            "20",
             "--jwt",
             "a.b.c",
             "--room",
@@ -265,7 +268,7 @@ fn two_people_meet_on_the_page() {
             "step {wanted:?} missing: {steps:?}"
         );
     }
-    // What media reached the pages, for the record (the SFU's tests own media).
+    // What media reached the pages (required above: --require-media), for the record.
     eprintln!(
         "media: {}; conference duration shown: {}",
         report["media"], report["duration"]
