@@ -460,3 +460,79 @@ fn a_refused_offer_releases_the_endpoint() {
     r.route(stray);
     assert!(r.take_bridge().is_empty());
 }
+
+#[test]
+fn terminate_with_restart_and_ice_failure_reinvite() {
+    let mut r = setup();
+    join(&mut r, "aaaa1111@meet.x/r", "aaaa1111");
+    join(&mut r, "bbbb2222@meet.x/r", "bbbb2222");
+    let ja = jingles(&to(&allocate(&mut r), 1));
+    r.route(accept("aaaa1111@meet.x/r", &ja[0].sid, true));
+    r.take_bridge();
+    let jingle_iq = |action: &str, sid: &str, child: Element| {
+        let j = Element::builder("jingle", jingle::NS)
+            .attr("action", action)
+            .attr("sid", sid)
+            .append(child)
+            .build();
+        Element::builder("iq", ns::CLIENT)
+            .attr("type", "set")
+            .attr("id", "t")
+            .attr("from", "aaaa1111@meet.x/r")
+            .attr("to", format!("{ROOM}/focus"))
+            .append(j)
+            .build()
+    };
+    // lib-jitsi-meet's ICE-failure path: terminate with restart=true → a new session.
+    let restart = Element::builder("bridge-session", super::NS_FOCUS)
+        .attr("id", "x")
+        .attr("restart", "true")
+        .build();
+    let out = to(
+        &r.route(jingle_iq("session-terminate", &ja[0].sid, restart)),
+        1,
+    );
+    assert!(out.iter().any(|s| s.attr("type") == Some("result")));
+    let bridge: Vec<_> = r.take_bridge().into_iter().map(|(_, b)| b).collect();
+    assert!(
+        matches!(&bridge[0], BridgeRequest::Release { endpoint, .. } if endpoint == "aaaa1111")
+    );
+    assert!(
+        bridge.iter().any(
+            |b| matches!(b, BridgeRequest::Allocate { endpoint, .. } if endpoint == "aaaa1111")
+        ),
+        "{bridge:?}"
+    );
+    let fresh = jingles(&to(
+        &r.bridge_allocated(
+            "meet.x",
+            match &bridge[0] {
+                BridgeRequest::Release { conference, .. } => conference,
+                _ => unreachable!(),
+            },
+            "aaaa1111",
+            Ok(transport(b'a')),
+        ),
+        1,
+    ));
+    assert_eq!(fresh[0].action, Action::SessionInitiate);
+    assert_ne!(fresh[0].sid, ja[0].sid);
+    // The old sid is unknown from now on.
+    let stale = to(&r.route(accept("aaaa1111@meet.x/r", &ja[0].sid, false)), 1);
+    assert!(stale.iter().any(|s| s.attr("type") == Some("error")));
+
+    // session-info with ICE failed: the focus terminates the session itself and re-invites.
+    let failed = Element::builder("ice-state", super::NS_FOCUS)
+        .text("failed")
+        .build();
+    let out = to(
+        &r.route(jingle_iq("session-info", &fresh[0].sid, failed)),
+        1,
+    );
+    let terminate = jingles(&out);
+    assert_eq!(terminate[0].action, Action::SessionTerminate);
+    assert_eq!(terminate[0].sid, fresh[0].sid);
+    assert!(r.take_bridge().iter().any(
+        |(_, b)| matches!(b, BridgeRequest::Allocate { endpoint, .. } if endpoint == "aaaa1111")
+    ));
+}
