@@ -327,3 +327,42 @@ fn account_vhost_asks_for_login() {
         "exit {code:?}, failure {failure:?}"
     );
 }
+
+/// Four people on the page: after Alice and Bob, Carol and Dave open the room by URL and join;
+/// each of the four shows the three others' tiles with their names. Carol and Dave then close
+/// their tabs and Alice's page is back to Bob alone; the two-person checks (chat, mute, leave)
+/// follow. Video is reported, not required, with four senders on a small machine.
+#[test]
+fn four_people_on_the_page() {
+    require_page();
+    let server = Setup::new(page_config()).start();
+    let (code, report, log, _dir) = run_page_test(
+        &server,
+        &["--room", "four", "--extra", "2", "--media-wait", "5"],
+    );
+    let tail: Vec<&str> = log.lines().rev().take(60).collect();
+    assert!(
+        code == Some(0) && report["ok"] == Value::Bool(true),
+        "the meeting page run failed (exit {code:?}): {}\nsteps: {}\n---- log tail ----\n{}",
+        report["failure"],
+        report["steps"],
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    );
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["step"].as_str())
+        .collect();
+    for wanted in [
+        "4 people see each other by name",
+        "the others closed their tabs; alice shows only bob",
+        "chat message delivered",
+    ] {
+        assert!(
+            steps.contains(&wanted),
+            "step {wanted:?} missing: {steps:?}"
+        );
+    }
+    eprintln!("media with two left: {}", report["media"]);
+}

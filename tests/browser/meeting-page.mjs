@@ -23,6 +23,8 @@
 //   --expect-https     the vhost refuses plain ws:// logins: the page must move to HTTPS
 //   --login USER:PASS  the vhost has accounts: the pre-join screen must ask for them
 //   --jwt TOKEN        Alice opens /?jwt=TOKEN; her XMPP WebSocket must carry token=TOKEN
+//   --extra N          N more people (Carol, Dave, ...) join by URL after Bob; everyone must
+//                      show everyone else's tile by name; then they close their tabs
 //
 // Exit status: 0 when every required check held, 1 otherwise, 2 on bad usage. Page consoles go
 // to stderr, prefixed [alice] / [bob].
@@ -45,7 +47,7 @@ const CHROMIUM_ARGS = [
 const POLL_MS = 200;
 
 function parseArgs(argv) {
-    const o = { url: null, room: 'page-test', timeout: 90, brandName: null, welcome: null, mediaWait: 10, requireMedia: false, expectHttps: false, login: null, jwt: null };
+    const o = { url: null, room: 'page-test', timeout: 90, brandName: null, welcome: null, mediaWait: 10, requireMedia: false, expectHttps: false, login: null, jwt: null, extra: 0 };
     for (let i = 0; i < argv.length; i++) {
         const a = argv[i];
         const v = () => {
@@ -66,6 +68,7 @@ function parseArgs(argv) {
         case '--expect-https': o.expectHttps = true; break;
         case '--login': o.login = v(); break;
         case '--jwt': o.jwt = v(); break;
+        case '--extra': o.extra = Number(v()); break;
         default: throw new Error(`unknown argument ${a}`);
         }
     }
@@ -225,6 +228,39 @@ async function main() {
         const bobAtAlice = await tileNamed('alice', 'Bob');
         const aliceAtBob = await tileNamed('bob', 'Alice');
         step('tiles with names', { atAlice: (await snap('alice')).tiles, atBob: (await snap('bob')).tiles });
+
+        // 3b. More people join by URL; everyone shows everyone else by name; they close their tabs.
+        if (o.extra > 0) {
+            const NAMES = [ 'Carol', 'Dave', 'Erin', 'Frank', 'Grace', 'Heidi' ];
+            const extras = NAMES.slice(0, o.extra);
+            for (const name of extras) {
+                const who = name.toLowerCase();
+                const page = await open(who);
+                await page.goto(`${o.url}/${o.room}`, { timeout: left() });
+                await page.locator('#prejoin').waitFor({ state: 'visible', timeout: left() });
+                await page.locator('#name-input').fill(name, { timeout: left() });
+                await login(page);
+                await until(`${who}: join button enabled`, () => page.locator('#join').isEnabled());
+                await page.locator('#join').click({ timeout: left() });
+                await joined(who);
+            }
+            const everyone = [ 'Alice', 'Bob', ...extras ];
+            for (const name of everyone) {
+                for (const other of everyone.filter(x => x !== name)) {
+                    await tileNamed(name.toLowerCase(), other);
+                }
+            }
+            step(`${everyone.length} people see each other by name`, {
+                atAlice: (await snap('alice')).tiles.map(t => t.name)
+            });
+            for (const name of extras) {
+                await pages[name.toLowerCase()].close({ runBeforeUnload: true });
+                delete pages[name.toLowerCase()];
+            }
+            await until('alice shows only bob again', async () =>
+                (await snap('alice')).tiles.filter(t => !t.local).length === 1);
+            step('the others closed their tabs; alice shows only bob');
+        }
 
         // 4. Branding, when asked for.
         if (o.brandName) {
