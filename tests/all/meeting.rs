@@ -310,14 +310,42 @@ fn lib_jitsi_meet_joins_and_sees_the_other_participant() {
 fn four_browsers_exchange_audio_and_video() {
     let server = Setup::new(meeting_config()).start();
     let watch = StatsWatch::start(server.ports().http);
+    // A few seconds of meeting after media flows, for the SFU to pick a dominant speaker.
     let m = meet(
         &server,
-        &["--participants", "4", "--room", "four", "--expect", "media"],
+        &[
+            "--participants",
+            "4",
+            "--room",
+            "four",
+            "--expect",
+            "media",
+            "--wait",
+            "5",
+        ],
         150,
     );
     m.assert_ok();
     assert_all_see_each_other(&m, &[1, 2, 3, 4]);
     assert_media_from_all(&m, &[1, 2, 3, 4]);
+    // Every browser opened its bridge channel (colibri WebSocket) and heard the SFU name a
+    // dominant speaker that is one of the four.
+    let ids: Vec<String> = (1..=4).map(|i| m.id(i)).collect();
+    for i in 1..=4 {
+        let events = m.participant(i)["events"].as_array().cloned().unwrap_or_default();
+        let named = |e: &Value, what: &str| e["event"] == what;
+        assert!(
+            events.iter().any(|e| named(e, "DATA_CHANNEL_OPENED")),
+            "p{i} never opened its bridge channel:\n{}",
+            m.summary()
+        );
+        assert!(
+            events.iter().any(|e| named(e, "DOMINANT_SPEAKER_CHANGED")
+                && e["id"].as_str().is_some_and(|id| ids.iter().any(|x| x == id))),
+            "p{i} heard no dominant speaker:\n{}",
+            m.summary()
+        );
+    }
     // The server's own view, from /stats while the meeting ran: one conference, four
     // connected endpoints, RTP in from them and out to them.
     let seen = watch.stop();

@@ -187,6 +187,11 @@
             }
             ev('TRACK_MUTE_CHANGED', m);
         });
+        // The bridge channel (colibri WebSocket) and what the SFU says on it.
+        if (C.DATA_CHANNEL_OPENED) {
+            conference.on(C.DATA_CHANNEL_OPENED, () => ev('DATA_CHANNEL_OPENED'));
+        }
+        conference.on(C.DOMINANT_SPEAKER_CHANGED, id => ev('DOMINANT_SPEAKER_CHANGED', { id }));
         if (C.CONNECTION_INTERRUPTED) {
             conference.on(C.CONNECTION_INTERRUPTED, () => ev('MEDIA_CONNECTION_INTERRUPTED'));
         }

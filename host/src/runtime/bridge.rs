@@ -77,34 +77,41 @@ impl Bridge {
     }
 }
 
-/// Where browsers open the bridge channel, per vhost: the configured URL, or the first plain
-/// HTTP listener's port on the vhost's own name.
+/// Where browsers open the bridge channel, per vhost: the configured URL, or an HTTP
+/// listener's port on the vhost's own name: the TLS one when there is one (a page served over
+/// HTTPS may not open `ws://`), else the first plain one.
 enum PublicUrl {
     Configured(String),
-    Listener(Option<u16>),
+    Listener { tls: bool, port: u16 },
+    Default,
 }
 
 impl PublicUrl {
     fn base(&self, vhost: &str) -> String {
         match self {
             PublicUrl::Configured(u) => u.clone(),
-            PublicUrl::Listener(Some(port)) => format!("ws://{vhost}:{port}/colibri-ws"),
-            PublicUrl::Listener(None) => format!("wss://{vhost}/colibri-ws"),
+            PublicUrl::Listener { tls: true, port } => format!("wss://{vhost}:{port}/colibri-ws"),
+            PublicUrl::Listener { tls: false, port } => format!("ws://{vhost}:{port}/colibri-ws"),
+            PublicUrl::Default => format!("wss://{vhost}/colibri-ws"),
         }
     }
 }
 
 fn public_url(config: &Config) -> PublicUrl {
-    match &config.sfu.public_url {
-        Some(u) => PublicUrl::Configured(u.clone()),
-        None => PublicUrl::Listener(
-            config
-                .listeners
-                .iter()
-                .find(|l| l.kind == ListenerKind::Http { tls: false })
-                .map(|l| l.bind.port()),
-        ),
+    if let Some(u) = &config.sfu.public_url {
+        return PublicUrl::Configured(u.clone());
     }
+    let http = |tls| {
+        config
+            .listeners
+            .iter()
+            .find(|l| l.kind == ListenerKind::Http { tls })
+            .map(|l| PublicUrl::Listener {
+                tls,
+                port: l.bind.port(),
+            })
+    };
+    http(true).or_else(|| http(false)).unwrap_or(PublicUrl::Default)
 }
 
 struct Task {
