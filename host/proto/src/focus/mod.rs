@@ -170,8 +170,6 @@ struct Conference {
     id: String,
     /// The room's bare JID.
     room: Jid,
-    /// The focus's own join came back (status 110).
-    joined: bool,
     participants: BTreeMap<String, Participant>,
 }
 
@@ -473,7 +471,6 @@ impl Focus {
                 Conference {
                     id,
                     room: room.clone(),
-                    joined: false,
                     participants: BTreeMap::new(),
                 },
             );
@@ -492,7 +489,9 @@ impl Focus {
         let kind = stanza.attr("type");
         if nick == FOCUS_NICK {
             match kind {
-                None => self.track(&room).joined = true,
+                None => {
+                    self.track(&room);
+                }
                 Some("unavailable" | "error") => {
                     if kind == Some("error") {
                         tracing::warn!(message = "The focus could not join a room.", room = %room);
@@ -529,7 +528,7 @@ impl Focus {
                         affiliation: String::new(),
                         joined,
                         session: Session::None,
-                        sources: EndpointSources::default(),
+                        sources: EndpointSources::new(nick),
                         told: BTreeMap::new(),
                     });
                 p.real = real;
