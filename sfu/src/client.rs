@@ -227,6 +227,18 @@ impl Client {
         self.transmits.pop_front()
     }
 
+    /// Closes the DTLS association (a `close_notify` to the SFU) and starts a new handshake
+    /// with the same certificate over the same ICE pair, as a browser restarting its DTLS
+    /// transport does. SRTP is keyed again when the new handshake completes.
+    pub fn restart_dtls(&mut self, now: Instant) {
+        if let Some(sfu) = self.sfu_addr {
+            self.dtls.stop(now, sfu);
+        }
+        self.srtp = None;
+        self.dtls_started = false;
+        self.drain(now);
+    }
+
     /// DTLS completed and SRTP is keyed.
     pub fn is_connected(&self) -> bool {
         self.srtp.is_some()

@@ -324,23 +324,41 @@ impl Transport {
             self.send_to = Some(from);
             self.send_from = local;
         }
+        // One association per endpoint, keyed by the address its first datagram came from: the
+        // SFU only hands this transport datagrams from addresses ICE authenticated for the
+        // endpoint, so a datagram from another of them (the selected pair moved) belongs to the
+        // same association.
         let key = *self.dtls_key.get_or_insert(from);
         let result = dtls.read(now, key, None, BytesMut::from(data));
-        let completed = match result {
-            Ok(events) => events
-                .iter()
-                .any(|e| matches!(e, EndpointEvent::HandshakeComplete)),
+        let (completed, closed) = match &result {
+            Ok(events) => (
+                events
+                    .iter()
+                    .any(|e| matches!(e, EndpointEvent::HandshakeComplete)),
+                events
+                    .iter()
+                    .any(|e| matches!(e, EndpointEvent::PeerClosed)),
+            ),
             Err(RtcError::ErrNoMatchingCertificateFingerprint) => {
                 self.fail("dtls: certificate does not match the signalled fingerprint");
-                false
+                (false, false)
             }
             Err(e) => {
                 tracing::debug!("dtls read from {from}: {e}");
-                false
+                (false, false)
             }
         };
         self.drain_dtls();
-        if completed && self.srtp.is_none() {
+        if closed {
+            // The browser sent close_notify: the association is gone from the DTLS endpoint. The
+            // endpoint is not failed for it (ICE consent decides whether the browser is still
+            // there): the next handshake it starts, checked against the same fingerprint, keys
+            // SRTP again.
+            tracing::debug!("dtls: {from} closed the association (close_notify)");
+            self.dtls_key = None;
+            return;
+        }
+        if completed {
             let keyed = match dtls_state(self.dtls.as_ref(), key) {
                 Some(state) => srtp_from_dtls(state, &self.provider),
                 None => Err(SfuError::Crypto(
@@ -349,8 +367,13 @@ impl Transport {
             };
             match keyed {
                 Ok(srtp) => {
+                    let first = self.srtp.is_none();
                     self.srtp = Some(srtp);
-                    self.events.push(TransportEvent::Connected);
+                    if first {
+                        self.events.push(TransportEvent::Connected);
+                    } else {
+                        tracing::debug!("dtls: a new handshake from {from} re-keyed SRTP");
+                    }
                 }
                 Err(e) => self.fail(&format!("srtp keying: {e}")),
             }
@@ -366,7 +389,11 @@ impl Transport {
             tracing::debug!("ice timeout: {e}");
         }
         self.drain_agent();
-        if let (Some(dtls), Some(key)) = (self.dtls.as_mut(), self.dtls_key) {
+        // Only an association that exists has a retransmission timer; asking the endpoint about
+        // one it does not have is an error ("invalid remote address"), not a transport failure.
+        if let (Some(dtls), Some(key)) = (self.dtls.as_mut(), self.dtls_key)
+            && dtls.get_connection_state(key).is_some()
+        {
             if let Err(e) = dtls.handle_timeout(key, now) {
                 self.fail(&format!("dtls: {e}"));
             }

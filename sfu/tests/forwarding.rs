@@ -36,6 +36,8 @@ struct Net {
     locals: HashMap<String, lilt_sfu::LocalTransport>,
     /// Binding requests the SFU sent to clients.
     sfu_checks: usize,
+    /// Every DTLS datagram a client sent to the SFU, in order: (client, bytes).
+    client_dtls: Vec<(SocketAddr, Vec<u8>)>,
 }
 
 impl Net {
@@ -58,6 +60,7 @@ impl Net {
             drop_client_checks: false,
             locals: HashMap::new(),
             sfu_checks: 0,
+            client_dtls: Vec::new(),
         }
     }
 
@@ -83,6 +86,9 @@ impl Net {
                         continue;
                     }
                     if t.to == self.sfu_addr {
+                        if t.data.first().is_some_and(|b| (20..=63).contains(b)) {
+                            self.client_dtls.push((*addr, t.data.to_vec()));
+                        }
                         self.sfu
                             .handle_input(self.now, *addr, self.sfu_addr, &t.data);
                     }
@@ -686,4 +692,128 @@ fn a_vanished_client_fails_by_ice_consent_and_the_others_stay() {
     let stats = net.sfu.stats();
     assert!(stats.endpoints[0].failed);
     assert!(!stats.endpoints[1].failed && stats.endpoints[1].dtls_connected);
+}
+
+#[test]
+fn a_transport_info_and_a_repeated_handshake_after_dtls_completed_keep_the_endpoint() {
+    // Under load a browser's transport-info (its candidates, the same ufrag, pwd and
+    // fingerprint) reaches the SFU after DTLS completed. The focus relays it as the bridge
+    // does: the same remote transport again, then every literal address as a candidate, here
+    // the client's own address, which ICE already knows peer-reflexively (a new host pair to
+    // the same 5-tuple). Then the client's whole handshake arrives again (retransmitted
+    // flights). The association must survive all of it: no failure ("dtls: invalid remote
+    // address" once the transport-info rebuilt the DTLS endpoint under an established
+    // session), and media flows both ways with the keys of the first handshake.
+    let mut net = Net::new();
+    net.sfu.create_conference("conf").expect("conference");
+    let a = net.join("a", "192.168.1.2:50000", 31);
+    let (sources, groups) = a_sources();
+    net.sfu
+        .set_sources("conf", "a", sources, groups)
+        .expect("sources");
+    let b = net.join("b", "192.168.1.3:50000", 32);
+    net.sfu
+        .set_sources(
+            "conf",
+            "b",
+            vec![Source {
+                ssrc: 4444,
+                kind: MediaKind::Audio,
+                name: None,
+            }],
+            vec![],
+        )
+        .expect("sources");
+    net.flush();
+    net.events.clear();
+    let handshake_a: Vec<Vec<u8>> = net
+        .client_dtls
+        .iter()
+        .filter(|(from, _)| *from == a)
+        .map(|(_, d)| d.clone())
+        .collect();
+    assert!(handshake_a.len() >= 2, "{}", handshake_a.len());
+
+    // The transport-info, exactly as the bridge relays it.
+    for (endpoint, addr) in [("a", a), ("b", b)] {
+        let remote = net.client(addr).remote_transport();
+        net.sfu
+            .set_remote_transport("conf", endpoint, &remote)
+            .expect("same transport again");
+        net.sfu
+            .add_remote_candidate("conf", endpoint, addr)
+            .expect("candidate");
+    }
+    net.flush();
+    for _ in 0..20 {
+        net.tick(Duration::from_millis(100));
+    }
+    // The client's handshake again, every datagram of it, after completion.
+    for d in &handshake_a {
+        net.sfu.handle_input(net.now, a, net.sfu_addr, d);
+    }
+    net.flush();
+    for _ in 0..100 {
+        net.tick(Duration::from_millis(100));
+    }
+    let failed: Vec<_> = net
+        .events
+        .iter()
+        .filter(|e| matches!(e, SfuEvent::EndpointFailed { .. }))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    let stats = net.sfu.stats();
+    for ep in &stats.endpoints {
+        assert!(!ep.failed && ep.dtls_connected, "{ep:?}");
+    }
+    assert!(net.client(a).is_connected() && net.client(b).is_connected());
+
+    // Media both ways with the first handshake's keys.
+    for seq in 100..105u16 {
+        let p = rtp(A_AUDIO, 111, seq, &[(1, &[0x80 | 30])], &[1; 20]);
+        net.client(a).send_rtp(&p).expect("send a");
+        let p = rtp(4444, 111, seq, &[(1, &[0x80 | 30])], &[2; 20]);
+        net.client(b).send_rtp(&p).expect("send b");
+    }
+    net.flush();
+    assert_eq!(net.drain_rtp(b).len(), 5);
+    assert_eq!(net.drain_rtp(a).len(), 5);
+}
+
+#[test]
+fn a_client_that_closes_dtls_and_handshakes_again_is_keyed_again() {
+    // The client sends close_notify and starts a new handshake with the same certificate over
+    // the same ICE pair (a browser restarting its DTLS transport). The SFU must not declare the
+    // endpoint failed while ICE consent holds (it used to, with "dtls: invalid remote address"
+    // at the next timer, the association having vanished under it), and must accept the new
+    // handshake and key SRTP from it.
+    let mut net = Net::new();
+    net.sfu.create_conference("conf").expect("conference");
+    let a = net.join("a", "192.168.1.2:50000", 41);
+    let (sources, groups) = a_sources();
+    net.sfu
+        .set_sources("conf", "a", sources, groups)
+        .expect("sources");
+    let b = net.join("b", "192.168.1.3:50000", 42);
+    net.flush();
+    net.events.clear();
+    let now = net.now;
+    net.client(a).restart_dtls(now);
+    net.run_until("the client keyed again", |n| n.clients[&a].is_connected());
+    for _ in 0..100 {
+        net.tick(Duration::from_millis(100));
+    }
+    let failed: Vec<_> = net
+        .events
+        .iter()
+        .filter(|e| matches!(e, SfuEvent::EndpointFailed { .. }))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    // Media from A with the new keys reaches B.
+    for seq in 0..5u16 {
+        let p = rtp(A_AUDIO, 111, seq, &[(1, &[0x80 | 30])], &[3; 20]);
+        net.client(a).send_rtp(&p).expect("send a");
+    }
+    net.flush();
+    assert_eq!(net.drain_rtp(b).len(), 5);
 }
