@@ -64,6 +64,13 @@ impl RecvStream {
         self.last_transit = Some(transit);
     }
 
+    /// Packets expected (from the sequence numbers seen) and received so far.
+    pub fn totals(&self) -> (u64, u64) {
+        let ext_max = self.cycles.wrapping_add(u32::from(self.max_seq));
+        let expected = ext_max.wrapping_sub(self.base_seq).wrapping_add(1);
+        (u64::from(expected), u64::from(self.received))
+    }
+
     /// Records a sender report's NTP timestamp, received at `now`.
     pub fn on_sender_report(&mut self, ntp: u64, now: Instant) {
         self.last_sr = Some(((ntp >> 16) as u32, now));

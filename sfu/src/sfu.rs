@@ -424,6 +424,15 @@ impl Sfu {
                 failed: ep.transport.failed,
                 srtp_profile: ep.transport.srtp.as_ref().map(|s| s.profile),
                 counters: ep.counters,
+                packets_lost_in: ep
+                    .recv
+                    .values()
+                    .map(|r| {
+                        let (expected, received) = r.totals();
+                        expected.saturating_sub(received)
+                    })
+                    .sum(),
+                rtt_us: ep.transport.rtt(self.now).map(|d| (d * 1e6) as u64),
             })
             .collect();
         endpoints.sort_by(|a, b| (&a.conference, &a.endpoint).cmp(&(&b.conference, &b.endpoint)));

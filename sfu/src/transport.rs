@@ -164,6 +164,17 @@ impl Transport {
         })
     }
 
+    /// The current round-trip time of the nominated candidate pair, in seconds, once a
+    /// consent check on it has been answered.
+    pub(crate) fn rtt(&self, now: Instant) -> Option<f64> {
+        self.agent
+            .get_candidate_pairs_stats(now)
+            .into_iter()
+            .filter(|p| p.nominated && p.responses_received > 0)
+            .map(|p| p.current_round_trip_time)
+            .next()
+    }
+
     /// The local candidates, as the focus signals them.
     pub(crate) fn local_candidates(&self) -> Vec<IceCandidate> {
         self.agent

@@ -237,6 +237,12 @@ pub struct EndpointStats {
     pub srtp_profile: Option<&'static str>,
     /// Counters.
     pub counters: Counters,
+    /// RTP packets lost on the way in from this endpoint: expected (from sequence numbers)
+    /// minus received, over every SSRC it sends (RFC 3550 §6.4.1 cumulative loss).
+    pub packets_lost_in: u64,
+    /// Round-trip time to the endpoint in microseconds, from ICE's consent checks on the
+    /// selected pair.
+    pub rtt_us: Option<u64>,
 }
 
 /// Snapshot of the whole SFU.

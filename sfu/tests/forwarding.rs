@@ -508,6 +508,16 @@ fn forward_media_and_feedback(profile: SrtpProtectionProfile, name: &str) {
     assert_eq!(sb.counters.nacks_in, 1);
     assert_eq!(sa.counters.nacks_out, 1);
     assert_eq!(sa.counters.plis_out, 2);
+    // Loss on the way in (A's audio 0..9 and video 7: none missing) and the ICE round trip
+    // (measured on this zero-delay network, so present and tiny).
+    assert_eq!(sa.packets_lost_in, 0);
+    assert!(sa.rtt_us.is_some_and(|us| us < 1_000), "{:?}", sa.rtt_us);
+    assert!(sb.rtt_us.is_some());
+    // Audio 12 after 9: 10 and 11 count as lost.
+    let p = rtp(A_AUDIO, 111, 12, &[(1, &[0x80 | 30])], &[0; 40]);
+    net.client(a).send_rtp(&p).expect("send");
+    net.flush();
+    assert_eq!(net.sfu.stats().endpoints[0].packets_lost_in, 2);
 }
 
 #[test]

@@ -352,6 +352,7 @@ fn four_browsers_exchange_audio_and_video() {
     assert_eq!(seen.conferences, 1, "{seen:?}");
     assert_eq!(seen.connected, 4, "{seen:?}");
     assert!(seen.bytes_in > 0 && seen.bytes_out > seen.bytes_in, "{seen:?}");
+    assert_eq!(seen.with_rtt, 4, "{seen:?}");
 }
 
 /// The most `/stats` showed of the SFU while a meeting ran.
@@ -361,6 +362,8 @@ struct MediaSeen {
     connected: u64,
     bytes_in: u64,
     bytes_out: u64,
+    /// Endpoints with a measured round-trip time.
+    with_rtt: u64,
 }
 
 /// Polls `/stats` every 300 ms on a thread until stopped.
@@ -389,6 +392,14 @@ impl StatsWatch {
                     seen.connected = seen.connected.max(connected);
                     seen.bytes_in = seen.bytes_in.max(n(&media["totals"]["rtp_bytes_in"]));
                     seen.bytes_out = seen.bytes_out.max(n(&media["totals"]["rtp_bytes_out"]));
+                    let rtts = media["by_conference"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .flat_map(|c| c["endpoints"].as_array().into_iter().flatten())
+                        .filter(|e| e["rtt_ms"].is_number())
+                        .count() as u64;
+                    seen.with_rtt = seen.with_rtt.max(rtts);
                 }
                 std::thread::sleep(Duration::from_millis(300));
             }

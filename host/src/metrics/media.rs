@@ -1,6 +1,6 @@
 //! The SFU's figures in the two renderings: totals (conferences, endpoints by transport state,
-//! packets, bytes, NACKs, PLIs, drops) as Prometheus families, and every conference with its
-//! endpoints' counters in `/stats` JSON.
+//! packets, bytes, loss, NACKs, PLIs, drops) as Prometheus families, and every conference with
+//! its endpoints' counters, inbound loss and RTT in `/stats` JSON.
 //!
 //! Core (pure: an `SfuStats` snapshot in, text or JSON out). Invariant: conference and endpoint
 //! ids never become Prometheus labels (they are per-meeting values without bound); per-endpoint
@@ -105,6 +105,14 @@ pub fn prometheus(stats: &SfuStats, out: &mut String) {
         ],
     );
     gauge(
+        "lilt_media_rtp_packets_lost",
+        "RTP packets lost on the way in from the present endpoints (expected minus received).",
+        &[(
+            None,
+            stats.endpoints.iter().map(|e| e.packets_lost_in).sum(),
+        )],
+    );
+    gauge(
         "lilt_media_dropped_datagrams",
         "Datagrams the SFU dropped (failed authentication, unknown SSRC, malformed).",
         &[(None, t.dropped)],
@@ -138,6 +146,8 @@ pub fn json(stats: &SfuStats) -> Value {
             "failed": e.failed,
             "srtp_profile": e.srtp_profile,
             "counters": counters_json(&e.counters),
+            "packets_lost_in": e.packets_lost_in,
+            "rtt_ms": e.rtt_us.map(|us| us as f64 / 1000.0),
         }));
     }
     let list: Vec<Value> = conferences
@@ -165,6 +175,8 @@ mod tests {
             dtls_connected: connected,
             failed: false,
             srtp_profile: None,
+            packets_lost_in: 0,
+            rtt_us: connected.then_some(1500),
             counters: Counters {
                 rtp_packets_in: pin,
                 rtp_bytes_in: pin * 100,
