@@ -332,7 +332,10 @@ fn four_browsers_exchange_audio_and_video() {
     // dominant speaker that is one of the four.
     let ids: Vec<String> = (1..=4).map(|i| m.id(i)).collect();
     for i in 1..=4 {
-        let events = m.participant(i)["events"].as_array().cloned().unwrap_or_default();
+        let events = m.participant(i)["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let named = |e: &Value, what: &str| e["event"] == what;
         assert!(
             events.iter().any(|e| named(e, "DATA_CHANNEL_OPENED")),
@@ -341,7 +344,9 @@ fn four_browsers_exchange_audio_and_video() {
         );
         assert!(
             events.iter().any(|e| named(e, "DOMINANT_SPEAKER_CHANGED")
-                && e["id"].as_str().is_some_and(|id| ids.iter().any(|x| x == id))),
+                && e["id"]
+                    .as_str()
+                    .is_some_and(|id| ids.iter().any(|x| x == id))),
             "p{i} heard no dominant speaker:\n{}",
             m.summary()
         );
@@ -351,7 +356,10 @@ fn four_browsers_exchange_audio_and_video() {
     let seen = watch.stop();
     assert_eq!(seen.conferences, 1, "{seen:?}");
     assert_eq!(seen.connected, 4, "{seen:?}");
-    assert!(seen.bytes_in > 0 && seen.bytes_out > seen.bytes_in, "{seen:?}");
+    assert!(
+        seen.bytes_in > 0 && seen.bytes_out > seen.bytes_in,
+        "{seen:?}"
+    );
     assert_eq!(seen.with_rtt, 4, "{seen:?}");
 }
 

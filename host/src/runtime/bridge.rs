@@ -111,7 +111,9 @@ fn public_url(config: &Config) -> PublicUrl {
                 port: l.bind.port(),
             })
     };
-    http(true).or_else(|| http(false)).unwrap_or(PublicUrl::Default)
+    http(true)
+        .or_else(|| http(false))
+        .unwrap_or(PublicUrl::Default)
 }
 
 struct Task {
