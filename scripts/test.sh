@@ -16,6 +16,9 @@ fi
 (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
 bash scripts/browser-deps.sh
 
+# Formatting first: a change rustfmt would rewrite fails here, not in review.
+cargo fmt --all -- --check
+
 # Default members (host, sfu, tests); `cargo test` at the root of a virtual workspace with
 # default-members tests exactly those.
 if cargo nextest --version >/dev/null 2>&1; then
