@@ -19,6 +19,7 @@ mod tls_util;
 mod web;
 
 mod bosh;
+mod browser;
 mod cli;
 mod component;
 mod config;

@@ -13,17 +13,12 @@
 //! mute and leave seen by the others; a late joiner receiving the media already flowing.
 
 use std::io::Read as _;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Server, Setup, TempDir, TestConfig, Vhost, workspace_root};
-
-/// How much longer than its own `--timeout` meet.mjs may take (browser start and close,
-/// reporting) before it is killed.
-const NODE_GRACE: Duration = Duration::from_secs(45);
+use crate::browser::run_node;
+use crate::harness::{Server, Setup, TempDir, TestConfig, Vhost};
 
 /// The Jitsi layout on one anonymous vhost: `localhost` with its MUC at
 /// `conference.localhost` and its focus at `focus.localhost`.
@@ -33,32 +28,6 @@ fn meeting_config() -> TestConfig {
     )])
     // Media on an ephemeral loopback port, so that tests run side by side.
     .table("[sfu]\nbind = \"127.0.0.1:0\"")
-}
-
-fn browser_dir() -> PathBuf {
-    workspace_root().join("tests/browser")
-}
-
-/// Panics with how to install them when Chromium, the npm packages or the bundle are missing.
-fn require_browser_deps() {
-    let dir = browser_dir();
-    for (path, what) in [
-        (PathBuf::from("/usr/bin/chromium"), "Chromium"),
-        (
-            dir.join("node_modules/playwright-core"),
-            "playwright-core (tests/browser/node_modules)",
-        ),
-        (
-            dir.join("vendor/lib-jitsi-meet.min.js"),
-            "the lib-jitsi-meet bundle (tests/browser/vendor)",
-        ),
-    ] {
-        assert!(
-            path.exists(),
-            "{what} is missing at {}; run `bash scripts/browser-deps.sh` (scripts/test.sh does)",
-            path.display()
-        );
-    }
 }
 
 /// One finished run of meet.mjs.
@@ -142,58 +111,23 @@ impl Meeting {
 
 /// Run `node meet.mjs ARGS --http-port <server's> --domain localhost --timeout <timeout_s>`.
 fn meet(server: &Server, args: &[&str], timeout_s: u64) -> Meeting {
-    require_browser_deps();
-    let dir = TempDir::new();
-    let log_path = dir.path().join("browsers.log");
-    let log_file = std::fs::File::create(&log_path).expect("create browsers.log");
     let port = server.ports().http.to_string();
     let timeout = timeout_s.to_string();
-    let mut child = Command::new("node")
-        .arg("meet.mjs")
-        .args(["--http-port", &port, "--domain", "localhost"])
-        .args(["--timeout", &timeout])
-        .args(args)
-        .current_dir(browser_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log_file)
-        .spawn()
-        .expect("spawn node (install Node.js; scripts/test.sh does)");
-    let mut out = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(timeout_s) + NODE_GRACE;
-    let code = loop {
-        match child.try_wait().expect("wait for node") {
-            Some(status) => break status.code(),
-            None if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            None => std::thread::sleep(Duration::from_millis(100)),
-        }
-    };
-    let stdout = reader.join().unwrap_or_default();
-    let report = stdout
-        .lines()
-        .rev()
-        .find_map(|l| {
-            serde_json::from_str::<Value>(l)
-                .ok()
-                .filter(Value::is_object)
-        })
-        .unwrap_or(Value::Null);
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    eprintln!("browser logs: {}", log_path.display());
+    let mut all = vec![
+        "--http-port",
+        &port,
+        "--domain",
+        "localhost",
+        "--timeout",
+        &timeout,
+    ];
+    all.extend_from_slice(args);
+    let run = run_node("meet.mjs", &all, timeout_s);
     Meeting {
-        code,
-        report,
-        log,
-        _dir: dir,
+        code: run.code,
+        report: run.report,
+        log: run.log,
+        _dir: run.dir,
     }
 }
 

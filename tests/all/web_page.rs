@@ -8,19 +8,14 @@
 //! only 127.0.0.1 is used; a missing page build, Chromium or npm install fails with a message
 //! naming the script that provides it. Tests: this file.
 
-use std::io::Read as _;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
 
+use crate::browser::run_node;
 use crate::harness::{Server, Setup, TempDir, TestConfig, Vhost, free_ports, workspace_root};
 use crate::web;
 
-/// How long the browser run may take, and how much longer before it is killed.
+/// How long the browser run may take.
 const RUN_TIMEOUT_S: u64 = 120;
-const NODE_GRACE: Duration = Duration::from_secs(45);
 
 /// Panics with how to build it when the page is not built.
 fn require_page() {
@@ -136,71 +131,14 @@ async fn static_dir_comes_first() {
     assert!(body.contains("/assets/app.js?v="), "{body}");
 }
 
-fn browser_dir() -> PathBuf {
-    workspace_root().join("tests/browser")
-}
-
 /// Run meeting-page.mjs against `server`; its exit code, report and stderr.
 fn run_page_test(server: &Server, args: &[&str]) -> (Option<i32>, Value, String, TempDir) {
-    for (path, what) in [
-        (PathBuf::from("/usr/bin/chromium"), "Chromium"),
-        (
-            browser_dir().join("node_modules/playwright-core"),
-            "playwright-core (tests/browser/node_modules)",
-        ),
-    ] {
-        assert!(
-            path.exists(),
-            "{what} is missing at {}; run `bash scripts/browser-deps.sh` (scripts/test.sh does)",
-            path.display()
-        );
-    }
-    let dir = TempDir::new();
-    let log_path = dir.path().join("browsers.log");
-    let log = std::fs::File::create(&log_path).expect("create browsers.log");
     let url = format!("http://127.0.0.1:{}", server.ports().http);
     let timeout = RUN_TIMEOUT_S.to_string();
-    let mut child = Command::new("node")
-        .arg("meeting-page.mjs")
-        .args(["--url", &url, "--timeout", &timeout])
-        .args(args)
-        .current_dir(browser_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .expect("spawn node (install Node.js; scripts/test.sh does)");
-    let mut out = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(RUN_TIMEOUT_S) + NODE_GRACE;
-    let code = loop {
-        match child.try_wait().expect("wait for node") {
-            Some(status) => break status.code(),
-            None if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            None => std::thread::sleep(Duration::from_millis(100)),
-        }
-    };
-    let stdout = reader.join().unwrap_or_default();
-    let report = stdout
-        .lines()
-        .rev()
-        .find_map(|l| {
-            serde_json::from_str::<Value>(l)
-                .ok()
-                .filter(Value::is_object)
-        })
-        .unwrap_or(Value::Null);
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    eprintln!("browser logs: {}", log_path.display());
-    (code, report, log, dir)
+    let mut all = vec!["--url", &url, "--timeout", &timeout];
+    all.extend_from_slice(args);
+    let run = run_node("meeting-page.mjs", &all, RUN_TIMEOUT_S);
+    (run.code, run.report, run.log, run.dir)
 }
 
 /// Two people meet on the page, as on the embedded defaults (a vhost that refuses plain
