@@ -18,8 +18,7 @@ use rtc_dtls::crypto_provider::{HashAlgorithm, RTCCryptoProvider};
 use rtc_dtls::endpoint::{Endpoint as DtlsEndpoint, EndpointEvent};
 pub use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_ice::agent::agent_config::AgentConfig;
-use rtc_ice::candidate::candidate_host::CandidateHostConfig;
-use rtc_ice::candidate::{CandidateConfig, CandidateType};
+use rtc_ice::candidate::CandidateType;
 use rtc_ice::mdns::MulticastDnsMode;
 use rtc_ice::network_type::NetworkType;
 use rtc_ice::{Agent, Event as IceEvent};
@@ -30,6 +29,7 @@ use sansio::Protocol;
 use crate::cert::{DtlsCertificate, parse_fingerprint};
 use crate::demux::{self, PacketKind};
 use crate::rng::{SeededProvider, SharedRng};
+use crate::transport::host_candidate;
 use crate::transport::{SRTP_PROFILES, Srtp, srtp_from_dtls};
 use crate::types::{LocalTransport, RemoteTransport, SfuError, Transmit};
 
@@ -246,30 +246,24 @@ impl Client {
 
     /// Protects and queues a plaintext RTP packet.
     pub fn send_rtp(&mut self, packet: &[u8]) -> Result<(), SfuError> {
-        let (Some(to), Some(srtp)) = (self.sfu_addr, self.srtp.as_mut()) else {
-            return Err(SfuError::Crypto("not connected".into()));
-        };
-        let data = srtp
-            .outbound
-            .encrypt_rtp(packet)
-            .map_err(|e| SfuError::Crypto(e.to_string()))?;
-        self.transmits.push_back(Transmit {
-            to,
-            from: self.local,
-            data: Vec::from(data),
-        });
-        Ok(())
+        self.send_protected(packet, false)
     }
 
     /// Protects and queues a plaintext RTCP (compound) packet.
     pub fn send_rtcp(&mut self, packet: &[u8]) -> Result<(), SfuError> {
+        self.send_protected(packet, true)
+    }
+
+    fn send_protected(&mut self, packet: &[u8], rtcp: bool) -> Result<(), SfuError> {
         let (Some(to), Some(srtp)) = (self.sfu_addr, self.srtp.as_mut()) else {
             return Err(SfuError::Crypto("not connected".into()));
         };
-        let data = srtp
-            .outbound
-            .encrypt_rtcp(packet)
-            .map_err(|e| SfuError::Crypto(e.to_string()))?;
+        let data = if rtcp {
+            srtp.outbound.encrypt_rtcp(packet)
+        } else {
+            srtp.outbound.encrypt_rtp(packet)
+        }
+        .map_err(|e| SfuError::Crypto(e.to_string()))?;
         self.transmits.push_back(Transmit {
             to,
             from: self.local,
@@ -319,19 +313,4 @@ impl Client {
             }
         }
     }
-}
-
-fn host_candidate(addr: SocketAddr) -> Result<rtc_ice::candidate::Candidate, SfuError> {
-    CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: addr.ip().to_string(),
-            port: addr.port(),
-            component: 1,
-            ..CandidateConfig::default()
-        },
-        ..CandidateHostConfig::default()
-    }
-    .new_candidate_host()
-    .map_err(|e| SfuError::Crypto(format!("candidate {addr}: {e}")))
 }

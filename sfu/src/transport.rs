@@ -125,18 +125,7 @@ impl Transport {
         let mut agent = Agent::new(now, Arc::new(config), provider.clone())
             .map_err(|e| SfuError::Crypto(format!("ice agent: {e}")))?;
         for addr in host_addrs {
-            let candidate = CandidateHostConfig {
-                base_config: CandidateConfig {
-                    network: "udp".to_owned(),
-                    address: addr.ip().to_string(),
-                    port: addr.port(),
-                    component: 1,
-                    ..CandidateConfig::default()
-                },
-                ..CandidateHostConfig::default()
-            }
-            .new_candidate_host()
-            .map_err(|e| SfuError::Crypto(format!("host candidate {addr}: {e}")))?;
+            let candidate = host_candidate(*addr)?;
             agent
                 .add_local_candidate(candidate)
                 .map_err(|e| SfuError::Crypto(format!("host candidate {addr}: {e}")))?;
@@ -529,4 +518,21 @@ pub(crate) fn srtp_from_dtls(
         inbound,
         outbound,
     })
+}
+
+/// A UDP host candidate for `addr` (component 1: rtcp-mux), as the SFU and the synthetic
+/// client both gather.
+pub(crate) fn host_candidate(addr: SocketAddr) -> Result<rtc_ice::candidate::Candidate, SfuError> {
+    CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..CandidateConfig::default()
+        },
+        ..CandidateHostConfig::default()
+    }
+    .new_candidate_host()
+    .map_err(|e| SfuError::Crypto(format!("host candidate {addr}: {e}")))
 }
