@@ -258,6 +258,20 @@ const NTP: u64 = 0x1122_3344_5566_7788;
 const A_VIDEO: [u32; 3] = [2221, 2222, 2223];
 const A_RTX: [u32; 3] = [3331, 3332, 3333];
 
+/// Conference `conf` with A (sending `a_sources`) connected, then B joining; client seeds
+/// `seed` and `seed + 1`.
+fn a_sending_then_b(seed: u64) -> (Net, SocketAddr, SocketAddr) {
+    let mut net = Net::new();
+    net.sfu.create_conference("conf").expect("conference");
+    let a = net.join("a", "192.168.1.2:50000", seed);
+    let (sources, groups) = a_sources();
+    net.sfu
+        .set_sources("conf", "a", sources, groups)
+        .expect("sources");
+    let b = net.join("b", "192.168.1.3:50000", seed + 1);
+    (net, a, b)
+}
+
 fn a_sources() -> (Vec<Source>, Vec<SsrcGroup>) {
     let mut sources = vec![Source {
         ssrc: A_AUDIO,
@@ -714,14 +728,7 @@ fn a_transport_info_and_a_repeated_handshake_after_dtls_completed_keep_the_endpo
     // flights). The association must survive all of it: no failure ("dtls: invalid remote
     // address" once the transport-info rebuilt the DTLS endpoint under an established
     // session), and media flows both ways with the keys of the first handshake.
-    let mut net = Net::new();
-    net.sfu.create_conference("conf").expect("conference");
-    let a = net.join("a", "192.168.1.2:50000", 31);
-    let (sources, groups) = a_sources();
-    net.sfu
-        .set_sources("conf", "a", sources, groups)
-        .expect("sources");
-    let b = net.join("b", "192.168.1.3:50000", 32);
+    let (mut net, a, b) = a_sending_then_b(31);
     net.sfu
         .set_sources(
             "conf",
@@ -797,14 +804,7 @@ fn a_client_that_closes_dtls_and_handshakes_again_is_keyed_again() {
     // endpoint failed while ICE consent holds (it used to, with "dtls: invalid remote address"
     // at the next timer, the association having vanished under it), and must accept the new
     // handshake and key SRTP from it.
-    let mut net = Net::new();
-    net.sfu.create_conference("conf").expect("conference");
-    let a = net.join("a", "192.168.1.2:50000", 41);
-    let (sources, groups) = a_sources();
-    net.sfu
-        .set_sources("conf", "a", sources, groups)
-        .expect("sources");
-    let b = net.join("b", "192.168.1.3:50000", 42);
+    let (mut net, a, b) = a_sending_then_b(41);
     net.flush();
     net.events.clear();
     let now = net.now;
