@@ -131,6 +131,30 @@ async fn static_dir_comes_first() {
     assert!(body.contains("/assets/app.js?v="), "{body}");
 }
 
+/// The run succeeded; otherwise fail with its failure, steps, pages and the log's tail.
+fn assert_page_ok(code: Option<i32>, report: &Value, log: &str) {
+    let tail: Vec<&str> = log.lines().rev().take(80).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    assert!(
+        code == Some(0) && report["ok"] == Value::Bool(true),
+        "the meeting page run failed (exit {code:?}): {}\nsteps: {}\npages: {}\n---- log tail ----\n{}",
+        report["failure"],
+        report["steps"],
+        report["pages"],
+        tail.join("\n")
+    );
+}
+
+/// The names of the steps a run reported, in order.
+fn steps(report: &Value) -> Vec<&str> {
+    report["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["step"].as_str())
+        .collect()
+}
+
 /// Run meeting-page.mjs against `server`; its exit code, report and stderr.
 fn run_page_test(server: &Server, args: &[&str]) -> (Option<i32>, Value, String, TempDir) {
     let url = format!("http://127.0.0.1:{}", server.ports().http);
@@ -171,22 +195,8 @@ fn two_people_meet_on_the_page() {
             "Welcome to team-sync",
         ],
     );
-    let tail: Vec<&str> = log.lines().rev().take(80).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
-    assert!(
-        code == Some(0) && report["ok"] == Value::Bool(true),
-        "the meeting page run failed (exit {code:?}): {}\nsteps: {}\npages: {}\n---- log tail ----\n{}",
-        report["failure"],
-        report["steps"],
-        report["pages"],
-        tail.join("\n")
-    );
-    let steps: Vec<&str> = report["steps"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s["step"].as_str())
-        .collect();
+    assert_page_ok(code, &report, &log);
+    let steps = steps(&report);
     for wanted in [
         "alice: pre-join shown",
         "alice: moved to HTTPS",
@@ -239,14 +249,7 @@ fn account_vhost_asks_for_login() {
             "0",
         ],
     );
-    let tail: Vec<&str> = log.lines().rev().take(60).collect();
-    assert!(
-        code == Some(0) && report["ok"] == Value::Bool(true),
-        "the meeting page run failed (exit {code:?}): {}\nsteps: {}\n---- log tail ----\n{}",
-        report["failure"],
-        report["steps"],
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    );
+    assert_page_ok(code, &report, &log);
     // A wrong password: the page says so in words, and nobody joins.
     let (code, report, _log, _dir) = run_page_test(
         &server,
@@ -278,20 +281,8 @@ fn four_people_on_the_page() {
         &server,
         &["--room", "four", "--extra", "2", "--media-wait", "5"],
     );
-    let tail: Vec<&str> = log.lines().rev().take(60).collect();
-    assert!(
-        code == Some(0) && report["ok"] == Value::Bool(true),
-        "the meeting page run failed (exit {code:?}): {}\nsteps: {}\n---- log tail ----\n{}",
-        report["failure"],
-        report["steps"],
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    );
-    let steps: Vec<&str> = report["steps"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s["step"].as_str())
-        .collect();
+    assert_page_ok(code, &report, &log);
+    let steps = steps(&report);
     for wanted in [
         "4 people see each other by name",
         "the others closed their tabs; alice shows only bob",

@@ -46,22 +46,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.mjs';
+
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--use-fake-ui-for-media-stream',
-    '--use-fake-device-for-media-stream',
-    // lilt's generated certificate: the bridge channel may be wss:// on its TLS listener.
-    '--ignore-certificate-errors'
-];
 const LEVELS = [ 'connected', 'joined', 'media' ];
 const POLL_MS = 250;
 // How long inbound bytes are watched for growth, once every track is there.

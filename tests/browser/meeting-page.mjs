@@ -31,19 +31,8 @@
 
 import { chromium } from 'playwright-core';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--use-fake-ui-for-media-stream',
-    '--use-fake-device-for-media-stream'
-];
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.mjs';
+
 const POLL_MS = 200;
 
 function parseArgs(argv) {
