@@ -367,24 +367,10 @@ impl Focus {
         match (payload.name(), payload.ns()) {
             ("conference", NS_FOCUS) => self.conference_request(stanza, payload, from, out),
             ("query", ns::DISCO_INFO) => {
-                let mut reply = stanza::iq_result(stanza);
-                let mut q = Element::new("query", ns::DISCO_INFO);
-                q.append_child(
-                    Element::builder("identity", ns::DISCO_INFO)
-                        .attr("category", "component")
-                        .attr("type", "focus")
-                        .attr("name", "Lilt focus")
-                        .build(),
-                );
-                for f in [ns::DISCO_INFO, NS_FOCUS, ns::PING] {
-                    q.append_child(
-                        Element::builder("feature", ns::DISCO_INFO)
-                            .attr("var", f)
-                            .build(),
-                    );
-                }
-                reply.append_child(q);
-                out.stanzas.push(reply);
+                let identity = ("component", "focus", "Lilt focus");
+                let features = [ns::DISCO_INFO, NS_FOCUS, ns::PING];
+                out.stanzas
+                    .push(disco_info(stanza, Some(identity), &features));
                 Ok(())
             }
             ("ping", ns::PING) => {
@@ -662,17 +648,8 @@ impl Focus {
             ("jingle", jingle::ns::JINGLE) => self.jingle(iq, payload, &room, &nick, out),
             ("mute", NS_MUTE_AUDIO | NS_MUTE_VIDEO) => self.mute(iq, payload, &room, &nick, out),
             ("query", ns::DISCO_INFO) => {
-                let mut reply = stanza::iq_result(iq);
-                let mut q = Element::new("query", ns::DISCO_INFO);
-                for f in [ns::DISCO_INFO, jingle::ns::JINGLE, NS_FOCUS] {
-                    q.append_child(
-                        Element::builder("feature", ns::DISCO_INFO)
-                            .attr("var", f)
-                            .build(),
-                    );
-                }
-                reply.append_child(q);
-                out.stanzas.push(reply);
+                let features = [ns::DISCO_INFO, jingle::ns::JINGLE, NS_FOCUS];
+                out.stanzas.push(disco_info(iq, None, &features));
                 Ok(())
             }
             _ => Err(StanzaError::service_unavailable()),
@@ -935,6 +912,30 @@ impl Focus {
         self.entropy.fill(&mut b);
         b.iter().map(|x| format!("{x:02x}")).collect()
     }
+}
+
+/// The disco#info answer to `iq`: an identity (category, type, name) if any, and `features`.
+fn disco_info(iq: &Element, identity: Option<(&str, &str, &str)>, features: &[&str]) -> Element {
+    let mut q = Element::new("query", ns::DISCO_INFO);
+    if let Some((category, kind, name)) = identity {
+        q.append_child(
+            Element::builder("identity", ns::DISCO_INFO)
+                .attr("category", category)
+                .attr("type", kind)
+                .attr("name", name)
+                .build(),
+        );
+    }
+    for f in features {
+        q.append_child(
+            Element::builder("feature", ns::DISCO_INFO)
+                .attr("var", *f)
+                .build(),
+        );
+    }
+    let mut reply = stanza::iq_result(iq);
+    reply.append_child(q);
+    reply
 }
 
 /// The SFU request for a participant's transport (none without ICE credentials).
