@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rtc_dtls::config::{ConfigBuilder, ExtendedMasterSecretType, HandshakeConfig};
-use rtc_dtls::crypto_provider::{HashAlgorithm, RTCCryptoProvider};
+use rtc_dtls::crypto_provider::RTCCryptoProvider;
 use rtc_dtls::endpoint::{Endpoint as DtlsEndpoint, EndpointEvent};
 pub use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_ice::agent::agent_config::AgentConfig;
@@ -22,15 +22,13 @@ use rtc_ice::candidate::CandidateType;
 use rtc_ice::mdns::MulticastDnsMode;
 use rtc_ice::network_type::NetworkType;
 use rtc_ice::{Agent, Event as IceEvent};
-use rtc_shared::error::Error as RtcError;
 use rtc_shared::{TransportContext, TransportMessage, TransportProtocol};
 use sansio::Protocol;
 
 use crate::cert::{DtlsCertificate, parse_fingerprint};
 use crate::demux::{self, PacketKind};
 use crate::rng::{SeededProvider, SharedRng};
-use crate::transport::host_candidate;
-use crate::transport::{SRTP_PROFILES, Srtp, srtp_from_dtls};
+use crate::transport::{SRTP_PROFILES, Srtp, fingerprint_verifier, host_candidate, srtp_from_dtls};
 use crate::types::{LocalTransport, RemoteTransport, SfuError, Transmit};
 
 /// A synthetic WebRTC endpoint (ICE controlled, DTLS client, SRTP).
@@ -122,21 +120,7 @@ impl Client {
     pub fn set_remote(&mut self, now: Instant, sfu: &LocalTransport) -> Result<(), SfuError> {
         let expected = parse_fingerprint(&sfu.fingerprint.value)
             .ok_or_else(|| SfuError::BadFingerprint(sfu.fingerprint.value.clone()))?;
-        let crypto = self.provider.clone();
-        let verify = Arc::new(
-            move |certs: &[Vec<u8>], _: &[rustls_pki_types::CertificateDer<'static>]| {
-                let first = certs.first().ok_or(RtcError::ErrNonCertificate)?;
-                let digest = crypto
-                    .crypto()
-                    .hash(HashAlgorithm::Sha256, first)
-                    .map_err(|e| RtcError::Crypto(e.to_string()))?;
-                if digest == expected {
-                    Ok(())
-                } else {
-                    Err(RtcError::ErrNoMatchingCertificateFingerprint)
-                }
-            },
-        );
+        let verify = fingerprint_verifier(self.provider.clone(), expected);
         let config = ConfigBuilder::default()
             .with_crypto_provider(self.provider.clone())
             .with_certificates(vec![self.certificate.certificate.clone()])

@@ -211,21 +211,7 @@ impl Transport {
             };
         }
         self.remote = Some((ufrag.to_owned(), pwd.to_owned(), expected.clone()));
-        let crypto = self.provider.clone();
-        let verify = Arc::new(
-            move |certs: &[Vec<u8>], _: &[rustls_pki_types::CertificateDer<'static>]| {
-                let first = certs.first().ok_or(RtcError::ErrNonCertificate)?;
-                let digest = crypto
-                    .crypto()
-                    .hash(HashAlgorithm::Sha256, first)
-                    .map_err(|e| RtcError::Crypto(e.to_string()))?;
-                if rtc_dtls::crypto_provider::constant_time_eq(&digest, &expected) {
-                    Ok(())
-                } else {
-                    Err(RtcError::ErrNoMatchingCertificateFingerprint)
-                }
-            },
-        );
+        let verify = fingerprint_verifier(self.provider.clone(), expected);
         let config = ConfigBuilder::default()
             .with_crypto_provider(self.provider.clone())
             .with_certificates(vec![self.certificate.clone()])
@@ -257,18 +243,7 @@ impl Transport {
 
     /// Adds a remote candidate the focus learned (optional: peer-reflexive discovery suffices).
     pub(crate) fn add_remote_candidate(&mut self, addr: SocketAddr) -> Result<(), SfuError> {
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: addr.ip().to_string(),
-                port: addr.port(),
-                component: 1,
-                ..CandidateConfig::default()
-            },
-            ..CandidateHostConfig::default()
-        }
-        .new_candidate_host()
-        .map_err(|e| SfuError::Crypto(format!("remote candidate {addr}: {e}")))?;
+        let candidate = host_candidate(addr)?;
         self.agent
             .add_remote_candidate(candidate)
             .map_err(|e| SfuError::Crypto(format!("remote candidate {addr}: {e}")))?;
@@ -535,4 +510,33 @@ pub(crate) fn host_candidate(addr: SocketAddr) -> Result<rtc_ice::candidate::Can
     }
     .new_candidate_host()
     .map_err(|e| SfuError::Crypto(format!("host candidate {addr}: {e}")))
+}
+
+/// What rtc-dtls calls to check a peer's certificates.
+pub(crate) type PeerCertificateCheck = Arc<
+    dyn Fn(&[Vec<u8>], &[rustls_pki_types::CertificateDer<'static>]) -> Result<(), RtcError>
+        + Send
+        + Sync,
+>;
+
+/// The DTLS peer-certificate check: the peer's first certificate must hash (SHA-256) to the
+/// fingerprint signalled for it, compared in constant time.
+pub(crate) fn fingerprint_verifier(
+    provider: Arc<dyn RTCCryptoProvider>,
+    expected: Vec<u8>,
+) -> PeerCertificateCheck {
+    Arc::new(
+        move |certs: &[Vec<u8>], _: &[rustls_pki_types::CertificateDer<'static>]| {
+            let first = certs.first().ok_or(RtcError::ErrNonCertificate)?;
+            let digest = provider
+                .crypto()
+                .hash(HashAlgorithm::Sha256, first)
+                .map_err(|e| RtcError::Crypto(e.to_string()))?;
+            if rtc_dtls::crypto_provider::constant_time_eq(&digest, &expected) {
+                Ok(())
+            } else {
+                Err(RtcError::ErrNoMatchingCertificateFingerprint)
+            }
+        },
+    )
 }
