@@ -33,13 +33,7 @@ impl SfuHandle {
         &self,
         f: impl FnOnce(&mut Sfu) -> R + Send + 'static,
     ) -> Result<R, ShellGone> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Box::new(move |sfu| {
-                let _ = tx.send(f(sfu));
-            }))
-            .map_err(|_| ShellGone)?;
-        rx.await.map_err(|_| ShellGone)
+        self.enqueue(f)?.await.map_err(|_| ShellGone)
     }
 
     /// [`Self::call`] from a thread outside the runtime (tests, benches).
@@ -47,13 +41,21 @@ impl SfuHandle {
         &self,
         f: impl FnOnce(&mut Sfu) -> R + Send + 'static,
     ) -> Result<R, ShellGone> {
+        self.enqueue(f)?.blocking_recv().map_err(|_| ShellGone)
+    }
+
+    /// Queues `f` for the core; its result arrives on the receiver.
+    fn enqueue<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Sfu) -> R + Send + 'static,
+    ) -> Result<oneshot::Receiver<R>, ShellGone> {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(Box::new(move |sfu| {
                 let _ = tx.send(f(sfu));
             }))
             .map_err(|_| ShellGone)?;
-        rx.blocking_recv().map_err(|_| ShellGone)
+        Ok(rx)
     }
 }
 
