@@ -281,20 +281,15 @@ impl Task {
                 .candidates
                 .iter()
                 .enumerate()
-                .map(|(i, c)| Candidate {
-                    component: c.component,
-                    foundation: c.foundation.clone(),
-                    generation: Some(0),
-                    id: Some(format!("c{i}")),
-                    network: Some(0),
-                    protocol: c.protocol.to_owned(),
-                    priority: c.priority,
-                    ip: c.addr.ip().to_string(),
-                    port: c.addr.port(),
-                    kind: c.typ.to_owned(),
-                    rel_addr: None,
-                    rel_port: None,
-                    tcptype: None,
+                .map(|(i, c)| {
+                    let ip = c.addr.ip().to_string();
+                    Candidate::udp_host(
+                        &format!("c{i}"),
+                        &c.foundation,
+                        c.priority,
+                        &ip,
+                        c.addr.port(),
+                    )
                 })
                 .collect(),
             web_socket: Some(format!(

@@ -317,6 +317,26 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// A UDP host candidate of component 1 (rtcp-mux), generation 0, network 0: what an SFU
+    /// offers.
+    pub fn udp_host(id: &str, foundation: &str, priority: u32, ip: &str, port: u16) -> Candidate {
+        Candidate {
+            component: 1,
+            foundation: foundation.to_owned(),
+            generation: Some(0),
+            id: Some(id.to_owned()),
+            network: Some(0),
+            protocol: "udp".to_owned(),
+            priority,
+            ip: ip.to_owned(),
+            port,
+            kind: "host".to_owned(),
+            rel_addr: None,
+            rel_port: None,
+            tcptype: None,
+        }
+    }
+
     /// An mDNS candidate (`ip` is a `.local` name that browsers use to hide local
     /// addresses): a server cannot resolve it, so it is best skipped.
     pub fn is_mdns(&self) -> bool {

@@ -86,21 +86,13 @@ fn bridge_transport() -> Transport {
                     BE:56:F8:42:AD:E5:A2:D7"
                 .into(),
         }],
-        candidates: vec![Candidate {
-            component: 1,
-            foundation: "1".into(),
-            generation: Some(0),
-            id: Some("c1".into()),
-            network: Some(0),
-            protocol: "udp".into(),
-            priority: 2130706431,
-            ip: "203.0.113.10".into(),
-            port: 10000,
-            kind: "host".into(),
-            rel_addr: None,
-            rel_port: None,
-            tcptype: None,
-        }],
+        candidates: vec![Candidate::udp_host(
+            "c1",
+            "1",
+            2_130_706_431,
+            "203.0.113.10",
+            10000,
+        )],
         web_socket: Some("wss://meet.example.com/colibri-ws/sfu1/CONFID/a1b2c3d4?pwd=Zx8".into()),
     }
 }
