@@ -66,18 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         handle.call_blocking(move |s| s.set_remote_transport("bench", &id, &remote))??;
         peers.push(Peer { socket, client });
     }
-    handle.call_blocking(|s| {
-        s.set_sources(
-            "bench",
-            "ep0",
-            vec![Source {
-                ssrc: VIDEO_SSRC,
-                kind: MediaKind::Video,
-                name: None,
-            }],
-            vec![],
-        )
-    })??;
+    handle.call_blocking(|s| s.set_sources("bench", "ep0", video_source(), vec![]))??;
     let start = Instant::now();
     let mut buf = [0u8; 2048];
     while !peers.iter().all(|p| p.client.is_connected()) {
@@ -195,16 +184,7 @@ fn core_only(
         sfu.set_remote_transport("bench", &id, &c.remote_transport())?;
         clients.push((addr, c));
     }
-    sfu.set_sources(
-        "bench",
-        "ep0",
-        vec![Source {
-            ssrc: VIDEO_SSRC,
-            kind: MediaKind::Video,
-            name: None,
-        }],
-        vec![],
-    )?;
+    sfu.set_sources("bench", "ep0", video_source(), vec![])?;
     for _ in 0..500 {
         if clients.iter().all(|(_, c)| c.is_connected()) {
             break;
@@ -382,4 +362,13 @@ fn thread_cpu() -> Duration {
     let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
         + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
     Duration::from_millis(ticks * 10) // USER_HZ = 100
+}
+
+/// The sender's one video source.
+fn video_source() -> Vec<Source> {
+    vec![Source {
+        ssrc: VIDEO_SSRC,
+        kind: MediaKind::Video,
+        name: None,
+    }]
 }
