@@ -424,7 +424,17 @@ impl Focus {
             .attr("ready", "true")
             .attr("focusjid", self.config.jid.bare().to_string())
             .build();
-        for (name, value) in [("authentication", "false"), ("visitors-supported", "false")] {
+        // Jicofo says `authentication` when only some users may start conferences (the
+        // secure-domain setting); visitors are not supported.
+        let authentication = if self.config.room_creators.is_empty() {
+            "false"
+        } else {
+            "true"
+        };
+        for (name, value) in [
+            ("authentication", authentication),
+            ("visitors-supported", "false"),
+        ] {
             conf.append_child(
                 Element::builder("property", NS_FOCUS)
                     .attr("name", name)

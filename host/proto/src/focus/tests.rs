@@ -19,6 +19,11 @@ fn jid(s: &str) -> Jid {
 }
 
 fn setup() -> Router {
+    setup_with(Vec::new())
+}
+
+/// `room_creators`: the vhost domains whose users may start conferences (empty: anyone).
+fn setup_with(room_creators: Vec<String>) -> Router {
     let focus_jid = jid("focus@auth.meet.x/focus");
     let mut r = Router::new(
         ServerInfo {
@@ -36,7 +41,7 @@ fn setup() -> Router {
             vhost: "meet.x".into(),
             lock_new_rooms: false,
             destroy_when_empty: true,
-            room_creators: Vec::new(),
+            room_creators: room_creators.clone(),
             admins: vec![focus_jid.bare()],
             max_occupants: 0,
             focus: Some(FocusOccupant {
@@ -50,7 +55,7 @@ fn setup() -> Router {
             domain: "focus.meet.x".into(),
             jid: focus_jid,
             muc: "conference.meet.x".into(),
-            room_creators: Vec::new(),
+            room_creators,
         }),
     );
     r.bind(&jid("aaaa1111@meet.x"), Some("r"), 1).expect("bind");
@@ -222,6 +227,15 @@ fn conference_request_puts_the_focus_in_the_room_first() {
     assert_eq!(reply.attr("type"), Some("result"));
     assert_eq!(conf.attr("ready"), Some("true"));
     assert_eq!(conf.attr("focusjid"), Some("focus@auth.meet.x"));
+    let authentication = conf
+        .children()
+        .find(|p| p.attr("name") == Some("authentication"))
+        .and_then(|p| p.attr("value"));
+    assert_eq!(
+        authentication,
+        Some("false"),
+        "anyone may start a conference here"
+    );
 
     let out = to(&join(&mut r, "aaaa1111@meet.x/r", "aaaa1111"), 1);
     let presences: Vec<&Element> = out.iter().filter(|s| s.name() == "presence").collect();
@@ -527,4 +541,30 @@ fn terminate_with_restart_and_ice_failure_reinvite() {
     assert!(r.take_bridge().iter().any(
         |(_, b)| matches!(b, BridgeRequest::Allocate { endpoint, .. } if endpoint == "aaaa1111")
     ));
+}
+
+#[test]
+fn secure_domain_refuses_new_conferences_from_other_domains() {
+    // Only users of `accounts.meet.x` may start conferences; this guest is on `meet.x`, so its
+    // request for a new room is refused as Jicofo does.
+    let mut r = setup_with(vec!["accounts.meet.x".into()]);
+    let iq = Element::builder("iq", ns::CLIENT)
+        .attr("type", "set")
+        .attr("id", "c1")
+        .attr("from", "aaaa1111@meet.x/r")
+        .attr("to", "focus.meet.x")
+        .append(
+            Element::builder("conference", super::NS_FOCUS)
+                .attr("room", ROOM)
+                .build(),
+        )
+        .build();
+    let out = to(&r.route(iq), 1);
+    let error = out
+        .iter()
+        .find(|s| s.attr("type") == Some("error"))
+        .and_then(|s| s.get_child("error", ns::CLIENT))
+        .expect("refused");
+    assert!(error.has_child("not-authorized", ns::STANZAS));
+    assert!(r.take_bridge().is_empty());
 }
