@@ -30,8 +30,6 @@ pub const QUEUE: usize = 16 * 1024;
 pub struct Bridge {
     /// Where the router task sends the focuses' requests.
     pub requests: mpsc::Sender<(String, BridgeRequest)>,
-    /// The SFU's UDP address.
-    pub local_addr: SocketAddr,
     /// The SFU, for statistics.
     pub handle: SfuHandle,
     /// The SFU shell's task.
@@ -69,7 +67,6 @@ impl Bridge {
         };
         Ok(Some(Bridge {
             requests: tx,
-            local_addr,
             handle,
             shell: tokio::spawn(shell.run()),
             task: tokio::spawn(task.run(rx, events)),

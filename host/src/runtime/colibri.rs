@@ -224,20 +224,6 @@ impl Channels {
             _ => Ok(None),
         }
     }
-
-    /// Endpoints with a registered channel, and how many are open.
-    pub fn counts(&self) -> (usize, usize) {
-        let inner = self.lock();
-        let all = inner.conferences.values().flat_map(HashMap::values);
-        let (mut n, mut open) = (0, 0);
-        for ch in all {
-            n += 1;
-            if ch.tx.is_some() {
-                open += 1;
-            }
-        }
-        (n, open)
-    }
 }
 
 fn server_hello() -> String {
@@ -328,7 +314,6 @@ mod tests {
         assert_eq!(got[0]["dominantSpeakerEndpoint"], "aaaa");
         c.remove("c1", "aaaa");
         assert_eq!(c.attach("c1", "aaaa", "p").err(), Some(Refusal::Unknown));
-        assert_eq!(c.counts(), (0, 0));
     }
 
     #[test]

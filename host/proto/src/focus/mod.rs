@@ -222,17 +222,6 @@ impl Focus {
         p
     }
 
-    /// Conferences and participants with a Jingle session, right now.
-    pub fn counts(&self) -> (usize, usize) {
-        let sessions = self
-            .conferences
-            .values()
-            .flat_map(|c| c.participants.values())
-            .filter(|p| p.session != Session::None)
-            .count();
-        (self.conferences.len(), sessions)
-    }
-
     /// Whether a stanza to `to` is for this focus.
     pub fn owns(&self, to: &Jid) -> bool {
         to.domain() == self.config.domain || to.bare() == self.config.jid.bare()

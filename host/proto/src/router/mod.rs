@@ -180,14 +180,6 @@ impl Router {
         std::mem::take(&mut self.bridge)
     }
 
-    /// Conferences and Jingle sessions, over every focus.
-    pub fn focus_counts(&self) -> (usize, usize) {
-        self.focuses.values().fold((0, 0), |(c, s), f| {
-            let (fc, fs) = f.counts();
-            (c + fc, s + fs)
-        })
-    }
-
     /// The SFU's answer to a `BridgeRequest::Allocate` of `vhost`'s focus.
     pub fn bridge_allocated(
         &mut self,
