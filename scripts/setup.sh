@@ -48,7 +48,7 @@ else
     cargo build
 fi
 cargo build --release --target wasm32-wasip2 -p auth-anonymous -p auth-internal \
-    -p conference-duration -p speakerstats -p branding -p test-hooks -p test-auth
+    -p conference-duration -p speakerstats -p av-moderation -p branding -p test-hooks -p test-auth
 # 4. The meeting page `lilt serve` answers at / and /<room> (host/web into host/web/dist, from
 #    pinned npm packages; docs/meeting-page.md).
 bash scripts/web.sh

@@ -30,7 +30,7 @@ else
 fi
 
 # Plugin policy logic and the SDK, natively.
-cargo test -p auth-internal -p lilt-plugin-sdk -p speakerstats -p conference-duration -p branding
+cargo test -p auth-internal -p lilt-plugin-sdk -p speakerstats -p av-moderation -p conference-duration -p branding
 
 # The example plugin outside the workspace (examples/brand-plugin): its native tests and its
 # wasm32-wasip2 build, so the SDK cannot break a plugin written against it. It shares target/

@@ -18,6 +18,7 @@ mod scram;
 mod tls_util;
 mod web;
 
+mod av_moderation;
 mod bosh;
 mod browser;
 mod cli;
