@@ -77,8 +77,8 @@ fn routing(c: &mut Criterion) {
     );
     let a = Jid::parse("a@x").expect("jid");
     let b = Jid::parse("b@x").expect("jid");
-    router.bind(&a, Some("r"), 1).expect("bind");
-    router.bind(&b, Some("r"), 2).expect("bind");
+    router.bind(&a, Some("r"), 1, None).expect("bind");
+    router.bind(&b, Some("r"), 2, None).expect("bind");
     let msg = message("a@x/r", "b@x/r", "chat");
     c.bench_function("route one chat message to a full JID", |bench| {
         bench.iter(|| {

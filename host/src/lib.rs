@@ -34,4 +34,6 @@ pub mod storage;
 pub mod transport;
 
 /// The protocol cores live in `lilt-proto`; they are re-exported under their old paths.
-pub use lilt_proto::{bosh, focus, hooks, jingle, muc, router, sasl, stanza, stream, xml};
+pub use lilt_proto::{
+    bosh, focus, hooks, identity, jingle, muc, router, sasl, stanza, stream, xml,
+};

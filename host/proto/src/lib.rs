@@ -19,6 +19,7 @@ pub mod bosh;
 pub mod entropy;
 pub mod focus;
 pub mod hooks;
+pub mod identity;
 pub mod jingle;
 pub mod muc;
 pub mod router;

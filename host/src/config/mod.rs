@@ -10,11 +10,16 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::stanza::jid::valid_domain;
+
+mod sources;
+
+pub use sources::{KeyServer, LdapProfile, Sources};
 
 /// A configuration error, naming the key it is about.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +81,10 @@ pub struct RawConfig {
     components: Vec<RawComponent>,
     #[serde(default)]
     sfu: RawSfu,
+    #[serde(default)]
+    key_servers: Vec<sources::RawKeyServer>,
+    #[serde(default)]
+    ldap: Vec<sources::RawLdap>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -243,6 +252,10 @@ pub struct Config {
     pub components: Vec<Component>,
     /// The media forwarder the focuses use.
     pub sfu: Sfu,
+    /// Key servers auth plugins may be granted (`keys:<name>`).
+    pub key_servers: Vec<Arc<KeyServer>>,
+    /// Directory profiles auth plugins may be granted (`ldap:<profile>`).
+    pub ldap: Vec<Arc<LdapProfile>>,
 }
 
 /// The SFU's network settings.
@@ -418,6 +431,9 @@ pub struct AuthPluginConfig {
     /// The `lilt:plugin` interfaces it may import beyond the always-granted ones. Defaults to
     /// [`Grants::AUTH_DEFAULT`] (`kv`).
     pub grants: Grants,
+    /// The key server and directory profile its `keys:<name>` and `ldap:<profile>` grants
+    /// name.
+    pub sources: Sources,
     /// Settings handed to the plugin's `configure` as JSON.
     pub settings: serde_json::Value,
 }
@@ -433,11 +449,21 @@ pub enum Capability {
     Stanzas,
     /// `timers`: ask for `on-timer` calls later.
     Timers,
+    /// `keys:<name>`: public keys from a configured key server (auth plugins only).
+    Keys,
+    /// `ldap:<profile>`: bind and search in a configured directory (auth plugins only).
+    Ldap,
 }
 
 impl Capability {
     /// Every capability, in the order they are listed.
-    pub const ALL: [Capability; 3] = [Capability::Kv, Capability::Stanzas, Capability::Timers];
+    pub const ALL: [Capability; 5] = [
+        Capability::Kv,
+        Capability::Stanzas,
+        Capability::Timers,
+        Capability::Keys,
+        Capability::Ldap,
+    ];
 
     /// The grant name, which is also the interface name (`lilt:plugin/<name>`).
     pub fn name(self) -> &'static str {
@@ -445,6 +471,22 @@ impl Capability {
             Capability::Kv => "kv",
             Capability::Stanzas => "stanzas",
             Capability::Timers => "timers",
+            Capability::Keys => "keys",
+            Capability::Ldap => "ldap",
+        }
+    }
+
+    /// Whether the grant names a configured source (`keys:<name>`, `ldap:<profile>`).
+    pub fn names_a_source(self) -> bool {
+        matches!(self, Capability::Keys | Capability::Ldap)
+    }
+
+    /// How a grant of it is written: its name, or the name with the source to name.
+    pub fn grant_form(self) -> &'static str {
+        match self {
+            Capability::Keys => "keys:<key server>",
+            Capability::Ldap => "ldap:<profile>",
+            c => c.name(),
         }
     }
 
@@ -654,6 +696,9 @@ impl Config {
         });
 
         let http = validate_http(raw.http, limits.max_stanza_bytes, &rel)?;
+        let wall = plugin_limits.call_wall_timeout;
+        let key_servers = sources::validate_key_servers(raw.key_servers, wall)?;
+        let ldap = sources::validate_ldap(raw.ldap, &rel, wall)?;
         let mut listeners = Vec::new();
         let mut binds = HashSet::new();
         for (i, l) in raw.listeners.iter().enumerate() {
@@ -715,10 +760,12 @@ impl Config {
                 &plugin_dir,
                 &rel,
             )?;
+            let mut auth_sources = Sources::default();
             let auth_grants = validate_grants(
                 auth.grants,
                 Grants::AUTH_DEFAULT,
                 &format!("vhosts[{i}].auth"),
+                Some((&mut auth_sources, &key_servers, &ldap)),
             )?;
             let mut plugins: Vec<PluginConfig> = Vec::new();
             for (j, p) in v.plugins.into_iter().enumerate() {
@@ -745,7 +792,7 @@ impl Config {
                     )?),
                     None => None,
                 };
-                let grants = validate_grants(p.grants, Grants::HOOKS_DEFAULT, &key)?;
+                let grants = validate_grants(p.grants, Grants::HOOKS_DEFAULT, &key, None)?;
                 plugins.push(PluginConfig {
                     plugin: p.plugin,
                     path,
@@ -769,6 +816,7 @@ impl Config {
                     plugin: auth.plugin,
                     path,
                     grants: auth_grants,
+                    sources: auth_sources,
                     settings,
                 },
                 muc,
@@ -836,6 +884,8 @@ impl Config {
             vhosts,
             components,
             sfu,
+            key_servers,
+            ldap,
         })
     }
 
@@ -1119,11 +1169,22 @@ fn plugin_file(
     Ok((path, settings))
 }
 
-/// The plugin at `key`'s `grants` list, or `default` when it has none.
+/// Where an auth plugin's `keys:<name>` and `ldap:<profile>` grants resolve into, and the
+/// configured key servers and directory profiles they may name.
+type SourceGrants<'a> = (
+    &'a mut Sources,
+    &'a [Arc<KeyServer>],
+    &'a [Arc<LdapProfile>],
+);
+
+/// The plugin at `key`'s `grants` list, or `default` when it has none. `sources` resolves
+/// `keys:<name>` and `ldap:<profile>` for an auth plugin; other plugins pass `None` and such
+/// grants are refused for them.
 fn validate_grants(
     names: Option<Vec<String>>,
     default: Grants,
     key: &str,
+    mut sources: Option<SourceGrants<'_>>,
 ) -> Result<Grants, ConfigError> {
     let Some(names) = names else {
         return Ok(default);
@@ -1131,22 +1192,42 @@ fn validate_grants(
     let mut grants = Grants::NONE;
     for (k, name) in names.iter().enumerate() {
         let key = format!("{key}.grants[{k}]");
-        let Some(c) = Capability::from_name(name) else {
-            let reserved = ["keys", "ldap", "http"].contains(&name.as_str())
-                || name.starts_with("ldap:")
-                || name.starts_with("http:");
-            let message = if reserved {
+        let (cap_name, named) = match name.split_once(':') {
+            Some((cap, _)) => (cap, true),
+            None => (name.as_str(), false),
+        };
+        let Some(c) = Capability::from_name(cap_name) else {
+            let message = if name == "http" || name.starts_with("http:") {
                 format!("capability {name:?} is not available yet")
             } else if ALWAYS_GRANTED.contains(&name.as_str()) {
                 format!("{name:?} is always granted; leave it out")
             } else {
-                let known: Vec<&str> = Capability::ALL.iter().map(|c| c.name()).collect();
+                let known: Vec<&str> = Capability::ALL.iter().map(|c| c.grant_form()).collect();
                 format!("unknown capability {name:?} (known: {})", known.join(", "))
             };
             return Err(invalid(key, message));
         };
+        if c.names_a_source() != named {
+            let message = if named {
+                format!("{cap_name:?} takes no name")
+            } else {
+                format!(
+                    "name what {name:?} is for: \"{name}:<name of a [[key_servers]] or [[ldap]] entry>\""
+                )
+            };
+            return Err(invalid(key, message));
+        }
         if grants.contains(c) {
-            return Err(invalid(key, format!("{name:?} is listed twice")));
+            return Err(invalid(key, format!("{cap_name:?} is listed twice")));
+        }
+        if c.names_a_source() {
+            let Some((sources, key_servers, ldap)) = sources.as_mut() else {
+                return Err(invalid(
+                    key,
+                    format!("only an auth plugin may be granted {cap_name:?}"),
+                ));
+            };
+            sources.grant(name, &key, key_servers, ldap)?;
         }
         grants = grants.with(c);
     }
@@ -1404,6 +1485,94 @@ mod tests {
     }
 
     #[test]
+    fn identity_sources_are_named_by_grants() {
+        let text = |extra: &str, grants: &str| {
+            format!(
+                "{MIN}{extra}\n[[vhosts]]\ndomain = \"meet.x\"\n[vhosts.auth]\nplugin = \"auth-jwt\"\ngrants = {grants}\n"
+            )
+        };
+        let servers = "[[key_servers]]\nname = \"acme\"\nurl = \"https://keys.acme.example/asap/\"\n\
+                       [[ldap]]\nname = \"corp\"\nurl = \"ldap://127.0.0.1:3890\"\nstarttls = true\n\
+                       base_dn = \"dc=example,dc=org\"\nbind_dn = \"cn=svc,dc=example,dc=org\"\n\
+                       bind_password = \"pw\"\n";
+        let c = Config::parse(
+            &text(servers, r#"["kv", "keys:acme", "ldap:corp"]"#),
+            Path::new("/b"),
+        )
+        .expect("valid");
+        let auth = &c.vhosts[0].auth;
+        assert!(auth.grants.contains(Capability::Keys) && auth.grants.contains(Capability::Ldap));
+        let keys = auth.sources.key_server.as_ref().expect("key server");
+        assert_eq!(keys.url, "https://keys.acme.example/asap");
+        assert_eq!(keys.timeout, Duration::from_secs(2));
+        let ldap = auth.sources.ldap.as_ref().expect("profile");
+        assert_eq!(ldap.base_dn, "dc=example,dc=org");
+        assert!(ldap.starttls);
+        // The service password never shows in debug output.
+        assert!(!format!("{ldap:?}").contains("pw"));
+        let err = |extra: &str, grants: &str| {
+            Config::parse(&text(extra, grants), Path::new("/b"))
+                .expect_err("invalid")
+                .to_string()
+        };
+        assert!(
+            err(
+                "[[key_servers]]\nname = \"k\"\nurl = \"http://x.example\"\ntimeout_ms = 3000\n",
+                "[]"
+            )
+            .starts_with("key_servers[0].timeout_ms: must be between 1 and 2999")
+        );
+        assert_eq!(
+            err(servers, r#"["keys:nope"]"#),
+            r#"vhosts[0].auth.grants[0]: no [[key_servers]] entry is named "nope""#
+        );
+        assert_eq!(
+            err(servers, r#"["keys"]"#),
+            r#"vhosts[0].auth.grants[0]: name what "keys" is for: "keys:<name of a [[key_servers]] or [[ldap]] entry>""#
+        );
+        assert_eq!(
+            err(servers, r#"["kv:x"]"#),
+            r#"vhosts[0].auth.grants[0]: "kv" takes no name"#
+        );
+        assert_eq!(
+            err(servers, r#"["keys:acme", "keys:acme"]"#),
+            r#"vhosts[0].auth.grants[1]: "keys" is listed twice"#
+        );
+        assert!(
+            err(
+                "[[key_servers]]\nname = \"k\"\nurl = \"ftp://x.example\"\n",
+                "[]"
+            )
+            .starts_with("key_servers[0].url: must be an http")
+        );
+        assert!(
+            err(
+                "[[ldap]]\nname = \"c\"\nurl = \"ldaps://x\"\nstarttls = true\nbase_dn = \"dc=x\"\n",
+                "[]"
+            )
+            .starts_with("ldap[0].starttls:")
+        );
+        assert!(
+            err(
+                "[[ldap]]\nname = \"c\"\nurl = \"ldap://x\"\nbase_dn = \"dc=x\"\nbind_dn = \"cn=a\"\n",
+                "[]"
+            )
+            .starts_with("ldap[0].bind_dn:")
+        );
+        // Only auth plugins reach identity sources.
+        let hook = format!(
+            "{}[[vhosts.plugins]]\nplugin = \"branding\"\ngrants = [\"keys:acme\"]\n",
+            text(servers, "[]")
+        );
+        assert_eq!(
+            Config::parse(&hook, Path::new("/b"))
+                .expect_err("hook plugins get no keys")
+                .to_string(),
+            r#"vhosts[0].plugins[0].grants[0]: only an auth plugin may be granted "keys""#
+        );
+    }
+
+    #[test]
     fn grants_default_parse_and_refuse() {
         let v = |auth: &str, extra: &str| {
             format!(
@@ -1451,14 +1620,14 @@ mod tests {
         ));
         assert_eq!(
             e,
-            r#"vhosts[0].plugins[1].grants[0]: unknown capability "kvv" (known: kv, stanzas, timers)"#
+            r#"vhosts[0].plugins[1].grants[0]: unknown capability "kvv" (known: kv, stanzas, timers, keys:<key server>, ldap:<profile>)"#
         );
         let e = err(&v("grants = [\"kv\", \"sockets\"]", ""));
         assert!(
             e.starts_with(r#"vhosts[0].auth.grants[1]: unknown capability "sockets""#),
             "{e}"
         );
-        for reserved in ["keys", "ldap:corp", "http:crm", "ldap"] {
+        for reserved in ["http:crm", "http"] {
             let e = err(&v(&format!("grants = [{reserved:?}]"), ""));
             assert_eq!(
                 e,

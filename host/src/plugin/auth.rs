@@ -10,23 +10,47 @@ use std::sync::Arc;
 
 use wasmtime::Store;
 
+use super::bindings::identity_world::exports::lilt::plugin::identity_provider as ip;
+use super::bindings::identity_world::{Identity as IdentityExports, IdentityIndices};
 use super::bindings::lilt::plugin::types;
-use super::bindings::{Auth, AuthPre};
+use super::bindings::{Auth, AuthIndices, AuthPre};
 use super::host_api::State;
 use super::sandbox::{InstancePool, Sandbox};
-
-/// Idle instances kept per auth plugin: enough for the logins in flight on a busy node.
-const AUTH_POOL: usize = 16;
+use super::sources::Connected;
 use super::{AuthError, PluginEngine, PluginError};
+use crate::identity::{Identity, RoomAccess, UserCard};
 use crate::sasl::{Mechanism, ScramCredentials, ScramHash};
 use crate::storage::{KvRole, KvStore};
 
+/// Idle instances kept per auth plugin: enough for the logins in flight on a busy node.
+const AUTH_POOL: usize = 16;
+/// Longest `context-json` kept on a session.
+const MAX_CONTEXT_JSON: usize = 16 * 1024;
+
+/// One live instance: its `auth-provider`, and its `identity-provider` when it has one.
+struct Instance {
+    auth: Auth,
+    identity: Option<IdentityExports>,
+}
+
 struct Inner {
     sandbox: Sandbox,
-    pool: InstancePool<Auth>,
+    pool: InstancePool<Instance>,
     pre: AuthPre<State>,
+    indices: AuthIndices,
+    /// Set when the component exports `identity-provider`.
+    identity: Option<IdentityIndices>,
     settings_json: String,
     mechanisms: Vec<Mechanism>,
+}
+
+/// Why `identify` refused a login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentifyRefusal {
+    /// `not-authorized`, with the plugin's text.
+    Denied(String),
+    /// `temporary-auth-failure`, with the plugin's text.
+    Unavailable(String),
 }
 
 /// A loaded auth plugin for one vhost; cheap to clone.
@@ -67,21 +91,30 @@ impl AuthPlugin {
         engine: PluginEngine,
         vhost: &str,
         name: &str,
-        pre: AuthPre<State>,
+        (pre, identity, sources): (AuthPre<State>, Option<IdentityIndices>, Connected),
         hash: String,
         settings: &serde_json::Value,
         kv: Arc<dyn KvStore>,
     ) -> Result<AuthPlugin, PluginError> {
+        let mut sandbox = Sandbox::new(engine, vhost, name, KvRole::Auth, kv, Vec::new(), hash);
+        sandbox.sources = sources;
+        let indices = AuthIndices::new(pre.instance_pre()).map_err(|e| PluginError::Load {
+            plugin: name.to_owned(),
+            source: super::wasm_err(e),
+        })?;
         let mut inner = Inner {
-            sandbox: Sandbox::new(engine, vhost, name, KvRole::Auth, kv, Vec::new(), hash),
+            sandbox,
             pool: InstancePool::new(AUTH_POOL),
             pre,
+            indices,
+            identity,
             settings_json: settings.to_string(),
             mechanisms: Vec::new(),
         };
         // `call` configures the fresh instance first, so a refusal surfaces as `Config` here.
-        let mechanisms = call_sync(&inner, |auth, store| {
-            auth.lilt_plugin_auth_provider()
+        let mechanisms = call_sync(&inner, |a, store| {
+            a.auth
+                .lilt_plugin_auth_provider()
                 .call_mechanisms(store)
                 .map(Ok)
         })?;
@@ -131,7 +164,8 @@ impl AuthPlugin {
     pub async fn user_exists(&self, username: &str) -> Result<bool, PluginError> {
         let u = username.to_owned();
         self.call(move |a, s| {
-            a.lilt_plugin_auth_provider()
+            a.auth
+                .lilt_plugin_auth_provider()
                 .call_user_exists(s, &u)
                 .map(|r| r.map_err(auth_error))
         })
@@ -145,7 +179,8 @@ impl AuthPlugin {
     pub async fn test_password(&self, username: &str, password: &str) -> Result<bool, PluginError> {
         let (u, p) = (username.to_owned(), password.to_owned());
         self.call(move |a, s| {
-            a.lilt_plugin_auth_provider()
+            a.auth
+                .lilt_plugin_auth_provider()
                 .call_test_password(s, &u, &p)
                 .map(|r| r.map_err(auth_error))
         })
@@ -168,7 +203,8 @@ impl AuthPlugin {
         };
         let creds = self
             .call(move |a, s| {
-                a.lilt_plugin_auth_provider()
+                a.auth
+                    .lilt_plugin_auth_provider()
                     .call_get_scram_credentials(s, &u, h)
                     .map(|r| r.map_err(auth_error))
             })
@@ -188,7 +224,8 @@ impl AuthPlugin {
     pub async fn create_user(&self, username: &str, password: &str) -> Result<(), PluginError> {
         let (u, p) = (username.to_owned(), password.to_owned());
         self.call(move |a, s| {
-            a.lilt_plugin_auth_provider()
+            a.auth
+                .lilt_plugin_auth_provider()
                 .call_create_user(s, &u, &p)
                 .map(|r| r.map_err(auth_error))
         })
@@ -202,7 +239,8 @@ impl AuthPlugin {
     pub async fn set_password(&self, username: &str, password: &str) -> Result<(), PluginError> {
         let (u, p) = (username.to_owned(), password.to_owned());
         self.call(move |a, s| {
-            a.lilt_plugin_auth_provider()
+            a.auth
+                .lilt_plugin_auth_provider()
                 .call_set_password(s, &u, &p)
                 .map(|r| r.map_err(auth_error))
         })
@@ -216,17 +254,62 @@ impl AuthPlugin {
     pub async fn delete_user(&self, username: &str) -> Result<(), PluginError> {
         let u = username.to_owned();
         self.call(move |a, s| {
-            a.lilt_plugin_auth_provider()
+            a.auth
+                .lilt_plugin_auth_provider()
                 .call_delete_user(s, &u)
                 .map(|r| r.map_err(auth_error))
         })
         .await
     }
 
+    /// Whether it says who a session is after login (it exports `identity-provider`).
+    pub fn provides_identity(&self) -> bool {
+        self.0.identity.is_some()
+    }
+
+    /// Who the session that just passed `mechanism` as `username` (empty for ANONYMOUS),
+    /// with `token` from its connection URL, is; `Ok(None)` when the plugin does not say.
+    ///
+    /// # Errors
+    /// `Ok(Err(refusal))` when the plugin refuses the login; `Err` on a trap or a disabled
+    /// plugin (the caller fails the login closed).
+    pub async fn identify(
+        &self,
+        mechanism: Mechanism,
+        username: &str,
+        token: Option<&str>,
+    ) -> Result<Option<Result<Identity, IdentifyRefusal>>, PluginError> {
+        if self.0.identity.is_none() {
+            return Ok(None);
+        }
+        let (u, t) = (username.to_owned(), token.map(str::to_owned));
+        let m = match mechanism {
+            Mechanism::Anonymous => types::Mechanism::Anonymous,
+            Mechanism::Plain => types::Mechanism::Plain,
+            Mechanism::ScramSha1 => types::Mechanism::ScramSha1,
+            Mechanism::ScramSha256 => types::Mechanism::ScramSha256,
+        };
+        let answer = self
+            .call(move |a, s| {
+                let Some(identity) = &a.identity else {
+                    return Ok(Err(AuthError::NotSupported));
+                };
+                identity
+                    .lilt_plugin_identity_provider()
+                    .call_identify(s, m, &u, t.as_deref())
+                    .map(Ok)
+            })
+            .await?;
+        Ok(Some(answer.map(identity).map_err(|r| match r {
+            ip::Refusal::Denied(text) => IdentifyRefusal::Denied(text),
+            ip::Refusal::Unavailable(text) => IdentifyRefusal::Unavailable(text),
+        })))
+    }
+
     async fn call<R, F>(&self, f: F) -> Result<R, PluginError>
     where
         R: Send + 'static,
-        F: FnOnce(&Auth, &mut Store<State>) -> wasmtime::Result<Result<R, AuthError>>
+        F: FnOnce(&Instance, &mut Store<State>) -> wasmtime::Result<Result<R, AuthError>>
             + Send
             + 'static,
     {
@@ -241,20 +324,47 @@ impl AuthPlugin {
     }
 }
 
+/// The host's form of an `identity`, with the room names lowercased and the context capped.
+fn identity(i: ip::Identity) -> Identity {
+    Identity {
+        rooms: match i.rooms {
+            ip::RoomAccess::Any => RoomAccess::Any,
+            ip::RoomAccess::Only(rooms) => {
+                RoomAccess::Only(rooms.iter().map(|r| r.to_lowercase()).collect())
+            }
+        },
+        may_create_rooms: i.may_create_rooms,
+        moderator: i.moderator,
+        user: i.user.map(|u| UserCard {
+            id: u.id,
+            name: u.name,
+            email: u.email,
+            avatar: u.avatar,
+        }),
+        group: i.group,
+        context_json: i.context_json.filter(|c| c.len() <= MAX_CONTEXT_JSON),
+    }
+}
+
 /// Run one call on a pooled, configured instance. Blocking.
 fn call_sync<R>(
     inner: &Inner,
-    f: impl FnOnce(&Auth, &mut Store<State>) -> wasmtime::Result<Result<R, AuthError>>,
+    f: impl FnOnce(&Instance, &mut Store<State>) -> wasmtime::Result<Result<R, AuthError>>,
 ) -> Result<R, PluginError> {
     let plugin = inner.sandbox.name.to_string();
     let (result, _) = inner.sandbox.with_instance(
         &inner.pool,
         |store| {
-            let auth = inner.pre.instantiate(&mut *store)?;
+            let instance = inner.pre.instance_pre().instantiate(&mut *store)?;
+            let auth = inner.indices.load(&mut *store, &instance)?;
+            let identity = match &inner.identity {
+                Some(i) => Some(i.load(&mut *store, &instance)?),
+                None => None,
+            };
             Ok(auth
                 .lilt_plugin_auth_provider()
                 .call_configure(&mut *store, &inner.settings_json)?
-                .map(|()| auth))
+                .map(|()| Instance { auth, identity }))
         },
         f,
     )?;
@@ -410,12 +520,15 @@ mod tests {
         let engine = PluginEngine::new(PluginLimits::default()).expect("engine");
         // auth-internal keeps its accounts in kv.
         let e = engine
-            .load_auth_granted(
+            .load_auth_plugin(
                 "a.example",
-                "auth-internal",
-                &wasm("auth_internal.wasm"),
-                Grants::NONE,
-                &serde_json::json!({}),
+                &crate::config::AuthPluginConfig {
+                    plugin: "auth-internal".into(),
+                    path: wasm("auth_internal.wasm"),
+                    grants: Grants::NONE,
+                    sources: crate::config::Sources::default(),
+                    settings: serde_json::json!({}),
+                },
                 crate::storage::memory(),
             )
             .expect_err("kv is not granted");
@@ -437,12 +550,15 @@ mod tests {
         );
         // auth-anonymous imports nothing that needs a grant.
         let p = engine
-            .load_auth_granted(
+            .load_auth_plugin(
                 "a.example",
-                "auth-anonymous",
-                &wasm("auth_anonymous.wasm"),
-                Grants::NONE,
-                &serde_json::Value::Null,
+                &crate::config::AuthPluginConfig {
+                    plugin: "auth-anonymous".into(),
+                    path: wasm("auth_anonymous.wasm"),
+                    grants: Grants::NONE,
+                    sources: crate::config::Sources::default(),
+                    settings: serde_json::Value::Null,
+                },
                 crate::storage::memory(),
             )
             .expect("loads without grants");

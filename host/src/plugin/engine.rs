@@ -18,10 +18,10 @@ use sha2::{Digest as _, Sha256};
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Cache, CacheConfig, Config, Engine};
 
-use super::bindings::{hooks_world, lilt};
+use super::bindings::{hooks_world, identity_world, lilt};
 use super::host_api::State;
 use super::{AuthPlugin, PluginError, PluginLimits, wasm_err};
-use crate::config::{ALWAYS_GRANTED, Capability, Grants};
+use crate::config::{ALWAYS_GRANTED, AuthPluginConfig, Capability, Grants, Sources};
 use crate::storage::KvStore;
 
 /// One epoch tick.
@@ -35,6 +35,8 @@ struct Inner {
     components: Mutex<ComponentCache>,
     limits: PluginLimits,
     stop: Arc<AtomicBool>,
+    /// Key fetchers and directory pools, shared by the plugins granted them.
+    sources: super::sources::Registry,
 }
 
 impl Drop for Inner {
@@ -131,6 +133,7 @@ impl PluginEngine {
             components: Mutex::new(ComponentCache::default()),
             limits,
             stop,
+            sources: super::sources::Registry::default(),
         })))
     }
 
@@ -146,7 +149,7 @@ impl PluginEngine {
     /// check it accepts `settings`.
     ///
     /// # Errors
-    /// As [`PluginEngine::load_auth_granted`].
+    /// As [`PluginEngine::load_auth_plugin`].
     pub fn load_auth(
         &self,
         vhost: &str,
@@ -155,31 +158,48 @@ impl PluginEngine {
         settings: &serde_json::Value,
         kv: Arc<dyn KvStore>,
     ) -> Result<AuthPlugin, PluginError> {
-        self.load_auth_granted(vhost, name, wasm_path, Grants::AUTH_DEFAULT, settings, kv)
+        let config = AuthPluginConfig {
+            plugin: name.to_owned(),
+            path: wasm_path.to_owned(),
+            grants: Grants::AUTH_DEFAULT,
+            sources: Sources::default(),
+            settings: settings.clone(),
+        };
+        self.load_auth_plugin(vhost, &config, kv)
     }
 
-    /// Load an auth plugin for `vhost`, granted `grants`: compile, check its imports against
-    /// the grants, link, and check it accepts `settings`.
+    /// Load the auth plugin `config` describes for `vhost`: compile, check its imports
+    /// against its grants, link (with the key server and directory its grants name), and
+    /// check it accepts its settings. A component that also exports `identity-provider`
+    /// (world `auth-identity`) is asked who each session is after its login.
     ///
     /// # Errors
     /// `Load` when the file is missing or not an `auth` component, `NotGranted` when it
     /// imports an interface it is not granted, `Config` when the plugin refuses the settings,
     /// `Trap` when it traps while doing so.
-    pub fn load_auth_granted(
+    pub fn load_auth_plugin(
         &self,
         vhost: &str,
-        name: &str,
-        wasm_path: &Path,
-        grants: Grants,
-        settings: &serde_json::Value,
+        config: &AuthPluginConfig,
         kv: Arc<dyn KvStore>,
     ) -> Result<AuthPlugin, PluginError> {
-        let (pre, hash) = self.instantiate_pre(name, wasm_path, grants)?;
+        let name = &config.plugin;
+        let (pre, hash) = self.instantiate_pre(name, &config.path, config.grants)?;
+        let identity = identity_world::IdentityIndices::new(&pre).ok();
         let pre = super::bindings::AuthPre::new(pre).map_err(|e| PluginError::Load {
             plugin: name.to_owned(),
             source: wasm_err(e.context("it does not export lilt:plugin/auth-provider")),
         })?;
-        AuthPlugin::new(self.clone(), vhost, name, pre, hash, settings, kv)
+        let connected = self.0.sources.connect(&config.sources);
+        AuthPlugin::new(
+            self.clone(),
+            vhost,
+            name,
+            (pre, identity, connected),
+            hash,
+            &config.settings,
+            kv,
+        )
     }
 
     /// The linker offering exactly `grants` (and what is always granted).
@@ -226,8 +246,8 @@ impl PluginEngine {
         for (import, _) in component.component_type().imports(&self.0.engine) {
             if let Some(c) = ungranted(import, grants) {
                 interfaces.push(unversioned(import).to_owned());
-                if !missing.contains(&c.name()) {
-                    missing.push(c.name());
+                if !missing.contains(&c.grant_form()) {
+                    missing.push(c.grant_form());
                 }
             }
         }
@@ -333,6 +353,18 @@ pub(super) fn build_linker(engine: &Engine, grants: Grants) -> wasmtime::Result<
                     |s| s,
                 )?;
             }
+            Capability::Keys => {
+                identity_world::lilt::plugin::keys::add_to_linker::<State, HasSelf<State>>(
+                    &mut linker,
+                    |s| s,
+                )?;
+            }
+            Capability::Ldap => {
+                identity_world::lilt::plugin::ldap::add_to_linker::<State, HasSelf<State>>(
+                    &mut linker,
+                    |s| s,
+                )?;
+            }
         }
     }
     Ok(linker)
@@ -371,7 +403,11 @@ mod tests {
         }
         // Left to the linker.
         assert_eq!(ungranted("wasi:io/streams@0.2.6", Grants::NONE), None);
-        assert_eq!(ungranted("lilt:plugin/ldap@0.1.0", Grants::NONE), None);
+        assert_eq!(
+            ungranted("lilt:plugin/ldap@0.1.0", Grants::NONE),
+            Some(Capability::Ldap)
+        );
+        assert_eq!(ungranted("lilt:plugin/http@0.1.0", Grants::NONE), None);
         assert_eq!(ungranted("other:pkg/kv@1.0.0", Grants::NONE), None);
         assert_eq!(unversioned("lilt:plugin/kv@0.1.0"), "lilt:plugin/kv");
         assert_eq!(unversioned("lilt:plugin/kv"), "lilt:plugin/kv");

@@ -41,6 +41,8 @@ pub(super) struct State {
     pub(super) send_domains: Arc<[String]>,
     /// What the call asked the host to do once it returns.
     pub(super) effects: Effects,
+    /// The key server and directory its grants name.
+    pub(super) sources: super::sources::Connected,
 }
 
 /// Stanzas and timers a call asked for, acted on by the caller after the call returns.
@@ -69,7 +71,7 @@ impl WasiView for State {
 }
 
 impl State {
-    fn timed<R>(&mut self, f: impl FnOnce(&Self) -> R) -> R {
+    pub(super) fn timed<R>(&mut self, f: impl FnOnce(&Self) -> R) -> R {
         let start = Instant::now();
         let r = f(self);
         self.import_time += start.elapsed();

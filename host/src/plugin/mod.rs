@@ -15,10 +15,13 @@ mod bindings;
 mod engine;
 mod hooks;
 mod host_api;
+mod keys;
+mod ldap;
 mod output;
 mod sandbox;
+mod sources;
 
-pub use auth::AuthPlugin;
+pub use auth::{AuthPlugin, IdentifyRefusal};
 pub use engine::PluginEngine;
 pub use hooks::{HookPlugin, Outcome, PluginSet, VhostHooks};
 

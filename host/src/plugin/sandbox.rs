@@ -99,6 +99,8 @@ pub(super) struct Sandbox {
     kv: Arc<dyn KvStore>,
     /// Domains a `stanzas.send` may use as `from` (empty: the plugin may not send).
     send_domains: Arc<[String]>,
+    /// The key server and directory its grants name (auth plugins).
+    pub(super) sources: super::sources::Connected,
     log: Arc<GuestLog>,
     traps: Mutex<VecDeque<Instant>>,
     /// Calls per `CALL_BUCKETS` bucket (then above the last), and their total in µs.
@@ -128,6 +130,7 @@ impl Sandbox {
             hash,
             kv,
             send_domains: send_domains.into(),
+            sources: super::sources::Connected::default(),
             traps: Mutex::new(VecDeque::new()),
             times: std::array::from_fn(|_| AtomicU64::new(0)),
             time_us: AtomicU64::new(0),
@@ -282,6 +285,7 @@ impl Sandbox {
             wall_limit: limits.call_wall_timeout,
             send_domains: self.send_domains.clone(),
             effects: Effects::default(),
+            sources: self.sources.clone(),
         };
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limits);

@@ -443,17 +443,9 @@ impl PluginRegistry {
             .ok_or_else(|| format!("no vhost {vhost}"))?;
         match slot {
             Slot::Auth { .. } => {
-                let path = &v.auth.path;
                 let new = self
                     .engine
-                    .load_auth_granted(
-                        &v.domain,
-                        &v.auth.plugin,
-                        path,
-                        v.auth.grants,
-                        &v.auth.settings,
-                        self.kv.clone(),
-                    )
+                    .load_auth_plugin(&v.domain, &v.auth, self.kv.clone())
                     .map_err(|e| e.to_string())?;
                 let mut auth = write(&self.auth);
                 if let Some(old) = auth.get(vhost)
@@ -594,14 +586,7 @@ impl PluginRegistry {
                 let a = if auth {
                     Some(
                         me.engine
-                            .load_auth_granted(
-                                &v.domain,
-                                &v.auth.plugin,
-                                &v.auth.path,
-                                v.auth.grants,
-                                &v.auth.settings,
-                                me.kv.clone(),
-                            )
+                            .load_auth_plugin(&v.domain, &v.auth, me.kv.clone())
                             .map_err(|e| format!("vhosts[{i}].auth ({}): {e}", v.domain))?,
                     )
                 } else {

@@ -88,6 +88,8 @@ pub enum RouterCmd {
         jid: Jid,
         /// Requested resource.
         resource: Option<String>,
+        /// What the auth plugin said about the session.
+        identity: Option<Arc<crate::identity::Identity>>,
         /// The session's mailbox.
         mailbox: Mailbox,
         /// The bound JID and the session's endpoint id.
@@ -218,12 +220,13 @@ pub async fn run(
             RouterCmd::Bind {
                 jid,
                 resource,
+                identity,
                 mailbox,
                 reply,
             } => {
                 let id = next_id;
                 next_id += 1;
-                match router.bind(&jid, resource.as_deref(), id) {
+                match router.bind(&jid, resource.as_deref(), id, identity) {
                     Ok((full, replaced)) => {
                         if let Some(old) = replaced.and_then(|old| mailboxes.remove(&old)) {
                             let _ = old.try_send(EndpointMsg::Conflict);

@@ -171,14 +171,7 @@ pub fn load_vhosts(config: &Config) -> anyhow::Result<Loaded> {
     let mut auth = HashMap::new();
     for (i, vhost) in config.vhosts.iter().enumerate() {
         let plugin = engine
-            .load_auth_granted(
-                &vhost.domain,
-                &vhost.auth.plugin,
-                &vhost.auth.path,
-                vhost.auth.grants,
-                &vhost.auth.settings,
-                kv.clone(),
-            )
+            .load_auth_plugin(&vhost.domain, &vhost.auth, kv.clone())
             .map_err(|e| {
                 anyhow::anyhow!("vhosts[{i}].auth.{} ({}): {e}", error_key(&e), vhost.domain)
             })?;
@@ -253,6 +246,9 @@ impl Server {
             unauthenticated_timeout: config.limits.unauthenticated_timeout,
             xml_limits: xml_limits.clone(),
             entropy: Arc::new(OsEntropy),
+            sasl_secret: crate::sasl::SaslSecret::new(
+                http::admin::secret_file(&config.data_dir, "sasl.secret")?.into_bytes(),
+            ),
         };
         let c2s_encrypted = C2sConfig {
             starttls_available: false,
@@ -425,6 +421,7 @@ pub fn vhost_policy(v: &crate::config::Vhost, auth: Option<&AuthPlugin>) -> Vhos
     VhostPolicy {
         mechanisms: auth.map(|a| offered(a.mechanisms())).unwrap_or_default(),
         allow_unencrypted: v.allow_unencrypted,
+        identify: auth.is_some_and(AuthPlugin::provides_identity),
     }
 }
 

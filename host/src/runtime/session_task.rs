@@ -23,6 +23,7 @@ use super::router_task::{EndpointMsg, Handoff, RouterCmd};
 use super::server::Ctx;
 use crate::bosh;
 use crate::router::EndpointId;
+use crate::sasl::SaslFailure;
 use crate::stanza::{self, ErrorType, Jid, StanzaError};
 use crate::stream::c2s::{C2sConfig, C2sStream, Input, Output};
 use crate::stream::framing::Framing;
@@ -320,11 +321,26 @@ impl Session {
                     tracing::info!(message = "Authentication failed.", mechanism = mechanism.name(), condition, peer = %self.peer, transport = self.kind);
                     tracing::info!(target: "audit", event = "login", outcome = "failure", vhost = self.core.vhost().unwrap_or(""), mechanism = mechanism.name(), condition, peer = %self.peer, transport = self.kind);
                 }
-                Output::Bind { jid, resource } => {
+                Output::Identify {
+                    vhost,
+                    mechanism,
+                    username,
+                } => {
+                    let plugin = self.ctx.plugins.auth(&vhost);
+                    let token = self.params.token.clone();
+                    let answer = identify(plugin, mechanism, &username, token.as_deref()).await;
+                    self.core.handle_input(now, Input::Identified(answer));
+                }
+                Output::Bind {
+                    jid,
+                    resource,
+                    identity,
+                } => {
                     let (reply, rx) = oneshot::channel();
                     let cmd = RouterCmd::Bind {
                         jid,
                         resource,
+                        identity,
                         mailbox: self.mailbox_tx.clone(),
                         reply,
                     };
@@ -517,6 +533,39 @@ async fn next(link: Option<&mut Link>, buf: &mut [u8]) -> LinkEvent {
     match link {
         Some(l) => l.next(buf).await,
         None => std::future::pending().await,
+    }
+}
+
+/// Ask the vhost's auth plugin who the session that just passed SASL is, with the `token`
+/// of its connection URL. Fails closed: a plugin that traps or is disabled is a
+/// temporary failure.
+async fn identify(
+    plugin: Option<crate::plugin::AuthPlugin>,
+    mechanism: crate::sasl::Mechanism,
+    username: &str,
+    token: Option<&str>,
+) -> Result<Option<crate::identity::Identity>, (SaslFailure, String)> {
+    use crate::plugin::IdentifyRefusal;
+    let unavailable = || {
+        (
+            SaslFailure::TemporaryAuthFailure,
+            "Authentication is unavailable; try again later.".to_owned(),
+        )
+    };
+    let Some(plugin) = plugin else {
+        return Err(unavailable());
+    };
+    match plugin.identify(mechanism, username, token).await {
+        Ok(None) => Ok(None),
+        Ok(Some(Ok(identity))) => Ok(Some(identity)),
+        Ok(Some(Err(IdentifyRefusal::Denied(text)))) => Err((SaslFailure::NotAuthorized, text)),
+        Ok(Some(Err(IdentifyRefusal::Unavailable(text)))) => {
+            Err((SaslFailure::TemporaryAuthFailure, text))
+        }
+        Err(e) => {
+            log_plugin_error(&e);
+            Err(unavailable())
+        }
     }
 }
 

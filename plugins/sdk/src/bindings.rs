@@ -21,6 +21,7 @@ use std::cell::RefCell;
 use std::marker::PhantomData;
 
 use crate::hooks::{self, Host, LogLevel, Store};
+use crate::identity::{self as id, IdentityPlugin};
 use crate::plugin::{AuthPlugin, ComponentPlugin, Configure, HookPlugin, Plugin};
 use crate::xml::Element;
 
@@ -61,6 +62,23 @@ pub mod auth_world {
             "lilt:plugin/host@0.1.0": crate::bindings::hooks_world::lilt::plugin::host,
             "lilt:plugin/kv@0.1.0": crate::bindings::hooks_world::lilt::plugin::kv,
             "lilt:plugin/clock@0.1.0": crate::bindings::hooks_world::lilt::plugin::clock,
+        },
+    });
+}
+
+/// The `identity` world: `identity-provider`, importing `keys` and `ldap`. With `auth` it
+/// makes `auth-identity`.
+pub mod identity_world {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "identity",
+        pub_export_macro: true,
+        default_bindings_module: "lilt_plugin_sdk::bindings::identity_world",
+        with: {
+            "lilt:plugin/host@0.1.0": crate::bindings::hooks_world::lilt::plugin::host,
+            "lilt:plugin/kv@0.1.0": crate::bindings::hooks_world::lilt::plugin::kv,
+            "lilt:plugin/clock@0.1.0": crate::bindings::hooks_world::lilt::plugin::clock,
+            "lilt:plugin/types@0.1.0": crate::bindings::auth_world::lilt::plugin::types,
         },
     });
 }
@@ -129,6 +147,52 @@ impl Store for WasmHost {
     }
     fn keys(&self, prefix: &str) -> Result<Vec<String>, String> {
         kv::list_keys(prefix).map_err(kv_error)
+    }
+}
+
+use identity_world::lilt::plugin::{keys as wk, ldap as wl};
+
+impl id::Keys for WasmHost {
+    fn public_key(&self, kid: &str) -> Result<String, id::KeyError> {
+        wk::public_key(kid).map_err(|e| match e {
+            wk::KeyError::NotFound => id::KeyError::NotFound,
+            wk::KeyError::Unavailable(s) => id::KeyError::Unavailable(s),
+        })
+    }
+}
+
+fn ldap_error(e: wl::LdapError) -> id::LdapError {
+    match e {
+        wl::LdapError::Unavailable(s) => id::LdapError::Unavailable(s),
+        wl::LdapError::Refused(s) => id::LdapError::Refused(s),
+    }
+}
+
+impl id::Directory for WasmHost {
+    fn bind(&self, dn: &str, password: &str) -> Result<bool, id::LdapError> {
+        wl::bind(dn, password).map_err(ldap_error)
+    }
+    fn search(
+        &self,
+        base: &str,
+        scope: id::Scope,
+        filter: &str,
+        attributes: &[&str],
+    ) -> Result<Vec<id::Entry>, id::LdapError> {
+        let scope = match scope {
+            id::Scope::Base => wl::Scope::Base,
+            id::Scope::One => wl::Scope::One,
+            id::Scope::Sub => wl::Scope::Sub,
+        };
+        let attributes: Vec<String> = attributes.iter().map(|a| (*a).to_owned()).collect();
+        let entries = wl::search(base, scope, filter, &attributes).map_err(ldap_error)?;
+        Ok(entries
+            .into_iter()
+            .map(|e| id::Entry {
+                dn: e.dn,
+                attributes: e.attributes,
+            })
+            .collect())
     }
 }
 
@@ -293,7 +357,6 @@ impl<T: ComponentPlugin> ch::Guest for Adapter<T> {
     }
 }
 
-use auth_world::exports::lilt::plugin::auth_provider as ap;
 use auth_world::lilt::plugin::types as at;
 
 fn auth_error(e: crate::plugin::AuthError) -> at::AuthError {
@@ -316,21 +379,25 @@ fn auth<T: AuthPlugin, R>(
         .map_err(auth_error)
 }
 
-impl<T: AuthPlugin> ap::Guest for Adapter<T> {
+fn mechanism(m: crate::plugin::Mechanism) -> at::Mechanism {
+    use crate::plugin::Mechanism as M;
+    match m {
+        M::Anonymous => at::Mechanism::Anonymous,
+        M::Plain => at::Mechanism::Plain,
+        M::ScramSha1 => at::Mechanism::ScramSha1,
+        M::ScramSha256 => at::Mechanism::ScramSha256,
+    }
+}
+
+impl<T: AuthPlugin> auth_world::exports::lilt::plugin::auth_provider::Guest for Adapter<T> {
     fn configure(settings_json: String) -> Result<(), String> {
         configure::<T>(Configure::settings_only(&settings_json))
     }
     fn mechanisms() -> Vec<at::Mechanism> {
-        use crate::plugin::Mechanism as M;
         with(|p: &mut T| p.mechanisms())
             .unwrap_or_default()
             .into_iter()
-            .map(|m| match m {
-                M::Anonymous => at::Mechanism::Anonymous,
-                M::Plain => at::Mechanism::Plain,
-                M::ScramSha1 => at::Mechanism::ScramSha1,
-                M::ScramSha256 => at::Mechanism::ScramSha256,
-            })
+            .map(mechanism)
             .collect()
     }
     fn user_exists(username: String) -> Result<bool, at::AuthError> {
@@ -363,5 +430,45 @@ impl<T: AuthPlugin> ap::Guest for Adapter<T> {
     }
     fn delete_user(username: String) -> Result<(), at::AuthError> {
         auth(|p: &T| p.delete_user(&WasmHost, &username))
+    }
+}
+
+use identity_world::exports::lilt::plugin::identity_provider as ip;
+
+impl<T: IdentityPlugin> ip::Guest for Adapter<T> {
+    fn identify(
+        mech: at::Mechanism,
+        username: String,
+        token: Option<String>,
+    ) -> Result<ip::Identity, ip::Refusal> {
+        use crate::plugin::Mechanism as M;
+        let mech = match mech {
+            at::Mechanism::Anonymous => M::Anonymous,
+            at::Mechanism::Plain => M::Plain,
+            at::Mechanism::ScramSha1 => M::ScramSha1,
+            at::Mechanism::ScramSha256 => M::ScramSha256,
+        };
+        let answer = with(|p: &mut T| p.identify(&WasmHost, mech, &username, token.as_deref()))
+            .unwrap_or_else(|| Err(id::Refusal::Unavailable("not configured".into())));
+        match answer {
+            Ok(i) => Ok(ip::Identity {
+                rooms: match i.rooms {
+                    id::RoomAccess::Any => ip::RoomAccess::Any,
+                    id::RoomAccess::Only(rooms) => ip::RoomAccess::Only(rooms),
+                },
+                may_create_rooms: i.may_create_rooms,
+                moderator: i.moderator,
+                user: i.user.map(|u| ip::UserCard {
+                    id: u.id,
+                    name: u.name,
+                    email: u.email,
+                    avatar: u.avatar,
+                }),
+                group: i.group,
+                context_json: i.context_json,
+            }),
+            Err(id::Refusal::Denied(s)) => Err(ip::Refusal::Denied(s)),
+            Err(id::Refusal::Unavailable(s)) => Err(ip::Refusal::Unavailable(s)),
+        }
     }
 }

@@ -106,6 +106,10 @@ pub struct MemoryHost {
     pub timers: RefCell<Vec<(u64, String)>>,
     /// Every log line, as `LEVEL message`.
     pub logs: RefCell<Vec<String>>,
+    /// The public keys `Keys::public_key` finds, by key id.
+    pub public_keys: RefCell<BTreeMap<String, String>>,
+    /// When set, `Keys::public_key` fails with `Unavailable` and this text.
+    pub keys_unavailable: RefCell<Option<String>>,
 }
 
 impl MemoryHost {

@@ -39,12 +39,18 @@
 #[doc(hidden)]
 pub mod bindings;
 pub mod hooks;
+pub mod identity;
+pub mod ldap;
 pub mod plugin;
 pub mod xml;
 
 pub use hooks::{
     DiscoIdentity, Event, EventKind, Host, LogLevel, MemoryHost, Occupant, OccupantEvent, Room,
     Store, Verdict,
+};
+pub use identity::{
+    AuthHost, Directory, Entry, Identity, IdentityPlugin, KeyError, Keys, LdapError, Refusal,
+    RoomAccess, Scope, UserCard,
 };
 pub use plugin::{
     AuthError, AuthPlugin, ComponentPlugin, Configure, HookPlugin, Mechanism, Plugin,
@@ -105,6 +111,23 @@ macro_rules! export_auth {
             type LiltPluginAdapter = $crate::bindings::Adapter<$plugin>;
             $crate::bindings::auth_world::export!(
                 LiltPluginAdapter with_types_in $crate::bindings::auth_world
+            );
+        };
+    };
+}
+
+/// Export `$plugin` (an [`IdentityPlugin`]) as the component's `auth-provider` and
+/// `identity-provider`: world `lilt:plugin/auth-identity`. Expands to nothing outside wasm32.
+#[macro_export]
+macro_rules! export_auth_identity {
+    ($plugin:ty) => {
+        $crate::export_auth!($plugin);
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code)]
+        const _: () = {
+            type LiltPluginAdapter = $crate::bindings::Adapter<$plugin>;
+            $crate::bindings::identity_world::export!(
+                LiltPluginAdapter with_types_in $crate::bindings::identity_world
             );
         };
     };

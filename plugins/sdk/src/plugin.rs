@@ -17,7 +17,8 @@
 use serde::de::DeserializeOwned;
 
 use crate::Hash;
-use crate::hooks::{DiscoIdentity, Event, EventKind, Host, Store, Verdict, component_reply};
+use crate::hooks::{DiscoIdentity, Event, EventKind, Host, Verdict, component_reply};
+use crate::identity::AuthHost;
 use crate::xml::Element;
 
 /// What `configure` is told: which vhost and component domain the plugin serves, and its
@@ -180,7 +181,7 @@ pub trait AuthPlugin: Plugin {
     ///
     /// # Errors
     /// Default: `NotSupported`.
-    fn user_exists(&self, kv: &impl Store, username: &str) -> Result<bool, AuthError> {
+    fn user_exists(&self, kv: &impl AuthHost, username: &str) -> Result<bool, AuthError> {
         let _ = (kv, username);
         Err(AuthError::NotSupported)
     }
@@ -191,7 +192,7 @@ pub trait AuthPlugin: Plugin {
     /// Default: `NotSupported`.
     fn test_password(
         &self,
-        kv: &impl Store,
+        kv: &impl AuthHost,
         username: &str,
         password: &str,
     ) -> Result<bool, AuthError> {
@@ -205,7 +206,7 @@ pub trait AuthPlugin: Plugin {
     /// Default: `NotSupported`.
     fn scram_credentials(
         &self,
-        kv: &impl Store,
+        kv: &impl AuthHost,
         username: &str,
         hash: Hash,
     ) -> Result<Option<ScramCredentials>, AuthError> {
@@ -219,7 +220,7 @@ pub trait AuthPlugin: Plugin {
     /// Default: `NotSupported`.
     fn create_user(
         &self,
-        kv: &impl Store,
+        kv: &impl AuthHost,
         username: &str,
         password: &str,
     ) -> Result<(), AuthError> {
@@ -233,7 +234,7 @@ pub trait AuthPlugin: Plugin {
     /// Default: `NotSupported`.
     fn set_password(
         &self,
-        kv: &impl Store,
+        kv: &impl AuthHost,
         username: &str,
         password: &str,
     ) -> Result<(), AuthError> {
@@ -245,7 +246,7 @@ pub trait AuthPlugin: Plugin {
     ///
     /// # Errors
     /// Default: `NotSupported`.
-    fn delete_user(&self, kv: &impl Store, username: &str) -> Result<(), AuthError> {
+    fn delete_user(&self, kv: &impl AuthHost, username: &str) -> Result<(), AuthError> {
         let _ = (kv, username);
         Err(AuthError::NotSupported)
     }

@@ -58,9 +58,12 @@ fn setup_with(room_creators: Vec<String>) -> Router {
             room_creators,
         }),
     );
-    r.bind(&jid("aaaa1111@meet.x"), Some("r"), 1).expect("bind");
-    r.bind(&jid("bbbb2222@meet.x"), Some("r"), 2).expect("bind");
-    r.bind(&jid("cccc3333@meet.x"), Some("r"), 3).expect("bind");
+    r.bind(&jid("aaaa1111@meet.x"), Some("r"), 1, None)
+        .expect("bind");
+    r.bind(&jid("bbbb2222@meet.x"), Some("r"), 2, None)
+        .expect("bind");
+    r.bind(&jid("cccc3333@meet.x"), Some("r"), 3, None)
+        .expect("bind");
     r
 }
 

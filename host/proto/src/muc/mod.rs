@@ -23,6 +23,7 @@ use crate::entropy::{self, Entropy};
 use crate::hooks::{
     Ask, Extensions, HookKind, MucEvent, OccupantInfo, PluginCall, RoomInfo, Verdict,
 };
+use crate::identity::{IDENTITY_ELEMENT, Identity};
 use crate::stanza::{self, ErrorType, Jid, Shared, StanzaError};
 use crate::xml::{Element, ns};
 
@@ -217,6 +218,10 @@ pub struct MucService {
     parked: HashMap<u64, Parked>,
     parked_by: HashMap<(String, Jid), u64>,
     next_token: u64,
+    /// What the vhost's auth plugin said about its sessions, by full JID (kept by the router:
+    /// `set_identity` at bind, `forget_identity` when the session ends). Sessions without one
+    /// follow the service's own rules.
+    identities: HashMap<Jid, Arc<Identity>>,
 }
 
 fn err(kind: ErrorType, condition: &'static str) -> StanzaError {
@@ -256,7 +261,47 @@ impl MucService {
             parked: HashMap::new(),
             parked_by: HashMap::new(),
             next_token: 1,
+            identities: HashMap::new(),
         }
+    }
+
+    /// Record what the auth plugin said about the session `full` (on this service's vhost;
+    /// sessions of other vhosts are not this service's to judge).
+    pub fn set_identity(&mut self, full: &Jid, identity: Option<Arc<Identity>>) {
+        if full.domain() != self.config.vhost {
+            return;
+        }
+        match identity {
+            Some(i) => {
+                self.identities.insert(full.clone(), i);
+            }
+            None => {
+                self.identities.remove(full);
+            }
+        }
+    }
+
+    /// The session `full` ended.
+    pub fn forget_identity(&mut self, full: &Jid) {
+        self.identities.remove(full);
+    }
+
+    /// `stanza` with any `<identity/>` the client put in removed and the one its auth plugin
+    /// gave it added: nobody can claim another user's card.
+    fn with_identity_card(&self, stanza: &Element, from: &Jid) -> Option<Element> {
+        let card = self.identities.get(from).and_then(|i| i.presence_element());
+        let claims = stanza
+            .children()
+            .any(|c| c.name() == IDENTITY_ELEMENT && c.ns() == ns::CLIENT);
+        if card.is_none() && !claims {
+            return None;
+        }
+        let mut p = stanza.clone();
+        p.remove_children(IDENTITY_ELEMENT, ns::CLIENT);
+        if let Some(card) = card {
+            p.append_child(card);
+        }
+        Some(p)
     }
 
     /// The service's domain.
@@ -392,6 +437,8 @@ impl MucService {
                 err(ErrorType::Modify, "jid-malformed").with_text("A nickname is required.")
             );
         };
+        let carded = self.with_identity_card(stanza, from);
+        let stanza = carded.as_ref().unwrap_or(stanza);
         match current {
             Some(old) if old == nick => {
                 self.update_presence(&key, from, stanza, out);
@@ -520,11 +567,24 @@ impl MucService {
     ) -> Result<(), StanzaError> {
         let is_focus = self.config.focus.as_ref().is_some_and(|f| f.jid == *from);
         let is_admin = is_focus || self.config.admins.contains(&from.bare());
+        let identity = self.identities.get(from).cloned();
+        if !is_admin && identity.as_ref().is_some_and(|i| !i.may_join(key)) {
+            // mod_token_verification's answer to a room the token does not name.
+            return Err(
+                err(ErrorType::Cancel, "not-allowed").with_text("Room and token mismatched.")
+            );
+        }
         let created = !self.rooms.contains_key(key);
         if created {
             let may_create = is_admin
-                || self.config.room_creators.is_empty()
-                || self.config.room_creators.iter().any(|d| d == from.domain());
+                || match &identity {
+                    // The auth plugin decides for the sessions it identified.
+                    Some(i) => i.may_create_rooms,
+                    None => {
+                        self.config.room_creators.is_empty()
+                            || self.config.room_creators.iter().any(|d| d == from.domain())
+                    }
+                };
             if !may_create {
                 return Err(err(ErrorType::Cancel, "not-allowed").with_text(
                     "Rooms are created by authenticated users; this room does not exist yet.",
@@ -634,9 +694,15 @@ impl MucService {
         pre_join: &Option<Option<Element>>,
     ) -> Result<Option<MucEvent>, StanzaError> {
         let vhost = self.config.vhost.clone();
+        let moderator = self.identities.get(from).is_some_and(|i| i.moderator);
         let Some(room) = self.rooms.get_mut(key) else {
             return Ok(None);
         };
+        if moderator && room.affiliation(from) != Affiliation::Owner {
+            // The auth plugin made this session a moderator (a token's
+            // `context.user.moderator`, a directory group): it owns every room it joins.
+            room.affiliations.insert(from.bare(), Affiliation::Owner);
+        }
         let affiliation = if is_admin {
             Affiliation::Owner
         } else {

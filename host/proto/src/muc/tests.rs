@@ -353,3 +353,139 @@ fn a_session_that_ends_drops_its_parked_joins() {
     );
     assert_eq!(m.counts(), (0, 0));
 }
+
+/// The stanza errors in `out`, as (to, condition).
+fn errors(out: &[Routed]) -> Vec<(String, String)> {
+    out.iter()
+        .filter_map(|r| match r {
+            Routed::Stanza(el) if el.attr("type") == Some("error") => Some((
+                el.attr("to").unwrap_or("").to_owned(),
+                el.get_child("error", ns::CLIENT)
+                    .and_then(|e| e.children().next())
+                    .map(|c| c.name().to_owned())
+                    .unwrap_or_default(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every presence element in `out` that goes to `to`, fan-outs expanded.
+fn presences_to(out: &[Routed], to: &str) -> Vec<Element> {
+    let mut v = Vec::new();
+    for r in out {
+        match r {
+            Routed::Stanza(el) if el.name() == "presence" && el.attr("to") == Some(to) => {
+                v.push(el.clone());
+            }
+            Routed::Fanout(shared, jids)
+                if shared.element().name() == "presence"
+                    && jids.iter().any(|j| j.to_string() == to) =>
+            {
+                v.push(shared.element().clone());
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+fn identified(m: &mut MucService, full: &str, identity: crate::identity::Identity) {
+    m.set_identity(
+        &Jid::parse(full).expect("jid"),
+        Some(std::sync::Arc::new(identity)),
+    );
+}
+
+#[test]
+fn an_identity_limits_rooms_and_creation_and_makes_moderators() {
+    use crate::identity::{Identity, RoomAccess, UserCard};
+    let mut m = service(&[]);
+    // A token for room "standup" only, which may create rooms and moderates.
+    identified(
+        &mut m,
+        "t@x/1",
+        Identity {
+            rooms: RoomAccess::Only(vec!["standup".into()]),
+            may_create_rooms: true,
+            moderator: true,
+            user: Some(UserCard {
+                name: Some("Ada".into()),
+                ..UserCard::default()
+            }),
+            ..Identity::default()
+        },
+    );
+    let out = m.handle(
+        presence("t@x/1", "other@conference.x/ada", ""),
+        0,
+        &NoExtensions,
+    );
+    assert_eq!(errors(&out), [("t@x/1".into(), "not-allowed".into())]);
+    // Its own room: created, and the card it sends is replaced by the plugin's.
+    let mut p = presence("t@x/1", "StandUp@conference.x/ada", "");
+    let mut fake = Element::new("identity", ns::CLIENT);
+    let mut user = Element::new("user", ns::CLIENT);
+    let mut name = Element::new("name", ns::CLIENT);
+    name.append_text("Mallory");
+    user.append_child(name);
+    fake.append_child(user);
+    p.append_child(fake);
+    let out = m.handle(p, 0, &NoExtensions);
+    assert!(errors(&out).is_empty(), "{out:?}");
+    // A guest who may not create rooms cannot open a new one, but joins the existing room.
+    identified(
+        &mut m,
+        "g@x/1",
+        Identity {
+            may_create_rooms: false,
+            ..Identity::default()
+        },
+    );
+    let out = m.handle(
+        presence("g@x/1", "fresh@conference.x/g", ""),
+        0,
+        &NoExtensions,
+    );
+    assert_eq!(errors(&out), [("g@x/1".into(), "not-allowed".into())]);
+    let out = m.handle(
+        presence("g@x/1", "standup@conference.x/g", ""),
+        0,
+        &NoExtensions,
+    );
+    assert!(errors(&out).is_empty(), "{out:?}");
+    // What the guest sees of Ada: the plugin's card, once, and owner.
+    let seen = presences_to(&out, "g@x/1");
+    let ada = seen
+        .iter()
+        .find(|p| p.attr("from") == Some("standup@conference.x/ada"))
+        .expect("Ada's presence");
+    let xml = ada.to_string();
+    assert!(xml.contains("<name>Ada</name>"), "{xml}");
+    assert!(!xml.contains("Mallory"), "{xml}");
+    assert!(xml.contains("affiliation='owner'"), "{xml}");
+    // A session without identity follows the service's rule (here: anyone creates).
+    let out = m.handle(
+        presence("n@x/1", "new@conference.x/n", ""),
+        0,
+        &NoExtensions,
+    );
+    assert!(errors(&out).is_empty(), "{out:?}");
+    // Identities of other vhosts are not this service's; a forgotten one no longer applies.
+    m.set_identity(
+        &Jid::parse("z@elsewhere/1").expect("jid"),
+        Some(std::sync::Arc::new(Identity {
+            may_create_rooms: false,
+            ..Identity::default()
+        })),
+    );
+    assert!(
+        !m.identities
+            .contains_key(&Jid::parse("z@elsewhere/1").expect("jid"))
+    );
+    m.forget_identity(&Jid::parse("g@x/1").expect("jid"));
+    assert!(
+        !m.identities
+            .contains_key(&Jid::parse("g@x/1").expect("jid"))
+    );
+}

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use crate::entropy::{self, Entropy};
 use crate::focus::{BridgeRequest, Focus, FocusConfig, LocalTransport};
 use crate::hooks::{Ask, Extensions, NoExtensions, PluginCall, Verdict};
+use crate::identity::Identity;
 use crate::muc::{MucConfig, MucService, Routed};
 use crate::stanza::{self, ErrorType, Jid, Kind, Outbound, StanzaError};
 use crate::xml::{Element, ns};
@@ -415,6 +416,7 @@ impl Router {
         bare: &Jid,
         resource: Option<&str>,
         id: EndpointId,
+        identity: Option<Arc<Identity>>,
     ) -> Result<(Jid, Option<EndpointId>), StanzaError> {
         let full = match resource {
             Some(r) => bare
@@ -443,6 +445,9 @@ impl Router {
                 directed: BTreeSet::new(),
             },
         );
+        for muc in self.mucs.values_mut() {
+            muc.set_identity(&full, identity.clone());
+        }
         let list = self.resources.entry(full.bare()).or_default();
         if let Some(r) = full.resource()
             && !list.iter().any(|x| x == r)
@@ -465,6 +470,7 @@ impl Router {
         let mut routed = Vec::new();
         for muc in self.mucs.values_mut() {
             muc.session_gone(full, self.ext.as_ref(), &mut routed);
+            muc.forget_identity(full);
         }
         let mut left = self.outermost(|r| r.apply_routed(routed));
         let bare = full.bare();

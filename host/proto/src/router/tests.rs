@@ -52,12 +52,16 @@ fn condition(d: &Delivery) -> Option<String> {
 #[test]
 fn bind_generates_and_replaces_resources() {
     let mut r = router();
-    let (full, old) = r.bind(&jid("u@a.example"), None, 1).expect("bind");
+    let (full, old) = r.bind(&jid("u@a.example"), None, 1, None).expect("bind");
     assert!(full.resource().is_some_and(|x| x.len() == 12));
     assert_eq!(old, None);
-    let (_, old) = r.bind(&jid("u@a.example"), Some("phone"), 2).expect("bind");
+    let (_, old) = r
+        .bind(&jid("u@a.example"), Some("phone"), 2, None)
+        .expect("bind");
     assert_eq!(old, None);
-    let (_, old) = r.bind(&jid("u@a.example"), Some("phone"), 3).expect("bind");
+    let (_, old) = r
+        .bind(&jid("u@a.example"), Some("phone"), 3, None)
+        .expect("bind");
     assert_eq!(old, Some(2));
     assert_eq!(r.session_count(), 2);
 }
@@ -65,10 +69,14 @@ fn bind_generates_and_replaces_resources() {
 #[test]
 fn bare_message_goes_to_highest_priority() {
     let mut r = router();
-    r.bind(&jid("u@a.example"), Some("one"), 1).expect("bind");
-    r.bind(&jid("u@a.example"), Some("two"), 2).expect("bind");
-    r.bind(&jid("u@a.example"), Some("three"), 3).expect("bind");
-    r.bind(&jid("v@a.example"), Some("x"), 9).expect("bind");
+    r.bind(&jid("u@a.example"), Some("one"), 1, None)
+        .expect("bind");
+    r.bind(&jid("u@a.example"), Some("two"), 2, None)
+        .expect("bind");
+    r.bind(&jid("u@a.example"), Some("three"), 3, None)
+        .expect("bind");
+    r.bind(&jid("v@a.example"), Some("x"), 9, None)
+        .expect("bind");
     available(&mut r, "u@a.example/one", 1);
     available(&mut r, "u@a.example/two", 5);
     // "three" never sent presence: not available.
@@ -100,7 +108,8 @@ fn bare_message_goes_to_highest_priority() {
 #[test]
 fn offline_message_and_unknown_iq_bounce() {
     let mut r = router();
-    r.bind(&jid("v@a.example"), Some("x"), 9).expect("bind");
+    r.bind(&jid("v@a.example"), Some("x"), 9, None)
+        .expect("bind");
     let d = r.route(stanza(
         "message",
         "v@a.example/x",
@@ -141,7 +150,8 @@ fn offline_message_and_unknown_iq_bounce() {
 #[test]
 fn server_answers_ping_disco_version() {
     let mut r = router();
-    r.bind(&jid("v@a.example"), Some("x"), 9).expect("bind");
+    r.bind(&jid("v@a.example"), Some("x"), 9, None)
+        .expect("bind");
     r.add_component("comp.a.example", 50);
     for (name, ns) in [
         ("ping", ns::PING),
@@ -178,7 +188,8 @@ fn server_answers_ping_disco_version() {
 #[test]
 fn components_get_their_domain_and_subdomains() {
     let mut r = router();
-    r.bind(&jid("v@a.example"), Some("x"), 9).expect("bind");
+    r.bind(&jid("v@a.example"), Some("x"), 9, None)
+        .expect("bind");
     r.add_component("comp.a.example", 50);
     let d = r.route(stanza(
         "message",
@@ -219,9 +230,12 @@ fn components_get_their_domain_and_subdomains() {
 fn unbind_sends_unavailable_to_resources_and_directed_targets() {
     let mut r = router();
     let u1 = jid("u@a.example/one");
-    r.bind(&jid("u@a.example"), Some("one"), 1).expect("bind");
-    r.bind(&jid("u@a.example"), Some("two"), 2).expect("bind");
-    r.bind(&jid("w@a.example"), Some("w"), 3).expect("bind");
+    r.bind(&jid("u@a.example"), Some("one"), 1, None)
+        .expect("bind");
+    r.bind(&jid("u@a.example"), Some("two"), 2, None)
+        .expect("bind");
+    r.bind(&jid("w@a.example"), Some("w"), 3, None)
+        .expect("bind");
     available(&mut r, "u@a.example/two", 0);
     let d = available(&mut r, "u@a.example/one", 0);
     assert_eq!(d.iter().map(|d| d.to).collect::<Vec<_>>(), [2]);
@@ -253,7 +267,9 @@ fn unbind_sends_unavailable_to_resources_and_directed_targets() {
 #[test]
 fn resumption_ids_are_owned() {
     let mut r = router();
-    let (full, _) = r.bind(&jid("u@a.example"), Some("one"), 1).expect("bind");
+    let (full, _) = r
+        .bind(&jid("u@a.example"), Some("one"), 1, None)
+        .expect("bind");
     let token = r.enable_resumption(&full, 1, false);
     assert_eq!(
         r.resumption_target(&token, &jid("u@a.example"), false),
@@ -297,8 +313,10 @@ impl crate::hooks::Extensions for Hooked {
 fn hooked_stanzas_wait_for_the_verdict() {
     let mut r = router();
     r.set_extensions(std::sync::Arc::new(Hooked));
-    r.bind(&jid("u@a.example"), Some("r"), 1).expect("bind");
-    r.bind(&jid("v@a.example"), Some("r"), 2).expect("bind");
+    r.bind(&jid("u@a.example"), Some("r"), 1, None)
+        .expect("bind");
+    r.bind(&jid("v@a.example"), Some("r"), 2, None)
+        .expect("bind");
     let msg = stanza(
         "message",
         "u@a.example/r",
@@ -363,9 +381,12 @@ fn plugin_components_get_calls_and_plugin_loops_are_cut() {
 fn a_removed_vhost_gives_back_its_sessions_and_stops_routing() {
     let mut r = router();
     r.add_vhost("b.example", None, None);
-    r.bind(&jid("u@a.example"), Some("r"), 1).expect("bind");
-    r.bind(&jid("v@b.example"), Some("r"), 2).expect("bind");
-    r.bind(&jid("w@b.example"), Some("r"), 3).expect("bind");
+    r.bind(&jid("u@a.example"), Some("r"), 1, None)
+        .expect("bind");
+    r.bind(&jid("v@b.example"), Some("r"), 2, None)
+        .expect("bind");
+    r.bind(&jid("w@b.example"), Some("r"), 3, None)
+        .expect("bind");
     let msg = stanza(
         "message",
         "u@a.example/r",

@@ -21,6 +21,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use super::framing::{self, Framing};
 use super::sm::SmState;
 use crate::entropy::{self, Entropy};
+use crate::identity::Identity;
 use crate::sasl::{
     self, Mechanism, SaslFailure, SaslServer, SaslStep, ScramCredentials, ScramHash,
 };
@@ -41,6 +42,9 @@ pub struct VhostPolicy {
     pub mechanisms: Vec<Mechanism>,
     /// Allow authentication without TLS.
     pub allow_unencrypted: bool,
+    /// Ask the auth plugin who a session is once SASL succeeds (`Output::Identify`): it
+    /// exports `identity-provider`.
+    pub identify: bool,
 }
 
 /// Settings shared by every c2s stream of a listener.
@@ -62,6 +66,8 @@ pub struct C2sConfig {
     pub xml_limits: xml::Limits,
     /// Where stream ids, SASL nonces and anonymous JIDs come from.
     pub entropy: Arc<dyn Entropy>,
+    /// The server secret unknown users' SCRAM salts are derived from (`data_dir/sasl.secret`).
+    pub sasl_secret: sasl::SaslSecret,
 }
 
 /// Input a stream has received but not processed, moved with its transport on resumption.
@@ -109,6 +115,9 @@ pub enum Input<'a> {
     PasswordChecked(Result<bool, ()>),
     /// Answer to `Output::FetchCredentials`; `Err` means the plugin failed.
     Credentials(Result<Option<ScramCredentials>, ()>),
+    /// Answer to `Output::Identify`: the identity, if the plugin gave one, or why the login
+    /// fails (with the text for the `<failure/>`).
+    Identified(Result<Option<Identity>, (SaslFailure, String)>),
     /// Answer to `Output::Bind`.
     Bound(Result<Jid, StanzaError>),
     /// Answer to `Output::EnableResumption`: the resumption id.
@@ -157,6 +166,16 @@ pub enum Output {
         /// Which hash.
         hash: ScramHash,
     },
+    /// Ask the vhost's auth plugin who this session is (its mechanism succeeded); answer with
+    /// `Input::Identified`. The shell adds the `token` of the connection URL.
+    Identify {
+        /// Vhost.
+        vhost: String,
+        /// Mechanism.
+        mechanism: Mechanism,
+        /// Normalized username (empty for ANONYMOUS).
+        username: String,
+    },
     /// The user authenticated (for audit and metrics).
     Authenticated {
         /// Bare JID.
@@ -177,6 +196,8 @@ pub enum Output {
         jid: Jid,
         /// Requested resource, if any.
         resource: Option<String>,
+        /// What the auth plugin said about the session, if anything.
+        identity: Option<Arc<Identity>>,
     },
     /// Route a stanza sent by the session (`from` stamped).
     Route(Element),
@@ -240,6 +261,10 @@ pub struct C2sStream {
     encrypted: bool,
     header_sent: bool,
     auth: Option<Authenticated>,
+    /// A SASL success waiting for `Input::Identified`: the node and `<success/>` data.
+    identifying: Option<(String, Option<Vec<u8>>)>,
+    /// What the auth plugin said about this session.
+    identity: Option<Arc<Identity>>,
     full_jid: Option<Jid>,
     auth_failures: u32,
     deadline: Option<Instant>,
@@ -263,6 +288,8 @@ impl C2sStream {
             encrypted,
             header_sent: false,
             auth: None,
+            identifying: None,
+            identity: None,
             full_jid: None,
             auth_failures: 0,
             deadline,
@@ -414,6 +441,7 @@ impl C2sStream {
                     result.map(|c| move |s: &mut SaslServer| s.credentials(c)),
                 );
             }
+            Input::Identified(result) => self.identified(now, result),
             Input::Bound(result) => {
                 self.bound(result);
                 self.drain_parser(now);
@@ -611,18 +639,22 @@ impl C2sStream {
         }
         let Some(policy) = self.policy() else { return };
         if !self.encrypted && !policy.allow_unencrypted {
-            return self.sasl_failure_element("encryption-required");
+            return self.sasl_failure_element("encryption-required", None);
         }
         let mech = el.attr("mechanism").and_then(Mechanism::from_name);
         let Some(mech) = mech.filter(|m| policy.mechanisms.contains(m)) else {
-            return self.sasl_failure_element("invalid-mechanism");
+            return self.sasl_failure_element("invalid-mechanism", None);
         };
         let initial = match decode_sasl_payload(&el.text()) {
             Ok(v) => v,
-            Err(()) => return self.sasl_failure_element("incorrect-encoding"),
+            Err(()) => return self.sasl_failure_element("incorrect-encoding", None),
         };
-        let (server, step) =
-            SaslServer::start(mech, initial, sasl::new_nonce(self.config.entropy.as_ref()));
+        let cx = sasl::SaslContext {
+            vhost: self.vhost.clone().unwrap_or_default(),
+            secret: self.config.sasl_secret.clone(),
+            server_nonce: sasl::new_nonce(self.config.entropy.as_ref()),
+        };
+        let (server, step) = SaslServer::start(mech, initial, cx);
         self.phase = Phase::Sasl {
             mech,
             server,
@@ -737,38 +769,100 @@ impl C2sStream {
                         }
                     }
                 };
-                let jid = Jid::bare_from(&node, &vhost);
-                let mut success = Element::new("success", ns::SASL);
-                if let Some(data) = additional_data {
-                    success.append_text(&B64.encode(data));
+                let identify = self.config.vhosts.get(&vhost).is_some_and(|p| p.identify);
+                if identify {
+                    let username = if mech == Mechanism::Anonymous {
+                        String::new()
+                    } else {
+                        node.clone()
+                    };
+                    self.identifying = Some((node, additional_data));
+                    self.set_sasl_waiting();
+                    self.out.push_back(Output::Identify {
+                        vhost,
+                        mechanism: mech,
+                        username,
+                    });
+                    return;
                 }
-                self.write(&success);
-                self.out.push_back(Output::Authenticated {
-                    jid: jid.clone(),
-                    mechanism: mech,
-                });
-                self.auth = Some(Authenticated(jid));
-                self.deadline = Some(now + self.config.unauthenticated_timeout);
-                if !self.framing.is_framed() {
-                    self.parser.restart();
-                }
-                self.header_sent = false;
-                self.phase = Phase::ExpectRestart;
+                self.sasl_succeeded(now, mech, &node, additional_data);
             }
-            SaslStep::Failure(failure) => {
-                self.out.push_back(Output::AuthFailed {
-                    mechanism: mech,
-                    condition: failure.condition(),
-                });
-                self.phase = Phase::ExpectAuth;
-                self.sasl_failure_element(failure.condition());
-            }
+            SaslStep::Failure(failure) => self.sasl_failed(mech, failure, None),
         }
     }
 
-    fn sasl_failure_element(&mut self, condition: &'static str) {
+    /// The plugin said who the session is, or refused it.
+    fn identified(
+        &mut self,
+        now: Instant,
+        result: Result<Option<Identity>, (SaslFailure, String)>,
+    ) {
+        let Phase::Sasl {
+            mech,
+            waiting: true,
+            ..
+        } = &mut self.phase
+        else {
+            return;
+        };
+        let mech = *mech;
+        let Some((node, additional_data)) = self.identifying.take() else {
+            return;
+        };
+        match result {
+            Ok(identity) => {
+                self.identity = identity.map(Arc::new);
+                self.sasl_succeeded(now, mech, &node, additional_data);
+            }
+            Err((failure, text)) => self.sasl_failed(mech, failure, Some(&text)),
+        }
+        self.drain_parser(now);
+    }
+
+    fn sasl_succeeded(
+        &mut self,
+        now: Instant,
+        mech: Mechanism,
+        node: &str,
+        additional_data: Option<Vec<u8>>,
+    ) {
+        let vhost = self.vhost.clone().unwrap_or_default();
+        let jid = Jid::bare_from(node, &vhost);
+        let mut success = Element::new("success", ns::SASL);
+        if let Some(data) = additional_data {
+            success.append_text(&B64.encode(data));
+        }
+        self.write(&success);
+        self.out.push_back(Output::Authenticated {
+            jid: jid.clone(),
+            mechanism: mech,
+        });
+        self.auth = Some(Authenticated(jid));
+        self.deadline = Some(now + self.config.unauthenticated_timeout);
+        if !self.framing.is_framed() {
+            self.parser.restart();
+        }
+        self.header_sent = false;
+        self.phase = Phase::ExpectRestart;
+    }
+
+    fn sasl_failed(&mut self, mech: Mechanism, failure: SaslFailure, text: Option<&str>) {
+        self.out.push_back(Output::AuthFailed {
+            mechanism: mech,
+            condition: failure.condition(),
+        });
+        self.phase = Phase::ExpectAuth;
+        self.sasl_failure_element(failure.condition(), text);
+    }
+
+    fn sasl_failure_element(&mut self, condition: &'static str, text: Option<&str>) {
         let mut failure = Element::new("failure", ns::SASL);
         failure.append_child(Element::new(condition, ns::SASL));
+        if let Some(text) = text {
+            let mut t = Element::new("text", ns::SASL);
+            t.append_text(text);
+            failure.append_child(t);
+        }
         self.write(&failure);
         self.phase = Phase::ExpectAuth;
         self.auth_failures += 1;
@@ -819,6 +913,7 @@ impl C2sStream {
         self.out.push_back(Output::Bind {
             jid: auth.jid().clone(),
             resource,
+            identity: self.identity.clone(),
         });
     }
 

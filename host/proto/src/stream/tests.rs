@@ -19,10 +19,15 @@ const OPEN: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
     xmlns:stream='http://etherx.jabber.org/streams' to='a.example' version='1.0'>";
 
 fn config(allow_unencrypted: bool) -> C2sConfig {
+    config_identifying(allow_unencrypted, false)
+}
+
+fn config_identifying(allow_unencrypted: bool, identify: bool) -> C2sConfig {
     let mut vhosts = HashMap::new();
     vhosts.insert(
         "a.example".to_owned(),
         VhostPolicy {
+            identify,
             mechanisms: vec![Mechanism::Plain, Mechanism::Anonymous],
             allow_unencrypted,
         },
@@ -36,6 +41,7 @@ fn config(allow_unencrypted: bool) -> C2sConfig {
         unauthenticated_timeout: Duration::from_secs(30),
         xml_limits: xml::Limits::default(),
         entropy: Arc::new(crate::entropy::Seeded::new(1)),
+        sasl_secret: crate::sasl::SaslSecret::new(vec![0u8; 32]),
     }
 }
 
@@ -51,9 +57,13 @@ struct Client {
 
 impl Client {
     fn new(allow_unencrypted: bool) -> Self {
+        Self::with_config(config(allow_unencrypted))
+    }
+
+    fn with_config(config: C2sConfig) -> Self {
         let now = Instant::now();
         Client {
-            stream: C2sStream::new(config(allow_unencrypted), Framing::Stream, false, now),
+            stream: C2sStream::new(config, Framing::Stream, false, now),
             now,
             server_parser: StreamParser::new(xml::Limits::default()),
             seen: Vec::new(),
@@ -137,6 +147,7 @@ impl Client {
         let Some(Output::Bind {
             jid,
             resource: Some(r),
+            ..
         }) = outs.into_iter().find(|o| matches!(o, Output::Bind { .. }))
         else {
             panic!("expected a bind request");
@@ -244,6 +255,64 @@ fn anonymous_gets_uuid_localpart() {
         uuid::Uuid::parse_str(node).is_ok_and(|u| u.get_version_num() == 4),
         "{node}"
     );
+}
+
+#[test]
+fn identifying_plugins_decide_before_success_and_their_identity_reaches_bind() {
+    use crate::identity::{Identity, RoomAccess};
+    use crate::sasl::SaslFailure;
+    let mut c = Client::with_config(config_identifying(true, true));
+    c.send(OPEN);
+    c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>");
+    let outs = c.take_outputs();
+    assert!(
+        matches!(&outs[..], [Output::Identify { vhost, mechanism: Mechanism::Anonymous, username }] if vhost == "a.example" && username.is_empty()),
+        "{outs:?}"
+    );
+    assert!(!c.seen.iter().any(|e| e.is("success", ns::SASL)));
+    // Refused: the plugin's reason goes into the failure's text.
+    c.input(Input::Identified(Err((
+        SaslFailure::NotAuthorized,
+        "token expired".into(),
+    ))));
+    let failure = c.last().clone();
+    assert!(failure.is("failure", ns::SASL), "{failure:?}");
+    assert!(failure.has_child("not-authorized", ns::SASL));
+    assert_eq!(
+        failure.get_child("text", ns::SASL).map(Element::text),
+        Some("token expired".into())
+    );
+    assert!(matches!(
+        c.take_outputs().as_slice(),
+        [Output::AuthFailed {
+            condition: "not-authorized",
+            ..
+        }]
+    ));
+    // An answer nobody asked for is ignored.
+    c.input(Input::Identified(Ok(None)));
+    assert!(c.last().is("failure", ns::SASL));
+    // Accepted: success, and the identity travels with the bind request.
+    c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>");
+    c.take_outputs();
+    let identity = Identity {
+        rooms: RoomAccess::Only(vec!["r".into()]),
+        moderator: true,
+        ..Identity::default()
+    };
+    c.input(Input::Identified(Ok(Some(identity.clone()))));
+    assert!(c.last().is("success", ns::SASL));
+    c.send(OPEN);
+    c.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+    let outs = c.take_outputs();
+    let bind = outs
+        .iter()
+        .find_map(|o| match o {
+            Output::Bind { identity, .. } => Some(identity.clone()),
+            _ => None,
+        })
+        .expect("a bind request");
+    assert_eq!(bind.as_deref(), Some(&identity));
 }
 
 #[test]
