@@ -19,7 +19,7 @@
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::entropy::Entropy;
@@ -33,6 +33,10 @@ pub const NS_FOCUS: &str = "http://jitsi.org/protocol/focus";
 pub const NS_MUTE_AUDIO: &str = "http://jitsi.org/jitmeet/audio";
 /// Namespace of a moderator's video mute request.
 pub const NS_MUTE_VIDEO: &str = "http://jitsi.org/jitmeet/video";
+/// Namespace of a moderator's screen-share mute request.
+pub const NS_MUTE_DESKTOP: &str = "http://jitsi.org/jitmeet/desktop";
+/// Namespace of Jitsi's `json-message` payloads (what the AV moderation component sends).
+pub const NS_JITMEET: &str = "http://jitsi.org/jitmeet";
 
 /// The nick the focus has in every room (lib-jitsi-meet tells the focus by it).
 pub const FOCUS_NICK: &str = "focus";
@@ -171,6 +175,9 @@ struct Conference {
     /// The room's bare JID.
     room: Jid,
     participants: BTreeMap<String, Participant>,
+    /// Media types under AV moderation, with the nicks allowed to unmute (as the AV
+    /// moderation component last said).
+    moderated: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// One vhost's focus.
@@ -183,6 +190,15 @@ pub struct Focus {
     /// Room by conference id.
     by_id: HashMap<String, Jid>,
     next_id: u64,
+}
+
+/// The media a mute request's namespace is about, as AV moderation names it.
+fn mute_media(ns: &str) -> &'static str {
+    match ns {
+        NS_MUTE_VIDEO => "video",
+        NS_MUTE_DESKTOP => "desktop",
+        _ => "audio",
+    }
 }
 
 /// The error a Jingle IQ for a session we do not know gets (XEP-0166 §7.2).
@@ -245,6 +261,10 @@ impl Focus {
                     Ok(())
                 }
                 "iq" => self.iq(stanza, &from, &mut out),
+                "message" => {
+                    self.component_message(stanza, &from, &mut out);
+                    Ok(())
+                }
                 _ => Ok(()),
             }
         };
@@ -457,6 +477,7 @@ impl Focus {
                     id,
                     room: room.clone(),
                     participants: BTreeMap::new(),
+                    moderated: BTreeMap::new(),
                 },
             );
         }
@@ -645,7 +666,9 @@ impl Focus {
             .ok_or_else(|| StanzaError::new(ErrorType::Modify, "bad-request"))?;
         match (payload.name(), payload.ns()) {
             ("jingle", jingle::ns::JINGLE) => self.jingle(iq, payload, &room, &nick, out),
-            ("mute", NS_MUTE_AUDIO | NS_MUTE_VIDEO) => self.mute(iq, payload, &room, &nick, out),
+            ("mute", NS_MUTE_AUDIO | NS_MUTE_VIDEO | NS_MUTE_DESKTOP) => {
+                self.mute(iq, payload, &room, &nick, out)
+            }
             ("query", ns::DISCO_INFO) => {
                 let features = [ns::DISCO_INFO, jingle::ns::JINGLE, NS_FOCUS];
                 out.stanzas.push(disco_info(iq, None, &features));
@@ -692,6 +715,18 @@ impl Focus {
             return Err(StanzaError::new(ErrorType::Cancel, "not-allowed")
                 .with_text("Only moderators mute others, and only the owner unmutes."));
         }
+        // Under AV moderation only moderators and those a moderator approved unmute (Jicofo's
+        // rule; the client enforces it too, this is for the client that does not).
+        if !muting
+            && sender.role != "moderator"
+            && conf
+                .moderated
+                .get(mute_media(mute.ns()))
+                .is_some_and(|allowed| !allowed.contains(actor))
+        {
+            return Err(StanzaError::new(ErrorType::Cancel, "not-allowed")
+                .with_text("This media is moderated; ask a moderator to let you unmute."));
+        }
         let mut forward = Element::builder("mute", mute.ns())
             .attr("actor", format!("{room}/{actor}"))
             .build();
@@ -701,6 +736,93 @@ impl Focus {
         out.stanzas.push(iq_out);
         out.stanzas.push(stanza::iq_result(iq));
         Ok(())
+    }
+
+    /// A `json-message` from the AV moderation component (a component domain under the vhost;
+    /// clients cannot send from a domain JID): follow which media are moderated and who may
+    /// unmute, and when moderation of a media starts, mute everyone but its actor, as Jicofo
+    /// does.
+    fn component_message(&mut self, stanza: &Element, from: &Jid, out: &mut FocusOutput) {
+        let from_component = from.node().is_none()
+            && from
+                .domain()
+                .strip_suffix(self.config.vhost.as_str())
+                .is_some_and(|sub| sub.ends_with('.'));
+        if !from_component {
+            return;
+        }
+        let Some(json) = stanza.get_child("json-message", NS_JITMEET) else {
+            return;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&json.text()) else {
+            return;
+        };
+        if v["type"] != "av_moderation" {
+            return;
+        }
+        let (Some(room), Some(media)) = (
+            v["room"].as_str().and_then(|r| Jid::parse(r).ok()),
+            v["mediaType"]
+                .as_str()
+                .filter(|m| matches!(*m, "audio" | "video" | "desktop")),
+        ) else {
+            return;
+        };
+        let room = room.bare();
+        let nick_in_room = |jid: &str| {
+            Jid::parse(jid)
+                .ok()
+                .filter(|j| j.bare() == room)
+                .and_then(|j| j.resource().map(str::to_owned))
+        };
+        let Some(conf) = self.conferences.get_mut(&room) else {
+            return;
+        };
+        match v["enabled"].as_bool() {
+            Some(true) if !conf.moderated.contains_key(media) => {
+                conf.moderated.insert(media.to_owned(), BTreeSet::new());
+                let actor = v["actor"].as_str().and_then(nick_in_room);
+                let muted: Vec<String> = conf
+                    .participants
+                    .keys()
+                    .filter(|n| Some(*n) != actor.as_ref())
+                    .cloned()
+                    .collect();
+                let ns = match media {
+                    "audio" => NS_MUTE_AUDIO,
+                    "video" => NS_MUTE_VIDEO,
+                    _ => NS_MUTE_DESKTOP,
+                };
+                for nick in muted {
+                    let mut mute = Element::builder("mute", ns).build();
+                    if let Some(a) = &actor {
+                        mute.set_attr("actor", format!("{room}/{a}"));
+                    }
+                    mute.append_text("true");
+                    let iq = self.set_iq(&format!("{room}/{nick}"), mute);
+                    out.stanzas.push(iq);
+                }
+            }
+            Some(false) => {
+                conf.moderated.remove(media);
+            }
+            _ => {}
+        }
+        // The component leaves empty lists out.
+        if let (Some(lists), Some(allowed)) = (
+            v["whitelists"].as_object(),
+            self.conferences
+                .get_mut(&room)
+                .and_then(|c| c.moderated.get_mut(media)),
+        ) {
+            *allowed = lists
+                .get(media)
+                .and_then(|l| l.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|j| j.as_str().and_then(nick_in_room))
+                .collect();
+        }
     }
 
     fn jingle(

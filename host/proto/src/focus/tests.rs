@@ -571,3 +571,112 @@ fn secure_domain_refuses_new_conferences_from_other_domains() {
     assert!(error.has_child("not-authorized", ns::STANZAS));
     assert!(r.take_bridge().is_empty());
 }
+
+/// A `json-message` from the AV moderation component to the focus.
+fn av_moderation(from: &str, body: &str) -> Element {
+    Element::builder("message", ns::CLIENT)
+        .attr("from", from)
+        .attr("to", "focus@auth.meet.x/focus")
+        .append(
+            Element::builder("json-message", super::NS_JITMEET)
+                .text(body)
+                .build(),
+        )
+        .build()
+}
+
+fn self_unmute(from: &str, nick: &str) -> Element {
+    Element::builder("iq", ns::CLIENT)
+        .attr("type", "set")
+        .attr("id", "u")
+        .attr("from", from)
+        .attr("to", format!("{ROOM}/focus"))
+        .append(
+            Element::builder("mute", super::NS_MUTE_AUDIO)
+                .attr("jid", format!("{ROOM}/{nick}"))
+                .text("false")
+                .build(),
+        )
+        .build()
+}
+
+fn refused(ds: &[Delivery], id: u64) -> bool {
+    to(ds, id).iter().any(|s| s.attr("type") == Some("error"))
+}
+
+#[test]
+fn av_moderation_mutes_everyone_but_its_actor_and_gates_unmuting() {
+    let mut r = setup();
+    join(&mut r, "aaaa1111@meet.x/r", "aaaa1111");
+    join(&mut r, "bbbb2222@meet.x/r", "bbbb2222");
+    join(&mut r, "cccc3333@meet.x/r", "cccc3333");
+    allocate(&mut r);
+    // Before moderation, Bob unmutes himself freely.
+    assert!(!refused(
+        &r.route(self_unmute("bbbb2222@meet.x/r", "bbbb2222")),
+        2
+    ));
+    // A client cannot pose as the component: its message is ignored.
+    let enable = format!(
+        r#"{{"type":"av_moderation","enabled":true,"room":"{ROOM}","actor":"{ROOM}/aaaa1111","mediaType":"audio"}}"#
+    );
+    let out = r.route(av_moderation("cccc3333@meet.x/r", &enable));
+    assert!(to(&out, 2).is_empty());
+    assert!(!refused(
+        &r.route(self_unmute("bbbb2222@meet.x/r", "bbbb2222")),
+        2
+    ));
+    // The component turns audio moderation on: Bob and Carol are muted, Alice (the actor) not.
+    let out = r.route(av_moderation("avmoderation.meet.x", &enable));
+    for id in [2, 3] {
+        let m = to(&out, id)
+            .iter()
+            .find_map(|s| s.get_child("mute", super::NS_MUTE_AUDIO).cloned())
+            .expect("muted");
+        assert_eq!(m.text(), "true");
+        assert_eq!(m.attr("actor"), Some(&*format!("{ROOM}/aaaa1111")));
+    }
+    assert!(to(&out, 1).is_empty());
+    // Bob may not unmute himself now; Alice (a moderator) may.
+    assert!(refused(
+        &r.route(self_unmute("bbbb2222@meet.x/r", "bbbb2222")),
+        2
+    ));
+    assert!(!refused(
+        &r.route(self_unmute("aaaa1111@meet.x/r", "aaaa1111")),
+        1
+    ));
+    // A moderator approves Bob: he may; Carol still may not.
+    let approve = format!(
+        r#"{{"type":"av_moderation","room":"{ROOM}","whitelists":{{"audio":["{ROOM}/aaaa1111","{ROOM}/bbbb2222"]}},"mediaType":"audio"}}"#
+    );
+    r.route(av_moderation("avmoderation.meet.x", &approve));
+    assert!(!refused(
+        &r.route(self_unmute("bbbb2222@meet.x/r", "bbbb2222")),
+        2
+    ));
+    assert!(refused(
+        &r.route(self_unmute("cccc3333@meet.x/r", "cccc3333")),
+        3
+    ));
+    // Rejected again (the component leaves the empty list out), then moderation ends.
+    let reject = format!(
+        r#"{{"type":"av_moderation","room":"{ROOM}","whitelists":{{}},"mediaType":"audio","removed":true}}"#
+    );
+    r.route(av_moderation("avmoderation.meet.x", &reject));
+    assert!(refused(
+        &r.route(self_unmute("bbbb2222@meet.x/r", "bbbb2222")),
+        2
+    ));
+    let disable = format!(
+        r#"{{"type":"av_moderation","enabled":false,"room":"{ROOM}","actor":"{ROOM}/aaaa1111","mediaType":"audio"}}"#
+    );
+    r.route(av_moderation("avmoderation.meet.x", &disable));
+    assert!(!refused(
+        &r.route(self_unmute("cccc3333@meet.x/r", "cccc3333")),
+        3
+    ));
+    // Junk from the component changes nothing and answers nothing.
+    let out = r.route(av_moderation("avmoderation.meet.x", "{not json"));
+    assert!(out.is_empty());
+}
