@@ -15,6 +15,7 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 fi
 (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
 bash scripts/browser-deps.sh
+bash scripts/ldap-deps.sh
 
 # Formatting first: a change rustfmt would rewrite fails here, not in review.
 cargo fmt --all -- --check
@@ -30,7 +31,7 @@ else
 fi
 
 # Plugin policy logic and the SDK, natively.
-cargo test -p auth-internal -p lilt-plugin-sdk -p speakerstats -p av-moderation -p conference-duration -p branding
+cargo test -p auth-internal -p auth-ldap -p lilt-plugin-sdk -p speakerstats -p av-moderation -p conference-duration -p branding
 
 # The example plugin outside the workspace (examples/brand-plugin): its native tests and its
 # wasm32-wasip2 build, so the SDK cannot break a plugin written against it. It shares target/

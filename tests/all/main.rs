@@ -28,6 +28,7 @@ mod grants;
 mod hooks;
 mod http;
 mod isolation;
+mod ldap;
 mod login;
 mod meeting;
 mod muc;

@@ -598,6 +598,19 @@ domain = "conference.localhost"
 
 [vhosts.focus]
 
+# The components a Jitsi client looks for on its vhost (disco#info identities).
+[[vhosts.plugins]]
+plugin = "speakerstats"
+component = "speakerstats.localhost"
+
+[[vhosts.plugins]]
+plugin = "conference-duration"
+component = "conferenceduration.localhost"
+
+[[vhosts.plugins]]
+plugin = "av-moderation"
+component = "avmoderation.localhost"
+
 [sfu]
 bind = "0.0.0.0:10000"
 "#;
@@ -1305,6 +1318,19 @@ mod tests {
         assert!(muc.focus.is_some() && muc.admins.contains(&focus.jid.bare()));
         assert_eq!(c.sfu.bind.port(), 10000);
         assert_eq!(c.sfu.advertise, [std::net::IpAddr::from([127, 0, 0, 1])]);
+        let plugins: Vec<(&str, Option<&str>)> = c.vhosts[0]
+            .plugins
+            .iter()
+            .map(|p| (p.plugin.as_str(), p.component.as_deref()))
+            .collect();
+        assert_eq!(
+            plugins,
+            [
+                ("speakerstats", Some("speakerstats.localhost")),
+                ("conference-duration", Some("conferenceduration.localhost")),
+                ("av-moderation", Some("avmoderation.localhost")),
+            ]
+        );
     }
 
     #[test]
