@@ -74,7 +74,10 @@ fn test_pki(dir: &Path) {
 /// A slapd of this test: killed on drop.
 struct Slapd {
     dir: TempDir,
+    /// `ldap://` (StartTLS offered).
     port: u16,
+    /// `ldaps://`.
+    ldaps_port: u16,
     child: Option<Child>,
 }
 
@@ -140,10 +143,11 @@ impl Slapd {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let [port] = free_ports::<1>();
+        let [port, ldaps_port] = free_ports::<2>();
         let mut s = Slapd {
             dir,
             port,
+            ldaps_port,
             child: None,
         };
         s.start();
@@ -162,7 +166,10 @@ impl Slapd {
             .arg("-f")
             .arg(d.join("slapd.conf"))
             .arg("-h")
-            .arg(format!("ldap://127.0.0.1:{}/", self.port))
+            .arg(format!(
+                "ldap://127.0.0.1:{}/ ldaps://127.0.0.1:{}/",
+                self.port, self.ldaps_port
+            ))
             // In the foreground (so it is this test's child), logging connections.
             .args(["-d", "256"])
             .stdin(Stdio::null())
@@ -209,14 +216,22 @@ impl Slapd {
         std::fs::read_to_string(self.dir.path().join("slapd.log")).unwrap_or_default()
     }
 
-    /// The `[[ldap]]` profile for this directory (StartTLS, trusting only the test CA).
+    /// The `[[ldap]]` profile for this directory: StartTLS, trusting only the test CA.
     fn profile(&self) -> String {
+        self.profile_with(
+            &format!("ldap://127.0.0.1:{}", self.port),
+            true,
+            &self.dir.path().join("ca.pem"),
+        )
+    }
+
+    /// A `[[ldap]]` profile named `corp` for `url`, trusting the CA in `ca_file`.
+    fn profile_with(&self, url: &str, starttls: bool, ca_file: &Path) -> String {
         format!(
-            "[[ldap]]\nname = \"corp\"\nurl = \"ldap://127.0.0.1:{}\"\nstarttls = true\n\
+            "[[ldap]]\nname = \"corp\"\nurl = \"{url}\"\nstarttls = {starttls}\n\
              ca_file = {:?}\nbase_dn = \"{BASE}\"\nbind_dn = \"cn=lilt,ou=services,{BASE}\"\n\
              bind_password = \"{SERVICE_PW}\"\ntimeout_ms = {}\npool_size = 2",
-            self.port,
-            self.dir.path().join("ca.pem").display().to_string(),
+            ca_file.display().to_string(),
             LDAP_TIMEOUT.as_millis()
         )
     }
@@ -240,6 +255,11 @@ impl Drop for Slapd {
 /// Two vhosts on auth-ldap granted the profile: `localhost` finds users by search (as the
 /// service account), `direct.localhost` binds with a DN template; both TLS-only.
 fn server(slapd: &Slapd) -> Server {
+    server_with(&slapd.profile())
+}
+
+/// [`server`] with the `[[ldap]]` profile `profile`.
+fn server_with(profile: &str) -> Server {
     let search = format!(
         "{{ user_search = {{ base = \"ou=people,{BASE}\", filter = \"(uid={{user}})\" }}, \
          moderator_group = \"cn=moderators,ou=groups,{BASE}\" }}\ngrants = [\"ldap:corp\"]"
@@ -256,7 +276,7 @@ fn server(slapd: &Slapd) -> Server {
             .tls_required()
             .with_auth("auth-ldap", &template),
     ])
-    .table(&slapd.profile());
+    .table(profile);
     Setup::new(config).start()
 }
 
@@ -426,7 +446,7 @@ async fn directory_outage_is_a_temporary_failure() {
 /// service account, bind as the user, and identify's searches), printed as p50/p99.
 #[tokio::test]
 async fn ldap_login_latency() {
-    const N: usize = 60;
+    const N: usize = 100;
     let slapd = Slapd::start_new();
     let server = server(&slapd);
     for domain in ["localhost", "direct.localhost"] {
@@ -446,4 +466,76 @@ async fn ldap_login_latency() {
             times[N - 1]
         );
     }
+}
+
+#[tokio::test]
+async fn ldaps_and_the_directory_certificate_is_checked() {
+    let slapd = Slapd::start_new();
+    let ca = slapd.dir.path().join("ca.pem");
+    // LDAPS with the test CA.
+    let ldaps = server_with(&slapd.profile_with(
+        &format!("ldaps://127.0.0.1:{}", slapd.ldaps_port),
+        false,
+        &ca,
+    ));
+    for domain in ["localhost", "direct.localhost"] {
+        login(&ldaps, domain, "alice", ALICE_PW)
+            .await
+            .unwrap_or_else(|e| panic!("alice over LDAPS on {domain}: {e}"));
+        let r = login(&ldaps, domain, "alice", "wrong").await.map(|_| ());
+        assert_eq!(r, Err("not-authorized".to_owned()));
+    }
+    drop(ldaps);
+
+    // A CA that did not sign the directory's certificate: no login, over StartTLS or LDAPS.
+    let other = TempDir::new();
+    test_pki(other.path());
+    for (url, starttls) in [
+        (format!("ldap://127.0.0.1:{}", slapd.port), true),
+        (format!("ldaps://127.0.0.1:{}", slapd.ldaps_port), false),
+    ] {
+        let server = server_with(&slapd.profile_with(&url, starttls, &other.path().join("ca.pem")));
+        for domain in ["localhost", "direct.localhost"] {
+            let r = login(&server, domain, "alice", ALICE_PW).await.map(|_| ());
+            assert_eq!(
+                r,
+                Err("temporary-auth-failure".to_owned()),
+                "{url} {domain}"
+            );
+        }
+        let log = server.log();
+        assert!(
+            log.contains("Directory operation failed.") && log.contains("invalid peer certificate"),
+            "{log}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn accounts_are_managed_in_the_directory() {
+    let slapd = Slapd::start_new();
+    let setup = Setup::new(
+        TestConfig::new(vec![Vhost::internal("localhost").tls_required().with_auth(
+            "auth-ldap",
+            &format!(
+                "{{ user_dn_template = \"uid={{user}},ou=people,{BASE}\" }}\ngrants = [\"ldap:corp\"]"
+            ),
+        )])
+        .table(&slapd.profile()),
+    );
+    for action in ["add", "passwd"] {
+        let out = setup.user(action, "carol@localhost", "carol-pw");
+        assert!(!out.success(), "lilt user {action} succeeded: {out:?}");
+        assert!(
+            out.stderr
+                .contains("accounts of this vhost are managed in the LDAP directory"),
+            "{out:?}"
+        );
+    }
+    let out = setup.user("del", "alice@localhost", "");
+    assert!(!out.success());
+    assert!(
+        out.stderr.contains("managed in the LDAP directory"),
+        "{out:?}"
+    );
 }

@@ -23,7 +23,7 @@
 //! current runtime, and their time is credited back to the call's CPU deadline.
 //! Tests: `mod tests` below (DN confinement), tests/all/ldap.rs against a real slapd.
 
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, SearchEntry, SearchOptions};
@@ -48,8 +48,9 @@ pub(crate) struct LdapPool {
     idle: Mutex<Vec<Ldap>>,
     /// One permit per service-account connection (`pool_size`).
     slots: tokio::sync::Semaphore,
-    /// The TLS client, made on first use.
-    tls: OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
+    /// The TLS client, made on first successful use (a CA file that cannot be read is tried
+    /// again at the next connection, so fixing it needs no restart).
+    tls: Mutex<Option<Arc<rustls::ClientConfig>>>,
 }
 
 impl std::fmt::Debug for LdapPool {
@@ -83,7 +84,7 @@ impl LdapPool {
             profile,
             base,
             idle: Mutex::new(Vec::new()),
-            tls: OnceLock::new(),
+            tls: Mutex::new(None),
         }
     }
 
@@ -275,7 +276,13 @@ impl LdapPool {
     }
 
     fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, String> {
-        self.tls.get_or_init(|| tls_config(&self.profile)).clone()
+        let mut cached = self.tls.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = cached.as_ref() {
+            return Ok(c.clone());
+        }
+        let made = tls_config(&self.profile)?;
+        *cached = Some(made.clone());
+        Ok(made)
     }
 }
 
