@@ -85,7 +85,7 @@ async fn explicit_full_grants_load_and_work() {
 fn unknown_and_reserved_grant_names_are_refused() {
     let setup = test_hooks("[\"kvv\"]", "");
     let expected =
-        "vhosts[0].plugins[0].grants[0]: unknown capability \"kvv\" (known: kv, stanzas, timers)";
+        "vhosts[0].plugins[0].grants[0]: unknown capability \"kvv\" (known: kv, stanzas, timers, keys:<key server>, ldap:<profile>)";
     let out = check(&setup);
     assert!(!out.success(), "check-config accepted it: {out:?}");
     assert!(out.stderr.contains(expected), "{:?}", out.stderr);
@@ -99,7 +99,16 @@ fn unknown_and_reserved_grant_names_are_refused() {
     assert!(!out.success(), "check-config accepted it: {out:?}");
     assert!(
         out.stderr
-            .contains("vhosts[0].auth.grants[1]: capability \"ldap:corp\" is not available yet"),
+            .contains("vhosts[0].auth.grants[1]: no [[ldap]] entry is named \"corp\""),
+        "{:?}",
+        out.stderr
+    );
+    auth_grants(&setup, "auth-internal", "[\"kv\", \"http:crm\"]");
+    let out = check(&setup);
+    assert!(!out.success(), "check-config accepted it: {out:?}");
+    assert!(
+        out.stderr
+            .contains("vhosts[0].auth.grants[1]: capability \"http:crm\" is not available yet"),
         "{:?}",
         out.stderr
     );
