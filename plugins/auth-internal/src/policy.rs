@@ -3,7 +3,9 @@
 //!
 //! Pure apart from the `Store` and the salt source it is given; tested natively below.
 //! Invariants: no plaintext password is ever stored; each account has its own random salts;
-//! PLAIN checks compare in constant time; usernames are normalized (lowercase) before use.
+//! PLAIN checks compare in constant time and cost one PBKDF2 whether or not the account exists
+//! (a missing one is checked against a dummy credential); usernames are normalized (lowercase)
+//! before use.
 //! Replaces Prosody's `authentication = "internal_hashed"`.
 
 use lilt_plugin_sdk::{Hash, ct_eq, pbkdf2, scram_keys};
@@ -235,24 +237,43 @@ pub fn delete_user(store: &dyn Store, username: &str) -> Result<(), Error> {
     store.delete(&key(&user)).map_err(Error::Internal)
 }
 
-/// Check a password (PLAIN). Unknown accounts are simply `false`.
+/// Salt of the dummy credential a missing account's password is checked against (as long as
+/// a real account's PLAIN salt).
+const DUMMY_PLAIN_SALT: [u8; 16] = *b"lilt-no-account!";
+
+/// Check a password (PLAIN). Unknown accounts (and names no account can have) are `false`,
+/// after the same PBKDF2 work as a real check, against a dummy credential, so the time taken
+/// does not tell which accounts exist.
 ///
 /// # Errors
 /// Storage failure or a corrupt record.
 pub fn test_password(store: &dyn Store, username: &str, password: &str) -> Result<bool, Error> {
-    let Ok(user) = normalize(username) else {
-        return Ok(false);
+    test_password_with(
+        store,
+        username,
+        password,
+        &mut |password, salt, iterations| pbkdf2(Hash::Sha256, password, salt, iterations),
+    )
+}
+
+/// `test_password` with the PBKDF2-SHA256 function given (tests count its calls).
+fn test_password_with(
+    store: &dyn Store,
+    username: &str,
+    password: &str,
+    kdf: &mut dyn FnMut(&[u8], &[u8], u32) -> Vec<u8>,
+) -> Result<bool, Error> {
+    let record = match normalize(username) {
+        Ok(user) => load(store, &user)?,
+        Err(_) => None,
     };
-    let Some(r) = load(store, &user)? else {
-        return Ok(false);
+    let (salt, iterations, expected) = match &record {
+        Some(r) => (&r.plain_salt[..], r.plain_iterations, &r.plain_hash[..]),
+        None => (&DUMMY_PLAIN_SALT[..], PLAIN_ITERATIONS, &[0u8; 32][..]),
     };
-    let hash = pbkdf2(
-        Hash::Sha256,
-        password.as_bytes(),
-        &r.plain_salt,
-        r.plain_iterations,
-    );
-    Ok(ct_eq(&hash, &r.plain_hash))
+    let hash = kdf(password.as_bytes(), salt, iterations);
+    // A missing account is compared against the dummy hash all the same, then refused.
+    Ok(ct_eq(&hash, expected) && record.is_some())
 }
 
 /// SCRAM credentials for the account, if it exists.
@@ -343,6 +364,53 @@ mod tests {
                 .expect("creds")
                 .is_none()
         );
+    }
+
+    /// Runs `test_password` with a PBKDF2 that records its calls: (salt, iterations) each.
+    fn counted(store: &Map, user: &str, password: &str) -> (bool, Vec<(Vec<u8>, u32)>) {
+        let mut calls = Vec::new();
+        let ok = test_password_with(store, user, password, &mut |p, salt, i| {
+            calls.push((salt.to_vec(), i));
+            pbkdf2(Hash::Sha256, p, salt, i)
+        })
+        .expect("check");
+        (ok, calls)
+    }
+
+    #[test]
+    fn missing_account_costs_one_pbkdf2_like_a_real_one() {
+        let store = Map::default();
+        create_user(
+            &store,
+            &Settings::default(),
+            "alice",
+            "pencil",
+            &mut salts(),
+        )
+        .expect("create");
+        let (ok, real) = counted(&store, "alice", "wrong");
+        assert!(!ok);
+        assert_eq!(real.len(), 1);
+        assert_eq!(real[0].1, PLAIN_ITERATIONS);
+        assert!(counted(&store, "alice", "pencil").0);
+        // A missing account and a name no account can have: the same work, then false.
+        for ghost in ["bob", "no one", ""] {
+            let (ok, calls) = counted(&store, ghost, "pencil");
+            assert!(!ok, "{ghost:?}");
+            assert_eq!(calls.len(), 1, "{ghost:?}: one PBKDF2 run");
+            assert_eq!(
+                calls[0].0.len(),
+                real[0].0.len(),
+                "{ghost:?}: same salt length"
+            );
+            assert_eq!(
+                calls[0].1, PLAIN_ITERATIONS,
+                "{ghost:?}: same iteration count"
+            );
+        }
+        // Even a hash equal to the dummy's is refused for a missing account.
+        let ok = test_password_with(&store, "bob", "x", &mut |_, _, _| vec![0u8; 32]);
+        assert_eq!(ok, Ok(false));
     }
 
     #[test]

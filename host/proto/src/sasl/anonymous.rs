@@ -30,15 +30,13 @@ pub(super) fn start(initial: Option<&[u8]>) -> SaslStep {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::cx;
     use super::super::{Mechanism, SaslServer};
     use super::*;
 
     fn run(initial: Option<&[u8]>) -> SaslStep {
-        let (s, step) = SaslServer::start(
-            Mechanism::Anonymous,
-            initial.map(<[u8]>::to_vec),
-            String::new(),
-        );
+        let (s, step) =
+            SaslServer::start(Mechanism::Anonymous, initial.map(<[u8]>::to_vec), cx(""));
         assert!(s.is_done());
         step
     }

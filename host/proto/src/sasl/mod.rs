@@ -3,12 +3,18 @@
 //!
 //! Core (sans-IO). The mechanism machinery lives here; decisions (is this password right,
 //! what are this user's SCRAM credentials) are made by the vhost's auth plugin, reached by the
-//! stream core through request/response outputs. Tests: `mod tests` in each mechanism file.
+//! stream core through request/response outputs. Each negotiation is started with a
+//! `SaslContext`: the vhost (an authzid must name the user on it) and the server's
+//! `SaslSecret` (an unknown user's SCRAM salt is derived from it, so it cannot be told from a
+//! real one). Tests: `mod tests` in each mechanism file.
 
+mod anonymous;
 mod plain;
 mod scram;
 
 pub use scram::{derive_scram_credentials, pbkdf2_hmac};
+
+use std::sync::Arc;
 
 use base64::Engine as _;
 
@@ -16,6 +22,39 @@ use crate::entropy::Entropy;
 
 /// Longest SASL message accepted from a client, in bytes.
 const MAX_MESSAGE: usize = 4096;
+
+/// The server-wide secret an unknown user's stand-in SCRAM salt is derived from (the shell
+/// keeps it in `data_dir/sasl.secret`). Cheap to clone; never printed.
+#[derive(Clone)]
+pub struct SaslSecret(Arc<[u8]>);
+
+impl SaslSecret {
+    /// A secret from its bytes (at least 32 random bytes in production).
+    pub fn new(bytes: impl Into<Arc<[u8]>>) -> SaslSecret {
+        SaslSecret(bytes.into())
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SaslSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SaslSecret(..)")
+    }
+}
+
+/// What one negotiation needs besides the client's messages.
+#[derive(Debug, Clone)]
+pub struct SaslContext {
+    /// The vhost the stream is for (an authzid may name `authcid@vhost`).
+    pub vhost: String,
+    /// The server's secret (unknown users' SCRAM salts).
+    pub secret: SaslSecret,
+    /// A fresh server nonce (`new_nonce`), used by SCRAM.
+    pub server_nonce: String,
+}
 
 /// A SASL mechanism the host implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -188,22 +227,13 @@ impl SaslServer {
     pub fn start(
         mech: Mechanism,
         initial: Option<Vec<u8>>,
-        server_nonce: String,
+        cx: SaslContext,
     ) -> (SaslServer, SaslStep) {
         let mut server = SaslServer { state: State::Done };
         let step = match mech {
-            Mechanism::Anonymous => match initial {
-                // RFC 4505 §3: the optional trace is UTF-8, at most 255 characters.
-                Some(t) if std::str::from_utf8(&t).map_or(true, |s| s.chars().count() > 255) => {
-                    SaslStep::Failure(SaslFailure::MalformedRequest)
-                }
-                _ => SaslStep::Success {
-                    username: String::new(),
-                    additional_data: None,
-                },
-            },
+            Mechanism::Anonymous => anonymous::start(initial.as_deref()),
             Mechanism::Plain => {
-                server.state = State::Plain(plain::Plain::default());
+                server.state = State::Plain(plain::Plain::new(cx.vhost));
                 match initial {
                     Some(data) => server.response(data),
                     None => SaslStep::Challenge(Vec::new()),
@@ -215,7 +245,7 @@ impl SaslServer {
                 } else {
                     ScramHash::Sha256
                 };
-                server.state = State::Scram(scram::Scram::new(hash, server_nonce));
+                server.state = State::Scram(scram::Scram::new(hash, cx));
                 match initial {
                     Some(data) => server.response(data),
                     None => SaslStep::Challenge(Vec::new()),
@@ -261,6 +291,11 @@ impl SaslServer {
         step
     }
 
+    /// Whether the negotiation is over (succeeded, failed or aborted).
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
     /// The client's `<abort/>`.
     pub fn abort(&mut self) -> SaslStep {
         self.state = State::Done;
@@ -284,4 +319,64 @@ pub fn new_nonce(entropy: &dyn Entropy) -> String {
 /// Minimal SASLprep stand-in: refuse control characters (full SASLprep/PRECIS is not done).
 fn acceptable_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 1023 && !s.chars().any(char::is_control)
+}
+
+/// The account a SASL name stands for on `vhost`, as the stream core maps it: `user` or
+/// `user@vhost` (domain compared case-insensitively), lowercased; `None` for another domain.
+fn account_of(name: &str, vhost: &str) -> Option<String> {
+    let node = match name.split_once('@') {
+        Some((node, domain)) if domain.eq_ignore_ascii_case(vhost) => node,
+        Some(_) => return None,
+        None => name,
+    };
+    Some(node.to_lowercase())
+}
+
+/// Whether an authzid is acceptable for `authcid` on `vhost` (RFC 6120 §6.3.8, §6.4.6):
+/// absent (empty), or naming the authenticating user's own account (`authcid` or
+/// `authcid@vhost`). Nobody may act as someone else.
+fn authzid_allowed(authzid: &str, authcid: &str, vhost: &str) -> bool {
+    authzid.is_empty()
+        || account_of(authcid, vhost).is_some_and(|own| account_of(authzid, vhost) == Some(own))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A context for tests: vhost `x`, a fixed secret, nonce `nonce`.
+    pub(super) fn cx(nonce: &str) -> SaslContext {
+        SaslContext {
+            vhost: "x".into(),
+            secret: SaslSecret::new(vec![7u8; 32]),
+            server_nonce: nonce.into(),
+        }
+    }
+
+    #[test]
+    fn authzid_must_be_the_user_itself() {
+        for ok in ["", "alice", "alice@x", "Alice@X", "ALICE"] {
+            assert!(authzid_allowed(ok, "alice", "x"), "{ok:?}");
+        }
+        assert!(authzid_allowed("alice", "alice@x", "x"));
+        for bad in [
+            "bob",
+            "bob@x",
+            "alice@y",
+            "alice@x/res",
+            "@x",
+            "alice@x@x",
+            "x",
+        ] {
+            assert!(!authzid_allowed(bad, "alice", "x"), "{bad:?}");
+        }
+        assert!(!authzid_allowed("alice@y", "alice@y", "x"));
+    }
+
+    #[test]
+    fn secret_is_not_printed() {
+        let s = SaslSecret::new(b"very-secret".to_vec());
+        assert!(!format!("{s:?}").contains("very"));
+        assert!(!format!("{:?}", cx("n")).contains("[7"));
+    }
 }

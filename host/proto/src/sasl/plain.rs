@@ -2,16 +2,25 @@
 //! checked by the vhost's auth plugin.
 //!
 //! Core (pure). Invariants: no NUL inside a field; an authzid is accepted only when empty or
-//! equal to the authcid. Tests: `mod tests` below.
+//! naming the authcid's own account (`authcid`, `authcid@vhost`), else `invalid-authzid`
+//! (RFC 6120 §6.4.6) before any password check. Tests: `mod tests` below.
 
-use super::{SaslFailure, SaslStep, acceptable_name};
+use super::{SaslFailure, SaslStep, acceptable_name, authzid_allowed};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Plain {
+    vhost: String,
     username: Option<String>,
 }
 
 impl Plain {
+    pub(super) fn new(vhost: String) -> Self {
+        Plain {
+            vhost,
+            username: None,
+        }
+    }
+
     pub(super) fn response(&mut self, data: &[u8]) -> SaslStep {
         let Ok(text) = std::str::from_utf8(data) else {
             return SaslStep::Failure(SaslFailure::MalformedRequest);
@@ -23,7 +32,7 @@ impl Plain {
         if !acceptable_name(authcid) || password.is_empty() || password.len() > 1023 {
             return SaslStep::Failure(SaslFailure::MalformedRequest);
         }
-        if !authzid.is_empty() && authzid != authcid && authzid.split('@').next() != Some(authcid) {
+        if !authzid_allowed(authzid, authcid, &self.vhost) {
             return SaslStep::Failure(SaslFailure::InvalidAuthzid);
         }
         if self.username.is_some() {
@@ -50,11 +59,12 @@ impl Plain {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::cx;
     use super::super::{Mechanism, SaslServer};
     use super::*;
 
     fn start(data: &[u8]) -> (SaslServer, SaslStep) {
-        SaslServer::start(Mechanism::Plain, Some(data.to_vec()), String::new())
+        SaslServer::start(Mechanism::Plain, Some(data.to_vec()), cx(""))
     }
 
     #[test]
@@ -74,14 +84,11 @@ mod tests {
                 additional_data: None
             }
         );
+        assert!(s.is_done());
         let (mut s, _) = start(b"alice@x\0alice\0pw");
         assert_eq!(
             s.password_checked(false),
             SaslStep::Failure(SaslFailure::NotAuthorized)
-        );
-        assert_eq!(
-            start(b"bob\0alice\0pw").1,
-            SaslStep::Failure(SaslFailure::InvalidAuthzid)
         );
         for bad in [
             &b"alice\0pw"[..],
@@ -96,7 +103,7 @@ mod tests {
                 "{bad:?}"
             );
         }
-        let (mut s, step) = SaslServer::start(Mechanism::Plain, None, String::new());
+        let (mut s, step) = SaslServer::start(Mechanism::Plain, None, cx(""));
         assert_eq!(step, SaslStep::Challenge(Vec::new()));
         assert!(matches!(
             s.response(b"\0a\0b".to_vec()),
@@ -109,18 +116,32 @@ mod tests {
     }
 
     #[test]
-    fn anonymous_trace() {
+    fn authzid_of_the_user_itself_is_accepted() {
+        for authzid in ["alice", "alice@x", "Alice@X"] {
+            let msg = format!("{authzid}\0alice\0pw");
+            assert!(
+                matches!(start(msg.as_bytes()).1, SaslStep::CheckPassword { .. }),
+                "{authzid}"
+            );
+        }
         assert!(matches!(
-            SaslServer::start(Mechanism::Anonymous, None, String::new()).1,
-            SaslStep::Success { .. }
+            start(b"alice@x\0alice@x\0pw").1,
+            SaslStep::CheckPassword { .. }
         ));
-        assert!(matches!(
-            SaslServer::start(Mechanism::Anonymous, Some(b"trace".to_vec()), String::new()).1,
-            SaslStep::Success { .. }
-        ));
-        assert_eq!(
-            SaslServer::start(Mechanism::Anonymous, Some(vec![0xff]), String::new()).1,
-            SaslStep::Failure(SaslFailure::MalformedRequest)
-        );
+    }
+
+    #[test]
+    fn authzid_of_someone_else_is_invalid_authzid() {
+        // The old check let any `alice@<domain>` through; someone else's account never.
+        for authzid in ["bob", "bob@x", "alice@y", "alice@x/desk", "alice@y@x"] {
+            let msg = format!("{authzid}\0alice\0pw");
+            let (s, step) = start(msg.as_bytes());
+            assert_eq!(
+                step,
+                SaslStep::Failure(SaslFailure::InvalidAuthzid),
+                "{authzid}"
+            );
+            assert!(s.is_done());
+        }
     }
 }

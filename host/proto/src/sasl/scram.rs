@@ -1,9 +1,13 @@
 //! SCRAM-SHA-1 (RFC 5802) and SCRAM-SHA-256 (RFC 7677), server side, without channel binding
 //! (the `-PLUS` variants are not offered), plus PBKDF2 and credential derivation.
 //!
-//! Core (pure; the nonce comes from the caller). Invariants: the proof is compared in constant
-//! time; an unknown user runs the whole exchange with dummy credentials derived from the
-//! username and fails only at the end, so the exchange does not reveal which accounts exist.
+//! Core (pure; the nonce and the server secret come from the caller). Invariants: the proof is
+//! compared in constant time; an unknown user runs the whole exchange with stand-in credentials
+//! and fails only at the end, so the exchange does not reveal which accounts exist. Their salt
+//! is `unknown_user_salt`: keyed by the server secret (so nobody without it can compute it and
+//! compare), stable per account (a repeated probe sees the same salt, as for a real account),
+//! as long as auth-internal's salts and with its default iteration count. An authzid other
+//! than the user's own account is `invalid-authzid` (RFC 6120 §6.4.6).
 //! Tests: `mod tests` below (RFC 5802 §5, RFC 7677 §3, RFC 6070 vectors).
 
 use base64::Engine as _;
@@ -11,7 +15,17 @@ use base64::engine::general_purpose::STANDARD as B64;
 use lilt_scram::Hash;
 use subtle::ConstantTimeEq;
 
-use super::{SaslFailure, SaslStep, ScramCredentials, ScramHash, acceptable_name};
+use super::{
+    SaslContext, SaslFailure, SaslSecret, SaslStep, ScramCredentials, ScramHash, acceptable_name,
+    account_of, authzid_allowed,
+};
+
+/// Salt length of an unknown user's stand-in credentials: what auth-internal gives real
+/// accounts (16 random bytes per hash).
+const UNKNOWN_SALT_LEN: usize = 16;
+/// Iteration count of an unknown user's stand-in credentials: auth-internal's default for new
+/// accounts (`iterations = 4096`, the RFC 5802 minimum).
+const UNKNOWN_ITERATIONS: u32 = 4096;
 
 fn sdk_hash(hash: ScramHash) -> Hash {
     match hash {
@@ -50,6 +64,32 @@ pub fn derive_scram_credentials(
     }
 }
 
+/// The stand-in SCRAM salt of an account that does not exist:
+/// HMAC-SHA256(secret, "lilt-scram-salt" 0 vhost 0 account 0 mechanism), first 16 bytes.
+/// `account` is the normalized localpart (`account_of`), so every spelling of one name gets
+/// one salt, and the mechanism is included because a real account has one salt per hash.
+pub(super) fn unknown_user_salt(
+    secret: &SaslSecret,
+    vhost: &str,
+    account: &str,
+    hash: ScramHash,
+) -> Vec<u8> {
+    let mechanism = match hash {
+        ScramHash::Sha1 => "SCRAM-SHA-1",
+        ScramHash::Sha256 => "SCRAM-SHA-256",
+    };
+    let message = [
+        &b"lilt-scram-salt"[..],
+        vhost.as_bytes(),
+        account.as_bytes(),
+        mechanism.as_bytes(),
+    ]
+    .join(&0u8);
+    let mut mac = lilt_scram::hmac(Hash::Sha256, secret.bytes(), &message);
+    mac.truncate(UNKNOWN_SALT_LEN);
+    mac
+}
+
 #[derive(Debug)]
 enum Phase {
     ExpectFirst,
@@ -65,7 +105,7 @@ enum Phase {
 #[derive(Debug)]
 pub(super) struct Scram {
     hash: ScramHash,
-    server_nonce: String,
+    cx: SaslContext,
     username: String,
     gs2_header: String,
     client_first_bare: String,
@@ -95,10 +135,10 @@ fn decode_name(s: &str) -> Option<String> {
 }
 
 impl Scram {
-    pub(super) fn new(hash: ScramHash, server_nonce: String) -> Self {
+    pub(super) fn new(hash: ScramHash, cx: SaslContext) -> Self {
         Scram {
             hash,
-            server_nonce,
+            cx,
             username: String::new(),
             gs2_header: String::new(),
             client_first_bare: String::new(),
@@ -148,7 +188,7 @@ impl Scram {
         };
         if !authzid.is_empty() {
             match authzid.strip_prefix("a=").and_then(decode_name) {
-                Some(a) if a == username || a.split('@').next() == Some(username.as_str()) => {}
+                Some(a) if !a.is_empty() && authzid_allowed(&a, &username, &self.cx.vhost) => {}
                 _ => return fail(SaslFailure::InvalidAuthzid),
             }
         }
@@ -160,7 +200,7 @@ impl Scram {
         }
         self.gs2_header = format!("{cbind},{authzid},");
         self.client_first_bare = bare.to_owned();
-        self.nonce = format!("{nonce}{}", self.server_nonce);
+        self.nonce = format!("{nonce}{}", self.cx.server_nonce);
         self.username = username.clone();
         self.phase = Phase::WaitCredentials;
         SaslStep::FetchCredentials {
@@ -175,16 +215,15 @@ impl Scram {
         }
         let known = creds.is_some();
         let creds = creds.unwrap_or_else(|| {
-            // Deterministic per username, so repeated probes see the same salt.
-            let salt = digest(
-                self.hash,
-                format!("lilt-dummy-salt:{}", self.username).as_bytes(),
-            );
+            let vhost = &self.cx.vhost;
+            let account =
+                account_of(&self.username, vhost).unwrap_or_else(|| self.username.clone());
+            let key_len = digest(self.hash, b"").len();
             ScramCredentials {
-                salt: salt[..16].to_vec(),
-                iterations: 4096,
-                stored_key: vec![0; 32],
-                server_key: vec![0; 32],
+                salt: unknown_user_salt(&self.cx.secret, vhost, &account, self.hash),
+                iterations: UNKNOWN_ITERATIONS,
+                stored_key: vec![0; key_len],
+                server_key: vec![0; key_len],
             }
         });
         let server_first = format!(
@@ -230,7 +269,7 @@ impl Scram {
         };
         let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
         let client_signature = hmac(self.hash, &creds.stored_key, auth_message.as_bytes());
-        if proof.len() != client_signature.len() || !known {
+        if proof.len() != client_signature.len() {
             return fail(SaslFailure::NotAuthorized);
         }
         let client_key: Vec<u8> = proof
@@ -238,10 +277,11 @@ impl Scram {
             .zip(&client_signature)
             .map(|(a, b)| a ^ b)
             .collect();
+        // An unknown user goes through the same steps and fails here.
         let ok: bool = digest(self.hash, &client_key)
             .ct_eq(&creds.stored_key)
             .into();
-        if !ok {
+        if !ok || !known {
             return fail(SaslFailure::NotAuthorized);
         }
         let server_signature = hmac(self.hash, &creds.server_key, auth_message.as_bytes());
@@ -254,6 +294,7 @@ impl Scram {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::cx;
     use super::super::{Mechanism, SaslServer};
     use super::*;
 
@@ -286,8 +327,7 @@ mod tests {
         cfinal: &str,
     ) -> (SaslStep, SaslStep) {
         let hash = mech.scram_hash().expect("scram");
-        let (mut s, step) =
-            SaslServer::start(mech, Some(cfirst.as_bytes().to_vec()), snonce.to_owned());
+        let (mut s, step) = SaslServer::start(mech, Some(cfirst.as_bytes().to_vec()), cx(snonce));
         assert_eq!(
             step,
             SaslStep::FetchCredentials {
@@ -363,7 +403,7 @@ mod tests {
         let (mut s, _) = SaslServer::start(
             Mechanism::ScramSha1,
             Some(b"n,,n=ghost,r=abc".to_vec()),
-            "def".into(),
+            cx("def"),
         );
         let SaslStep::Challenge(ch) = s.credentials(None) else {
             panic!("challenge expected")
@@ -388,7 +428,7 @@ mod tests {
             let (_, step) = SaslServer::start(
                 Mechanism::ScramSha256,
                 Some(first.as_bytes().to_vec()),
-                "s".into(),
+                cx("s"),
             );
             assert_eq!(
                 step,
@@ -399,13 +439,13 @@ mod tests {
         let (_, step) = SaslServer::start(
             Mechanism::ScramSha1,
             Some(b"n,a=other,n=user,r=x".to_vec()),
-            "s".into(),
+            cx("s"),
         );
         assert_eq!(step, SaslStep::Failure(SaslFailure::InvalidAuthzid));
         let (_, step) = SaslServer::start(
             Mechanism::ScramSha1,
             Some(b"n,,n=a=2Cb=3Dc,r=x".to_vec()),
-            "s".into(),
+            cx("s"),
         );
         assert_eq!(
             step,
@@ -424,7 +464,7 @@ mod tests {
             let (mut s, _) = SaslServer::start(
                 Mechanism::ScramSha1,
                 Some(b"n,,n=user,r=x".to_vec()),
-                "s".into(),
+                cx("s"),
             );
             s.credentials(Some(derive_scram_credentials(
                 ScramHash::Sha1,
@@ -439,6 +479,140 @@ mod tests {
             assert_eq!(
                 s.response(b"x".to_vec()),
                 SaslStep::Failure(SaslFailure::MalformedRequest)
+            );
+        }
+    }
+
+    /// The server-first message an unknown user gets, and its salt.
+    fn unknown_user_first(cx: SaslContext, mech: Mechanism, user: &str) -> (String, Vec<u8>) {
+        let first = format!("n,,n={user},r=abc");
+        let (mut s, step) = SaslServer::start(mech, Some(first.into_bytes()), cx);
+        assert!(
+            matches!(step, SaslStep::FetchCredentials { .. }),
+            "{step:?}"
+        );
+        let SaslStep::Challenge(ch) = s.credentials(None) else {
+            panic!("challenge expected")
+        };
+        let text = String::from_utf8(ch).expect("utf-8");
+        let salt = text
+            .split(',')
+            .find_map(|p| p.strip_prefix("s="))
+            .map(|s| B64.decode(s).expect("base64 salt"))
+            .expect("s=");
+        (text, salt)
+    }
+
+    fn with_secret(secret: &[u8]) -> SaslContext {
+        SaslContext {
+            secret: SaslSecret::new(secret.to_vec()),
+            ..cx("def")
+        }
+    }
+
+    #[test]
+    fn unknown_user_salt_is_stable_per_user_and_keyed_by_the_secret() {
+        let a = with_secret(&[1; 32]);
+        let b = with_secret(&[2; 32]);
+        let m = Mechanism::ScramSha256;
+        let (text, ghost) = unknown_user_first(a.clone(), m, "ghost");
+        // Same shape as a real account's: 16-byte salt, auth-internal's default count.
+        assert!(text.ends_with(",i=4096"), "{text}");
+        assert_eq!(ghost.len(), 16);
+        // Stable: a repeated probe (and any spelling of the same account) sees the same salt.
+        assert_eq!(unknown_user_first(a.clone(), m, "ghost").1, ghost);
+        assert_eq!(unknown_user_first(a.clone(), m, "Ghost@X").1, ghost);
+        // Different users, mechanisms, vhosts and secrets get different salts.
+        assert_ne!(unknown_user_first(a.clone(), m, "phantom").1, ghost);
+        assert_ne!(
+            unknown_user_first(a.clone(), Mechanism::ScramSha1, "ghost").1,
+            ghost
+        );
+        let other_vhost = SaslContext {
+            vhost: "y".into(),
+            ..a.clone()
+        };
+        assert_ne!(unknown_user_first(other_vhost, m, "ghost").1, ghost);
+        assert_ne!(unknown_user_first(b, m, "ghost").1, ghost);
+        // Not the value anyone could compute from the username (the former derivation).
+        for hash in [ScramHash::Sha1, ScramHash::Sha256] {
+            let old = digest(hash, b"lilt-dummy-salt:ghost");
+            assert_ne!(ghost, old[..16]);
+            let (_, salt) = unknown_user_first(
+                a.clone(),
+                if hash == ScramHash::Sha1 {
+                    Mechanism::ScramSha1
+                } else {
+                    m
+                },
+                "ghost",
+            );
+            assert_ne!(salt, old[..16]);
+        }
+        // The published formula, pinned.
+        let mut expected = lilt_scram::hmac(
+            Hash::Sha256,
+            &[1; 32],
+            b"lilt-scram-salt\0x\0ghost\0SCRAM-SHA-256",
+        );
+        expected.truncate(16);
+        assert_eq!(ghost, expected);
+    }
+
+    #[test]
+    fn unknown_user_runs_to_the_end_even_with_a_well_formed_proof() {
+        // A proof of the right length for the stand-in salt still fails, at the end.
+        let (mut s, _) = SaslServer::start(
+            Mechanism::ScramSha256,
+            Some(b"n,,n=ghost,r=abc".to_vec()),
+            cx("def"),
+        );
+        let SaslStep::Challenge(ch) = s.credentials(None) else {
+            panic!("challenge expected")
+        };
+        let server_first = String::from_utf8(ch).expect("utf-8");
+        let proof = B64.encode([0u8; 32]);
+        assert_eq!(
+            s.response(format!("c=biws,r=abcdef,p={proof}").into_bytes()),
+            SaslStep::Failure(SaslFailure::NotAuthorized),
+            "{server_first}"
+        );
+        assert!(s.is_done());
+    }
+
+    #[test]
+    fn authzid() {
+        let start = |first: &str| {
+            SaslServer::start(
+                Mechanism::ScramSha1,
+                Some(first.as_bytes().to_vec()),
+                cx("s"),
+            )
+            .1
+        };
+        for ok in [
+            "n,a=user,n=user,r=x",
+            "n,a=user@x,n=user,r=x",
+            "n,a=User@X,n=user,r=x",
+            "y,a=user@x,n=user@x,r=x",
+        ] {
+            assert!(
+                matches!(start(ok), SaslStep::FetchCredentials { .. }),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "n,a=other,n=user,r=x",
+            "n,a=other@x,n=user,r=x",
+            "n,a=user@y,n=user,r=x",
+            "n,a=user@x/desk,n=user,r=x",
+            "n,a=,n=user,r=x",
+            "n,b=user,n=user,r=x",
+        ] {
+            assert_eq!(
+                start(bad),
+                SaslStep::Failure(SaslFailure::InvalidAuthzid),
+                "{bad}"
             );
         }
     }

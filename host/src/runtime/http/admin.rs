@@ -3,7 +3,8 @@
 //! `POST /admin/plugins/reload[?vhost=V][&plugin=P]` (reload what matches, each a new
 //! generation or a refusal with its reason) and `POST /admin/reload` (read the config file
 //! again, as SIGHUP does). `lilt plugin list|reload` and `lilt reload` call it. Also the admin
-//! token the server writes at start for them (`server_token`).
+//! token the server writes at start for them (`server_token`, through `secret_file`, which
+//! also keeps the SASL secret).
 //!
 //! Shell. Invariants: only a loopback peer (the TCP peer itself: `X-Forwarded-For` is not
 //! believed here, whatever the trusted proxies) with `Authorization: Bearer` and the server's
@@ -143,7 +144,17 @@ fn decode(v: &str) -> String {
 /// # Errors
 /// When the file cannot be read or written.
 pub fn server_token(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join("admin.token");
+    secret_file(data_dir, "admin.token")
+}
+
+/// A server secret kept in `data_dir/name`: the file's text when it holds at least 32
+/// characters, else 32 new random bytes, hex-encoded, written there (mode 0600, through a
+/// temporary file and a rename) and returned. Used for `admin.token` and `sasl.secret`.
+///
+/// # Errors
+/// When the file cannot be read or written.
+pub fn secret_file(data_dir: &Path, name: &str) -> anyhow::Result<String> {
+    let path = data_dir.join(name);
     if let Ok(t) = std::fs::read_to_string(&path)
         && t.trim().len() >= 32
     {
