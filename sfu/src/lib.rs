@@ -24,11 +24,12 @@ mod sfu;
 pub mod shell;
 pub mod speaker;
 mod transport;
+mod twcc;
 mod types;
 
 pub use cert::DtlsCertificate;
 pub use rng::SfuRng;
-pub use sfu::{Sfu, SfuConfig};
+pub use sfu::{Sfu, SfuConfig, TRANSPORT_CC_EXTENSION};
 pub use speaker::SpeakerConfig;
 pub use transport::SRTP_PROFILES;
 pub use types::*;

@@ -1,7 +1,7 @@
 //! Owns byte-level RTP handling on the forwarding path: reading the fixed header (SSRC, sequence
 //! number, payload type), rewriting the header-extension block so only the extension ids the
 //! focus declared as forwarded survive (RFC 8285 one-byte and two-byte forms), and reading the
-//! RFC 6464 audio level.
+//! RFC 6464 audio level and the transport-wide sequence number.
 //!
 //! The input is decrypted but otherwise untrusted: every offset is checked and malformed packets
 //! return `None`.
@@ -150,13 +150,26 @@ pub fn strip_extensions(pkt: &[u8], hdr: &RtpHeader, keep: impl Fn(u8) -> bool) 
 /// The RFC 6464 audio level carried in extension `id`: the level in -dBov (0 loudest, 127
 /// silence) and the voice-activity flag. `None` if absent or malformed.
 pub fn audio_level(pkt: &[u8], hdr: &RtpHeader, id: u8) -> Option<(u8, bool)> {
+    let b = *extension(pkt, hdr, id)?.first()?;
+    Some((b & 0x7f, b & 0x80 != 0))
+}
+
+/// The transport-wide sequence number (draft-holmer-rmcat-transport-wide-cc-extensions-01)
+/// carried as extension `id`, if present.
+pub fn transport_sequence(pkt: &[u8], hdr: &RtpHeader, id: u8) -> Option<u16> {
+    match extension(pkt, hdr, id)? {
+        [a, b, ..] => Some(u16::from_be_bytes([*a, *b])),
+        _ => None,
+    }
+}
+
+/// The data of extension `id`, if the packet carries it.
+fn extension<'a>(pkt: &'a [u8], hdr: &RtpHeader, id: u8) -> Option<&'a [u8]> {
     let ext_off = hdr.ext_offset?;
     let profile = u16::from_be_bytes([pkt[ext_off], pkt[ext_off + 1]]);
     let block = pkt.get(ext_off + 4..hdr.payload_offset)?;
     let (_, elems) = elements(profile, block)?;
-    let e = elems.into_iter().find(|e| e.id == id)?;
-    let b = *e.data.first()?;
-    Some((b & 0x7f, b & 0x80 != 0))
+    elems.into_iter().find(|e| e.id == id).map(|e| e.data)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use crate::rtcp::{self, RtcpItem};
 use crate::rtp;
 use crate::speaker::{DominantSpeaker, SpeakerConfig};
 use crate::transport::{Transport, TransportEvent};
+use crate::twcc::TwccRecorder;
 use crate::types::*;
 
 /// Static configuration of an [`Sfu`].
@@ -36,6 +37,10 @@ pub struct SfuConfig {
     pub forwarded_extensions: Vec<u8>,
     /// The id of `urn:ietf:params:rtp-hdrext:ssrc-audio-level`, read for dominant speaker.
     pub audio_level_extension: Option<u8>,
+    /// The id of the transport-wide sequence number extension: packets that carry it are
+    /// answered with transport-cc feedback, so senders can estimate their bandwidth (the
+    /// extension is hop-by-hop: it is not among the forwarded ones).
+    pub transport_cc_extension: Option<u8>,
     /// Dominant-speaker tuning.
     pub speaker: SpeakerConfig,
 }
@@ -49,12 +54,16 @@ impl SfuConfig {
             certificate,
             forwarded_extensions: vec![1],
             audio_level_extension: Some(1),
+            transport_cc_extension: Some(TRANSPORT_CC_EXTENSION),
             speaker: SpeakerConfig::default(),
         }
     }
 }
 
 type EpKey = u64;
+
+/// The transport-wide sequence number's extension id in the focus's offer (as Jicofo's).
+pub const TRANSPORT_CC_EXTENSION: u8 = 5;
 
 /// How one SSRC of a conference is handled.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +97,10 @@ struct Endpoint {
     recv: HashMap<u32, RecvStream>,
     /// When the next receiver report to this endpoint is due (once connected).
     next_rr: Option<Instant>,
+    /// Arrivals of its packets not yet reported in transport-cc feedback.
+    twcc: TwccRecorder,
+    /// When the next transport-cc feedback to it is due (set by the first unreported packet).
+    next_twcc: Option<Instant>,
 }
 
 impl Endpoint {
@@ -128,6 +141,10 @@ const TRANSACTION_TTL: Duration = Duration::from_secs(10);
 
 /// Interval of the SFU's receiver reports to each sender.
 const RR_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Interval of transport-cc feedback to a sender (libwebrtc's receiver sends it about this
+/// often).
+const TWCC_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Sfu {
     /// A core with no conferences, at time `now`, drawing its randomness from `rng`.
@@ -266,6 +283,8 @@ impl Sfu {
                 addrs: Vec::new(),
                 recv: HashMap::new(),
                 next_rr: None,
+                twcc: TwccRecorder::default(),
+                next_twcc: None,
             },
         );
         self.by_id.insert(id_key, key);
@@ -484,6 +503,15 @@ impl Sfu {
             self.after_transport(key);
         }
         for ep in self.endpoints.values_mut() {
+            if ep.next_twcc.is_some_and(|t| t <= now) {
+                ep.next_twcc = None;
+                let fb = ep.video_feedback_ssrc();
+                for pkt in ep.twcc.feedback(fb) {
+                    if send_rtcp(ep, &pkt, &mut self.transmits) {
+                        ep.counters.twcc_feedback_out += 1;
+                    }
+                }
+            }
             if ep.next_rr.is_some_and(|t| t <= now) {
                 if !ep.connected() {
                     // Failed: no more reports (and no timer that stays in the past).
@@ -534,7 +562,7 @@ impl Sfu {
             return cached;
         }
         let transports = self.endpoints.values_mut().filter_map(|ep| {
-            [ep.transport.poll_timeout(), ep.next_rr]
+            [ep.transport.poll_timeout(), ep.next_rr, ep.next_twcc]
                 .into_iter()
                 .flatten()
                 .min()
@@ -768,6 +796,17 @@ impl Sfu {
             ep.counters.dropped += 1;
             return;
         };
+        if let Some(id) = self.config.transport_cc_extension
+            && let Some(seq) = rtp::transport_sequence(&plain, &header, id)
+        {
+            let at = i64::try_from(self.now.saturating_duration_since(self.epoch).as_micros())
+                .unwrap_or(i64::MAX);
+            ep.twcc.on_packet(seq, at, header.ssrc);
+            if ep.next_twcc.is_none() {
+                ep.next_twcc = Some(self.now + TWCC_INTERVAL);
+                self.timeout_cache = None;
+            }
+        }
         let Some(conf) = self.conferences.get_mut(&ep.conference) else {
             return;
         };

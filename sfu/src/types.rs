@@ -215,6 +215,8 @@ pub struct Counters {
     pub plis_in: u64,
     /// PLIs/FIRs sent to this endpoint (forwarded or SFU-originated).
     pub plis_out: u64,
+    /// Transport-cc feedback packets sent to this endpoint (about the media it sends).
+    pub twcc_feedback_out: u64,
     /// Datagrams dropped (failed SRTP authentication/replay, unknown or non-forwarded SSRC,
     /// malformed).
     pub dropped: u64,

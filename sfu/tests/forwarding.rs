@@ -827,3 +827,74 @@ fn a_client_that_closes_dtls_and_handshakes_again_is_keyed_again() {
     net.flush();
     assert_eq!(net.drain_rtp(b).len(), 5);
 }
+
+/// A sender whose packets carry transport-wide sequence numbers gets transport-cc feedback
+/// about them every 100 ms (what its bandwidth estimator feeds on); the numbers are
+/// hop-by-hop and never reach the receivers.
+#[test]
+fn senders_get_transport_cc_feedback_and_receivers_never_see_the_numbers() {
+    use rtc_rtcp::transport_feedbacks::transport_layer_cc::{
+        PacketStatusChunk, SymbolTypeTcc, TransportLayerCc,
+    };
+    let (mut net, a, b) = a_sending_then_b(30);
+    net.flush();
+    net.drain_rtcp(a);
+    net.drain_rtp(b);
+    // Twenty video packets 2 ms apart, transport-wide numbers 500..520 with 507 lost.
+    for i in 0..20u16 {
+        if i != 7 {
+            let twcc = (500 + i).to_be_bytes();
+            let p = rtp(A_VIDEO[0], 100, i, &[(5, &twcc)], &[1; 100]);
+            net.client(a).send_rtp(&p).expect("send");
+        }
+        net.flush();
+        net.tick(Duration::from_millis(2));
+    }
+    net.tick(Duration::from_millis(100));
+    let feedback: Vec<TransportLayerCc> = net
+        .drain_rtcp(a)
+        .iter()
+        .filter_map(|p| p.as_any().downcast_ref::<TransportLayerCc>().cloned())
+        .collect();
+    assert!(!feedback.is_empty(), "no transport-cc feedback reached A");
+    // Together the feedback packets cover 500..519 once each, in order, 507 lost.
+    let mut statuses = Vec::new();
+    let mut next = 500u16;
+    for fb in &feedback {
+        assert_eq!(fb.base_sequence_number, next);
+        let mut symbols = Vec::new();
+        for c in &fb.packet_chunks {
+            match c {
+                PacketStatusChunk::RunLengthChunk(r) => {
+                    symbols.extend(std::iter::repeat_n(
+                        r.packet_status_symbol,
+                        usize::from(r.run_length),
+                    ));
+                }
+                PacketStatusChunk::StatusVectorChunk(v) => symbols.extend(v.symbol_list.iter()),
+            }
+        }
+        symbols.truncate(usize::from(fb.packet_status_count));
+        next += fb.packet_status_count;
+        statuses.extend(symbols);
+    }
+    assert_eq!(next, 520);
+    let lost: Vec<usize> = statuses
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| **s == SymbolTypeTcc::PacketNotReceived)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(lost, [7]);
+    // The receiver got the video without the transport-wide numbers.
+    let got = net.drain_rtp(b);
+    assert_eq!(got.len(), 19);
+    assert!(got.iter().all(|p| p.header.extensions.is_empty()));
+    assert!(
+        net.sfu
+            .stats()
+            .endpoints
+            .iter()
+            .any(|e| e.endpoint == "a" && e.counters.twcc_feedback_out >= 1)
+    );
+}

@@ -549,6 +549,7 @@ function participantReport(p) {
         tracks: s.tracks.map(t => ({ ...t, name: nameOf(t.participant) })),
         mutes: s.mutes,
         inbound: s.inbound.map(x => ({ ...x, name: x.participant ? nameOf(x.participant) : null })),
+        outbound: s.outbound,
         peerConnections: s.peerConnections,
         focusFrames: xmppSummary(s),
         errors: s.errors,

@@ -275,6 +275,42 @@
         return out;
     }
 
+    // What this participant sends: each outbound video layer (its rid, resolution, bytes
+    // and why the browser limits it) and the bandwidth the browser estimates it has.
+    async function outbound() {
+        const layers = [];
+        let availableOutgoingBitrate = null;
+        const pcs = window.__liltPCs || [];
+        for (const pc of pcs) {
+            if (pc.signalingState === 'closed') {
+                continue;
+            }
+            let report;
+            try {
+                report = await pc.getStats();
+            } catch (e) {
+                continue;
+            }
+            report.forEach(s => {
+                if (s.type === 'outbound-rtp' && (s.kind || s.mediaType) === 'video') {
+                    layers.push({
+                        rid: s.rid || null,
+                        ssrc: s.ssrc,
+                        frameHeight: s.frameHeight || 0,
+                        bytes: s.bytesSent || 0,
+                        limitation: s.qualityLimitationReason || null,
+                        active: s.active
+                    });
+                } else if (s.type === 'candidate-pair' && s.nominated
+                        && typeof s.availableOutgoingBitrate === 'number') {
+                    availableOutgoingBitrate = Math.max(availableOutgoingBitrate || 0,
+                        s.availableOutgoingBitrate);
+                }
+            });
+        }
+        return { layers, availableOutgoingBitrate };
+    }
+
     async function snapshot() {
         return {
             connection: state.connection,
@@ -291,6 +327,7 @@
             }),
             mutes: state.mutes,
             inbound: await inbound(),
+            outbound: await outbound(),
             peerConnections: (window.__liltPCs || []).length,
             xmpp: window.__liltXmpp || [],
             events: state.events,

@@ -27,6 +27,7 @@ fn totals(stats: &SfuStats) -> Counters {
         t.nacks_out += c.nacks_out;
         t.plis_in += c.plis_in;
         t.plis_out += c.plis_out;
+        t.twcc_feedback_out += c.twcc_feedback_out;
         t.dropped += c.dropped;
     }
     t
@@ -96,12 +97,16 @@ pub fn prometheus(stats: &SfuStats, out: &mut String) {
     );
     gauge(
         "lilt_media_feedback",
-        "NACKs and keyframe requests (PLI/FIR) of the present endpoints.",
+        "NACKs, keyframe requests (PLI/FIR) and transport-cc feedback of the present endpoints.",
         &[
             (Some("kind=\"nack\",direction=\"in\""), t.nacks_in),
             (Some("kind=\"nack\",direction=\"out\""), t.nacks_out),
             (Some("kind=\"pli\",direction=\"in\""), t.plis_in),
             (Some("kind=\"pli\",direction=\"out\""), t.plis_out),
+            (
+                Some("kind=\"transport_cc\",direction=\"out\""),
+                t.twcc_feedback_out,
+            ),
         ],
     );
     gauge(
@@ -131,6 +136,7 @@ fn counters_json(c: &Counters) -> Value {
         "nacks_out": c.nacks_out,
         "plis_in": c.plis_in,
         "plis_out": c.plis_out,
+        "twcc_feedback_out": c.twcc_feedback_out,
         "dropped": c.dropped,
     })
 }

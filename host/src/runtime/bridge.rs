@@ -382,3 +382,23 @@ fn channel_password() -> String {
         .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    /// The focus offers the transport-wide sequence number under the id the SFU reads.
+    #[test]
+    fn focus_and_sfu_agree_on_the_transport_cc_extension() {
+        assert_eq!(
+            crate::jingle::TRANSPORT_CC_ID,
+            lilt_sfu::TRANSPORT_CC_EXTENSION
+        );
+        let offered = crate::jingle::Codecs::default();
+        for exts in [
+            &offered.audio_header_extensions,
+            &offered.video_header_extensions,
+        ] {
+            assert!(exts.iter().any(|x| x.id == lilt_sfu::TRANSPORT_CC_EXTENSION
+                && x.uri == crate::jingle::TRANSPORT_CC_URI));
+        }
+    }
+}

@@ -23,9 +23,9 @@ pub struct HeaderExtension {
     pub uri: String,
 }
 
-/// The codec offer. Payload types are fixed (Opus 111, telephone-event 126; VP8 100/rtx 96,
-/// VP9 101/rtx 97, H264 107/rtx 99 with `ccm fir`, `nack`, `nack pli` feedback); the header
-/// extensions are configurable.
+/// The codec offer. Payload types are fixed (Opus 111 with `transport-cc` feedback,
+/// telephone-event 126; VP8 100/rtx 96, VP9 101/rtx 97, H264 107/rtx 99 with `ccm fir`,
+/// `nack`, `nack pli` and `transport-cc` feedback); the header extensions are configurable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Codecs {
     /// Header extensions of the audio description.
@@ -34,15 +34,30 @@ pub struct Codecs {
     pub video_header_extensions: Vec<HeaderExtension>,
 }
 
+/// The transport-wide sequence number extension (draft-holmer-rmcat-transport-wide-cc-
+/// extensions-01): the SFU answers packets carrying it with transport-cc feedback.
+pub const TRANSPORT_CC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+/// Its id in the offer (Jicofo's; the SFU reads the same id).
+pub const TRANSPORT_CC_ID: u8 = 5;
+
 impl Default for Codecs {
-    /// Only `ssrc-audio-level` (id 1) on audio.
+    /// `ssrc-audio-level` (id 1) on audio, and the transport-wide sequence number (id 5) on
+    /// both, so that browsers get the feedback their bandwidth estimation needs.
     fn default() -> Self {
+        let transport_cc = HeaderExtension {
+            id: TRANSPORT_CC_ID,
+            uri: TRANSPORT_CC_URI.to_owned(),
+        };
         Codecs {
-            audio_header_extensions: vec![HeaderExtension {
-                id: 1,
-                uri: "urn:ietf:params:rtp-hdrext:ssrc-audio-level".to_owned(),
-            }],
-            video_header_extensions: Vec::new(),
+            audio_header_extensions: vec![
+                HeaderExtension {
+                    id: 1,
+                    uri: "urn:ietf:params:rtp-hdrext:ssrc-audio-level".to_owned(),
+                },
+                transport_cc.clone(),
+            ],
+            video_header_extensions: vec![transport_cc],
         }
     }
 }
@@ -304,7 +319,12 @@ fn parameter(parent_ns: &str, name: &str, value: &str) -> Element {
 }
 
 fn rtcp_fb(p: &mut Element) {
-    for (kind, subtype) in [("ccm", Some("fir")), ("nack", None), ("nack", Some("pli"))] {
+    for (kind, subtype) in [
+        ("ccm", Some("fir")),
+        ("nack", None),
+        ("nack", Some("pli")),
+        ("transport-cc", None),
+    ] {
         let mut fb = child(ns::RTP, "rtcp-fb", ns::RTCP_FB);
         fb.set_attr("type", kind);
         if let Some(s) = subtype {
@@ -331,6 +351,9 @@ fn audio_description(codecs: &Codecs) -> Element {
     let mut opus = payload_type(111, "opus", 48000, Some(2));
     opus.append_child(parameter(ns::RTP, "minptime", "10"));
     opus.append_child(parameter(ns::RTP, "useinbandfec", "1"));
+    let mut fb = child(ns::RTP, "rtcp-fb", ns::RTCP_FB);
+    fb.set_attr("type", "transport-cc");
+    opus.append_child(fb);
     d.append_child(opus);
     d.append_child(payload_type(126, "telephone-event", 8000, None));
     header_extensions(&mut d, &codecs.audio_header_extensions);

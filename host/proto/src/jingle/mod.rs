@@ -19,9 +19,9 @@ mod tests;
 use crate::stanza::Jid;
 
 pub use build::{
-    Codecs, HeaderExtension, Offer, iq_set, session_initiate, session_initiate_with,
-    session_terminate, session_terminate_with_text, source_add, source_change, source_remove,
-    transport_info,
+    Codecs, HeaderExtension, Offer, TRANSPORT_CC_ID, TRANSPORT_CC_URI, iq_set, session_initiate,
+    session_initiate_with, session_terminate, session_terminate_with_text, source_add,
+    source_change, source_remove, transport_info,
 };
 pub use parse::parse;
 pub use sources::{

@@ -213,14 +213,19 @@ fn accept_strip_and_initiate_for_another_endpoint() {
     assert!(xml.contains(
         "<payload-type id='111' name='opus' clockrate='48000' channels='2'>\
          <parameter name='minptime' value='10'/><parameter name='useinbandfec' value='1'/>\
+         <rtcp-fb xmlns='urn:xmpp:jingle:apps:rtp:rtcp-fb:0' type='transport-cc'/>\
          </payload-type><payload-type id='126' name='telephone-event' clockrate='8000'/>\
          <rtp-hdrext xmlns='urn:xmpp:jingle:apps:rtp:rtp-hdrext:0' id='1' \
-         uri='urn:ietf:params:rtp-hdrext:ssrc-audio-level'/><rtcp-mux/>"
+         uri='urn:ietf:params:rtp-hdrext:ssrc-audio-level'/>\
+         <rtp-hdrext xmlns='urn:xmpp:jingle:apps:rtp:rtp-hdrext:0' id='5' \
+         uri='http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01'/>\
+         <rtcp-mux/>"
     ));
     assert_eq!(xml.matches("<rtcp-mux/>").count(), 2);
     let fb = "<rtcp-fb xmlns='urn:xmpp:jingle:apps:rtp:rtcp-fb:0' type='ccm' subtype='fir'/>\
               <rtcp-fb xmlns='urn:xmpp:jingle:apps:rtp:rtcp-fb:0' type='nack'/>\
-              <rtcp-fb xmlns='urn:xmpp:jingle:apps:rtp:rtcp-fb:0' type='nack' subtype='pli'/>";
+              <rtcp-fb xmlns='urn:xmpp:jingle:apps:rtp:rtcp-fb:0' type='nack' subtype='pli'/>\
+              <rtcp-fb xmlns='urn:xmpp:jingle:apps:rtp:rtcp-fb:0' type='transport-cc'/>";
     assert!(xml.contains(&format!(
         "<payload-type id='100' name='VP8' clockrate='90000'>{fb}</payload-type>\
          <payload-type id='96' name='rtx' clockrate='90000'><parameter name='apt' value='100'/>\
@@ -237,7 +242,8 @@ fn accept_strip_and_initiate_for_another_endpoint() {
     assert!(xml.contains(
         "<payload-type id='97' name='rtx' clockrate='90000'><parameter name='apt' value='101'/>"
     ));
-    assert_eq!(xml.matches("<rtcp-fb ").count(), 18);
+    // Four per video payload type (six of them) and transport-cc on Opus.
+    assert_eq!(xml.matches("<rtcp-fb ").count(), 25);
     assert!(xml.contains(&format!(
         "<source xmlns='urn:xmpp:jingle:apps:rtp:ssma:0' ssrc='3659539811' name='jvb-a0'>\
          <ssrc-info xmlns='http://jitsi.org/jitmeet' owner='jvb'/>\
