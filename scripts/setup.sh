@@ -47,7 +47,7 @@ else
     # Default members together, so the binary shares the dependency build of the tests.
     cargo build
 fi
-cargo build --release --target wasm32-wasip2 -p auth-anonymous -p auth-internal -p auth-ldap \
+cargo build --release --target wasm32-wasip2 -p auth-anonymous -p auth-internal -p auth-ldap -p auth-jwt \
     -p conference-duration -p speakerstats -p av-moderation -p branding -p test-hooks -p test-auth
 # 4. The meeting page `lilt serve` answers at / and /<room> (host/web into host/web/dist, from
 #    pinned npm packages; docs/meeting-page.md).

@@ -16,6 +16,7 @@ fi
 (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
 bash scripts/browser-deps.sh
 bash scripts/ldap-deps.sh
+bash scripts/jwt-deps.sh
 
 # Formatting first: a change rustfmt would rewrite fails here, not in review.
 cargo fmt --all -- --check
@@ -31,7 +32,7 @@ else
 fi
 
 # Plugin policy logic and the SDK, natively.
-cargo test -p auth-internal -p auth-ldap -p lilt-plugin-sdk -p speakerstats -p av-moderation -p conference-duration -p branding
+cargo test -p auth-internal -p auth-ldap -p auth-jwt -p lilt-plugin-sdk -p speakerstats -p av-moderation -p conference-duration -p branding
 
 # The example plugin outside the workspace (examples/brand-plugin): its native tests and its
 # wasm32-wasip2 build, so the SDK cannot break a plugin written against it. It shares target/

@@ -28,6 +28,7 @@ mod grants;
 mod hooks;
 mod http;
 mod isolation;
+mod jwt;
 mod ldap;
 mod login;
 mod meeting;
