@@ -1,13 +1,19 @@
 //! Logging in: SASL ANONYMOUS, PLAIN, SCRAM-SHA-1, SCRAM-SHA-256 (each through tokio-xmpp
 //! and through the raw client's own implementation), wrong passwords, vhost isolation,
-//! TLS-required vhosts, resource binding and the legacy session iq.
+//! TLS-required vhosts, authzids, unknown users' SCRAM salts, resource binding and the legacy
+//! session iq.
 //!
 //! Shell (end-to-end against `lilt serve`). Spec: RFC 6120 §6 (SASL: failure conditions
-//! `not-authorized`, `encryption-required`), §7 (binding, server-generated resource),
-//! RFC 3921 §3 (session), RFC 4505 (ANONYMOUS), RFC 5802/7677 (SCRAM).
+//! `not-authorized`, `encryption-required`, `invalid-authzid`), §7 (binding, server-generated
+//! resource), RFC 3921 §3 (session), RFC 4505 (ANONYMOUS), RFC 5802/7677 (SCRAM).
 //! Invariants checked: anonymous localparts are UUIDv4; an account of vhost A never
-//! authenticates on vhost B; SASL is refused before STARTTLS unless `allow_unencrypted`.
+//! authenticates on vhost B; SASL is refused before STARTTLS unless `allow_unencrypted`; an
+//! authzid naming someone else is `invalid-authzid`; an unknown user's SCRAM salt is stable on
+//! one server (across restarts) but differs between servers (keyed by `data_dir/sasl.secret`).
 //! Tests: this file.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 
 use crate::client::{self, is_not_authorized, sasl_only_bounded};
 use crate::harness::{Setup, TestConfig, Vhost};
@@ -313,4 +319,156 @@ async fn legacy_session_iq_and_requested_resource() {
         features.raw
     );
     c.close().await;
+}
+
+/// The server-first message (RFC 5802 §7) `addr` answers to a SCRAM client-first for `user`
+/// on `localhost`, and its salt; the exchange is then abandoned.
+async fn scram_server_first(
+    addr: std::net::SocketAddr,
+    hash: ScramHash,
+    user: &str,
+) -> (String, Vec<u8>) {
+    let mut c = RawClient::connect(addr).await;
+    c.open("localhost").await;
+    let first = B64.encode(crate::scram::ScramClient::new(hash, user, "unused").client_first());
+    c.send(&format!(
+        "<auth xmlns='{NS_SASL}' mechanism='{}'>{first}</auth>",
+        hash.mechanism()
+    ))
+    .await;
+    let reply = c
+        .wait_for("a SASL reply", REPLY_TIMEOUT, |x| {
+            x.el.ns() == NS_SASL || x.is("error", NS_STREAM)
+        })
+        .await;
+    assert!(
+        reply.is("challenge", NS_SASL),
+        "{user}: no server-first: {}",
+        reply.raw
+    );
+    let text = String::from_utf8(B64.decode(reply.el.text().trim()).expect("base64"))
+        .expect("UTF-8 server-first");
+    let salt = text
+        .split(',')
+        .find_map(|p| p.strip_prefix("s="))
+        .map(|s| B64.decode(s).expect("base64 salt"))
+        .unwrap_or_else(|| panic!("{user}: server-first without s=: {text}"));
+    (text, salt)
+}
+
+/// The iteration count of a server-first message.
+fn iterations(server_first: &str) -> &str {
+    server_first
+        .split(',')
+        .find_map(|p| p.strip_prefix("i="))
+        .unwrap_or_else(|| panic!("server-first without i=: {server_first}"))
+}
+
+#[tokio::test]
+async fn unknown_user_scram_salt_is_stable_per_server_and_secret() {
+    let a = server_with_users();
+    let b = server_with_users();
+    let secret = a.data_dir().join("sasl.secret");
+    assert!(secret.is_file(), "no {}", secret.display());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&secret)
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{} is {mode:o}", secret.display());
+    }
+    for hash in [ScramHash::Sha1, ScramHash::Sha256] {
+        let (first, ghost_a) = scram_server_first(a.ports().c2s_addr(), hash, "ghost").await;
+        let (real, alice) = scram_server_first(a.ports().c2s_addr(), hash, "alice").await;
+        // The stand-in looks like a real account: same salt length and iteration count.
+        assert_eq!(ghost_a.len(), alice.len(), "{hash:?}: {first} vs {real}");
+        assert_eq!(iterations(&first), iterations(&real), "{hash:?}");
+        let (_, again) = scram_server_first(a.ports().c2s_addr(), hash, "ghost").await;
+        assert_eq!(
+            again, ghost_a,
+            "{hash:?}: a repeated probe saw another salt"
+        );
+        let (_, ghost_b) = scram_server_first(b.ports().c2s_addr(), hash, "ghost").await;
+        assert_ne!(
+            ghost_b, ghost_a,
+            "{hash:?}: two servers with different secrets gave the same salt"
+        );
+        let (_, other) = scram_server_first(a.ports().c2s_addr(), hash, "phantom").await;
+        assert_ne!(other, ghost_a, "{hash:?}: two unknown users share a salt");
+    }
+    // The secret is kept: after a restart the same server gives the same salt.
+    let (_, before) = scram_server_first(a.ports().c2s_addr(), ScramHash::Sha256, "ghost").await;
+    let a = a.stop().start();
+    let (_, after) = scram_server_first(a.ports().c2s_addr(), ScramHash::Sha256, "ghost").await;
+    assert_eq!(before, after, "the salt changed across a restart");
+}
+
+#[tokio::test]
+async fn authzid_of_someone_else_is_invalid_authzid() {
+    let server = server_with_users();
+    let addr = server.ports().c2s_addr();
+    let outcome = |reply: &crate::raw::Xml| {
+        if reply.is("success", NS_SASL) {
+            "success".to_owned()
+        } else {
+            reply
+                .condition(NS_SASL)
+                .unwrap_or_else(|| reply.raw.clone())
+        }
+    };
+    // PLAIN: someone else (right password or not), or alice on another domain: refused.
+    for authzid in ["bob@localhost", "bob", "alice@elsewhere"] {
+        let mut c = RawClient::connect(addr).await;
+        c.open("localhost").await;
+        let payload = B64.encode(format!("{authzid}\0alice\0{ALICE_PW}"));
+        c.send(&format!(
+            "<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{payload}</auth>"
+        ))
+        .await;
+        let reply = c
+            .wait_for("a SASL reply", REPLY_TIMEOUT, |x| {
+                x.el.ns() == NS_SASL || x.is("error", NS_STREAM)
+            })
+            .await;
+        assert_eq!(
+            outcome(&reply),
+            "invalid-authzid",
+            "PLAIN authzid {authzid}"
+        );
+    }
+    // Her own JID as authzid is fine.
+    let mut c = RawClient::connect(addr).await;
+    c.open("localhost").await;
+    let payload = B64.encode(format!("alice@localhost\0alice\0{ALICE_PW}"));
+    c.send(&format!(
+        "<auth xmlns='{NS_SASL}' mechanism='PLAIN'>{payload}</auth>"
+    ))
+    .await;
+    let reply = c
+        .wait_for("a SASL reply", REPLY_TIMEOUT, |x| {
+            x.el.ns() == NS_SASL || x.is("error", NS_STREAM)
+        })
+        .await;
+    assert_eq!(outcome(&reply), "success", "PLAIN with her own authzid");
+    c.open("localhost").await;
+    assert!(c.bind(None).await.starts_with("alice@localhost/"));
+    // SCRAM: the authzid rides in the GS2 header of the first message.
+    for hash in [ScramHash::Sha1, ScramHash::Sha256] {
+        let mut c = RawClient::connect(addr).await;
+        c.open("localhost").await;
+        let first = B64.encode("n,a=bob@localhost,n=alice,r=abcdefghijkl");
+        c.send(&format!(
+            "<auth xmlns='{NS_SASL}' mechanism='{}'>{first}</auth>",
+            hash.mechanism()
+        ))
+        .await;
+        let reply = c
+            .wait_for("a SASL reply", REPLY_TIMEOUT, |x| {
+                x.el.ns() == NS_SASL || x.is("error", NS_STREAM)
+            })
+            .await;
+        assert_eq!(outcome(&reply), "invalid-authzid", "{hash:?}");
+    }
 }

@@ -256,12 +256,15 @@ pub fn test_password(store: &dyn Store, username: &str, password: &str) -> Resul
     )
 }
 
+/// PBKDF2-SHA256 as `test_password_with` calls it: (password, salt, iterations) → hash.
+type Kdf<'a> = dyn FnMut(&[u8], &[u8], u32) -> Vec<u8> + 'a;
+
 /// `test_password` with the PBKDF2-SHA256 function given (tests count its calls).
 fn test_password_with(
     store: &dyn Store,
     username: &str,
     password: &str,
-    kdf: &mut dyn FnMut(&[u8], &[u8], u32) -> Vec<u8>,
+    kdf: &mut Kdf<'_>,
 ) -> Result<bool, Error> {
     let record = match normalize(username) {
         Ok(user) => load(store, &user)?,

@@ -212,7 +212,7 @@ pub enum SaslStep {
 #[derive(Debug)]
 enum State {
     Plain(plain::Plain),
-    Scram(scram::Scram),
+    Scram(Box<scram::Scram>),
     Done,
 }
 
@@ -245,7 +245,7 @@ impl SaslServer {
                 } else {
                     ScramHash::Sha256
                 };
-                server.state = State::Scram(scram::Scram::new(hash, cx));
+                server.state = State::Scram(Box::new(scram::Scram::new(hash, cx)));
                 match initial {
                     Some(data) => server.response(data),
                     None => SaslStep::Challenge(Vec::new()),
