@@ -12,6 +12,11 @@ n=${1:-200}
 bash scripts/jwt-deps.sh >/dev/null
 cargo build --release -p lilt
 cargo build --release --target wasm32-wasip2 -p auth-anonymous -p auth-internal -p auth-jwt
-LILT_BIN="$PWD/target/release/lilt" LILT_LOG=warn LILT_BENCH_LOGINS="$n" \
-    cargo test -p lilt-tests --test all -- --ignored --exact jwt::login_bench --nocapture 2>&1 \
-    | grep -E '^\||sequential logins|test result'
+log=target/login_bench.log
+if ! LILT_BIN="$PWD/target/release/lilt" LILT_LOG=warn LILT_BENCH_LOGINS="$n" \
+    cargo test -p lilt-tests --test all -- --ignored --exact jwt::login_bench --nocapture >"$log" 2>&1; then
+    tail -n 40 "$log"
+    echo "login_bench.sh: the bench failed; its whole output is in $log" >&2
+    exit 1
+fi
+grep -E '^\||sequential logins' "$log"
