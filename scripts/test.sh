@@ -17,6 +17,7 @@ fi
 bash scripts/browser-deps.sh
 bash scripts/ldap-deps.sh
 bash scripts/jwt-deps.sh
+bash scripts/turn-deps.sh
 
 # Formatting first: a change rustfmt would rewrite fails here, not in review.
 cargo fmt --all -- --check

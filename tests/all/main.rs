@@ -38,5 +38,6 @@ mod routing;
 mod sm;
 mod stream_errors;
 mod tls;
+mod turn;
 mod web_page;
 mod websocket;

@@ -36,6 +36,10 @@
 //   --conference JSON    extra options for initJitsiConference (merged)
 //   --connection JSON    extra options for JitsiConnection (merged)
 //   --log-level L        lib-jitsi-meet log level in the pages (default info)
+//   --relay-only         ICE through TURN only (lib-jitsi-meet's forceTurnRelay: the bridge
+//                        connection's iceTransportPolicy 'relay', with the TURN servers the
+//                        XMPP server advertised over XEP-0215); after the initial joins, every
+//                        participant's selected ICE pair must use a relay candidate
 //
 // Exit status: 0 when every step held, 1 when one did not (or the run failed), 2 on bad usage.
 // Page consoles go to stderr, each line prefixed with its participant ([p1] ...).
@@ -149,6 +153,7 @@ function parseArgs(argv) {
         case '--expect': o.expect = need(i, a); i++; break;
         case '--timeout': o.timeout = int(need(i, a), a); i++; break;
         case '--log-level': o.logLevel = need(i, a); i++; break;
+        case '--relay-only': o.relayOnly = true; break;
         case '--dump-xmpp': o.dumpXmpp = need(i, a); i++; break;
         case '--conference': o.conference = JSON.parse(need(i, a)); i++; break;
         case '--connection': o.connection = JSON.parse(need(i, a)); i++; break;
@@ -183,6 +188,9 @@ function parseArgs(argv) {
     }
     if (!o.wsUrl) {
         throw new Usage('--http-port or --ws-url is required');
+    }
+    if (o.relayOnly) {
+        o.conference = { forceTurnRelay: true, ...o.conference };
     }
     if (!LEVELS.includes(o.expect)) {
         throw new Usage(`--expect is one of ${LEVELS.join(', ')}`);
@@ -396,6 +404,43 @@ function bytesBy(snap) {
     }
 
     return m;
+}
+
+// Each open peer connection's selected ICE pair, per participant, as
+// 'TYPE/PROTOCOL -> REMOTE_IP:PORT' (the protocol to the TURN server for a relay candidate);
+// throws Failed unless each participant has one and all are relayed.
+async function relayCheck(ps, deadline) {
+    const out = [];
+    for (const p of ps) {
+        const types = await p.eval(async () => {
+            const found = [];
+            for (const pc of window.__liltPCs || []) {
+                if (pc.signalingState === 'closed') {
+                    continue;
+                }
+                const stats = await pc.getStats();
+                stats.forEach(s => {
+                    if (s.type === 'transport' && s.selectedCandidatePairId) {
+                        const pair = stats.get(s.selectedCandidatePairId);
+                        const local = pair && stats.get(pair.localCandidateId);
+                        const remote = pair && stats.get(pair.remoteCandidateId);
+                        found.push(local && remote
+                            ? `${local.candidateType}/${local.relayProtocol || local.protocol}`
+                                + ` -> ${remote.address || remote.ip}:${remote.port}`
+                            : 'none');
+                    }
+                });
+            }
+
+            return found;
+        }, undefined, deadline);
+        out.push({ name: p.name, selected: types });
+        if (types.length === 0 || types.some(t => !t.startsWith('relay/'))) {
+            throw new Failed(`${p.name}'s selected ICE pairs are not all relayed: ${JSON.stringify(types)}`);
+        }
+    }
+
+    return out;
 }
 
 // Wait until every present participant meets `level`; for media, then watch inbound bytes
@@ -659,6 +704,11 @@ async function main() {
             await Promise.all(initial.map(join));
             await check(ps, o.expect, deadline);
         });
+        if (o.relayOnly) {
+            await run('relay-only: every selected ICE pair is relayed', async () => {
+                report.relay = await relayCheck(present(ps), deadline);
+            });
+        }
 
         for (const act of o.actions) {
             const p = act.participant ? byIndex(act.participant) : null;

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use crate::stanza::jid::valid_domain;
 
 mod sources;
+mod turn;
 
 pub use sources::{KeyServer, LdapProfile, Sources};
 
@@ -85,6 +86,7 @@ pub struct RawConfig {
     key_servers: Vec<sources::RawKeyServer>,
     #[serde(default)]
     ldap: Vec<sources::RawLdap>,
+    turn: Option<turn::RawTurn>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -256,6 +258,8 @@ pub struct Config {
     pub key_servers: Vec<Arc<KeyServer>>,
     /// Directory profiles auth plugins may be granted (`ldap:<profile>`).
     pub ldap: Vec<Arc<LdapProfile>>,
+    /// The STUN/TURN server advertised to clients (XEP-0215), if any (`[turn]`).
+    pub turn: Option<Arc<crate::router::extdisco::ExtDiscoConfig>>,
 }
 
 /// The SFU's network settings.
@@ -879,6 +883,11 @@ impl Config {
         }
 
         let sfu = validate_sfu(raw.sfu)?;
+        let vhost_domains: Vec<String> = vhosts.iter().map(|v| v.domain.clone()).collect();
+        let turn = match raw.turn {
+            Some(t) => Some(Arc::new(turn::validate_turn(t, &vhost_domains, &rel)?)),
+            None => None,
+        };
         let audit_log = raw
             .audit_log
             .map_or_else(|| data_dir.join("audit.log"), &rel);
@@ -899,6 +908,7 @@ impl Config {
             sfu,
             key_servers,
             ldap,
+            turn,
         })
     }
 

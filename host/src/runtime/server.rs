@@ -278,6 +278,8 @@ impl Server {
         for focus in config.vhosts.iter().filter_map(|v| v.focus.clone()) {
             router.add_focus(focus);
         }
+        // STUN/TURN for clients (XEP-0215), read at start only.
+        router.set_extdisco(config.turn.clone());
         let mut by_vhost: HashMap<&str, Vec<Arc<HookPlugin>>> = HashMap::new();
         for (vhost, plugin) in &hooks {
             by_vhost.entry(vhost).or_default().push(plugin.clone());

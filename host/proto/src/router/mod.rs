@@ -21,6 +21,8 @@ use crate::muc::{MucConfig, MucService, Routed};
 use crate::stanza::{self, ErrorType, Jid, Kind, Outbound, StanzaError};
 use crate::xml::{Element, ns};
 
+pub mod extdisco;
+
 /// Identifies a session or component connection inside the router.
 pub type EndpointId = u64;
 
@@ -104,6 +106,8 @@ pub struct Router {
     /// Plugin hops behind the stanza being routed (0 for a peer's stanza).
     depth: u8,
     now_ms: u64,
+    /// The STUN/TURN server vhosts advertise (XEP-0215), if any.
+    extdisco: Option<Arc<extdisco::ExtDiscoConfig>>,
 }
 
 impl std::fmt::Debug for Router {
@@ -141,6 +145,7 @@ impl Router {
             calls: Vec::new(),
             depth: 0,
             now_ms: 0,
+            extdisco: None,
         }
     }
 
@@ -174,6 +179,17 @@ impl Router {
         if let Some(f) = focus {
             self.add_focus(f);
         }
+    }
+
+    /// Answer XEP-0215 external service discovery with this STUN/TURN server (`None`: no
+    /// vhost does).
+    pub fn set_extdisco(&mut self, config: Option<Arc<extdisco::ExtDiscoConfig>>) {
+        self.extdisco = config;
+    }
+
+    /// The TURN config when `vhost` answers external service discovery.
+    fn extdisco_for(&self, vhost: &str) -> Option<&Arc<extdisco::ExtDiscoConfig>> {
+        self.extdisco.as_ref().filter(|c| c.serves(vhost))
     }
 
     /// What the focuses asked of the SFU, by vhost, since the last call.
@@ -813,6 +829,23 @@ impl Router {
             ("get", "query", ns::DISCO_ITEMS) if payload.attr("node").is_none() => {
                 Some(self.disco_items(&iq, server))
             }
+            ("get", _, _) if server && extdisco::is_query(&payload) => {
+                let vhost = iq.attr("to").and_then(|t| Jid::parse(t).ok());
+                let vhost = vhost.as_ref().map_or("", Jid::domain);
+                let from = iq.attr("from").and_then(|f| Jid::parse(f).ok());
+                let Some(config) = self.extdisco_for(vhost).cloned() else {
+                    return self.bounce(&iq, StanzaError::service_unavailable());
+                };
+                // Credentials only for clients bound here (XEP-0215 §4: the server decides
+                // who is entitled); components and plugins are refused.
+                let Some(from) = from.filter(|f| self.sessions.contains_key(f)) else {
+                    return self.bounce(&iq, StanzaError::new(ErrorType::Auth, "forbidden"));
+                };
+                match extdisco::answer(&config, &iq, &from, self.now_ms) {
+                    Ok(reply) => Some(reply),
+                    Err(e) => return self.bounce(&iq, e),
+                }
+            }
             ("get", "query", ns::VERSION) if server => {
                 let mut reply = stanza::iq_result(&iq);
                 let mut query = Element::new("query", ns::VERSION);
@@ -868,6 +901,9 @@ impl Router {
         let mut features = vec![ns::DISCO_INFO, ns::DISCO_ITEMS, ns::PING];
         if server {
             features.push(ns::VERSION);
+            if self.extdisco_for(iq.attr("to").unwrap_or("")).is_some() {
+                features.push(extdisco::NS);
+            }
         }
         for f in features {
             query.append_child(
