@@ -22,6 +22,7 @@ pub mod rtp;
 mod sfu;
 #[cfg(feature = "shell")]
 pub mod shell;
+pub mod simulcast;
 pub mod speaker;
 mod transport;
 mod twcc;

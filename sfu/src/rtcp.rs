@@ -103,9 +103,78 @@ pub fn build_pli(sender_ssrc: u32, media_ssrc: u32) -> Vec<u8> {
     p
 }
 
+/// The sequence numbers a generic NACK (RFC 4585 §6.2.1) asks for: each FCI's PID and the
+/// ones its BLP marks. Malformed or truncated FCIs end the list.
+pub fn nack_sequence_numbers(raw: &[u8]) -> Vec<u16> {
+    let mut out = Vec::new();
+    let words = raw
+        .get(2..4)
+        .map_or(0, |l| usize::from(u16::from_be_bytes([l[0], l[1]])));
+    let end = (4 + 4 * words).min(raw.len());
+    let mut i = 12;
+    while i + 4 <= end {
+        let pid = u16::from_be_bytes([raw[i], raw[i + 1]]);
+        let blp = u16::from_be_bytes([raw[i + 2], raw[i + 3]]);
+        out.push(pid);
+        for bit in 0..16u16 {
+            if blp & (1 << bit) != 0 {
+                out.push(pid.wrapping_add(bit + 1));
+            }
+        }
+        i += 4;
+    }
+    out
+}
+
+/// A generic NACK from `sender_ssrc` about `media_ssrc` asking for `seqs` (packed into PID +
+/// BLP items; at most 256 items).
+pub fn build_nack(sender_ssrc: u32, media_ssrc: u32, seqs: &[u16]) -> Vec<u8> {
+    let mut sorted: Vec<u16> = seqs.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut items: Vec<(u16, u16)> = Vec::new();
+    for s in sorted {
+        let n = items.len();
+        match items.last_mut() {
+            Some((pid, blp)) if (1..=16).contains(&s.wrapping_sub(*pid)) => {
+                *blp |= 1 << (s.wrapping_sub(*pid) - 1);
+            }
+            _ if n < 256 => items.push((s, 0)),
+            _ => break,
+        }
+    }
+    let mut p = Vec::with_capacity(12 + 4 * items.len());
+    p.extend_from_slice(&[0x81, PT_RTPFB, 0, 0]);
+    p.extend_from_slice(&sender_ssrc.to_be_bytes());
+    p.extend_from_slice(&media_ssrc.to_be_bytes());
+    for (pid, blp) in items {
+        p.extend_from_slice(&pid.to_be_bytes());
+        p.extend_from_slice(&blp.to_be_bytes());
+    }
+    let words = (p.len() / 4 - 1) as u16;
+    p[2..4].copy_from_slice(&words.to_be_bytes());
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nacks_round_trip() {
+        let seqs = [100u16, 101, 116, 117, 65535, 3];
+        let p = build_nack(1, 2, &seqs);
+        let mut got = nack_sequence_numbers(&p);
+        got.sort_unstable();
+        let mut want = seqs.to_vec();
+        want.sort_unstable();
+        assert_eq!(got, want);
+        assert!(matches!(
+            split(&p)[..],
+            [RtcpItem::Nack { media_ssrc: 2, .. }]
+        ));
+        assert!(nack_sequence_numbers(&p[..12]).is_empty());
+    }
 
     #[test]
     fn splits_and_classifies_compound() {

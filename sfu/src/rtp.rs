@@ -23,6 +23,13 @@ pub struct RtpHeader {
     payload_offset: usize,
 }
 
+impl RtpHeader {
+    /// Where the payload starts.
+    pub fn payload_offset(&self) -> usize {
+        self.payload_offset
+    }
+}
+
 /// Parses the fixed header, CSRCs and extension framing; `None` if malformed.
 pub fn parse_header(pkt: &[u8]) -> Option<RtpHeader> {
     if pkt.len() < 12 || pkt[0] >> 6 != 2 {
@@ -152,6 +159,17 @@ pub fn strip_extensions(pkt: &[u8], hdr: &RtpHeader, keep: impl Fn(u8) -> bool) 
 pub fn audio_level(pkt: &[u8], hdr: &RtpHeader, id: u8) -> Option<(u8, bool)> {
     let b = *extension(pkt, hdr, id)?.first()?;
     Some((b & 0x7f, b & 0x80 != 0))
+}
+
+/// The payload of a packet `hdr` was parsed from (padding, when the P bit says so, removed).
+pub fn payload<'a>(pkt: &'a [u8], hdr: &RtpHeader) -> &'a [u8] {
+    let end = if pkt[0] & 0x20 != 0 {
+        let pad = usize::from(*pkt.last().unwrap_or(&0));
+        pkt.len().saturating_sub(pad).max(hdr.payload_offset)
+    } else {
+        pkt.len()
+    };
+    pkt.get(hdr.payload_offset..end).unwrap_or(&[])
 }
 
 /// The transport-wide sequence number (draft-holmer-rmcat-transport-wide-cc-extensions-01)

@@ -21,6 +21,7 @@ use crate::recv::{self, RecvStream};
 use crate::rng::{SeededProvider, SfuRng, SharedRng};
 use crate::rtcp::{self, RtcpItem};
 use crate::rtp;
+use crate::simulcast::{self, Projection, VideoCodec};
 use crate::speaker::{DominantSpeaker, SpeakerConfig};
 use crate::transport::{Transport, TransportEvent};
 use crate::twcc::TwccRecorder;
@@ -43,6 +44,9 @@ pub struct SfuConfig {
     pub transport_cc_extension: Option<u8>,
     /// Dominant-speaker tuning.
     pub speaker: SpeakerConfig,
+    /// Video payload types by codec, for finding keyframes where simulcast layers switch
+    /// (the focus's offer: VP8 100, VP9 101, H264 107).
+    pub video_codecs: Vec<(u8, VideoCodec)>,
 }
 
 impl SfuConfig {
@@ -56,6 +60,11 @@ impl SfuConfig {
             audio_level_extension: Some(1),
             transport_cc_extension: Some(TRANSPORT_CC_EXTENSION),
             speaker: SpeakerConfig::default(),
+            video_codecs: vec![
+                (100, VideoCodec::Vp8),
+                (101, VideoCodec::Vp9),
+                (107, VideoCodec::H264),
+            ],
         }
     }
 }
@@ -70,10 +79,32 @@ pub const TRANSPORT_CC_EXTENSION: u8 = 5;
 struct Route {
     sender: EpKey,
     kind: MediaKind,
-    /// Forwarded to receivers (false for non-first simulcast layers and their RTX).
-    forward: bool,
     /// An RTX SSRC (never asked for keyframes).
     rtx: bool,
+    /// A simulcast layer: its source (the first layer's SSRC) and index.
+    layer: Option<(u32, usize)>,
+}
+
+/// A simulcast video source: its layers, lowest first.
+#[derive(Debug)]
+struct SimSource {
+    sender: EpKey,
+    /// Each layer's SSRC (the first is what receivers know).
+    layers: Vec<u32>,
+    /// Each layer's RTX SSRC.
+    rtx: Vec<Option<u32>>,
+    /// When each layer's last media packet came.
+    last_seen: Vec<Option<Instant>>,
+}
+
+impl SimSource {
+    /// Which layers the sender is sending now.
+    fn active(&self, now: Instant) -> Vec<bool> {
+        self.last_seen
+            .iter()
+            .map(|t| t.is_some_and(|t| now.saturating_duration_since(t) < simulcast::LAYER_TIMEOUT))
+            .collect()
+    }
 }
 
 struct Conference {
@@ -82,6 +113,8 @@ struct Conference {
     routes: HashMap<u32, Route>,
     speaker: DominantSpeaker<EpKey>,
     forwarded_extensions: [bool; 256],
+    /// Simulcast sources by their first layer's SSRC.
+    sources: HashMap<u32, SimSource>,
 }
 
 struct Endpoint {
@@ -101,6 +134,10 @@ struct Endpoint {
     twcc: TwccRecorder,
     /// When the next transport-cc feedback to it is due (set by the first unreported packet).
     next_twcc: Option<Instant>,
+    /// What it asks to receive.
+    constraints: ReceiverConstraints,
+    /// What it gets of each simulcast source, by the source's first SSRC.
+    projections: HashMap<u32, Projection>,
 }
 
 impl Endpoint {
@@ -141,6 +178,9 @@ const TRANSACTION_TTL: Duration = Duration::from_secs(10);
 
 /// Interval of the SFU's receiver reports to each sender.
 const RR_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Least time between two keyframe requests for one receiver waiting to switch layers.
+const KEYFRAME_INTERVAL: Duration = Duration::from_millis(300);
 
 /// Interval of transport-cc feedback to a sender (libwebrtc's receiver sends it about this
 /// often).
@@ -198,6 +238,7 @@ impl Sfu {
                 routes: HashMap::new(),
                 speaker: DominantSpeaker::new(self.config.speaker),
                 forwarded_extensions: forwarded,
+                sources: HashMap::new(),
             },
         );
         Ok(())
@@ -285,6 +326,8 @@ impl Sfu {
                 next_rr: None,
                 twcc: TwccRecorder::default(),
                 next_twcc: None,
+                constraints: ReceiverConstraints::default(),
+                projections: HashMap::new(),
             },
         );
         self.by_id.insert(id_key, key);
@@ -364,15 +407,39 @@ impl Sfu {
                 return Err(SfuError::SsrcInUse(s.ssrc));
             }
         }
-        let mut dropped: HashSet<u32> = HashSet::new();
-        for g in groups.iter().filter(|g| g.semantics == GroupSemantics::Sim) {
-            dropped.extend(g.ssrcs.iter().skip(1));
-        }
+        let signalled: HashSet<u32> = sources.iter().map(|s| s.ssrc).collect();
         let mut rtx: HashMap<u32, u32> = HashMap::new(); // rtx -> primary
         for g in groups.iter().filter(|g| g.semantics == GroupSemantics::Fid) {
             if let [primary, r] = g.ssrcs[..] {
                 rtx.insert(r, primary);
             }
+        }
+        // Simulcast layers: (source, index) of each layer SSRC.
+        let mut layer_of: HashMap<u32, (u32, usize)> = HashMap::new();
+        conf.sources.retain(|_, s| s.sender != key);
+        for g in groups.iter().filter(|g| g.semantics == GroupSemantics::Sim) {
+            let layers: Vec<u32> = g
+                .ssrcs
+                .iter()
+                .copied()
+                .filter(|s| signalled.contains(s))
+                .collect();
+            let Some(&first) = layers.first().filter(|_| layers.len() > 1) else {
+                continue;
+            };
+            for (i, s) in layers.iter().enumerate() {
+                layer_of.insert(*s, (first, i));
+            }
+            let rtx_of = |l: &u32| rtx.iter().find(|(_, p)| *p == l).map(|(r, _)| *r);
+            conf.sources.insert(
+                first,
+                SimSource {
+                    sender: key,
+                    rtx: layers.iter().map(rtx_of).collect(),
+                    last_seen: vec![None; layers.len()],
+                    layers,
+                },
+            );
         }
         let old: HashSet<u32> = conf
             .routes
@@ -384,20 +451,32 @@ impl Sfu {
         let mut new_video = Vec::new();
         for s in &sources {
             let primary = rtx.get(&s.ssrc).copied();
-            let forward =
-                !dropped.contains(&s.ssrc) && primary.is_none_or(|p| !dropped.contains(&p));
+            let layer = layer_of
+                .get(&s.ssrc)
+                .or_else(|| primary.and_then(|p| layer_of.get(&p)))
+                .copied();
             conf.routes.insert(
                 s.ssrc,
                 Route {
                     sender: key,
                     kind: s.kind,
-                    forward,
                     rtx: primary.is_some(),
+                    layer,
                 },
             );
-            if s.kind == MediaKind::Video && forward && primary.is_none() && !old.contains(&s.ssrc)
+            // Simulcast sources ask for keyframes when a receiver's projection needs one.
+            if s.kind == MediaKind::Video
+                && layer.is_none()
+                && primary.is_none()
+                && !old.contains(&s.ssrc)
             {
                 new_video.push(s.ssrc);
+            }
+        }
+        let live: HashSet<u32> = conf.sources.keys().copied().collect();
+        for r in &conf.endpoints {
+            if let Some(ep) = self.endpoints.get_mut(r) {
+                ep.projections.retain(|src, _| live.contains(src));
             }
         }
         let routed: HashSet<u32> = sources.iter().map(|s| s.ssrc).collect();
@@ -407,6 +486,19 @@ impl Sfu {
         if !new_video.is_empty() {
             self.request_keyframes_from(key, &new_video);
         }
+        Ok(())
+    }
+
+    /// What `endpoint` asks to receive (its bridge channel's `ReceiverVideoConstraints`):
+    /// the simulcast layer it gets of each sender follows from the next packet on.
+    pub fn set_receiver_constraints(
+        &mut self,
+        conference: &str,
+        endpoint: &str,
+        constraints: ReceiverConstraints,
+    ) -> Result<(), SfuError> {
+        let key = self.key(conference, endpoint)?;
+        self.endpoint_mut(key)?.constraints = constraints;
         Ok(())
     }
 
@@ -639,6 +731,7 @@ impl Sfu {
         if let Some(conf) = self.conferences.get_mut(&ep.conference) {
             conf.endpoints.retain(|k| *k != key);
             conf.routes.retain(|_, r| r.sender != key);
+            conf.sources.retain(|_, s| s.sender != key);
             conf.speaker.remove(&key);
         }
     }
@@ -737,8 +830,26 @@ impl Sfu {
         };
         let mut by_sender: HashMap<EpKey, Vec<u32>> = HashMap::new();
         for (ssrc, r) in &conf.routes {
-            if r.kind == MediaKind::Video && r.forward && !r.rtx {
+            if r.kind == MediaKind::Video && r.layer.is_none() && !r.rtx {
                 by_sender.entry(r.sender).or_default().push(*ssrc);
+            }
+        }
+        // Of each simulcast source, the layer it would get (the first when none is known to
+        // be on yet).
+        if let Some(receiver) = self.endpoints.get(&key) {
+            for src in conf.sources.values() {
+                let Some(sender) = self.endpoints.get(&src.sender) else {
+                    continue;
+                };
+                let max_height = receiver.constraints.max_height_for(&sender.id);
+                if max_height == 0 {
+                    continue;
+                }
+                let layer = simulcast::choose(&src.active(self.now), max_height).unwrap_or(0);
+                by_sender
+                    .entry(src.sender)
+                    .or_default()
+                    .push(src.layers[layer]);
             }
         }
         for (sender, ssrcs) in by_sender {
@@ -826,8 +937,8 @@ impl Sfu {
             .entry(header.ssrc)
             .or_insert_with(|| RecvStream::new(header.sequence_number, clock_rate))
             .on_packet(header.sequence_number, header.timestamp, arrival);
-        if !route.forward {
-            ep.counters.dropped += 1;
+        if let Some((source, layer)) = route.layer {
+            self.forward_layer(key, source, layer, route.rtx, &plain, &header);
             return;
         }
         if route.kind == MediaKind::Audio
@@ -876,6 +987,133 @@ impl Sfu {
         }
     }
 
+    /// A packet of layer `layer` of simulcast source `source` (its RTX when `rtx`): each
+    /// receiver's projection decides whether it gets it, under which numbers; receivers that
+    /// wait to switch layers get the sender asked for a keyframe (at most every
+    /// `KEYFRAME_INTERVAL`).
+    fn forward_layer(
+        &mut self,
+        sender: EpKey,
+        source: u32,
+        layer: usize,
+        rtx: bool,
+        plain: &[u8],
+        header: &rtp::RtpHeader,
+    ) {
+        let now = self.now;
+        let Some(sender_ep) = self.endpoints.get(&sender) else {
+            return;
+        };
+        let sender_id = sender_ep.id.clone();
+        let Some(conf) = self.conferences.get_mut(&sender_ep.conference) else {
+            return;
+        };
+        let Some(src) = conf.sources.get_mut(&source) else {
+            return;
+        };
+        if !rtx {
+            src.last_seen[layer] = Some(now);
+        }
+        let active = src.active(now);
+        let (layers, out_rtx) = (src.layers.clone(), src.rtx.first().copied().flatten());
+        let forwarded = &conf.forwarded_extensions;
+        let Some(stripped) = rtp::strip_extensions(plain, header, |id| forwarded[usize::from(id)])
+        else {
+            return;
+        };
+        let Some(out_header) = rtp::parse_header(&stripped) else {
+            return;
+        };
+        let codec = self
+            .config
+            .video_codecs
+            .iter()
+            .find(|(pt, _)| *pt == header.payload_type)
+            .map(|(_, c)| *c);
+        let payload = rtp::payload(plain, header);
+        let keyframe = !rtx && codec.is_some_and(|c| simulcast::keyframe_start(c, payload));
+        let osn = match (rtx, payload) {
+            (true, [a, b, ..]) => Some(u16::from_be_bytes([*a, *b])),
+            (true, _) => return, // Padding only: nothing for receivers.
+            _ => None,
+        };
+        let mut keyframes: Vec<u32> = Vec::new();
+        for r in conf.endpoints.iter().copied().filter(|r| *r != sender) {
+            let Some(receiver) = self.endpoints.get_mut(&r) else {
+                continue;
+            };
+            if !receiver.connected() {
+                continue;
+            }
+            let max_height = receiver.constraints.max_height_for(&sender_id);
+            let proj = receiver
+                .projections
+                .entry(source)
+                .or_insert_with(|| Projection::new(1));
+            proj.target = simulcast::choose(&active, max_height);
+            let out = match osn {
+                Some(osn) => proj.retransmit(layer, osn).map(|r| (r, 0)),
+                None => proj
+                    .forward(
+                        layer,
+                        header.sequence_number,
+                        header.timestamp,
+                        keyframe,
+                        now,
+                    )
+                    .map(|(seq, ts)| ((seq, 0), ts)),
+            };
+            if let Some(t) = proj.needs_keyframe()
+                && proj
+                    .asked
+                    .is_none_or(|a| now.saturating_duration_since(a) >= KEYFRAME_INTERVAL)
+            {
+                proj.asked = Some(now);
+                keyframes.push(layers[t]);
+            }
+            let Some(((first, second), ts)) = out else {
+                continue;
+            };
+            let mut pkt = stripped.clone();
+            if osn.is_some() {
+                // (original sequence number, RTX sequence number)
+                let Some(out_rtx) = out_rtx else {
+                    continue;
+                };
+                pkt[2..4].copy_from_slice(&second.to_be_bytes());
+                pkt[8..12].copy_from_slice(&out_rtx.to_be_bytes());
+                let at = out_header.payload_offset();
+                pkt[at..at + 2].copy_from_slice(&first.to_be_bytes());
+            } else {
+                pkt[2..4].copy_from_slice(&first.to_be_bytes());
+                pkt[4..8].copy_from_slice(&ts.to_be_bytes());
+                pkt[8..12].copy_from_slice(&source.to_be_bytes());
+            }
+            let (Some(to), Some(srtp)) =
+                (receiver.transport.send_to, receiver.transport.srtp.as_mut())
+            else {
+                continue;
+            };
+            match srtp.outbound.encrypt_rtp(&pkt) {
+                Ok(protected) => {
+                    receiver.counters.rtp_packets_out += 1;
+                    receiver.counters.rtp_bytes_out += protected.len() as u64;
+                    self.transmits.push_back(Transmit {
+                        to,
+                        from: receiver.transport.send_from,
+                        data: Vec::from(protected),
+                    });
+                }
+                Err(e) => tracing::debug!("srtp protect: {e}"),
+            }
+        }
+        keyframes.sort_unstable();
+        keyframes.dedup();
+        if !keyframes.is_empty() {
+            self.request_keyframes_from(sender, &keyframes);
+        }
+    }
+
     fn handle_rtcp(&mut self, from: SocketAddr, data: &[u8]) {
         let Some(key) = self.by_addr.get(&from).copied() else {
             return;
@@ -896,24 +1134,43 @@ impl Sfu {
             return;
         };
         // (destination endpoint, packet) pairs; None destination = every other receiver.
-        let mut routed: Vec<(Option<EpKey>, Vec<u8>)> = Vec::new();
+        let mut routed: Vec<(Option<EpKey>, Out)> = Vec::new();
         let (mut nacks, mut plis) = (0, 0);
         for item in rtcp::split(&plain) {
             match item {
                 RtcpItem::Nack { media_ssrc, raw } => {
                     nacks += 1;
-                    if let Some(r) = conf.routes.get(&media_ssrc)
+                    if let (Some(src), Some(proj)) = (
+                        conf.sources.get(&media_ssrc),
+                        ep.projections.get(&media_ssrc),
+                    ) {
+                        // Asked by output number: ask the sender by the layers' own.
+                        let mut by_layer: HashMap<usize, Vec<u16>> = HashMap::new();
+                        for seq in rtcp::nack_sequence_numbers(raw) {
+                            if let Some((layer, orig)) = proj.origin(seq) {
+                                by_layer.entry(layer).or_default().push(orig);
+                            }
+                        }
+                        for (layer, seqs) in by_layer {
+                            routed.push((Some(src.sender), Out::Nack(src.layers[layer], seqs)));
+                        }
+                    } else if let Some(r) = conf.routes.get(&media_ssrc)
                         && r.sender != key
                     {
-                        routed.push((Some(r.sender), raw.to_vec()));
+                        routed.push((Some(r.sender), Out::Raw(raw.to_vec())));
                     }
                 }
                 RtcpItem::Pli { media_ssrc, raw } | RtcpItem::Fir { media_ssrc, raw } => {
                     plis += 1;
-                    if let Some(r) = conf.routes.get(&media_ssrc)
+                    if let Some(src) = conf.sources.get(&media_ssrc) {
+                        // A keyframe of the layer this receiver gets (or is about to).
+                        let proj = ep.projections.get(&media_ssrc);
+                        let layer = proj.and_then(|p| p.current.or(p.target)).unwrap_or(0);
+                        routed.push((Some(src.sender), Out::Pli(src.layers[layer])));
+                    } else if let Some(r) = conf.routes.get(&media_ssrc)
                         && r.sender != key
                     {
-                        routed.push((Some(r.sender), raw.to_vec()));
+                        routed.push((Some(r.sender), Out::Raw(raw.to_vec())));
                     }
                 }
                 RtcpItem::SenderReport { ssrc, raw } => {
@@ -924,10 +1181,17 @@ impl Sfu {
                     }
                     if let Some(r) = conf.routes.get(&ssrc)
                         && r.sender == key
-                        && r.forward
                         && let Some(sr) = rtcp::trim_sender_report(raw)
                     {
-                        routed.push((None, sr));
+                        match r.layer {
+                            None => routed.push((None, Out::Raw(sr))),
+                            // A layer's report goes, as the source's, to whoever gets that
+                            // layer now, its timestamp moved as the media's is.
+                            Some((source, layer)) if !r.rtx => {
+                                routed.push((None, Out::LayerReport(source, layer, sr)));
+                            }
+                            _ => {}
+                        }
                     }
                 }
                 RtcpItem::ReceiverReport | RtcpItem::Other => {}
@@ -936,13 +1200,11 @@ impl Sfu {
         let receivers = conf.endpoints.clone();
         ep.counters.nacks_in += nacks;
         ep.counters.plis_in += plis;
-        for (dest, pkt) in routed {
+        for (dest, out) in routed {
             let targets: Vec<EpKey> = match dest {
                 Some(d) => vec![d],
                 None => receivers.iter().copied().filter(|r| *r != key).collect(),
             };
-            let is_nack = pkt.get(1) == Some(&205);
-            let is_pli = pkt.get(1) == Some(&206);
             for t in targets {
                 let Some(target) = self.endpoints.get_mut(&t) else {
                     continue;
@@ -950,6 +1212,30 @@ impl Sfu {
                 if !target.connected() {
                     continue;
                 }
+                // The SFU's own requests come from the SSRC it uses towards that endpoint.
+                let pkt = match &out {
+                    Out::Raw(p) => p.clone(),
+                    Out::LayerReport(source, layer, sr) => {
+                        let ts = u32::from_be_bytes([sr[16], sr[17], sr[18], sr[19]]);
+                        let Some(out_ts) = target
+                            .projections
+                            .get(source)
+                            .and_then(|p| p.report_timestamp(*layer, ts))
+                        else {
+                            continue;
+                        };
+                        let mut p = sr.clone();
+                        p[4..8].copy_from_slice(&source.to_be_bytes());
+                        p[16..20].copy_from_slice(&out_ts.to_be_bytes());
+                        p
+                    }
+                    Out::Pli(media) => rtcp::build_pli(target.video_feedback_ssrc(), *media),
+                    Out::Nack(media, seqs) => {
+                        rtcp::build_nack(target.video_feedback_ssrc(), *media, seqs)
+                    }
+                };
+                let is_nack = pkt.get(1) == Some(&205);
+                let is_pli = pkt.get(1) == Some(&206);
                 if send_rtcp(target, &pkt, &mut self.transmits) {
                     target.counters.nacks_out += u64::from(is_nack);
                     target.counters.plis_out += u64::from(is_pli);
@@ -957,6 +1243,18 @@ impl Sfu {
             }
         }
     }
+}
+
+/// An RTCP packet on its way to an endpoint: as received, or one the SFU builds for it.
+enum Out {
+    Raw(Vec<u8>),
+    /// A PLI about this SSRC.
+    Pli(u32),
+    /// A NACK about this SSRC for these sequence numbers.
+    Nack(u32, Vec<u16>),
+    /// A sender report of a simulcast layer (source, layer): each receiver that gets that
+    /// layer now gets it as the source's, its timestamp moved as the media's is.
+    LayerReport(u32, usize, Vec<u8>),
 }
 
 /// Protects `pkt` with `ep`'s outbound SRTCP context and queues it. Returns whether it was sent.

@@ -62,12 +62,39 @@ pub struct Source {
 /// Semantics of an ssrc-group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupSemantics {
-    /// Simulcast layers, lowest first: only the first is forwarded for now.
+    /// Simulcast layers, lowest first: receivers know the first, and get one layer each
+    /// under its SSRC (see `simulcast`).
     Sim,
     /// `[primary, rtx]` retransmission pair.
     Fid,
     /// Anything else (e.g. FEC-FR): ignored.
     Other(String),
+}
+
+/// What a receiver asks to get (its bridge channel's `ReceiverVideoConstraints`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReceiverConstraints {
+    /// Largest video height it wants from senders it names no constraint for; `None` for
+    /// no limit (the best layer the sender sends).
+    pub default_max_height: Option<u32>,
+    /// Largest height it wants from each sender endpoint it names (0: no video).
+    pub max_height: std::collections::HashMap<String, u32>,
+    /// `lastN`: 0 turns all video off; other values are accepted but not yet applied.
+    pub last_n: Option<i64>,
+}
+
+impl ReceiverConstraints {
+    /// The largest height it wants from sender endpoint `sender` (`u32::MAX`: no limit).
+    pub fn max_height_for(&self, sender: &str) -> u32 {
+        if self.last_n == Some(0) {
+            return 0;
+        }
+        self.max_height
+            .get(sender)
+            .copied()
+            .or(self.default_max_height)
+            .unwrap_or(crate::simulcast::UNCONSTRAINED)
+    }
 }
 
 /// An `<ssrc-group>` of colibri2.
@@ -217,7 +244,7 @@ pub struct Counters {
     pub plis_out: u64,
     /// Transport-cc feedback packets sent to this endpoint (about the media it sends).
     pub twcc_feedback_out: u64,
-    /// Datagrams dropped (failed SRTP authentication/replay, unknown or non-forwarded SSRC,
+    /// Datagrams dropped (failed SRTP authentication/replay, an SSRC the endpoint did not signal,
     /// malformed).
     pub dropped: u64,
 }

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use lilt_sfu::client::{Client, SrtpProtectionProfile};
 use lilt_sfu::{
-    DtlsCertificate, GroupSemantics, MediaKind, Sfu, SfuConfig, SfuEvent, Source, SsrcGroup,
+    DtlsCertificate, GroupSemantics, MediaKind, ReceiverConstraints, Sfu, SfuConfig, SfuEvent,
+    Source, SsrcGroup,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -38,6 +39,8 @@ struct Net {
     sfu_checks: usize,
     /// Every DTLS datagram a client sent to the SFU, in order: (client, bytes).
     client_dtls: Vec<(SocketAddr, Vec<u8>)>,
+    /// Constraints the next joining endpoint asks for.
+    pending_constraints: Option<ReceiverConstraints>,
 }
 
 impl Net {
@@ -58,6 +61,7 @@ impl Net {
             clients: HashMap::new(),
             events: Vec::new(),
             drop_client_checks: false,
+            pending_constraints: None,
             locals: HashMap::new(),
             sfu_checks: 0,
             client_dtls: Vec::new(),
@@ -140,6 +144,19 @@ impl Net {
         self.join_with(endpoint, addr, seed, lilt_sfu::SRTP_PROFILES.to_vec())
     }
 
+    /// As `join_with`, the endpoint asking for `constraints` from the start.
+    fn join_with_constraints(
+        &mut self,
+        endpoint: &str,
+        addr: &str,
+        seed: u64,
+        profiles: Vec<SrtpProtectionProfile>,
+        constraints: ReceiverConstraints,
+    ) -> SocketAddr {
+        self.pending_constraints = Some(constraints);
+        self.join_with(endpoint, addr, seed, profiles)
+    }
+
     fn join_with(
         &mut self,
         endpoint: &str,
@@ -162,6 +179,11 @@ impl Net {
             .collect();
         assert_eq!(names, ["jvb-a0", "jvb-v0"]);
         self.locals.insert(endpoint.to_owned(), local.clone());
+        if let Some(c) = self.pending_constraints.take() {
+            self.sfu
+                .set_receiver_constraints("conf", endpoint, c)
+                .expect("constraints");
+        }
         let mut client = Client::new(self.now, addr, seed).expect("client");
         client.set_srtp_profiles(profiles);
         client.set_remote(self.now, &local).expect("client remote");
@@ -244,6 +266,14 @@ fn rtp(ssrc: u32, pt: u8, seq: u16, exts: &[(u8, &[u8])], payload: &[u8]) -> Vec
     .marshal()
     .expect("marshal")
     .to_vec()
+}
+
+/// Constraints asking for at most `height` from every sender.
+fn at_most(height: u32) -> ReceiverConstraints {
+    ReceiverConstraints {
+        default_max_height: Some(height),
+        ..ReceiverConstraints::default()
+    }
 }
 
 fn plis_for(pkts: &[Box<dyn rtc_rtcp::packet::Packet>], media: u32) -> usize {
@@ -336,8 +366,9 @@ fn forward_media_and_feedback(profile: SrtpProtectionProfile, name: &str) {
     // A alone: nobody to send a keyframe to yet.
     assert_eq!(plis_for(&net.drain_rtcp(a), A_VIDEO[0]), 0);
 
-    // B joins: A is asked for a keyframe of its forwarded video layer (from jvb-v0 of A).
-    let b = net.join_with("b", "192.168.1.3:50000", 2, vec![profile]);
+    // B joins, asking for 180p at most: A is asked for a keyframe of that layer (from jvb-v0
+    // of A).
+    let b = net.join_with_constraints("b", "192.168.1.3:50000", 2, vec![profile], at_most(180));
     net.flush();
     assert_eq!(net.client(a).srtp_profile(), Some(name));
     let to_a = net.drain_rtcp(a);
@@ -387,14 +418,20 @@ fn forward_media_and_feedback(profile: SrtpProtectionProfile, name: &str) {
     // The sender does not get its own media back.
     assert!(net.drain_rtp(a).is_empty());
 
-    // Video: only the first simulcast layer and its RTX are forwarded.
+    // Video: of the simulcast layers, B gets the one it asked for (a VP8 keyframe starts
+    // it), and its RTX when it retransmits a packet B got.
     for (i, ssrc) in A_VIDEO.iter().chain(A_RTX.iter()).enumerate() {
+        let payload: &[u8] = if i < 3 {
+            b"\x10\x00frame"
+        } else {
+            b"\x00\x07frame"
+        };
         let p = rtp(
             *ssrc,
             if i < 3 { 100 } else { 96 },
             7,
             &[(3, &[1, 2, 3])],
-            b"frame",
+            payload,
         );
         net.client(a).send_rtp(&p).expect("send");
     }
@@ -418,7 +455,7 @@ fn forward_media_and_feedback(profile: SrtpProtectionProfile, name: &str) {
             sender_ssrc: b_ssrc,
             media_ssrc: A_VIDEO[0],
             nacks: vec![NackPair {
-                packet_id: 5,
+                packet_id: 7,
                 lost_packets: 0,
             }],
         }),
@@ -433,7 +470,12 @@ fn forward_media_and_feedback(profile: SrtpProtectionProfile, name: &str) {
         .filter_map(|p| p.as_any().downcast_ref::<TransportLayerNack>())
         .collect();
     assert_eq!(nacks.len(), 1);
-    assert_eq!(nacks[0].nacks[0].packet_id, 5);
+    // Asked by B's number of the packet it got: asked of A by the layer's own (the same here,
+    // as B gets the first layer and has had no switch).
+    assert_eq!(
+        (nacks[0].media_ssrc, nacks[0].nacks[0].packet_id),
+        (A_VIDEO[0], 7)
+    );
     assert!(
         to_a.iter()
             .filter_map(|p| p.as_any().downcast_ref::<ReceiverReport>())
@@ -517,7 +559,8 @@ fn forward_media_and_feedback(profile: SrtpProtectionProfile, name: &str) {
     assert_eq!((sa.srtp_profile, sb.srtp_profile), (Some(name), Some(name)));
     assert_eq!(sa.counters.rtp_packets_in, 16);
     assert_eq!(sb.counters.rtp_packets_out, 12);
-    assert_eq!(sa.counters.dropped, 4);
+    // The layers B does not get are not losses: nothing was dropped.
+    assert_eq!(sa.counters.dropped, 0);
     assert_eq!(sb.counters.plis_in, 1);
     assert_eq!(sb.counters.nacks_in, 1);
     assert_eq!(sa.counters.nacks_out, 1);
@@ -844,7 +887,9 @@ fn senders_get_transport_cc_feedback_and_receivers_never_see_the_numbers() {
     for i in 0..20u16 {
         if i != 7 {
             let twcc = (500 + i).to_be_bytes();
-            let p = rtp(A_VIDEO[0], 100, i, &[(5, &twcc)], &[1; 100]);
+            // The first is a VP8 keyframe, which starts B's video.
+            let first = if i == 0 { 0x10 } else { 0x00 };
+            let p = rtp(A_VIDEO[0], 100, i, &[(5, &twcc)], &[first; 100]);
             net.client(a).send_rtp(&p).expect("send");
         }
         net.flush();
@@ -897,4 +942,90 @@ fn senders_get_transport_cc_feedback_and_receivers_never_see_the_numbers() {
             .iter()
             .any(|e| e.endpoint == "a" && e.counters.twcc_feedback_out >= 1)
     );
+}
+
+/// Simulcast: each receiver gets one layer under the first layer's SSRC, chosen by its
+/// constraints among the layers the sender sends, switching only at keyframes with its
+/// sequence numbers continuing; when the sender stops its top layer, a receiver on it moves
+/// down (and the sender is asked for a keyframe of the new layer).
+#[test]
+fn receivers_get_the_layer_they_ask_for_and_follow_the_sender() {
+    let (mut net, a, b) = a_sending_then_b(40);
+    let c = net.join_with_constraints(
+        "c",
+        "192.168.1.4:50000",
+        42,
+        lilt_sfu::SRTP_PROFILES.to_vec(),
+        at_most(180),
+    );
+    net.flush();
+    net.drain_rtcp(a);
+    // One frame on every layer, 33 ms apart: a keyframe first, then delta frames.
+    let mut seq = [1000u16, 2000, 3000];
+    let mut send = |net: &mut Net, layers: &[usize], key: bool| {
+        for &l in layers {
+            // VP8 payload header: the P bit clear on keyframes.
+            let vp8 = if key { 0x00 } else { 0x01 };
+            let p = rtp(A_VIDEO[l], 100, seq[l], &[], &[0x10, vp8, l as u8]);
+            seq[l] = seq[l].wrapping_add(1);
+            net.client(a).send_rtp(&p).expect("send");
+        }
+        net.flush();
+        net.tick(Duration::from_millis(33));
+    };
+    send(&mut net, &[0, 1, 2], true);
+    for _ in 0..5 {
+        send(&mut net, &[0, 1, 2], false);
+    }
+    let layer_of = |p: &Packet| p.payload[2];
+    let got_b = net.drain_rtp(b);
+    let got_c = net.drain_rtp(c);
+    // B, unconstrained, gets the top layer (climbing there within the first frame, as each
+    // layer shows up with its keyframe); C, at most 180p, the first; both as A_VIDEO[0].
+    assert_eq!(
+        got_b.iter().map(layer_of).collect::<Vec<_>>(),
+        [0, 1, 2, 2, 2, 2, 2, 2]
+    );
+    assert_eq!(got_c.iter().map(layer_of).collect::<Vec<_>>(), [0; 6]);
+    assert!(
+        got_b
+            .iter()
+            .chain(&got_c)
+            .all(|p| p.header.ssrc == A_VIDEO[0])
+    );
+    let seqs: Vec<u16> = got_b.iter().map(|p| p.header.sequence_number).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "{seqs:?}"
+    );
+    let last_b = *seqs.last().expect("packets");
+
+    // A stops its top layer (its bandwidth fell). After the layer timeout B's target becomes
+    // the middle layer: A is asked for its keyframe, and B switches there, continuing.
+    for _ in 0..50 {
+        send(&mut net, &[0, 1], false);
+    }
+    // Until a keyframe of the middle layer, B gets nothing (its layer stopped).
+    assert!(net.drain_rtp(b).is_empty());
+    let to_a = net.drain_rtcp(a);
+    assert!(plis_for(&to_a, A_VIDEO[1]) >= 1, "{to_a:?}");
+    let before = net.sfu.stats();
+    send(&mut net, &[0, 1], true);
+    send(&mut net, &[0, 1], false);
+    let got = net.drain_rtp(b);
+    assert_eq!(got.iter().map(layer_of).collect::<Vec<_>>(), [1, 1]);
+    assert_eq!(got[0].header.ssrc, A_VIDEO[0]);
+    assert_eq!(got[0].header.sequence_number, last_b.wrapping_add(1));
+    assert_eq!(got[1].header.sequence_number, last_b.wrapping_add(2));
+    // C stayed on the first layer all along.
+    assert!(net.drain_rtp(c).iter().all(|p| layer_of(p) == 0));
+    assert!(net.sfu.stats().endpoints.len() == before.endpoints.len());
+
+    // B turns video off (height 0): nothing more of A's video reaches it.
+    net.sfu
+        .set_receiver_constraints("conf", "b", at_most(0))
+        .expect("constraints");
+    send(&mut net, &[0, 1], true);
+    assert!(net.drain_rtp(b).is_empty());
+    assert_eq!(net.drain_rtp(c).len(), 1);
 }

@@ -268,6 +268,7 @@
                     kind,
                     bytes: s.bytesReceived || 0,
                     packets: s.packetsReceived || 0,
+                    frameHeight: s.frameHeight || null,
                     participant: owner ? owner.participant : null
                 });
             });

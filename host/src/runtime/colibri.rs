@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use lilt_sfu::ReceiverConstraints;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -226,6 +227,56 @@ impl Channels {
     }
 }
 
+/// Fold a receiver-constraints message (`ReceiverVideoConstraints`, or the legacy
+/// `ReceiverVideoConstraint` and `LastNChangedEvent`) into what the endpoint asked before.
+/// Constraints are keyed by endpoint id or by source name (`<endpoint>-v0`); both name the
+/// sending endpoint.
+pub fn fold_constraints(msg: &Value, into: &mut ReceiverConstraints) {
+    let height = |v: &Value| {
+        v.get("maxHeight")
+            .and_then(Value::as_i64)
+            .map(|h| u32::try_from(h.max(0)).unwrap_or(u32::MAX))
+    };
+    match msg.get("colibriClass").and_then(Value::as_str) {
+        Some("ReceiverVideoConstraints") => {
+            // The full set: what it does not say is back to the default.
+            *into = ReceiverConstraints {
+                last_n: msg.get("lastN").and_then(Value::as_i64),
+                default_max_height: msg.get("defaultConstraints").and_then(height),
+                max_height: msg
+                    .get("constraints")
+                    .and_then(Value::as_object)
+                    .map(|o| {
+                        o.iter()
+                            .filter_map(|(k, v)| Some((sender_of(k).to_owned(), height(v)?)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            };
+        }
+        Some("ReceiverVideoConstraint") => {
+            into.default_max_height = msg
+                .get("maxFrameHeight")
+                .and_then(Value::as_i64)
+                .map(|h| u32::try_from(h.max(0)).unwrap_or(u32::MAX));
+        }
+        Some("LastNChangedEvent") => into.last_n = msg.get("lastN").and_then(Value::as_i64),
+        _ => {}
+    }
+}
+
+/// The endpoint a constraint key names: a source name `<endpoint>-v<n>` or the endpoint id.
+fn sender_of(key: &str) -> &str {
+    match key.rsplit_once("-v") {
+        Some((ep, n))
+            if !ep.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            ep
+        }
+        _ => key,
+    }
+}
+
 fn server_hello() -> String {
     json!({"colibriClass": "ServerHello", "version": env!("CARGO_PKG_VERSION")}).to_string()
 }
@@ -322,5 +373,44 @@ mod tests {
         assert_eq!(parse_path("other/c1/aaaa"), None);
         assert_eq!(parse_path("lilt/c1"), None);
         assert_eq!(parse_path("lilt/c1/aaaa/x"), None);
+    }
+}
+
+#[cfg(test)]
+mod constraint_tests {
+    use super::*;
+
+    #[test]
+    fn constraints_by_source_name_or_endpoint_and_legacy_messages() {
+        let mut c = ReceiverConstraints::default();
+        let msg: Value = serde_json::from_str(
+            r#"{"colibriClass":"ReceiverVideoConstraints","lastN":-1,
+                "defaultConstraints":{"maxHeight":180},
+                "constraints":{"e1c2a3b4-v0":{"maxHeight":720},"f00d":{"maxHeight":0},"x-v":{"maxHeight":360}}}"#,
+        )
+        .expect("json");
+        fold_constraints(&msg, &mut c);
+        assert_eq!(c.last_n, Some(-1));
+        assert_eq!(c.default_max_height, Some(180));
+        assert_eq!(c.max_height_for("e1c2a3b4"), 720);
+        assert_eq!(c.max_height_for("f00d"), 0);
+        assert_eq!(c.max_height_for("x-v"), 360);
+        assert_eq!(c.max_height_for("someone"), 180);
+        let legacy: Value = serde_json::from_str(
+            r#"{"colibriClass":"ReceiverVideoConstraint","maxFrameHeight":360}"#,
+        )
+        .expect("json");
+        fold_constraints(&legacy, &mut c);
+        assert_eq!(c.max_height_for("someone"), 360);
+        let last_n: Value =
+            serde_json::from_str(r#"{"colibriClass":"LastNChangedEvent","lastN":0}"#)
+                .expect("json");
+        fold_constraints(&last_n, &mut c);
+        assert_eq!(c.max_height_for("e1c2a3b4"), 0);
+        // A new full set replaces everything.
+        let reset: Value =
+            serde_json::from_str(r#"{"colibriClass":"ReceiverVideoConstraints"}"#).expect("json");
+        fold_constraints(&reset, &mut c);
+        assert_eq!(c, ReceiverConstraints::default());
     }
 }

@@ -96,6 +96,8 @@ async fn run<S>(
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let mut shutdown = ctx.shutdown.subscribe();
+    // What this endpoint asks to receive, as its messages have built it up.
+    let mut constraints = lilt_sfu::ReceiverConstraints::default();
     loop {
         tokio::select! {
             out = rx.recv() => match out {
@@ -113,8 +115,17 @@ async fn run<S>(
             incoming = ws.next() => match incoming {
                 Some(Ok(Message::Text(t))) => {
                     match ctx.channels.received(conference, endpoint, t.as_str()) {
-                        Ok(Some(constraints)) => {
-                            tracing::trace!(message = "Receiver constraints.", conference, endpoint, %constraints);
+                        Ok(Some(msg)) => {
+                            tracing::trace!(message = "Receiver constraints.", conference, endpoint, %msg);
+                            crate::runtime::colibri::fold_constraints(&msg, &mut constraints);
+                            if let Some(sfu) = &ctx.sfu {
+                                let (conf, ep, c) =
+                                    (conference.to_owned(), endpoint.to_owned(), constraints.clone());
+                                // The endpoint may be gone meanwhile: nothing to apply then.
+                                let _ = sfu
+                                    .call(move |s| s.set_receiver_constraints(&conf, &ep, c))
+                                    .await;
+                            }
                         }
                         Ok(None) => {}
                         Err(why) => {
