@@ -84,8 +84,7 @@ async fn explicit_full_grants_load_and_work() {
 #[test]
 fn unknown_and_reserved_grant_names_are_refused() {
     let setup = test_hooks("[\"kvv\"]", "");
-    let expected =
-        "vhosts[0].plugins[0].grants[0]: unknown capability \"kvv\" (known: kv, stanzas, timers, keys:<key server>, ldap:<profile>)";
+    let expected = "vhosts[0].plugins[0].grants[0]: unknown capability \"kvv\" (known: kv, stanzas, timers, keys:<key server>, ldap:<profile>)";
     let out = check(&setup);
     assert!(!out.success(), "check-config accepted it: {out:?}");
     assert!(out.stderr.contains(expected), "{:?}", out.stderr);

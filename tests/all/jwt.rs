@@ -908,3 +908,101 @@ async fn login_bench() {
         "first fetches did not fetch"
     );
 }
+
+/// The real client: lib-jitsi-meet in headless Chromium, given a token as
+/// `new JitsiConnection(null, token, …)` (it adds `?token=` to its WebSocket URL), joins the
+/// token's room on an HS256 vhost with no key server and gets the other's media; without a
+/// token it is refused at login, and with a token for another room it is refused at the join.
+#[tokio::test]
+async fn lib_jitsi_meet_meets_with_a_token() {
+    crate::browser::require_browser_deps();
+    let [sfu_port] = crate::harness::free_ports::<1>();
+    let vhost = Vhost::anonymous("localhost")
+        .with_auth(
+            "auth-jwt",
+            &format!("{{ accepted_issuers = [\"{ISS}\"], {} }}", hs256_settings()),
+        )
+        .with(&format!("[vhosts.muc]\ndomain = \"{MUC}\"\n[vhosts.focus]"));
+    let server = Setup::new(
+        TestConfig::new(vec![vhost]).table(&format!("[sfu]\nbind = \"127.0.0.1:{sfu_port}\"")),
+    )
+    .start();
+    let tk = sign(&[hs256(claims("jwtroom")), hs256(claims("elsewhere"))]).await;
+    let port = server.ports().http.to_string();
+    let meet = move |extra: Vec<String>| {
+        let port = port.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut args: Vec<&str> = vec![
+                "--http-port",
+                &port,
+                "--domain",
+                "localhost",
+                "--timeout",
+                "60",
+                "--room",
+                "jwtroom",
+            ];
+            args.extend(extra.iter().map(String::as_str));
+            crate::browser::run_node("meet.mjs", &args, 60)
+        })
+    };
+    let good = tk[0].clone();
+    let run = meet(vec![
+        "--participants".into(),
+        "2".into(),
+        "--expect".into(),
+        "media".into(),
+        "--token".into(),
+        good,
+    ])
+    .await
+    .expect("meet.mjs");
+    assert!(
+        run.code == Some(0) && run.report["ok"] == Value::Bool(true),
+        "two participants with a token did not meet: {}\n{}",
+        run.report,
+        run.log
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // No token: the login itself is refused (lib-jitsi-meet reports PASSWORD_REQUIRED).
+    let run = meet(vec![
+        "--participants".into(),
+        "1".into(),
+        "--expect".into(),
+        "connected".into(),
+    ])
+    .await
+    .expect("meet.mjs");
+    assert_ne!(run.code, Some(0), "a login without a token went through");
+    let failure = run.report["failure"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        failure.contains("passwordRequired") || failure.contains("PASSWORD_REQUIRED"),
+        "{failure}\n{}",
+        run.report
+    );
+    // A token for another room: connected, then the join is refused.
+    let other = tk[1].clone();
+    let run = meet(vec![
+        "--participants".into(),
+        "1".into(),
+        "--expect".into(),
+        "joined".into(),
+        "--token".into(),
+        other,
+    ])
+    .await
+    .expect("meet.mjs");
+    assert_ne!(run.code, Some(0), "a token for another room joined");
+    let failure = run.report["failure"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(failure.contains("notAllowed"), "{failure}\n{}", run.report);
+}

@@ -69,7 +69,7 @@
         JitsiMeetJS.init(o.init || {});
         JitsiMeetJS.setLogLevel(logLevels[(o.logLevel || 'info').toUpperCase()] || logLevels.INFO);
 
-        connection = new JitsiMeetJS.JitsiConnection(null, null, {
+        connection = new JitsiMeetJS.JitsiConnection(null, o.token || null, {
             serviceUrl: o.serviceUrl,
             hosts: {
                 domain: o.domain,

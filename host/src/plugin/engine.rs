@@ -325,7 +325,12 @@ fn ungranted(import: &str, grants: Grants) -> Option<Capability> {
     if ALWAYS_GRANTED.contains(&interface) {
         return None;
     }
-    Capability::from_name(interface).filter(|c| !grants.contains(*c))
+    // `keys` is always there to call: without a `keys:<name>` grant it answers every call
+    // `unavailable` (nothing to reach), so a plugin whose HS256 path never fetches a key loads
+    // on a vhost with no key server.
+    Capability::from_name(interface)
+        .filter(|c| *c != Capability::Keys)
+        .filter(|c| !grants.contains(*c))
 }
 
 /// A linker with WASI p2 (empty context), the always-granted `lilt:plugin` imports and the
@@ -336,6 +341,7 @@ pub(super) fn build_linker(engine: &Engine, grants: Grants) -> wasmtime::Result<
     // `types` and `hook-types` hold only types: nothing to link.
     lilt::plugin::host::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
     lilt::plugin::clock::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
+    identity_world::lilt::plugin::keys::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
     for c in grants.iter() {
         match c {
             Capability::Kv => {
@@ -353,12 +359,8 @@ pub(super) fn build_linker(engine: &Engine, grants: Grants) -> wasmtime::Result<
                     |s| s,
                 )?;
             }
-            Capability::Keys => {
-                identity_world::lilt::plugin::keys::add_to_linker::<State, HasSelf<State>>(
-                    &mut linker,
-                    |s| s,
-                )?;
-            }
+            // Always linked (above); the grant names the key server it reaches.
+            Capability::Keys => {}
             Capability::Ldap => {
                 identity_world::lilt::plugin::ldap::add_to_linker::<State, HasSelf<State>>(
                     &mut linker,
@@ -408,6 +410,8 @@ mod tests {
             Some(Capability::Ldap)
         );
         assert_eq!(ungranted("lilt:plugin/http@0.1.0", Grants::NONE), None);
+        // `keys` links without a grant (it reaches nothing then).
+        assert_eq!(ungranted("lilt:plugin/keys@0.1.0", Grants::NONE), None);
         assert_eq!(ungranted("other:pkg/kv@1.0.0", Grants::NONE), None);
         assert_eq!(unversioned("lilt:plugin/kv@0.1.0"), "lilt:plugin/kv");
         assert_eq!(unversioned("lilt:plugin/kv"), "lilt:plugin/kv");

@@ -274,6 +274,10 @@ fn health(ctx: &Ctx) -> Resp {
     respond(status, "application/json", body.to_string().into())
 }
 
+/// Longest query parameter kept (a token larger than its plugin accepts must still reach the
+/// plugin, to be refused as too large rather than taken for no token).
+const MAX_PARAM_BYTES: usize = 64 * 1024;
+
 /// The `room`, `token` and `previd` query parameters a Jitsi client appends to its URL.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectParams {
@@ -291,7 +295,8 @@ impl ConnectParams {
         let mut p = ConnectParams::default();
         for pair in query.unwrap_or_default().split('&') {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let Some(v) = percent_decode(v).filter(|v| !v.is_empty() && v.len() <= 8192) else {
+            let Some(v) = percent_decode(v).filter(|v| !v.is_empty() && v.len() <= MAX_PARAM_BYTES)
+            else {
                 continue;
             };
             match k {
