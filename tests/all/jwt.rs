@@ -32,7 +32,7 @@ use tokio::process::Command;
 use crate::harness::{Server, Setup, TempDir, TestConfig, Vhost, workspace_root};
 
 const SECRET: &str = "lilt-test-app-secret-0123456789";
-const ISS: &str = "lilt-tests";
+pub(crate) const ISS: &str = "lilt-tests";
 const MUC: &str = "conference.localhost";
 /// How long one driver run (python or node) may take.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -117,7 +117,7 @@ json.dump(out, sys.stdout)
 "#;
 
 /// Token specs signed by PyJWT, in order.
-async fn sign(specs: &[Value]) -> Vec<String> {
+pub(crate) async fn sign(specs: &[Value]) -> Vec<String> {
     let out = run(
         &python(),
         &["-c", SIGNER],
@@ -129,7 +129,7 @@ async fn sign(specs: &[Value]) -> Vec<String> {
 }
 
 /// Claims that pass on the test vhosts: `room`, valid for a minute.
-fn claims(room: &str) -> Value {
+pub(crate) fn claims(room: &str) -> Value {
     let t = now();
     json!({"iss": ISS, "aud": "jitsi", "sub": "localhost", "room": room,
            "iat": t - 10, "nbf": t - 10, "exp": t + 600})
@@ -142,7 +142,7 @@ fn with(mut c: Value, key: &str, value: Value) -> Value {
 }
 
 /// An HS256 spec with the vhost's secret.
-fn hs256(c: Value) -> Value {
+pub(crate) fn hs256(c: Value) -> Value {
     json!({"alg": "HS256", "secret": SECRET, "claims": c})
 }
 
@@ -306,7 +306,7 @@ fn jwt_server(settings: &str, keys: &KeyServer) -> Server {
     Setup::new(TestConfig::new(vec![vhost]).table(&keys.table())).start()
 }
 
-fn hs256_settings() -> String {
+pub(crate) fn hs256_settings() -> String {
     format!(
         "algorithm = \"HS256\", app_secret = \"{SECRET}\", accepted_audiences = [\"jitsi\"], \
          subjects = [\"localhost\"], max_token_bytes = 4096"
@@ -478,7 +478,7 @@ async fn drive(plan: Value) -> Value {
 
 /// Log in over WebSocket with each token (`None`: no `?token=`); one result each:
 /// `{"jid": …}` or `{"condition": …, "text": …}`.
-async fn logins(server: &Server, tokens: &[Option<&str>]) -> Vec<Value> {
+pub(crate) async fn logins(server: &Server, tokens: &[Option<&str>]) -> Vec<Value> {
     let v = drive(json!({"mode": "logins", "service": server.ports().ws_url(),
                          "domain": "localhost", "tokens": tokens}))
     .await;
@@ -488,7 +488,7 @@ async fn logins(server: &Server, tokens: &[Option<&str>]) -> Vec<Value> {
 }
 
 /// Assert a login succeeded.
-fn assert_online(r: &Value, what: &str) {
+pub(crate) fn assert_online(r: &Value, what: &str) {
     let jid = r["jid"]
         .as_str()
         .unwrap_or_else(|| panic!("{what}: not online: {r}"));

@@ -539,3 +539,92 @@ async fn accounts_are_managed_in_the_directory() {
         "{out:?}"
     );
 }
+
+/// One server, two tenants, each with its own auth plugin: `corp.localhost` signs its users in
+/// against the directory (and its moderators group makes owners), `localhost` with Jitsi
+/// tokens (HS256, signed by PyJWT). Both log in at once, each tenant's refusals stay its own,
+/// and a session of one is nothing to the other.
+#[tokio::test]
+async fn an_ldap_tenant_and_a_jwt_tenant_on_one_server() {
+    use crate::jwt::{ISS, assert_online, claims, hs256, hs256_settings, logins, sign};
+    let slapd = Slapd::start_new();
+    let ldap = format!(
+        "{{ user_search = {{ base = \"ou=people,{BASE}\", filter = \"(uid={{user}})\" }}, \
+         moderator_group = \"cn=moderators,ou=groups,{BASE}\" }}\ngrants = [\"ldap:corp\"]"
+    );
+    let jwt = format!("{{ accepted_issuers = [\"{ISS}\"], {} }}", hs256_settings());
+    let config = TestConfig::new(vec![
+        Vhost::anonymous("localhost")
+            .with_auth("auth-jwt", &jwt)
+            .with("[vhosts.muc]\ndomain = \"conference.localhost\""),
+        Vhost::internal("corp.localhost")
+            .tls_required()
+            .with_auth("auth-ldap", &ldap)
+            .with("[vhosts.muc]\ndomain = \"conference.corp.localhost\""),
+    ])
+    .table(&slapd.profile());
+    let server = Setup::new(config).start();
+
+    // The JWT tenant: a token logs in, no token does not.
+    let tokens = sign(&[hs256(claims("standup"))]).await;
+    let results = logins(&server, &[Some(&tokens[0]), None]).await;
+    assert_online(&results[0], "a token on the JWT tenant");
+    assert_eq!(results[1]["condition"], "not-authorized", "{}", results[1]);
+
+    // The LDAP tenant: bob (not a moderator) opens a room, alice (in the moderators group)
+    // joins it and is made owner by her group, not by creating it.
+    let mut bob = login(&server, "corp.localhost", "bob", BOB_PW)
+        .await
+        .unwrap_or_else(|e| panic!("bob: {e}\n{}", server.log()));
+    let mut alice = login(&server, "corp.localhost", "alice", ALICE_PW)
+        .await
+        .unwrap_or_else(|e| panic!("alice: {e}"));
+    let join = |nick: &str| {
+        format!(
+            "<presence to='team@conference.corp.localhost/{nick}'>\
+             <x xmlns='http://jabber.org/protocol/muc'/></presence>"
+        )
+    };
+    let own = |nick: &'static str| {
+        move |x: &crate::raw::Xml| {
+            x.is("presence", "jabber:client")
+                && x.attr("from") == Some(&*format!("team@conference.corp.localhost/{nick}"))
+                && x.raw.contains("code='110'")
+        }
+    };
+    bob.send(&join("bob")).await;
+    let p = bob
+        .wait_for("bob's own presence", REPLY_TIMEOUT, own("bob"))
+        .await;
+    assert!(p.raw.contains("affiliation='owner'"), "creator: {}", p.raw);
+    alice.send(&join("alice")).await;
+    let p = alice
+        .wait_for("alice's own presence", REPLY_TIMEOUT, own("alice"))
+        .await;
+    assert!(
+        p.raw.contains("affiliation='owner'") && p.raw.contains("role='moderator'"),
+        "the moderators group did not make alice owner: {}",
+        p.raw
+    );
+    // Her card (the directory's display name) reaches bob with her presence.
+    let seen = bob
+        .wait_for("alice's presence at bob", REPLY_TIMEOUT, |x| {
+            x.is("presence", "jabber:client")
+                && x.attr("from") == Some("team@conference.corp.localhost/alice")
+        })
+        .await;
+    assert!(
+        seen.raw.contains("<identity"),
+        "no identity card: {}",
+        seen.raw
+    );
+
+    // Each tenant keeps to its own: the directory's users are not the JWT tenant's (no
+    // password mechanism there), and a token means nothing to the LDAP tenant.
+    let wrong = login(&server, "corp.localhost", "alice", "not-her-password")
+        .await
+        .map(|_| ());
+    assert_eq!(wrong, Err("not-authorized".to_owned()));
+    let results = logins(&server, &[Some(&tokens[0])]).await;
+    assert_online(&results[0], "the JWT tenant after the LDAP logins");
+}
