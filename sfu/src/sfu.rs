@@ -47,6 +47,9 @@ pub struct SfuConfig {
     /// Video payload types by codec, for finding keyframes where simulcast layers switch
     /// (the focus's offer: VP8 100, VP9 101, H264 107).
     pub video_codecs: Vec<(u8, VideoCodec)>,
+    /// Last-N: how many senders' video each receiver gets at most, the most recent speakers
+    /// first (receivers may ask for fewer); `None` for no limit.
+    pub last_n: Option<usize>,
 }
 
 impl SfuConfig {
@@ -65,6 +68,7 @@ impl SfuConfig {
                 (101, VideoCodec::Vp9),
                 (107, VideoCodec::H264),
             ],
+            last_n: None,
         }
     }
 }
@@ -115,6 +119,11 @@ struct Conference {
     forwarded_extensions: [bool; 256],
     /// Simulcast sources by their first layer's SSRC.
     sources: HashMap<u32, SimSource>,
+    /// Endpoints, the most recent dominant speaker first (then in join order): last-N takes
+    /// from the front.
+    speakers: Vec<EpKey>,
+    /// The names of each sender's video sources (`<ep>-v0`), for `ForwardedSources`.
+    video_names: HashMap<EpKey, Vec<String>>,
 }
 
 struct Endpoint {
@@ -138,9 +147,17 @@ struct Endpoint {
     constraints: ReceiverConstraints,
     /// What it gets of each simulcast source, by the source's first SSRC.
     projections: HashMap<u32, Projection>,
+    /// Under last-N: the senders whose video it gets (`None`: everyone's).
+    last_n_set: Option<HashSet<EpKey>>,
+    /// The `ForwardedSources` it was last told, once last-N has applied to it.
+    told_forwarded: Option<Vec<String>>,
 }
 
 impl Endpoint {
+    /// Whether it gets `sender`'s video under last-N.
+    fn gets_video_of(&self, sender: EpKey) -> bool {
+        self.last_n_set.as_ref().is_none_or(|s| s.contains(&sender))
+    }
     fn connected(&self) -> bool {
         self.transport.srtp.is_some() && !self.transport.failed
     }
@@ -239,6 +256,8 @@ impl Sfu {
                 speaker: DominantSpeaker::new(self.config.speaker),
                 forwarded_extensions: forwarded,
                 sources: HashMap::new(),
+                speakers: Vec::new(),
+                video_names: HashMap::new(),
             },
         );
         Ok(())
@@ -328,13 +347,17 @@ impl Sfu {
                 next_twcc: None,
                 constraints: ReceiverConstraints::default(),
                 projections: HashMap::new(),
+                last_n_set: None,
+                told_forwarded: None,
             },
         );
         self.by_id.insert(id_key, key);
         self.by_ufrag.insert(ufrag, key);
         if let Some(conf) = self.conferences.get_mut(conference) {
             conf.endpoints.push(key);
+            conf.speakers.push(key);
         }
+        self.refresh_last_n(conference);
         Ok(local)
     }
 
@@ -473,6 +496,13 @@ impl Sfu {
                 new_video.push(s.ssrc);
             }
         }
+        let names: Vec<String> = sources
+            .iter()
+            .filter(|s| s.kind == MediaKind::Video && !rtx.contains_key(&s.ssrc))
+            .filter(|s| layer_of.get(&s.ssrc).is_none_or(|(_, i)| *i == 0))
+            .filter_map(|s| s.name.clone())
+            .collect();
+        conf.video_names.insert(key, names);
         let live: HashSet<u32> = conf.sources.keys().copied().collect();
         for r in &conf.endpoints {
             if let Some(ep) = self.endpoints.get_mut(r) {
@@ -486,7 +516,17 @@ impl Sfu {
         if !new_video.is_empty() {
             self.request_keyframes_from(key, &new_video);
         }
+        self.refresh_last_n(conference);
         Ok(())
+    }
+
+    /// Sets last-N for every conference (see [`SfuConfig::last_n`]).
+    pub fn set_last_n(&mut self, last_n: Option<usize>) {
+        self.config.last_n = last_n;
+        let ids: Vec<String> = self.conferences.keys().cloned().collect();
+        for id in ids {
+            self.refresh_last_n(&id);
+        }
     }
 
     /// What `endpoint` asks to receive (its bridge channel's `ReceiverVideoConstraints`):
@@ -499,6 +539,7 @@ impl Sfu {
     ) -> Result<(), SfuError> {
         let key = self.key(conference, endpoint)?;
         self.endpoint_mut(key)?.constraints = constraints;
+        self.refresh_last_n(conference);
         Ok(())
     }
 
@@ -632,12 +673,17 @@ impl Sfu {
             }
         }
         for (conference, k) in changes {
+            if let Some(conf) = self.conferences.get_mut(&conference) {
+                conf.speakers.retain(|s| *s != k);
+                conf.speakers.insert(0, k);
+            }
             if let Some(ep) = self.endpoints.get(&k) {
                 self.events.push_back(SfuEvent::DominantSpeakerChanged {
-                    conference,
+                    conference: conference.clone(),
                     endpoint: ep.id.clone(),
                 });
             }
+            self.refresh_last_n(&conference);
         }
         self.by_transaction
             .retain(|_, (_, at)| now.saturating_duration_since(*at) < TRANSACTION_TTL);
@@ -732,8 +778,11 @@ impl Sfu {
             conf.endpoints.retain(|k| *k != key);
             conf.routes.retain(|_, r| r.sender != key);
             conf.sources.retain(|_, s| s.sender != key);
+            conf.speakers.retain(|k| *k != key);
+            conf.video_names.remove(&key);
             conf.speaker.remove(&key);
         }
+        self.refresh_last_n(&ep.conference);
     }
 
     fn handle_stun(&mut self, from: SocketAddr, local: SocketAddr, data: &[u8]) {
@@ -964,7 +1013,9 @@ impl Sfu {
             let Some(receiver) = self.endpoints.get_mut(r) else {
                 continue;
             };
-            if !receiver.connected() {
+            if !receiver.connected()
+                || (route.kind == MediaKind::Video && !receiver.gets_video_of(key))
+            {
                 continue;
             }
             let (Some(to), Some(srtp)) =
@@ -984,6 +1035,83 @@ impl Sfu {
                 }
                 Err(e) => tracing::debug!("srtp protect: {e}"),
             }
+        }
+    }
+
+    /// Recompute, for every receiver of `conference`, whose video it gets under last-N (the
+    /// server's `last_n` and its own, the most recent speakers first); tell it
+    /// (`ForwardedSourcesChanged`) when that changed and last-N applies or applied to it, and
+    /// ask senders it now gets again for a keyframe.
+    fn refresh_last_n(&mut self, conference: &str) {
+        let Some(conf) = self.conferences.get(conference) else {
+            return;
+        };
+        let speakers = conf.speakers.clone();
+        let receivers = conf.endpoints.clone();
+        let mut keyframes: Vec<(EpKey, Vec<u32>)> = Vec::new();
+        for r in receivers {
+            let Some(ep) = self.endpoints.get(&r) else {
+                continue;
+            };
+            let own = ep.constraints.last_n.and_then(|n| usize::try_from(n).ok());
+            let n = match (self.config.last_n, own) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let set: Option<HashSet<EpKey>> = n.map(|n| {
+                speakers
+                    .iter()
+                    .copied()
+                    .filter(|k| *k != r)
+                    .take(n)
+                    .collect()
+            });
+            let names = (set.is_some() || ep.told_forwarded.is_some()).then(|| {
+                speakers
+                    .iter()
+                    .filter(|k| **k != r && set.as_ref().is_none_or(|s| s.contains(k)))
+                    .flat_map(|k| conf.video_names.get(k).into_iter().flatten().cloned())
+                    .collect::<Vec<String>>()
+            });
+            // Senders it gets again: their (non-simulcast) video needs a keyframe.
+            for k in speakers.iter().filter(|k| **k != r) {
+                let was = ep.gets_video_of(*k);
+                let is = set.as_ref().is_none_or(|s| s.contains(k));
+                if is && !was {
+                    let ssrcs: Vec<u32> = conf
+                        .routes
+                        .iter()
+                        .filter(|(_, route)| {
+                            route.sender == *k
+                                && route.kind == MediaKind::Video
+                                && route.layer.is_none()
+                                && !route.rtx
+                        })
+                        .map(|(s, _)| *s)
+                        .collect();
+                    if !ssrcs.is_empty() {
+                        keyframes.push((*k, ssrcs));
+                    }
+                }
+            }
+            let changed = names != ep.told_forwarded;
+            let (id, conf_id) = (ep.id.clone(), conf.id.clone());
+            if let Some(ep) = self.endpoints.get_mut(&r) {
+                ep.last_n_set = set;
+                if changed {
+                    if let Some(sources) = &names {
+                        self.events.push_back(SfuEvent::ForwardedSourcesChanged {
+                            conference: conf_id,
+                            endpoint: id,
+                            sources: sources.clone(),
+                        });
+                    }
+                    ep.told_forwarded = names;
+                }
+            }
+        }
+        for (sender, ssrcs) in keyframes {
+            self.request_keyframes_from(sender, &ssrcs);
         }
     }
 
@@ -1045,7 +1173,11 @@ impl Sfu {
             if !receiver.connected() {
                 continue;
             }
-            let max_height = receiver.constraints.max_height_for(&sender_id);
+            let max_height = if receiver.gets_video_of(sender) {
+                receiver.constraints.max_height_for(&sender_id)
+            } else {
+                0
+            };
             let proj = receiver
                 .projections
                 .entry(source)

@@ -79,7 +79,8 @@ pub struct ReceiverConstraints {
     pub default_max_height: Option<u32>,
     /// Largest height it wants from each sender endpoint it names (0: no video).
     pub max_height: std::collections::HashMap<String, u32>,
-    /// `lastN`: 0 turns all video off; other values are accepted but not yet applied.
+    /// `lastN`: how many senders' video it wants at most (the most recent speakers first);
+    /// negative for no limit of its own.
     pub last_n: Option<i64>,
 }
 
@@ -209,6 +210,16 @@ pub enum SfuEvent {
         endpoint: String,
         /// Why.
         reason: String,
+    },
+    /// What video an endpoint gets changed under last-N: the source names (`<ep>-v0`) of the
+    /// video forwarded to it now (sent to it as `ForwardedSources`).
+    ForwardedSourcesChanged {
+        /// Conference id.
+        conference: String,
+        /// The receiving endpoint's id.
+        endpoint: String,
+        /// The names of the video sources it gets.
+        sources: Vec<String>,
     },
     /// A conference's dominant speaker changed.
     DominantSpeakerChanged {

@@ -1029,3 +1029,104 @@ fn receivers_get_the_layer_they_ask_for_and_follow_the_sender() {
     assert!(net.drain_rtp(b).is_empty());
     assert_eq!(net.drain_rtp(c).len(), 1);
 }
+
+/// Last-N: with a limit of 1, each receiver gets the video of the most recent dominant
+/// speaker only (audio from everyone), is told which source that is (`ForwardedSources`), and
+/// follows the speaker when it changes; a receiver may ask for fewer (0: no video).
+#[test]
+fn last_n_forwards_the_most_recent_speakers_video() {
+    let mut net = Net::new();
+    net.sfu.set_last_n(Some(1));
+    net.sfu.create_conference("conf").expect("conference");
+    let addrs: Vec<SocketAddr> = [("a", 2u8), ("b", 3), ("c", 4), ("d", 5)]
+        .iter()
+        .map(|(ep, n)| net.join(ep, &format!("192.168.1.{n}:50000"), u64::from(*n) + 50))
+        .collect();
+    let (a, b, c, d) = (addrs[0], addrs[1], addrs[2], addrs[3]);
+    // A, B and C send audio (10, 20, 30) and one plain video source each (11, 21, 31).
+    for (ep, base) in [("a", 10u32), ("b", 20), ("c", 30)] {
+        net.sfu
+            .set_sources(
+                "conf",
+                ep,
+                vec![
+                    Source {
+                        ssrc: base,
+                        kind: MediaKind::Audio,
+                        name: Some(format!("{ep}-a0")),
+                    },
+                    Source {
+                        ssrc: base + 1,
+                        kind: MediaKind::Video,
+                        name: Some(format!("{ep}-v0")),
+                    },
+                ],
+                vec![],
+            )
+            .expect("sources");
+    }
+    net.events.clear();
+    // `speaker` talks for 2 s, everyone sends video; what D got of each sender's video.
+    let mut seq = 0u16;
+    let mut talk = |net: &mut Net, speaker: u32| {
+        for _ in 0..100 {
+            seq += 1;
+            for (addr, base) in [(a, 10u32), (b, 20), (c, 30)] {
+                let level = if base == speaker { 20u8 } else { 120 };
+                let p = rtp(base, 111, seq, &[(1, &[level])], b"opus");
+                net.client(addr).send_rtp(&p).expect("send");
+                let v = rtp(base + 1, 100, seq, &[], b"\x10\x00vp8");
+                net.client(addr).send_rtp(&v).expect("send");
+            }
+            net.tick(Duration::from_millis(20));
+        }
+        let got = net.drain_rtp(d);
+        let video_from = |ssrc: u32| got.iter().filter(|p| p.header.ssrc == ssrc).count();
+        let audio = got.iter().filter(|p| p.header.payload_type == 111).count();
+        (video_from(11), video_from(21), video_from(31), audio)
+    };
+    let told = |net: &mut Net| -> Vec<Vec<String>> {
+        let v = net
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                SfuEvent::ForwardedSourcesChanged {
+                    endpoint, sources, ..
+                } if endpoint == "d" => Some(sources.clone()),
+                _ => None,
+            })
+            .collect();
+        net.events.clear();
+        v
+    };
+    // B speaks: D ends up with B's video only (A's until B became dominant), all audio.
+    let (va, vb, vc, audio) = talk(&mut net, 20);
+    assert_eq!(audio, 300);
+    assert!(
+        vb >= 40 && va + vb == 100 && vc == 0,
+        "a {va}, b {vb}, c {vc}"
+    );
+    assert_eq!(told(&mut net).last(), Some(&vec!["b-v0".to_owned()]));
+    // Then C: D follows.
+    let (va, vb, vc, _) = talk(&mut net, 30);
+    assert!(
+        vc >= 40 && vb + vc == 100 && va == 0,
+        "a {va}, b {vb}, c {vc}"
+    );
+    assert_eq!(told(&mut net), vec![vec!["c-v0".to_owned()]]);
+    // D asks for no video at all: it gets none, and is told so.
+    net.sfu
+        .set_receiver_constraints(
+            "conf",
+            "d",
+            ReceiverConstraints {
+                last_n: Some(0),
+                ..ReceiverConstraints::default()
+            },
+        )
+        .expect("constraints");
+    net.flush();
+    assert_eq!(told(&mut net), vec![Vec::<String>::new()]);
+    let (va, vb, vc, audio) = talk(&mut net, 30);
+    assert_eq!((va, vb, vc, audio), (0, 0, 0, 300));
+}

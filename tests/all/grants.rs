@@ -102,6 +102,7 @@ fn unknown_and_reserved_grant_names_are_refused() {
         "{:?}",
         out.stderr
     );
+    let setup = Setup::new(TestConfig::localhost_internal());
     auth_grants(&setup, "auth-internal", "[\"kv\", \"http:crm\"]");
     let out = check(&setup);
     assert!(!out.success(), "check-config accepted it: {out:?}");

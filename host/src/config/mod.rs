@@ -96,6 +96,7 @@ struct RawSfu {
     #[serde(default)]
     advertise: Vec<String>,
     public_url: Option<String>,
+    last_n: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -274,6 +275,9 @@ pub struct Sfu {
     /// `wss://meet.example.com/colibri-ws`. Defaults to `ws://VHOST:PORT/colibri-ws` on the
     /// first plain HTTP listener.
     pub public_url: Option<String>,
+    /// Last-N: how many senders' video each participant gets at most, the most recent
+    /// speakers first (participants may ask for fewer). Unset: no limit.
+    pub last_n: Option<usize>,
 }
 
 /// Limits applied to every connection.
@@ -1001,10 +1005,15 @@ fn validate_sfu(raw: RawSfu) -> Result<Sfu, ConfigError> {
     {
         return Err(invalid("sfu.public_url", "must start with ws:// or wss://"));
     }
+    let last_n = match raw.last_n {
+        Some(n) if n > 1000 => return Err(invalid("sfu.last_n", "must be at most 1000")),
+        n => n.map(|n| n as usize),
+    };
     Ok(Sfu {
         bind,
         advertise,
         public_url: raw.public_url.map(|u| u.trim_end_matches('/').to_owned()),
+        last_n,
     })
 }
 
@@ -1367,7 +1376,7 @@ mod tests {
         let c = Config::parse(
             &v(&format!(
                 "{muc}[vhosts.focus]\n[sfu]\nbind = \"0.0.0.0:4000\"\nadvertise = [\"203.0.113.9\"]\n\
-                 public_url = \"wss://meet.x/colibri-ws/\"\n"
+                 public_url = \"wss://meet.x/colibri-ws/\"\nlast_n = 5\n"
             )),
             Path::new("/base"),
         )
@@ -1378,7 +1387,9 @@ mod tests {
         );
         assert_eq!(c.sfu.advertise, [std::net::IpAddr::from([203, 0, 113, 9])]);
         assert_eq!(c.sfu.public_url.as_deref(), Some("wss://meet.x/colibri-ws"));
+        assert_eq!(c.sfu.last_n, Some(5));
         for (bad, key) in [
+            ("[sfu]\nlast_n = 5000\n", "sfu.last_n:"),
             ("[sfu]\nbind = \"nowhere\"\n", "sfu.bind:"),
             ("[sfu]\nadvertise = [\"0.0.0.0\"]\n", "sfu.advertise:"),
             ("[sfu]\nadvertise = [\"x\"]\n", "sfu.advertise:"),

@@ -56,6 +56,12 @@ impl Bridge {
                 .await
                 .with_context(|| format!("sfu.bind: cannot use {}", config.sfu.bind))?;
         let local_addr = shell.local_addr();
+        let shell = tokio::spawn(shell.run());
+        let last_n = config.sfu.last_n;
+        handle
+            .call(move |sfu| sfu.set_last_n(last_n))
+            .await
+            .map_err(|_| anyhow::anyhow!("the SFU stopped at start"))?;
         tracing::info!(message = "SFU listening.", addr = %local_addr, advertise = ?config.sfu.advertise);
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = Task {
@@ -68,7 +74,7 @@ impl Bridge {
         Ok(Some(Bridge {
             requests: tx,
             handle,
-            shell: tokio::spawn(shell.run()),
+            shell,
             task: tokio::spawn(task.run(rx, events)),
         }))
     }
@@ -310,6 +316,14 @@ impl Task {
                 previous.retain(|p| *p != endpoint);
                 previous.insert(0, endpoint);
                 previous.truncate(8);
+            }
+            SfuEvent::ForwardedSourcesChanged {
+                conference,
+                endpoint,
+                sources,
+            } => {
+                self.channels
+                    .forwarded_sources(&conference, &endpoint, &sources);
             }
             SfuEvent::EndpointConnected {
                 conference,

@@ -165,6 +165,12 @@ impl Channels {
     }
 
     /// The SFU found a new dominant speaker in `conference`.
+    /// Tell `endpoint` which video sources it gets now (last-N).
+    pub fn forwarded_sources(&self, conference: &str, endpoint: &str, sources: &[String]) {
+        let msg = json!({"colibriClass": "ForwardedSources", "forwardedSources": sources});
+        Channels::send(&self.lock(), conference, endpoint, &msg.to_string());
+    }
+
     pub fn dominant_speaker(&self, conference: &str, endpoint: &str, previous: &[String]) {
         let msg = json!({
             "colibriClass": "DominantSpeakerEndpointChangeEvent",
