@@ -797,7 +797,7 @@ async fn the_token_decides_room_moderator_and_user_card() {
 }
 
 /// Server CPU time (user + system) of process `pid` in milliseconds, from /proc.
-fn cpu_ms(pid: u32) -> f64 {
+pub(crate) fn cpu_ms(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
     // Fields after the command name (which is in parentheses and may hold spaces).
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
@@ -818,7 +818,7 @@ fn cpu_ms(pid: u32) -> f64 {
 }
 
 /// The `q` quantile of sorted `v`.
-fn quantile(v: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile(v: &[f64], q: f64) -> f64 {
     let i = ((v.len() as f64 - 1.0) * q).round() as usize;
     v.get(i).copied().unwrap_or(f64::NAN)
 }

@@ -283,6 +283,18 @@ fn server_with(profile: &str) -> Server {
 /// A c2s stream to `domain`, upgraded with STARTTLS (trusting the server's generated
 /// certificate), features read.
 async fn tls_stream(server: &Server, domain: &str) -> RawClient {
+    let (c, features) = starttls(server, domain).await;
+    assert_eq!(
+        RawClient::mechanisms(&features),
+        vec!["PLAIN".to_owned()],
+        "{}",
+        features.raw
+    );
+    c
+}
+
+/// A c2s stream to `domain` upgraded with STARTTLS, and the features it offers then.
+async fn starttls(server: &Server, domain: &str) -> (RawClient, crate::raw::Xml) {
     let certs = certificates_under(&server.data_dir());
     let mut c = RawClient::connect(server.ports().c2s_addr()).await;
     c.open(domain).await;
@@ -294,13 +306,7 @@ async fn tls_stream(server: &Server, domain: &str) -> RawClient {
         .expect("STARTTLS handshake");
     let mut c = RawClient::over(io);
     let features = c.open(domain).await;
-    assert_eq!(
-        RawClient::mechanisms(&features),
-        vec!["PLAIN".to_owned()],
-        "{}",
-        features.raw
-    );
-    c
+    (c, features)
 }
 
 /// PLAIN over STARTTLS: `Ok(bound client)` or `Err(SASL condition)`.
@@ -444,26 +450,73 @@ async fn directory_outage_is_a_temporary_failure() {
 
 /// The time from `<auth/>` to `<success/>` of N sequential PLAIN logins (search as the
 /// service account, bind as the user, and identify's searches), printed as p50/p99.
+/// A measurement (scripts/login_bench.sh): N logins of each kind, one after another, each on a
+/// fresh STARTTLS stream, timed from `<auth/>` to `<success/>` on one server: ANONYMOUS on a
+/// vhost without a directory, then PLAIN against the directory (search-then-bind, and DN
+/// template; each also searches the moderators group), with the server's CPU per login.
 #[tokio::test]
-async fn ldap_login_latency() {
-    const N: usize = 100;
+#[ignore = "a measurement, run by scripts/login_bench.sh"]
+async fn ldap_login_bench() {
+    use crate::jwt::{cpu_ms, quantile};
+    let n: usize = std::env::var("LILT_BENCH_LOGINS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
     let slapd = Slapd::start_new();
-    let server = server(&slapd);
-    for domain in ["localhost", "direct.localhost"] {
-        let mut times = Vec::with_capacity(N);
-        for _ in 0..N {
-            let mut c = tls_stream(&server, domain).await;
+    let search = format!(
+        "{{ user_search = {{ base = \"ou=people,{BASE}\", filter = \"(uid={{user}})\" }}, \
+         moderator_group = \"cn=moderators,ou=groups,{BASE}\" }}\ngrants = [\"ldap:corp\"]"
+    );
+    let template = format!(
+        "{{ user_dn_template = \"uid={{user}},ou=people,{BASE}\", \
+         moderator_group = \"cn=moderators,ou=groups,{BASE}\" }}\ngrants = [\"ldap:corp\"]"
+    );
+    let config = TestConfig::new(vec![
+        Vhost::anonymous("anon.localhost").tls_required(),
+        Vhost::internal("localhost")
+            .tls_required()
+            .with_auth("auth-ldap", &search),
+        Vhost::internal("direct.localhost")
+            .tls_required()
+            .with_auth("auth-ldap", &template),
+    ])
+    .table(&slapd.profile());
+    let server = Setup::new(config).start();
+    println!("{n} sequential logins each over STARTTLS, <auth/> to <success/>");
+    println!("| kind | p50 ms | p99 ms | server CPU ms/login |");
+    println!("|---|---|---|---|");
+    for (name, domain) in [
+        ("anonymous", "anon.localhost"),
+        ("LDAP search-then-bind", "localhost"),
+        ("LDAP DN template", "direct.localhost"),
+    ] {
+        let login = |mut c: RawClient| async move {
             let started = Instant::now();
-            c.auth_plain("alice", ALICE_PW).await.expect("login");
-            times.push(started.elapsed());
+            let r = if domain == "anon.localhost" {
+                c.auth_anonymous().await
+            } else {
+                c.auth_plain("alice", ALICE_PW).await
+            };
+            r.unwrap_or_else(|e| panic!("{name}: {e}"));
+            started.elapsed()
+        };
+        for _ in 0..5 {
+            login(starttls(&server, domain).await.0).await;
         }
-        times.sort();
-        let p = |q: f64| times[((N as f64 - 1.0) * q).round() as usize];
-        eprintln!(
-            "auth-ldap {domain}: {N} PLAIN logins over STARTTLS, <auth/> to <success/>: p50 {:?}, p99 {:?}, max {:?}",
-            p(0.50),
-            p(0.99),
-            times[N - 1]
+        let mut ms = Vec::with_capacity(n);
+        let mut cpu = 0.0;
+        for _ in 0..n {
+            let c = starttls(&server, domain).await.0;
+            let before = cpu_ms(server.pid());
+            ms.push(login(c).await.as_secs_f64() * 1000.0);
+            cpu += cpu_ms(server.pid()) - before;
+        }
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "| {name} | {:.2} | {:.2} | {:.3} |",
+            quantile(&ms, 0.5),
+            quantile(&ms, 0.99),
+            cpu / n as f64
         );
     }
 }
