@@ -6,6 +6,9 @@
 #
 #   scripts/meeting_bench.sh [N ...]          e.g. scripts/meeting_bench.sh 2 4
 #
+# The fake cameras capture at RESOLUTION (default 720), so Chrome sends three simulcast
+# layers and every receiver gets the top one.
+#
 # Needs: target/release/lilt and the plugins (cargo build --release -p lilt; scripts/setup.sh),
 # and the browser tooling (scripts/browser-deps.sh). Every run is bounded by meet.mjs's
 # --timeout and this script's own timeout.
@@ -52,6 +55,7 @@ for n in "${counts[@]}"; do
     # Media flows once meet.mjs has seen growing bytes; the window starts when it prints READY.
     (cd tests/browser && timeout $((window + 120)) node meet.mjs --participants "$n" \
         --room "bench$n" --domain localhost --http-port "$port" --expect media \
+        --resolution "${RESOLUTION:-720}" \
         --timeout 120 --wait $((window + 15)) >"$work/report$n.json" 2>"$work/browsers$n.log") &
     node_pid=$!
     # Wait until every participant's media is up (the SFU's view), then measure the window.

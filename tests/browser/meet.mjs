@@ -36,6 +36,8 @@
 //   --conference JSON    extra options for initJitsiConference (merged)
 //   --connection JSON    extra options for JitsiConnection (merged)
 //   --token JWT          the token given to JitsiConnection (lib-jitsi-meet adds ?token= to the URL)
+//   --resolution H       camera height asked of the fake camera (default 180; 720 makes Chrome
+//                        send three simulcast layers)
 //   --log-level L        lib-jitsi-meet log level in the pages (default info)
 //   --relay-only         ICE through TURN only (lib-jitsi-meet's forceTurnRelay: the bridge
 //                        connection's iceTransportPolicy 'relay', with the TURN servers the
@@ -121,7 +123,8 @@ function parseArgs(argv) {
         connection: {},
         logLevel: 'info',
         dumpXmpp: null,
-        token: null
+        token: null,
+        resolution: null
     };
     const need = (i, name) => {
         if (i + 1 >= argv.length) {
@@ -160,6 +163,7 @@ function parseArgs(argv) {
         case '--conference': o.conference = JSON.parse(need(i, a)); i++; break;
         case '--connection': o.connection = JSON.parse(need(i, a)); i++; break;
         case '--token': o.token = need(i, a); i++; break;
+        case '--resolution': o.resolution = int(need(i, a), a); i++; break;
         case '--mute': o.actions.push({ do: 'mute', ...idxKind(need(i, a), a) }); i++; break;
         case '--unmute': o.actions.push({ do: 'unmute', ...idxKind(need(i, a), a) }); i++; break;
         case '--leave': o.actions.push({ do: 'leave', participant: int(need(i, a), a) }); i++; break;
@@ -316,6 +320,7 @@ class Participant {
         await this.eval(args => window.lilt.start(args), {
             serviceUrl: o.wsUrl,
             token: o.token,
+            resolution: o.resolution,
             // lib-jitsi-meet fetches the WebSocket URL over HTTP every minute (a shard check
             // for the proxy in front of Jitsi). Served from lilt's origin in a deployment; here
             // the page's origin differs from lilt's, so the fetch goes to this page's server
