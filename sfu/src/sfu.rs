@@ -1018,23 +1018,7 @@ impl Sfu {
             {
                 continue;
             }
-            let (Some(to), Some(srtp)) =
-                (receiver.transport.send_to, receiver.transport.srtp.as_mut())
-            else {
-                continue;
-            };
-            match srtp.outbound.encrypt_rtp(&stripped) {
-                Ok(protected) => {
-                    receiver.counters.rtp_packets_out += 1;
-                    receiver.counters.rtp_bytes_out += protected.len() as u64;
-                    self.transmits.push_back(Transmit {
-                        to,
-                        from: receiver.transport.send_from,
-                        data: Vec::from(protected),
-                    });
-                }
-                Err(e) => tracing::debug!("srtp protect: {e}"),
-            }
+            send_rtp(receiver, &stripped, &mut self.transmits);
         }
     }
 
@@ -1143,7 +1127,7 @@ impl Sfu {
             src.last_seen[layer] = Some(now);
         }
         let active = src.active(now);
-        let (layers, out_rtx) = (src.layers.clone(), src.rtx.first().copied().flatten());
+        let out_rtx = src.rtx.first().copied().flatten();
         let forwarded = &conf.forwarded_extensions;
         let Some(stripped) = rtp::strip_extensions(plain, header, |id| forwarded[usize::from(id)])
         else {
@@ -1165,7 +1149,8 @@ impl Sfu {
             (true, _) => return, // Padding only: nothing for receivers.
             _ => None,
         };
-        let mut keyframes: Vec<u32> = Vec::new();
+        // Layers (indices) some receiver waits for a keyframe of.
+        let mut keyframes: Vec<usize> = Vec::new();
         for r in conf.endpoints.iter().copied().filter(|r| *r != sender) {
             let Some(receiver) = self.endpoints.get_mut(&r) else {
                 continue;
@@ -1201,7 +1186,7 @@ impl Sfu {
                     .is_none_or(|a| now.saturating_duration_since(a) >= KEYFRAME_INTERVAL)
             {
                 proj.asked = Some(now);
-                keyframes.push(layers[t]);
+                keyframes.push(t);
             }
             let Some(((first, second), ts)) = out else {
                 continue;
@@ -1221,29 +1206,25 @@ impl Sfu {
                 pkt[4..8].copy_from_slice(&ts.to_be_bytes());
                 pkt[8..12].copy_from_slice(&source.to_be_bytes());
             }
-            let (Some(to), Some(srtp)) =
-                (receiver.transport.send_to, receiver.transport.srtp.as_mut())
-            else {
-                continue;
-            };
-            match srtp.outbound.encrypt_rtp(&pkt) {
-                Ok(protected) => {
-                    receiver.counters.rtp_packets_out += 1;
-                    receiver.counters.rtp_bytes_out += protected.len() as u64;
-                    self.transmits.push_back(Transmit {
-                        to,
-                        from: receiver.transport.send_from,
-                        data: Vec::from(protected),
-                    });
-                }
-                Err(e) => tracing::debug!("srtp protect: {e}"),
-            }
+            send_rtp(receiver, &pkt, &mut self.transmits);
+        }
+        if keyframes.is_empty() {
+            return;
         }
         keyframes.sort_unstable();
         keyframes.dedup();
-        if !keyframes.is_empty() {
-            self.request_keyframes_from(sender, &keyframes);
-        }
+        let ssrcs: Vec<u32> = conf
+            .sources
+            .get(&source)
+            .map(|src| {
+                keyframes
+                    .iter()
+                    .filter_map(|l| src.layers.get(*l))
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.request_keyframes_from(sender, &ssrcs);
     }
 
     fn handle_rtcp(&mut self, from: SocketAddr, data: &[u8]) {
@@ -1387,6 +1368,25 @@ enum Out {
     /// A sender report of a simulcast layer (source, layer): each receiver that gets that
     /// layer now gets it as the source's, its timestamp moved as the media's is.
     LayerReport(u32, usize, Vec<u8>),
+}
+
+/// Protects the RTP packet `pkt` with `ep`'s outbound SRTP context and queues it, counted.
+fn send_rtp(ep: &mut Endpoint, pkt: &[u8], out: &mut VecDeque<Transmit>) {
+    let (Some(to), Some(srtp)) = (ep.transport.send_to, ep.transport.srtp.as_mut()) else {
+        return;
+    };
+    match srtp.outbound.encrypt_rtp(pkt) {
+        Ok(protected) => {
+            ep.counters.rtp_packets_out += 1;
+            ep.counters.rtp_bytes_out += protected.len() as u64;
+            out.push_back(Transmit {
+                to,
+                from: ep.transport.send_from,
+                data: Vec::from(protected),
+            });
+        }
+        Err(e) => tracing::debug!("srtp protect: {e}"),
+    }
 }
 
 /// Protects `pkt` with `ep`'s outbound SRTCP context and queues it. Returns whether it was sent.

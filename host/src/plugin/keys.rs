@@ -226,34 +226,11 @@ where
 
 /// A TLS client verifying against the system's CA bundle.
 fn tls_connector() -> Result<tokio_rustls::TlsConnector, KeyError> {
-    use rustls_pki_types::pem::PemObject as _;
+    use crate::transport::tls::{client_config, system_roots};
     static CONNECTOR: std::sync::OnceLock<Result<tokio_rustls::TlsConnector, String>> =
         std::sync::OnceLock::new();
     CONNECTOR
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            for path in [
-                "/etc/ssl/certs/ca-certificates.crt",
-                "/etc/pki/tls/certs/ca-bundle.crt",
-            ] {
-                if let Ok(certs) = rustls_pki_types::CertificateDer::pem_file_iter(path) {
-                    for cert in certs.flatten() {
-                        let _ = roots.add(cert);
-                    }
-                }
-            }
-            if roots.is_empty() {
-                return Err("no CA certificates found on this system".to_owned());
-            }
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
-        })
+        .get_or_init(|| client_config(system_roots()).map(tokio_rustls::TlsConnector::from))
         .clone()
         .map_err(KeyError::Unavailable)
 }

@@ -372,30 +372,9 @@ fn tls_config(profile: &LdapProfile) -> Result<Arc<rustls::ClientConfig>, String
                     .map_err(|e| format!("bad CA certificate in {}: {e}", path.display()))?;
             }
         }
-        None => {
-            for path in [
-                "/etc/ssl/certs/ca-certificates.crt",
-                "/etc/pki/tls/certs/ca-bundle.crt",
-            ] {
-                if let Ok(certs) = CertificateDer::pem_file_iter(path) {
-                    for cert in certs.flatten() {
-                        let _ = roots.add(cert);
-                    }
-                }
-            }
-        }
+        None => roots = crate::transport::tls::system_roots(),
     }
-    if roots.is_empty() {
-        return Err("no CA certificate to verify the directory with".to_owned());
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(Arc::new(config))
+    crate::transport::tls::client_config(roots)
 }
 
 /// An attribute description a search may ask for: a name or OID (with options), `*`, `+` or

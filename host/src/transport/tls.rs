@@ -1,6 +1,7 @@
 //! TLS server configuration (rustls, ring provider): the operator's PEM certificate and key,
 //! or a self-signed certificate generated once into `data_dir/tls/` covering every vhost and
-//! component domain.
+//! component domain. Also the client side the host's own outgoing connections use (key
+//! servers, directories): the system's CA bundle and a client configuration over given roots.
 //!
 //! Shell (files). Invariants: only TLS 1.2 and 1.3 (rustls defaults); the generated key never
 //! leaves `data_dir` and is written with mode 0600; a changed domain list regenerates the
@@ -110,4 +111,39 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     opts.mode(0o600);
     let mut f = opts.open(path).map_err(|e| file_err(path, e))?;
     f.write_all(bytes).map_err(|e| file_err(path, e))
+}
+
+/// The system's CA bundle (Debian's, else Red Hat's); empty when neither is there.
+pub fn system_roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    for path in [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ] {
+        if let Ok(certs) = CertificateDer::pem_file_iter(path) {
+            for cert in certs.flatten() {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    roots
+}
+
+/// A TLS client configuration (ring provider, TLS 1.2 and 1.3) verifying servers against
+/// `roots`.
+///
+/// # Errors
+/// No roots, or rustls refuses the protocol versions.
+pub fn client_config(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, String> {
+    if roots.is_empty() {
+        return Err("no CA certificate to verify the server with".to_owned());
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
 }
