@@ -12,9 +12,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod bwe;
 mod cert;
 pub mod client;
 pub mod demux;
+mod rate;
 pub mod recv;
 mod rng;
 pub mod rtcp;

@@ -1,7 +1,8 @@
 //! Owns byte-level RTCP handling on the forwarding path: splitting a decrypted compound packet
-//! into its packets, telling the routed kinds apart (generic NACK, PLI, FIR, sender report) from
-//! the consumed ones (receiver reports, SDES, BYE, REMB, transport-cc), trimming report blocks
-//! off forwarded sender reports, and building the SFU's own PLIs.
+//! into its packets, telling the routed kinds (generic NACK, PLI, FIR, sender report) from
+//! transport-cc feedback (read by the downlink estimate) and the consumed ones (receiver
+//! reports, SDES, BYE, REMB), trimming report blocks off forwarded sender reports, and
+//! building the SFU's own PLIs.
 //!
 //! Input is decrypted but untrusted: all lengths are checked, malformed packets end the walk.
 
@@ -42,9 +43,14 @@ pub enum RtcpItem<'a> {
         /// The packet bytes.
         raw: &'a [u8],
     },
+    /// Transport-cc feedback (RTPFB FMT 15) about the packets the SFU sent.
+    TransportCc {
+        /// The packet bytes.
+        raw: &'a [u8],
+    },
     /// Receiver report: consumed.
     ReceiverReport,
-    /// Anything else (SDES, BYE, REMB, transport-cc, XR, APP): consumed.
+    /// Anything else (SDES, BYE, REMB, XR, APP): consumed.
     Other,
 }
 
@@ -70,6 +76,7 @@ pub fn split(compound: &[u8]) -> Vec<RtcpItem<'_>> {
         };
         let item = match (pt, fmt) {
             (PT_RTPFB, 1) => word(8).map(|media_ssrc| RtcpItem::Nack { media_ssrc, raw }),
+            (PT_RTPFB, 15) => Some(RtcpItem::TransportCc { raw }),
             (PT_PSFB, 1) => word(8).map(|media_ssrc| RtcpItem::Pli { media_ssrc, raw }),
             (PT_PSFB, 4) => word(12).map(|media_ssrc| RtcpItem::Fir { media_ssrc, raw }),
             (PT_SR, _) if raw.len() >= 28 => {

@@ -1,7 +1,7 @@
 //! Owns byte-level RTP handling on the forwarding path: reading the fixed header (SSRC, sequence
 //! number, payload type), rewriting the header-extension block so only the extension ids the
 //! focus declared as forwarded survive (RFC 8285 one-byte and two-byte forms), and reading the
-//! RFC 6464 audio level and the transport-wide sequence number.
+//! RFC 6464 audio level and the transport-wide sequence number (and where it is, to rewrite it).
 //!
 //! The input is decrypted but otherwise untrusted: every offset is checked and malformed packets
 //! return `None`.
@@ -181,6 +181,17 @@ pub fn transport_sequence(pkt: &[u8], hdr: &RtpHeader, id: u8) -> Option<u16> {
     }
 }
 
+/// Where the two bytes of the transport-wide sequence number (extension `id`) sit in `pkt`,
+/// so that the SFU can number each copy it sends; `None` if absent or shorter.
+pub fn transport_sequence_offset(pkt: &[u8], hdr: &RtpHeader, id: u8) -> Option<usize> {
+    let data = extension(pkt, hdr, id)?;
+    if data.len() < 2 {
+        return None;
+    }
+    // `data` borrows from `pkt`: its offset is the difference of the two addresses.
+    Some(data.as_ptr() as usize - pkt.as_ptr() as usize)
+}
+
 /// The data of extension `id`, if the packet carries it.
 fn extension<'a>(pkt: &'a [u8], hdr: &RtpHeader, id: u8) -> Option<&'a [u8]> {
     let ext_off = hdr.ext_offset?;
@@ -215,6 +226,19 @@ mod tests {
         p.extend_from_slice(&block);
         p.extend_from_slice(payload);
         p
+    }
+
+    #[test]
+    fn finds_the_transport_sequence_to_rewrite() {
+        for two_byte in [false, true] {
+            let p = packet(two_byte, &[(1, &[0x85]), (5, &[0x01, 0x02])], b"payload");
+            let h = parse_header(&p).expect("parse");
+            let at = transport_sequence_offset(&p, &h, 5).expect("present");
+            assert_eq!(&p[at..at + 2], &[0x01, 0x02]);
+            assert_eq!(transport_sequence(&p, &h, 5), Some(0x0102));
+            assert_eq!(transport_sequence_offset(&p, &h, 1), None, "one byte only");
+            assert_eq!(transport_sequence_offset(&p, &h, 7), None);
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! port onto endpoints (STUN by ufrag and transaction id, everything else by the address ICE
 //! learned), RTP forwarding by SSRC with header-extension stripping, RTCP routing (NACK/PLI/FIR
 //! to the media sender, sender reports to receivers, receiver reports consumed), keyframe
-//! requests on join, dominant-speaker detection, and per-endpoint counters.
+//! requests on join, dominant-speaker detection, each receiver's downlink estimate (its own
+//! transport-wide numbering of what it sends, read back from transport-cc feedback) and the
+//! simulcast layers that estimate affords, and per-endpoint counters and rates.
 //!
 //! The core does no I/O and reads no clock: the caller feeds it datagrams and time and drains
 //! datagrams, timeouts and events (`handle_input`/`handle_timeout`/`poll_*`), as str0m and quinn
@@ -15,8 +17,10 @@ use std::time::{Duration, Instant};
 
 use rtc_dtls::crypto_provider::RTCCryptoProvider;
 
+use crate::bwe::Bwe;
 use crate::cert::DtlsCertificate;
 use crate::demux::{self, PacketKind, StunClass};
+use crate::rate::RateMeter;
 use crate::recv::{self, RecvStream};
 use crate::rng::{SeededProvider, SfuRng, SharedRng};
 use crate::rtcp::{self, RtcpItem};
@@ -24,7 +28,7 @@ use crate::rtp;
 use crate::simulcast::{self, Projection, VideoCodec};
 use crate::speaker::{DominantSpeaker, SpeakerConfig};
 use crate::transport::{Transport, TransportEvent};
-use crate::twcc::TwccRecorder;
+use crate::twcc::{self, TwccRecorder};
 use crate::types::*;
 
 /// Static configuration of an [`Sfu`].
@@ -99,6 +103,8 @@ struct SimSource {
     rtx: Vec<Option<u32>>,
     /// When each layer's last media packet came.
     last_seen: Vec<Option<Instant>>,
+    /// Each layer's incoming rate: what forwarding it costs a receiver.
+    rates: Vec<RateMeter>,
 }
 
 impl SimSource {
@@ -151,6 +157,16 @@ struct Endpoint {
     last_n_set: Option<HashSet<EpKey>>,
     /// The `ForwardedSources` it was last told, once last-N has applied to it.
     told_forwarded: Option<Vec<String>>,
+    /// Its downlink estimate, from its transport-cc feedback on what the SFU sends it.
+    bwe: Bwe,
+    /// The highest layer of each simulcast source (by first SSRC) its downlink affords, once
+    /// it has an estimate.
+    caps: HashMap<u32, usize>,
+    /// What it sends (RTP, protected size), what the SFU sends it, and the part of the latter
+    /// that is not simulcast video (audio, single-layer video: outside the layer allocation).
+    rate_in: RateMeter,
+    rate_out: RateMeter,
+    rate_other_out: RateMeter,
 }
 
 impl Endpoint {
@@ -349,6 +365,11 @@ impl Sfu {
                 projections: HashMap::new(),
                 last_n_set: None,
                 told_forwarded: None,
+                bwe: Bwe::default(),
+                caps: HashMap::new(),
+                rate_in: RateMeter::default(),
+                rate_out: RateMeter::default(),
+                rate_other_out: RateMeter::default(),
             },
         );
         self.by_id.insert(id_key, key);
@@ -460,6 +481,7 @@ impl Sfu {
                     sender: key,
                     rtx: layers.iter().map(rtx_of).collect(),
                     last_seen: vec![None; layers.len()],
+                    rates: vec![RateMeter::default(); layers.len()],
                     layers,
                 },
             );
@@ -565,6 +587,7 @@ impl Sfu {
 
     /// A snapshot of every endpoint's state and counters.
     pub fn stats(&self) -> SfuStats {
+        let now_us = self.now_us();
         let mut endpoints: Vec<EndpointStats> = self
             .endpoints
             .values()
@@ -585,6 +608,15 @@ impl Sfu {
                     })
                     .sum(),
                 rtt_us: ep.transport.rtt(self.now).map(|d| (d * 1e6) as u64),
+                remote_address: ep.transport.send_to,
+                bitrate_in_bps: ep.rate_in.bps(now_us),
+                bitrate_out_bps: ep.rate_out.bps(now_us),
+                estimated_bandwidth_bps: ep.bwe.estimate(),
+                loss_out_permille: ep
+                    .bwe
+                    .estimate()
+                    .map(|_| (ep.bwe.path().0 * 1000.0).round() as u16),
+                forwarded_video: self.forwarded_video(ep),
             })
             .collect();
         endpoints.sort_by(|a, b| (&a.conference, &a.endpoint).cmp(&(&b.conference, &b.endpoint)));
@@ -724,6 +756,97 @@ impl Sfu {
     fn advance(&mut self, now: Instant) {
         if now > self.now {
             self.now = now;
+        }
+    }
+
+    /// The current time as µs since the core's epoch (the time base of rates and estimates).
+    fn now_us(&self) -> i64 {
+        i64::try_from(self.now.saturating_duration_since(self.epoch).as_micros())
+            .unwrap_or(i64::MAX)
+    }
+
+    /// What `ep` gets of each simulcast source now: sender, layer and its nominal height.
+    fn forwarded_video(&self, ep: &Endpoint) -> Vec<ForwardedVideo> {
+        let Some(conf) = self.conferences.get(&ep.conference) else {
+            return Vec::new();
+        };
+        let mut out: Vec<ForwardedVideo> = ep
+            .projections
+            .iter()
+            .filter_map(|(source, proj)| {
+                let src = conf.sources.get(source)?;
+                let sender = self.endpoints.get(&src.sender)?;
+                Some(ForwardedVideo {
+                    sender: sender.id.clone(),
+                    ssrc: *source,
+                    layer: proj.current,
+                    height: proj
+                        .current
+                        .map(|l| simulcast::layer_height(l, src.layers.len())),
+                    cap: ep.caps.get(source).copied(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.sender, a.ssrc).cmp(&(&b.sender, b.ssrc)));
+        out
+    }
+
+    /// Shares `key`'s downlink estimate among the simulcast sources it gets (see
+    /// [`simulcast::allocate`]): the most wanted height first, then the most recent speakers.
+    /// Nothing is capped until the receiver has sent feedback.
+    fn allocate(&mut self, key: EpKey) {
+        let now = self.now;
+        let now_us = self.now_us();
+        let Some(ep) = self.endpoints.get(&key) else {
+            return;
+        };
+        let Some(estimate) = ep.bwe.estimate() else {
+            return;
+        };
+        let Some(conf) = self.conferences.get(&ep.conference) else {
+            return;
+        };
+        let budget = estimate.saturating_sub(ep.rate_other_out.bps(now_us));
+        let mut order: Vec<(u32, u32, usize)> = conf
+            .sources
+            .iter()
+            .filter(|(_, src)| src.sender != key)
+            .filter_map(|(source, src)| {
+                let sender = self.endpoints.get(&src.sender)?;
+                let max_height = if ep.gets_video_of(src.sender) {
+                    ep.constraints.max_height_for(&sender.id)
+                } else {
+                    0
+                };
+                let rank = conf
+                    .speakers
+                    .iter()
+                    .position(|k| *k == src.sender)
+                    .unwrap_or(usize::MAX);
+                Some((*source, max_height, rank))
+            })
+            .collect();
+        order.sort_by_key(|(source, height, rank)| (std::cmp::Reverse(*height), *rank, *source));
+        let demands: Vec<simulcast::Demand> = order
+            .iter()
+            .filter_map(|(source, max_height, _)| {
+                let src = conf.sources.get(source)?;
+                let active = src.active(now);
+                Some(simulcast::Demand {
+                    rates: src.rates.iter().map(|r| r.bps(now_us)).collect(),
+                    wanted: simulcast::choose(&active, *max_height),
+                    active,
+                })
+            })
+            .collect();
+        let caps = simulcast::allocate(budget, &demands);
+        let caps: HashMap<u32, usize> = order
+            .iter()
+            .zip(caps)
+            .filter_map(|((source, _, _), cap)| cap.map(|c| (*source, c)))
+            .collect();
+        if let Some(ep) = self.endpoints.get_mut(&key) {
+            ep.caps = caps;
         }
     }
 
@@ -952,6 +1075,9 @@ impl Sfu {
         };
         ep.counters.rtp_packets_in += 1;
         ep.counters.rtp_bytes_in += data.len() as u64;
+        let now_us = i64::try_from(self.now.saturating_duration_since(self.epoch).as_micros())
+            .unwrap_or(i64::MAX);
+        ep.rate_in.add(now_us, data.len());
         let Some(header) = rtp::parse_header(&plain) else {
             ep.counters.dropped += 1;
             return;
@@ -959,9 +1085,7 @@ impl Sfu {
         if let Some(id) = self.config.transport_cc_extension
             && let Some(seq) = rtp::transport_sequence(&plain, &header, id)
         {
-            let at = i64::try_from(self.now.saturating_duration_since(self.epoch).as_micros())
-                .unwrap_or(i64::MAX);
-            ep.twcc.on_packet(seq, at, header.ssrc);
+            ep.twcc.on_packet(seq, now_us, header.ssrc);
             if ep.next_twcc.is_none() {
                 ep.next_twcc = Some(self.now + TWCC_INTERVAL);
                 self.timeout_cache = None;
@@ -987,7 +1111,7 @@ impl Sfu {
             .or_insert_with(|| RecvStream::new(header.sequence_number, clock_rate))
             .on_packet(header.sequence_number, header.timestamp, arrival);
         if let Some((source, layer)) = route.layer {
-            self.forward_layer(key, source, layer, route.rtx, &plain, &header);
+            self.forward_layer(key, source, layer, route.rtx, &plain, &header, now_us);
             return;
         }
         if route.kind == MediaKind::Audio
@@ -999,9 +1123,8 @@ impl Sfu {
             }
             conf.speaker.on_level(self.now, &key, level);
         }
-        let forwarded = &conf.forwarded_extensions;
-        let Some(stripped) =
-            rtp::strip_extensions(&plain, &header, |id| forwarded[usize::from(id)])
+        let twcc = self.config.transport_cc_extension;
+        let Some((stripped, twcc_at)) = outgoing(twcc, &conf.forwarded_extensions, &plain, &header)
         else {
             ep.counters.dropped += 1;
             return;
@@ -1018,7 +1141,8 @@ impl Sfu {
             {
                 continue;
             }
-            send_rtp(receiver, &stripped, &mut self.transmits);
+            receiver.rate_other_out.add(now_us, stripped.len());
+            send_rtp(receiver, &stripped, twcc_at, now_us, &mut self.transmits);
         }
     }
 
@@ -1111,6 +1235,7 @@ impl Sfu {
         rtx: bool,
         plain: &[u8],
         header: &rtp::RtpHeader,
+        now_us: i64,
     ) {
         let now = self.now;
         let Some(sender_ep) = self.endpoints.get(&sender) else {
@@ -1125,11 +1250,12 @@ impl Sfu {
         };
         if !rtx {
             src.last_seen[layer] = Some(now);
+            src.rates[layer].add(now_us, plain.len());
         }
         let active = src.active(now);
         let out_rtx = src.rtx.first().copied().flatten();
-        let forwarded = &conf.forwarded_extensions;
-        let Some(stripped) = rtp::strip_extensions(plain, header, |id| forwarded[usize::from(id)])
+        let twcc = self.config.transport_cc_extension;
+        let Some((stripped, twcc_at)) = outgoing(twcc, &conf.forwarded_extensions, plain, header)
         else {
             return;
         };
@@ -1167,7 +1293,8 @@ impl Sfu {
                 .projections
                 .entry(source)
                 .or_insert_with(|| Projection::new(1));
-            proj.target = simulcast::choose(&active, max_height);
+            proj.target =
+                simulcast::choose_capped(&active, max_height, receiver.caps.get(&source).copied());
             let out = match osn {
                 Some(osn) => proj.retransmit(layer, osn).map(|r| (r, 0)),
                 None => proj
@@ -1206,7 +1333,7 @@ impl Sfu {
                 pkt[4..8].copy_from_slice(&ts.to_be_bytes());
                 pkt[8..12].copy_from_slice(&source.to_be_bytes());
             }
-            send_rtp(receiver, &pkt, &mut self.transmits);
+            send_rtp(receiver, &pkt, twcc_at, now_us, &mut self.transmits);
         }
         if keyframes.is_empty() {
             return;
@@ -1249,8 +1376,17 @@ impl Sfu {
         // (destination endpoint, packet) pairs; None destination = every other receiver.
         let mut routed: Vec<(Option<EpKey>, Out)> = Vec::new();
         let (mut nacks, mut plis) = (0, 0);
+        let mut fed = false;
+        let now_us = i64::try_from(self.now.saturating_duration_since(self.epoch).as_micros())
+            .unwrap_or(i64::MAX);
         for item in rtcp::split(&plain) {
             match item {
+                RtcpItem::TransportCc { raw } => {
+                    if let Some(fb) = twcc::parse_feedback(raw) {
+                        ep.bwe.on_feedback(now_us, &fb);
+                        fed = true;
+                    }
+                }
                 RtcpItem::Nack { media_ssrc, raw } => {
                     nacks += 1;
                     if let (Some(src), Some(proj)) = (
@@ -1313,6 +1449,9 @@ impl Sfu {
         let receivers = conf.endpoints.clone();
         ep.counters.nacks_in += nacks;
         ep.counters.plis_in += plis;
+        if fed {
+            self.allocate(key);
+        }
         for (dest, out) in routed {
             let targets: Vec<EpKey> = match dest {
                 Some(d) => vec![d],
@@ -1358,6 +1497,25 @@ impl Sfu {
     }
 }
 
+/// A received packet as it goes out to receivers: header extensions the conference does not
+/// forward stripped, except the transport-wide sequence number (extension `twcc`), kept for
+/// each copy to carry the SFU's own number (its offset is returned). `None` for a malformed
+/// packet.
+fn outgoing(
+    twcc: Option<u8>,
+    forwarded: &[bool; 256],
+    plain: &[u8],
+    header: &rtp::RtpHeader,
+) -> Option<(Vec<u8>, Option<usize>)> {
+    let stripped = rtp::strip_extensions(plain, header, |id| {
+        forwarded[usize::from(id)] || Some(id) == twcc
+    })?;
+    let twcc_at = twcc.and_then(|id| {
+        rtp::parse_header(&stripped).and_then(|h| rtp::transport_sequence_offset(&stripped, &h, id))
+    });
+    Some((stripped, twcc_at))
+}
+
 /// An RTCP packet on its way to an endpoint: as received, or one the SFU builds for it.
 enum Out {
     Raw(Vec<u8>),
@@ -1371,14 +1529,34 @@ enum Out {
 }
 
 /// Protects the RTP packet `pkt` with `ep`'s outbound SRTP context and queues it, counted.
-fn send_rtp(ep: &mut Endpoint, pkt: &[u8], out: &mut VecDeque<Transmit>) {
+/// `twcc_at`: where its transport-wide sequence number is, to be replaced by the next of
+/// `ep`'s own numbering (remembered for its downlink estimate).
+fn send_rtp(
+    ep: &mut Endpoint,
+    pkt: &[u8],
+    twcc_at: Option<usize>,
+    now_us: i64,
+    out: &mut VecDeque<Transmit>,
+) {
     let (Some(to), Some(srtp)) = (ep.transport.send_to, ep.transport.srtp.as_mut()) else {
         return;
+    };
+    let numbered;
+    let pkt = match twcc_at {
+        Some(at) if at + 2 <= pkt.len() => {
+            let mut p = pkt.to_vec();
+            let seq = ep.bwe.on_send(now_us, p.len());
+            p[at..at + 2].copy_from_slice(&seq.to_be_bytes());
+            numbered = p;
+            &numbered[..]
+        }
+        _ => pkt,
     };
     match srtp.outbound.encrypt_rtp(pkt) {
         Ok(protected) => {
             ep.counters.rtp_packets_out += 1;
             ep.counters.rtp_bytes_out += protected.len() as u64;
+            ep.rate_out.add(now_us, protected.len());
             out.push_back(Transmit {
                 to,
                 from: ep.transport.send_from,

@@ -50,6 +50,64 @@ pub(crate) fn choose(active: &[bool], max_height: u32) -> Option<usize> {
     fitting.or_else(|| (0..n).find(|&i| active[i]))
 }
 
+/// [`choose`] under a bandwidth cap: the best layer for `max_height` that is not above `cap`
+/// (the highest the receiver's downlink affords), else the lowest active one (video is kept,
+/// at its cheapest, rather than suspended). No cap: [`choose`].
+pub(crate) fn choose_capped(active: &[bool], max_height: u32, cap: Option<usize>) -> Option<usize> {
+    let wanted = choose(active, max_height)?;
+    let Some(cap) = cap else {
+        return Some(wanted);
+    };
+    (0..=wanted.min(cap))
+        .rev()
+        .find(|&i| active[i])
+        .or_else(|| (0..active.len()).find(|&i| active[i]))
+}
+
+/// One simulcast source a receiver could get, for [`allocate`].
+#[derive(Debug, Clone)]
+pub(crate) struct Demand {
+    /// Each layer's rate now, bps (lowest first).
+    pub(crate) rates: Vec<u64>,
+    /// Which layers are on.
+    pub(crate) active: Vec<bool>,
+    /// The layer the receiver's constraints want ([`choose`]); `None`: no video of it.
+    pub(crate) wanted: Option<usize>,
+}
+
+/// Shares a receiver's downlink `budget` (bps) among the sources it gets, in priority order
+/// (first most important), as Jitsi Videobridge's allocator does: every wanted source first
+/// gets its lowest active layer; then, source by source in order, each is raised one active
+/// layer at a time, as far as its wanted layer and what is left of the budget allow. Returns
+/// each source's highest affordable layer (`None` where nothing is wanted).
+pub(crate) fn allocate(budget: u64, demands: &[Demand]) -> Vec<Option<usize>> {
+    let lowest = |d: &Demand| (0..d.active.len()).find(|&i| d.active[i]);
+    let mut caps: Vec<Option<usize>> = demands
+        .iter()
+        .map(|d| d.wanted.and_then(|_| lowest(d)))
+        .collect();
+    let mut used: u64 = demands
+        .iter()
+        .zip(&caps)
+        .filter_map(|(d, c)| c.and_then(|c| d.rates.get(c)))
+        .sum();
+    for (d, cap) in demands.iter().zip(caps.iter_mut()) {
+        let (Some(wanted), Some(mut at)) = (d.wanted, *cap) else {
+            continue;
+        };
+        while let Some(next) = (at + 1..=wanted).find(|&i| d.active[i]) {
+            let more = d.rates[next].saturating_sub(d.rates[at]);
+            if used + more > budget {
+                break;
+            }
+            used += more;
+            at = next;
+        }
+        *cap = Some(at);
+    }
+    caps
+}
+
 /// What one receiver gets of one simulcast source.
 #[derive(Debug)]
 pub(crate) struct Projection {
@@ -285,6 +343,50 @@ mod tests {
         assert_eq!(choose(&[true, true, false], UNCONSTRAINED), Some(1));
         assert_eq!(choose(&[false, false, false], UNCONSTRAINED), None);
         assert_eq!(choose(&[false, true, true], 180), Some(1));
+    }
+
+    #[test]
+    fn capped_choices_and_allocation() {
+        let all = [true, true, true];
+        assert_eq!(choose_capped(&all, UNCONSTRAINED, None), Some(2));
+        assert_eq!(choose_capped(&all, UNCONSTRAINED, Some(1)), Some(1));
+        assert_eq!(choose_capped(&all, 180, Some(2)), Some(0));
+        assert_eq!(choose_capped(&all, 0, Some(2)), None);
+        // Layer 0 is off and the cap is 0: the lowest active one.
+        assert_eq!(
+            choose_capped(&[false, true, true], UNCONSTRAINED, Some(0)),
+            Some(1)
+        );
+        let d = |wanted| Demand {
+            rates: vec![150_000, 500_000, 1_700_000],
+            active: vec![true, true, true],
+            wanted,
+        };
+        // Plenty: everyone gets what they want.
+        assert_eq!(
+            allocate(10_000_000, &[d(Some(2)), d(Some(1))]),
+            [Some(2), Some(1)]
+        );
+        // 900 kbps: both get 180p (300 k), then the first rises to 360p (+350 k); 720p would
+        // need 1.2 M more, and the second's 360p another 350 k.
+        assert_eq!(
+            allocate(900_000, &[d(Some(2)), d(Some(2))]),
+            [Some(1), Some(0)]
+        );
+        assert_eq!(
+            allocate(1_000_000, &[d(Some(2)), d(Some(2))]),
+            [Some(1), Some(1)]
+        );
+        // Less than the lowest layers: still the lowest, never nothing.
+        assert_eq!(allocate(10_000, &[d(Some(2)), d(None)]), [Some(0), None]);
+        // An inactive middle layer is skipped over.
+        let gap = Demand {
+            rates: vec![150_000, 0, 1_700_000],
+            active: vec![true, false, true],
+            wanted: Some(2),
+        };
+        assert_eq!(allocate(2_000_000, &[gap.clone()]), [Some(2)]);
+        assert_eq!(allocate(1_000_000, &[gap]), [Some(0)]);
     }
 
     #[test]

@@ -10,8 +10,9 @@
 //! reported are ignored; the window of unreported numbers is bounded (`MAX_WINDOW`), and a
 //! jump beyond it restarts the window (those packets are never reported, which a sender reads
 //! as loss); one feedback packet stays under `MAX_STATUSES` numbers and reference-time
-//! deltas fit the wire format, or it is split. Tests: `mod tests` below (decoded with
-//! `rtc-rtcp`).
+//! deltas fit the wire format, or it is split. It also reads the feedback a receiver sends
+//! about the SFU's own packets ([`parse_feedback`]), for the downlink estimate (`bwe.rs`).
+//! Tests: `mod tests` below (decoded with `rtc-rtcp`, and our parser against it).
 
 use std::collections::VecDeque;
 
@@ -158,6 +159,73 @@ impl TwccRecorder {
     }
 }
 
+/// One transport-cc feedback packet a receiver sent: for each sequence number from
+/// `base_seq` on, its arrival time in µs on the receiver's clock, `None` when not received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Feedback {
+    pub(crate) base_seq: u16,
+    /// Sender-side feedback count (mod 256), to tell duplicates and reordering apart.
+    pub(crate) count: u8,
+    pub(crate) arrivals: Vec<Option<i64>>,
+}
+
+/// Reads a transport-cc feedback packet (RTPFB FMT 15, plain RTCP, one packet of a
+/// compound). `None` when it is not one or is malformed (every length is checked).
+pub(crate) fn parse_feedback(raw: &[u8]) -> Option<Feedback> {
+    if raw.len() < 20 || raw[0] & 0x1f != 15 || raw[1] != 205 {
+        return None;
+    }
+    let base_seq = u16::from_be_bytes([raw[12], raw[13]]);
+    let status_count = usize::from(u16::from_be_bytes([raw[14], raw[15]]));
+    // 24-bit signed reference time, in 64 ms.
+    let reference = (i32::from_be_bytes([raw[16], raw[17], raw[18], 0]) >> 8) as i64;
+    let count = raw[19];
+    let mut symbols: Vec<u8> = Vec::with_capacity(status_count);
+    let mut pos = 20;
+    while symbols.len() < status_count {
+        let c = u16::from_be_bytes([*raw.get(pos)?, *raw.get(pos + 1)?]);
+        pos += 2;
+        if c & 0x8000 == 0 {
+            let symbol = ((c >> 13) & 0x03) as u8;
+            let run = usize::from(c & 0x1fff);
+            let take = run.min(status_count - symbols.len());
+            symbols.extend(std::iter::repeat_n(symbol, take));
+        } else if c & 0x4000 == 0 {
+            for k in 0..14 {
+                symbols.push(((c >> (13 - k)) & 0x01) as u8);
+            }
+        } else {
+            for k in 0..7 {
+                symbols.push(((c >> (12 - 2 * k)) & 0x03) as u8);
+            }
+        }
+    }
+    symbols.truncate(status_count);
+    let mut t = reference * REFERENCE_US;
+    let mut arrivals = Vec::with_capacity(status_count);
+    for s in symbols {
+        match s {
+            0 => arrivals.push(None),
+            1 => {
+                t += i64::from(*raw.get(pos)?) * DELTA_US;
+                pos += 1;
+                arrivals.push(Some(t));
+            }
+            2 => {
+                t += i64::from(i16::from_be_bytes([*raw.get(pos)?, *raw.get(pos + 1)?])) * DELTA_US;
+                pos += 2;
+                arrivals.push(Some(t));
+            }
+            _ => return None,
+        }
+    }
+    Some(Feedback {
+        base_seq,
+        count,
+        arrivals,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,5 +337,86 @@ mod tests {
         let pkts = r.feedback(9);
         assert_eq!(pkts.len(), 1);
         assert_eq!(decode(&pkts[0]).base_sequence_number, 22_500);
+    }
+    #[test]
+    fn parses_what_the_recorder_and_rtc_rtcp_write() {
+        let mut r = TwccRecorder::default();
+        for (seq, t) in [
+            (65534u16, 1_000_000),
+            (0, 1_001_000),
+            (1, 1_200_000),
+            (5, 1_200_250),
+        ] {
+            r.on_packet(seq, t, 1);
+        }
+        let fb = parse_feedback(&r.feedback(9)[0]).expect("parses");
+        assert_eq!(fb.base_seq, 65534);
+        assert_eq!(
+            fb.arrivals,
+            [
+                Some(1_000_000),
+                None,
+                Some(1_001_000),
+                Some(1_200_000),
+                None,
+                None,
+                None,
+                Some(1_200_250)
+            ]
+        );
+        // Run-length and one-bit vector chunks, as libwebrtc writes them.
+        use rtc_rtcp::transport_feedbacks::transport_layer_cc::{
+            RecvDelta, RunLengthChunk, StatusChunkTypeTcc, StatusVectorChunk,
+        };
+        use rtc_shared::marshal::Marshal;
+        let pkt = TransportLayerCc {
+            sender_ssrc: 1,
+            media_ssrc: 2,
+            base_sequence_number: 10,
+            packet_status_count: 20,
+            reference_time: 3,
+            fb_pkt_count: 7,
+            packet_chunks: vec![
+                PacketStatusChunk::RunLengthChunk(RunLengthChunk {
+                    type_tcc: StatusChunkTypeTcc::RunLengthChunk,
+                    packet_status_symbol: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    run_length: 6,
+                }),
+                PacketStatusChunk::StatusVectorChunk(StatusVectorChunk {
+                    type_tcc: StatusChunkTypeTcc::StatusVectorChunk,
+                    symbol_size: SymbolSizeTypeTcc::OneBit,
+                    symbol_list: vec![
+                        SymbolTypeTcc::PacketNotReceived,
+                        SymbolTypeTcc::PacketReceivedSmallDelta,
+                    ]
+                    .into_iter()
+                    .cycle()
+                    .take(14)
+                    .collect(),
+                }),
+            ],
+            recv_deltas: (0..13)
+                .map(|i| RecvDelta {
+                    type_tcc_packet: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    delta: 250 * (i + 1),
+                })
+                .collect(),
+        };
+        let raw = pkt.marshal().expect("marshals");
+        let fb = parse_feedback(&raw).expect("parses");
+        assert_eq!((fb.base_seq, fb.count), (10, 7));
+        assert_eq!(fb.arrivals.len(), 20);
+        assert_eq!(fb.arrivals[0], Some(3 * 64_000 + 250));
+        assert_eq!(fb.arrivals[6], None);
+        assert_eq!(
+            fb.arrivals[7],
+            Some(3 * 64_000 + 250 * (1 + 2 + 3 + 4 + 5 + 6 + 7))
+        );
+        assert_eq!(fb.arrivals.iter().flatten().count(), 13);
+        // Truncated anywhere: None, never a panic.
+        for cut in 0..raw.len() {
+            let _ = parse_feedback(&raw[..cut]);
+        }
+        assert!(parse_feedback(&raw[..raw.len() - 4]).is_none());
     }
 }

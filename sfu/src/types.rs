@@ -283,6 +283,34 @@ pub struct EndpointStats {
     /// Round-trip time to the endpoint in microseconds, from ICE's consent checks on the
     /// selected pair.
     pub rtt_us: Option<u64>,
+    /// The address media goes to (ICE's selected pair), once known.
+    pub remote_address: Option<std::net::SocketAddr>,
+    /// What it sent over the last second, bits per second (protected RTP).
+    pub bitrate_in_bps: u64,
+    /// What the SFU sent it over the last second, bits per second (protected RTP).
+    pub bitrate_out_bps: u64,
+    /// Its downlink estimate, once it has sent transport-cc feedback.
+    pub estimated_bandwidth_bps: Option<u64>,
+    /// The share of the SFU's packets to it that its last feedback interval reported lost,
+    /// in thousandths (with the estimate).
+    pub loss_out_permille: Option<u16>,
+    /// What it gets of each simulcast source, by sender then SSRC.
+    pub forwarded_video: Vec<ForwardedVideo>,
+}
+
+/// What one receiver gets of one simulcast source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardedVideo {
+    /// The sending endpoint's id.
+    pub sender: String,
+    /// The source's first SSRC (what the receiver knows it by).
+    pub ssrc: u32,
+    /// The layer being forwarded (0 lowest), `None` when none is.
+    pub layer: Option<usize>,
+    /// That layer's nominal height (180, 360, 720 for three layers).
+    pub height: Option<u32>,
+    /// The highest layer its downlink estimate affords, once it has one.
+    pub cap: Option<usize>,
 }
 
 /// Snapshot of the whole SFU.

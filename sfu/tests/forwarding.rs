@@ -21,7 +21,7 @@ use rtc_rtcp::sender_report::SenderReport;
 use rtc_rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 use rtc_rtp::header::{Extension, Header};
 use rtc_rtp::packet::Packet;
-use rtc_shared::marshal::{Marshal, Unmarshal};
+use rtc_shared::marshal::{Marshal, MarshalSize, Unmarshal};
 
 const SFU: &str = "10.0.0.1:10000";
 
@@ -412,9 +412,21 @@ fn forward_media_and_feedback(profile: SrtpProtectionProfile, name: &str) {
         assert_eq!(p.header.payload_type, 111);
         assert_eq!(p.header.sequence_number, i as u16);
         assert_eq!(&p.payload[..], &[i as u8; 40][..]);
-        assert_eq!(p.header.get_extension_ids(), vec![1]);
+        // The audio level stays; the transport-wide number (5) carries the SFU's own
+        // numbering towards B, not A's 0x0909.
+        assert_eq!(p.header.get_extension_ids(), vec![1, 5]);
         assert_eq!(p.header.get_extension(1).as_deref(), Some(&[0x80 | 30][..]));
+        assert_ne!(p.header.get_extension(5).as_deref(), Some(&[9, 9][..]));
     }
+    let numbers: Vec<u16> = got
+        .iter()
+        .filter_map(|p| p.header.get_extension(5))
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "{numbers:?}"
+    );
     // The sender does not get its own media back.
     assert!(net.drain_rtp(a).is_empty());
 
@@ -875,7 +887,7 @@ fn a_client_that_closes_dtls_and_handshakes_again_is_keyed_again() {
 /// about them every 100 ms (what its bandwidth estimator feeds on); the numbers are
 /// hop-by-hop and never reach the receivers.
 #[test]
-fn senders_get_transport_cc_feedback_and_receivers_never_see_the_numbers() {
+fn senders_get_transport_cc_feedback_and_receivers_get_the_sfus_own_numbers() {
     use rtc_rtcp::transport_feedbacks::transport_layer_cc::{
         PacketStatusChunk, SymbolTypeTcc, TransportLayerCc,
     };
@@ -931,10 +943,22 @@ fn senders_get_transport_cc_feedback_and_receivers_never_see_the_numbers() {
         .map(|(i, _)| i)
         .collect();
     assert_eq!(lost, [7]);
-    // The receiver got the video without the transport-wide numbers.
+    // The receiver got the video numbered by the SFU for it: consecutive, whatever A lost.
     let got = net.drain_rtp(b);
     assert_eq!(got.len(), 19);
-    assert!(got.iter().all(|p| p.header.extensions.is_empty()));
+    let numbers: Vec<u16> = got
+        .iter()
+        .map(|p| p.header.get_extension(5).expect("numbered"))
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "{numbers:?}"
+    );
+    assert!(
+        numbers.iter().all(|n| !(500..520).contains(n)),
+        "{numbers:?}"
+    );
     assert!(
         net.sfu
             .stats()
@@ -1129,4 +1153,259 @@ fn last_n_forwards_the_most_recent_speakers_video() {
     assert_eq!(told(&mut net), vec![Vec::<String>::new()]);
     let (va, vb, vc, audio) = talk(&mut net, 30);
     assert_eq!((va, vb, vc, audio), (0, 0, 0, 300));
+}
+
+/// A receiver's side of the path in [`downlink_estimate_picks_the_layer_a_receiver_can_take`]:
+/// a token bucket of `capacity` bps (no queue: what does not fit is lost), and the arrivals it
+/// reports back in transport-cc feedback.
+struct Downlink {
+    capacity: f64,
+    tokens: f64,
+    last: Instant,
+    /// (SFU's transport-wide number, arrival) of packets not yet reported.
+    pending: Vec<(u16, Option<Instant>)>,
+    epoch: Instant,
+    count: u8,
+}
+
+impl Downlink {
+    fn new(capacity: f64, now: Instant) -> Self {
+        Downlink {
+            capacity,
+            tokens: 0.0,
+            last: now,
+            pending: Vec::new(),
+            epoch: now,
+            count: 0,
+        }
+    }
+
+    /// The packets the SFU sent at `now`: those the bucket lets through, and the rest lost.
+    fn carry(&mut self, now: Instant, pkts: Vec<Packet>) -> Vec<Packet> {
+        let burst = 12_000.0 * 8.0;
+        self.tokens = (self.tokens
+            + now.saturating_duration_since(self.last).as_secs_f64() * self.capacity)
+            .min(burst);
+        self.last = now;
+        let mut through = Vec::new();
+        for p in pkts {
+            let bits = (p.header.marshal_size() + p.payload.len()) as f64 * 8.0;
+            let Some(n) = p.header.get_extension(5) else {
+                continue;
+            };
+            let seq = u16::from_be_bytes([n[0], n[1]]);
+            if self.tokens >= bits {
+                self.tokens -= bits;
+                self.pending
+                    .push((seq, Some(now + Duration::from_millis(10))));
+                through.push(p);
+            } else {
+                self.pending.push((seq, None));
+            }
+        }
+        through
+    }
+
+    /// Transport-cc feedback covering every pending number, `None` when nothing arrived.
+    fn feedback(&mut self) -> Option<Vec<u8>> {
+        use rtc_rtcp::transport_feedbacks::transport_layer_cc::{
+            PacketStatusChunk, RecvDelta, StatusChunkTypeTcc, StatusVectorChunk, SymbolSizeTypeTcc,
+            SymbolTypeTcc, TransportLayerCc,
+        };
+        let pending = std::mem::take(&mut self.pending);
+        let first_arrival = pending.iter().find_map(|(_, a)| *a)?;
+        let base = pending[0].0;
+        let count = pending.last()?.0.wrapping_sub(base) + 1;
+        let mut arrivals: Vec<Option<Instant>> = vec![None; usize::from(count)];
+        for (seq, at) in &pending {
+            arrivals[usize::from(seq.wrapping_sub(base))] = *at;
+        }
+        let us = |t: Instant| t.saturating_duration_since(self.epoch).as_micros() as i64;
+        let reference = us(first_arrival) / 64_000;
+        let mut prev = reference * 64_000;
+        let mut symbols = Vec::new();
+        let mut deltas = Vec::new();
+        for a in &arrivals {
+            match a {
+                None => symbols.push(SymbolTypeTcc::PacketNotReceived),
+                Some(t) => {
+                    let d = (us(*t) - prev) / 250 * 250;
+                    prev += d;
+                    symbols.push(SymbolTypeTcc::PacketReceivedSmallDelta);
+                    deltas.push(RecvDelta {
+                        type_tcc_packet: SymbolTypeTcc::PacketReceivedSmallDelta,
+                        delta: d,
+                    });
+                }
+            }
+        }
+        let chunks = symbols
+            .chunks(7)
+            .map(|c| {
+                let mut list = c.to_vec();
+                list.resize(7, SymbolTypeTcc::PacketNotReceived);
+                PacketStatusChunk::StatusVectorChunk(StatusVectorChunk {
+                    type_tcc: StatusChunkTypeTcc::StatusVectorChunk,
+                    symbol_size: SymbolSizeTypeTcc::TwoBit,
+                    symbol_list: list,
+                })
+            })
+            .collect();
+        self.count = self.count.wrapping_add(1);
+        let fb = TransportLayerCc {
+            sender_ssrc: 1,
+            media_ssrc: A_VIDEO[0],
+            base_sequence_number: base,
+            packet_status_count: count,
+            reference_time: reference as u32,
+            fb_pkt_count: self.count,
+            packet_chunks: chunks,
+            recv_deltas: deltas,
+        };
+        Some(fb.marshal().expect("marshal").to_vec())
+    }
+}
+
+/// The whole downlink loop: the SFU numbers what it sends each receiver, reads the receivers'
+/// transport-cc feedback into an estimate, and forwards the simulcast layer that estimate
+/// affords. B's path narrows to 400 kbps (everything above is lost): B drops to the lowest
+/// layer while C, on a wide path, keeps the top one; when B's path widens again, B climbs
+/// back to the top layer.
+#[test]
+fn downlink_estimate_picks_the_layer_a_receiver_can_take() {
+    let (mut net, a, b) = a_sending_then_b(60);
+    let c = net.join("c", "192.168.1.4:50000", 62);
+    net.flush();
+    let mut links = [
+        (b, Downlink::new(20e6, net.now)),
+        (c, Downlink::new(20e6, net.now)),
+    ];
+    // Per 33 ms frame: layer 0 one 600-byte packet (~150 kbps), layer 1 two of 1000
+    // (~480 kbps), layer 2 six of 1100 (~1.6 Mbps). Keyframes first, and on any PLI.
+    let sizes: [(usize, usize); 3] = [(1, 600), (2, 1000), (6, 1100)];
+    let mut seq = [1000u16, 2000, 3000];
+    let mut twcc = 0u16;
+    let mut key = [true; 3];
+    let mut frame = 0u32;
+    // Runs `frames` frames; returns the layers (payload byte 2) B and C got, in order.
+    let mut run = |net: &mut Net, links: &mut [(SocketAddr, Downlink); 2], frames: u32| {
+        let mut got: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+        for _ in 0..frames {
+            for (l, (n, size)) in sizes.iter().enumerate() {
+                for k in 0..*n {
+                    let start = if k == 0 { 0x10 } else { 0x00 };
+                    let vp8 = if key[l] { 0x00 } else { 0x01 };
+                    let mut payload = vec![0u8; *size];
+                    payload[..3].copy_from_slice(&[start, vp8, l as u8]);
+                    twcc = twcc.wrapping_add(1);
+                    let p = rtp(
+                        A_VIDEO[l],
+                        100,
+                        seq[l],
+                        &[(5, &twcc.to_be_bytes())],
+                        &payload,
+                    );
+                    seq[l] = seq[l].wrapping_add(1);
+                    net.client(a).send_rtp(&p).expect("send");
+                }
+                key[l] = false;
+            }
+            net.flush();
+            let now = net.now;
+            for (i, (addr, link)) in links.iter_mut().enumerate() {
+                let pkts = net.drain_rtp(*addr);
+                got[i].extend(link.carry(now, pkts).iter().map(|p| p.payload[2]));
+            }
+            frame += 1;
+            // Feedback every third frame (~100 ms), as browsers send it.
+            if frame % 3 == 0 {
+                for (addr, link) in links.iter_mut() {
+                    if let Some(fb) = link.feedback() {
+                        net.client(*addr).send_rtcp(&fb).expect("feedback");
+                    }
+                }
+                net.flush();
+            }
+            let to_a = net.drain_rtcp(a);
+            for (l, ssrc) in A_VIDEO.iter().enumerate() {
+                if plis_for(&to_a, *ssrc) > 0 {
+                    key[l] = true;
+                }
+            }
+            net.tick(Duration::from_millis(33));
+        }
+        got
+    };
+    let last_second = |v: &[u8]| -> Vec<u8> { v[v.len().saturating_sub(30)..].to_vec() };
+    let layer_of = |net: &Net, ep: &str| {
+        net.sfu
+            .stats()
+            .endpoints
+            .iter()
+            .find(|e| e.endpoint == ep)
+            .and_then(|e| e.forwarded_video.first().and_then(|f| f.layer))
+    };
+    // Wide paths: both get the top layer, and have estimates.
+    let got = run(&mut net, &mut links, 90);
+    assert!(last_second(&got[0]).iter().all(|l| *l == 2), "{:?}", got[0]);
+    assert!(last_second(&got[1]).iter().all(|l| *l == 2));
+    assert_eq!(layer_of(&net, "b"), Some(2));
+    let stats = net.sfu.stats();
+    let eb = stats
+        .endpoints
+        .iter()
+        .find(|e| e.endpoint == "b")
+        .expect("b");
+    assert!(
+        eb.estimated_bandwidth_bps.is_some_and(|e| e > 1_500_000),
+        "{eb:?}"
+    );
+    assert!(eb.bitrate_out_bps > 1_000_000, "{eb:?}");
+
+    // B's path narrows: within 5 s B is on the lowest layer, C still on the top.
+    links[0].1.capacity = 400_000.0;
+    let mut dropped_after = None;
+    for second in 1..=5 {
+        run(&mut net, &mut links, 30);
+        if layer_of(&net, "b") == Some(0) {
+            dropped_after = Some(second);
+            break;
+        }
+    }
+    assert!(
+        dropped_after.is_some(),
+        "B stayed on {:?}",
+        layer_of(&net, "b")
+    );
+    let got = run(&mut net, &mut links, 60);
+    assert!(last_second(&got[0]).iter().all(|l| *l == 0), "{:?}", got[0]);
+    assert!(last_second(&got[1]).iter().all(|l| *l == 2), "{:?}", got[1]);
+    let stats = net.sfu.stats();
+    let eb = stats
+        .endpoints
+        .iter()
+        .find(|e| e.endpoint == "b")
+        .expect("b");
+    assert!(
+        eb.estimated_bandwidth_bps.is_some_and(|e| e < 600_000),
+        "{eb:?}"
+    );
+    assert_eq!(eb.forwarded_video[0].cap, Some(0));
+
+    // B's path widens again: within 30 s B is back on the top layer.
+    links[0].1.capacity = 20e6;
+    let mut recovered_after = None;
+    for second in 1..=30 {
+        run(&mut net, &mut links, 30);
+        if layer_of(&net, "b") == Some(2) {
+            recovered_after = Some(second);
+            break;
+        }
+    }
+    assert!(
+        recovered_after.is_some(),
+        "B stayed on {:?}",
+        layer_of(&net, "b")
+    );
+    eprintln!("layer switch: down after {dropped_after:?} s, back up after {recovered_after:?} s");
 }
