@@ -1,6 +1,9 @@
 //! The SFU's figures in the two renderings: totals (conferences, endpoints by transport state,
-//! packets, bytes, loss, NACKs, PLIs, drops) as Prometheus families, and every conference with
-//! its endpoints' counters, inbound loss and RTT in `/stats` JSON.
+//! packets, bytes, bitrates, loss, NACKs, PLIs, drops, the forwarded simulcast layers by
+//! height, the spread of downlink estimates) as Prometheus families, and every conference with
+//! its totals and its endpoints' counters, bitrates, downlink estimate, loss, RTT and the layer
+//! each gets of each sender in `/stats` JSON (Jitsi Videobridge's colibri stats names where
+//! there are some: `bit_rate_download`/`bit_rate_upload` in kbps, seen from the bridge).
 //!
 //! Core (pure: an `SfuStats` snapshot in, text or JSON out). Invariant: conference and endpoint
 //! ids never become Prometheus labels (they are per-meeting values without bound); per-endpoint
@@ -14,8 +17,13 @@ use serde_json::{Value, json};
 
 /// Totals over every endpoint.
 fn totals(stats: &SfuStats) -> Counters {
+    totals_of(stats.endpoints.iter())
+}
+
+/// Totals over `endpoints`.
+fn totals_of<'a>(endpoints: impl Iterator<Item = &'a lilt_sfu::EndpointStats>) -> Counters {
     let mut t = Counters::default();
-    for e in &stats.endpoints {
+    for e in endpoints {
         let c = &e.counters;
         t.rtp_packets_in += c.rtp_packets_in;
         t.rtp_bytes_in += c.rtp_bytes_in;
@@ -118,6 +126,63 @@ pub fn prometheus(stats: &SfuStats, out: &mut String) {
         )],
     );
     gauge(
+        "lilt_media_bitrate_bps",
+        "RTP bitrate over the last second, in from browsers and out to them.",
+        &[
+            (
+                Some("direction=\"in\""),
+                stats.endpoints.iter().map(|e| e.bitrate_in_bps).sum(),
+            ),
+            (
+                Some("direction=\"out\""),
+                stats.endpoints.iter().map(|e| e.bitrate_out_bps).sum(),
+            ),
+        ],
+    );
+    let mut by_height: BTreeMap<u32, u64> = BTreeMap::new();
+    for f in stats.endpoints.iter().flat_map(|e| &e.forwarded_video) {
+        if let Some(h) = f.height {
+            *by_height.entry(h).or_default() += 1;
+        }
+    }
+    let labels: Vec<String> = by_height
+        .keys()
+        .map(|h| format!("height=\"{h}\""))
+        .collect();
+    let lines: Vec<(Option<&str>, u64)> = labels
+        .iter()
+        .zip(by_height.values())
+        .map(|(l, n)| (Some(l.as_str()), *n))
+        .collect();
+    gauge(
+        "lilt_media_forwarded_layers",
+        "Simulcast sources being forwarded to a receiver, by the height of the layer it gets.",
+        &lines,
+    );
+    let estimates: Vec<u64> = stats
+        .endpoints
+        .iter()
+        .filter_map(|e| e.estimated_bandwidth_bps)
+        .collect();
+    if !estimates.is_empty() {
+        let avg = estimates.iter().sum::<u64>() / estimates.len() as u64;
+        gauge(
+            "lilt_media_estimated_bandwidth_bps",
+            "Receivers' downlink estimates (from their transport-cc feedback): lowest, mean, highest.",
+            &[
+                (
+                    Some("stat=\"min\""),
+                    estimates.iter().copied().min().unwrap_or(0),
+                ),
+                (Some("stat=\"mean\""), avg),
+                (
+                    Some("stat=\"max\""),
+                    estimates.iter().copied().max().unwrap_or(0),
+                ),
+            ],
+        );
+    }
+    gauge(
         "lilt_media_dropped_datagrams",
         "Datagrams the SFU dropped (failed authentication, unknown SSRC, malformed).",
         &[(None, t.dropped)],
@@ -141,31 +206,79 @@ fn counters_json(c: &Counters) -> Value {
     })
 }
 
-/// The `media` object of `/stats`: totals, and every conference with its endpoints.
+/// Jitsi Videobridge's rate fields, seen from the bridge (download: what endpoints send it),
+/// in kbps.
+fn rates_json<'a>(endpoints: impl Iterator<Item = &'a lilt_sfu::EndpointStats> + Clone) -> Value {
+    json!({
+        "bit_rate_download": endpoints.clone().map(|e| e.bitrate_in_bps).sum::<u64>() / 1000,
+        "bit_rate_upload": endpoints.map(|e| e.bitrate_out_bps).sum::<u64>() / 1000,
+    })
+}
+
+/// The `media` object of `/stats`: totals, and every conference with its totals and
+/// endpoints.
 pub fn json(stats: &SfuStats) -> Value {
-    let mut conferences: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    let mut conferences: BTreeMap<&str, Vec<&lilt_sfu::EndpointStats>> = BTreeMap::new();
     for e in &stats.endpoints {
-        conferences.entry(&e.conference).or_default().push(json!({
+        conferences.entry(&e.conference).or_default().push(e);
+    }
+    let endpoint = |e: &lilt_sfu::EndpointStats| {
+        let forwarded: Vec<Value> = e
+            .forwarded_video
+            .iter()
+            .map(|f| {
+                json!({
+                    "sender": f.sender,
+                    "ssrc": f.ssrc,
+                    "layer": f.layer,
+                    "height": f.height,
+                    "affordable_layer": f.cap,
+                })
+            })
+            .collect();
+        json!({
             "endpoint": e.endpoint,
             "ice_connected": e.ice_connected,
             "dtls_connected": e.dtls_connected,
             "failed": e.failed,
             "srtp_profile": e.srtp_profile,
+            "remote_address": e.remote_address.map(|a| a.to_string()),
             "counters": counters_json(&e.counters),
             "packets_lost_in": e.packets_lost_in,
             "rtt_ms": e.rtt_us.map(|us| us as f64 / 1000.0),
-        }));
-    }
+            "bit_rate_download": e.bitrate_in_bps / 1000,
+            "bit_rate_upload": e.bitrate_out_bps / 1000,
+            "estimated_bandwidth_bps": e.estimated_bandwidth_bps,
+            "loss_rate_upload": e.loss_out_permille.map(|p| f64::from(p) / 1000.0),
+            "forwarded_video": forwarded,
+        })
+    };
     let list: Vec<Value> = conferences
         .into_iter()
-        .map(|(id, endpoints)| json!({"id": id, "endpoints": endpoints}))
+        .map(|(id, endpoints)| {
+            let mut c = json!({
+                "id": id,
+                "endpoints": endpoints.iter().map(|e| endpoint(e)).collect::<Vec<_>>(),
+                "totals": counters_json(&totals_of(endpoints.iter().copied())),
+            });
+            if let (Value::Object(c), Value::Object(r)) =
+                (&mut c, rates_json(endpoints.iter().copied()))
+            {
+                c.extend(r);
+            }
+            c
+        })
         .collect();
-    json!({
+    let mut out = json!({
         "conferences": stats.conferences,
         "endpoints": stats.endpoints.len(),
         "totals": counters_json(&totals(stats)),
         "by_conference": list,
-    })
+    });
+    if let (Value::Object(o), Value::Object(r)) = (&mut out, rates_json(stats.endpoints.iter())) {
+        o.extend(r);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -183,6 +296,18 @@ mod tests {
             srtp_profile: None,
             packets_lost_in: 0,
             rtt_us: connected.then_some(1500),
+            remote_address: None,
+            bitrate_in_bps: pin * 1000,
+            bitrate_out_bps: 0,
+            estimated_bandwidth_bps: connected.then_some(2_000_000),
+            loss_out_permille: connected.then_some(12),
+            forwarded_video: vec![lilt_sfu::ForwardedVideo {
+                sender: "x".into(),
+                ssrc: 1,
+                layer: Some(2),
+                height: Some(720),
+                cap: Some(2),
+            }],
             counters: Counters {
                 rtp_packets_in: pin,
                 rtp_bytes_in: pin * 100,
@@ -216,6 +341,19 @@ mod tests {
             out.contains("lilt_media_rtp_bytes{direction=\"in\"} 1600\n"),
             "{out}"
         );
+        assert!(
+            out.contains("lilt_media_bitrate_bps{direction=\"in\"} 16000\n"),
+            "{out}"
+        );
+        // Three endpoints each get one source at 720p.
+        assert!(
+            out.contains("lilt_media_forwarded_layers{height=\"720\"} 3\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("lilt_media_estimated_bandwidth_bps{stat=\"mean\"} 2000000\n"),
+            "{out}"
+        );
         for id in ["c1", "aaaa", "cccc"] {
             assert!(!out.contains(id), "{id} leaked into a label");
         }
@@ -231,6 +369,19 @@ mod tests {
         assert_eq!(
             j["by_conference"][1]["endpoints"][0]["counters"]["rtp_packets_in"],
             1
+        );
+        // Rates in kbps under Jitsi Videobridge's names, per endpoint, conference and total.
+        assert_eq!(j["bit_rate_download"], 16);
+        assert_eq!(j["by_conference"][0]["bit_rate_download"], 15);
+        assert_eq!(j["by_conference"][0]["totals"]["rtp_packets_in"], 15);
+        let a = &j["by_conference"][0]["endpoints"][0];
+        assert_eq!(a["bit_rate_download"], 10);
+        assert_eq!(a["estimated_bandwidth_bps"], 2_000_000);
+        assert_eq!(a["loss_rate_upload"], 0.012);
+        assert_eq!(a["forwarded_video"][0]["height"], 720);
+        assert_eq!(
+            j["by_conference"][0]["endpoints"][1]["estimated_bandwidth_bps"],
+            Value::Null
         );
     }
 }
