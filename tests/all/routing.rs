@@ -3,7 +3,8 @@
 //! unavailable presence sent when a session disappears.
 //!
 //! Shell (end-to-end against `lilt serve`). Spec: RFC 6120 §8.3 (stanza errors),
-//! RFC 6121 §8.5.2 (bare JID: highest non-negative priority; iq handled for the account),
+//! RFC 6121 §8.5.1 (no such account: every iq `service-unavailable`, even the namespaces the
+//! server answers for accounts that exist; anonymous JIDs exist only while bound), §8.5.2 (bare JID: highest non-negative priority; iq handled for the account),
 //! §8.5.3 (full JID: unknown resource → iq `service-unavailable`), §4.6 (unavailable
 //! presence on disconnect, also to directed-presence recipients), XEP-0030, XEP-0199.
 //! Invariants checked: the server stamps `from` with the sender's full JID; a message to a
@@ -340,4 +341,115 @@ async fn iq_to_unknown_account_is_service_unavailable() {
         "{}",
         reply.raw
     );
+}
+
+/// The iqs the server can answer on an account's behalf (RFC 6121 §8.5.2.1.3), then two it
+/// never answers for one; `true` when answered for an existing account.
+fn account_iqs() -> Vec<(&'static str, tokio_xmpp::minidom::Element, bool)> {
+    use tokio_xmpp::minidom::Element;
+    vec![
+        ("ping", Ping.into(), true),
+        ("disco#info", DiscoInfoQuery { node: None }.into(), true),
+        (
+            "disco#items",
+            DiscoItemsQuery {
+                node: None,
+                rsm: None,
+            }
+            .into(),
+            true,
+        ),
+        (
+            "version",
+            Element::builder("query", "jabber:iq:version").build(),
+            false,
+        ),
+        (
+            "vcard",
+            Element::builder("vCard", "vcard-temp").build(),
+            false,
+        ),
+    ]
+}
+
+async fn expect_iq_outcome(client: &mut tokio_xmpp::Client, to: &str, answered: bool) {
+    for (name, payload, for_account) in account_iqs() {
+        match iq(client, to, IqRequest::Get(payload)).await {
+            IqResponse::Result(_) if answered && for_account => {}
+            IqResponse::Error(e)
+                if !(answered && for_account)
+                    && e.defined_condition == DefinedCondition::ServiceUnavailable => {}
+            other => panic!(
+                "{name} to {to}: expected {}, got {other:?}",
+                if answered && for_account {
+                    "a result"
+                } else {
+                    "service-unavailable"
+                }
+            ),
+        }
+    }
+}
+
+#[tokio::test]
+async fn rfc6121_8_5_every_namespace_answered_for_accounts_follows_existence() {
+    let server = server_with_users();
+    let addr = server.ports().c2s_addr();
+    let (mut alice, _) = client::online(addr, "alice@localhost", ALICE_PW).await;
+    // §8.5.1: no such account. §8.5.2.2.3: bob exists but is offline, the server answers for
+    // him. §8.5.3.2.1: no such resource.
+    expect_iq_outcome(&mut alice, "nobody@localhost", false).await;
+    expect_iq_outcome(&mut alice, "bob@localhost", true).await;
+    expect_iq_outcome(&mut alice, "bob@localhost/gone", false).await;
+    expect_iq_outcome(&mut alice, "nobody@localhost/x", false).await;
+    // §8.5.1: a chat message to no such account is refused (no offline storage either).
+    alice
+        .send_stanza(
+            Message::chat(Some(jid("nobody@localhost")))
+                .with_body(Lang::new(), "anyone?".into())
+                .into(),
+        )
+        .await
+        .expect("send message");
+    let got = wait_stanza(&mut alice, "the message's error", |s| {
+        matches!(s, Stanza::Message(m) if m.type_ == tokio_xmpp::parsers::message::MessageType::Error)
+    })
+    .await;
+    let Stanza::Message(m) = got else {
+        unreachable!()
+    };
+    assert_eq!(m.from, Some(jid("nobody@localhost")));
+    let _ = alice.send_end().await;
+}
+
+#[tokio::test]
+async fn rfc6121_8_5_anonymous_bare_jids_exist_only_while_bound() {
+    let server = Setup::new(TestConfig::localhost_anonymous()).start();
+    let addr = server.ports().c2s_addr();
+    let (mut a, _) = client::online(addr, "x@localhost", "unused").await;
+    let (b, b_jid) = client::online(addr, "x@localhost", "unused").await;
+    let b_bare = b_jid.to_bare().to_string();
+    expect_iq_outcome(&mut a, &b_bare, true).await;
+    expect_iq_outcome(
+        &mut a,
+        "0b5e8c3a-7d4f-4e2a-9c1b-2f6a8d9e0c11@localhost",
+        false,
+    )
+    .await;
+    drop(b);
+    // Once b's session is gone, its bare JID names no account.
+    let deadline = tokio::time::Instant::now() + client::STANZA_TIMEOUT;
+    loop {
+        match iq(&mut a, &b_bare, IqRequest::Get(Ping.into())).await {
+            IqResponse::Error(e) if e.defined_condition == DefinedCondition::ServiceUnavailable => {
+                break;
+            }
+            IqResponse::Result(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("ping to {b_bare} after it left: {other:?}"),
+        }
+    }
+    expect_iq_outcome(&mut a, &b_bare, false).await;
+    let _ = a.send_end().await;
 }

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::link::Link;
 use super::plugin_worker::Workers;
+use super::reload::PluginRegistry;
 use crate::focus::BridgeRequest;
 use crate::hooks::{Ask, PluginCall, Verdict};
 use crate::metrics::Metrics;
@@ -176,6 +177,13 @@ pub enum RouterCmd {
         /// The endpoint's transport, or why there is none (boxed: commands stay small).
         transport: Result<Box<crate::focus::LocalTransport>, String>,
     },
+    /// The vhost's auth plugin answered a `router::AccountLookup` (RFC 6121 §8.5.1).
+    AccountChecked {
+        /// The iq the lookup carried.
+        stanza: Element,
+        /// Whether the account exists (false when the plugin failed).
+        exists: bool,
+    },
     /// A plugin call finished (from a vhost's plugin worker).
     Plugin {
         /// Its answer.
@@ -185,10 +193,14 @@ pub enum RouterCmd {
     },
 }
 
-/// Run the router until every sender is dropped.
+/// Run the router until every sender is dropped. `me` reaches this task again (for the answers
+/// of account lookups, asked of `accounts`' auth plugins on their own tasks).
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     mut router: Router,
     mut rx: mpsc::Receiver<RouterCmd>,
+    me: mpsc::WeakSender<RouterCmd>,
+    accounts: Arc<PluginRegistry>,
     mut workers: Workers,
     bridge: Option<mpsc::Sender<(String, BridgeRequest)>>,
     metrics: Arc<Metrics>,
@@ -310,6 +322,10 @@ pub async fn run(
                     }
                 }
             }
+            RouterCmd::AccountChecked { stanza, exists } => {
+                let deliveries = router.account_checked(stanza, exists);
+                deliver(&mut router, &mailboxes, deliveries, &metrics);
+            }
             RouterCmd::Plugin { done, sent } => {
                 let (mut deliveries, depth) = match done {
                     PluginDone::Stanza { stanza, verdict } => {
@@ -325,6 +341,7 @@ pub async fn run(
             }
         }
         dispatch_calls(&mut router, &workers, &mailboxes, &metrics);
+        check_accounts(&mut router, &me, &accounts);
         for request in router.take_bridge() {
             // The bridge task owns the SFU and never waits on the router; a full queue means
             // it is stuck, and the request is dropped rather than the router blocked.
@@ -398,6 +415,40 @@ fn dispatch_calls(
             message = "Plugin calls dropped after repeated refusals.",
             dropped
         );
+    }
+}
+
+/// Ask the vhosts' auth plugins the account lookups the router handed out, each on its own
+/// task; the answers come back as `RouterCmd::AccountChecked`. The router bounds how many are
+/// in flight (`router::MAX_ACCOUNT_LOOKUPS`), so this never piles up calls.
+fn check_accounts(
+    router: &mut Router,
+    me: &mpsc::WeakSender<RouterCmd>,
+    accounts: &Arc<PluginRegistry>,
+) {
+    for lookup in router.take_account_lookups() {
+        let plugin = accounts.auth(&lookup.vhost);
+        let me = me.clone();
+        tokio::spawn(async move {
+            let exists = match plugin {
+                Some(p) => match p.user_exists(&lookup.username).await {
+                    Ok(exists) => exists,
+                    Err(e) => {
+                        tracing::warn!(message = "Account lookup failed; answered as no such account.", vhost = %lookup.vhost, error = %e);
+                        false
+                    }
+                },
+                None => false,
+            };
+            if let Some(me) = me.upgrade() {
+                let _ = me
+                    .send(RouterCmd::AccountChecked {
+                        stanza: lookup.stanza,
+                        exists,
+                    })
+                    .await;
+            }
+        });
     }
 }
 

@@ -309,6 +309,8 @@ impl Server {
             tokio::spawn(router_task::run(
                 router,
                 router_rx,
+                router_tx.downgrade(),
+                plugins.clone(),
                 workers,
                 bridge.as_ref().map(|b| b.requests.clone()),
                 metrics.clone(),

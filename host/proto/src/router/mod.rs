@@ -1,6 +1,13 @@
 //! The session registry and stanza routing (RFC 6120 §10, RFC 6121 §8.5), plus the stanzas the
 //! server answers itself (XEP-0030 disco, XEP-0199 ping, XEP-0092 version).
 //!
+//! What the server answers on an account's behalf (RFC 6121 §8.5): ping, disco#info and
+//! disco#items (no node) to the bare JID of an account that exists; anything else to a bare
+//! JID, and every iq to an account that does not exist or to a full JID with no session, is
+//! `service-unavailable`. An account exists while one of its sessions is bound (anonymous and
+//! token logins exist only then); otherwise the router asks the shell (`AccountLookup`, the
+//! vhost's auth plugin `user-exists`) and answers once `account_checked` brings the reply.
+//!
 //! Core (sans-IO): `Router` maps JIDs to endpoint ids and turns one stanza into the list of
 //! deliveries it causes; the router task (runtime/router_task.rs) owns the only instance and
 //! maps endpoint ids to mailboxes. Invariants: a full JID is bound to at most one session; a
@@ -78,6 +85,23 @@ impl ResumeOwner {
 /// At most this many hops of plugin-sent stanzas reaching further plugin components.
 const MAX_PLUGIN_DEPTH: u8 = 8;
 
+/// Account lookups the shell may have in flight; an iq beyond this is refused with
+/// `resource-constraint` instead of queueing more auth plugin calls.
+pub const MAX_ACCOUNT_LOOKUPS: usize = 256;
+
+/// A question for the shell (RFC 6121 §8.5.1): does `username` have an account on `vhost`?
+/// The shell asks the vhost's auth plugin and hands `stanza` back to `Router::account_checked`
+/// with the answer (a failed call counts as "no").
+#[derive(Debug)]
+pub struct AccountLookup {
+    /// The vhost.
+    pub vhost: String,
+    /// The account's localpart.
+    pub username: String,
+    /// The iq waiting for the answer.
+    pub stanza: Element,
+}
+
 /// The routing table.
 pub struct Router {
     info: ServerInfo,
@@ -108,6 +132,10 @@ pub struct Router {
     now_ms: u64,
     /// The STUN/TURN server vhosts advertise (XEP-0215), if any.
     extdisco: Option<Arc<extdisco::ExtDiscoConfig>>,
+    /// Account lookups for the shell, drained by `take_account_lookups`.
+    lookups: Vec<AccountLookup>,
+    /// Lookups handed out and not yet answered through `account_checked`.
+    lookups_in_flight: usize,
 }
 
 impl std::fmt::Debug for Router {
@@ -146,6 +174,8 @@ impl Router {
             depth: 0,
             now_ms: 0,
             extdisco: None,
+            lookups: Vec::new(),
+            lookups_in_flight: 0,
         }
     }
 
@@ -290,6 +320,33 @@ impl Router {
     /// plugins send come back through `route_from_plugin`.
     pub fn take_calls(&mut self) -> Vec<PluginCall> {
         std::mem::take(&mut self.calls)
+    }
+
+    /// The account lookups the last inputs caused, for the shell to answer through
+    /// `account_checked`.
+    pub fn take_account_lookups(&mut self) -> Vec<AccountLookup> {
+        std::mem::take(&mut self.lookups)
+    }
+
+    /// The shell's answer to an `AccountLookup`: the iq it carried is answered on the
+    /// account's behalf if the account exists (or a session of it was bound meanwhile), and
+    /// refused with `service-unavailable` otherwise (RFC 6121 §8.5.1).
+    pub fn account_checked(&mut self, stanza: Element, exists: bool) -> Vec<Delivery> {
+        self.lookups_in_flight = self.lookups_in_flight.saturating_sub(1);
+        let bare = stanza
+            .attr("to")
+            .and_then(|t| Jid::parse(t).ok())
+            .map(|t| t.bare());
+        let exists = bare.is_some_and(|b| {
+            self.vhosts.contains(b.domain()) && (exists || self.resources.contains_key(&b))
+        });
+        self.outermost(|r| {
+            if exists {
+                r.answer_iq(stanza, false)
+            } else {
+                r.bounce(&stanza, StanzaError::service_unavailable())
+            }
+        })
     }
 
     /// The wall clock, in milliseconds since the Unix epoch, for what the router stamps
@@ -767,7 +824,33 @@ impl Router {
                     })
                     .collect()
             }
-            Kind::Iq => self.answer_iq(stanza, false),
+            // A bound session proves the account exists; otherwise ask, but only when the
+            // answer matters: every other iq is `service-unavailable` either way.
+            Kind::Iq if self.resources.contains_key(bare) => self.answer_iq(stanza, false),
+            Kind::Iq => {
+                if !matches!(stanza.attr("type"), Some("get" | "set")) {
+                    return Vec::new();
+                }
+                if !answered_for_account(&stanza) {
+                    return self.bounce(&stanza, StanzaError::service_unavailable());
+                }
+                if self.lookups_in_flight >= MAX_ACCOUNT_LOOKUPS {
+                    return self.bounce(
+                        &stanza,
+                        StanzaError::new(ErrorType::Wait, "resource-constraint"),
+                    );
+                }
+                let (Some(username), vhost) = (bare.node(), bare.domain()) else {
+                    return self.bounce(&stanza, StanzaError::service_unavailable());
+                };
+                self.lookups_in_flight += 1;
+                self.lookups.push(AccountLookup {
+                    vhost: vhost.to_owned(),
+                    username: username.to_owned(),
+                    stanza,
+                });
+                Vec::new()
+            }
         }
     }
 
@@ -943,6 +1026,22 @@ impl Router {
         reply.append_child(query);
         reply
     }
+}
+
+/// Whether the server answers this iq on behalf of an existing account (RFC 6121 §8.5.2.1.3:
+/// "where the semantics of the namespace define a reply the server can provide"): a ping, or
+/// disco#info / disco#items without a node, as the only child of a `get`.
+fn answered_for_account(iq: &Element) -> bool {
+    let mut children = iq.children();
+    let (Some(payload), None) = (children.next(), children.next()) else {
+        return false;
+    };
+    iq.attr("type") == Some("get")
+        && match (payload.name(), payload.ns()) {
+            ("ping", ns::PING) => true,
+            ("query", ns::DISCO_INFO | ns::DISCO_ITEMS) => payload.attr("node").is_none(),
+            _ => false,
+        }
 }
 
 #[cfg(test)]

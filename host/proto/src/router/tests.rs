@@ -405,3 +405,236 @@ fn a_removed_vhost_gives_back_its_sessions_and_stops_routing() {
     assert!(r.unbind(&jid("v@b.example/r"), 2).is_empty());
     assert_eq!(r.session_count(), 1);
 }
+
+fn iq_with(from: &str, to: &str, ty: &str, payload: Element) -> Element {
+    let mut iq = stanza("iq", from, Some(to), Some(ty));
+    iq.append_child(payload);
+    iq
+}
+
+/// Every payload the server answers on an account's behalf (RFC 6121 §8.5.2.1.3).
+fn account_payloads() -> Vec<Element> {
+    vec![
+        Element::new("ping", ns::PING),
+        Element::new("query", ns::DISCO_INFO),
+        Element::new("query", ns::DISCO_ITEMS),
+    ]
+}
+
+#[test]
+fn rfc6121_8_5_1_no_such_account_is_service_unavailable_for_every_answered_namespace() {
+    let mut r = router();
+    r.bind(&jid("v@a.example"), Some("x"), 9, None)
+        .expect("bind");
+    for payload in account_payloads() {
+        let what = format!("{}/{}", payload.ns(), payload.name());
+        let d = r.route(iq_with(
+            "v@a.example/x",
+            "nobody@a.example",
+            "get",
+            payload.clone(),
+        ));
+        assert!(d.is_empty(), "{what}: answered before the account lookup");
+        let lookups = r.take_account_lookups();
+        assert_eq!(lookups.len(), 1, "{what}");
+        assert_eq!(
+            (lookups[0].vhost.as_str(), lookups[0].username.as_str()),
+            ("a.example", "nobody")
+        );
+        let d = r.account_checked(lookups.into_iter().next().expect("one").stanza, false);
+        assert_eq!(d.len(), 1, "{what}");
+        assert_eq!(d[0].to, 9);
+        assert_eq!(d[0].stanza.element().attr("type"), Some("error"), "{what}");
+        assert_eq!(
+            d[0].stanza.element().attr("from"),
+            Some("nobody@a.example"),
+            "{what}"
+        );
+        assert_eq!(
+            condition(&d[0]).as_deref(),
+            Some("service-unavailable"),
+            "{what}"
+        );
+
+        // The same iq to an account that exists but has no session is answered for it.
+        let d = r.route(iq_with(
+            "v@a.example/x",
+            "offline@a.example",
+            "get",
+            payload,
+        ));
+        assert!(d.is_empty());
+        let lookup = r.take_account_lookups().pop().expect("a lookup");
+        let d = r.account_checked(lookup.stanza, true);
+        assert_eq!(d.len(), 1, "{what}");
+        assert_eq!(d[0].stanza.element().attr("type"), Some("result"), "{what}");
+        assert_eq!(
+            d[0].stanza.element().attr("from"),
+            Some("offline@a.example")
+        );
+    }
+    // A failed or refused lookup never leaves anything in flight.
+    assert_eq!(r.lookups_in_flight, 0);
+}
+
+#[test]
+fn rfc6121_8_5_iqs_never_answered_for_an_account_need_no_lookup() {
+    let mut r = router();
+    r.bind(&jid("v@a.example"), Some("x"), 9, None)
+        .expect("bind");
+    let disco_node = Element::builder("query", ns::DISCO_INFO)
+        .attr("node", "n")
+        .build();
+    let mut two = iq_with(
+        "v@a.example/x",
+        "nobody@a.example",
+        "get",
+        Element::new("ping", ns::PING),
+    );
+    two.append_child(Element::new("ping", ns::PING));
+    let cases = vec![
+        iq_with(
+            "v@a.example/x",
+            "nobody@a.example",
+            "get",
+            Element::new("query", ns::VERSION),
+        ),
+        iq_with(
+            "v@a.example/x",
+            "nobody@a.example",
+            "get",
+            Element::new("vCard", "vcard-temp"),
+        ),
+        iq_with("v@a.example/x", "nobody@a.example", "get", disco_node),
+        iq_with(
+            "v@a.example/x",
+            "nobody@a.example",
+            "set",
+            Element::new("ping", ns::PING),
+        ),
+        two,
+        // §8.5.3.2.1: a full JID with no session, existing account or not.
+        iq_with(
+            "v@a.example/x",
+            "nobody@a.example/r",
+            "get",
+            Element::new("ping", ns::PING),
+        ),
+        iq_with(
+            "v@a.example/x",
+            "v@a.example/other",
+            "get",
+            Element::new("query", ns::DISCO_INFO),
+        ),
+    ];
+    for iq in cases {
+        let shown = iq.to_string();
+        let d = r.route(iq);
+        assert_eq!(d.len(), 1, "{shown}");
+        assert_eq!(
+            condition(&d[0]).as_deref(),
+            Some("service-unavailable"),
+            "{shown}"
+        );
+        assert!(r.take_account_lookups().is_empty(), "{shown}");
+    }
+    // Results and errors are never answered, whoever they are for.
+    for ty in ["result", "error"] {
+        let mut iq = stanza("iq", "v@a.example/x", Some("nobody@a.example"), Some(ty));
+        iq.append_child(Element::new("ping", ns::PING));
+        assert!(r.route(iq).is_empty(), "{ty}");
+        assert!(r.take_account_lookups().is_empty());
+    }
+    // Presence to a missing account or resource is dropped; messages are refused (§8.5.1
+    // option b) except headlines and errors, which are dropped.
+    for to in ["nobody@a.example", "nobody@a.example/r"] {
+        assert!(
+            r.route(stanza("presence", "v@a.example/x", Some(to), None))
+                .is_empty()
+        );
+        for (ty, refused) in [
+            ("chat", true),
+            ("normal", true),
+            ("headline", false),
+            ("error", false),
+        ] {
+            let d = r.route(stanza("message", "v@a.example/x", Some(to), Some(ty)));
+            if refused {
+                assert_eq!(d.len(), 1, "{ty} to {to}");
+                assert_eq!(
+                    condition(&d[0]).as_deref(),
+                    Some("service-unavailable"),
+                    "{ty} to {to}"
+                );
+            } else {
+                assert!(d.is_empty(), "{ty} to {to}");
+            }
+        }
+    }
+    assert!(r.take_account_lookups().is_empty());
+}
+
+#[test]
+fn rfc6121_8_5_2_a_bound_session_proves_the_account_exists() {
+    let mut r = router();
+    r.bind(&jid("v@a.example"), Some("x"), 9, None)
+        .expect("bind");
+    // An anonymous login's bare JID exists only while a session of it is bound.
+    let (anon, _) = r
+        .bind(&jid("4f2a@a.example"), None, 10, None)
+        .expect("bind");
+    for payload in account_payloads() {
+        let d = r.route(iq_with("v@a.example/x", "4f2a@a.example", "get", payload));
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].stanza.element().attr("type"), Some("result"));
+        assert!(r.take_account_lookups().is_empty());
+    }
+    r.unbind(&anon, 10);
+    let d = r.route(iq_with(
+        "v@a.example/x",
+        "4f2a@a.example",
+        "get",
+        Element::new("ping", ns::PING),
+    ));
+    assert!(d.is_empty());
+    let lookup = r
+        .take_account_lookups()
+        .pop()
+        .expect("a lookup once unbound");
+    assert_eq!(
+        condition(&r.account_checked(lookup.stanza, false)[0]).as_deref(),
+        Some("service-unavailable")
+    );
+
+    // A session bound while the lookup was out counts, whatever the plugin said.
+    r.route(iq_with(
+        "v@a.example/x",
+        "late@a.example",
+        "get",
+        Element::new("ping", ns::PING),
+    ));
+    let lookup = r.take_account_lookups().pop().expect("a lookup");
+    r.bind(&jid("late@a.example"), Some("r"), 11, None)
+        .expect("bind");
+    let d = r.account_checked(lookup.stanza, false);
+    assert_eq!(d[0].stanza.element().attr("type"), Some("result"));
+}
+
+#[test]
+fn account_lookups_in_flight_are_bounded() {
+    let mut r = router();
+    r.bind(&jid("v@a.example"), Some("x"), 9, None)
+        .expect("bind");
+    let ping = |to: String| iq_with("v@a.example/x", &to, "get", Element::new("ping", ns::PING));
+    for i in 0..MAX_ACCOUNT_LOOKUPS {
+        assert!(r.route(ping(format!("u{i}@a.example"))).is_empty());
+    }
+    let mut pending = r.take_account_lookups();
+    assert_eq!(pending.len(), MAX_ACCOUNT_LOOKUPS);
+    let d = r.route(ping("one-more@a.example".into()));
+    assert_eq!(condition(&d[0]).as_deref(), Some("resource-constraint"));
+    assert!(r.take_account_lookups().is_empty());
+    r.account_checked(pending.pop().expect("one").stanza, false);
+    assert!(r.route(ping("one-more@a.example".into())).is_empty());
+    assert_eq!(r.take_account_lookups().len(), 1);
+}
