@@ -2,6 +2,7 @@
 # What the real-browser tests (tests/browser, tests/all/meeting.rs) need, idempotently:
 # - Chromium from Debian (/usr/bin/chromium), installed with apt-get when missing;
 # - Node.js and npm, when missing;
+# - tc (Debian iproute2), when missing: the simulcast test narrows one browser's link with it;
 # - tests/browser/node_modules (playwright-core, jquery) from its package-lock.json (`npm ci`);
 # - tests/browser/vendor/: the lib-jitsi-meet browser bundle, out of the npm tarball pinned by
 #   tests/browser/lib-jitsi-meet.json (package, version, sha512 integrity), by
@@ -29,6 +30,9 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     apt_install nodejs npm
+fi
+if ! command -v tc >/dev/null 2>&1; then
+    apt_install iproute2
 fi
 
 dir=tests/browser

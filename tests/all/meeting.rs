@@ -458,3 +458,184 @@ fn late_joiner_receives_existing_media() {
     assert_all_see_each_other(&m, &[1, 2, 3]);
     assert_media_from_all(&m, &[1, 2, 3]);
 }
+
+/// Traffic control on the loopback interface shaping the UDP datagrams to one port: an HTB
+/// root whose default class is unlimited, and a class of `kbit` with a short queue
+/// (20 packets) for the datagrams to that port. Removed when dropped, also on a failed test.
+struct Shaper;
+
+impl Shaper {
+    fn tc(args: &str) -> std::process::Output {
+        std::process::Command::new("tc")
+            .args(args.split_whitespace())
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("tc {args}: {e} (scripts/browser-deps.sh installs iproute2)")
+            })
+    }
+
+    fn start(port: u16, kbit: u32) -> Shaper {
+        // A root left by a killed run goes first (it fails harmlessly when there is none).
+        Shaper::tc("qdisc del dev lo root");
+        for cmd in [
+            "qdisc add dev lo root handle 1: htb default 1 r2q 100000".to_owned(),
+            "class add dev lo parent 1: classid 1:1 htb rate 40gbit".to_owned(),
+            format!("class add dev lo parent 1: classid 1:2 htb rate {kbit}kbit ceil {kbit}kbit"),
+            "qdisc add dev lo parent 1:2 handle 20: pfifo limit 20".to_owned(),
+            format!(
+                "filter add dev lo parent 1: protocol ip prio 1 u32 match ip protocol 17 0xff \
+                 match ip dport {port} 0xffff flowid 1:2"
+            ),
+        ] {
+            let out = Shaper::tc(&cmd);
+            assert!(
+                out.status.success(),
+                "tc {cmd}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Shaper
+    }
+}
+
+impl Drop for Shaper {
+    fn drop(&mut self) {
+        Shaper::tc("qdisc del dev lo root");
+    }
+}
+
+/// What `/stats` says one endpoint gets of the others' video: (endpoint, its remote port,
+/// the heights it gets, its downlink estimate).
+fn forwarded_heights(http_port: u16) -> Vec<(String, u16, Vec<u64>, Option<u64>)> {
+    let Some(stats) = get_json(http_port, "/stats") else {
+        return Vec::new();
+    };
+    stats["media"]["by_conference"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["endpoints"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| {
+            let port = e["remote_address"]
+                .as_str()?
+                .parse::<std::net::SocketAddr>()
+                .ok()?
+                .port();
+            let heights = e["forwarded_video"]
+                .as_array()?
+                .iter()
+                .filter_map(|f| f["height"].as_u64())
+                .collect();
+            Some((
+                e["endpoint"].as_str()?.to_owned(),
+                port,
+                heights,
+                e["estimated_bandwidth_bps"].as_u64(),
+            ))
+        })
+        .collect()
+}
+
+/// Simulcast under a narrow downlink, in real browsers: two participants send 720p (three
+/// layers) and each gets the other's top layer; then traffic control narrows one receiver's
+/// link to 250 kbit/s. From its transport-cc feedback the SFU's estimate for it falls and it
+/// gets the lowest layer, while the other keeps the top one; when the shaping ends it climbs
+/// back. The times from each change of the link to the switch are printed (the note's
+/// layer-switch figures).
+#[test]
+fn a_narrow_downlink_gets_a_lower_layer_and_recovers() {
+    let server = Setup::new(meeting_config()).start();
+    let http = server.ports().http;
+    let dir = TempDir::new();
+    let done = dir.path().join("done");
+    let actions = serde_json::json!([{"do": "wait", "seconds": 150, "until": done}]).to_string();
+    let meeting = {
+        let server_ports = server.ports().http.to_string();
+        std::thread::spawn(move || {
+            let run = run_node(
+                "meet.mjs",
+                &[
+                    "--http-port",
+                    &server_ports,
+                    "--domain",
+                    "localhost",
+                    "--timeout",
+                    "200",
+                    "--participants",
+                    "2",
+                    "--room",
+                    "shaped",
+                    "--resolution",
+                    "720",
+                    "--expect",
+                    "media",
+                    "--actions",
+                    &actions,
+                ],
+                200,
+            );
+            (run.code, run.report, run.log, run.dir)
+        })
+    };
+    let poll =
+        |what: &str, secs: u64, ok: &dyn Fn(&[(String, u16, Vec<u64>, Option<u64>)]) -> bool| {
+            let start = std::time::Instant::now();
+            loop {
+                let seen = forwarded_heights(http);
+                if ok(&seen) {
+                    return (start.elapsed(), seen);
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(secs) && !meeting.is_finished(),
+                    "{what} within {secs} s: /stats shows {seen:?}"
+                );
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        };
+    let at = |seen: &[(String, u16, Vec<u64>, Option<u64>)], ep: &str| -> Vec<u64> {
+        seen.iter()
+            .find(|e| e.0 == ep)
+            .map(|e| e.2.clone())
+            .unwrap_or_default()
+    };
+    // Both get each other's 720p (Chrome turns the top layer on once its estimate allows).
+    let (_, seen) = poll("both endpoints getting 720p", 90, &|s| {
+        s.len() == 2 && s.iter().all(|e| e.2 == [720])
+    });
+    let (shaped, port) = (seen[0].0.clone(), seen[0].1);
+    let other = seen[1].0.clone();
+    // The shaped receiver drops to the lowest layer; the other keeps the top one.
+    let shaper = Shaper::start(port, 250);
+    let (down, seen) = poll("the shaped receiver on 180p", 30, &|s| {
+        at(s, &shaped) == [180]
+    });
+    let estimate = seen.iter().find(|e| e.0 == shaped).and_then(|e| e.3);
+    std::thread::sleep(Duration::from_secs(5));
+    let seen = forwarded_heights(http);
+    assert_eq!(at(&seen, &shaped), [180], "{seen:?}");
+    assert_eq!(
+        at(&seen, &other),
+        [720],
+        "the other receiver lost its layer: {seen:?}"
+    );
+    // The link widens again: back to 720p.
+    drop(shaper);
+    let (up, _) = poll("the receiver back on 720p", 60, &|s| {
+        at(s, &shaped) == [720]
+    });
+    eprintln!(
+        "layer switch: 720p -> 180p {:.1} s after the link narrowed to 250 kbit/s \
+         (estimate then {estimate:?} bps); 180p -> 720p {:.1} s after it widened",
+        down.as_secs_f64(),
+        up.as_secs_f64()
+    );
+    std::fs::write(&done, b"").expect("done file");
+    let (code, report, log, _dir) = meeting.join().expect("meeting thread");
+    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+    assert!(
+        code == Some(0) && report["ok"] == Value::Bool(true),
+        "the meeting failed: {code:?} {}\n{}",
+        report["failure"],
+        tail.join("\n")
+    );
+}

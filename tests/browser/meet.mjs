@@ -32,7 +32,9 @@
 //   --dump-xmpp FILE     write every participant's focus and Jingle frames (in full) to FILE
 //   --actions JSON       actions as JSON, e.g. [{"do":"mute","participant":1,"kind":"audio"},
 //                        {"do":"leave","participant":3},{"do":"join","participant":4},
-//                        {"do":"wait","seconds":2}]; appended where it stands among the others
+//                        {"do":"wait","seconds":2}]; appended where it stands among the others;
+//                        {"do":"wait","seconds":S,"until":FILE} waits at most S seconds, until
+//                        FILE exists
 //   --conference JSON    extra options for initJitsiConference (merged)
 //   --connection JSON    extra options for JitsiConnection (merged)
 //   --token JWT          the token given to JitsiConnection (lib-jitsi-meet adds ?token= to the URL)
@@ -723,9 +725,15 @@ async function main() {
             const p = act.participant ? byIndex(act.participant) : null;
             await run(JSON.stringify(act), async () => {
                 switch (act.do) {
-                case 'wait':
-                    await sleep(Math.min(act.seconds * 1000, Math.max(0, deadline - Date.now())));
+                case 'wait': {
+                    const end = Math.min(Date.now() + act.seconds * 1000, deadline);
+                    // With `until`: only until that file exists (a test driving the network
+                    // from outside says it is done).
+                    while (Date.now() < end && !(act.until && fs.existsSync(act.until))) {
+                        await sleep(Math.min(POLL_MS, Math.max(0, end - Date.now())));
+                    }
                     break;
+                }
                 case 'join':
                     if (p.started) {
                         throw new Failed(`${p.name} has already joined`);
