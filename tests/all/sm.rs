@@ -6,9 +6,12 @@
 //! `h` counts handled stanzas, not nonzas), §5 (resume/resumed/failed; unacked stanzas are
 //! resent after `<resumed/>`).
 //! Invariants checked: `h` equals the number of stanzas sent since `<enable/>`; only the
-//! account that owned a session can resume it.
+//! account that owned a session can resume it, as often as it likes; an anonymous session's
+//! resumption id (a bearer token, and one clients put in reconnection URLs) works once, and
+//! the session it resumed then ends with its transport instead of waiting again.
 //! Tests: this file.
 
+use crate::harness::{Setup, TestConfig};
 use crate::login::{ALICE_PW, BOB_PW, server_with_users};
 use crate::raw::{NS_SM, REPLY_TIMEOUT, RawClient, Xml};
 
@@ -180,4 +183,122 @@ async fn resume_with_unknown_or_foreign_id_fails() {
         "alice resumed bob's session: {}",
         reply.raw
     );
+}
+
+/// Log in on a fresh connection (PLAIN when `user` is given, else ANONYMOUS) and send
+/// `<resume/>` with `previd`; returns the client and the server's SM reply.
+async fn try_resume(
+    addr: std::net::SocketAddr,
+    user: Option<(&str, &str)>,
+    previd: &str,
+) -> (RawClient, Xml) {
+    let mut c = RawClient::connect(addr).await;
+    c.open("localhost").await;
+    match user {
+        Some((u, pw)) => c.auth_plain(u, pw).await.expect("PLAIN"),
+        None => c.auth_anonymous().await.expect("ANONYMOUS"),
+    }
+    c.open("localhost").await;
+    c.send(&format!(
+        "<resume xmlns='{NS_SM}' previd='{previd}' h='0'/>"
+    ))
+    .await;
+    let reply = c
+        .wait_for("a resume reply", REPLY_TIMEOUT, |x| {
+            x.el.ns() == NS_SM && x.el.name() != "r"
+        })
+        .await;
+    (c, reply)
+}
+
+#[tokio::test]
+async fn anonymous_resumption_id_is_single_use() {
+    let server = Setup::new(TestConfig::localhost_anonymous()).start();
+    let addr = server.ports().c2s_addr();
+    let (mut first, jid) = RawClient::login_anonymous(addr, "localhost").await;
+    let previd = enable(&mut first).await;
+    drop(first);
+
+    // Any anonymous login that knows the id may resume once (it has no other proof).
+    let (mut second, reply) = try_resume(addr, None, &previd).await;
+    assert!(reply.is("resumed", NS_SM), "first resume: {}", reply.raw);
+    assert_eq!(reply.attr("previd"), Some(previd.as_str()));
+    second.sync("localhost").await;
+    drop(second);
+
+    // The id is spent, so the resumed session does not wait for another resumption: it ends
+    // now (a detached session would still hold its JID, and an iq to it would go unanswered).
+    let (mut observer, _) = RawClient::login_anonymous(addr, "localhost").await;
+    let deadline = tokio::time::Instant::now() + REPLY_TIMEOUT;
+    for n in 0.. {
+        let id = format!("probe{n}");
+        observer
+            .send(&format!(
+                "<iq type='get' id='{id}' to='{jid}'><ping xmlns='urn:xmpp:ping'/></iq>"
+            ))
+            .await;
+        let reply = observer
+            .wait_for("the probe's reply", REPLY_TIMEOUT, |x| {
+                x.attr("id") == Some(id.as_str())
+            })
+            .await;
+        let condition = reply
+            .child("error", crate::raw::NS_CLIENT)
+            .and_then(|e| e.children().find(|c| c.ns() == crate::raw::NS_STANZAS))
+            .map(|c| c.name().to_owned());
+        if condition.as_deref() == Some("service-unavailable") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the resumed session outlived its transport: {}",
+            reply.raw
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // And the id a proxy may have logged with the first resumption is worthless.
+    let (mut third, reply) = try_resume(addr, None, &previd).await;
+    assert!(
+        reply.is("failed", NS_SM),
+        "a spent id resumed a session: {}",
+        reply.raw
+    );
+    // XEP-0198 §5: the client carries on with a fresh session on the same stream.
+    assert!(third.bind(None).await.contains("@localhost/"));
+}
+
+#[tokio::test]
+async fn account_resumption_id_survives_repeated_resumes() {
+    let server = server_with_users();
+    let addr = server.ports().c2s_addr();
+    let (mut bob, bob_jid) =
+        RawClient::login_plain(addr, "localhost", "bob", BOB_PW, Some("mobile")).await;
+    let previd = enable(&mut bob).await;
+    drop(bob);
+    for round in 1..=3 {
+        let (mut bob, reply) = try_resume(addr, Some(("bob", BOB_PW)), &previd).await;
+        assert!(
+            reply.is("resumed", NS_SM),
+            "resume {round} of bob's session: {}",
+            reply.raw
+        );
+        bob.sync("localhost").await;
+        drop(bob);
+    }
+    // The session kept its JID all along.
+    let (mut alice, _) = RawClient::login_plain(addr, "localhost", "alice", ALICE_PW, None).await;
+    alice
+        .send(&format!(
+            "<message to='{bob_jid}' type='chat' id='still-there'><body>hi</body></message>"
+        ))
+        .await;
+    alice.sync("localhost").await;
+    alice
+        .expect_none(
+            "an error for the message",
+            std::time::Duration::from_millis(300),
+            |x| x.attr("id") == Some("still-there"),
+        )
+        .await;
 }

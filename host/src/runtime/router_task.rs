@@ -48,6 +48,8 @@ pub struct Handoff {
     pub input: PendingInput,
     /// The client's acknowledged count.
     pub h: u32,
+    /// Whether the session stays resumable (`router::Resumption::keep_resumable`).
+    pub keep_resumable: bool,
 }
 
 /// A mailbox.
@@ -122,8 +124,9 @@ pub enum RouterCmd {
         bare: Jid,
         /// The asker logged in anonymously.
         anonymous: bool,
-        /// Its mailbox.
-        reply: oneshot::Sender<Option<Mailbox>>,
+        /// Its mailbox, and whether it stays resumable after this. The id is claimed (a
+        /// single-use one is spent) even if the takeover then fails.
+        reply: oneshot::Sender<Option<(Mailbox, bool)>>,
     },
     /// A component authenticated.
     AddComponent {
@@ -195,7 +198,6 @@ pub enum RouterCmd {
 
 /// Run the router until every sender is dropped. `me` reaches this task again (for the answers
 /// of account lookups, asked of `accounts`' auth plugins on their own tasks).
-#[allow(clippy::too_many_arguments)]
 pub async fn run(
     mut router: Router,
     mut rx: mpsc::Receiver<RouterCmd>,
@@ -271,9 +273,8 @@ pub async fn run(
                 reply,
             } => {
                 let mailbox = router
-                    .resumption_target(&token, &bare, anonymous)
-                    .and_then(|id| mailboxes.get(&id))
-                    .cloned();
+                    .claim_resumption(&token, &bare, anonymous)
+                    .and_then(|r| Some((mailboxes.get(&r.endpoint)?.clone(), r.keep_resumable)));
                 let _ = reply.send(mailbox);
             }
             RouterCmd::AddComponent {

@@ -218,13 +218,18 @@ impl Session {
                 self.core.handle_input(now, Input::HostGone);
             }
             EndpointMsg::Takeover(handoff) => {
-                let Handoff { link, input, h } = *handoff;
+                let Handoff {
+                    link,
+                    input,
+                    h,
+                    keep_resumable,
+                } = *handoff;
                 tracing::debug!(message = "Session resumed on a new transport.", peer = %self.peer);
                 let encrypted = link.is_encrypted();
                 self.link = Some(link);
                 self.pending_write.clear();
                 self.pending_frames.clear();
-                self.core.resume(now, input, h, encrypted);
+                self.core.resume(now, input, h, encrypted, keep_resumable);
             }
         }
     }
@@ -441,7 +446,7 @@ impl Session {
         )
         .await
         .flatten();
-        let Some(target) = target else {
+        let Some((target, keep_resumable)) = target else {
             return self.core.handle_input(now, Input::ResumeFailed);
         };
         self.flush().await;
@@ -450,7 +455,12 @@ impl Session {
         };
         let input = self.core.take_input();
         match target
-            .send(EndpointMsg::Takeover(Box::new(Handoff { link, input, h })))
+            .send(EndpointMsg::Takeover(Box::new(Handoff {
+                link,
+                input,
+                h,
+                keep_resumable,
+            })))
             .await
         {
             Ok(()) => self.handed_off = true,

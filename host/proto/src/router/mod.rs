@@ -82,6 +82,16 @@ impl ResumeOwner {
     }
 }
 
+/// A resumption id claimed by `Router::claim_resumption`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resumption {
+    /// The session to take over.
+    pub endpoint: EndpointId,
+    /// Whether the session may be resumed again with the same id after this (false for a
+    /// single-use anonymous id: the resumed session must end when its transport does).
+    pub keep_resumable: bool,
+}
+
 /// At most this many hops of plugin-sent stanzas reaching further plugin components.
 const MAX_PLUGIN_DEPTH: u8 = 8;
 
@@ -597,20 +607,40 @@ impl Router {
         token
     }
 
-    /// The session a resumption id stands for, if `bare` may take it over: the same account,
-    /// or any anonymous login on the same vhost (an anonymous client gets a new random JID on
-    /// every login, so the unguessable id is what proves it is the same client).
-    pub fn resumption_target(
-        &self,
+    /// Claim the session a resumption id stands for, if `bare` may take it over: the same
+    /// account, or any anonymous login on the same vhost (an anonymous client gets a new random
+    /// JID on every login, so the unguessable id is what proves it is the same client).
+    ///
+    /// An account's id stays valid for later resumptions (without the account's credentials it
+    /// is worthless). An anonymous session's id is a bearer token, and XEP-0198 has no way to
+    /// hand out a new one (`<resumed/>` carries only `previd` and `h`; SM cannot be enabled
+    /// twice on a stream), while clients put it in their reconnection URL (lib-jitsi-meet's
+    /// `?previd=`), where proxies log it. So it is single-use: claiming it forgets it, and the
+    /// resumed session must stop being resumable (`Resumption::keep_resumable` is false);
+    /// an id read from a log is already spent.
+    pub fn claim_resumption(
+        &mut self,
         token: &str,
         bare: &Jid,
         anonymous: bool,
-    ) -> Option<EndpointId> {
+    ) -> Option<Resumption> {
         let asker = ResumeOwner::of(bare, anonymous);
-        self.resumable
+        let (id, owner) = self
+            .resumable
             .get(token)
-            .filter(|(_, owner)| *owner == asker)
-            .map(|(id, _)| *id)
+            .filter(|(_, o)| *o == asker)?
+            .clone();
+        let keep_resumable = match owner {
+            ResumeOwner::Account(_) => true,
+            ResumeOwner::Anonymous(_) => {
+                self.resumable.remove(token);
+                false
+            }
+        };
+        Some(Resumption {
+            endpoint: id,
+            keep_resumable,
+        })
     }
 
     /// Route one stanza whose `from` the sending endpoint has already stamped and checked.

@@ -272,19 +272,56 @@ fn resumption_ids_are_owned() {
         .expect("bind");
     let token = r.enable_resumption(&full, 1, false);
     assert_eq!(
-        r.resumption_target(&token, &jid("u@a.example"), false),
-        Some(1)
-    );
-    assert_eq!(
-        r.resumption_target(&token, &jid("mallory@a.example"), false),
+        r.claim_resumption(&token, &jid("mallory@a.example"), false),
         None
     );
-    assert_eq!(r.resumption_target(&token, &jid("x@a.example"), true), None);
+    assert_eq!(r.claim_resumption(&token, &jid("x@a.example"), true), None);
+    // An account's id is bound to the account and survives being used.
+    for _ in 0..2 {
+        assert_eq!(
+            r.claim_resumption(&token, &jid("u@a.example"), false),
+            Some(Resumption {
+                endpoint: 1,
+                keep_resumable: true
+            })
+        );
+    }
     r.unbind(&full, 1);
+    assert_eq!(r.claim_resumption(&token, &jid("u@a.example"), false), None);
+}
+
+#[test]
+fn anonymous_resumption_ids_are_single_use() {
+    let mut r = router();
+    let (full, _) = r.bind(&jid("4f2a@a.example"), None, 1, None).expect("bind");
+    let token = r.enable_resumption(&full, 1, true);
+    // Another vhost's anonymous login, or an account, cannot claim it; trying spends nothing.
     assert_eq!(
-        r.resumption_target(&token, &jid("u@a.example"), false),
+        r.claim_resumption(&token, &jid("9c1b@b.example"), true),
         None
     );
+    assert_eq!(
+        r.claim_resumption(&token, &jid("4f2a@a.example"), false),
+        None
+    );
+    // Any anonymous login of the vhost may, once: the resumed session is not resumable again.
+    assert_eq!(
+        r.claim_resumption(&token, &jid("77aa@a.example"), true),
+        Some(Resumption {
+            endpoint: 1,
+            keep_resumable: false
+        })
+    );
+    assert_eq!(
+        r.claim_resumption(&token, &jid("77aa@a.example"), true),
+        None
+    );
+    assert_eq!(
+        r.claim_resumption(&token, &jid("4f2a@a.example"), true),
+        None
+    );
+    // The session itself lives on.
+    assert_eq!(r.session_count(), 1);
 }
 
 /// `a.example` hooks stanzas and owns the plugin component `bot.a.example`.

@@ -368,7 +368,16 @@ impl C2sStream {
 
     /// Resume this (detached or still attached) session on a new transport whose stream is
     /// already open and authenticated: `input` continues that stream, `h` is the client's count.
-    pub fn resume(&mut self, now: Instant, input: PendingInput, h: u32, encrypted: bool) {
+    /// Without `keep_resumable` (the id was single-use), the session ends with its new
+    /// transport instead of waiting to be resumed again.
+    pub fn resume(
+        &mut self,
+        now: Instant,
+        input: PendingInput,
+        h: u32,
+        encrypted: bool,
+        keep_resumable: bool,
+    ) {
         self.framing = input.framing;
         self.parser = input.parser;
         self.frames = input.frames;
@@ -380,6 +389,7 @@ impl C2sStream {
             self.phase = Phase::Closed;
             return;
         };
+        sm.resumable &= keep_resumable;
         if let Err(e) = sm.ack(h) {
             self.stream_error("undefined-condition", Some(&e.to_string()));
             return;

@@ -447,7 +447,7 @@ fn stream_management_ack_detach_resume() {
     ));
     c.seen.clear();
     c.stream
-        .resume(c.now, PendingInput::from_parser(parser), 1, false);
+        .resume(c.now, PendingInput::from_parser(parser), 1, false, true);
     c.input(Input::Bytes(b""));
     let ids: Vec<&str> = c
         .seen
@@ -460,6 +460,33 @@ fn stream_management_ack_detach_resume() {
     // Overclaiming acks is a stream error.
     c.send("<a xmlns='urn:xmpp:sm:3' h='99'/>");
     assert_eq!(c.stream_error().as_deref(), Some("undefined-condition"));
+}
+
+#[test]
+fn a_session_resumed_with_a_single_use_id_ends_with_its_transport() {
+    let mut c = Client::new(true);
+    c.login("one");
+    c.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+    c.input(Input::ResumptionEnabled("tok".into()));
+    c.input(Input::TransportClosed);
+    assert!(c.stream.is_detached());
+    let mut parser = StreamParser::new(xml::Limits::default());
+    parser.feed(OPEN.as_bytes()).expect("feed");
+    assert!(matches!(
+        parser.next_event(),
+        Ok(Some(Event::StreamOpen(_)))
+    ));
+    c.seen.clear();
+    c.stream
+        .resume(c.now, PendingInput::from_parser(parser), 0, false, false);
+    c.input(Input::Bytes(b""));
+    // The client still learns which session it resumed (XEP-0198 §5).
+    assert!(c.seen[0].is("resumed", ns::SM));
+    assert_eq!(c.seen[0].attr("previd"), Some("tok"));
+    // Its id is spent: a second transport loss ends the session instead of detaching it.
+    c.input(Input::TransportClosed);
+    assert!(!c.stream.is_detached());
+    assert!(c.stream.is_closed());
 }
 
 #[test]
