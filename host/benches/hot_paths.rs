@@ -101,6 +101,7 @@ fn muc_fanout(c: &mut Criterion) {
             admins: Vec::new(),
             max_occupants: 0,
             focus: None,
+            limits: lilt::muc::MucLimits::default(),
         },
         Arc::new(lilt::runtime::entropy::OsEntropy),
     );

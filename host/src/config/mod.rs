@@ -192,6 +192,11 @@ struct RawMuc {
     #[serde(default)]
     admins: Vec<String>,
     max_occupants: Option<u32>,
+    max_rooms_per_session: Option<u32>,
+    max_rooms_per_user: Option<u32>,
+    max_rooms: Option<u32>,
+    max_presence_bytes: Option<u32>,
+    disco_items_page: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1158,6 +1163,17 @@ const MAX_CALL_MS: u64 = 600_000;
 /// Largest byte size (stanzas, HTTP bodies): 64 MiB.
 const MAX_BYTES: usize = 64 << 20;
 
+/// Largest `[vhosts.muc] max_rooms_per_session`.
+const MAX_MUC_ROOMS_PER_SESSION: u32 = 10_000;
+/// Largest `[vhosts.muc] max_rooms_per_user`.
+const MAX_MUC_ROOMS_PER_USER: u32 = 100_000;
+/// Largest `[vhosts.muc] max_rooms`.
+const MAX_MUC_ROOMS: u32 = 1_000_000;
+/// Largest `[vhosts.muc] max_presence_bytes`: 1 MiB (every joiner gets every occupant's).
+const MAX_MUC_PRESENCE_BYTES: u32 = 1 << 20;
+/// Largest `[vhosts.muc] disco_items_page`.
+const MAX_MUC_DISCO_PAGE: u32 = 10_000;
+
 /// A setting that must be greater than zero and at most `max`; `default` when absent.
 fn positive<T: Default + PartialOrd + Copy + std::fmt::Display>(
     v: Option<T>,
@@ -1282,6 +1298,39 @@ fn validate_muc(
             .ok_or_else(|| invalid(format!("{key}.admins"), format!("{a:?} is not a bare JID")))?;
         admins.push(jid);
     }
+    let d = crate::muc::MucLimits::default();
+    let limits = crate::muc::MucLimits {
+        max_rooms_per_session: positive(
+            m.max_rooms_per_session,
+            d.max_rooms_per_session,
+            MAX_MUC_ROOMS_PER_SESSION,
+            &format!("{key}.max_rooms_per_session"),
+        )?,
+        max_rooms_per_user: positive(
+            m.max_rooms_per_user,
+            d.max_rooms_per_user,
+            MAX_MUC_ROOMS_PER_USER,
+            &format!("{key}.max_rooms_per_user"),
+        )?,
+        max_rooms: positive(
+            m.max_rooms,
+            d.max_rooms,
+            MAX_MUC_ROOMS,
+            &format!("{key}.max_rooms"),
+        )?,
+        max_presence_bytes: positive(
+            m.max_presence_bytes,
+            d.max_presence_bytes,
+            MAX_MUC_PRESENCE_BYTES,
+            &format!("{key}.max_presence_bytes"),
+        )?,
+        disco_items_page: positive(
+            m.disco_items_page,
+            d.disco_items_page,
+            MAX_MUC_DISCO_PAGE,
+            &format!("{key}.disco_items_page"),
+        )?,
+    };
     Ok(crate::muc::MucConfig {
         domain,
         vhost: vhost.to_owned(),
@@ -1295,6 +1344,7 @@ fn validate_muc(
         admins,
         max_occupants: m.max_occupants.unwrap_or(0),
         focus: None,
+        limits,
     })
 }
 
@@ -1463,6 +1513,54 @@ mod tests {
             "[[vhosts.plugins]]\nplugin = \"s\"\ncomponent = \"meet.x\"\n",
         ));
         assert!(e.starts_with("vhosts[0].plugins[0].component:"), "{e}");
+    }
+
+    #[test]
+    fn muc_limits_default_and_bounded() {
+        let v = |extra: &str| {
+            format!(
+                "{MIN}[[vhosts]]\ndomain = \"meet.x\"\nauth = {{ plugin = \"p\" }}\n\
+                 [vhosts.muc]\ndomain = \"conference.meet.x\"\n{extra}"
+            )
+        };
+        let c = Config::parse(&v(""), Path::new("/base")).expect("valid");
+        let muc = c.vhosts[0].muc.as_ref().expect("muc");
+        assert_eq!(muc.limits, crate::muc::MucLimits::default());
+        assert_eq!(muc.limits.max_rooms_per_session, 32);
+        let c = Config::parse(
+            &v(
+                "max_rooms_per_session = 2\nmax_rooms_per_user = 3\nmax_rooms = 4\n\
+                max_presence_bytes = 5000\ndisco_items_page = 6\n",
+            ),
+            Path::new("/base"),
+        )
+        .expect("valid");
+        let l = &c.vhosts[0].muc.as_ref().expect("muc").limits;
+        assert_eq!(
+            (
+                l.max_rooms_per_session,
+                l.max_rooms_per_user,
+                l.max_rooms,
+                l.max_presence_bytes,
+                l.disco_items_page
+            ),
+            (2, 3, 4, 5000, 6)
+        );
+        for (key, bad, why) in [
+            ("max_rooms_per_session", "0", "greater than zero"),
+            ("max_rooms_per_session", "10001", "at most 10000"),
+            ("max_rooms_per_user", "100001", "at most 100000"),
+            ("max_rooms", "1000001", "at most 1000000"),
+            ("max_presence_bytes", "1048577", "at most 1048576"),
+            ("disco_items_page", "0", "greater than zero"),
+            ("disco_items_page", "10001", "at most 10000"),
+        ] {
+            let e = err(&v(&format!("{key} = {bad}\n")));
+            assert!(
+                e.starts_with(&format!("vhosts[0].muc.{key}:")) && e.contains(why),
+                "{key}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -49,6 +49,7 @@ fn setup_with(room_creators: Vec<String>) -> Router {
                 nick: FOCUS_NICK.into(),
                 presence: Focus::join_presence(),
             }),
+            limits: crate::muc::MucLimits::default(),
         }),
         Some(FocusConfig {
             vhost: "meet.x".into(),

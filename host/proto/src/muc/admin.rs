@@ -6,8 +6,8 @@
 //! only moderators change roles, and nobody below admin touches an admin's or owner's role;
 //! the last owner cannot be demoted. Tests: muc/tests.rs.
 
-use super::notify;
 use super::{Affiliation, MucService, Occupant, Role, Room, Routed, err};
+use super::{limits, notify};
 use crate::hooks::{Extensions, HookKind, MucEvent};
 use crate::stanza::{self, ErrorType, Jid, Shared, StanzaError};
 use crate::xml::{Element, ns};
@@ -61,17 +61,28 @@ pub(super) fn service_iq(service: &MucService, iq: &Element) -> Result<Element, 
             reply.append_child(q);
         }
         (Some("get"), "query", ns::DISCO_ITEMS) => {
+            // XEP-0059 paging over the public rooms in node order; never the whole list at
+            // once.
+            let (keys, first, paged) = limits::page(
+                &service.public,
+                payload,
+                &service.config.domain,
+                service.config.limits.disco_items_page,
+            )?;
             let mut q = Element::new("query", ns::DISCO_ITEMS);
-            let mut rooms: Vec<&Room> =
-                service.rooms.values().filter(|r| r.config.public).collect();
-            rooms.sort_by_key(|r| r.jid.to_string());
-            for r in rooms {
+            let mut ids = Vec::with_capacity(keys.len());
+            for r in keys.into_iter().filter_map(|k| service.rooms.get(k)) {
+                let jid = r.jid.to_string();
                 q.append_child(
                     Element::builder("item", ns::DISCO_ITEMS)
-                        .attr("jid", r.jid.to_string())
+                        .attr("jid", jid.clone())
                         .attr("name", r.config.name.clone())
                         .build(),
                 );
+                ids.push(jid);
+            }
+            if paged {
+                q.append_child(limits::set_element(&ids, first, service.public.len()));
             }
             reply.append_child(q);
         }
@@ -123,14 +134,19 @@ pub(super) fn room_iq(
                 let info = room.info();
                 destroy_room(room, &destroy, out);
                 let vhost = service.config.vhost.clone();
-                service.rooms.remove(key);
+                service.drop_room(key);
                 tracing::info!(target: "audit", event = "room_destroyed", vhost = %vhost, room = %info.jid, meeting_id = %info.meeting_id);
                 notify(ext, &vhost, out, HookKind::RoomDestroyed, || {
                     MucEvent::RoomDestroyed(info)
                 });
             } else if let Some(x) = payload.get_child("x", ns::DATA) {
                 if x.attr("type") == Some("submit") {
-                    apply_form(room, x)?;
+                    apply_form(room, x, is_admin)?;
+                    if room.config.public {
+                        service.public.insert(key.to_owned());
+                    } else {
+                        service.public.remove(key);
+                    }
                     announce_config_change(room, out);
                 }
                 room.locked = false;
@@ -157,6 +173,7 @@ pub(super) fn room_iq(
             let vhost = service.config.vhost.clone();
             let any_removed = !removed.is_empty();
             for o in removed {
+                service.members.remove(&o.real, key);
                 notify(ext, &vhost, out, HookKind::OccupantLeft, || {
                     MucEvent::OccupantLeft {
                         room: room.info(),
@@ -171,7 +188,7 @@ pub(super) fn room_iq(
                 && !room.config.persistent
             {
                 let info = room.info();
-                service.rooms.remove(key);
+                service.drop_room(key);
                 tracing::info!(target: "audit", event = "room_destroyed", vhost = %vhost, room = %info.jid, meeting_id = %info.meeting_id);
                 notify(ext, &vhost, out, HookKind::RoomDestroyed, || {
                     MucEvent::RoomDestroyed(info)
@@ -353,7 +370,9 @@ fn parse_bool(v: &str) -> Result<bool, StanzaError> {
 }
 
 /// Apply a submitted muc#roomconfig form; nothing changes unless every field is valid.
-fn apply_form(room: &mut Room, x: &Element) -> Result<(), StanzaError> {
+/// Only service admins change whether a room is persistent (a persistent room outlives its
+/// occupants, so it is the service's memory the owner would be spending).
+fn apply_form(room: &mut Room, x: &Element, service_admin: bool) -> Result<(), StanzaError> {
     let mut c = room.config.clone();
     let mut protect = None;
     for f in x.children().filter(|f| f.is("field", ns::DATA)) {
@@ -387,6 +406,10 @@ fn apply_form(room: &mut Room, x: &Element) -> Result<(), StanzaError> {
             }
             _ => {}
         }
+    }
+    if c.persistent != room.config.persistent && !service_admin {
+        return Err(err(ErrorType::Auth, "forbidden")
+            .with_text("Only the service's admins make a room persistent or temporary."));
     }
     match protect {
         Some(true) if c.password.is_none() => {

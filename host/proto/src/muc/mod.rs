@@ -13,10 +13,11 @@
 //! of a sender's stanzas holds. Tests: muc/tests.rs; end to end tests/all/muc.rs.
 
 mod admin;
+mod limits;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::entropy::{self, Entropy};
@@ -26,6 +27,9 @@ use crate::hooks::{
 use crate::identity::{IDENTITY_ELEMENT, Identity};
 use crate::stanza::{self, ErrorType, Jid, Shared, StanzaError};
 use crate::xml::{Element, ns};
+
+use limits::Membership;
+pub use limits::MucLimits;
 
 /// Settings of one MUC service.
 #[derive(Debug, Clone)]
@@ -48,6 +52,8 @@ pub struct MucConfig {
     /// The conference focus of this service's vhost, when it has one: it is in every room
     /// before anyone else (Jicofo's room lock), and no one else may take its nick.
     pub focus: Option<FocusOccupant>,
+    /// Room counts, presence size and disco paging bounds.
+    pub limits: MucLimits,
 }
 
 /// How the focus joins a room.
@@ -216,7 +222,12 @@ pub struct MucService {
     entropy: Arc<dyn Entropy>,
     rooms: HashMap<String, Room>,
     parked: HashMap<u64, Parked>,
-    parked_by: HashMap<(String, Jid), u64>,
+    /// Parked joins by sender, then room.
+    parked_by: HashMap<Jid, HashMap<String, u64>>,
+    /// Which rooms each session is in (kept on every join and removal).
+    members: Membership,
+    /// The nodes of the public rooms, in order (disco#items pages through them).
+    public: BTreeSet<String>,
     next_token: u64,
     /// What the vhost's auth plugin said about its sessions, by full JID (kept by the router:
     /// `set_identity` at bind, `forget_identity` when the session ends). Sessions without one
@@ -260,6 +271,8 @@ impl MucService {
             rooms: HashMap::new(),
             parked: HashMap::new(),
             parked_by: HashMap::new(),
+            members: Membership::default(),
+            public: BTreeSet::new(),
             next_token: 1,
             identities: HashMap::new(),
         }
@@ -332,7 +345,7 @@ impl MucService {
             return out;
         };
         if let Some(key) = to.node()
-            && let Some(token) = self.parked_by.get(&(key.to_owned(), from.clone()))
+            && let Some(token) = self.parked_by.get(&from).and_then(|m| m.get(key))
             && let Some(parked) = self.parked.get_mut(token)
         {
             // Behind a parked join: keep the sender's order.
@@ -358,6 +371,26 @@ impl MucService {
         out
     }
 
+    /// Forget the parked join of `from` to room `key`.
+    fn unpark(&mut self, from: &Jid, key: &str) {
+        if let Some(m) = self.parked_by.get_mut(from) {
+            m.remove(key);
+            if m.is_empty() {
+                self.parked_by.remove(from);
+            }
+        }
+    }
+
+    /// Remove room `key` and every index entry that names it.
+    fn drop_room(&mut self, key: &str) -> Option<Room> {
+        self.public.remove(key);
+        let room = self.rooms.remove(key)?;
+        for o in &room.occupants {
+            self.members.remove(&o.real, key);
+        }
+        Some(room)
+    }
+
     /// Whether `real` is an occupant of room `key`.
     fn has_occupant(&self, key: &str, real: &Jid) -> bool {
         self.rooms
@@ -366,24 +399,15 @@ impl MucService {
     }
 
     /// A session ended: it leaves every room it was in.
+    /// Only its own rooms and parked joins are looked at (the membership index), not every
+    /// room of the service.
     pub fn session_gone(&mut self, real: &Jid, ext: &dyn Extensions, out: &mut Vec<Routed>) {
-        let parked: Vec<(String, Jid)> = self
-            .parked_by
-            .keys()
-            .filter(|(_, from)| from == real)
-            .cloned()
-            .collect();
-        for k in parked {
-            if let Some(token) = self.parked_by.remove(&k) {
-                self.parked.remove(&token);
-            }
+        for (_, token) in self.parked_by.remove(real).unwrap_or_default() {
+            self.parked.remove(&token);
         }
-        let rooms: Vec<String> = self
-            .rooms
-            .iter()
-            .filter(|(_, r)| r.occupants.iter().any(|o| &o.real == real))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let mut rooms = self.members.rooms_of(real);
+        // In a stable order, so that what the others see does not depend on hashing.
+        rooms.sort();
         for key in rooms {
             let unavailable = Element::builder("presence", ns::CLIENT)
                 .attr("type", "unavailable")
@@ -439,12 +463,15 @@ impl MucService {
         };
         let carded = self.with_identity_card(stanza, from);
         let stanza = carded.as_ref().unwrap_or(stanza);
+        // What the room would keep: refused whole when too large, so nothing is stored.
+        let payload = payload_of(stanza);
+        limits::check_presence(&self.config.limits, &payload)?;
         match current {
             Some(old) if old == nick => {
-                self.update_presence(&key, from, stanza, out);
+                self.update_presence(&key, from, payload, out);
                 Ok(())
             }
-            Some(old) => self.change_nick(&key, &old, &nick, stanza, out),
+            Some(old) => self.change_nick(&key, &old, &nick, payload, out),
             None => self.join(
                 &key,
                 from,
@@ -472,7 +499,7 @@ impl MucService {
         let Some(p) = self.parked.remove(&token) else {
             return out;
         };
-        self.parked_by.remove(&(p.key.clone(), p.from.clone()));
+        self.unpark(&p.from, &p.key);
         let mut approved = p.approved;
         let result = match verdict {
             Verdict::Reject(e) => Err(e),
@@ -541,7 +568,10 @@ impl MucService {
                 queued: Vec::new(),
             },
         );
-        self.parked_by.insert((key.to_owned(), from.clone()), token);
+        self.parked_by
+            .entry(from.clone())
+            .or_default()
+            .insert(key.to_owned(), token);
         out.push(Routed::Call(PluginCall::Muc {
             vhost: self.config.vhost.clone(),
             event: Box::new(event),
@@ -574,6 +604,10 @@ impl MucService {
                 err(ErrorType::Cancel, "not-allowed").with_text("Room and token mismatched.")
             );
         }
+        if !is_admin {
+            let parked = self.parked_by.get(from).map_or(0, HashMap::len);
+            limits::check_join(&self.config.limits, &self.members, from, parked)?;
+        }
         let created = !self.rooms.contains_key(key);
         if created {
             let may_create = is_admin
@@ -590,6 +624,7 @@ impl MucService {
                     "Rooms are created by authenticated users; this room does not exist yet.",
                 ));
             }
+            limits::check_create(&self.config.limits, self.rooms.len())?;
         }
         if let Some(focus) = self.config.focus.clone()
             && !is_focus
@@ -607,7 +642,7 @@ impl MucService {
                 p.set_attr("to", format!("{key}@{}/{}", self.config.domain, focus.nick));
                 p.append_child(Element::new("x", ns::MUC));
                 out.extend(self.handle(p, now_ms, ext));
-                if let Some(token) = self.parked_by.get(&(key.to_owned(), focus.jid.clone()))
+                if let Some(token) = self.parked_by.get(&focus.jid).and_then(|m| m.get(key))
                     && let Some(parked) = self.parked.get_mut(token)
                 {
                     let mut again = stanza.clone();
@@ -646,6 +681,9 @@ impl MucService {
                 affiliations: HashMap::from([(from.bare(), Affiliation::Owner)]),
                 subject: None,
             };
+            // Checked again: the focus's join, or joins resumed meanwhile, may have created
+            // rooms since.
+            limits::check_create(&self.config.limits, self.rooms.len())?;
             if !approved.pre_create && ext.wants(&vhost, HookKind::RoomPreCreate) {
                 let event = MucEvent::RoomPreCreate {
                     room: room.info(),
@@ -671,7 +709,7 @@ impl MucService {
             && (!matches!(outcome, Ok(None))
                 || self.rooms.get(key).is_some_and(|r| r.occupants.is_empty()))
         {
-            self.rooms.remove(key);
+            self.drop_room(key);
         }
         match outcome {
             Ok(Some(event)) => self.park(key, from, nick, stanza, approved, event, out),
@@ -806,6 +844,7 @@ impl MucService {
         out.push(Routed::Stanza(subject));
         let info = room.occupant_info(&occupant);
         room.occupants.push(occupant);
+        self.members.add(from, key);
         if created {
             tracing::info!(target: "audit", event = "room_created", vhost = %vhost, room = %room.jid, meeting_id = %room.meeting_id);
             notify(ext, &vhost, out, HookKind::RoomCreated, || {
@@ -822,14 +861,14 @@ impl MucService {
         Ok(None)
     }
 
-    fn update_presence(&mut self, key: &str, from: &Jid, stanza: &Element, out: &mut Vec<Routed>) {
+    fn update_presence(&mut self, key: &str, from: &Jid, payload: Element, out: &mut Vec<Routed>) {
         let Some(room) = self.rooms.get_mut(key) else {
             return;
         };
         let Some(i) = room.occupants.iter().position(|o| &o.real == from) else {
             return;
         };
-        room.occupants[i].presence = payload_of(stanza);
+        room.occupants[i].presence = payload;
         room.broadcast_presence(i, &[], out);
     }
 
@@ -838,7 +877,7 @@ impl MucService {
         key: &str,
         old: &str,
         new: &str,
-        stanza: &Element,
+        payload: Element,
         out: &mut Vec<Routed>,
     ) -> Result<(), StanzaError> {
         let Some(room) = self.rooms.get_mut(key) else {
@@ -864,7 +903,7 @@ impl MucService {
         }
         room.fanout_with_self(&gone, i, &["110"], out);
         room.occupants[i].nick = new.to_owned();
-        room.occupants[i].presence = payload_of(stanza);
+        room.occupants[i].presence = payload;
         room.broadcast_presence(i, &[], out);
         Ok(())
     }
@@ -898,6 +937,7 @@ impl MucService {
         room.fanout_with_self(&gone, i, &self_codes, out);
         let info = room.occupant_info(&room.occupants[i]);
         room.occupants.remove(i);
+        self.members.remove(real, key);
         notify(ext, &vhost, out, HookKind::OccupantLeft, || {
             MucEvent::OccupantLeft {
                 room: room.info(),
@@ -907,7 +947,7 @@ impl MucService {
         });
         if room.occupants.is_empty() && destroy_when_empty && !room.config.persistent {
             let info = room.info();
-            self.rooms.remove(key);
+            self.drop_room(key);
             tracing::info!(target: "audit", event = "room_destroyed", vhost = %vhost, room = %info.jid, meeting_id = %info.meeting_id);
             notify(ext, &vhost, out, HookKind::RoomDestroyed, || {
                 MucEvent::RoomDestroyed(info)

@@ -16,6 +16,7 @@ fn service(creators: &[&str]) -> MucService {
             admins: vec![Jid::parse("focus@auth.x").expect("jid")],
             max_occupants: 0,
             focus: None,
+            limits: MucLimits::default(),
         },
         std::sync::Arc::new(crate::entropy::Seeded::new(1)),
     )
@@ -488,4 +489,722 @@ fn an_identity_limits_rooms_and_creation_and_makes_moderators() {
         !m.identities
             .contains_key(&Jid::parse("g@x/1").expect("jid"))
     );
+}
+
+// ---- Limits (tracker issue 14) ----
+
+/// A service with the test defaults but these limits.
+fn limited(limits: MucLimits) -> MucService {
+    let mut m = service(&[]);
+    m.config.limits = limits;
+    m
+}
+
+fn jid(s: &str) -> Jid {
+    Jid::parse(s).expect("jid")
+}
+
+fn xml(s: &str) -> Element {
+    crate::xml::parse_element(s.as_bytes(), &crate::xml::Limits::default()).expect("test XML")
+}
+
+/// The membership index says exactly what the rooms say, per session and per user, and the
+/// public index lists exactly the public rooms.
+fn assert_indexes(m: &MucService) {
+    let truth: BTreeSet<(String, String)> = m
+        .rooms
+        .iter()
+        .flat_map(|(k, r)| {
+            r.occupants
+                .iter()
+                .map(move |o| (o.real.to_string(), k.clone()))
+        })
+        .collect();
+    assert_eq!(m.members.pairs(), truth, "session index");
+    let mut users = std::collections::BTreeMap::new();
+    for (real, _) in &truth {
+        *users.entry(jid(real).bare().to_string()).or_insert(0u32) += 1;
+    }
+    assert_eq!(m.members.users(), users, "user index");
+    let public: BTreeSet<String> = m
+        .rooms
+        .iter()
+        .filter(|(_, r)| r.config.public)
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert_eq!(m.public, public, "public index");
+}
+
+/// The error in `out` to `to`: (condition, type, text).
+fn error_to(out: &[Routed], to: &str) -> Option<(String, String, String)> {
+    out.iter().find_map(|r| match r {
+        Routed::Stanza(el) if el.attr("type") == Some("error") && el.attr("to") == Some(to) => {
+            let e = el.get_child("error", ns::CLIENT)?;
+            let cond = e.children().find(|c| c.name() != "text")?.name().to_owned();
+            let text = e
+                .get_child("text", ns::STANZAS)
+                .map(Element::text)
+                .unwrap_or_default();
+            Some((cond, e.attr("type").unwrap_or("").to_owned(), text))
+        }
+        _ => None,
+    })
+}
+
+fn leave(from: &str, to: &str) -> Element {
+    Element::builder("presence", ns::CLIENT)
+        .attr("from", from)
+        .attr("to", to)
+        .attr("type", "unavailable")
+        .build()
+}
+
+#[test]
+fn rooms_per_session_are_limited_and_a_leave_frees_a_place() {
+    let mut m = limited(MucLimits {
+        max_rooms_per_session: 2,
+        ..MucLimits::default()
+    });
+    for r in ["r1", "r2"] {
+        let out = m.handle(
+            presence("a@x/1", &format!("{r}@conference.x/a"), ""),
+            0,
+            &NoExtensions,
+        );
+        assert!(errors(&out).is_empty(), "{out:?}");
+    }
+    let out = m.handle(presence("a@x/1", "r3@conference.x/a", ""), 0, &NoExtensions);
+    let (cond, kind, text) = error_to(&out, "a@x/1").expect("refused");
+    assert_eq!(
+        (cond.as_str(), kind.as_str()),
+        ("policy-violation", "modify")
+    );
+    assert!(text.contains("at most 2"), "{text}");
+    assert_eq!(out.len(), 1, "nothing but the error: {out:?}");
+    assert_eq!(m.counts(), (2, 2), "no room was created");
+    // Another session of the same user has its own count.
+    let out = m.handle(
+        presence("a@x/2", "r3@conference.x/a2", ""),
+        0,
+        &NoExtensions,
+    );
+    assert!(errors(&out).is_empty(), "{out:?}");
+    // Leaving one room frees a place.
+    m.handle(leave("a@x/1", "r1@conference.x/a"), 0, &NoExtensions);
+    let out = m.handle(presence("a@x/1", "r3@conference.x/a", ""), 0, &NoExtensions);
+    assert!(errors(&out).is_empty(), "{out:?}");
+    // Service admins (the focus) are not held to it.
+    for r in ["r2", "r3", "r4"] {
+        let out = m.handle(
+            presence("focus@auth.x/f", &format!("{r}@conference.x/focus"), ""),
+            0,
+            &NoExtensions,
+        );
+        assert!(errors(&out).is_empty(), "{out:?}");
+    }
+    assert_indexes(&m);
+}
+
+#[test]
+fn rooms_per_user_count_every_session_of_the_account() {
+    let mut m = limited(MucLimits {
+        max_rooms_per_session: 10,
+        max_rooms_per_user: 3,
+        ..MucLimits::default()
+    });
+    for (from, room) in [("u@x/1", "r1"), ("u@x/1", "r2"), ("u@x/2", "r1")] {
+        let nick = from.replace(['@', '/'], "-");
+        let out = m.handle(
+            presence(from, &format!("{room}@conference.x/{nick}"), ""),
+            0,
+            &NoExtensions,
+        );
+        assert!(errors(&out).is_empty(), "{out:?}");
+    }
+    let out = m.handle(
+        presence("u@x/3", "r3@conference.x/u3", ""),
+        0,
+        &NoExtensions,
+    );
+    let (cond, _, text) = error_to(&out, "u@x/3").expect("refused");
+    assert_eq!(cond, "policy-violation");
+    assert!(
+        text.contains("account") && text.contains("at most 3"),
+        "{text}"
+    );
+    // Another user is not affected.
+    let out = m.handle(presence("v@x/1", "r3@conference.x/v", ""), 0, &NoExtensions);
+    assert!(errors(&out).is_empty(), "{out:?}");
+    // One session ending gives the account its places back.
+    let mut out = Vec::new();
+    m.session_gone(&jid("u@x/1"), &NoExtensions, &mut out);
+    assert_eq!(m.members.user_count(&jid("u@x")), 1);
+    let out = m.handle(
+        presence("u@x/3", "r3@conference.x/u3", ""),
+        0,
+        &NoExtensions,
+    );
+    assert!(errors(&out).is_empty(), "{out:?}");
+    assert_indexes(&m);
+}
+
+#[test]
+fn parked_joins_count_toward_the_session_limit() {
+    let mut m = limited(MucLimits {
+        max_rooms_per_session: 1,
+        ..MucLimits::default()
+    });
+    let ext = AllHooks;
+    let out = m.handle(presence("a@x/1", "r1@conference.x/a", ""), 0, &ext);
+    let (_, ask, _) = calls(out);
+    assert!(ask.is_some(), "the first join waits for room-pre-create");
+    let out = m.handle(presence("a@x/1", "r2@conference.x/a", ""), 0, &ext);
+    assert_eq!(
+        error_to(&out, "a@x/1").map(|e| e.0).as_deref(),
+        Some("policy-violation"),
+        "{out:?}"
+    );
+    // Once the session is gone its parked join no longer counts for anyone.
+    let mut out = Vec::new();
+    m.session_gone(&jid("a@x/1"), &ext, &mut out);
+    assert!(m.parked.is_empty() && m.parked_by.is_empty());
+}
+
+#[test]
+fn rooms_per_service_are_limited_but_existing_rooms_stay_open() {
+    let mut m = limited(MucLimits {
+        max_rooms: 2,
+        ..MucLimits::default()
+    });
+    m.handle(presence("a@x/1", "r1@conference.x/a", ""), 0, &NoExtensions);
+    m.handle(presence("b@x/1", "r2@conference.x/b", ""), 0, &NoExtensions);
+    let out = m.handle(presence("c@x/1", "r3@conference.x/c", ""), 0, &NoExtensions);
+    let (cond, kind, text) = error_to(&out, "c@x/1").expect("refused");
+    assert_eq!(
+        (cond.as_str(), kind.as_str()),
+        ("resource-constraint", "wait")
+    );
+    assert!(text.contains("(2)"), "{text}");
+    // Admins too: it is the service's memory.
+    let out = m.handle(
+        presence("focus@auth.x/f", "r3@conference.x/focus", ""),
+        0,
+        &NoExtensions,
+    );
+    assert_eq!(
+        error_to(&out, "focus@auth.x/f").map(|e| e.0).as_deref(),
+        Some("resource-constraint")
+    );
+    assert_eq!(m.counts(), (2, 2));
+    let out = m.handle(presence("c@x/1", "r1@conference.x/c", ""), 0, &NoExtensions);
+    assert!(errors(&out).is_empty(), "joining an existing room: {out:?}");
+    // A room destroyed when empty makes room for a new one.
+    m.handle(leave("b@x/1", "r2@conference.x/b"), 0, &NoExtensions);
+    let out = m.handle(presence("c@x/1", "r3@conference.x/c", ""), 0, &NoExtensions);
+    assert!(errors(&out).is_empty(), "{out:?}");
+    assert_indexes(&m);
+}
+
+/// What a lib-jitsi-meet client with a token sends in a room presence, on the heavy side:
+/// caps, features, codec list, mute state, SourceInfo for a camera and a screen share, E2EE
+/// key, region, and an identity card with an avatar URL.
+fn heavy_jitsi_presence(from: &str, to: &str) -> Element {
+    let features: String = [
+        "https://jitsi.org/meet/e2ee",
+        "urn:xmpp:jingle:apps:rtp:audio",
+        "urn:xmpp:jingle:apps:rtp:video",
+        "urn:xmpp:jingle:apps:dtls:0",
+        "urn:xmpp:jingle:transports:ice-udp:1",
+        "http://jitsi.org/json-encoded-sources",
+        "http://jitsi.org/source-name",
+        "http://jitsi.org/receive-multiple-video-streams",
+        "http://jitsi.org/ssrc-rewriting-1",
+        "http://jitsi.org/opus-red",
+        "http://jitsi.org/remb",
+        "http://jitsi.org/tcc",
+        "urn:ietf:rfc:4588",
+        "urn:ietf:rfc:5761",
+        "urn:ietf:rfc:5888",
+    ]
+    .iter()
+    .map(|f| format!("<feature var='{f}'/>"))
+    .collect();
+    let key = "A".repeat(600);
+    xml(&format!(
+        "<presence xmlns='jabber:client' from='{from}' to='{to}'>\
+         <x xmlns='http://jabber.org/protocol/muc'/>\
+         <stats-id>Kristina-8oj</stats-id>\
+         <region xmlns='http://jitsi.org/jitsi-meet' id='eu-central-1'/>\
+         <c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://jitsi.org/jitsi-meet' ver='cvjWXufsg4xT62Ec2mlATkFZ9lk='/>\
+         <features>{features}</features>\
+         <jitsi_participant_codecList>av1,vp9,vp8,h264</jitsi_participant_codecList>\
+         <jitsi_participant_codecType>vp9</jitsi_participant_codecType>\
+         <jitsi_participant_region>eu-central-1</jitsi_participant_region>\
+         <jitsi_participant_e2ee.enabled>false</jitsi_participant_e2ee.enabled>\
+         <jitsi_participant_e2ee.idKey>{key}</jitsi_participant_e2ee.idKey>\
+         <jitsi_participant_isReplacing>false</jitsi_participant_isReplacing>\
+         <nick xmlns='http://jabber.org/protocol/nick'>Kristina Müller-Lüdenscheidt (Product)</nick>\
+         <email>kristina.mueller@example.com</email>\
+         <avatar-url>https://avatars.example.com/u/8c1f6a3e-4b2d-4f7a-9a31-1c2d3e4f5a6b.png?size=256</avatar-url>\
+         <audiomuted>false</audiomuted><videomuted>false</videomuted><videoType>camera</videoType>\
+         <SourceInfo>{{\"8c1f6a3e-a0\":{{\"muted\":false}},\"8c1f6a3e-v0\":{{\"muted\":false,\"videoType\":\"camera\"}},\"8c1f6a3e-v1\":{{\"muted\":false,\"videoType\":\"desktop\"}}}}</SourceInfo>\
+         <flip_device/><raisedHand>1733011200000</raisedHand>\
+         <identity><user><id>8c1f6a3e-4b2d-4f7a-9a31-1c2d3e4f5a6b</id><name>Kristina Müller-Lüdenscheidt</name>\
+         <avatar>https://avatars.example.com/u/8c1f6a3e-4b2d-4f7a-9a31-1c2d3e4f5a6b.png</avatar></user>\
+         <group>a1b2c3d4-tenant</group></identity>\
+         </presence>"
+    ))
+}
+
+fn payload_bytes(p: &Element) -> usize {
+    let mut b = Vec::new();
+    payload_of(p).write_to(&mut b, ns::CLIENT);
+    b.len()
+}
+
+#[test]
+fn presence_size_is_limited_and_a_refused_one_is_not_stored() {
+    let mut m = service(&[]);
+    // A heavy Jitsi presence is far below the default.
+    let heavy = heavy_jitsi_presence("a@x/1", "r@conference.x/a");
+    let size = payload_bytes(&heavy);
+    assert!(
+        (2048..4096).contains(&size),
+        "the heavy presence is {size} bytes"
+    );
+    assert!(size * 4 < MucLimits::default().max_presence_bytes as usize);
+    let out = m.handle(heavy, 0, &NoExtensions);
+    assert!(errors(&out).is_empty(), "{out:?}");
+    // A join beyond the limit: refused, nothing stored.
+    let mut m = limited(MucLimits {
+        max_presence_bytes: 1024,
+        ..MucLimits::default()
+    });
+    let big = "n".repeat(1100);
+    let out = m.handle(
+        presence("a@x/1", "r@conference.x/a", &big),
+        0,
+        &NoExtensions,
+    );
+    let (cond, kind, text) = error_to(&out, "a@x/1").expect("refused");
+    assert_eq!(
+        (cond.as_str(), kind.as_str()),
+        ("policy-violation", "modify")
+    );
+    assert!(text.contains("at most 1024"), "{text}");
+    assert_eq!(m.counts(), (0, 0));
+    // An update beyond it: the sender gets the error, nobody else anything, the old presence
+    // stays.
+    m.handle(
+        presence("a@x/1", "r@conference.x/a", "small"),
+        0,
+        &NoExtensions,
+    );
+    m.handle(presence("b@x/1", "r@conference.x/b", ""), 0, &NoExtensions);
+    let out = m.handle(
+        presence("a@x/1", "r@conference.x/a", &big),
+        0,
+        &NoExtensions,
+    );
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(
+        error_to(&out, "a@x/1").map(|e| e.0).as_deref(),
+        Some("policy-violation")
+    );
+    // Nor may a nick change carry it.
+    let out = m.handle(
+        presence("a@x/1", "r@conference.x/a2", &big),
+        0,
+        &NoExtensions,
+    );
+    assert_eq!(out.len(), 1, "{out:?}");
+    let kept = &m.rooms["r"].occupants[0];
+    assert_eq!(kept.nick, "a");
+    assert_eq!(
+        kept.presence
+            .get_child("nick", "http://jabber.org/protocol/nick")
+            .map(Element::text)
+            .as_deref(),
+        Some("small")
+    );
+    // Exactly at the limit is accepted.
+    let mut p = presence("a@x/1", "r@conference.x/a", "");
+    let base = payload_bytes(&p);
+    let nick = |p: &mut Element, len: usize| {
+        p.remove_children("nick", "http://jabber.org/protocol/nick");
+        let mut n = Element::new("nick", "http://jabber.org/protocol/nick");
+        n.append_text(&"z".repeat(len));
+        p.append_child(n);
+    };
+    nick(&mut p, 1);
+    let len = 1024 + 1 - payload_bytes(&p);
+    nick(&mut p, len);
+    assert!(base < 1024 && payload_bytes(&p) == 1024);
+    let out = m.handle(p.clone(), 0, &NoExtensions);
+    assert!(errors(&out).is_empty(), "{out:?}");
+    // One byte more is not.
+    nick(&mut p, len + 1);
+    let out = m.handle(p, 0, &NoExtensions);
+    assert_eq!(
+        error_to(&out, "a@x/1").map(|e| e.0).as_deref(),
+        Some("policy-violation")
+    );
+}
+
+fn owner_submit(from: &str, room: &str, fields: &str) -> Element {
+    xml(&format!(
+        "<iq xmlns='jabber:client' type='set' id='cfg' from='{from}' to='{room}'>\
+         <query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>\
+         <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>\
+         {fields}</x></query></iq>"
+    ))
+}
+
+fn persistent(v: &str) -> String {
+    format!("<field var='muc#roomconfig_persistentroom'><value>{v}</value></field>")
+}
+
+#[test]
+fn only_service_admins_make_rooms_persistent() {
+    let mut m = service(&[]);
+    m.handle(presence("o@x/1", "r@conference.x/o", ""), 0, &NoExtensions);
+    // The owner may not, and nothing of the form applies.
+    let out = m.handle(
+        owner_submit(
+            "o@x/1",
+            "r@conference.x",
+            &format!(
+                "{}<field var='muc#roomconfig_roomname'><value>New</value></field>",
+                persistent("1")
+            ),
+        ),
+        0,
+        &NoExtensions,
+    );
+    let (cond, kind, text) = error_to(&out, "o@x/1").expect("refused");
+    assert_eq!((cond.as_str(), kind.as_str()), ("forbidden", "auth"));
+    assert!(text.contains("admins"), "{text}");
+    assert!(!m.rooms["r"].config.persistent);
+    assert_eq!(m.rooms["r"].config.name, "r");
+    // Sending the field back unchanged (a whole form returned) is fine.
+    let out = m.handle(
+        owner_submit("o@x/1", "r@conference.x", &persistent("0")),
+        0,
+        &NoExtensions,
+    );
+    assert!(errors(&out).is_empty(), "{out:?}");
+    // A service admin may, without being in the room.
+    let out = m.handle(
+        owner_submit("focus@auth.x/f", "r@conference.x", &persistent("1")),
+        0,
+        &NoExtensions,
+    );
+    assert!(errors(&out).is_empty(), "{out:?}");
+    assert!(m.rooms["r"].config.persistent);
+    // The owner's later forms keep it as it is, but may not turn it off.
+    let out = m.handle(
+        owner_submit("o@x/1", "r@conference.x", &persistent("1")),
+        0,
+        &NoExtensions,
+    );
+    assert!(errors(&out).is_empty(), "{out:?}");
+    let out = m.handle(
+        owner_submit("o@x/1", "r@conference.x", &persistent("0")),
+        0,
+        &NoExtensions,
+    );
+    assert_eq!(
+        error_to(&out, "o@x/1").map(|e| e.0).as_deref(),
+        Some("forbidden")
+    );
+    // Persistent: the room outlives its last occupant.
+    m.handle(leave("o@x/1", "r@conference.x/o"), 0, &NoExtensions);
+    assert_eq!(m.counts(), (1, 0));
+    assert_indexes(&m);
+}
+
+fn disco_items(from: &str, set: &str) -> Element {
+    xml(&format!(
+        "<iq xmlns='jabber:client' type='get' id='d' from='{from}' to='conference.x'>\
+         <query xmlns='http://jabber.org/protocol/disco#items'>{set}</query></iq>"
+    ))
+}
+
+/// The room JIDs of a disco#items answer, and its `<set/>` as (first, index, last, count).
+#[allow(clippy::type_complexity)]
+fn items_page(
+    out: &[Routed],
+) -> (
+    Vec<String>,
+    Option<(Option<String>, Option<String>, Option<String>, String)>,
+) {
+    let Some(Routed::Stanza(iq)) = out.first() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(iq.attr("type"), Some("result"), "{iq:?}");
+    let q = iq.get_child("query", ns::DISCO_ITEMS).expect("query");
+    let items = q
+        .children()
+        .filter(|c| c.name() == "item")
+        .filter_map(|c| c.attr("jid").map(str::to_owned))
+        .collect();
+    let set = q.get_child("set", limits::RSM).map(|s| {
+        let first = s.get_child("first", limits::RSM);
+        (
+            first.map(Element::text),
+            first.and_then(|f| f.attr("index")).map(str::to_owned),
+            s.get_child("last", limits::RSM).map(Element::text),
+            s.get_child("count", limits::RSM)
+                .map(Element::text)
+                .unwrap_or_default(),
+        )
+    });
+    (items, set)
+}
+
+fn s(v: &str) -> Option<String> {
+    Some(v.to_owned())
+}
+
+#[test]
+fn disco_items_are_paged_with_rsm() {
+    let mut m = limited(MucLimits {
+        disco_items_page: 2,
+        ..MucLimits::default()
+    });
+    // Five public rooms and a hidden one.
+    for r in ["e", "a", "d", "b", "c", "hidden"] {
+        let from = format!("{r}@x/1");
+        m.handle(
+            presence(&from, &format!("{r}@conference.x/o"), ""),
+            0,
+            &NoExtensions,
+        );
+        if r != "hidden" {
+            let out = m.handle(
+                owner_submit(
+                    &from,
+                    &format!("{r}@conference.x"),
+                    "<field var='muc#roomconfig_publicroom'><value>1</value></field>",
+                ),
+                0,
+                &NoExtensions,
+            );
+            assert!(errors(&out).is_empty(), "{out:?}");
+        }
+    }
+    assert_indexes(&m);
+    let room = |r: &str| format!("{r}@conference.x");
+    // No <set/>: the default page, and a <set/> saying there is more.
+    let (items, set) = items_page(&m.handle(disco_items("q@x/1", ""), 0, &NoExtensions));
+    assert_eq!(items, [room("a"), room("b")]);
+    assert_eq!(
+        set,
+        Some((s(&room("a")), s("0"), s(&room("b")), "5".into()))
+    );
+    // The next page, after the last one seen.
+    let rsm = |inner: &str| format!("<set xmlns='http://jabber.org/protocol/rsm'>{inner}</set>");
+    let (items, set) = items_page(&m.handle(
+        disco_items("q@x/1", &rsm(&format!("<after>{}</after>", room("b")))),
+        0,
+        &NoExtensions,
+    ));
+    assert_eq!(items, [room("c"), room("d")]);
+    assert_eq!(
+        set,
+        Some((s(&room("c")), s("2"), s(&room("d")), "5".into()))
+    );
+    // After a room that is gone meanwhile: where it would be.
+    let (items, _) = items_page(&m.handle(
+        disco_items("q@x/1", &rsm(&format!("<after>{}</after>", room("bb")))),
+        0,
+        &NoExtensions,
+    ));
+    assert_eq!(items, [room("c"), room("d")]);
+    // The last page, and the page before an item.
+    let (items, set) = items_page(&m.handle(
+        disco_items("q@x/1", &rsm("<max>10</max><before/>")),
+        0,
+        &NoExtensions,
+    ));
+    assert_eq!(
+        items,
+        [room("d"), room("e")],
+        "max is capped at the page size"
+    );
+    assert_eq!(
+        set,
+        Some((s(&room("d")), s("3"), s(&room("e")), "5".into()))
+    );
+    let (items, set) = items_page(&m.handle(
+        disco_items(
+            "q@x/1",
+            &rsm(&format!("<max>1</max><before>{}</before>", room("c"))),
+        ),
+        0,
+        &NoExtensions,
+    ));
+    assert_eq!(items, [room("b")]);
+    assert_eq!(
+        set,
+        Some((s(&room("b")), s("1"), s(&room("b")), "5".into()))
+    );
+    // Past the end: no items, the count only. max 0: the count only.
+    let (items, set) = items_page(&m.handle(
+        disco_items("q@x/1", &rsm(&format!("<after>{}</after>", room("e")))),
+        0,
+        &NoExtensions,
+    ));
+    assert!(items.is_empty());
+    assert_eq!(set, Some((None, None, None, "5".into())));
+    let (items, set) =
+        items_page(&m.handle(disco_items("q@x/1", &rsm("<max>0</max>")), 0, &NoExtensions));
+    assert!(items.is_empty());
+    assert_eq!(set, Some((None, None, None, "5".into())));
+    // Page jumping by index.
+    let (items, set) = items_page(&m.handle(
+        disco_items("q@x/1", &rsm("<index>4</index>")),
+        0,
+        &NoExtensions,
+    ));
+    assert_eq!(items, [room("e")]);
+    assert_eq!(set.and_then(|s| s.1), s("4"));
+    // Errors: a malformed max, an id that is no room of this service.
+    let out = m.handle(
+        disco_items("q@x/1", &rsm("<max>lots</max>")),
+        0,
+        &NoExtensions,
+    );
+    assert_eq!(errors(&out), [("q@x/1".into(), "bad-request".into())]);
+    let out = m.handle(
+        disco_items("q@x/1", &rsm("<after>a@elsewhere</after>")),
+        0,
+        &NoExtensions,
+    );
+    assert_eq!(errors(&out), [("q@x/1".into(), "item-not-found".into())]);
+    // A room made hidden again leaves the list.
+    let out = m.handle(
+        owner_submit(
+            "a@x/1",
+            "a@conference.x",
+            "<field var='muc#roomconfig_publicroom'><value>0</value></field>",
+        ),
+        0,
+        &NoExtensions,
+    );
+    assert!(errors(&out).is_empty(), "{out:?}");
+    let (items, set) = items_page(&m.handle(disco_items("q@x/1", ""), 0, &NoExtensions));
+    assert_eq!(items, [room("b"), room("c")]);
+    assert_eq!(set.map(|s| s.3).as_deref(), Some("4"));
+    // A list that fits in one page carries no <set/> unless asked.
+    let mut m = service(&[]);
+    m.handle(presence("a@x/1", "a@conference.x/o", ""), 0, &NoExtensions);
+    m.handle(
+        owner_submit(
+            "a@x/1",
+            "a@conference.x",
+            "<field var='muc#roomconfig_publicroom'><value>1</value></field>",
+        ),
+        0,
+        &NoExtensions,
+    );
+    let (items, set) = items_page(&m.handle(disco_items("q@x/1", ""), 0, &NoExtensions));
+    assert_eq!((items.len(), set), (1, None));
+}
+
+fn admin_set(from: &str, room: &str, item: &str) -> Element {
+    xml(&format!(
+        "<iq xmlns='jabber:client' type='set' id='adm' from='{from}' to='{room}'>\
+         <query xmlns='http://jabber.org/protocol/muc#admin'>{item}</query></iq>"
+    ))
+}
+
+#[test]
+fn membership_index_follows_every_way_in_and_out() {
+    let mut m = service(&[]);
+    let ext = NoExtensions;
+    // Joins in three rooms; a public one.
+    for (from, to) in [
+        ("o@x/1", "r1@conference.x/o"),
+        ("a@x/1", "r1@conference.x/a"),
+        ("a@x/2", "r1@conference.x/a2"),
+        ("b@x/1", "r1@conference.x/b"),
+        ("c@x/1", "r1@conference.x/c"),
+        ("a@x/1", "r2@conference.x/a"),
+        ("o@x/1", "r3@conference.x/o"),
+        ("c@x/1", "r3@conference.x/c"),
+    ] {
+        let out = m.handle(presence(from, to, ""), 0, &ext);
+        assert!(errors(&out).is_empty(), "{out:?}");
+        assert_indexes(&m);
+    }
+    m.handle(
+        owner_submit(
+            "o@x/1",
+            "r3@conference.x",
+            "<field var='muc#roomconfig_publicroom'><value>1</value></field>",
+        ),
+        0,
+        &ext,
+    );
+    assert_indexes(&m);
+    assert_eq!(m.members.session_count(&jid("a@x/1")), 2);
+    assert_eq!(m.members.user_count(&jid("a@x")), 3);
+    // A nick change keeps the entry.
+    let out = m.handle(presence("a@x/1", "r1@conference.x/a-new", ""), 0, &ext);
+    assert!(errors(&out).is_empty(), "{out:?}");
+    assert_indexes(&m);
+    assert_eq!(m.members.session_count(&jid("a@x/1")), 2);
+    // A kick and a ban remove theirs (the ban both sessions of a@x).
+    let out = m.handle(
+        admin_set("o@x/1", "r1@conference.x", "<item nick='b' role='none'/>"),
+        0,
+        &ext,
+    );
+    assert!(errors(&out).is_empty(), "{out:?}");
+    assert_indexes(&m);
+    assert_eq!(m.members.session_count(&jid("b@x/1")), 0);
+    let out = m.handle(
+        admin_set(
+            "o@x/1",
+            "r1@conference.x",
+            "<item jid='a@x' affiliation='outcast'/>",
+        ),
+        0,
+        &ext,
+    );
+    assert!(errors(&out).is_empty(), "{out:?}");
+    assert_indexes(&m);
+    assert_eq!(m.members.user_count(&jid("a@x")), 1, "still in r2");
+    // A leave that empties a room removes the room.
+    m.handle(leave("a@x/1", "r2@conference.x/a"), 0, &ext);
+    assert_indexes(&m);
+    assert!(!m.rooms.contains_key("r2"));
+    // Destroying a room removes every occupant's entry and its public listing.
+    let out = m.handle(
+        xml(
+            "<iq xmlns='jabber:client' type='set' id='x' from='o@x/1' to='r3@conference.x'>\
+             <query xmlns='http://jabber.org/protocol/muc#owner'><destroy/></query></iq>",
+        ),
+        0,
+        &ext,
+    );
+    assert!(errors(&out).is_empty(), "{out:?}");
+    assert_indexes(&m);
+    assert_eq!(m.members.session_count(&jid("c@x/1")), 1);
+    assert!(m.public.is_empty());
+    // The session's end leaves only its own rooms; the others are untouched.
+    let mut out = Vec::new();
+    m.session_gone(&jid("c@x/1"), &ext, &mut out);
+    assert_indexes(&m);
+    assert_eq!(m.counts(), (1, 1));
+    let told: BTreeSet<String> = presences(&out).into_iter().map(|(to, ..)| to).collect();
+    assert_eq!(
+        told,
+        BTreeSet::from(["c@x/1".to_owned(), "o@x/1".to_owned()])
+    );
+    m.session_gone(&jid("o@x/1"), &ext, &mut out);
+    assert_indexes(&m);
+    assert_eq!(m.counts(), (0, 0));
+    assert!(m.members.pairs().is_empty() && m.members.users().is_empty());
 }
