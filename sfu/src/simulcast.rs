@@ -1,5 +1,6 @@
-//! Owns simulcast forwarding: which layer of a sender's video each receiver gets, and the
-//! rewriting that makes a layer switch invisible to the receiver. A receiver was told only the
+//! Owns simulcast forwarding: which layer of a sender's video each receiver gets (by its
+//! constraints, and by its downlink estimate shared among the sources it gets: `allocate`),
+//! and the rewriting that makes a layer switch invisible to the receiver. A receiver was told only the
 //! first layer's SSRC (and its RTX SSRC); whatever layer it gets goes out under those, with
 //! sequence numbers and timestamps continuing across switches, as Jitsi Videobridge does.
 //!
