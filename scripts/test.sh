@@ -18,6 +18,13 @@ bash scripts/browser-deps.sh
 bash scripts/ldap-deps.sh
 bash scripts/jwt-deps.sh
 bash scripts/turn-deps.sh
+# Plugins in JavaScript and Python: the pinned toolchains, the brand plugin built in Rust, JS
+# and Python (compared by tests/all/brand_langs.rs), and the native tests of the JS and Python
+# SDKs and example plugins, under plain Node and CPython.
+bash scripts/build-lang-plugins.sh
+node --test plugins/sdk-js/test/ examples/brand-plugin-js/test/
+(cd plugins/sdk-py && python3 -m unittest discover -s tests -t .)
+(cd examples/brand-plugin-py && python3 -m unittest discover -s tests -t .)
 
 # Formatting first: a change rustfmt would rewrite fails here, not in review.
 cargo fmt --all -- --check

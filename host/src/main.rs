@@ -71,14 +71,19 @@ enum PluginCmd {
         /// Only the plugin of this name.
         plugin: Option<String>,
     },
-    /// Write a new plugin crate NAME/ (Cargo.toml, src/lib.rs, src/policy.rs, README.md)
-    /// depending on this checkout's plugin SDK.
+    /// Write a new plugin NAME/ depending on this checkout's plugin SDK: a Rust crate
+    /// (Cargo.toml, src/lib.rs, src/policy.rs, README.md), or with --lang js|python a hook
+    /// plugin with its world, a native test and build.sh.
     New {
         /// The plugin's name, lowercase kebab-case (e.g. room-greeter).
         name: String,
         /// Its world.
         #[arg(long, default_value = "hooks", value_parser = ["hooks", "component", "auth"])]
         world: String,
+        /// Its language: a Rust crate, or a JavaScript or Python hook plugin (built with the
+        /// toolchains scripts/plugin-langs-deps.sh pins).
+        #[arg(long, default_value = "rust", value_parser = ["rust", "js", "python"])]
+        lang: String,
         /// The directory to create NAME/ in (default: the current one).
         #[arg(long, default_value = ".")]
         dir: PathBuf,
@@ -203,10 +208,17 @@ fn main() -> ExitCode {
                 init_tracing("warn");
                 let config = load(config.as_ref()).map_err(anyhow::Error::msg)?;
                 match action {
-                    PluginCmd::New { name, world, dir } => {
+                    PluginCmd::New {
+                        name,
+                        world,
+                        lang,
+                        dir,
+                    } => {
                         let world = world.parse()?;
-                        let sdk = admin::scaffold::sdk_path();
-                        let root = admin::scaffold::new_plugin(&name, world, &dir, &sdk)?;
+                        let lang = lang.parse()?;
+                        let checkout = admin::scaffold::checkout_path();
+                        let root =
+                            admin::scaffold::new_plugin_in(&name, lang, world, &dir, &checkout)?;
                         println!("created {}", root.display());
                         Ok(())
                     }

@@ -6,6 +6,8 @@
 //! a missing one fail; accounts belong to one vhost).
 //! Invariants checked: a deleted account cannot log in; after `passwd` only the new password
 //! works; every change reaches the auth plugin's storage.
+//! `lilt plugin new` in Rust, JavaScript and Python: what it writes, and (JS, Python) that it
+//! passes its native tests, builds with the pinned toolchains and answers on a real server.
 //! Tests: this file.
 
 use crate::client::{is_not_authorized, sasl_only_bounded};
@@ -212,4 +214,94 @@ fn plugin_new_scaffolds_a_crate() {
     }
     let out = crate::harness::run_cli(&["plugin", "new", "x", "--world", "sfu", "--dir", dir], "");
     assert!(!out.success(), "{out:?}");
+}
+
+/// Run `program args` in `dir` (bounded only by the test's own timeout); its output.
+fn run_in(dir: &std::path::Path, program: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} {args:?} in {}: {e}", dir.display()))
+}
+
+/// `lilt plugin new NAME --lang js|python` writes a hook plugin whose native tests pass under
+/// plain Node and CPython, whose build.sh builds a component with the pinned toolchains
+/// (scripts/plugin-langs-deps.sh, run by scripts/test.sh), and which a server loads with
+/// `grants = ["stanzas"]` and runs: `hello` sent to the vhost is answered with the greeting.
+#[tokio::test]
+async fn plugin_new_js_and_python_test_build_and_answer() {
+    let tmp = crate::harness::TempDir::new();
+    let dir = tmp.path().to_str().expect("utf-8");
+    let mut vhosts = Vec::new();
+    for (lang, name, native) in [
+        ("js", "js-greeter", ["node", "--test", "test/"].as_slice()),
+        (
+            "python",
+            "py-greeter",
+            [
+                "python3", "-m", "unittest", "discover", "-s", "tests", "-t", ".",
+            ]
+            .as_slice(),
+        ),
+    ] {
+        let out =
+            crate::harness::run_cli(&["plugin", "new", name, "--lang", lang, "--dir", dir], "");
+        assert!(out.success(), "{lang}: {out:?}");
+        let root = tmp.path().join(name);
+        let tests = run_in(&root, native[0], &native[1..]);
+        assert!(
+            tests.status.success(),
+            "{lang} native tests: {}{}",
+            String::from_utf8_lossy(&tests.stdout),
+            String::from_utf8_lossy(&tests.stderr)
+        );
+        let build = run_in(&root, "bash", &["build.sh"]);
+        assert!(
+            build.status.success(),
+            "{lang} build (scripts/plugin-langs-deps.sh installs the toolchains): {}{}",
+            String::from_utf8_lossy(&build.stdout),
+            String::from_utf8_lossy(&build.stderr)
+        );
+        let wasm = root.join(format!("build/{}.wasm", name.replace('-', "_")));
+        assert!(wasm.is_file(), "{lang}: no {}", wasm.display());
+        vhosts.push(
+            crate::harness::Vhost::anonymous(&format!("{lang}.localhost")).with(&format!(
+                "[[vhosts.plugins]]\nplugin = {name:?}\npath = {:?}\ngrants = [\"stanzas\"]\n\
+                 settings = {{ greeting = \"Hi from {lang}!\" }}",
+                wasm.display().to_string()
+            )),
+        );
+    }
+    let out = crate::harness::run_cli(
+        &[
+            "plugin", "new", "x", "--lang", "js", "--world", "auth", "--dir", dir,
+        ],
+        "",
+    );
+    assert!(
+        !out.success() && out.stderr.contains("hook plugins only"),
+        "{out:?}"
+    );
+    let out = crate::harness::run_cli(&["plugin", "new", "x", "--lang", "go", "--dir", dir], "");
+    assert!(!out.success(), "{out:?}");
+
+    let server = Setup::new(TestConfig::new(vhosts)).start();
+    for lang in ["js", "python"] {
+        let domain = format!("{lang}.localhost");
+        let mut p = crate::muc::Peer::anonymous(&server, &domain).await;
+        p.send(&format!(
+            "<message to='{domain}' type='chat'><body>hello</body></message>"
+        ))
+        .await;
+        p.expect(&format!(
+            "<message type='chat' to='{{me}}' from='{domain}'><body>Hi from {lang}!</body></message>"
+        ))
+        .await;
+        p.send(&format!(
+            "<message to='{domain}' type='chat'><body>bye</body></message>"
+        ))
+        .await;
+        p.expect_silence().await;
+    }
 }

@@ -20,6 +20,7 @@ mod web;
 
 mod av_moderation;
 mod bosh;
+mod brand_langs;
 mod browser;
 mod cli;
 mod component;

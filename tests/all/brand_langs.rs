@@ -1,0 +1,147 @@
+//! The brand plugin written three times, in Rust (examples/brand-plugin), JavaScript
+//! (examples/brand-plugin-js) and Python (examples/brand-plugin-py), run by the real `lilt`
+//! binary side by side: one vhost each, every one loaded by `path` with `grants =
+//! ["stanzas"]` only, the same test body driven against each, and the three transcripts
+//! compared.
+//!
+//! Shell (end-to-end against `lilt serve` and `lilt check-config`). Spec: docs/plugins.md
+//! (JavaScript and Python sections) and examples/brand-plugin/src/policy.rs. Invariants
+//! checked: the JS and Python components import nothing beyond `stanzas` and what is always
+//! granted (they load with `grants = ["stanzas"]`); the brand query gets the same reply from all
+//! three (escaping included), other iqs pass to the server the same way, and bad settings
+//! (an unknown key, a colour that is not `#rrggbb`) are refused by each at load.
+//! scripts/build-lang-plugins.sh builds the three components first. Tests: this file.
+
+use std::path::PathBuf;
+
+use crate::harness::{Setup, TestConfig, Vhost, plugin_dir, run_cli, workspace_root};
+use crate::muc::Peer;
+
+/// The settings every build gets when it is not the one under test.
+const GOOD: &str = r##"{ welcome = "Hi from <Acme> & 'co'", colour = "#ff6600" }"##;
+
+/// `(language, the component)` of each build.
+fn builds() -> Vec<(&'static str, PathBuf)> {
+    let ex = workspace_root().join("examples");
+    let all = vec![
+        ("rust", plugin_dir().join("brand_plugin.wasm")),
+        ("js", ex.join("brand-plugin-js/build/brand_plugin.wasm")),
+        ("py", ex.join("brand-plugin-py/build/brand_plugin.wasm")),
+    ];
+    for (lang, path) in &all {
+        assert!(
+            path.is_file(),
+            "the {lang} brand plugin {} is missing; build it with scripts/build-lang-plugins.sh \
+             (scripts/test.sh does)",
+            path.display()
+        );
+    }
+    all
+}
+
+/// One anonymous vhost `LANG.localhost` per build, each with the brand plugin and `settings`
+/// (an inline TOML table) for the build named `bad` (or every build when `bad` is `None`),
+/// the good settings for the others.
+fn config(settings: &str, bad: Option<&str>) -> TestConfig {
+    TestConfig::new(
+        builds()
+            .into_iter()
+            .map(|(lang, path)| {
+                let s = if bad.is_none_or(|b| b == lang) {
+                    settings
+                } else {
+                    GOOD
+                };
+                Vhost::anonymous(&format!("{lang}.localhost")).with(&format!(
+                    "[[vhosts.plugins]]\nplugin = \"brand-plugin\"\npath = {:?}\n\
+                     grants = [\"stanzas\"]\nsettings = {s}",
+                    path.display().to_string()
+                ))
+            })
+            .collect(),
+    )
+}
+
+/// The test body: what a client on `domain` sees, with its own JID and the domain written as
+/// `{me}` and `{vhost}` so the transcripts of the three vhosts compare.
+async fn transcript(server: &crate::harness::Server, domain: &str) -> Vec<String> {
+    let mut p = Peer::anonymous(server, domain).await;
+    let mut lines = Vec::new();
+    for request in [
+        // The brand query.
+        "<iq type='get' to='{vhost}' id='b1'><query xmlns='urn:example:brand'/></iq>",
+        // The same namespace in a `set`: the plugin passes, the server answers.
+        "<iq type='set' to='{vhost}' id='b2'><query xmlns='urn:example:brand'/></iq>",
+        // Another get: passes (the server answers the ping).
+        "<iq type='get' to='{vhost}' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>",
+        // The query again: the plugin keeps answering on its pooled instance.
+        "<iq type='get' to='{vhost}' id='b3'><query xmlns='urn:example:brand'/></iq>",
+    ] {
+        p.send(&request.replace("{vhost}", domain)).await;
+        let reply = String::from(&p.next().await);
+        lines.push(reply.replace(&p.jid, "{me}").replace(domain, "{vhost}"));
+    }
+    p.expect_silence().await;
+    p.quit().await;
+    lines
+}
+
+#[tokio::test]
+async fn rust_js_and_python_builds_behave_identically() {
+    // Good settings for all three: start the server, run the same body against each.
+    let server = Setup::new(config(GOOD, None)).start();
+    let mut transcripts = Vec::new();
+    for (lang, _) in builds() {
+        transcripts.push((
+            lang,
+            transcript(&server, &format!("{lang}.localhost")).await,
+        ));
+    }
+    let (_, rust) = &transcripts[0];
+    let brand = &rust[0];
+    assert!(
+        brand.contains("type=\"result\"") || brand.contains("type='result'"),
+        "{brand}"
+    );
+    assert!(brand.contains("urn:example:brand"), "{brand}");
+    assert!(
+        brand.contains("Hi from &lt;Acme&gt; &amp; ") && brand.contains("#ff6600"),
+        "the welcome and colour, escaped: {brand}"
+    );
+    assert!(
+        rust[1].contains("error"),
+        "a set is not answered by the plugin: {}",
+        rust[1]
+    );
+    assert!(
+        !rust[2].contains("error") && !rust[2].contains("brand"),
+        "{}",
+        rust[2]
+    );
+    assert_eq!(rust[3], rust[0].replace("b1", "b3"));
+    for (lang, t) in &transcripts[1..] {
+        assert_eq!(t, rust, "{lang} differs from rust");
+    }
+    let log = server.log();
+    assert!(!log.contains("trap"), "a plugin trapped:\n{log}");
+    let setup = server.stop();
+
+    // Bad settings: each build refuses them at load, naming the key or the rule.
+    for (lang, _) in builds() {
+        for (settings, says) in [
+            (r##"{ color = "#ff6600" }"##, "color"),
+            (r#"{ colour = "orange" }"#, "#rrggbb"),
+            // serde's message names the type, not the key: only the refusal is compared.
+            (r#"{ welcome = 7 }"#, ""),
+        ] {
+            setup.rewrite(&config(settings, Some(lang)));
+            let out = run_cli(&["check-config", &setup.config_arg()], "");
+            assert!(!out.success(), "{lang} accepted {settings}: {out:?}");
+            assert!(
+                out.stderr.contains(&format!("{lang}.localhost")) && out.stderr.contains(says),
+                "{lang}, {settings}: {:?}",
+                out.stderr
+            );
+        }
+    }
+}
