@@ -792,7 +792,8 @@ impl Sfu {
     }
 
     /// Shares `key`'s downlink estimate among the simulcast sources it gets (see
-    /// [`simulcast::allocate`]): the most wanted height first, then the most recent speakers.
+    /// [`simulcast::allocate`]): the senders it prioritizes (on-stage, selected) first, then
+    /// the most wanted height, then the most recent speakers.
     /// Nothing is capped until the receiver has sent feedback.
     fn allocate(&mut self, key: EpKey) {
         let now = self.now;
@@ -807,7 +808,7 @@ impl Sfu {
             return;
         };
         let budget = estimate.saturating_sub(ep.rate_other_out.bps(now_us));
-        let mut order: Vec<(u32, u32, usize)> = conf
+        let mut order: Vec<(u32, (usize, std::cmp::Reverse<u32>, usize))> = conf
             .sources
             .iter()
             .filter(|(_, src)| src.sender != key)
@@ -823,13 +824,19 @@ impl Sfu {
                     .iter()
                     .position(|k| *k == src.sender)
                     .unwrap_or(usize::MAX);
-                Some((*source, max_height, rank))
+                let first = ep
+                    .constraints
+                    .prioritized
+                    .iter()
+                    .position(|id| *id == sender.id)
+                    .unwrap_or(usize::MAX);
+                Some((*source, (first, std::cmp::Reverse(max_height), rank)))
             })
             .collect();
-        order.sort_by_key(|(source, height, rank)| (std::cmp::Reverse(*height), *rank, *source));
+        order.sort_by_key(|(source, key)| (*key, *source));
         let demands: Vec<simulcast::Demand> = order
             .iter()
-            .filter_map(|(source, max_height, _)| {
+            .filter_map(|(source, (_, std::cmp::Reverse(max_height), _))| {
                 let src = conf.sources.get(source)?;
                 let active = src.active(now);
                 Some(simulcast::Demand {
@@ -843,7 +850,7 @@ impl Sfu {
         let caps: HashMap<u32, usize> = order
             .iter()
             .zip(caps)
-            .filter_map(|((source, _, _), cap)| cap.map(|c| (*source, c)))
+            .filter_map(|((source, _), cap)| cap.map(|c| (*source, c)))
             .collect();
         if let Some(ep) = self.endpoints.get_mut(&key) {
             ep.caps = caps;
@@ -1147,7 +1154,8 @@ impl Sfu {
     }
 
     /// Recompute, for every receiver of `conference`, whose video it gets under last-N (the
-    /// server's `last_n` and its own, the most recent speakers first); tell it
+    /// server's `last_n` and its own; the senders it prioritizes, then the most recent speakers
+    /// first); tell it
     /// (`ForwardedSourcesChanged`) when that changed and last-N applies or applied to it, and
     /// ask senders it now gets again for a keyframe.
     fn refresh_last_n(&mut self, conference: &str) {
@@ -1166,16 +1174,24 @@ impl Sfu {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            let set: Option<HashSet<EpKey>> = n.map(|n| {
-                speakers
-                    .iter()
-                    .copied()
-                    .filter(|k| *k != r)
-                    .take(n)
-                    .collect()
-            });
+            // Its on-stage and selected senders first, then the most recent speakers.
+            let mut order: Vec<EpKey> = ep
+                .constraints
+                .prioritized
+                .iter()
+                .filter_map(|id| self.by_id.get(&(conf.id.clone(), id.clone())).copied())
+                .filter(|k| speakers.contains(k))
+                .collect();
+            let rest: Vec<EpKey> = speakers
+                .iter()
+                .copied()
+                .filter(|k| !order.contains(k))
+                .collect();
+            order.extend(rest);
+            let set: Option<HashSet<EpKey>> =
+                n.map(|n| order.iter().copied().filter(|k| *k != r).take(n).collect());
             let names = (set.is_some() || ep.told_forwarded.is_some()).then(|| {
-                speakers
+                order
                     .iter()
                     .filter(|k| **k != r && set.as_ref().is_none_or(|s| s.contains(k)))
                     .flat_map(|k| conf.video_names.get(k).into_iter().flatten().cloned())

@@ -82,6 +82,9 @@ pub struct ReceiverConstraints {
     /// `lastN`: how many senders' video it wants at most (the most recent speakers first);
     /// negative for no limit of its own.
     pub last_n: Option<i64>,
+    /// Senders it puts first (its on-stage, then its selected sources, by endpoint id): they
+    /// come first under last-N and in the share of its bandwidth.
+    pub prioritized: Vec<String>,
 }
 
 impl ReceiverConstraints {

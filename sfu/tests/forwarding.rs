@@ -1056,7 +1056,8 @@ fn receivers_get_the_layer_they_ask_for_and_follow_the_sender() {
 
 /// Last-N: with a limit of 1, each receiver gets the video of the most recent dominant
 /// speaker only (audio from everyone), is told which source that is (`ForwardedSources`), and
-/// follows the speaker when it changes; a receiver may ask for fewer (0: no video).
+/// follows the speaker when it changes; a sender it puts on stage comes first; a receiver may
+/// ask for fewer (0: no video).
 #[test]
 fn last_n_forwards_the_most_recent_speakers_video() {
     let mut net = Net::new();
@@ -1138,6 +1139,21 @@ fn last_n_forwards_the_most_recent_speakers_video() {
         "a {va}, b {vb}, c {vc}"
     );
     assert_eq!(told(&mut net), vec![vec!["c-v0".to_owned()]]);
+    // D puts A on stage: under last-N 1 it gets A's video while C goes on speaking.
+    net.sfu
+        .set_receiver_constraints(
+            "conf",
+            "d",
+            ReceiverConstraints {
+                prioritized: vec!["a".to_owned()],
+                ..ReceiverConstraints::default()
+            },
+        )
+        .expect("constraints");
+    net.flush();
+    assert_eq!(told(&mut net), vec![vec!["a-v0".to_owned()]]);
+    let (va, vb, vc, _) = talk(&mut net, 30);
+    assert_eq!((va, vb, vc), (100, 0, 0));
     // D asks for no video at all: it gets none, and is told so.
     net.sfu
         .set_receiver_constraints(

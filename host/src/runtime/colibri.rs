@@ -246,7 +246,30 @@ pub fn fold_constraints(msg: &Value, into: &mut ReceiverConstraints) {
     match msg.get("colibriClass").and_then(Value::as_str) {
         Some("ReceiverVideoConstraints") => {
             // The full set: what it does not say is back to the default.
+            let names = |key: &str| -> Vec<String> {
+                msg.get(key)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(|k| sender_of(k).to_owned())
+                    .collect()
+            };
+            let mut prioritized: Vec<String> = Vec::new();
+            for key in [
+                "onStageSources",
+                "onStageEndpoints",
+                "selectedSources",
+                "selectedEndpoints",
+            ] {
+                for ep in names(key) {
+                    if !prioritized.contains(&ep) {
+                        prioritized.push(ep);
+                    }
+                }
+            }
             *into = ReceiverConstraints {
+                prioritized,
                 last_n: msg.get("lastN").and_then(Value::as_i64),
                 default_max_height: msg.get("defaultConstraints").and_then(height),
                 max_height: msg
@@ -402,6 +425,17 @@ mod constraint_tests {
         assert_eq!(c.max_height_for("f00d"), 0);
         assert_eq!(c.max_height_for("x-v"), 360);
         assert_eq!(c.max_height_for("someone"), 180);
+        assert!(c.prioritized.is_empty());
+        // On-stage, then selected sources (by source name or endpoint), each sender once.
+        let staged: Value = serde_json::from_str(
+            r#"{"colibriClass":"ReceiverVideoConstraints",
+                "onStageSources":["bbbb-v0"],"selectedSources":["cccc-v0","bbbb-v0"],
+                "selectedEndpoints":["dddd"]}"#,
+        )
+        .expect("json");
+        fold_constraints(&staged, &mut c);
+        assert_eq!(c.prioritized, ["bbbb", "cccc", "dddd"]);
+        fold_constraints(&msg, &mut c);
         let legacy: Value = serde_json::from_str(
             r#"{"colibriClass":"ReceiverVideoConstraint","maxFrameHeight":360}"#,
         )
