@@ -605,3 +605,130 @@ async fn nick_change_and_disconnect_leave() {
     a.expect("<presence from='{r}/b2' to='{me}' type='unavailable'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{b}' affiliation='none' role='none'/></x></presence>").await;
     a.expect_silence().await;
 }
+
+// ---- Limits (docs/muc.md "Limits") ----
+
+#[tokio::test]
+async fn rooms_per_session_limit_refuses_the_next_join() {
+    let server = muc_server("max_rooms_per_session = 2");
+    let mut a = Peer::anonymous(&server, "localhost").await;
+    join(&mut a, "one@conference.localhost", "a", 0).await;
+    join(&mut a, "two@conference.localhost", "a", 0).await;
+    a.send("<presence to='three@conference.localhost/a'><x xmlns='http://jabber.org/protocol/muc'/></presence>").await;
+    let refused = a.expect("<presence from='three@conference.localhost/a' to='{me}' type='error'><error type='modify'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text></error></presence>").await;
+    let text = String::from(&refused);
+    assert!(text.contains("at most 2"), "{text}");
+    // Leaving one frees a place.
+    a.send("<presence to='one@conference.localhost/a' type='unavailable'/>")
+        .await;
+    a.expect("<presence from='one@conference.localhost/a' to='{me}' type='unavailable'><x xmlns='http://jabber.org/protocol/muc#user'><item jid='{me}' affiliation='owner' role='none'/><status code='110'/></x></presence>").await;
+    join(&mut a, "three@conference.localhost", "a", 0).await;
+    a.expect_silence().await;
+}
+
+/// A server whose `localhost` has accounts and a MUC service whose admin is alice.
+fn admin_muc_server(extra: &str) -> Server {
+    let vhost = Vhost::internal("localhost").with(&format!(
+        "[vhosts.muc]\ndomain = \"{MUC}\"\nadmins = [\"alice@localhost\"]\n{extra}"
+    ));
+    let setup = Setup::new(TestConfig::new(vec![vhost]));
+    setup.add_user("alice@localhost", crate::login::ALICE_PW);
+    setup.add_user("bob@localhost", crate::login::BOB_PW);
+    setup.start()
+}
+
+fn config_submit(fields: &str) -> String {
+    format!(
+        "<iq to='{{r}}' type='set' id='cfg'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>{fields}</x></query></iq>"
+    )
+}
+
+const PERSISTENT: &str = "<field var='muc#roomconfig_persistentroom'><value>1</value></field>";
+
+const CHANGED: &str = "<message type='groupchat' from='{r}' to='{me}'><x xmlns='http://jabber.org/protocol/muc#user'><status code='104'/></x></message>";
+
+#[tokio::test]
+async fn persistent_rooms_are_for_service_admins_only() {
+    let server = admin_muc_server("");
+    let room = "keep@conference.localhost";
+    let mut bob = Peer::account(&server, "bob@localhost", crate::login::BOB_PW).await;
+    bob.var("r", room);
+    join(&mut bob, room, "bob", 0).await;
+    // Bob owns the room but is no service admin.
+    bob.send(&config_submit(PERSISTENT)).await;
+    let refused = bob.expect("<iq from='{r}' to='{me}' type='error'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text></error></iq>").await;
+    assert!(String::from(&refused).contains("admins"));
+    // Alice, a service admin, may (from outside the room).
+    let mut alice = Peer::account(&server, "alice@localhost", crate::login::ALICE_PW).await;
+    alice.var("r", room);
+    alice.send(&config_submit(PERSISTENT)).await;
+    bob.expect(CHANGED).await;
+    alice
+        .expect("<iq from='{r}' to='{me}' type='result'/>")
+        .await;
+    // The room outlives its last occupant.
+    bob.send("<presence to='{r}/bob' type='unavailable'/>")
+        .await;
+    bob.next().await;
+    alice.send("<iq to='{r}' type='get' id='i'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>").await;
+    let info = String::from(&alice.next().await);
+    assert!(
+        info.contains("type=\"result\"") || info.contains("type='result'"),
+        "{info}"
+    );
+    assert!(info.contains("muc_persistent"), "{info}");
+}
+
+#[tokio::test]
+async fn disco_items_of_the_service_are_paged() {
+    let server = muc_server("disco_items_page = 2");
+    let mut owner = Peer::anonymous(&server, "localhost").await;
+    for r in ["c", "a", "b"] {
+        let room = format!("{r}@{MUC}");
+        join(&mut owner, &room, "o", 0).await;
+        owner
+            .send(
+                &config_submit("<field var='muc#roomconfig_publicroom'><value>1</value></field>")
+                    .replace("{r}", &room),
+            )
+            .await;
+        owner.expect(&CHANGED.replace("{r}", &room)).await;
+        owner
+            .expect(&format!("<iq from='{room}' to='{{me}}' type='result'/>"))
+            .await;
+    }
+    let mut q = Peer::anonymous(&server, "localhost").await;
+    q.send(&format!(
+        "<iq to='{MUC}' type='get' id='p1'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>"
+    ))
+    .await;
+    q.expect(&format!(
+        "<iq from='{MUC}' to='{{me}}' type='result'><query xmlns='http://jabber.org/protocol/disco#items'>\
+         <item jid='a@{MUC}' name='a'/><item jid='b@{MUC}' name='b'/>\
+         <set xmlns='http://jabber.org/protocol/rsm'><first index='0'>a@{MUC}</first><last>b@{MUC}</last><count>3</count></set>\
+         </query></iq>"
+    ))
+    .await;
+    q.send(&format!(
+        "<iq to='{MUC}' type='get' id='p2'><query xmlns='http://jabber.org/protocol/disco#items'>\
+         <set xmlns='http://jabber.org/protocol/rsm'><max>2</max><after>b@{MUC}</after></set></query></iq>"
+    ))
+    .await;
+    q.expect(&format!(
+        "<iq from='{MUC}' to='{{me}}' type='result'><query xmlns='http://jabber.org/protocol/disco#items'>\
+         <item jid='c@{MUC}' name='c'/>\
+         <set xmlns='http://jabber.org/protocol/rsm'><first index='2'>c@{MUC}</first><last>c@{MUC}</last><count>3</count></set>\
+         </query></iq>"
+    ))
+    .await;
+    q.send(&format!(
+        "<iq to='{MUC}' type='get' id='p3'><query xmlns='http://jabber.org/protocol/disco#items'>\
+         <set xmlns='http://jabber.org/protocol/rsm'><max>0</max></set></query></iq>"
+    ))
+    .await;
+    q.expect(&format!(
+        "<iq from='{MUC}' to='{{me}}' type='result'><query xmlns='http://jabber.org/protocol/disco#items'>\
+         <set xmlns='http://jabber.org/protocol/rsm'><count>3</count></set></query></iq>"
+    ))
+    .await;
+}
