@@ -5,7 +5,8 @@
 //! Shell (end-to-end against `lilt serve`). Spec: XEP-0045 (join, 110/100/201, 303, 307,
 //! 104, conflict, password, members-only, max occupants, kick, roles, affiliations, owner
 //! form, destroy), lib-jitsi-meet's MUC conventions, docs/muc.md (non-anonymous items, verbatim presence extensions,
-//! meeting id and created timestamp in room disco#info), XEP-0030.
+//! meeting id and created timestamp in room disco#info, the limits), XEP-0030, XEP-0059 (the
+//! service's disco#items pages).
 //! Invariants checked: each client receives exactly the scripted stanzas in order (a stray
 //! stanza fails the next expectation); every occupant item carries the real full JID.
 //! Tests: this file.

@@ -2,9 +2,10 @@
 //! and creation timestamp), the owner's configuration form and room destruction (muc#owner),
 //! and role and affiliation changes (muc#admin: kick, grant/revoke moderator, ban).
 //!
-//! Core (sans-IO), part of the `muc` module. Invariants: only owners configure or destroy;
-//! only moderators change roles, and nobody below admin touches an admin's or owner's role;
-//! the last owner cannot be demoted. Tests: muc/tests.rs.
+//! Core (sans-IO), part of the `muc` module. Invariants: only owners configure or destroy,
+//! and only service admins change whether a room is persistent; only moderators change roles,
+//! and nobody below admin touches an admin's or owner's role; the last owner cannot be
+//! demoted; the service's disco#items answers one page (muc/limits.rs). Tests: muc/tests.rs.
 
 use super::{Affiliation, MucService, Occupant, Role, Room, Routed, err};
 use super::{limits, notify};

@@ -10,7 +10,10 @@
 //! always receives every other occupant's presence before its own 110 self-presence; an error
 //! stanza is never answered. A join that waits for a pre-create or pre-join verdict is
 //! parked, and what the same sender sends to that room meanwhile waits behind it, so the order
-//! of a sender's stanzas holds. Tests: muc/tests.rs; end to end tests/all/muc.rs.
+//! of a sender's stanzas holds. What one client can make the service hold is bounded
+//! (muc/limits.rs: rooms per session, user and service, presence size, disco#items pages);
+//! the membership index there names each session's rooms, so a session's end visits only
+//! those. Tests: muc/tests.rs; end to end tests/all/muc.rs.
 
 mod admin;
 mod limits;

@@ -1,6 +1,7 @@
 //! Unit tests of the MUC core: join order and status codes, shared fan-out, the secure-domain
-//! rule, hook verdicts, and leaving on session end. End-to-end conversations are in
-//! tests/all/muc.rs.
+//! rule, hook verdicts, leaving on session end, and the limits (rooms per session, user and
+//! service, presence size, persistence for service admins, disco#items paging, the membership
+//! index). End-to-end conversations are in tests/all/muc.rs.
 
 use super::*;
 use crate::hooks::{HookKind, NoExtensions, PluginCall};
