@@ -35,7 +35,7 @@ struct Instance {
 
 struct Inner {
     sandbox: Sandbox,
-    pool: InstancePool<Instance>,
+    pool: Arc<InstancePool<Instance>>,
     pre: AuthPre<State>,
     indices: AuthIndices,
     /// Set when the component exports `identity-provider`.
@@ -102,9 +102,10 @@ impl AuthPlugin {
             plugin: name.to_owned(),
             source: super::wasm_err(e),
         })?;
+        let pool = InstancePool::new(&sandbox.engine, AUTH_POOL);
         let mut inner = Inner {
             sandbox,
-            pool: InstancePool::new(AUTH_POOL),
+            pool,
             pre,
             indices,
             identity,
@@ -119,6 +120,8 @@ impl AuthPlugin {
                 .map(Ok)
         })?;
         inner.mechanisms = mechanisms.into_iter().map(mechanism).collect();
+        // An idle vhost holds no instance: the first login makes one.
+        inner.pool.clear();
         Ok(AuthPlugin(Arc::new(inner)))
     }
 
@@ -372,7 +375,7 @@ fn call_sync<R>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::PathBuf;
 
     use super::*;
@@ -380,7 +383,7 @@ mod tests {
     use crate::plugin::PluginLimits;
     use crate::plugin::engine::{TICK, build_linker};
 
-    fn wasm(name: &str) -> PathBuf {
+    pub(crate) fn wasm(name: &str) -> PathBuf {
         // $LILT_PLUGIN_DIR, else $CARGO_TARGET_DIR, else the workspace's target/.
         let dir = std::env::var_os("LILT_PLUGIN_DIR")
             .map(PathBuf::from)
@@ -412,6 +415,30 @@ mod tests {
             &settings,
             crate::storage::memory(),
         )
+    }
+
+    #[tokio::test]
+    async fn an_idle_vhost_holds_no_instance() {
+        let p = load("auth-internal", "auth_internal.wasm", serde_json::json!({})).expect("load");
+        // The instance the load configured is gone once the load is done.
+        assert_eq!(p.0.pool.idle_len(), 0);
+        let before_call = std::time::Instant::now();
+        p.create_user("alice", "pencil").await.expect("create");
+        assert_eq!(p.0.pool.idle_len(), 1);
+        let engine = &p.0.sandbox.engine;
+        let idle = crate::plugin::sandbox::IDLE_RELEASE;
+        // Not idle long enough (seen from before it was given back): kept.
+        assert_eq!(engine.sweep_idle(before_call, idle), 0);
+        assert_eq!(p.0.pool.idle_len(), 1);
+        // Idle for IDLE_RELEASE: dropped; the next call makes (and configures) a new one.
+        assert_eq!(engine.sweep_idle(std::time::Instant::now() + idle, idle), 1);
+        assert_eq!(p.0.pool.idle_len(), 0);
+        assert!(p.test_password("alice", "pencil").await.expect("check"));
+        assert_eq!(p.0.pool.idle_len(), 1);
+        // A dropped plugin's pool leaves the sweeper's list.
+        let engine = engine.clone();
+        drop(p);
+        assert_eq!(engine.sweep_idle(std::time::Instant::now() + idle, idle), 0);
     }
 
     #[tokio::test]

@@ -1,18 +1,24 @@
 //! The shared wasmtime engine: Cranelift, component model, epoch interruption with a 10 ms
-//! ticker thread, and the linkers plugins are instantiated against, one per grant set.
+//! ticker thread, the linkers plugins are instantiated against (one per grant set), compiled
+//! components by content hash (in memory, and on disk through wasmtime's artifact cache), and
+//! the sweeper thread that drops instances idle for `sandbox::IDLE_RELEASE`.
 //!
 //! Shell. Invariants: one engine per server; the ticker thread stops when the last engine
 //! handle is dropped; plugins are linked only against the WASI p2 interfaces (with an empty
 //! context), the always-granted `lilt:plugin` imports (`host`, `clock`) and the ones their
 //! config grants (`kv`, `stanzas`, `timers`): an ungranted interface is not in the plugin's
 //! linker at all, and a component importing one is refused at load with an error naming the
-//! grant it needs. Tests: plugin/auth.rs, tests/all/grants.rs.
+//! grant it needs. A file's content hash is computed once per (file, change): it is kept with
+//! the file's identity (device, inode, size, mtime, ctime) and trusted only when the file had
+//! not changed for `RACY` before it was read (git's "racily clean" rule), so that N vhosts
+//! loading one 20 MB component read and hash it once, and a file rewritten in place is never
+//! taken for its old content. Tests: `mod tests` here, plugin/auth.rs, tests/all/grants.rs.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest as _, Sha256};
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
@@ -20,6 +26,7 @@ use wasmtime::{Cache, CacheConfig, Config, Engine};
 
 use super::bindings::{hooks_world, identity_world, lilt};
 use super::host_api::State;
+use super::sandbox::{IDLE_RELEASE, IdlePool};
 use super::{AuthPlugin, PluginError, PluginLimits, wasm_err};
 use crate::config::{ALWAYS_GRANTED, AuthPluginConfig, Capability, Grants, Sources};
 use crate::storage::KvStore;
@@ -33,6 +40,10 @@ struct Inner {
     linkers: Mutex<HashMap<Grants, Arc<Linker<State>>>>,
     /// Compiled components by content hash: vhosts running the same file share its code.
     components: Mutex<ComponentCache>,
+    /// Content hashes of plugin files, by path, while the file stays the same.
+    hashes: Mutex<HashMemo>,
+    /// Every instance pool, for the sweeper.
+    pools: Mutex<Vec<Weak<dyn IdlePool>>>,
     limits: PluginLimits,
     stop: Arc<AtomicBool>,
     /// Key fetchers and directory pools, shared by the plugins granted them.
@@ -127,14 +138,55 @@ impl PluginEngine {
                 plugin: "(engine)".into(),
                 source: e.into(),
             })?;
-        Ok(PluginEngine(Arc::new(Inner {
+        let inner = Arc::new(Inner {
             engine,
             linkers: Mutex::new(linkers),
             components: Mutex::new(ComponentCache::default()),
+            hashes: Mutex::new(HashMemo::default()),
+            pools: Mutex::new(Vec::new()),
             limits,
             stop,
             sources: super::sources::Registry::default(),
-        })))
+        });
+        let weak = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("lilt-plugin-idle".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(SWEEP_EVERY);
+                    match weak.upgrade() {
+                        Some(inner) => {
+                            PluginEngine(inner).sweep_idle(Instant::now(), IDLE_RELEASE);
+                        }
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| PluginError::Load {
+                plugin: "(engine)".into(),
+                source: e.into(),
+            })?;
+        Ok(PluginEngine(inner))
+    }
+
+    /// Have the sweeper drop `pool`'s instances once idle for `IDLE_RELEASE`.
+    pub(super) fn watch_idle(&self, pool: Weak<dyn IdlePool>) {
+        self.0
+            .pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(pool);
+    }
+
+    /// Drop the instances idle since `idle_for` before `now` in every live pool, forget the
+    /// pools that are gone; how many instances were dropped.
+    pub(super) fn sweep_idle(&self, now: Instant, idle_for: Duration) -> usize {
+        let live: Vec<Arc<dyn IdlePool>> = {
+            let mut pools = self.0.pools.lock().unwrap_or_else(PoisonError::into_inner);
+            pools.retain(|p| p.strong_count() > 0);
+            pools.iter().filter_map(Weak::upgrade).collect()
+        };
+        live.iter().map(|p| p.release_idle(now, idle_for)).sum()
     }
 
     pub(super) fn engine(&self) -> &Engine {
@@ -274,6 +326,74 @@ struct ComponentCache {
     order: std::collections::VecDeque<[u8; 32]>,
 }
 
+/// How often the sweeper looks for idle instances.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// A file's identity and version as the file system reports it: equal stamps with an old
+/// enough `ctime` mean the same bytes (unix only; elsewhere nothing is remembered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileStamp {
+    #[cfg(unix)]
+    fn of(meta: &std::fs::Metadata) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt as _;
+        Some(FileStamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn of(_meta: &std::fs::Metadata) -> Option<FileStamp> {
+        None
+    }
+}
+
+/// A file must have been unchanged this long before it was read for its hash to be reused:
+/// file systems stamp times coarsely, so a write in the same tick as the read would leave the
+/// stamp unchanged.
+const RACY: Duration = Duration::from_secs(2);
+
+/// Content hashes of plugin files by path (see the module docs).
+#[derive(Default)]
+struct HashMemo {
+    by_path: HashMap<std::path::PathBuf, (FileStamp, [u8; 32])>,
+}
+
+impl HashMemo {
+    /// The remembered hash of `path` if its stamp is still `stamp`.
+    fn get(&self, path: &Path, stamp: FileStamp) -> Option<[u8; 32]> {
+        self.by_path
+            .get(path)
+            .filter(|(s, _)| *s == stamp)
+            .map(|(_, h)| *h)
+    }
+
+    /// Remember `hash` for `path` at `stamp`, taken at `read_at` (before the bytes were read),
+    /// unless the file changed within `RACY` of that.
+    fn put(&mut self, path: &Path, stamp: FileStamp, read_at: SystemTime, hash: [u8; 32]) {
+        let read_ns = read_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        let settled = read_ns - RACY.as_nanos() as i128;
+        if stamp.mtime_ns < settled && stamp.ctime_ns < settled {
+            self.by_path.insert(path.to_owned(), (stamp, hash));
+        } else {
+            self.by_path.remove(path);
+        }
+    }
+}
+
 /// Distinct builds kept compiled in memory (every vhost's current ones fit many times over;
 /// older builds left behind by reloads fall out).
 const MAX_CACHED_COMPONENTS: usize = 256;
@@ -282,8 +402,37 @@ impl PluginEngine {
     /// The compiled component for a file: from memory when a vhost already loaded the same
     /// bytes, else compiled (or read from the on-disk artifact cache).
     fn compile(&self, path: &Path) -> wasmtime::Result<(Component, [u8; 32])> {
-        let bytes = std::fs::read(path)?;
+        let read_at = SystemTime::now();
+        let mut file = std::fs::File::open(path)?;
+        let stamp = FileStamp::of(&file.metadata()?);
+        let known = stamp.and_then(|s| {
+            self.0
+                .hashes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(path, s)
+        });
+        if let Some(hash) = known
+            && let Some(c) = self
+                .0
+                .components
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .by_hash
+                .get(&hash)
+        {
+            return Ok((c.clone(), hash));
+        }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes)?;
         let hash: [u8; 32] = Sha256::digest(&bytes).into();
+        if let Some(stamp) = stamp {
+            self.0
+                .hashes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .put(path, stamp, read_at, hash);
+        }
         if let Some(c) = self
             .0
             .components
@@ -383,6 +532,88 @@ mod tests {
         let engine = PluginEngine::with_artifact_cache(PluginLimits::default(), &rel);
         assert!(engine.is_ok(), "{engine:?}");
         let _ = std::fs::remove_dir_all(&rel);
+    }
+
+    fn stamp(mtime_s: i128, ctime_s: i128) -> FileStamp {
+        FileStamp {
+            dev: 1,
+            ino: 2,
+            len: 3,
+            mtime_ns: mtime_s * 1_000_000_000,
+            ctime_ns: ctime_s * 1_000_000_000,
+        }
+    }
+
+    #[test]
+    fn a_content_hash_is_reused_only_for_a_settled_unchanged_file() {
+        let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        let path = Path::new("/plugins/p.wasm");
+        let mut memo = HashMemo::default();
+        // Changed 10 s before it was read: remembered, for that stamp only.
+        memo.put(path, stamp(1000, 1000), at(1010), [1; 32]);
+        assert_eq!(memo.get(path, stamp(1000, 1000)), Some([1; 32]));
+        assert_eq!(memo.get(path, stamp(1000, 1001)), None);
+        assert_eq!(
+            memo.get(
+                path,
+                FileStamp {
+                    len: 4,
+                    ..stamp(1000, 1000)
+                }
+            ),
+            None
+        );
+        assert_eq!(
+            memo.get(
+                path,
+                FileStamp {
+                    ino: 9,
+                    ..stamp(1000, 1000)
+                }
+            ),
+            None
+        );
+        assert_eq!(
+            memo.get(Path::new("/plugins/q.wasm"), stamp(1000, 1000)),
+            None
+        );
+        // Changed within RACY of the read (a write in the same tick would keep the stamp):
+        // not remembered, and the older entry is forgotten.
+        memo.put(path, stamp(2000, 2001), at(2002), [2; 32]);
+        assert_eq!(memo.get(path, stamp(2000, 2001)), None);
+        assert_eq!(memo.get(path, stamp(1000, 1000)), None);
+        memo.put(path, stamp(2000, 2001), at(2001), [2; 32]);
+        assert_eq!(memo.get(path, stamp(2000, 2001)), None);
+    }
+
+    #[test]
+    fn a_file_rewritten_in_place_is_compiled_as_its_new_content() {
+        let dir = std::path::PathBuf::from(format!("target/lilt-hash-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("p.wasm");
+        let engine = PluginEngine::new(PluginLimits::default()).expect("engine");
+        let mut hashes = Vec::new();
+        for build in [
+            "auth_anonymous.wasm",
+            "auth_internal.wasm",
+            "auth_anonymous.wasm",
+        ] {
+            let bytes = std::fs::read(super::super::auth::tests::wasm(build)).expect("read");
+            // Same path, same inode: only the content (and the file's times) change.
+            std::fs::write(&path, &bytes).expect("write");
+            let (_, hash) = engine
+                .instantiate_pre("p", &path, Grants::AUTH_DEFAULT)
+                .expect("load");
+            let expected: String = Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(hash, expected, "{build}");
+            hashes.push(hash);
+        }
+        assert_ne!(hashes[0], hashes[1]);
+        assert_eq!(hashes[0], hashes[2]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

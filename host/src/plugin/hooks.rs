@@ -41,8 +41,8 @@ pub struct HookPlugin {
     component: Option<(ComponentPre<State>, String)>,
     subscriptions: Vec<(wit::EventKind, i32)>,
     identity: Option<(String, String)>,
-    live_hooks: InstancePool<Hooks>,
-    live_component: InstancePool<Component>,
+    live_hooks: Arc<InstancePool<Hooks>>,
+    live_component: Arc<InstancePool<Component>>,
 }
 
 impl std::fmt::Debug for HookPlugin {
@@ -118,8 +118,8 @@ impl PluginEngine {
             subscriptions: Vec::new(),
             identity: None,
             // Called from the vhost's one worker, one call at a time: one live instance each.
-            live_hooks: InstancePool::new(1),
-            live_component: InstancePool::new(1),
+            live_hooks: InstancePool::new(self, 1),
+            live_component: InstancePool::new(self, 1),
         };
         if plugin.hooks.is_some() {
             let (subs, _) =
@@ -131,6 +131,9 @@ impl PluginEngine {
                 plugin.call_component(|c, s| c.lilt_plugin_component_handler().call_identity(s))?;
             plugin.identity = id.map(|i| (i.category, i.kind));
         }
+        // An idle vhost holds no instance: the first event makes one.
+        plugin.live_hooks.clear();
+        plugin.live_component.clear();
         Ok(plugin)
     }
 }

@@ -15,13 +15,16 @@
 //! costs ~50x a call, so a call takes a configured instance from the pool and returns it
 //! afterwards; an instance that trapped is dropped, and one that served `RECYCLE_AFTER` calls
 //! is replaced, which bounds what a leaking guest accumulates (the memory cap bounds it in
-//! between). Tenants never share an instance.
-//! Tests: plugin/auth.rs, plugin/hooks.rs, tests/all/hooks.rs.
+//! between). Tenants never share an instance. An idle tenant holds no instance: the one a load
+//! made (to ask `subscriptions`, `mechanisms`, …) is dropped once the load is done, and a pooled
+//! instance unused for `IDLE_RELEASE` is dropped by the engine's sweeper (engine.rs), so the
+//! memory an instance dirtied is paid only by tenants with traffic.
+//! Tests: `mod tests` here, plugin/auth.rs, plugin/hooks.rs, tests/all/hooks.rs.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
@@ -47,6 +50,9 @@ const MAX_TABLE_ELEMENTS: usize = 200_000;
 /// Host resources (WASI streams, pollables) one store may hold at once.
 const MAX_RESOURCES: usize = 1024;
 
+/// How long a pooled instance may sit unused before the engine's sweeper drops it.
+pub(super) const IDLE_RELEASE: Duration = Duration::from_secs(60);
+
 /// A live instance and its store.
 struct Live<I> {
     store: Store<State>,
@@ -56,34 +62,76 @@ struct Live<I> {
 
 /// Configured instances of one plugin on one vhost, ready for calls.
 pub(super) struct InstancePool<I> {
-    idle: Mutex<Vec<Live<I>>>,
+    /// Idle instances, each with when it was given back.
+    idle: Mutex<Vec<(Live<I>, Instant)>>,
     max_idle: usize,
 }
 
-impl<I> InstancePool<I> {
-    /// A pool keeping at most `max_idle` instances between calls.
-    pub(super) fn new(max_idle: usize) -> Self {
-        InstancePool {
+/// What the engine's sweeper sees of a pool: it can drop its long-idle instances.
+pub(super) trait IdlePool: Send + Sync {
+    /// Drop the instances idle since `idle_for` before `now` or longer; how many were dropped.
+    fn release_idle(&self, now: Instant, idle_for: Duration) -> usize;
+}
+
+impl<I: Send + 'static> InstancePool<I> {
+    /// A pool keeping at most `max_idle` instances between calls, registered with `engine`'s
+    /// sweeper, which drops instances idle for `IDLE_RELEASE`.
+    pub(super) fn new(engine: &PluginEngine, max_idle: usize) -> Arc<Self> {
+        let pool = Arc::new(InstancePool {
             idle: Mutex::new(Vec::new()),
             max_idle,
-        }
+        });
+        let weak: std::sync::Weak<dyn IdlePool> = Arc::downgrade(&pool) as _;
+        engine.watch_idle(weak);
+        pool
     }
+}
 
+impl<I> InstancePool<I> {
     fn take(&self) -> Option<Live<I>> {
         self.idle
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .pop()
+            .map(|(live, _)| live)
     }
 
     fn give_back(&self, live: Live<I>) {
-        let mut idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < self.max_idle {
-            idle.push(live);
+            idle.push((live, Instant::now()));
         }
+    }
+
+    /// Drop every idle instance (a load is done with the one it made).
+    pub(super) fn clear(&self) {
+        let dropped =
+            std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
+        drop(dropped);
+    }
+
+    /// Idle instances held now.
+    #[cfg(test)]
+    pub(super) fn idle_len(&self) -> usize {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+impl<I: Send> IdlePool for InstancePool<I> {
+    fn release_idle(&self, now: Instant, idle_for: Duration) -> usize {
+        let dropped: Vec<_> = {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            let (old, keep) = std::mem::take(&mut *idle)
+                .into_iter()
+                .partition(|(_, since)| now.saturating_duration_since(*since) >= idle_for);
+            *idle = keep;
+            old
+        };
+        // Stores are dropped (their memory unmapped) outside the lock.
+        dropped.len()
     }
 }
 
@@ -170,10 +218,7 @@ impl Sandbox {
 
     fn recent_traps(&self) -> usize {
         let window = self.engine.limits().trap_window;
-        let mut traps = self
-            .traps
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut traps = self.traps.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         while traps
             .front()
