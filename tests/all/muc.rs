@@ -733,3 +733,48 @@ async fn disco_items_of_the_service_are_paged() {
     ))
     .await;
 }
+
+#[tokio::test]
+async fn an_oversized_presence_is_refused_and_the_room_keeps_the_last_one() {
+    let server = muc_server("max_presence_bytes = 1024");
+    let room = "big@conference.localhost";
+    let mut a = Peer::anonymous(&server, "localhost").await;
+    let mut b = Peer::anonymous(&server, "localhost").await;
+    a.var("r", room);
+    b.var("r", room);
+    let big = "x".repeat(1100);
+    // A Jitsi join presence fits; one with a 1100-byte nick does not.
+    a.send(&format!(
+        "<presence to='{{r}}/a'><x xmlns='http://jabber.org/protocol/muc'/>\
+         <nick xmlns='http://jabber.org/protocol/nick'>{big}</nick></presence>"
+    ))
+    .await;
+    let refused = a.expect("<presence from='{r}/a' to='{me}' type='error'><error type='modify'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text></error></presence>").await;
+    assert!(String::from(&refused).contains("at most 1024"));
+    a.send(&format!(
+        "<presence to='{{r}}/a'><x xmlns='http://jabber.org/protocol/muc'/>{JITSI_PAYLOAD}</presence>"
+    ))
+    .await;
+    a.expect(&format!(
+        "<presence from='{{r}}/a' to='{{me}}'>{JITSI_PAYLOAD}<x xmlns='http://jabber.org/protocol/muc#user'>\
+         <item jid='{{me}}' affiliation='owner' role='moderator'/>\
+         <status code='100'/><status code='110'/><status code='201'/></x></presence>"
+    ))
+    .await;
+    a.expect("<message type='groupchat' from='{r}' to='{me}'><subject/></message>")
+        .await;
+    // An oversized update: an error to the sender, nothing to anyone else.
+    a.send(&format!(
+        "<presence to='{{r}}/a'><nick xmlns='http://jabber.org/protocol/nick'>{big}</nick></presence>"
+    ))
+    .await;
+    a.expect("<presence from='{r}/a' to='{me}' type='error'><error type='modify'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>*</text></error></presence>").await;
+    // A newcomer sees the presence the room kept.
+    b.send("<presence to='{r}/b'><x xmlns='http://jabber.org/protocol/muc'/></presence>")
+        .await;
+    b.expect(&format!(
+        "<presence from='{{r}}/a' to='{{me}}'>{JITSI_PAYLOAD}<x xmlns='http://jabber.org/protocol/muc#user'>\
+         <item jid='*' affiliation='owner' role='moderator'/></x></presence>"
+    ))
+    .await;
+}
