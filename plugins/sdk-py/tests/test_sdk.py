@@ -2,8 +2,11 @@
 MemoryHost, the Hooks runner (configure caching, event parsing, bad XML passes) and WasmHost's
 error mapping. Run: cd plugins/sdk-py && python3 -m unittest discover -s tests -t ."""
 
+import sys
 import unittest
-from types import SimpleNamespace
+from dataclasses import dataclass
+from enum import Enum
+from types import ModuleType, SimpleNamespace
 
 from lilt_plugin import (
     CLIENT,
@@ -13,6 +16,7 @@ from lilt_plugin import (
     Verdict,
     WasmHost,
     error_reply,
+    hook_handler,
     iq_result,
     parse_settings,
 )
@@ -137,6 +141,87 @@ class Runner(unittest.TestCase):
             host.send("<message from='evil'/>")
         with self.assertRaisesRegex(RuntimeError, "does not import lilt:plugin/kv"):
             host.get("k")
+
+
+def fake_hook_types():
+    """The shapes componentize-py generates for lilt:plugin/hook-types (names as generated)."""
+
+    class EventKind(Enum):
+        MESSAGE = 0
+        IQ = 2
+        ROOM_PRE_CREATE = 3
+
+    def record(name, *fields):
+        return dataclass(type(name, (), {"__annotations__": {f: object for f in fields}}))
+
+    return SimpleNamespace(
+        EventKind=EventKind,
+        Subscription=record("Subscription", "kind", "priority"),
+        Rejection=record("Rejection", "condition", "text"),
+        RoomCreation=record("RoomCreation", "room", "creator"),
+        Event_Message=record("Event_Message", "value"),
+        Event_Iq=record("Event_Iq", "value"),
+        Event_RoomPreCreate=record("Event_RoomPreCreate", "value"),
+        Verdict_Pass=record("Verdict_Pass"),
+        Verdict_Handled=record("Verdict_Handled"),
+        Verdict_Reject=record("Verdict_Reject", "value"),
+        Verdict_Replace=record("Verdict_Replace", "value"),
+    )
+
+
+class Gate:
+    """Refuses rooms named `x`, rewrites iqs, handles messages."""
+
+    @classmethod
+    def configure(cls, vhost, component, settings_json):
+        parse_settings(settings_json, {})
+        return cls()
+
+    def subscriptions(self):
+        return [("room-pre-create", 10), ("iq", -1)]
+
+    def handle(self, host, event):
+        if event.kind == "room-pre-create":
+            return Verdict.reject("not-allowed", f"{event.creator} may not") if event.room == "x" else None
+        if event.kind == "iq":
+            return Verdict.replace(event.stanza.with_attr("seen", "1"))
+        return Verdict.HANDLED
+
+
+class WitExport(unittest.TestCase):
+    def test_hook_handler_converts_to_and_from_the_wit_shapes(self):
+        ht = fake_hook_types()
+
+        class Err(Exception):
+            def __init__(self, value):
+                self.value = value
+
+        fake = ModuleType("componentize_py_types")
+        fake.Err = Err
+        sys.modules["componentize_py_types"] = fake
+        try:
+            handler = hook_handler(Gate, MemoryHost(), ht)()
+            with self.assertRaises(Err) as refused:
+                handler.configure("b", None, '{"nope":1}')
+            self.assertIn("unknown field `nope`", refused.exception.value)
+        finally:
+            del sys.modules["componentize_py_types"]
+        handler.configure("b", None, "{}")
+        self.assertEqual(
+            handler.subscriptions(),
+            [ht.Subscription(ht.EventKind.ROOM_PRE_CREATE, 10), ht.Subscription(ht.EventKind.IQ, -1)],
+        )
+        self.assertEqual(
+            handler.handle(ht.Event_RoomPreCreate(ht.RoomCreation("x", "a@b/c"))),
+            ht.Verdict_Reject(ht.Rejection("not-allowed", "a@b/c may not")),
+        )
+        self.assertEqual(handler.handle(ht.Event_RoomPreCreate(ht.RoomCreation("y", "a@b/c"))), ht.Verdict_Pass())
+        self.assertEqual(
+            handler.handle(ht.Event_Iq("<iq xmlns='jabber:client' type='get'/>")),
+            ht.Verdict_Replace("<iq xmlns='jabber:client' type='get' seen='1'/>"),
+        )
+        self.assertEqual(handler.handle(ht.Event_Message("<message xmlns='jabber:client'/>")), ht.Verdict_Handled())
+        self.assertEqual(handler.handle(ht.Event_Message("<message")), ht.Verdict_Pass())
 
 
 if __name__ == "__main__":
