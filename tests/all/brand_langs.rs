@@ -12,7 +12,7 @@
 //! (an unknown key, a colour that is not `#rrggbb`) are refused by each at load.
 //! scripts/build-lang-plugins.sh builds the three components first. Tests: this file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::harness::{Setup, TestConfig, Vhost, plugin_dir, run_cli, workspace_root};
 use crate::muc::Peer;
@@ -39,27 +39,14 @@ fn builds() -> Vec<(&'static str, PathBuf)> {
     all
 }
 
-/// One anonymous vhost `LANG.localhost` per build, each with the brand plugin and `settings`
-/// (an inline TOML table) for the build named `bad` (or every build when `bad` is `None`),
-/// the good settings for the others.
-fn config(settings: &str, bad: Option<&str>) -> TestConfig {
-    TestConfig::new(
-        builds()
-            .into_iter()
-            .map(|(lang, path)| {
-                let s = if bad.is_none_or(|b| b == lang) {
-                    settings
-                } else {
-                    GOOD
-                };
-                Vhost::anonymous(&format!("{lang}.localhost")).with(&format!(
-                    "[[vhosts.plugins]]\nplugin = \"brand-plugin\"\npath = {:?}\n\
-                     grants = [\"stanzas\"]\nsettings = {s}",
-                    path.display().to_string()
-                ))
-            })
-            .collect(),
-    )
+/// The vhost `LANG.localhost` (anonymous) with the brand plugin built at `path`, loaded by path
+/// with `grants = ["stanzas"]` and `settings` (an inline TOML table).
+fn vhost(lang: &str, path: &Path, settings: &str) -> Vhost {
+    Vhost::anonymous(&format!("{lang}.localhost")).with(&format!(
+        "[[vhosts.plugins]]\nplugin = \"brand-plugin\"\npath = {:?}\n\
+         grants = [\"stanzas\"]\nsettings = {settings}",
+        path.display().to_string()
+    ))
 }
 
 /// The test body: what a client on `domain` sees, with its own JID and the domain written as
@@ -89,7 +76,11 @@ async fn transcript(server: &crate::harness::Server, domain: &str) -> Vec<String
 #[tokio::test]
 async fn rust_js_and_python_builds_behave_identically() {
     // Good settings for all three: start the server, run the same body against each.
-    let server = Setup::new(config(GOOD, None)).start();
+    let all = builds()
+        .iter()
+        .map(|(lang, path)| vhost(lang, path, GOOD))
+        .collect();
+    let server = Setup::new(TestConfig::new(all)).start();
     let mut transcripts = Vec::new();
     for (lang, _) in builds() {
         transcripts.push((
@@ -126,15 +117,16 @@ async fn rust_js_and_python_builds_behave_identically() {
     assert!(!log.contains("trap"), "a plugin trapped:\n{log}");
     let setup = server.stop();
 
-    // Bad settings: each build refuses them at load, naming the key or the rule.
-    for (lang, _) in builds() {
+    // Bad settings: each build refuses them at load, naming the key or the rule (one vhost at
+    // a time, its compiled component in the data folder's cache by now).
+    for (lang, path) in builds() {
         for (settings, says) in [
             (r##"{ color = "#ff6600" }"##, "color"),
             (r#"{ colour = "orange" }"#, "#rrggbb"),
             // serde's message names the type, not the key: only the refusal is compared.
             (r#"{ welcome = 7 }"#, ""),
         ] {
-            setup.rewrite(&config(settings, Some(lang)));
+            setup.rewrite(&TestConfig::new(vec![vhost(lang, &path, settings)]));
             let out = run_cli(&["check-config", &setup.config_arg()], "");
             assert!(!out.success(), "{lang} accepted {settings}: {out:?}");
             assert!(
