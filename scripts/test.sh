@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything CI runs: setup, the Node clients of tests/js, the workspace's default members
-# (unit tests and the end-to-end tests in tests/all against target/debug/lilt), the plugin crates' native tests, and the
-# XML fuzz smoke run when fuzz/ exists.
+# (unit tests and the end-to-end tests in tests/all against target/debug/lilt), the plugin crates' native tests, the
+# JavaScript and Python plugin SDKs' and examples' native tests, and the XML fuzz smoke run when fuzz/ exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
