@@ -684,9 +684,6 @@ impl MucService {
                 affiliations: HashMap::from([(from.bare(), Affiliation::Owner)]),
                 subject: None,
             };
-            // Checked again: the focus's join, or joins resumed meanwhile, may have created
-            // rooms since.
-            limits::check_create(&self.config.limits, self.rooms.len())?;
             if !approved.pre_create && ext.wants(&vhost, HookKind::RoomPreCreate) {
                 let event = MucEvent::RoomPreCreate {
                     room: room.info(),

@@ -706,6 +706,30 @@ fn rooms_per_service_are_limited_but_existing_rooms_stay_open() {
     assert_indexes(&m);
 }
 
+#[test]
+fn with_a_focus_a_refused_creation_does_not_bring_the_focus_in() {
+    let mut m = limited(MucLimits {
+        max_rooms: 1,
+        ..MucLimits::default()
+    });
+    m.config.focus = Some(FocusOccupant {
+        jid: jid("focus@auth.x/focus"),
+        nick: "focus".into(),
+        presence: Element::new("presence", ns::CLIENT),
+    });
+    let out = m.handle(presence("a@x/1", "r1@conference.x/a", ""), 0, &NoExtensions);
+    assert!(errors(&out).is_empty(), "{out:?}");
+    assert_eq!(m.counts(), (1, 2), "the focus joined first");
+    let out = m.handle(presence("b@x/1", "r2@conference.x/b", ""), 0, &NoExtensions);
+    assert_eq!(
+        errors(&out),
+        [("b@x/1".into(), "resource-constraint".into())]
+    );
+    assert_eq!(m.counts(), (1, 2));
+    assert_eq!(m.members.session_count(&jid("focus@auth.x/focus")), 1);
+    assert_indexes(&m);
+}
+
 /// What a lib-jitsi-meet client with a token sends in a room presence, on the heavy side:
 /// caps, features, codec list, mute state, SourceInfo for a camera and a screen share, E2EE
 /// key, region, and an identity card with an avatar URL.
