@@ -18,9 +18,11 @@ use serde::Deserialize;
 use crate::stanza::jid::valid_domain;
 
 mod sources;
+mod storage;
 mod turn;
 
 pub use sources::{KeyServer, LdapProfile, Sources};
+pub use storage::{PostgresStorage, Storage};
 
 /// A configuration error, naming the key it is about.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +89,8 @@ pub struct RawConfig {
     #[serde(default)]
     ldap: Vec<sources::RawLdap>,
     turn: Option<turn::RawTurn>,
+    #[serde(default)]
+    storage: storage::RawStorage,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -266,6 +270,8 @@ pub struct Config {
     pub ldap: Vec<Arc<LdapProfile>>,
     /// The STUN/TURN server advertised to clients (XEP-0215), if any (`[turn]`).
     pub turn: Option<Arc<crate::router::extdisco::ExtDiscoConfig>>,
+    /// Where accounts and plugin `kv` live (`[storage]`): SQLite in `data_dir` by default.
+    pub storage: Storage,
 }
 
 /// The SFU's network settings.
@@ -900,6 +906,7 @@ impl Config {
         let audit_log = raw
             .audit_log
             .map_or_else(|| data_dir.join("audit.log"), &rel);
+        let storage = storage::validate_storage(raw.storage, &rel)?;
         Ok(Config {
             source: None,
             audit_log,
@@ -918,6 +925,7 @@ impl Config {
             key_servers,
             ldap,
             turn,
+            storage,
         })
     }
 

@@ -165,9 +165,16 @@ pub fn load_vhosts(config: &Config) -> anyhow::Result<Loaded> {
     .context("starting the plugin engine")?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("data_dir: cannot create {}", config.data_dir.display()))?;
-    let db = config.data_dir.join("lilt.sqlite3");
-    let kv = storage::open_sqlite(&db)
-        .with_context(|| format!("data_dir: cannot open {}", db.display()))?;
+    let kv = match &config.storage {
+        crate::config::Storage::Sqlite => {
+            let db = config.data_dir.join("lilt.sqlite3");
+            storage::open_sqlite(&db)
+                .with_context(|| format!("data_dir: cannot open {}", db.display()))?
+        }
+        // The URL holds no password (config validation refuses one there).
+        crate::config::Storage::Postgres(pg) => storage::open_postgres(pg)
+            .with_context(|| format!("storage.url: cannot open {}", pg.url))?,
+    };
     let mut auth = HashMap::new();
     for (i, vhost) in config.vhosts.iter().enumerate() {
         let plugin = engine

@@ -2,16 +2,20 @@
 //! plugin), so a tenant's plugin can never read another tenant's data, and a hook plugin can
 //! never read the auth plugin's records even under the same name.
 //!
-//! A trait the plugin host calls from blocking threads, with SQLite (the embedded default) and
-//! in-memory implementations. Invariants: every operation is scoped by (vhost, namespace), and
+//! A trait the plugin host calls from blocking threads, with SQLite (the embedded default),
+//! PostgreSQL (`[storage] backend = "postgres"`, shared by several processes) and in-memory
+//! implementations. Invariants: every operation is scoped by (vhost, namespace), and
 //! the namespace is always built by `kv_namespace` ("{role}/{plugin}"); there is no call that
 //! crosses namespaces. Each namespace keeps a running usage counter (keys plus values, in
 //! bytes) updated atomically with every write and delete, so `usage_bytes` is O(1) and
-//! `set_within_quota` checks and writes in one step. Tests: `mod tests` below run against both
-//! implementations.
+//! `set_within_quota` checks and writes in one step. Tests: `mod tests` below run against every
+//! implementation (PostgreSQL: a server of the test's own, or `LILT_TEST_POSTGRES_URL`).
 
 mod memory;
+mod postgres;
 mod sqlite;
+#[cfg(test)]
+mod test_postgres;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,6 +29,9 @@ pub enum StorageError {
     /// The database file could not be prepared.
     #[error("{0}")]
     Io(String),
+    /// PostgreSQL failed, or did not answer in time.
+    #[error("postgres: {0}")]
+    Postgres(String),
 }
 
 /// Why `set_within_quota` did not write.
@@ -106,6 +113,21 @@ fn entry_bytes(key: &str, value: &[u8]) -> u64 {
 /// newer schema version.
 pub fn open_sqlite(path: &Path) -> Result<Arc<dyn KvStore>, StorageError> {
     Ok(Arc::new(sqlite::SqliteStore::open(path)?))
+}
+
+/// Connect to the PostgreSQL database of `config`, creating the schema if it is missing.
+///
+/// # Errors
+/// When the database cannot be reached or logged into within the connect timeout, its schema
+/// cannot be created, or it was written by a newer schema version.
+pub fn open_postgres(
+    config: &crate::config::PostgresStorage,
+) -> Result<Arc<dyn KvStore>, StorageError> {
+    Ok(Arc::new(postgres::PostgresStore::open(
+        config.connect.clone(),
+        config.pool_size,
+        config.query_timeout,
+    )?))
 }
 
 /// A fresh in-memory store.
@@ -503,5 +525,169 @@ mod tests {
         let e = open_sqlite(&path).expect_err("newer schema");
         assert!(e.to_string().contains("newer"), "{e}");
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A fresh database for one test on `LILT_TEST_POSTGRES_URL` (a user allowed to create
+    /// databases), else on a PostgreSQL server of the test's own; `None` (the test is skipped,
+    /// loudly) only when neither is there. Dropped with the server: the database goes too.
+    struct PgDb {
+        admin: tokio_postgres::Config,
+        config: tokio_postgres::Config,
+        name: String,
+        _server: Option<test_postgres::PgServer>,
+    }
+
+    /// One SQL command on a one-off connection (the test's own, not the store's).
+    fn pg_exec(config: &tokio_postgres::Config, sql: &str) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (client, conn) = config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            let task = tokio::spawn(conn);
+            client.batch_execute(sql).await.expect(sql);
+            drop(client);
+            let _ = task.await;
+        });
+    }
+
+    impl PgDb {
+        fn new() -> Option<PgDb> {
+            let (server, admin) = match std::env::var("LILT_TEST_POSTGRES_URL") {
+                Ok(url) => (None, url.parse().expect("LILT_TEST_POSTGRES_URL")),
+                Err(_) => {
+                    if test_postgres::bin_dir().is_none() {
+                        eprintln!(
+                            "SKIPPED: no PostgreSQL here (run scripts/postgres-deps.sh, or set \
+                             LILT_TEST_POSTGRES_URL)"
+                        );
+                        return None;
+                    }
+                    let server = test_postgres::PgServer::start().expect("start PostgreSQL");
+                    let mut admin: tokio_postgres::Config =
+                        server.url("postgres").parse().expect("url");
+                    admin.password(server.password());
+                    (Some(server), admin)
+                }
+            };
+            let name = format!("lilt_test_{}", uuid::Uuid::new_v4().simple());
+            pg_exec(&admin, &format!("CREATE DATABASE {name}"));
+            let mut config = admin.clone();
+            config.dbname(&name);
+            config.connect_timeout(std::time::Duration::from_secs(5));
+            Some(PgDb {
+                admin,
+                config,
+                name,
+                _server: server,
+            })
+        }
+
+        fn open(&self) -> Result<postgres::PostgresStore, StorageError> {
+            postgres::PostgresStore::open(
+                self.config.clone(),
+                4,
+                std::time::Duration::from_secs(10),
+            )
+        }
+    }
+
+    impl Drop for PgDb {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                pg_exec(
+                    &self.admin,
+                    &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn postgres_store() {
+        let Some(db) = PgDb::new() else { return };
+        let store = db.open().expect("open");
+        all(&store, &|v, p| store.summed_bytes(v, p).expect("sum"));
+
+        // A second store on the same database is a second process's: it sees the data, and
+        // writers of both racing on one namespace still never pass its quota.
+        let other = db.open().expect("second store");
+        assert_eq!(
+            other.get("a", "p", "user/y").expect("get").as_deref(),
+            Some(&b"22"[..])
+        );
+        let (v, p) = ("two.example", "hooks/race");
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let store: &dyn KvStore = if t % 2 == 0 { &store } else { &other };
+                s.spawn(move || {
+                    for i in 0..20 {
+                        match store.set_within_quota(v, p, &format!("{t}{i:02}"), &[0; 7], 100) {
+                            Ok(()) | Err(KvSetError::QuotaExceeded) => {}
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(other.usage_bytes(v, p).expect("usage"), 100);
+        assert_eq!(store.summed_bytes(v, p).expect("sum"), 100);
+
+        // Reopened, the counters are still exact.
+        drop(store);
+        let again = db.open().expect("reopen");
+        for (v, p) in [
+            ("a", "p"),
+            ("q.example", "hooks/quota"),
+            ("t.example", "hooks/race"),
+        ] {
+            assert_eq!(
+                again.usage_bytes(v, p).expect("usage"),
+                again.summed_bytes(v, p).expect("sum"),
+                "{v} {p}"
+            );
+        }
+        // A NUL cannot be stored in a PostgreSQL text key: an error, not a panic.
+        let e = again
+            .set("a", "p", "nul\0key", b"x")
+            .expect_err("NUL in key");
+        assert!(e.to_string().starts_with("postgres: "), "{e}");
+        assert!(
+            again
+                .get("a", "p", "user/y")
+                .expect("still usable")
+                .is_some()
+        );
+
+        // A database from a newer lilt is refused, not rewritten.
+        pg_exec(&db.config, "UPDATE schema_version SET version = 3");
+        let e = db.open().expect_err("newer schema");
+        assert!(e.to_string().contains("newer"), "{e}");
+    }
+
+    #[test]
+    fn postgres_unreachable_is_an_error_in_time() {
+        // A loopback port nobody listens on: refused at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let mut config: tokio_postgres::Config = format!("postgres://lilt@127.0.0.1:{port}/lilt")
+            .parse()
+            .expect("url");
+        config.connect_timeout(std::time::Duration::from_secs(2));
+        let t = std::time::Instant::now();
+        let e = postgres::PostgresStore::open(config, 2, std::time::Duration::from_secs(3))
+            .expect_err("nothing listens");
+        assert!(e.to_string().starts_with("postgres: "), "{e}");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }
