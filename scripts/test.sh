@@ -18,6 +18,7 @@ bash scripts/browser-deps.sh
 bash scripts/ldap-deps.sh
 bash scripts/jwt-deps.sh
 bash scripts/turn-deps.sh
+bash scripts/postgres-deps.sh
 # Plugins in JavaScript and Python: the pinned toolchains, the brand plugin built in Rust, JS
 # and Python (compared by tests/all/brand_langs.rs), and the native tests of the JS and Python
 # SDKs and example plugins, under plain Node and CPython.

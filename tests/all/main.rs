@@ -10,6 +10,7 @@
 //! plugin fails with a message saying how to build it (scripts/test.sh builds both first).
 //! Tests: the modules below; the harness is `harness`, the clients `raw` and `client`.
 
+mod admission;
 mod client;
 mod harness;
 mod raw;
@@ -34,6 +35,7 @@ mod ldap;
 mod login;
 mod meeting;
 mod muc;
+mod postgres;
 mod reload;
 mod routing;
 mod sm;
