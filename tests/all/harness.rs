@@ -216,6 +216,10 @@ pub(crate) struct TestConfig {
     pub(crate) http: Vec<String>,
     /// Further top-level TOML tables, e.g. `[plugin_limits]\ncall_timeout_ms = 500`.
     pub(crate) tables: Vec<String>,
+    /// `limits.max_connections`.
+    pub(crate) max_connections: usize,
+    /// Extra `key = value` lines for the `[limits]` section.
+    pub(crate) limits: Vec<String>,
 }
 
 impl TestConfig {
@@ -231,7 +235,15 @@ impl TestConfig {
             tls: None,
             http: Vec::new(),
             tables: Vec::new(),
+            max_connections: 1000,
+            limits: Vec::new(),
         }
+    }
+
+    /// Add a `key = value` line to the `[limits]` section.
+    pub(crate) fn limit(mut self, line: &str) -> TestConfig {
+        self.limits.push(line.to_owned());
+        self
     }
 
     /// Add a top-level TOML table.
@@ -535,7 +547,10 @@ fn render_config(c: &TestConfig, data_dir: &Path, plugin_dir: &Path, ports: Port
         "unauthenticated_timeout_seconds = {}",
         c.unauthenticated_timeout_seconds
     );
-    let _ = writeln!(s, "max_connections = 1000");
+    let _ = writeln!(s, "max_connections = {}", c.max_connections);
+    for line in &c.limits {
+        let _ = writeln!(s, "{line}");
+    }
     let _ = writeln!(s, "\n[stream_management]");
     let _ = writeln!(s, "resume_timeout_seconds = {}", c.resume_timeout_seconds);
     if let Some((cert, key)) = &c.tls {

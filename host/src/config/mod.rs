@@ -118,6 +118,10 @@ struct RawLimits {
     max_attributes: Option<usize>,
     unauthenticated_timeout_seconds: Option<u64>,
     max_connections: Option<usize>,
+    max_http_connections: Option<usize>,
+    max_component_connections: Option<usize>,
+    max_unauthenticated_per_address: Option<usize>,
+    limit_loopback: Option<bool>,
     session_queue_stanzas: Option<usize>,
 }
 
@@ -171,6 +175,9 @@ struct RawHttp {
     bosh_max_hold: Option<u32>,
     bosh_inactivity_seconds: Option<u64>,
     bosh_max_pause_seconds: Option<u64>,
+    #[serde(default)]
+    stats_allow: Vec<String>,
+    stats_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,8 +309,21 @@ pub struct Limits {
     pub max_attributes: usize,
     /// Time a stream may stay unauthenticated. Defaults to 30 seconds.
     pub unauthenticated_timeout: Duration,
-    /// Most simultaneous connections. Defaults to 10 000.
+    /// Most simultaneous client sessions (c2s over TCP, WebSocket and BOSH). Defaults to
+    /// 10 000.
     pub max_connections: usize,
+    /// Most simultaneous HTTP connections (a WebSocket or BOSH session also takes a session
+    /// permit). Defaults to `max_connections`.
+    pub max_http_connections: usize,
+    /// Connections kept for components (the focus's peers, bridges, XEP-0114 services), apart
+    /// from the clients' so that a client flood cannot lock them out. Defaults to 64.
+    pub max_component_connections: usize,
+    /// Most sessions one address may hold before they authenticate (TCP, WebSocket and BOSH;
+    /// behind a trusted proxy, the forwarded client address). Defaults to 32.
+    pub max_unauthenticated_per_address: usize,
+    /// Whether loopback addresses are held to `max_unauthenticated_per_address` too (they are
+    /// not by default: local tools, tests and a proxy that forwards no client address).
+    pub limit_loopback: bool,
     /// Stanzas queued for one session before it is treated as stuck. Defaults to 4096.
     pub session_queue_stanzas: usize,
 }
@@ -366,6 +386,66 @@ pub struct Http {
     pub websocket_ping: Duration,
     /// BOSH limits.
     pub bosh: crate::bosh::BoshConfig,
+    /// Who may read `/metrics`, `/stats` and `/colibri/stats` besides loopback peers:
+    /// clients in these networks (`10.0.0.0/8`, `192.0.2.7`; behind a trusted proxy, the
+    /// forwarded client address), and whoever sends `Authorization: Bearer` with the token of
+    /// `stats_token_file`.
+    pub stats_allow: Vec<IpNet>,
+    /// The bearer token for the stats endpoints (from `stats_token_file`, trimmed).
+    pub stats_token: Option<String>,
+}
+
+/// An IP network: an address and a prefix length (`10.0.0.0/8`, `::1/128`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Whether `ip` is in the network (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let bits = |a: IpAddr| -> (u128, u32) {
+            match a {
+                IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
+                IpAddr::V6(v) => (u128::from(v), 128),
+            }
+        };
+        let ((net, width), (x, xw)) = (bits(self.addr), bits(ip));
+        if width != xw {
+            return false;
+        }
+        let shift = width - u32::from(self.prefix);
+        shift >= width || (net >> shift) == (x >> shift)
+    }
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: std::net::IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP network"))?;
+        let width = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => width,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= width)
+                .ok_or_else(|| format!("{s:?}: the prefix length must be 0..={width}"))?,
+        };
+        Ok(IpNet { addr, prefix })
+    }
 }
 
 /// One listening socket.
@@ -1062,6 +1142,32 @@ fn validate_http(
             )
         })?);
     }
+    let mut stats_allow = Vec::new();
+    for (i, n) in raw.stats_allow.iter().enumerate() {
+        stats_allow.push(
+            n.parse::<IpNet>()
+                .map_err(|e| invalid(format!("http.stats_allow[{i}]"), e))?,
+        );
+    }
+    let stats_token = match raw.stats_token_file.map(rel) {
+        None => None,
+        Some(path) => {
+            let token = std::fs::read_to_string(&path).map_err(|e| {
+                invalid(
+                    "http.stats_token_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            let token = token.trim().to_owned();
+            if token.len() < 16 {
+                return Err(invalid(
+                    "http.stats_token_file",
+                    "the token must be at least 16 characters",
+                ));
+            }
+            Some(token)
+        }
+    };
     let static_dir = raw.static_dir.map(rel);
     if let Some(d) = &static_dir
         && !d.is_dir()
@@ -1094,6 +1200,8 @@ fn validate_http(
         )?,
         request_timeout: secs(raw.request_timeout_seconds, 10, "request_timeout_seconds")?,
         websocket_ping: secs(raw.websocket_ping_seconds, 30, "websocket_ping_seconds")?,
+        stats_allow,
+        stats_token,
         bosh: crate::bosh::BoshConfig {
             max_wait: secs(raw.bosh_max_wait_seconds, 60, "bosh_max_wait_seconds")?,
             max_hold: u32::try_from(max_hold.min(8)).unwrap_or(1),
@@ -1138,6 +1246,12 @@ fn validate_limits(raw: &RawLimits) -> Result<Limits, ConfigError> {
     if max_depth < 4 {
         return Err(invalid("limits.max_depth", "must be at least 4"));
     }
+    let max_connections = positive(
+        raw.max_connections,
+        10_000,
+        10_000_000,
+        "limits.max_connections",
+    )?;
     Ok(Limits {
         max_stanza_bytes,
         max_depth,
@@ -1148,12 +1262,26 @@ fn validate_limits(raw: &RawLimits) -> Result<Limits, ConfigError> {
             MAX_SECONDS,
             "limits.unauthenticated_timeout_seconds",
         )?),
-        max_connections: positive(
-            raw.max_connections,
-            10_000,
+        max_connections,
+        max_http_connections: positive(
+            raw.max_http_connections,
+            max_connections,
             10_000_000,
-            "limits.max_connections",
+            "limits.max_http_connections",
         )?,
+        max_component_connections: positive(
+            raw.max_component_connections,
+            64,
+            100_000,
+            "limits.max_component_connections",
+        )?,
+        max_unauthenticated_per_address: positive(
+            raw.max_unauthenticated_per_address,
+            32,
+            10_000_000,
+            "limits.max_unauthenticated_per_address",
+        )?,
+        limit_loopback: raw.limit_loopback.unwrap_or(false),
         session_queue_stanzas: positive(
             raw.session_queue_stanzas,
             4096,

@@ -4,6 +4,7 @@
 //! Shell. Everything protocol-shaped lives in the sans-IO cores (`lilt-proto`); these files
 //! only move bytes, messages and time between sockets, mailboxes, plugins and cores.
 
+pub mod admission;
 pub mod bridge;
 pub mod colibri;
 pub mod component_task;

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc};
 use tokio_rustls::TlsAcceptor;
 
 use super::bridge::Bridge;
@@ -53,7 +53,7 @@ pub struct Ctx {
     /// Live BOSH sessions by sid.
     pub bosh: Arc<BoshRegistry>,
     /// The connection cap shared by every listener and HTTP session.
-    pub limit: Arc<Semaphore>,
+    pub admission: Arc<super::admission::Admission>,
     /// Set once shutdown began.
     stopping: AtomicBool,
     /// Component secrets by domain.
@@ -348,7 +348,7 @@ impl Server {
                 .with_context(|| format!("listeners[{i}].bind: cannot listen on {}", l.bind))?;
             listeners.push((l.kind, listener));
         }
-        let limit = Arc::new(Semaphore::new(config.limits.max_connections));
+        let admission = super::admission::Admission::new(&config.limits);
         let admin_token = http::admin::server_token(&config.data_dir)?;
         let ctx = Arc::new(Ctx {
             admin_token,
@@ -360,7 +360,7 @@ impl Server {
             policies: std::sync::RwLock::new(Arc::new(policies)),
             metrics,
             bosh: Arc::new(BoshRegistry::default()),
-            limit: limit.clone(),
+            admission,
             stopping: AtomicBool::new(false),
             component_secrets,
             tls: TlsAcceptor::from(tls),
@@ -376,7 +376,7 @@ impl Server {
             addrs.push(addr);
             tasks.push((
                 format!("listener {addr} ({kind:?})"),
-                tokio::spawn(accept_loop(ctx.clone(), kind, listener, limit.clone())),
+                tokio::spawn(accept_loop(ctx.clone(), kind, listener)),
             ));
         }
         Ok(Server {
@@ -449,12 +449,7 @@ fn offered(plugin: &[Mechanism]) -> Vec<Mechanism> {
     .collect()
 }
 
-async fn accept_loop(
-    ctx: Arc<Ctx>,
-    kind: ListenerKind,
-    listener: TcpListener,
-    limit: Arc<Semaphore>,
-) {
+async fn accept_loop(ctx: Arc<Ctx>, kind: ListenerKind, listener: TcpListener) {
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -466,26 +461,54 @@ async fn accept_loop(
             }
         };
         let _ = socket.set_nodelay(true);
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            tracing::warn!(message = "Connection refused: limit reached.", %peer);
-            tokio::spawn(refuse(socket, kind));
-            continue;
+        let admitted = match kind {
+            ListenerKind::C2s | ListenerKind::C2sDirectTls => {
+                ctx.admission.session(peer.ip()).map(Admitted::Session)
+            }
+            ListenerKind::Component => ctx.admission.component().map(Admitted::Permit),
+            ListenerKind::Http { .. } => ctx.admission.http().map(Admitted::Permit),
+        };
+        let admitted = match admitted {
+            Ok(a) => a,
+            Err(refusal) => {
+                tracing::warn!(message = "Connection refused.", reason = refusal.reason(), %peer, kind = ?kind);
+                tokio::spawn(refuse(socket, kind, refusal));
+                continue;
+            }
         };
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            match kind {
-                ListenerKind::C2s => session_task::run(ctx, socket, peer, false).await,
-                ListenerKind::C2sDirectTls => session_task::run(ctx, socket, peer, true).await,
-                ListenerKind::Component => component_task::run(ctx, socket, peer).await,
-                ListenerKind::Http { tls } => http::serve_connection(ctx, socket, peer, tls).await,
+            match (kind, admitted) {
+                (ListenerKind::C2s, Admitted::Session(t)) => {
+                    session_task::run(ctx, socket, peer, false, t).await;
+                }
+                (ListenerKind::C2sDirectTls, Admitted::Session(t)) => {
+                    session_task::run(ctx, socket, peer, true, t).await;
+                }
+                (ListenerKind::Component, Admitted::Permit(p)) => {
+                    component_task::run(ctx, socket, peer).await;
+                    drop(p);
+                }
+                (ListenerKind::Http { tls }, Admitted::Permit(p)) => {
+                    http::serve_connection(ctx, socket, peer, tls).await;
+                    drop(p);
+                }
+                _ => {}
             }
-            drop(permit);
         });
     }
 }
 
-/// Over the connection cap: a stream error in the clear (no TLS work is spent on it).
-async fn refuse(mut socket: TcpStream, kind: ListenerKind) {
+/// What let a connection in, held for its life.
+enum Admitted {
+    Session(super::admission::SessionTicket),
+    Permit(tokio::sync::OwnedSemaphorePermit),
+}
+
+/// Over a connection cap: a stream error in the clear (no TLS work is spent on it):
+/// `resource-constraint` when the pool is full, `policy-violation` when the address holds its
+/// share of unauthenticated sessions.
+async fn refuse(mut socket: TcpStream, kind: ListenerKind, refusal: super::admission::Refusal) {
     use tokio::io::AsyncWriteExt;
     match kind {
         ListenerKind::C2sDirectTls | ListenerKind::Http { tls: true } => return,
@@ -501,6 +524,10 @@ async fn refuse(mut socket: TcpStream, kind: ListenerKind) {
         }
         _ => {}
     }
+    let condition = match refusal {
+        super::admission::Refusal::Full => "resource-constraint",
+        super::admission::Refusal::AddressFull => "policy-violation",
+    };
     let ns = if kind == ListenerKind::Component {
         xml::ns::COMPONENT
     } else {
@@ -508,9 +535,12 @@ async fn refuse(mut socket: TcpStream, kind: ListenerKind) {
     };
     let msg = format!(
         "<?xml version='1.0'?><stream:stream xmlns='{ns}' xmlns:stream='{}' version='1.0'>\
-         <stream:error><resource-constraint xmlns='{}'/></stream:error></stream:stream>",
+         <stream:error><{condition} xmlns='{}'/><text xmlns='{}'>{}</text></stream:error>\
+         </stream:stream>",
         xml::ns::STREAMS,
-        xml::ns::STREAM_ERRORS
+        xml::ns::STREAM_ERRORS,
+        xml::ns::STREAM_ERRORS,
+        refusal.reason()
     );
     let _ = tokio::time::timeout(
         std::time::Duration::from_secs(2),

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
+use super::admission::SessionTicket;
 use super::http::ConnectParams;
 use super::link::{Link, LinkEvent, sleep_until};
 use super::router_task::{EndpointMsg, Handoff, RouterCmd};
@@ -37,6 +38,8 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Session {
     ctx: Arc<Ctx>,
+    /// Its connection permit, and its address's unauthenticated slot until it authenticates.
+    ticket: SessionTicket,
     peer: SocketAddr,
     core: C2sStream,
     link: Option<Link>,
@@ -56,14 +59,26 @@ struct Session {
 }
 
 /// Serve one c2s connection until it closes.
-pub async fn run(ctx: Arc<Ctx>, socket: TcpStream, peer: SocketAddr, direct_tls: bool) {
+pub async fn run(
+    ctx: Arc<Ctx>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    direct_tls: bool,
+    ticket: SessionTicket,
+) {
     let span = tracing::debug_span!("conn", %peer, tls = direct_tls);
-    run_inner(ctx, socket, peer, direct_tls)
+    run_inner(ctx, socket, peer, direct_tls, ticket)
         .instrument(span)
         .await;
 }
 
-async fn run_inner(ctx: Arc<Ctx>, socket: TcpStream, peer: SocketAddr, direct_tls: bool) {
+async fn run_inner(
+    ctx: Arc<Ctx>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    direct_tls: bool,
+    ticket: SessionTicket,
+) {
     let transport = if direct_tls {
         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, ctx.tls.accept(socket)).await {
             Ok(Ok(tls)) => Transport::Tls(Box::new(tls)),
@@ -88,6 +103,7 @@ async fn run_inner(ctx: Arc<Ctx>, socket: TcpStream, peer: SocketAddr, direct_tl
         Framing::Stream,
         peer,
         params,
+        ticket,
     )
     .await;
 }
@@ -101,6 +117,7 @@ pub async fn serve(
     framing: Framing,
     peer: SocketAddr,
     params: ConnectParams,
+    ticket: SessionTicket,
 ) {
     let kind = link.kind();
     let core = C2sStream::new(
@@ -125,6 +142,7 @@ pub async fn serve(
         kind,
         anonymous: false,
         params,
+        ticket,
     };
     session.run(mailbox_rx).await;
     metrics.connection_closed(kind);
@@ -313,6 +331,7 @@ impl Session {
                     self.core.handle_input(now, Input::Credentials(answer));
                 }
                 Output::Authenticated { jid, mechanism } => {
+                    self.ticket.authenticated();
                     self.ctx.metrics.auth(mechanism.name(), true);
                     self.anonymous = mechanism == crate::sasl::Mechanism::Anonymous;
                     tracing::info!(message = "Authenticated.", %jid, mechanism = mechanism.name(), peer = %self.peer, transport = self.kind, room = self.params.room.as_deref());

@@ -55,7 +55,7 @@ pub(super) fn upgrade(ctx: Arc<Ctx>, mut req: Request<Incoming>, rest: &str) -> 
             return text(StatusCode::FORBIDDEN, "Wrong bridge-channel password.\n");
         }
     };
-    let Ok(permit) = ctx.limit.clone().try_acquire_owned() else {
+    let Ok(permit) = ctx.admission.http() else {
         ctx.channels.detach(&conference, &endpoint, attached.id);
         return text(
             StatusCode::SERVICE_UNAVAILABLE,

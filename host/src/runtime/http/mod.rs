@@ -117,6 +117,16 @@ async fn route(ctx: Arc<Ctx>, req: Request<Incoming>, peer: SocketAddr, tls: boo
             metrics.http_request("health");
             health(&ctx)
         }
+        "/metrics" | "/stats" | "/colibri/stats"
+            if !stats_allowed(&ctx, req.headers(), &origin) =>
+        {
+            metrics.http_rejected();
+            tracing::warn!(target: "audit", event = "stats_refused", client = %origin.client, path);
+            text(
+                StatusCode::FORBIDDEN,
+                "The stats endpoints answer loopback, http.stats_allow and the http.stats_token_file bearer token only.\n",
+            )
+        }
         "/metrics" => {
             metrics.http_request("metrics");
             let mut body = metrics.render_prometheus(&ctx.plugin_stats());
@@ -234,6 +244,31 @@ fn text(status: StatusCode, body: &'static str) -> Resp {
     )
 }
 
+/// Whether the client may read `/metrics` and `/stats`: a loopback client, one in
+/// `http.stats_allow`, or one with `Authorization: Bearer <http.stats_token_file's token>`
+/// (compared in constant time). The client is the forwarded address behind a trusted proxy.
+fn stats_allowed(ctx: &Ctx, headers: &HeaderMap, origin: &Origin) -> bool {
+    use subtle::ConstantTimeEq as _;
+    let http = &ctx.config.http;
+    let ip = origin.client.ip();
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    if ip.is_loopback() || http.stats_allow.iter().any(|n| n.contains(ip)) {
+        return true;
+    }
+    let Some(token) = &http.stats_token else {
+        return false;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+}
+
 fn health(ctx: &Ctx) -> Resp {
     let problem = if ctx.is_stopping() {
         Some((StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_owned()))
@@ -247,7 +282,7 @@ fn health(ctx: &Ctx) -> Resp {
             StatusCode::SERVICE_UNAVAILABLE,
             "router queue full".to_owned(),
         ))
-    } else if ctx.limit.available_permits() == 0 {
+    } else if ctx.admission.sessions_full() {
         Some((
             StatusCode::SERVICE_UNAVAILABLE,
             "connection limit reached".to_owned(),
@@ -352,12 +387,21 @@ fn websocket(ctx: Arc<Ctx>, mut req: Request<Incoming>, origin: Origin) -> Resp 
         Ok(a) => a,
         Err(r) => return r,
     };
-    let Ok(permit) = ctx.limit.clone().try_acquire_owned() else {
-        ctx.metrics.http_rejected();
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Connection limit reached.\n",
-        );
+    let ticket = match ctx.admission.session(origin.client.ip()) {
+        Ok(t) => t,
+        Err(refusal) => {
+            ctx.metrics.http_rejected();
+            tracing::warn!(message = "WebSocket session refused.", reason = refusal.reason(), client = %origin.client);
+            let status = match refusal {
+                crate::runtime::admission::Refusal::Full => StatusCode::SERVICE_UNAVAILABLE,
+                crate::runtime::admission::Refusal::AddressFull => StatusCode::TOO_MANY_REQUESTS,
+            };
+            return respond(
+                status,
+                "text/plain; charset=utf-8",
+                Bytes::from(format!("{}.\n", refusal.reason())),
+            );
+        }
     };
     let params = ConnectParams::parse(req.uri().query());
     let upgrade = hyper::upgrade::on(&mut req);
@@ -385,8 +429,16 @@ fn websocket(ctx: Arc<Ctx>, mut req: Request<Incoming>, origin: Origin) -> Resp 
             ctx.config.http.websocket_ping,
         )));
         let config = ctx.c2s(false);
-        session_task::serve(ctx, config, link, Framing::WebSocket, origin.client, params).await;
-        drop(permit);
+        session_task::serve(
+            ctx,
+            config,
+            link,
+            Framing::WebSocket,
+            origin.client,
+            params,
+            ticket,
+        )
+        .await;
     });
     switching(&accept, Some("xmpp"))
 }
@@ -633,9 +685,13 @@ fn create_bosh_session(
     if !ctx.policies().contains_key(&domain) {
         return Err("host-unknown");
     }
-    let Ok(permit) = ctx.limit.clone().try_acquire_owned() else {
-        ctx.metrics.http_rejected();
-        return Err("policy-violation");
+    let ticket = match ctx.admission.session(origin.client.ip()) {
+        Ok(t) => t,
+        Err(refusal) => {
+            ctx.metrics.http_rejected();
+            tracing::warn!(message = "BOSH session refused.", reason = refusal.reason(), client = %origin.client);
+            return Err("policy-violation");
+        }
     };
     let link = BoshLink::create(
         ctx.bosh.clone(),
@@ -649,8 +705,16 @@ fn create_bosh_session(
     tokio::spawn(async move {
         let config = ctx.c2s(false);
         let link = Link::Bosh(Box::new(link));
-        session_task::serve(ctx, config, link, Framing::Bosh, origin.client, params).await;
-        drop(permit);
+        session_task::serve(
+            ctx,
+            config,
+            link,
+            Framing::Bosh,
+            origin.client,
+            params,
+            ticket,
+        )
+        .await;
     });
     Ok(wait)
 }
