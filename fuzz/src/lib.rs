@@ -1,12 +1,28 @@
-//! Shared checks for the fuzz targets: whatever bytes arrive, in whatever pieces, the XML
-//! splitter must not panic, must stop growing at its limits, and every stanza it yields must
-//! serialize to bytes that parse back to the same element.
+//! Shared checks for the fuzz targets, each run by its libFuzzer target and by the stable
+//! `smoke` run: the XML splitter (here: whatever bytes arrive, in whatever pieces, it must not
+//! panic, must stop growing at its limits, and every stanza it yields must serialize to bytes
+//! that parse back to the same element), the c2s stream core (`c2s`), the BOSH body parser and
+//! session (`bosh`) and MUC owner requests (`muc`); plus the seeded mutator `smoke` uses.
 
-use lilt::xml::{Event, Limits, StreamParser, parse_element};
+use lilt_proto::xml::{Event, Limits, StreamParser, parse_element};
+
+mod bosh;
+mod c2s;
+mod muc;
+pub mod mutate;
+
+pub use bosh::check_bosh;
+pub use c2s::check_c2s;
+pub use muc::check_muc_owner;
 
 /// Feed `data` to a parser in pieces whose sizes come from `cuts`, checking invariants.
 pub fn check_splitter(data: &[u8], cuts: &[u8]) {
-    let limits = Limits { max_stanza_bytes: 4096, max_depth: 16, max_attrs: 16, max_header_bytes: 1024 };
+    let limits = Limits {
+        max_stanza_bytes: 4096,
+        max_depth: 16,
+        max_attrs: 16,
+        max_header_bytes: 1024,
+    };
     let mut parser = StreamParser::new(limits.clone());
     let mut rest = data;
     let mut cut_iter = cuts.iter().cycle();
@@ -17,13 +33,22 @@ pub fn check_splitter(data: &[u8], cuts: &[u8]) {
         if parser.feed(piece).is_err() {
             return;
         }
-        assert!(parser.buffered_len() <= 2 * limits.max_stanza_bytes + 256, "buffer grew past the limit");
+        assert!(
+            parser.buffered_len() <= 2 * limits.max_stanza_bytes + 256,
+            "buffer grew past the limit"
+        );
         loop {
             match parser.next_event() {
                 Ok(Some(Event::Stanza(el))) => {
                     let bytes = el.to_bytes("");
-                    let again = parse_element(&bytes, &Limits { max_stanza_bytes: usize::MAX / 2, ..limits.clone() })
-                        .unwrap_or_else(|e| panic!("re-parse of {el} failed: {e}"));
+                    let again = parse_element(
+                        &bytes,
+                        &Limits {
+                            max_stanza_bytes: usize::MAX / 2,
+                            ..limits.clone()
+                        },
+                    )
+                    .unwrap_or_else(|e| panic!("re-parse of {el} failed: {e}"));
                     assert_eq!(again, el, "round trip changed the element");
                 }
                 Ok(Some(_)) => {}
