@@ -1,7 +1,9 @@
 //! brand-plugin in JavaScript: the plugin class (routing only; the logic is in policy.js). It
-//! subscribes to `iq`, answers a brand query through the host and says `handled`; every other
-//! stanza passes. Imports no WIT interface itself, so the native tests load it under Node with
-//! a MemoryHost; src/plugin.js is the component's entry and hands it the real host.
+//! answers a brand query through the host and says `handled` (every other stanza passes),
+//! checks the display name of each join (`occupant-pre-join`: refused or tidied) and greets
+//! each joiner (`occupant-joined`). Imports no WIT interface itself, so the native tests load
+//! it under Node with a MemoryHost; src/plugin.js is the component's entry and hands it the
+//! real host.
 
 import { Verdict } from '../lilt-sdk/lilt.js';
 import * as policy from './policy.js';
@@ -17,18 +19,40 @@ export class BrandPlugin {
   }
 
   subscriptions() {
-    return [['iq', 0]];
+    return [
+      ['iq', 0],
+      ['occupant-pre-join', 0],
+      ['occupant-joined', 0],
+    ];
   }
 
   handle(host, event) {
-    if (event.kind !== 'iq') return Verdict.pass();
-    const reply = policy.answer(this.brand, event.stanza);
-    if (!reply) return Verdict.pass();
-    try {
-      host.send(reply);
-      return Verdict.handled();
-    } catch {
-      return Verdict.pass();
+    switch (event.kind) {
+      case 'iq': {
+        const reply = policy.answer(this.brand, event.stanza);
+        if (!reply) return Verdict.pass();
+        try {
+          host.send(reply);
+          return Verdict.handled();
+        } catch {
+          return Verdict.pass();
+        }
+      }
+      case 'occupant-pre-join':
+        return policy.checkJoin(this.brand, event.presence);
+      case 'occupant-joined': {
+        const msg = policy.greeting(this.brand, event.room.jid, event.occupant.jid, event.occupant.nick);
+        if (msg) {
+          try {
+            host.send(msg);
+          } catch {
+            // A refused send (it cannot be: the room is on the vhost's MUC) only loses the greeting.
+          }
+        }
+        return Verdict.pass();
+      }
+      default:
+        return Verdict.pass();
     }
   }
 }
