@@ -79,6 +79,40 @@ async fn too_deep_is_policy_violation() {
     ok.sync("localhost").await;
 }
 
+/// Wide rather than deep or long: 5000 empty children (20 KB, well under the size limit) are
+/// more elements than `limits.max_elements` (4096 by default) allows, over TCP and over
+/// WebSocket alike.
+#[tokio::test]
+async fn too_many_elements_is_policy_violation() {
+    let server = Setup::new(TestConfig::localhost_anonymous()).start();
+    let mut ok = bystander(&server).await;
+    let wide = |n: usize| {
+        format!(
+            "<message to='localhost' id='wide'>{}</message>",
+            "<x xmlns='urn:example:wide'/>".repeat(n - 1)
+        )
+    };
+    assert_eq!(
+        provoke(&server, true, &wide(5000)).await,
+        "policy-violation"
+    );
+    // At the limit it is a stanza like any other.
+    let (mut c, _) = RawClient::login_anonymous(server.ports().c2s_addr(), "localhost").await;
+    c.send(&wide(4096)).await;
+    c.sync("localhost").await;
+    let mut ws = crate::web::Ws::connect(server.ports()).await;
+    ws.open("localhost").await;
+    ws.send(&wide(5000).replace("<message ", "<message xmlns='jabber:client' "))
+        .await;
+    let (_, frame) = ws.frame().await;
+    assert_eq!(frame.name(), "error", "{frame:?}");
+    assert!(
+        frame.children().any(|c| c.name() == "policy-violation"),
+        "{frame:?}"
+    );
+    ok.sync("localhost").await;
+}
+
 #[tokio::test]
 async fn restricted_xml_is_refused() {
     let server = server();

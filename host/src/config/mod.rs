@@ -116,6 +116,7 @@ struct RawLimits {
     max_stanza_bytes: Option<usize>,
     max_depth: Option<usize>,
     max_attributes: Option<usize>,
+    max_elements: Option<usize>,
     unauthenticated_timeout_seconds: Option<u64>,
     max_connections: Option<usize>,
     max_http_connections: Option<usize>,
@@ -307,6 +308,9 @@ pub struct Limits {
     pub max_depth: usize,
     /// Most attributes on one element. Defaults to 64.
     pub max_attributes: usize,
+    /// Most elements in one stanza (a parsed element costs many times its wire size).
+    /// Defaults to 4096.
+    pub max_elements: usize,
     /// Time a stream may stay unauthenticated. Defaults to 30 seconds.
     pub unauthenticated_timeout: Duration,
     /// Most simultaneous client sessions (c2s over TCP, WebSocket and BOSH). Defaults to
@@ -1256,6 +1260,7 @@ fn validate_limits(raw: &RawLimits) -> Result<Limits, ConfigError> {
         max_stanza_bytes,
         max_depth,
         max_attributes: positive(raw.max_attributes, 64, 10_000, "limits.max_attributes")?,
+        max_elements: positive(raw.max_elements, 4096, 1_000_000, "limits.max_elements")?,
         unauthenticated_timeout: Duration::from_secs(positive(
             raw.unauthenticated_timeout_seconds,
             30,

@@ -237,6 +237,7 @@ impl Server {
             max_stanza_bytes: config.limits.max_stanza_bytes,
             max_depth: config.limits.max_depth,
             max_attrs: config.limits.max_attributes,
+            max_elements: config.limits.max_elements,
             ..xml::Limits::default()
         };
         let policies: HashMap<String, VhostPolicy> = config

@@ -568,10 +568,20 @@ fn parse_fragment(
     // Namespace scopes: one frame per open element.
     let mut scopes: Vec<Vec<(String, String)>> = vec![outer.to_vec()];
     let mut stack: Vec<Element> = Vec::new();
+    let mut elements = 0usize;
     loop {
         let ev = reader
             .read_event()
             .map_err(|e| entity_error(&e.to_string()))?;
+        if matches!(ev, QEvent::Start(_) | QEvent::Empty(_)) {
+            elements += 1;
+            if elements > limits.max_elements {
+                return Err(XmlError::PolicyViolation(format!(
+                    "more than {} elements in one stanza",
+                    limits.max_elements
+                )));
+            }
+        }
         match ev {
             QEvent::Start(s) => {
                 let el = open_element(&s, &mut scopes, limits)?;
@@ -635,15 +645,37 @@ fn parse_fragment(
     }
 }
 
-/// Namespaces in XML §4: `prefix:local` or `local`, both parts non-empty, at most one colon.
+/// Namespaces in XML §4: `prefix:local` or `local`, each part an NCName (XML §2.3 `Name`
+/// without colons). quick-xml takes anything up to whitespace or `>` as a name, so without
+/// this `<'x'/>` or `<a"b/>` would parse and be echoed back as malformed XML.
 fn valid_qname(name: &str) -> bool {
     let mut parts = name.split(':');
-    let ok = |p: Option<&str>| p.is_some_and(|p| !p.is_empty());
+    let ok = |p: Option<&str>| p.is_some_and(is_ncname);
     match (parts.next(), parts.next(), parts.next()) {
         (first, None, _) => ok(first),
         (first, second, None) => ok(first) && ok(second),
         _ => false,
     }
+}
+
+/// XML §2.3 `NameStartChar`, without the colon.
+fn is_name_start(c: char) -> bool {
+    matches!(c,
+        'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
+        | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}'
+        | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}'
+        | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{EFFFF}')
+}
+
+/// A non-empty XML name with no colon (Namespaces in XML §3 `NCName`).
+fn is_ncname(part: &str) -> bool {
+    let mut chars = part.chars();
+    chars.next().is_some_and(is_name_start)
+        && chars.all(|c| {
+            is_name_start(c)
+                || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+        })
 }
 
 fn is_xml_char(c: char) -> bool {
@@ -906,6 +938,13 @@ mod tests {
             "<message><body>x</message>",
             "<message><a><b></a></b></message>",
             "<message><a></b><c/></message>",
+            // Names must be XML names (quick-xml reads any run up to whitespace as one).
+            "<message><'x'/></message>",
+            "<message><a\"b/></message>",
+            "<1a/>",
+            "<message><x-/><-x/></message>",
+            "<message a'b='1'/>",
+            "<message p:'='1' xmlns:p='u'/>",
         ] {
             assert_eq!(first_error(body).condition(), "not-well-formed", "{body}");
         }
@@ -973,6 +1012,7 @@ mod tests {
             max_stanza_bytes: 1024,
             max_depth: 4,
             max_attrs: 3,
+            max_elements: 8,
             max_header_bytes: 512,
         };
         let run = |body: String| {
@@ -1001,6 +1041,13 @@ mod tests {
             "policy-violation"
         );
         assert!(run("<a><a><a/></a></a>".to_owned()).is_ok());
+        // Wide rather than deep: eight elements pass, nine do not.
+        let wide = |n: usize| format!("<message>{}</message>", "<x/>".repeat(n - 1));
+        assert!(run(wide(8)).is_ok());
+        assert_eq!(
+            run(wide(9)).expect_err("elements").condition(),
+            "policy-violation"
+        );
         let mut p = StreamParser::new(limits.clone());
         let header = format!("<stream:stream {}", "a".repeat(600));
         assert_eq!(
@@ -1080,5 +1127,28 @@ mod tests {
             panic!()
         };
         assert_eq!(m.attr("xml:lang"), Some("fr"));
+    }
+
+    /// Found by the `muc_owner_form` fuzz target: an element named `'/jabber…',` parsed, and the
+    /// MUC's error reply (which carries the request's payload) then serialized it as malformed
+    /// XML. Names are now checked against the XML `Name` production.
+    #[test]
+    fn fuzz_regression_names_that_are_not_xml_names_are_refused() {
+        let input = "<query xmlns='http://jabber.org/ol/muc#owner'><x xmlnsalue='jabber:x:data' \
+            ztype='submit'><field var='muc#roomconfig_p#rsistentroom'><'/jabber.org/pru/com#wnercom#wnr',/>\
+            or]'/>maxusers'><value>ie</value></field></x></query>";
+        let err = parse_element(input.as_bytes(), &Limits::default()).expect_err("bad name");
+        assert_eq!(err.condition(), "not-well-formed", "{err}");
+        // Names outside ASCII, and every NameChar, are still names.
+        for ok in [
+            "<caf\u{e9}:x xmlns:caf\u{e9}='u'/>",
+            "<a-b.c_d\u{b7}9 \u{e9}t\u{e9}='1'/>",
+            "<_x/>",
+            "<\u{4e2d}\u{6587}/>",
+        ] {
+            let el = parse_element(ok.as_bytes(), &Limits::default()).unwrap_or_else(|e| panic!("{ok}: {e}"));
+            let again = parse_element(&el.to_bytes(""), &Limits::default()).expect("re-parse");
+            assert_eq!(again, el, "{ok}");
+        }
     }
 }
