@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use lilt_proto::bosh::{BoshConfig, BoshSession, NS_HTTPBIND, Output, RequestId, parse_body};
 use lilt_proto::stream::c2s::Input;
 use lilt_proto::stream::framing::Framing;
-use lilt_proto::xml::{Limits, parse_element};
+use lilt_proto::xml::parse_element;
 
 use crate::c2s::{Harness, VHOST, limits, round_trip};
 
@@ -27,14 +27,7 @@ fn pump(
             moved = true;
             match out {
                 Output::Respond(RequestId(id), body) => {
-                    let el = parse_element(
-                        &body,
-                        &Limits {
-                            max_stanza_bytes: usize::MAX / 2,
-                            ..limits()
-                        },
-                    )
-                    .unwrap_or_else(|e| {
+                    let el = parse_element(&body, &crate::c2s::unlimited()).unwrap_or_else(|e| {
                         panic!(
                             "response is not well-formed ({e}): {}",
                             String::from_utf8_lossy(&body)

@@ -29,6 +29,16 @@ pub fn limits() -> Limits {
         max_depth: 16,
         max_attrs: 16,
         max_header_bytes: 1024,
+        max_elements: 64,
+    }
+}
+
+/// Limits for re-parsing what the server wrote: only well-formedness counts there.
+pub(crate) fn unlimited() -> Limits {
+    Limits {
+        max_stanza_bytes: usize::MAX / 2,
+        max_elements: usize::MAX / 2,
+        ..limits()
     }
 }
 
@@ -85,10 +95,7 @@ impl Harness {
             stream: C2sStream::new(config(), framing, encrypted, start),
             framing,
             now: start,
-            server: StreamParser::new(Limits {
-                max_stanza_bytes: usize::MAX / 2,
-                ..limits()
-            }),
+            server: StreamParser::new(crate::c2s::unlimited()),
             server_closed: false,
             bound: None,
             closed: false,
@@ -140,13 +147,7 @@ impl Harness {
                     "a frame written on a byte stream"
                 );
                 self.out_bytes += frame.len();
-                if let Err(e) = parse_element(
-                    &frame,
-                    &Limits {
-                        max_stanza_bytes: usize::MAX / 2,
-                        ..limits()
-                    },
-                ) {
+                if let Err(e) = parse_element(&frame, &crate::c2s::unlimited()) {
                     panic!(
                         "the server framed malformed XML ({e}): {}",
                         String::from_utf8_lossy(&frame)
@@ -239,14 +240,8 @@ impl Harness {
 /// `el` serializes to bytes that parse back to `el`.
 pub(crate) fn round_trip(el: &Element) {
     let bytes = el.to_bytes("");
-    let again = parse_element(
-        &bytes,
-        &Limits {
-            max_stanza_bytes: usize::MAX / 2,
-            ..limits()
-        },
-    )
-    .unwrap_or_else(|e| panic!("re-parse of {el} failed: {e}"));
+    let again = parse_element(&bytes, &crate::c2s::unlimited())
+        .unwrap_or_else(|e| panic!("re-parse of {el} failed: {e}"));
     assert_eq!(&again, el, "round trip changed the element");
 }
 

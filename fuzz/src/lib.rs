@@ -4,7 +4,7 @@
 //! that parse back to the same element), the c2s stream core (`c2s`), the BOSH body parser and
 //! session (`bosh`) and MUC owner requests (`muc`); plus the seeded mutator `smoke` uses.
 
-use lilt_proto::xml::{Event, Limits, StreamParser, parse_element};
+use lilt_proto::xml::{Event, StreamParser, parse_element};
 
 mod bosh;
 mod c2s;
@@ -17,12 +17,7 @@ pub use muc::check_muc_owner;
 
 /// Feed `data` to a parser in pieces whose sizes come from `cuts`, checking invariants.
 pub fn check_splitter(data: &[u8], cuts: &[u8]) {
-    let limits = Limits {
-        max_stanza_bytes: 4096,
-        max_depth: 16,
-        max_attrs: 16,
-        max_header_bytes: 1024,
-    };
+    let limits = c2s::limits();
     let mut parser = StreamParser::new(limits.clone());
     let mut rest = data;
     let mut cut_iter = cuts.iter().cycle();
@@ -41,14 +36,8 @@ pub fn check_splitter(data: &[u8], cuts: &[u8]) {
             match parser.next_event() {
                 Ok(Some(Event::Stanza(el))) => {
                     let bytes = el.to_bytes("");
-                    let again = parse_element(
-                        &bytes,
-                        &Limits {
-                            max_stanza_bytes: usize::MAX / 2,
-                            ..limits.clone()
-                        },
-                    )
-                    .unwrap_or_else(|e| panic!("re-parse of {el} failed: {e}"));
+                    let again = parse_element(&bytes, &crate::c2s::unlimited())
+                        .unwrap_or_else(|e| panic!("re-parse of {el} failed: {e}"));
                     assert_eq!(again, el, "round trip changed the element");
                 }
                 Ok(Some(_)) => {}
