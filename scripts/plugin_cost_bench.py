@@ -149,7 +149,7 @@ def plugin_times(port, vhost):
     return total
 
 
-def run(binary, workdir, n, lang, plugin_path, cold, calls):
+def run(binary, workdir, n, lang, plugin_path, cold, calls, released_wait=0):
     os.makedirs(workdir, exist_ok=True)
     if cold:
         shutil.rmtree(os.path.join(workdir, "data"), ignore_errors=True)
@@ -196,6 +196,10 @@ def run(binary, workdir, n, lang, plugin_path, cold, calls):
                 c.close()
             time.sleep(1)
             result["active"] = proc_mem(p.pid)
+            if released_wait:
+                # Past sandbox::IDLE_RELEASE (and a sweep): the idle instances are gone again.
+                time.sleep(released_wait)
+                result["released"] = proc_mem(p.pid)
     finally:
         p.send_signal(signal.SIGTERM)
         try:
@@ -216,24 +220,35 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--json", required=True)
     ap.add_argument("--plugin-dir", required=True, help="folder with auth_anonymous.wasm")
+    ap.add_argument(
+        "--released-wait",
+        type=float,
+        default=0,
+        help="seconds to wait after the calls, then measure RSS again (first warm run of the largest vhost count only)",
+    )
     ap.add_argument("--table-only", action="store_true", help="print the table of --json")
     args = ap.parse_args()
     if args.table_only:
         with open(args.json) as f:
-            table(json.load(f))
+            runs = json.load(f)
+        table(runs)
+        released_table(runs)
         return
     global PLUGIN_DIR
     PLUGIN_DIR = os.path.abspath(args.plugin_dir)
     runs = []
     for spec in args.plugin:
         lang, path = spec.split("=", 1)
-        for n in [int(x) for x in args.vhosts.split(",")]:
+        counts = [int(x) for x in args.vhosts.split(",")]
+        max_n = max(counts)
+        for n in counts:
             work = os.path.join(args.work, f"{lang}-{n}")
             r = run(args.bin, work, n, lang, path, cold=True, calls=False)
             runs.append(r)
             print(f"{lang} {n} cold: {r['startup_s']:.2f} s, {r['idle']['VmRSS'] // 1024} MiB", file=sys.stderr)
-            for _ in range(args.reps):
-                r = run(args.bin, work, n, lang, path, cold=False, calls=True)
+            for rep in range(args.reps):
+                wait = args.released_wait if rep == 0 and n == max_n else 0
+                r = run(args.bin, work, n, lang, path, cold=False, calls=True, released_wait=wait)
                 runs.append(r)
                 print(
                     f"{lang} {n} warm: {r['startup_s']:.2f} s, idle {r['idle']['VmRSS'] // 1024} MiB, "
@@ -243,6 +258,7 @@ def main():
     with open(args.json, "w") as f:
         json.dump(runs, f, indent=1)
     table(runs)
+    released_table(runs)
 
 
 def med(xs):
@@ -276,6 +292,19 @@ def table(runs):
                 f"{med([r['idle']['VmRSS'] for r in cold]) / 1024:.0f} MiB | {rss:.0f} MiB ({pss:.0f}) | {extra} | "
                 f"{act:.0f} MiB{extra_act} | {first * 1e3:.3f} / {live * 1e3:.3f} ms | "
                 f"{med([r['rtt_median_s'] for r in warm]) * 1e3:.2f} ms |"
+            )
+
+
+def released_table(runs):
+    rows = [r for r in runs if r.get("released")]
+    if rows:
+        print()
+        print("| plugin | vhosts | RSS idle | RSS, every vhost called | RSS after the wait |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['lang']} | {r['vhosts']} | {r['idle']['VmRSS'] / 1024:.0f} MiB | "
+                f"{r['active']['VmRSS'] / 1024:.0f} MiB | {r['released']['VmRSS'] / 1024:.0f} MiB |"
             )
 
 

@@ -10,7 +10,11 @@
 #     VHOSTS  comma-separated vhost counts (default 1,10,100)
 #     LANGS   comma-separated among rust,js,py (default all three)
 #   LILT_BIN=path   bench that binary instead of building target/release/lilt
-# Bounded: one cold and REPS warm starts per cell, each start at most 60 s, 20 queries each.
+#   RELEASED_WAIT=s seconds to wait, in the first warm run with the most vhosts, after every
+#                   vhost made a call, before measuring RSS again (default 70: past the 60 s
+#                   after which idle instances are dropped; 0 skips it)
+# Bounded: one cold and REPS warm starts per cell, each start at most 60 s, 20 queries each,
+# plus one RELEASED_WAIT per language.
 # Noisy on a shared machine: compare medians of several runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,4 +45,5 @@ rm -rf "$work"
 mkdir -p "$work"
 python3 scripts/plugin_cost_bench.py --bin "$LILT_BIN" --work "$PWD/$work" \
     --plugin-dir target/wasm32-wasip2/release --vhosts "$vhosts" --reps "$reps" \
+    --released-wait "${RELEASED_WAIT:-70}" \
     --json "$work/runs.json" "${args[@]}"
