@@ -13,6 +13,7 @@
 mod admission;
 mod client;
 mod harness;
+mod queues;
 mod raw;
 mod raw_session;
 mod scram;

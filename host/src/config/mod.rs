@@ -124,6 +124,7 @@ struct RawLimits {
     max_unauthenticated_per_address: Option<usize>,
     limit_loopback: Option<bool>,
     session_queue_stanzas: Option<usize>,
+    session_queue_bytes: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -330,6 +331,9 @@ pub struct Limits {
     pub limit_loopback: bool,
     /// Stanzas queued for one session before it is treated as stuck. Defaults to 4096.
     pub session_queue_stanzas: usize,
+    /// Bytes of stanzas (their in-memory cost) queued for one session before further ones
+    /// bounce. Defaults to 4 MiB.
+    pub session_queue_bytes: usize,
 }
 
 /// XEP-0198 stream management.
@@ -1292,6 +1296,12 @@ fn validate_limits(raw: &RawLimits) -> Result<Limits, ConfigError> {
             4096,
             1_000_000,
             "limits.session_queue_stanzas",
+        )?,
+        session_queue_bytes: positive(
+            raw.session_queue_bytes,
+            4 * 1024 * 1024,
+            1024 * 1024 * 1024,
+            "limits.session_queue_bytes",
         )?,
     })
 }

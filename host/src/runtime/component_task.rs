@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::Instrument as _;
 
 use super::router_task::{EndpointMsg, RouterCmd};
@@ -36,7 +36,10 @@ async fn serve(ctx: Arc<Ctx>, mut socket: TcpStream) {
         now,
         &super::entropy::OsEntropy,
     );
-    let (tx, mut rx) = mpsc::channel(ctx.config.limits.session_queue_stanzas);
+    let (tx, mut rx) = super::mailbox::mailbox(
+        ctx.config.limits.session_queue_stanzas,
+        ctx.config.limits.session_queue_bytes,
+    );
     let mut shutdown = ctx.shutdown.subscribe();
     let mut registered: Option<(String, u64)> = None;
     let mut buf = vec![0u8; 16 * 1024];

@@ -12,6 +12,7 @@ pub mod config_reload;
 pub mod entropy;
 pub mod http;
 pub mod link;
+pub mod mailbox;
 pub mod plugin_worker;
 pub mod reload;
 pub mod router_task;

@@ -53,7 +53,7 @@ pub struct Handoff {
 }
 
 /// A mailbox.
-pub type Mailbox = mpsc::Sender<EndpointMsg>;
+pub type Mailbox = super::mailbox::MailboxTx;
 
 /// What a finished plugin call answers.
 #[derive(Debug)]
@@ -475,7 +475,7 @@ fn deliver(
             };
             match mailbox.try_send(EndpointMsg::Deliver(d.stanza)) {
                 Ok(()) => metrics.stanzas_delivered(1),
-                Err(mpsc::error::TrySendError::Full(EndpointMsg::Deliver(stanza))) => {
+                Err(super::mailbox::Refused::Full(EndpointMsg::Deliver(stanza))) => {
                     metrics.stanza_bounced();
                     tracing::warn!(
                         message = "Session mailbox full; stanza bounced.",

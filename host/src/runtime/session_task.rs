@@ -20,6 +20,7 @@ use tracing::Instrument as _;
 use super::admission::SessionTicket;
 use super::http::ConnectParams;
 use super::link::{Link, LinkEvent, sleep_until};
+use super::mailbox::{MailboxRx, MailboxTx, mailbox};
 use super::router_task::{EndpointMsg, Handoff, RouterCmd};
 use super::server::Ctx;
 use crate::bosh;
@@ -43,7 +44,7 @@ struct Session {
     peer: SocketAddr,
     core: C2sStream,
     link: Option<Link>,
-    mailbox_tx: mpsc::Sender<EndpointMsg>,
+    mailbox_tx: MailboxTx,
     bound: Option<(Jid, EndpointId)>,
     /// Set when this connection's transport went to another session (resumption).
     handed_off: bool,
@@ -126,7 +127,10 @@ pub async fn serve(
         link.is_encrypted(),
         std::time::Instant::now(),
     );
-    let (mailbox_tx, mailbox_rx) = mpsc::channel(ctx.config.limits.session_queue_stanzas);
+    let (mailbox_tx, mailbox_rx) = mailbox(
+        ctx.config.limits.session_queue_stanzas,
+        ctx.config.limits.session_queue_bytes,
+    );
     let metrics = ctx.metrics.clone();
     metrics.connection_opened(kind);
     let mut session = Session {
@@ -149,7 +153,7 @@ pub async fn serve(
 }
 
 impl Session {
-    async fn run(&mut self, mut mailbox: mpsc::Receiver<EndpointMsg>) {
+    async fn run(&mut self, mut mailbox: MailboxRx) {
         let mut shutdown = self.ctx.shutdown.subscribe();
         let mut buf = vec![0u8; READ_BUF];
         loop {
@@ -483,7 +487,7 @@ impl Session {
             .await
         {
             Ok(()) => self.handed_off = true,
-            Err(mpsc::error::SendError(msg)) => {
+            Err(msg) => {
                 // The session ended meanwhile: keep the connection and say so.
                 if let EndpointMsg::Takeover(handoff) = msg {
                     self.link = Some(handoff.link);
@@ -515,7 +519,7 @@ impl Session {
     }
 
     /// The session is over: leave the router and bounce what the peer never acknowledged.
-    async fn finish(&mut self, mailbox: &mut mpsc::Receiver<EndpointMsg>) {
+    async fn finish(&mut self, mailbox: &mut MailboxRx) {
         if self.handed_off {
             return;
         }

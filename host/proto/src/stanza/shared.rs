@@ -16,6 +16,8 @@ pub struct Shared {
     bytes: Arc<[u8]>,
     /// Offset just after `<name`, where ` to='…'` (and, framed, `xmlns`) goes.
     split: usize,
+    /// The tree's [`Element::cost`] plus the bytes: what one holder keeps alive.
+    cost: usize,
 }
 
 impl Shared {
@@ -26,6 +28,7 @@ impl Shared {
         stanza.write_to(&mut bytes, ns::CLIENT);
         Shared {
             split: 1 + stanza.name().len(),
+            cost: stanza.cost() + bytes.len(),
             element: Arc::new(stanza),
             bytes: bytes.into(),
         }
@@ -63,6 +66,17 @@ impl Outbound {
                 el.set_attr("to", &*to);
                 el
             }
+        }
+    }
+
+    /// What queuing it for one recipient costs, in bytes: its [`Element::cost`]; for a shared
+    /// one also its serialized bytes and the recipient's address (the tree and the bytes are
+    /// shared by every recipient, but any one queue may be the last to hold them). O(1) for a
+    /// shared stanza.
+    pub fn cost(&self) -> usize {
+        match self {
+            Outbound::One(el) => el.cost(),
+            Outbound::Shared(shared, to) => shared.cost + to.len() + 64,
         }
     }
 

@@ -56,6 +56,34 @@ impl ElementBuilder {
 }
 
 impl Element {
+    /// What the element holds in memory, approximately: its strings' lengths plus a fixed
+    /// cost per element, attribute and node (the allocations and headers around them). What
+    /// byte budgets for queued stanzas charge; it tracks a parsed stanza's real footprint far
+    /// better than its wire size does.
+    pub fn cost(&self) -> usize {
+        const ELEMENT: usize = 96;
+        const ATTR: usize = 48;
+        const NODE: usize = 32;
+        let own = ELEMENT
+            + self.name.len()
+            + self.ns.len()
+            + self
+                .attrs
+                .iter()
+                .map(|(k, v)| ATTR + k.len() + v.len())
+                .sum::<usize>();
+        own + self
+            .nodes
+            .iter()
+            .map(|n| {
+                NODE + match n {
+                    Node::Element(e) => e.cost(),
+                    Node::Text(t) => t.len(),
+                }
+            })
+            .sum::<usize>()
+    }
+
     /// An empty element.
     pub fn new(name: &str, ns: &str) -> Element {
         Element {
