@@ -45,7 +45,7 @@ pub enum Storage {
     #[default]
     Sqlite,
     /// A PostgreSQL database.
-    Postgres(PostgresStorage),
+    Postgres(Box<PostgresStorage>),
 }
 
 /// `[storage] backend = "postgres"`.
@@ -116,7 +116,7 @@ pub(super) fn validate_storage(
             }
             Ok(Storage::Sqlite)
         }
-        "postgres" => validate_postgres(raw, rel).map(Storage::Postgres),
+        "postgres" => validate_postgres(raw, rel).map(|p| Storage::Postgres(Box::new(p))),
         other => Err(invalid(
             "storage.backend",
             format!("unknown backend {other:?} (known: sqlite, postgres)"),

@@ -219,6 +219,9 @@ impl Pool {
     }
 }
 
+/// A statement's parameters.
+type Params<'a> = &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)];
+
 /// One operation on a lent connection.
 type Op<'a, T> = std::pin::Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'a>>;
 
@@ -345,16 +348,16 @@ impl PostgresStore {
             Box::pin(async move {
                 let st = &c.st;
                 let tx = c.client.transaction().await.map_err(pg)?;
-                let usage: i64 = tx
-                    .query_one(&st.lock_usage, &[&v, &p])
-                    .await
-                    .map_err(pg)?
-                    .get(0);
-                let old: Option<i64> = tx
-                    .query_opt(&st.old_len, &[&v, &p, &k])
-                    .await
-                    .map_err(pg)?
-                    .map(|r| r.get(0));
+                // Pipelined: the server runs them in order, so the length is read under the
+                // counter's lock.
+                let (ns, entry): (Params<'_>, Params<'_>) = (&[&v, &p], &[&v, &p, &k]);
+                let (usage, old) = futures_util::try_join!(
+                    tx.query_one(&st.lock_usage, ns),
+                    tx.query_opt(&st.old_len, entry),
+                )
+                .map_err(pg)?;
+                let usage: i64 = usage.get(0);
+                let old: Option<i64> = old.map(|r| r.get(0));
                 let old = old.map_or(0, |n| k.len() as u64 + u64::try_from(n).unwrap_or(0));
                 let new_total =
                     u64::try_from(usage).unwrap_or(0).saturating_sub(old) + entry_bytes(&k, &val);
@@ -363,12 +366,13 @@ impl PostgresStore {
                     return Ok(false);
                 }
                 let new_total = i64::try_from(new_total).unwrap_or(i64::MAX);
-                tx.execute(&st.upsert, &[&v, &p, &k, &val])
-                    .await
-                    .map_err(pg)?;
-                tx.execute(&st.set_usage, &[&v, &p, &new_total])
-                    .await
-                    .map_err(pg)?;
+                let (row, count): (Params<'_>, Params<'_>) =
+                    (&[&v, &p, &k, &val], &[&v, &p, &new_total]);
+                futures_util::try_join!(
+                    tx.execute(&st.upsert, row),
+                    tx.execute(&st.set_usage, count),
+                )
+                .map_err(pg)?;
                 tx.commit().await.map_err(pg)?;
                 Ok(true)
             })
@@ -494,12 +498,14 @@ impl KvStore for PostgresStore {
             Box::pin(async move {
                 let st = &c.st;
                 let tx = c.client.transaction().await.map_err(pg)?;
-                tx.query_one(&st.lock_usage, &[&v, &p]).await.map_err(pg)?;
-                let old: Option<i64> = tx
-                    .query_opt(&st.delete, &[&v, &p, &k])
-                    .await
-                    .map_err(pg)?
-                    .map(|r| r.get(0));
+                // Pipelined, in order: the row is deleted under the counter's lock.
+                let (ns, entry): (Params<'_>, Params<'_>) = (&[&v, &p], &[&v, &p, &k]);
+                let (_, old) = futures_util::try_join!(
+                    tx.query_one(&st.lock_usage, ns),
+                    tx.query_opt(&st.delete, entry),
+                )
+                .map_err(pg)?;
+                let old: Option<i64> = old.map(|r| r.get(0));
                 if let Some(old) = old {
                     let freed = i64::try_from(k.len() as u64 + u64::try_from(old).unwrap_or(0))
                         .unwrap_or(i64::MAX);
