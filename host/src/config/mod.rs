@@ -133,6 +133,7 @@ struct RawStreamManagement {
     enabled: Option<bool>,
     resume_timeout_seconds: Option<u64>,
     max_unacked_stanzas: Option<usize>,
+    max_unacked_bytes: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -345,6 +346,9 @@ pub struct StreamManagement {
     pub resume_timeout: Duration,
     /// Most unacknowledged stanzas kept for resumption. Defaults to 10 000.
     pub max_unacked_stanzas: usize,
+    /// Most bytes of unacknowledged stanzas (their in-memory cost) kept for resumption.
+    /// Defaults to 8 MiB.
+    pub max_unacked_bytes: usize,
 }
 
 /// PEM files for TLS.
@@ -769,6 +773,12 @@ impl Config {
                 10_000,
                 1_000_000,
                 "stream_management.max_unacked_stanzas",
+            )?,
+            max_unacked_bytes: positive(
+                sm.max_unacked_bytes,
+                8 * 1024 * 1024,
+                1024 * 1024 * 1024,
+                "stream_management.max_unacked_bytes",
             )?,
         };
         let pl = &raw.plugin_limits;

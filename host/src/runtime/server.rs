@@ -251,6 +251,7 @@ impl Server {
             sm_enabled: config.stream_management.enabled,
             sm_resume_timeout: config.stream_management.resume_timeout,
             sm_max_unacked: config.stream_management.max_unacked_stanzas,
+            sm_max_unacked_bytes: config.stream_management.max_unacked_bytes,
             unauthenticated_timeout: config.limits.unauthenticated_timeout,
             xml_limits: xml_limits.clone(),
             entropy: Arc::new(OsEntropy),

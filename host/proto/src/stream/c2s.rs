@@ -58,8 +58,10 @@ pub struct C2sConfig {
     pub sm_enabled: bool,
     /// Resumption window advertised as `max`.
     pub sm_resume_timeout: Duration,
-    /// Bound of the unacked queue.
+    /// Bound of the unacked queue, in stanzas.
     pub sm_max_unacked: usize,
+    /// Bound of the unacked queue, in bytes (`Outbound::cost`).
+    pub sm_max_unacked_bytes: usize,
     /// Deadline for authenticating.
     pub unauthenticated_timeout: Duration,
     /// Parser limits.
@@ -1024,7 +1026,10 @@ impl C2sStream {
                     failed.append_child(Element::new("unexpected-request", ns::STANZAS));
                     return self.write(&failed);
                 }
-                self.sm = Some(SmState::new(self.config.sm_max_unacked));
+                self.sm = Some(SmState::new(
+                    self.config.sm_max_unacked,
+                    self.config.sm_max_unacked_bytes,
+                ));
                 if matches!(el.attr("resume"), Some("true" | "1")) {
                     self.out.push_back(Output::EnableResumption);
                 } else {

@@ -1,8 +1,10 @@
 //! XEP-0198 stream management counters and the queue of unacknowledged outbound stanzas.
 //!
 //! Core (pure). Invariants: `acked <= sent`; the queue holds exactly the stanzas numbered
-//! `acked+1 ..= sent`, so a resume replays precisely what the peer has not confirmed. Counters
-//! wrap at 2^32 as the XEP requires. Tests: `mod tests` below; end to end in tests/all/sm.rs.
+//! `acked+1 ..= sent`, so a resume replays precisely what the peer has not confirmed; `bytes`
+//! is the sum of the queued stanzas' `Outbound::cost`, and the queue is full past
+//! `max_unacked` stanzas or `max_bytes` bytes (one stanza alone never is). Counters wrap at
+//! 2^32 as the XEP requires. Tests: `mod tests` below; end to end in tests/all/sm.rs.
 
 use std::collections::VecDeque;
 
@@ -25,8 +27,11 @@ pub struct SmState {
     pub inbound: u32,
     sent: u32,
     acked: u32,
-    unacked: VecDeque<Outbound>,
+    /// Each unacknowledged stanza and what it costs.
+    unacked: VecDeque<(Outbound, usize)>,
     max_unacked: usize,
+    bytes: usize,
+    max_bytes: usize,
     /// Whether the peer asked for resumption and we granted it.
     pub resumable: bool,
     /// The resumption id we handed out.
@@ -34,14 +39,16 @@ pub struct SmState {
 }
 
 impl SmState {
-    /// Fresh state; `max_unacked` bounds the queue.
-    pub fn new(max_unacked: usize) -> Self {
+    /// Fresh state; `max_unacked` stanzas and `max_bytes` bytes bound the queue.
+    pub fn new(max_unacked: usize, max_bytes: usize) -> Self {
         SmState {
             inbound: 0,
             sent: 0,
             acked: 0,
             unacked: VecDeque::new(),
             max_unacked,
+            bytes: 0,
+            max_bytes,
             resumable: false,
             id: None,
         }
@@ -56,8 +63,16 @@ impl SmState {
     /// ended, since the peer is not acknowledging.
     pub fn push_outbound(&mut self, stanza: Outbound) -> bool {
         self.sent = self.sent.wrapping_add(1);
-        self.unacked.push_back(stanza);
+        let cost = stanza.cost();
+        self.bytes += cost;
+        self.unacked.push_back((stanza, cost));
         self.unacked.len() <= self.max_unacked
+            && (self.bytes <= self.max_bytes || self.unacked.len() == 1)
+    }
+
+    /// What the unacknowledged stanzas cost, in bytes.
+    pub fn unacked_bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Number of stanzas not yet acknowledged.
@@ -74,7 +89,8 @@ impl SmState {
         if newly as usize > self.unacked.len() {
             return Err(AckError { h, sent: self.sent });
         }
-        self.unacked.drain(..newly as usize);
+        let freed: usize = self.unacked.drain(..newly as usize).map(|(_, c)| c).sum();
+        self.bytes -= freed;
         self.acked = h;
         Ok(())
     }
@@ -82,13 +98,14 @@ impl SmState {
     /// The stanzas still unacknowledged, oldest first, for replay after a resume. The counters
     /// stay: replayed stanzas keep their numbers.
     pub fn unacked(&self) -> impl Iterator<Item = &Outbound> {
-        self.unacked.iter()
+        self.unacked.iter().map(|(s, _)| s)
     }
 
     /// Take every unacknowledged stanza (the session is ending for good).
     pub fn take_unacked(&mut self) -> Vec<Outbound> {
         self.acked = self.sent;
-        self.unacked.drain(..).collect()
+        self.bytes = 0;
+        self.unacked.drain(..).map(|(s, _)| s).collect()
     }
 }
 
@@ -106,7 +123,7 @@ mod tests {
 
     #[test]
     fn ack_trims_the_queue() {
-        let mut sm = SmState::new(10);
+        let mut sm = SmState::new(10, usize::MAX);
         for i in 0..5 {
             assert!(sm.push_outbound(msg(i)));
         }
@@ -123,8 +140,32 @@ mod tests {
     }
 
     #[test]
+    fn bytes_bound_the_queue_and_acks_release_them() {
+        let big = |i: u32| -> Outbound {
+            let mut body = Element::new("body", ns::CLIENT);
+            body.append_text(&"x".repeat(1000));
+            Element::builder("message", ns::CLIENT)
+                .attr("id", i.to_string())
+                .append(body)
+                .build()
+                .into()
+        };
+        let mut sm = SmState::new(100, 3000);
+        // One stanza alone never fills it, whatever it costs.
+        assert!(sm.push_outbound(big(0)));
+        assert!(sm.push_outbound(big(1)));
+        assert!(sm.unacked_bytes() > 2000);
+        assert!(!sm.push_outbound(big(2)), "past 3000 bytes");
+        sm.ack(3).expect("all three");
+        assert_eq!(sm.unacked_bytes(), 0);
+        assert!(sm.push_outbound(big(3)));
+        assert_eq!(sm.take_unacked().len(), 1);
+        assert_eq!(sm.unacked_bytes(), 0);
+    }
+
+    #[test]
     fn counters_wrap() {
-        let mut sm = SmState::new(10);
+        let mut sm = SmState::new(10, usize::MAX);
         sm.sent = u32::MAX;
         sm.acked = u32::MAX;
         assert!(sm.push_outbound(msg(0)));
@@ -136,7 +177,7 @@ mod tests {
 
     #[test]
     fn queue_bound_reported() {
-        let mut sm = SmState::new(2);
+        let mut sm = SmState::new(2, usize::MAX);
         assert!(sm.push_outbound(msg(0)));
         assert!(sm.push_outbound(msg(1)));
         assert!(!sm.push_outbound(msg(2)));

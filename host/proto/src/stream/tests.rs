@@ -38,6 +38,7 @@ fn config_identifying(allow_unencrypted: bool, identify: bool) -> C2sConfig {
         sm_enabled: true,
         sm_resume_timeout: Duration::from_secs(60),
         sm_max_unacked: 100,
+        sm_max_unacked_bytes: usize::MAX,
         unauthenticated_timeout: Duration::from_secs(30),
         xml_limits: xml::Limits::default(),
         entropy: Arc::new(crate::entropy::Seeded::new(1)),
