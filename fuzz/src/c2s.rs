@@ -63,6 +63,7 @@ fn config() -> C2sConfig {
         sm_enabled: true,
         sm_resume_timeout: Duration::from_secs(60),
         sm_max_unacked: 16,
+        sm_max_unacked_bytes: 64 * 1024,
         unauthenticated_timeout: Duration::from_secs(30),
         xml_limits: limits(),
         entropy: Arc::new(Seeded::new(7)),

@@ -65,6 +65,11 @@ pub const TOKENS: &[&[u8]] = &[
     b"sid='sid-1'",
     b" xmpp:restart='true'",
     b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+    // Names that are not XML names (the class muc_owner_form found).
+    b"<'x',/>",
+    b"<1a/>",
+    b"<a\"b/>",
+    b" a'b='1'",
     b" type='terminate'",
     b" pause='5'",
     b" ack='1'",
