@@ -15,10 +15,10 @@ use crate::web;
 const NS_HTTPBIND: &str = "http://jabber.org/protocol/httpbind";
 
 /// A BOSH session driven by hand.
-struct Bosh {
+pub(crate) struct Bosh {
     url: String,
     sid: String,
-    rid: u64,
+    pub(crate) rid: u64,
 }
 
 async fn post(url: &str, body: &str) -> (u16, String) {
@@ -50,6 +50,33 @@ fn creation(rid: u64, to: &str) -> String {
 }
 
 impl Bosh {
+    /// A session logged in anonymously and bound; returns it and its JID.
+    pub(crate) async fn login_anonymous(ports: Ports) -> (Bosh, String) {
+        let (mut bosh, _) = Bosh::create(ports).await;
+        let (_, r) = bosh
+            .send(
+                "",
+                "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>",
+            )
+            .await;
+        assert!(
+            r.get_child("success", NS_SASL).is_some(),
+            "{}",
+            String::from(&r)
+        );
+        bosh.send("to='localhost' xmpp:restart='true'", "").await;
+        let (_, r) = bosh
+            .send("", "<iq xmlns='jabber:client' type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+            .await;
+        let jid = r
+            .get_child("iq", "jabber:client")
+            .and_then(|iq| iq.get_child("bind", NS_BIND))
+            .and_then(|b| b.get_child("jid", NS_BIND))
+            .map(|j| j.text())
+            .unwrap_or_else(|| panic!("no bound jid in {}", String::from(&r)));
+        (bosh, jid)
+    }
+
     /// Create a session; returns it and the creation response.
     async fn create(ports: Ports) -> (Bosh, Element) {
         let url = ports.http_url("/http-bind");
@@ -65,7 +92,7 @@ impl Bosh {
     }
 
     /// Send `payload` in the next request (extra attributes in `attrs`).
-    async fn send(&mut self, attrs: &str, payload: &str) -> (u16, Element) {
+    pub(crate) async fn send(&mut self, attrs: &str, payload: &str) -> (u16, Element) {
         self.rid += 1;
         self.send_rid(self.rid, attrs, payload).await
     }

@@ -33,21 +33,36 @@ async fn a_reader_that_stops_pins_a_bounded_queue_and_nothing_is_lost() {
     let reader_jid = reader.bind(None).await;
     let (mut sender, _) = RawClient::login_anonymous(addr, "localhost").await;
     let body = "x".repeat(200_000);
+    // Bounces come back while the reader still reads nothing; the sender reads them as it
+    // goes (a session that cannot write to its client does not read from it either).
+    let mut bounced = std::collections::BTreeSet::new();
     for i in 0..SENT {
         sender
             .send(&format!(
                 "<message to='{reader_jid}' id='m{i}' type='chat'><body>{body}</body></message>"
             ))
             .await;
+        while let Ok(crate::raw::Frame::Element(x)) =
+            sender.read_frame(Duration::from_millis(20)).await
+        {
+            if x.el.name() == "message" {
+                assert!(
+                    x.raw.contains("resource-constraint"),
+                    "a bounce without its condition"
+                );
+                bounced.insert(x.attr("id").expect("id").to_owned());
+            }
+        }
     }
-    // Bounces come back while the reader still reads nothing.
-    let mut bounced = std::collections::BTreeSet::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while tokio::time::Instant::now() < deadline {
         match sender.read_frame(Duration::from_millis(500)).await {
             Ok(crate::raw::Frame::Element(x)) if x.el.name() == "message" => {
-                assert_eq!(x.attr("type"), Some("error"), "{}", x.raw);
-                assert!(x.raw.contains("resource-constraint"), "{}", x.raw);
+                assert_eq!(x.attr("type"), Some("error"));
+                assert!(
+                    x.raw.contains("resource-constraint"),
+                    "a bounce without its condition"
+                );
                 bounced.insert(x.attr("id").expect("id").to_owned());
             }
             Ok(_) => {}
@@ -73,6 +88,92 @@ async fn a_reader_that_stops_pins_a_bounded_queue_and_nothing_is_lost() {
     assert_eq!(delivered.len() + bounced.len(), SENT);
     eprintln!(
         "queue bound: {} of {SENT} messages of 200 KB bounced, {} delivered",
+        bounced.len(),
+        delivered.len()
+    );
+}
+
+/// A BOSH client that holds no request (paused, or slow to come back) buffers at most
+/// `http.bosh_max_buffered_bytes` in its session; past that its queue fills and what does not
+/// fit bounces to the sender; when it asks again it gets every message that did not bounce.
+#[tokio::test]
+async fn a_bosh_client_away_buffers_a_bounded_amount_and_nothing_is_lost() {
+    const SENT: usize = 30;
+    let server = Setup::new(
+        TestConfig::localhost_anonymous()
+            .http("bosh_max_buffered_bytes = 300000")
+            .limit("session_queue_bytes = 500000"),
+    )
+    .start();
+    let ports = server.ports();
+    let (mut bosh, bosh_jid) = crate::bosh::Bosh::login_anonymous(ports).await;
+    let (mut sender, _) = RawClient::login_anonymous(ports.c2s_addr(), "localhost").await;
+    let body = "y".repeat(100_000);
+    let mut bounced = std::collections::BTreeSet::new();
+    for i in 0..SENT {
+        sender
+            .send(&format!(
+                "<message to='{bosh_jid}' id='b{i}' type='chat'><body>{body}</body></message>"
+            ))
+            .await;
+        // The sender reads its bounces as it goes: a sender that reads nothing has its own
+        // queue fill with them, and errors are never bounced again (RFC 6120 §8.3.1), so
+        // they would be dropped there.
+        while let Ok(crate::raw::Frame::Element(x)) =
+            sender.read_frame(Duration::from_millis(20)).await
+        {
+            if x.el.name() == "message" {
+                bounced.insert(x.attr("id").expect("id").to_owned());
+            }
+        }
+    }
+    loop {
+        match sender.read_frame(Duration::from_secs(2)).await {
+            Ok(crate::raw::Frame::Element(x)) if x.el.name() == "message" => {
+                assert!(
+                    x.raw.contains("resource-constraint"),
+                    "a bounce without its condition"
+                );
+                bounced.insert(x.attr("id").expect("id").to_owned());
+            }
+            Ok(_) => {}
+            Err(crate::raw::ReadError::Timeout) => break,
+            Err(e) => panic!("sender: {e:?}"),
+        }
+    }
+    assert!(
+        !bounced.is_empty(),
+        "nothing bounced: the BOSH buffer was not bounded"
+    );
+    let mut delivered = std::collections::BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while delivered.len() + bounced.len() < SENT {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} delivered, {} bounced of {SENT}",
+            delivered.len(),
+            bounced.len()
+        );
+        let (status, r) = bosh.send("", "").await;
+        assert_eq!(status, 200);
+        for m in r.children().filter(|c| c.name() == "message") {
+            let id = m.attr("id").expect("id").to_owned();
+            assert!(!bounced.contains(&id), "{id} both bounced and delivered");
+            assert!(delivered.insert(id.clone()), "{id} delivered twice");
+        }
+        // Bounces still on their way back (a loaded machine parses 3 MB slowly).
+        while let Ok(crate::raw::Frame::Element(x)) =
+            sender.read_frame(Duration::from_millis(100)).await
+        {
+            if x.el.name() == "message" {
+                let id = x.attr("id").expect("id").to_owned();
+                assert!(!delivered.contains(&id), "{id} both delivered and bounced");
+                bounced.insert(id);
+            }
+        }
+    }
+    eprintln!(
+        "BOSH buffer bound: {} of {SENT} messages of 100 KB bounced, {} delivered",
         bounced.len(),
         delivered.len()
     );

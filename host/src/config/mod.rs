@@ -178,6 +178,7 @@ struct RawHttp {
     bosh_max_hold: Option<u32>,
     bosh_inactivity_seconds: Option<u64>,
     bosh_max_pause_seconds: Option<u64>,
+    bosh_max_buffered_bytes: Option<usize>,
     #[serde(default)]
     stats_allow: Vec<String>,
     stats_token_file: Option<PathBuf>,
@@ -1225,6 +1226,12 @@ fn validate_http(
             max_hold: u32::try_from(max_hold.min(8)).unwrap_or(1),
             inactivity: secs(raw.bosh_inactivity_seconds, 60, "bosh_inactivity_seconds")?,
             max_pause: secs(raw.bosh_max_pause_seconds, 120, "bosh_max_pause_seconds")?,
+            max_buffered_bytes: positive(
+                raw.bosh_max_buffered_bytes,
+                1024 * 1024,
+                1024 * 1024 * 1024,
+                "http.bosh_max_buffered_bytes",
+            )?,
             ..crate::bosh::BoshConfig::default()
         },
     })

@@ -85,6 +85,16 @@ impl Link {
         }
     }
 
+    /// Whether the session may take more from its mailbox: a BOSH session whose client holds
+    /// no request buffers only up to `http.bosh_max_buffered_bytes` (then its mailbox fills and
+    /// further stanzas bounce to their senders); the others write as they go.
+    pub fn accepts_more(&self) -> bool {
+        match self {
+            Link::Bosh(b) => b.core.accepts_more(),
+            Link::Stream(_) | Link::Ws(_) => true,
+        }
+    }
+
     /// When `LinkEvent::Timer` is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self {

@@ -167,9 +167,12 @@ impl Session {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            // A link that buffers (BOSH with no request held) past its bound takes nothing more:
+            // the mailbox fills and further stanzas bounce to their senders.
+            let take_mail = self.link.as_ref().is_none_or(Link::accepts_more);
             let input = tokio::select! {
                 ev = next(self.link.as_mut(), &mut buf) => Event::Link(ev),
-                msg = mailbox.recv() => match msg {
+                msg = mailbox.recv(), if take_mail => match msg {
                     Some(m) => Event::Mail(m),
                     // Unreachable while we hold a sender; treat as shutdown.
                     None => Event::Shutdown,
@@ -206,8 +209,14 @@ impl Session {
                 Event::Shutdown => self.core.handle_input(now, Input::Shutdown),
                 Event::Mail(EndpointMsg::Deliver(stanza)) => {
                     self.core.handle_input(now, Input::Deliver(stanza));
-                    // Batch whatever else is already queued into the same write.
-                    for _ in 0..64 {
+                    // Batch whatever else is already queued into the same write (not into a
+                    // BOSH buffer, which is bounded stanza by stanza).
+                    let batch = if matches!(self.link, Some(Link::Bosh(_))) {
+                        0
+                    } else {
+                        64
+                    };
+                    for _ in 0..batch {
                         match mailbox.try_recv() {
                             Ok(EndpointMsg::Deliver(s)) => {
                                 self.core.handle_input(now, Input::Deliver(s))

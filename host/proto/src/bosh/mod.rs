@@ -38,6 +38,10 @@ pub struct BoshConfig {
     pub max_pause: Duration,
     /// Shortest interval between polls when `hold` is 0 (advertised as `polling`).
     pub polling: Duration,
+    /// Bytes of frames waiting for a request (while the client is paused or between its
+    /// requests) past which the session takes no more from its queue (`accepts_more`), so
+    /// that further stanzas bounce there instead of piling up here.
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for BoshConfig {
@@ -48,6 +52,7 @@ impl Default for BoshConfig {
             inactivity: Duration::from_secs(60),
             max_pause: Duration::from_secs(120),
             polling: Duration::from_secs(2),
+            max_buffered_bytes: 1024 * 1024,
         }
     }
 }
@@ -179,6 +184,8 @@ pub struct BoshSession {
     held: VecDeque<Held>,
     cache: VecDeque<(u64, Vec<u8>)>,
     frames: Vec<Vec<u8>>,
+    /// Their bytes.
+    buffered: usize,
     idle_deadline: Instant,
     /// Set once the session ended; requests still get this terminate body.
     terminated: Option<Vec<u8>>,
@@ -215,6 +222,7 @@ impl BoshSession {
             held: VecDeque::new(),
             cache: VecDeque::new(),
             frames: Vec::new(),
+            buffered: 0,
             terminated: None,
             linger_until: None,
             ack_requested: body.ack == Some(1),
@@ -363,8 +371,14 @@ impl BoshSession {
     /// A frame from the stream, answered at the next `flush`.
     pub fn frame(&mut self, frame: Vec<u8>) {
         if self.terminated.is_none() {
+            self.buffered += frame.len();
             self.frames.push(frame);
         }
+    }
+
+    /// Whether more frames may be buffered (`BoshConfig::max_buffered_bytes` not reached).
+    pub fn accepts_more(&self) -> bool {
+        self.buffered < self.config.max_buffered_bytes
     }
 
     /// After the stream's outputs are drained: answer what can be answered.
@@ -382,6 +396,7 @@ impl BoshSession {
 
     fn answer(&mut self, h: Held, now: Instant) {
         let frames = std::mem::take(&mut self.frames);
+        self.buffered = 0;
         let body = if h.creation {
             self.creation_body(h.rid, &frames)
         } else {
@@ -446,6 +461,7 @@ impl BoshSession {
             return;
         }
         let frames = std::mem::take(&mut self.frames);
+        self.buffered = 0;
         let condition = frames
             .iter()
             .any(|f| f.starts_with(b"<stream:error"))
