@@ -99,6 +99,11 @@ const MAX_PLUGIN_DEPTH: u8 = 8;
 /// `resource-constraint` instead of queueing more auth plugin calls.
 pub const MAX_ACCOUNT_LOOKUPS: usize = 256;
 
+/// Most recipients of directed available presence one session is remembered for (each gets
+/// its unavailable presence when the session ends); a presence that would add one more is
+/// refused with `resource-constraint`. A Jitsi client directs presence to its room or two.
+pub const MAX_DIRECTED: usize = 1024;
+
 /// A question for the shell (RFC 6121 §8.5.1): does `username` have an account on `vhost`?
 /// The shell asks the vhost's auth plugin and hands `stanza` back to `Router::account_checked`
 /// with the answer (a failed call counts as "no").
@@ -679,7 +684,13 @@ impl Router {
             };
         };
         if kind == Kind::Presence {
-            self.track_directed(&from, &to, &stanza);
+            if !self.track_directed(&from, &to, &stanza) {
+                return self.bounce(
+                    &stanza,
+                    StanzaError::new(ErrorType::Wait, "resource-constraint")
+                        .with_text("Too many directed presences; send unavailable to some first."),
+                );
+            }
         }
         if self.mucs.contains_key(to.domain()) {
             let domain = to.domain().to_owned();
@@ -756,12 +767,17 @@ impl Router {
         }
     }
 
-    fn track_directed(&mut self, from: &Jid, to: &Jid, stanza: &Element) {
+    /// Remember (or forget) a directed presence; false when the session already holds
+    /// `MAX_DIRECTED` recipients and this would add one (the presence is refused).
+    fn track_directed(&mut self, from: &Jid, to: &Jid, stanza: &Element) -> bool {
         let Some(session) = self.sessions.get_mut(from) else {
-            return;
+            return true;
         };
         match stanza.attr("type") {
             None => {
+                if session.directed.len() >= MAX_DIRECTED && !session.directed.contains(to) {
+                    return false;
+                }
                 session.directed.insert(to.clone());
             }
             Some("unavailable") => {
@@ -769,6 +785,7 @@ impl Router {
             }
             _ => {}
         }
+        true
     }
 
     fn broadcast_presence(&mut self, from: &Jid, stanza: Element) -> Vec<Delivery> {

@@ -675,3 +675,45 @@ fn account_lookups_in_flight_are_bounded() {
     assert!(r.route(ping("one-more@a.example".into())).is_empty());
     assert_eq!(r.take_account_lookups().len(), 1);
 }
+
+#[test]
+fn directed_presences_per_session_are_bounded() {
+    let mut r = router();
+    r.bind(&jid("v@a.example"), Some("x"), 9, None)
+        .expect("bind");
+    for i in 0..MAX_DIRECTED {
+        let to = format!("u{i}@a.example");
+        let d = r.route(stanza("presence", "v@a.example/x", Some(&to), None));
+        assert!(d.iter().all(|d| condition(d).is_none()), "{i}");
+    }
+    // One more recipient is refused; one already remembered is not.
+    let d = r.route(stanza(
+        "presence",
+        "v@a.example/x",
+        Some("new@a.example"),
+        None,
+    ));
+    assert_eq!(d.len(), 1);
+    assert_eq!(condition(&d[0]).as_deref(), Some("resource-constraint"));
+    let again = r.route(stanza(
+        "presence",
+        "v@a.example/x",
+        Some("u7@a.example"),
+        None,
+    ));
+    assert!(again.iter().all(|d| condition(d).is_none()));
+    // Unavailable to one frees its place.
+    r.route(stanza(
+        "presence",
+        "v@a.example/x",
+        Some("u7@a.example"),
+        Some("unavailable"),
+    ));
+    let d = r.route(stanza(
+        "presence",
+        "v@a.example/x",
+        Some("new@a.example"),
+        None,
+    ));
+    assert!(d.iter().all(|d| condition(d).is_none()));
+}
