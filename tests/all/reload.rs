@@ -523,3 +523,25 @@ async fn generations_that_break_the_rules_are_refused_and_the_old_one_serves() {
         );
     }
 }
+
+/// Sections a reload cannot apply are named in its report, media and login sources included
+/// (they used to be left out, so a changed `[sfu]` or `[[key_servers]]` looked applied).
+#[tokio::test]
+async fn a_reload_names_the_sections_that_need_a_restart() {
+    let server = Setup::new(TestConfig::localhost_anonymous()).start();
+    let changed = TestConfig::localhost_anonymous()
+        .table("[sfu]\nlast_n = 3")
+        .table("[[key_servers]]\nname = \"main\"\nurl = \"http://127.0.0.1:9/keys\"");
+    server.setup_ref().rewrite(&changed);
+    let config = server.setup_ref().config_arg();
+    let out = run_cli(&["reload", "--config", &config], "");
+    assert!(out.success(), "{out:?}");
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("needs a restart:"))
+        .unwrap_or_else(|| panic!("no restart line: {out:?}"));
+    assert!(line.contains("sfu"), "{line}");
+    assert!(line.contains("key_servers"), "{line}");
+    assert!(!line.contains("limits"), "{line}");
+}

@@ -540,6 +540,12 @@ impl PluginRegistry {
             ("data_dir", dbg(&old.data_dir), dbg(&new.data_dir)),
             ("log_level", dbg(&old.log_level), dbg(&new.log_level)),
             ("audit_log", dbg(&old.audit_log), dbg(&new.audit_log)),
+            ("plugin_dir", dbg(&old.plugin_dir), dbg(&new.plugin_dir)),
+            ("sfu", dbg(&old.sfu), dbg(&new.sfu)),
+            ("key_servers", dbg(&old.key_servers), dbg(&new.key_servers)),
+            ("ldap", dbg(&old.ldap), dbg(&new.ldap)),
+            ("turn", dbg(&old.turn), dbg(&new.turn)),
+            ("storage", dbg(&old.storage), dbg(&new.storage)),
         ] {
             if was != now {
                 change.restart_needed.push(key.to_owned());
