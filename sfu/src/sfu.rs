@@ -808,7 +808,9 @@ impl Sfu {
             return;
         };
         let budget = estimate.saturating_sub(ep.rate_other_out.bps(now_us));
-        let mut order: Vec<(u32, (usize, std::cmp::Reverse<u32>, usize))> = conf
+        // (source, (its rank among the prioritized senders, wanted height, speaker rank)).
+        type Priority = (usize, std::cmp::Reverse<u32>, usize);
+        let mut order: Vec<(u32, Priority)> = conf
             .sources
             .iter()
             .filter(|(_, src)| src.sender != key)
@@ -1118,7 +1120,7 @@ impl Sfu {
             .or_insert_with(|| RecvStream::new(header.sequence_number, clock_rate))
             .on_packet(header.sequence_number, header.timestamp, arrival);
         if let Some((source, layer)) = route.layer {
-            self.forward_layer(key, source, layer, route.rtx, &plain, &header, now_us);
+            self.forward_layer(key, source, layer, route.rtx, &plain, &header);
             return;
         }
         if route.kind == MediaKind::Audio
@@ -1251,9 +1253,9 @@ impl Sfu {
         rtx: bool,
         plain: &[u8],
         header: &rtp::RtpHeader,
-        now_us: i64,
     ) {
         let now = self.now;
+        let now_us = self.now_us();
         let Some(sender_ep) = self.endpoints.get(&sender) else {
             return;
         };

@@ -386,7 +386,7 @@ mod tests {
             active: vec![true, false, true],
             wanted: Some(2),
         };
-        assert_eq!(allocate(2_000_000, &[gap.clone()]), [Some(2)]);
+        assert_eq!(allocate(2_000_000, std::slice::from_ref(&gap)), [Some(2)]);
         assert_eq!(allocate(1_000_000, &[gap]), [Some(0)]);
     }
 

@@ -1334,7 +1334,7 @@ fn downlink_estimate_picks_the_layer_a_receiver_can_take() {
             }
             frame += 1;
             // Feedback every third frame (~100 ms), as browsers send it.
-            if frame % 3 == 0 {
+            if frame.is_multiple_of(3) {
                 for (addr, link) in links.iter_mut() {
                     if let Some(fb) = link.feedback() {
                         net.client(*addr).send_rtcp(&fb).expect("feedback");
@@ -1380,19 +1380,18 @@ fn downlink_estimate_picks_the_layer_a_receiver_can_take() {
 
     // B's path narrows: within 5 s B is on the lowest layer, C still on the top.
     links[0].1.capacity = 400_000.0;
-    let mut dropped_after = None;
-    for second in 1..=5 {
-        run(&mut net, &mut links, 30);
-        if layer_of(&net, "b") == Some(0) {
-            dropped_after = Some(second);
-            break;
-        }
-    }
-    assert!(
-        dropped_after.is_some(),
-        "B stayed on {:?}",
-        layer_of(&net, "b")
-    );
+    // Seconds until B gets layer `want`, within `limit`.
+    type Run<'a> = dyn FnMut(&mut Net, &mut [(SocketAddr, Downlink); 2], u32) -> [Vec<u8>; 2] + 'a;
+    let until =
+        |run: &mut Run, net: &mut Net, links: &mut [(SocketAddr, Downlink); 2], want, limit| {
+            let after = (1..=limit).find(|_| {
+                run(net, links, 30);
+                layer_of(net, "b") == Some(want)
+            });
+            assert!(after.is_some(), "B stayed on {:?}", layer_of(net, "b"));
+            after
+        };
+    let dropped_after = until(&mut run, &mut net, &mut links, 0, 5);
     let got = run(&mut net, &mut links, 60);
     assert!(last_second(&got[0]).iter().all(|l| *l == 0), "{:?}", got[0]);
     assert!(last_second(&got[1]).iter().all(|l| *l == 2), "{:?}", got[1]);
@@ -1410,18 +1409,6 @@ fn downlink_estimate_picks_the_layer_a_receiver_can_take() {
 
     // B's path widens again: within 30 s B is back on the top layer.
     links[0].1.capacity = 20e6;
-    let mut recovered_after = None;
-    for second in 1..=30 {
-        run(&mut net, &mut links, 30);
-        if layer_of(&net, "b") == Some(2) {
-            recovered_after = Some(second);
-            break;
-        }
-    }
-    assert!(
-        recovered_after.is_some(),
-        "B stayed on {:?}",
-        layer_of(&net, "b")
-    );
+    let recovered_after = until(&mut run, &mut net, &mut links, 2, 30);
     eprintln!("layer switch: down after {dropped_after:?} s, back up after {recovered_after:?} s");
 }
