@@ -683,14 +683,12 @@ impl Router {
                 }
             };
         };
-        if kind == Kind::Presence {
-            if !self.track_directed(&from, &to, &stanza) {
-                return self.bounce(
-                    &stanza,
-                    StanzaError::new(ErrorType::Wait, "resource-constraint")
-                        .with_text("Too many directed presences; send unavailable to some first."),
-                );
-            }
+        if kind == Kind::Presence && !self.track_directed(&from, &to, &stanza) {
+            return self.bounce(
+                &stanza,
+                StanzaError::new(ErrorType::Wait, "resource-constraint")
+                    .with_text("Too many directed presences; send unavailable to some first."),
+            );
         }
         if self.mucs.contains_key(to.domain()) {
             let domain = to.domain().to_owned();
