@@ -40,6 +40,7 @@ mod postgres;
 mod reload;
 mod routing;
 mod sm;
+mod soak;
 mod stream_errors;
 mod tls;
 mod turn;
