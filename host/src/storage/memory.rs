@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use super::{KvSetError, KvStore, StorageError, entry_bytes};
+use super::{KvStore, StorageError, entry_bytes};
 
 type Key = (String, String, String);
 type Ns = (String, String);
@@ -61,29 +61,27 @@ impl KvStore for MemoryStore {
     fn get(&self, vhost: &str, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self.inner().map.get(&k(vhost, plugin, key)).cloned())
     }
-    fn set(&self, vhost: &str, plugin: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.inner().put(vhost, plugin, key, value);
-        Ok(())
-    }
-    fn set_within_quota(
+    fn write(
         &self,
         vhost: &str,
         plugin: &str,
         key: &str,
         value: &[u8],
-        quota_bytes: u64,
-    ) -> Result<(), KvSetError> {
+        quota: Option<u64>,
+    ) -> Result<bool, StorageError> {
         let mut inner = self.inner();
-        let old = inner
-            .map
-            .get(&k(vhost, plugin, key))
-            .map_or(0, |v| entry_bytes(key, v));
-        let new_total = inner.used(vhost, plugin).saturating_sub(old) + entry_bytes(key, value);
-        if new_total > quota_bytes {
-            return Err(KvSetError::QuotaExceeded);
+        if let Some(quota) = quota {
+            let old = inner
+                .map
+                .get(&k(vhost, plugin, key))
+                .map_or(0, |v| entry_bytes(key, v));
+            let new_total = inner.used(vhost, plugin).saturating_sub(old) + entry_bytes(key, value);
+            if new_total > quota {
+                return Ok(false);
+            }
         }
         inner.put(vhost, plugin, key, value);
-        Ok(())
+        Ok(true)
     }
     fn delete(&self, vhost: &str, plugin: &str, key: &str) -> Result<(), StorageError> {
         let mut inner = self.inner();

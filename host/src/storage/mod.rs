@@ -75,11 +75,23 @@ pub fn kv_namespace(role: KvRole, plugin: &str) -> String {
 pub trait KvStore: Send + Sync + std::fmt::Debug {
     /// Read a value.
     fn get(&self, vhost: &str, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    /// The one write every backend implements: store `value` with the counter update, unless
+    /// `quota` is given and the namespace's usage afterwards (the new entry counted in place of
+    /// the old one) would exceed it; check and write are one atomic step. Answers whether it
+    /// wrote (a refused write leaves the old value in place).
+    fn write(
+        &self,
+        vhost: &str,
+        plugin: &str,
+        key: &str,
+        value: &[u8],
+        quota: Option<u64>,
+    ) -> Result<bool, StorageError>;
     /// Write a value, whatever the namespace's usage (the counter is still kept).
-    fn set(&self, vhost: &str, plugin: &str, key: &str, value: &[u8]) -> Result<(), StorageError>;
-    /// Write a value unless the namespace's usage afterwards (counting the new entry in place
-    /// of the old one) would exceed `quota_bytes`; check and write are one atomic step, and a
-    /// refused write leaves the old value in place.
+    fn set(&self, vhost: &str, plugin: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.write(vhost, plugin, key, value, None).map(|_| ())
+    }
+    /// Write a value unless it would take the namespace past `quota_bytes` (see `write`).
     fn set_within_quota(
         &self,
         vhost: &str,
@@ -87,7 +99,13 @@ pub trait KvStore: Send + Sync + std::fmt::Debug {
         key: &str,
         value: &[u8],
         quota_bytes: u64,
-    ) -> Result<(), KvSetError>;
+    ) -> Result<(), KvSetError> {
+        if self.write(vhost, plugin, key, value, Some(quota_bytes))? {
+            Ok(())
+        } else {
+            Err(KvSetError::QuotaExceeded)
+        }
+    }
     /// Remove a value.
     fn delete(&self, vhost: &str, plugin: &str, key: &str) -> Result<(), StorageError>;
     /// Keys starting with `prefix`, sorted.

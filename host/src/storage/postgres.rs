@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, NoTls, Statement};
 
-use super::{KvSetError, KvStore, StorageError, entry_bytes};
+use super::{KvStore, StorageError, entry_bytes};
 
 /// The schema this code reads and writes (the same shape as SQLite's version 2).
 const SCHEMA_VERSION: i32 = 2;
@@ -329,56 +329,6 @@ impl PostgresStore {
         })
     }
 
-    /// The write of `set` and `set_within_quota`: answers whether it wrote.
-    fn write(
-        &self,
-        vhost: &str,
-        plugin: &str,
-        key: &str,
-        value: &[u8],
-        quota: Option<u64>,
-    ) -> Result<bool, StorageError> {
-        let (v, p, k, val) = (
-            vhost.to_owned(),
-            plugin.to_owned(),
-            key.to_owned(),
-            value.to_vec(),
-        );
-        self.with_conn(move |c: &mut Conn| {
-            Box::pin(async move {
-                let st = &c.st;
-                let tx = c.client.transaction().await.map_err(pg)?;
-                // Pipelined: the server runs them in order, so the length is read under the
-                // counter's lock.
-                let (ns, entry): (Params<'_>, Params<'_>) = (&[&v, &p], &[&v, &p, &k]);
-                let (usage, old) = futures_util::try_join!(
-                    tx.query_one(&st.lock_usage, ns),
-                    tx.query_opt(&st.old_len, entry),
-                )
-                .map_err(pg)?;
-                let usage: i64 = usage.get(0);
-                let old: Option<i64> = old.map(|r| r.get(0));
-                let old = old.map_or(0, |n| k.len() as u64 + u64::try_from(n).unwrap_or(0));
-                let new_total =
-                    u64::try_from(usage).unwrap_or(0).saturating_sub(old) + entry_bytes(&k, &val);
-                if quota.is_some_and(|q| new_total > q) {
-                    tx.rollback().await.map_err(pg)?;
-                    return Ok(false);
-                }
-                let new_total = i64::try_from(new_total).unwrap_or(i64::MAX);
-                let (row, count): (Params<'_>, Params<'_>) =
-                    (&[&v, &p, &k, &val], &[&v, &p, &new_total]);
-                futures_util::try_join!(
-                    tx.execute(&st.upsert, row),
-                    tx.execute(&st.set_usage, count),
-                )
-                .map_err(pg)?;
-                tx.commit().await.map_err(pg)?;
-                Ok(true)
-            })
-        })
-    }
-
     /// A fresh SUM over the namespace's rows (the tests' oracle for the counter).
     #[cfg(test)]
     pub(super) fn summed_bytes(&self, vhost: &str, plugin: &str) -> Result<u64, StorageError> {
@@ -460,6 +410,56 @@ fn prefix_end(prefix: &str) -> Option<String> {
 }
 
 impl KvStore for PostgresStore {
+    /// The write of `set` and `set_within_quota`: answers whether it wrote.
+    fn write(
+        &self,
+        vhost: &str,
+        plugin: &str,
+        key: &str,
+        value: &[u8],
+        quota: Option<u64>,
+    ) -> Result<bool, StorageError> {
+        let (v, p, k, val) = (
+            vhost.to_owned(),
+            plugin.to_owned(),
+            key.to_owned(),
+            value.to_vec(),
+        );
+        self.with_conn(move |c: &mut Conn| {
+            Box::pin(async move {
+                let st = &c.st;
+                let tx = c.client.transaction().await.map_err(pg)?;
+                // Pipelined: the server runs them in order, so the length is read under the
+                // counter's lock.
+                let (ns, entry): (Params<'_>, Params<'_>) = (&[&v, &p], &[&v, &p, &k]);
+                let (usage, old) = futures_util::try_join!(
+                    tx.query_one(&st.lock_usage, ns),
+                    tx.query_opt(&st.old_len, entry),
+                )
+                .map_err(pg)?;
+                let usage: i64 = usage.get(0);
+                let old: Option<i64> = old.map(|r| r.get(0));
+                let old = old.map_or(0, |n| k.len() as u64 + u64::try_from(n).unwrap_or(0));
+                let new_total =
+                    u64::try_from(usage).unwrap_or(0).saturating_sub(old) + entry_bytes(&k, &val);
+                if quota.is_some_and(|q| new_total > q) {
+                    tx.rollback().await.map_err(pg)?;
+                    return Ok(false);
+                }
+                let new_total = i64::try_from(new_total).unwrap_or(i64::MAX);
+                let (row, count): (Params<'_>, Params<'_>) =
+                    (&[&v, &p, &k, &val], &[&v, &p, &new_total]);
+                futures_util::try_join!(
+                    tx.execute(&st.upsert, row),
+                    tx.execute(&st.set_usage, count),
+                )
+                .map_err(pg)?;
+                tx.commit().await.map_err(pg)?;
+                Ok(true)
+            })
+        })
+    }
+
     fn get(&self, vhost: &str, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         let (v, p, k) = (vhost.to_owned(), plugin.to_owned(), key.to_owned());
         self.with_conn(move |c: &mut Conn| {
@@ -471,25 +471,6 @@ impl KvStore for PostgresStore {
                     .map(|r| r.get(0)))
             })
         })
-    }
-
-    fn set(&self, vhost: &str, plugin: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.write(vhost, plugin, key, value, None).map(|_| ())
-    }
-
-    fn set_within_quota(
-        &self,
-        vhost: &str,
-        plugin: &str,
-        key: &str,
-        value: &[u8],
-        quota_bytes: u64,
-    ) -> Result<(), KvSetError> {
-        if self.write(vhost, plugin, key, value, Some(quota_bytes))? {
-            Ok(())
-        } else {
-            Err(KvSetError::QuotaExceeded)
-        }
     }
 
     fn delete(&self, vhost: &str, plugin: &str, key: &str) -> Result<(), StorageError> {

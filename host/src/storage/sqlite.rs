@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
-use super::{KvSetError, KvStore, StorageError, entry_bytes};
+use super::{KvStore, StorageError, entry_bytes};
 
 /// The schema this code reads and writes, kept in `PRAGMA user_version`.
 ///
@@ -46,39 +46,6 @@ impl SqliteStore {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Write `value` in one IMMEDIATE transaction with the counter update, unless `quota` is
-    /// given and the namespace would exceed it; answers whether it wrote.
-    fn write(
-        &self,
-        vhost: &str,
-        plugin: &str,
-        key: &str,
-        value: &[u8],
-        quota: Option<u64>,
-    ) -> Result<bool, StorageError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let old = value_len(&tx, vhost, plugin, key)?;
-        let old = old.map_or(0, |n| key.len() as u64 + n);
-        let new_total = usage(&tx, vhost, plugin)?.saturating_sub(old) + entry_bytes(key, value);
-        if quota.is_some_and(|q| new_total > q) {
-            // Dropping `tx` rolls back; nothing was written.
-            return Ok(false);
-        }
-        tx.execute(
-            "INSERT INTO plugin_kv (vhost, plugin, key, value) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (vhost, plugin, key) DO UPDATE SET value = excluded.value",
-            params![vhost, plugin, key, value],
-        )?;
-        tx.execute(
-            "INSERT INTO plugin_kv_usage (vhost, plugin, bytes) VALUES (?1, ?2, ?3)
-             ON CONFLICT (vhost, plugin) DO UPDATE SET bytes = excluded.bytes",
-            params![vhost, plugin, i64::try_from(new_total).unwrap_or(i64::MAX)],
-        )?;
-        tx.commit()?;
-        Ok(true)
     }
 }
 
@@ -142,6 +109,39 @@ fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
 }
 
 impl KvStore for SqliteStore {
+    /// Write `value` in one IMMEDIATE transaction with the counter update, unless `quota` is
+    /// given and the namespace would exceed it; answers whether it wrote.
+    fn write(
+        &self,
+        vhost: &str,
+        plugin: &str,
+        key: &str,
+        value: &[u8],
+        quota: Option<u64>,
+    ) -> Result<bool, StorageError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let old = value_len(&tx, vhost, plugin, key)?;
+        let old = old.map_or(0, |n| key.len() as u64 + n);
+        let new_total = usage(&tx, vhost, plugin)?.saturating_sub(old) + entry_bytes(key, value);
+        if quota.is_some_and(|q| new_total > q) {
+            // Dropping `tx` rolls back; nothing was written.
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO plugin_kv (vhost, plugin, key, value) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (vhost, plugin, key) DO UPDATE SET value = excluded.value",
+            params![vhost, plugin, key, value],
+        )?;
+        tx.execute(
+            "INSERT INTO plugin_kv_usage (vhost, plugin, bytes) VALUES (?1, ?2, ?3)
+             ON CONFLICT (vhost, plugin) DO UPDATE SET bytes = excluded.bytes",
+            params![vhost, plugin, i64::try_from(new_total).unwrap_or(i64::MAX)],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
     fn get(&self, vhost: &str, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self
             .conn()
@@ -151,25 +151,6 @@ impl KvStore for SqliteStore {
                 |r| r.get(0),
             )
             .optional()?)
-    }
-
-    fn set(&self, vhost: &str, plugin: &str, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.write(vhost, plugin, key, value, None).map(|_| ())
-    }
-
-    fn set_within_quota(
-        &self,
-        vhost: &str,
-        plugin: &str,
-        key: &str,
-        value: &[u8],
-        quota_bytes: u64,
-    ) -> Result<(), KvSetError> {
-        if self.write(vhost, plugin, key, value, Some(quota_bytes))? {
-            Ok(())
-        } else {
-            Err(KvSetError::QuotaExceeded)
-        }
     }
 
     fn delete(&self, vhost: &str, plugin: &str, key: &str) -> Result<(), StorageError> {
