@@ -57,17 +57,17 @@ fn config() -> C2sConfig {
             identify: false,
         },
     );
+    // Defaults from `C2sConfig::new`, so a field added there does not break this crate.
     C2sConfig {
-        vhosts: Arc::new(vhosts),
-        starttls_available: true,
-        sm_enabled: true,
         sm_resume_timeout: Duration::from_secs(60),
         sm_max_unacked: 16,
         sm_max_unacked_bytes: 64 * 1024,
-        unauthenticated_timeout: Duration::from_secs(30),
         xml_limits: limits(),
-        entropy: Arc::new(Seeded::new(7)),
-        sasl_secret: SaslSecret::new(vec![0u8; 32]),
+        ..C2sConfig::new(
+            vhosts,
+            Arc::new(Seeded::new(7)),
+            SaslSecret::new(vec![0u8; 32]),
+        )
     }
 }
 

@@ -12,7 +12,7 @@ use super::c2s::{C2sConfig, C2sStream, Input, Output, PendingInput, VhostPolicy}
 use super::component::{self, ComponentStream};
 use super::framing::{self, Framing};
 use crate::sasl::Mechanism;
-use crate::stanza::Jid;
+use crate::stanza::{ErrorType, Jid, StanzaError};
 use crate::xml::{self, Element, Event, StreamParser, ns};
 
 const OPEN: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
@@ -23,26 +23,30 @@ fn config(allow_unencrypted: bool) -> C2sConfig {
 }
 
 fn config_identifying(allow_unencrypted: bool, identify: bool) -> C2sConfig {
-    let mut vhosts = HashMap::new();
-    vhosts.insert(
-        "a.example".to_owned(),
-        VhostPolicy {
-            identify,
-            mechanisms: vec![Mechanism::Plain, Mechanism::Anonymous],
-            allow_unencrypted,
-        },
-    );
+    config_for(&["a.example"], allow_unencrypted, identify)
+}
+
+fn config_for(domains: &[&str], allow_unencrypted: bool, identify: bool) -> C2sConfig {
+    let vhosts: HashMap<String, VhostPolicy> = domains
+        .iter()
+        .map(|d| {
+            let policy = VhostPolicy {
+                identify,
+                mechanisms: vec![Mechanism::Plain, Mechanism::Anonymous],
+                allow_unencrypted,
+            };
+            ((*d).to_owned(), policy)
+        })
+        .collect();
     C2sConfig {
-        vhosts: Arc::new(vhosts),
-        starttls_available: true,
-        sm_enabled: true,
         sm_resume_timeout: Duration::from_secs(60),
         sm_max_unacked: 100,
         sm_max_unacked_bytes: usize::MAX,
-        unauthenticated_timeout: Duration::from_secs(30),
-        xml_limits: xml::Limits::default(),
-        entropy: Arc::new(crate::entropy::Seeded::new(1)),
-        sasl_secret: crate::sasl::SaslSecret::new(vec![0u8; 32]),
+        ..C2sConfig::new(
+            vhosts,
+            Arc::new(crate::entropy::Seeded::new(1)),
+            crate::sasl::SaslSecret::new(vec![0u8; 32]),
+        )
     }
 }
 
@@ -53,6 +57,8 @@ struct Client {
     server_parser: StreamParser,
     seen: Vec<Element>,
     outputs: Vec<Output>,
+    /// Every byte the server wrote, in order.
+    raw: Vec<u8>,
     closed: bool,
 }
 
@@ -69,6 +75,7 @@ impl Client {
             server_parser: StreamParser::new(xml::Limits::default()),
             seen: Vec::new(),
             outputs: Vec::new(),
+            raw: Vec::new(),
             closed: false,
         }
     }
@@ -78,6 +85,7 @@ impl Client {
         while let Some(out) = self.stream.poll_output() {
             match out {
                 Output::Write(bytes) => {
+                    self.raw.extend_from_slice(&bytes);
                     self.server_parser
                         .feed(&bytes)
                         .expect("server output is well-formed");
@@ -124,6 +132,21 @@ impl Client {
             .find(|e| e.is("error", ns::STREAMS))
             .and_then(|e| e.children().next())
             .map(|c| c.name().to_owned())
+    }
+
+    /// Open, authenticate with ANONYMOUS and stop right after `<success/>`.
+    fn authenticate(&mut self) {
+        self.send(OPEN);
+        self.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>");
+        assert!(self.last().is("success", ns::SASL));
+        self.take_outputs();
+    }
+
+    /// How many stream headers the server wrote.
+    fn headers_written(&self) -> usize {
+        String::from_utf8_lossy(&self.raw)
+            .matches("<stream:stream ")
+            .count()
     }
 
     /// Authenticate with PLAIN (plugin says yes) and bind `resource`.
@@ -510,6 +533,380 @@ fn close_without_sm_ends_session() {
     c.send("</stream:stream>");
     assert!(c.closed);
     assert!(c.stream.is_closed());
+}
+
+#[test]
+fn a_stanza_before_bind_is_refused() {
+    // An IQ that is not a bind gets an error reply and the stream stays.
+    let mut c = Client::new(true);
+    c.authenticate();
+    c.send(OPEN);
+    c.send("<iq type='get' id='q'><ping xmlns='urn:xmpp:ping'/></iq>");
+    let reply = c.last();
+    assert_eq!(reply.attr("id"), Some("q"));
+    assert_eq!(reply.attr("type"), Some("error"));
+    let error = reply.get_child("error", ns::CLIENT).expect("error child");
+    assert!(error.has_child("not-authorized", ns::STANZAS), "{reply:?}");
+    assert!(!c.closed);
+    // A message is a stream error; nothing was routed or bound.
+    c.send("<message to='b@a.example'><body>early</body></message>");
+    assert_eq!(c.stream_error().as_deref(), Some("not-authorized"));
+    assert!(c.closed && c.stream.is_closed());
+    let outs = c.take_outputs();
+    assert!(
+        !outs
+            .iter()
+            .any(|o| matches!(o, Output::Route(_) | Output::Bind { .. })),
+        "{outs:?}"
+    );
+    assert_eq!(c.stream.full_jid(), None);
+}
+
+#[test]
+fn stream_management_before_bind_fails_without_ending_the_stream() {
+    let mut c = Client::new(true);
+    c.authenticate();
+    c.send(OPEN);
+    for el in [
+        "<enable xmlns='urn:xmpp:sm:3' resume='true'/>",
+        "<r xmlns='urn:xmpp:sm:3'/>",
+        "<a xmlns='urn:xmpp:sm:3' h='0'/>",
+    ] {
+        c.send(el);
+        let failed = c.last();
+        assert!(failed.is("failed", ns::SM), "{failed:?}");
+        assert!(failed.has_child("unexpected-request", ns::STANZAS));
+    }
+    assert!(c.take_outputs().is_empty());
+    assert!(!c.closed);
+    // Binding still works, and SM may be enabled then.
+    c.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+    let Some(Output::Bind { jid, .. }) = c.take_outputs().into_iter().next() else {
+        panic!("expected a bind request");
+    };
+    c.input(Input::Bound(Ok(jid.with_resource("r").expect("resource"))));
+    c.send("<enable xmlns='urn:xmpp:sm:3'/>");
+    assert!(c.last().is("enabled", ns::SM));
+}
+
+const WS_OPEN: &[u8] =
+    br#"<open xmlns="urn:ietf:params:xml:ns:xmpp-framing" to="a.example" version="1.0"/>"#;
+const WS_ANONYMOUS: &[u8] =
+    b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>";
+
+/// A WebSocket stream and one frame: what it wrote, the other outputs.
+fn ws(s: &mut C2sStream, frame: &[u8]) -> (Vec<Element>, Vec<Output>) {
+    s.handle_input(Instant::now(), Input::Frame(frame));
+    frames(s)
+}
+
+/// The condition of the stream error among `els`, if any.
+fn ws_error(els: &[Element]) -> Option<String> {
+    els.iter()
+        .find(|e| e.is("error", ns::STREAMS))
+        .and_then(|e| e.children().next())
+        .map(|c| c.name().to_owned())
+}
+
+#[test]
+fn a_second_auth_after_success_is_refused() {
+    // Before the restart only a stream header may come. (On a byte stream the parser already
+    // refuses anything else; framed transports rely on the core.)
+    let mut s = C2sStream::new(config(true), Framing::WebSocket, false, Instant::now());
+    ws(&mut s, WS_OPEN);
+    let (els, outs) = ws(&mut s, WS_ANONYMOUS);
+    assert!(els[0].is("success", ns::SASL));
+    assert!(matches!(outs.as_slice(), [Output::Authenticated { .. }]));
+    let (els, outs) = ws(&mut s, WS_ANONYMOUS);
+    // The error opens the new stream first.
+    assert!(els[0].is("open", framing::NS_FRAMING), "{els:?}");
+    assert_eq!(ws_error(&els).as_deref(), Some("not-well-formed"));
+    assert!(
+        matches!(outs.as_slice(), [Output::Close]),
+        "no second authentication: {outs:?}"
+    );
+    let mut c = Client::new(true);
+    c.authenticate();
+    c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>");
+    assert!(c.stream_error().is_some() && c.stream.is_closed());
+    assert!(c.take_outputs().is_empty(), "no second authentication");
+    assert_eq!(
+        c.headers_written(),
+        2,
+        "the error came on the restarted stream"
+    );
+    // After the restart SASL is over: it is not a stanza that may come before bind.
+    let mut c = Client::new(true);
+    c.authenticate();
+    c.send(OPEN);
+    c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>");
+    assert_eq!(c.stream_error().as_deref(), Some("not-authorized"));
+    assert!(c.take_outputs().is_empty(), "no second authentication");
+}
+
+#[test]
+fn a_stream_header_in_the_wrong_phase_is_refused() {
+    // While authenticating, and once established (framed: the core decides).
+    let mut s = C2sStream::new(config(true), Framing::WebSocket, false, Instant::now());
+    let (els, _) = ws(&mut s, WS_OPEN);
+    assert!(els[0].is("open", framing::NS_FRAMING));
+    let (els, outs) = ws(&mut s, WS_OPEN);
+    assert!(
+        !els[0].is("open", framing::NS_FRAMING),
+        "one open only: {els:?}"
+    );
+    assert_eq!(ws_error(&els).as_deref(), Some("not-well-formed"));
+    assert!(outs.iter().any(|o| matches!(o, Output::Close)));
+    let mut s = C2sStream::new(config(true), Framing::WebSocket, false, Instant::now());
+    ws(&mut s, WS_OPEN);
+    ws(&mut s, WS_ANONYMOUS);
+    ws(&mut s, WS_OPEN);
+    let (_, outs) = ws(
+        &mut s,
+        b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>",
+    );
+    let Some(Output::Bind { jid, .. }) = outs.into_iter().next() else {
+        panic!("expected a bind request");
+    };
+    s.handle_input(
+        Instant::now(),
+        Input::Bound(Ok(jid.with_resource("r").expect("resource"))),
+    );
+    frames(&mut s);
+    let (els, _) = ws(&mut s, WS_OPEN);
+    assert!(!els[0].is("open", framing::NS_FRAMING), "{els:?}");
+    assert_eq!(ws_error(&els).as_deref(), Some("not-well-formed"));
+    assert!(s.is_closed());
+    // A byte stream: the parser refuses it; our header is not repeated either.
+    let mut c = Client::new(true);
+    c.login("r");
+    let headers = c.headers_written();
+    c.send(OPEN);
+    assert!(c.stream_error().is_some());
+    assert_eq!(c.headers_written(), headers);
+    assert!(c.stream.is_closed());
+}
+
+#[test]
+fn a_restarted_stream_must_name_the_same_host() {
+    let open_b = OPEN.replace("a.example", "b.example");
+    // After SASL.
+    let mut c = Client::with_config(config_for(&["a.example", "b.example"], true, false));
+    c.authenticate();
+    c.send(&open_b);
+    assert_eq!(c.stream_error().as_deref(), Some("host-unknown"));
+    assert_eq!(
+        c.headers_written(),
+        2,
+        "one header per stream, error included"
+    );
+    assert!(c.raw.ends_with(b"</stream:stream>"));
+    // After STARTTLS.
+    let mut c = Client::with_config(config_for(&["a.example", "b.example"], false, false));
+    c.send(OPEN);
+    c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    c.input(Input::TlsEstablished);
+    c.server_parser.reset();
+    c.send(&open_b);
+    assert_eq!(c.stream_error().as_deref(), Some("host-unknown"));
+    // The same host is fine.
+    let mut c = Client::with_config(config_for(&["a.example", "b.example"], true, false));
+    c.authenticate();
+    c.send(OPEN);
+    assert!(c.last().has_child("bind", ns::BIND));
+    assert_eq!(c.stream.vhost(), Some("a.example"));
+}
+
+#[test]
+fn a_timeout_while_awaiting_the_restart_writes_the_new_header_first() {
+    let mut c = Client::new(true);
+    c.authenticate();
+    let deadline = c.stream.poll_timeout().expect("bind deadline");
+    c.now = deadline;
+    c.input(Input::Timeout);
+    assert_eq!(c.stream_error().as_deref(), Some("connection-timeout"));
+    let raw = String::from_utf8_lossy(&c.raw).into_owned();
+    let success = raw.find("<success").expect("success written");
+    let header = raw[success..]
+        .find("<stream:stream ")
+        .expect("restarted header");
+    let error = raw[success..].find("<stream:error>").expect("error");
+    assert!(header < error, "{raw}");
+}
+
+#[test]
+fn starttls_refused_when_already_encrypted_and_failures_survive_it() {
+    // An encrypted stream is offered no STARTTLS, and asking anyway ends it.
+    let now = Instant::now();
+    let mut s = C2sStream::new(config(false), Framing::Stream, true, now);
+    let mut c = Client {
+        stream: s,
+        ..Client::new(false)
+    };
+    c.send(OPEN);
+    assert!(!c.last().has_child("starttls", ns::TLS));
+    assert!(c.last().has_child("mechanisms", ns::SASL));
+    c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    assert_eq!(c.stream_error().as_deref(), Some("policy-violation"));
+    // Failed attempts before STARTTLS count after it.
+    s = C2sStream::new(config(false), Framing::Stream, false, now);
+    let mut c = Client {
+        stream: s,
+        ..Client::new(false)
+    };
+    c.send(OPEN);
+    for _ in 0..4 {
+        c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGEAYg==</auth>");
+        assert!(c.last().has_child("encryption-required", ns::SASL));
+    }
+    c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    c.input(Input::TlsEstablished);
+    c.server_parser.reset();
+    c.send(OPEN);
+    c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGEAYg==</auth>");
+    c.input(Input::PasswordChecked(Ok(false)));
+    assert_eq!(c.stream_error().as_deref(), Some("policy-violation"));
+}
+
+#[test]
+fn answers_out_of_phase_are_ignored() {
+    let mut c = Client::new(true);
+    c.send(OPEN);
+    let before = c.seen.len();
+    c.input(Input::PasswordChecked(Ok(true)));
+    c.input(Input::Credentials(Ok(None)));
+    c.input(Input::Identified(Ok(None)));
+    c.input(Input::Bound(Ok(Jid::parse("x@a.example/r").expect("jid"))));
+    c.input(Input::ResumeFailed);
+    c.input(Input::ResumptionEnabled("tok".into()));
+    c.input(Input::TlsEstablished);
+    c.input(Input::Deliver(Element::new("message", ns::CLIENT).into()));
+    assert_eq!(c.seen.len(), before, "{:?}", &c.seen[before..]);
+    assert!(c.take_outputs().is_empty());
+    assert!(!c.closed);
+    assert_eq!(c.stream.full_jid(), None);
+    // An identity answer while a password check is pending does not authenticate.
+    c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHB3</auth>");
+    c.take_outputs();
+    c.input(Input::Identified(Ok(None)));
+    assert!(!c.seen.iter().any(|e| e.is("success", ns::SASL)));
+    c.input(Input::PasswordChecked(Ok(true)));
+    assert!(c.last().is("success", ns::SASL));
+}
+
+#[test]
+fn resume_requests_before_bind() {
+    let mut c = Client::new(true);
+    c.authenticate();
+    c.send(OPEN);
+    c.send("<resume xmlns='urn:xmpp:sm:3' previd='tok'/>");
+    assert!(c.last().is("failed", ns::SM));
+    assert!(c.last().has_child("bad-request", ns::STANZAS));
+    c.send("<resume xmlns='urn:xmpp:sm:3' previd='tok' h='3'/><iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+    let outs = c.take_outputs();
+    assert!(
+        matches!(outs.as_slice(), [Output::Resume { previd, h: 3, jid }] if previd == "tok" && jid.is_bare()),
+        "the bind waits for the answer: {outs:?}"
+    );
+    c.input(Input::ResumeFailed);
+    assert!(
+        c.seen
+            .iter()
+            .any(|e| e.is("failed", ns::SM) && e.has_child("item-not-found", ns::STANZAS))
+    );
+    let outs = c.take_outputs();
+    assert!(
+        matches!(outs.as_slice(), [Output::Bind { .. }]),
+        "then the pipelined bind runs: {outs:?}"
+    );
+}
+
+#[test]
+fn a_failed_bind_can_be_retried() {
+    let mut c = Client::new(true);
+    c.authenticate();
+    c.send(OPEN);
+    c.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>");
+    c.take_outputs();
+    c.input(Input::Bound(Err(StanzaError::new(
+        ErrorType::Cancel,
+        "conflict",
+    ))));
+    assert_eq!(c.last().attr("id"), Some("b1"));
+    assert_eq!(c.last().attr("type"), Some("error"));
+    assert!(!c.closed);
+    c.send("<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+    let Some(Output::Bind { jid, resource, .. }) = c.take_outputs().into_iter().next() else {
+        panic!("expected a second bind request");
+    };
+    assert_eq!(resource, None);
+    let full = jid.with_resource("gen").expect("resource");
+    c.input(Input::Bound(Ok(full.clone())));
+    assert_eq!(c.last().attr("id"), Some("b2"));
+    assert_eq!(c.stream.full_jid(), Some(&full));
+}
+
+#[test]
+fn a_closed_session_keeps_its_vhost_jid_and_unacknowledged_stanzas() {
+    let mut c = Client::new(true);
+    let full = c.login("r");
+    c.send("<enable xmlns='urn:xmpp:sm:3'/>");
+    for i in 0..3 {
+        c.input(Input::Deliver(
+            Element::builder("message", ns::CLIENT)
+                .attr("id", i.to_string())
+                .build()
+                .into(),
+        ));
+    }
+    c.send("<a xmlns='urn:xmpp:sm:3' h='1'/></stream:stream>");
+    assert!(c.stream.is_closed());
+    assert_eq!(c.stream.vhost(), Some("a.example"));
+    assert_eq!(c.stream.full_jid(), Some(&full));
+    assert_eq!(c.stream.poll_timeout(), None);
+    let ids: Vec<String> = c
+        .stream
+        .take_undelivered()
+        .iter()
+        .map(|e| e.attr("id").unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(ids, ["1", "2"]);
+    assert!(c.stream.take_undelivered().is_empty(), "taken once");
+    // Input after the close changes nothing.
+    c.input(Input::Deliver(Element::new("message", ns::CLIENT).into()));
+    c.input(Input::Timeout);
+    assert!(c.stream.poll_output().is_none());
+}
+
+#[test]
+fn a_failed_login_still_names_its_vhost_once_closed() {
+    // The shell logs the vhost of the last AuthFailed after the stream closed.
+    let mut c = Client::new(true);
+    c.send(OPEN);
+    for _ in 0..5 {
+        c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGFsaWNlAHdyb25n</auth>");
+        c.take_outputs();
+        c.input(Input::PasswordChecked(Ok(false)));
+    }
+    assert!(c.stream.is_closed());
+    assert_eq!(c.stream.vhost(), Some("a.example"));
+    assert_eq!(c.stream.full_jid(), None);
+}
+
+#[test]
+fn resuming_a_session_without_stream_management_ends_it() {
+    let mut c = Client::new(true);
+    c.login("r");
+    let mut parser = StreamParser::new(xml::Limits::default());
+    parser.feed(OPEN.as_bytes()).expect("feed");
+    assert!(matches!(
+        parser.next_event(),
+        Ok(Some(Event::StreamOpen(_)))
+    ));
+    c.stream
+        .resume(c.now, PendingInput::from_parser(parser), 0, true, true);
+    assert!(c.stream.is_closed());
+    assert!(c.stream.poll_output().is_none(), "nothing to say to anyone");
 }
 
 fn component() -> (ComponentStream, Instant) {
