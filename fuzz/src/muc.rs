@@ -30,6 +30,7 @@ fn service() -> MucService {
         max_occupants: 0,
         focus: None,
         limits: MucLimits::default(),
+        view: Default::default(),
     };
     MucService::new(config, Arc::new(Seeded::new(5)))
 }

@@ -102,6 +102,7 @@ fn muc_fanout(c: &mut Criterion) {
             max_occupants: 0,
             focus: None,
             limits: lilt::muc::MucLimits::default(),
+            view: Default::default(),
         },
         Arc::new(lilt::runtime::entropy::OsEntropy),
     );

@@ -125,6 +125,7 @@ struct RawLimits {
     limit_loopback: Option<bool>,
     session_queue_stanzas: Option<usize>,
     session_queue_bytes: Option<usize>,
+    router_shards: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -336,7 +337,22 @@ pub struct Limits {
     /// Bytes of stanzas (their in-memory cost) queued for one session before further ones
     /// bounce. Defaults to 4 MiB.
     pub session_queue_bytes: usize,
+    /// Routing shards: owner tasks that each route the sessions and MUC rooms hashed to them
+    /// (docs/architecture.md). Unset: one per core the process may use. At most 64.
+    pub router_shards: Option<usize>,
 }
+
+impl Limits {
+    /// How many routing shards to run.
+    pub fn shards(&self) -> usize {
+        self.router_shards.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_SHARDS))
+        })
+    }
+}
+
+/// Most routing shards (a resumption id names its shard in two hex digits).
+const MAX_SHARDS: usize = 64;
 
 /// XEP-0198 stream management.
 #[derive(Debug, Clone)]
@@ -1320,6 +1336,10 @@ fn validate_limits(raw: &RawLimits) -> Result<Limits, ConfigError> {
             1024 * 1024 * 1024,
             "limits.session_queue_bytes",
         )?,
+        router_shards: raw
+            .router_shards
+            .map(|n| positive(Some(n), 1, MAX_SHARDS, "limits.router_shards"))
+            .transpose()?,
     })
 }
 
@@ -1513,6 +1533,7 @@ fn validate_muc(
         max_occupants: m.max_occupants.unwrap_or(0),
         focus: None,
         limits,
+        view: Default::default(),
     })
 }
 

@@ -115,11 +115,11 @@ impl Metrics {
         }
     }
 
-    /// MUC rooms and occupants right now (set by the router's owner task).
-    pub fn set_muc(&self, rooms: usize, occupants: usize) {
-        self.muc_rooms.store(rooms as i64, Ordering::Relaxed);
-        self.muc_occupants
-            .store(occupants as i64, Ordering::Relaxed);
+    /// MUC rooms and occupants changed by this much (each routing shard adds the change in
+    /// its own counts).
+    pub fn add_muc(&self, rooms: i64, occupants: i64) {
+        self.muc_rooms.fetch_add(rooms, Ordering::Relaxed);
+        self.muc_occupants.fetch_add(occupants, Ordering::Relaxed);
     }
 
     /// A client connection (TCP stream, WebSocket or BOSH session) started.

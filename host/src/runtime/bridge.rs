@@ -45,7 +45,7 @@ impl Bridge {
     /// When the UDP socket cannot be bound or the SFU cannot start.
     pub async fn start(
         config: &Config,
-        router: mpsc::Sender<RouterCmd>,
+        router: super::router_task::Routers,
         channels: Arc<Channels>,
     ) -> anyhow::Result<Option<Bridge>> {
         if !config.vhosts.iter().any(|v| v.focus.is_some()) {
@@ -121,7 +121,7 @@ fn public_url(config: &Config) -> PublicUrl {
 
 struct Task {
     handle: SfuHandle,
-    router: mpsc::Sender<RouterCmd>,
+    router: super::router_task::Routers,
     channels: Arc<Channels>,
     public_url: PublicUrl,
     /// Recent dominant speakers per conference, newest first.

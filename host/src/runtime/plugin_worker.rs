@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use super::router_task::{PluginDone, RouterCmd};
+use super::router_task::{PluginDone, RouterCmd, Routers};
 use crate::hooks::PluginCall;
 use crate::plugin::{Outcome, PluginSet, VhostHooks};
 
@@ -37,7 +37,7 @@ pub enum WorkerMsg {
 }
 
 /// The workers of every vhost that has plugins.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Workers {
     by_vhost: HashMap<String, mpsc::Sender<WorkerMsg>>,
     /// Component domain to its plugin's vhost.
@@ -46,7 +46,7 @@ pub struct Workers {
 
 impl Workers {
     /// Start a worker for every vhost of `set` that has plugins.
-    pub fn start(set: &PluginSet, router: &mpsc::Sender<RouterCmd>) -> Workers {
+    pub fn start(set: &PluginSet, router: &Routers) -> Workers {
         let mut workers = Workers::default();
         for hooks in set.vhosts() {
             if let Some(tx) = spawn(hooks, router) {
@@ -110,10 +110,7 @@ impl Workers {
 /// Start the worker of one vhost's plugins (none when it has none). The task ends when every
 /// sender is dropped; it is not supervised (a vhost removed by a reload retires its worker),
 /// but a panic in it is logged, and that vhost's calls are then refused, nobody else's.
-pub fn spawn(
-    hooks: &Arc<VhostHooks>,
-    router: &mpsc::Sender<RouterCmd>,
-) -> Option<mpsc::Sender<WorkerMsg>> {
+pub fn spawn(hooks: &Arc<VhostHooks>, router: &Routers) -> Option<mpsc::Sender<WorkerMsg>> {
     if hooks.plugins().is_empty() {
         return None;
     }
@@ -135,11 +132,7 @@ pub fn spawn(
 type TimerQueue = BinaryHeap<Reverse<(Instant, u64, usize, String)>>;
 
 /// Run one vhost's plugin calls until the router goes away.
-async fn run(
-    mut hooks: Arc<VhostHooks>,
-    mut rx: mpsc::Receiver<WorkerMsg>,
-    router: mpsc::Sender<RouterCmd>,
-) {
+async fn run(mut hooks: Arc<VhostHooks>, mut rx: mpsc::Receiver<WorkerMsg>, router: Routers) {
     let mut timers: TimerQueue = BinaryHeap::new();
     let mut pending = vec![0usize; hooks.plugins().len()];
     let mut seq = 0u64;

@@ -93,7 +93,7 @@ pub struct PluginRegistry {
     hooks: RwLock<Arc<PluginSet>>,
     generations: RwLock<HashMap<Slot, Generation>>,
     workers: RwLock<HashMap<String, mpsc::Sender<WorkerMsg>>>,
-    router: RwLock<Option<mpsc::Sender<RouterCmd>>>,
+    router: RwLock<Option<super::router_task::Routers>>,
     /// One reload at a time.
     busy: Mutex<()>,
 }
@@ -185,7 +185,7 @@ impl PluginRegistry {
     }
 
     /// Connect the registry to the running router and workers (after they started).
-    pub fn attach(&self, workers: &Workers, router: mpsc::Sender<RouterCmd>) {
+    pub fn attach(&self, workers: &Workers, router: super::router_task::Routers) {
         let mut w = write(&self.workers);
         for v in &read(&self.config).vhosts {
             if let Some(tx) = workers.sender(&v.domain) {

@@ -1,14 +1,21 @@
-//! The router's owner task: the only holder of `router::Router`, fed commands over one mpsc
-//! channel, handing deliveries to session and component mailboxes and plugin calls to the
-//! vhosts' plugin workers.
+//! The router's owner tasks: one per routing shard, each the only holder of its
+//! `router::Router`, fed commands over its own channel, handing deliveries to session and
+//! component mailboxes and plugin calls to the vhosts' plugin workers. `Routers` is the handle
+//! the rest of the shell sends commands through: it picks the shard that owns a command
+//! (a session's commands go to the shard of its bare JID) or sends it to every shard (vhosts,
+//! plugins, components).
 //!
-//! Shell (tokio). Invariants: the router never awaits a mailbox or a plugin (it uses
-//! `try_send`; a full mailbox bounces the stanza with `resource-constraint` so a stuck peer
-//! slows nobody else, and a full plugin queue refuses the stanza or join the same way);
-//! endpoint ids are never reused. Tests: router/tests.rs for the rules, tests/all/ end to end.
+//! Shell (tokio). Invariants: a shard never awaits a mailbox, a plugin or another shard (it
+//! uses `try_send`, and shards talk over unbounded channels whose input is bounded by the
+//! sessions' bounded ones; a full mailbox bounces the stanza with `resource-constraint` so a
+//! stuck peer slows nobody else, and a full plugin queue refuses the stanza or join the same
+//! way); what one shard sends another arrives in the order it was sent; endpoint ids are
+//! unique across shards and never reused. Tests: router/tests.rs for the rules, tests/all/
+//! end to end (which run with one shard per core).
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -17,8 +24,9 @@ use super::plugin_worker::Workers;
 use super::reload::PluginRegistry;
 use crate::focus::BridgeRequest;
 use crate::hooks::{Ask, PluginCall, Verdict};
+use crate::identity::Identity;
 use crate::metrics::Metrics;
-use crate::router::{Delivery, EndpointId, Router};
+use crate::router::{self, Delivery, EndpointId, Forward, Router};
 use crate::stanza::{self, ErrorType, Jid, Outbound, StanzaError};
 use crate::stream::c2s::PendingInput;
 use crate::xml::Element;
@@ -137,6 +145,17 @@ pub enum RouterCmd {
         /// Its endpoint id.
         reply: oneshot::Sender<EndpointId>,
     },
+    /// A component authenticated (what `Routers` sends each shard for an `AddComponent`).
+    ComponentUp {
+        /// Its domain.
+        domain: String,
+        /// Its mailbox.
+        mailbox: Mailbox,
+        /// Its endpoint id, the same in every shard.
+        id: EndpointId,
+        /// Whether this shard tells a replaced connection `conflict` (one shard does).
+        primary: bool,
+    },
     /// A component disconnected.
     RemoveComponent {
         /// Its domain.
@@ -196,40 +215,366 @@ pub enum RouterCmd {
     },
 }
 
-/// Run the router until every sender is dropped. `me` reaches this task again (for the answers
-/// of account lookups, asked of `accounts`' auth plugins on their own tasks).
-pub async fn run(
-    mut router: Router,
-    mut rx: mpsc::Receiver<RouterCmd>,
-    me: mpsc::WeakSender<RouterCmd>,
-    accounts: Arc<PluginRegistry>,
-    mut workers: Workers,
-    bridge: Option<mpsc::Sender<(String, BridgeRequest)>>,
-    metrics: Arc<Metrics>,
-) {
-    let mut mailboxes: HashMap<EndpointId, Mailbox> = HashMap::new();
-    let mut next_id: EndpointId = 1;
-    // MUC gauges are sampled, not recounted per stanza (counting walks every room).
-    let mut gauges = tokio::time::interval(GAUGE_PERIOD);
-    gauges.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let cmd = tokio::select! {
-            cmd = rx.recv() => match cmd {
-                Some(cmd) => cmd,
-                None => break,
-            },
-            _ = gauges.tick() => {
-                let (rooms, occupants) = router.muc_counts();
-                metrics.set_muc(rooms, occupants);
-                continue;
-            }
+/// What one shard sends another, over an unbounded channel (its input is bounded by the
+/// sessions' bounded command channels, and a shard must never wait on another).
+#[derive(Debug)]
+pub enum PeerMsg {
+    /// Stanzas for what the receiving shard owns.
+    Forward(Forward),
+    /// A session bound on the sending shard, with what its auth plugin said (for the rooms of
+    /// the receiving shard).
+    Identity {
+        /// Its full JID.
+        full: Jid,
+        /// Its identity.
+        identity: Option<Arc<Identity>>,
+    },
+    /// A session of the sending shard ended: it leaves the receiving shard's rooms.
+    SessionGone {
+        /// Its full JID.
+        full: Jid,
+    },
+}
+
+/// The router is gone (the server is stopping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the router has stopped")]
+pub struct RouterGone;
+
+/// The handle every other task routes through: one bounded command channel per shard.
+#[derive(Debug, Clone)]
+pub struct Routers {
+    shards: Arc<[mpsc::Sender<RouterCmd>]>,
+    ids: Arc<AtomicU64>,
+}
+
+impl Routers {
+    /// How many shards route.
+    pub fn count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Whether a shard has stopped (the server cannot route; `/health` says so).
+    pub fn is_closed(&self) -> bool {
+        self.shards.iter().any(mpsc::Sender::is_closed)
+    }
+
+    /// Whether a shard's queue is full right now (`/health` says so).
+    pub fn any_full(&self) -> bool {
+        self.shards.iter().any(|s| s.capacity() == 0)
+    }
+
+    /// Send `cmd` to the shard that owns it, or to every shard. Waits while that shard's
+    /// queue is full (backpressure on the sender).
+    ///
+    /// # Errors
+    /// `RouterGone` once the router has stopped.
+    pub async fn send(&self, cmd: RouterCmd) -> Result<(), RouterGone> {
+        for (shard, cmd) in self.split(cmd) {
+            self.shards[shard].send(cmd).await.map_err(|_| RouterGone)?;
+        }
+        Ok(())
+    }
+
+    /// `send` from a thread outside the runtime.
+    ///
+    /// # Errors
+    /// `RouterGone` once the router has stopped.
+    pub fn blocking_send(&self, cmd: RouterCmd) -> Result<(), RouterGone> {
+        for (shard, cmd) in self.split(cmd) {
+            self.shards[shard]
+                .blocking_send(cmd)
+                .map_err(|_| RouterGone)?;
+        }
+        Ok(())
+    }
+
+    fn shard_of(&self, bare: &str) -> usize {
+        router::shard_of(bare, self.shards.len())
+    }
+
+    /// The shard of a stanza's sender (`from` up to its resource).
+    fn sender_shard(&self, stanza: &Element) -> usize {
+        let from = stanza.attr("from").unwrap_or_default();
+        self.shard_of(from.split_once('/').map_or(from, |(bare, _)| bare))
+    }
+
+    /// Where `cmd` goes: one shard, or a copy to each.
+    fn split(&self, cmd: RouterCmd) -> Vec<(usize, RouterCmd)> {
+        let n = self.shards.len();
+        let all = |make: &dyn Fn() -> RouterCmd| -> Vec<(usize, RouterCmd)> {
+            (0..n).map(|i| (i, make())).collect()
         };
-        router.set_clock(unix_millis());
         match cmd {
             RouterCmd::Route(stanza) => {
-                metrics.stanza_routed();
+                vec![(self.sender_shard(&stanza), RouterCmd::Route(stanza))]
+            }
+            RouterCmd::Bind { ref jid, .. } => vec![(self.shard_of(&jid.bare().to_string()), cmd)],
+            RouterCmd::Unbind { ref full, .. } | RouterCmd::EnableResumption { ref full, .. } => {
+                vec![(self.shard_of(&full.bare().to_string()), cmd)]
+            }
+            RouterCmd::ResumeLookup {
+                token,
+                bare,
+                anonymous,
+                reply,
+            } => match split_token(&token, n) {
+                Some((shard, rest)) => vec![(
+                    shard,
+                    RouterCmd::ResumeLookup {
+                        token: rest.to_owned(),
+                        bare,
+                        anonymous,
+                        reply,
+                    },
+                )],
+                None => {
+                    let _ = reply.send(None);
+                    Vec::new()
+                }
+            },
+            RouterCmd::AddComponent {
+                domain,
+                mailbox,
+                reply,
+            } => {
+                let id = self.ids.fetch_add(1, Ordering::Relaxed);
+                let _ = reply.send(id);
+                (0..n)
+                    .map(|i| {
+                        let up = RouterCmd::ComponentUp {
+                            domain: domain.clone(),
+                            mailbox: mailbox.clone(),
+                            id,
+                            primary: i == 0,
+                        };
+                        (i, up)
+                    })
+                    .collect()
+            }
+            RouterCmd::ComponentUp { .. } => vec![(0, cmd)],
+            RouterCmd::RemoveComponent { domain, id } => all(&|| RouterCmd::RemoveComponent {
+                domain: domain.clone(),
+                id,
+            }),
+            RouterCmd::SetExtensions(ext) => all(&|| RouterCmd::SetExtensions(ext.clone())),
+            RouterCmd::SetWorker {
+                vhost,
+                worker,
+                components,
+            } => all(&|| RouterCmd::SetWorker {
+                vhost: vhost.clone(),
+                worker: worker.clone(),
+                components: components.clone(),
+            }),
+            RouterCmd::AddVhost { domain, muc, focus } => all(&|| RouterCmd::AddVhost {
+                domain: domain.clone(),
+                muc: muc.clone(),
+                focus: focus.clone(),
+            }),
+            RouterCmd::RemoveVhost { domain } => all(&|| RouterCmd::RemoveVhost {
+                domain: domain.clone(),
+            }),
+            // Only the shard holding the conference knows it; the others ignore the answer.
+            RouterCmd::Allocated {
+                vhost,
+                conference,
+                endpoint,
+                transport,
+            } => all(&|| RouterCmd::Allocated {
+                vhost: vhost.clone(),
+                conference: conference.clone(),
+                endpoint: endpoint.clone(),
+                transport: transport.clone(),
+            }),
+            // Lookups are answered to the shard that asked, through its own sender.
+            RouterCmd::AccountChecked { .. } => vec![(0, cmd)],
+            RouterCmd::Plugin { ref done, ref sent } => {
+                let shard = match done {
+                    PluginDone::Stanza { stanza, .. } => self.sender_shard(stanza),
+                    PluginDone::Muc { ask, .. } => self.shard_of(&ask.room),
+                    // Plugin stanzas are routed by whichever shard gets them.
+                    PluginDone::Sent { .. } => sent.first().map_or(0, |s| self.sender_shard(s)),
+                };
+                vec![(shard, cmd)]
+            }
+        }
+    }
+}
+
+/// A resumption id names its shard in its first two hex digits.
+fn shard_token(shard: usize, token: &str) -> String {
+    format!("{shard:02x}{token}")
+}
+
+fn split_token(token: &str, count: usize) -> Option<(usize, &str)> {
+    let (shard, rest) = (token.get(..2)?, token.get(2..)?);
+    let shard = usize::from_str_radix(shard, 16).ok()?;
+    (shard < count).then_some((shard, rest))
+}
+
+/// Everything the shards share to start.
+pub struct Start {
+    /// One router per shard, each already `set_shard` and configured alike.
+    pub routers: Vec<Router>,
+    /// The auth plugins account lookups ask.
+    pub accounts: Arc<PluginRegistry>,
+    /// The vhosts' plugin workers.
+    pub workers: Workers,
+    /// The SFU's request queue.
+    pub bridge: Option<mpsc::Sender<(String, BridgeRequest)>>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The routing shards' command channels (create them first: plugin workers and the bridge
+/// need the handle before the shards start).
+pub fn channels(count: usize) -> (Routers, Vec<mpsc::Receiver<RouterCmd>>) {
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..count.max(1)).map(|_| mpsc::channel(4096)).unzip();
+    let routers = Routers {
+        shards: txs.into(),
+        ids: Arc::new(AtomicU64::new(1)),
+    };
+    (routers, rxs)
+}
+
+/// Start one owner task per shard; they run until every sender is dropped.
+pub fn spawn(
+    start: Start,
+    handle: &Routers,
+    rxs: Vec<mpsc::Receiver<RouterCmd>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let (peer_txs, peer_rxs): (Vec<_>, Vec<_>) =
+        (0..rxs.len()).map(|_| mpsc::unbounded_channel()).unzip();
+    let peers: Arc<[mpsc::UnboundedSender<PeerMsg>]> = peer_txs.into();
+    let Start {
+        routers,
+        accounts,
+        workers,
+        bridge,
+        metrics,
+    } = start;
+    routers
+        .into_iter()
+        .zip(rxs)
+        .zip(peer_rxs)
+        .enumerate()
+        .map(|(i, ((router, rx), peer_rx))| {
+            let shard = ShardTask {
+                router,
+                me: handle.shards[i].downgrade(),
+                peers: peers.clone(),
+                ids: handle.ids.clone(),
+                accounts: accounts.clone(),
+                workers: workers.clone(),
+                bridge: bridge.clone(),
+                metrics: metrics.clone(),
+                mailboxes: HashMap::new(),
+                muc_counts: (0, 0),
+            };
+            tokio::spawn(shard.run(rx, peer_rx))
+        })
+        .collect()
+}
+
+/// One shard's owner task.
+struct ShardTask {
+    router: Router,
+    /// This shard's own command sender (for the answers of account lookups, asked of the
+    /// auth plugins on their own tasks).
+    me: mpsc::WeakSender<RouterCmd>,
+    /// Every shard's peer channel, by index.
+    peers: Arc<[mpsc::UnboundedSender<PeerMsg>]>,
+    ids: Arc<AtomicU64>,
+    accounts: Arc<PluginRegistry>,
+    workers: Workers,
+    bridge: Option<mpsc::Sender<(String, BridgeRequest)>>,
+    metrics: Arc<Metrics>,
+    mailboxes: HashMap<EndpointId, Mailbox>,
+    /// What this shard last added to the MUC gauges.
+    muc_counts: (usize, usize),
+}
+
+impl ShardTask {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<RouterCmd>,
+        mut peer_rx: mpsc::UnboundedReceiver<PeerMsg>,
+    ) {
+        // MUC gauges are sampled, not recounted per stanza (counting walks every room).
+        let mut gauges = tokio::time::interval(GAUGE_PERIOD);
+        gauges.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                // What other shards forwarded first: it is older than new input.
+                biased;
+                msg = peer_rx.recv() => match msg {
+                    Some(msg) => {
+                        self.router.set_clock(unix_millis());
+                        self.peer(msg);
+                    }
+                    None => break,
+                },
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => {
+                        self.router.set_clock(unix_millis());
+                        self.command(cmd);
+                    }
+                    None => break,
+                },
+                _ = gauges.tick() => {
+                    let (rooms, occupants) = self.router.muc_counts();
+                    let (old_rooms, old_occupants) = self.muc_counts;
+                    self.metrics.add_muc(
+                        rooms as i64 - old_rooms as i64,
+                        occupants as i64 - old_occupants as i64,
+                    );
+                    self.muc_counts = (rooms, occupants);
+                    continue;
+                }
+            }
+            self.after_input();
+        }
+        let (rooms, occupants) = self.muc_counts;
+        self.metrics.add_muc(-(rooms as i64), -(occupants as i64));
+    }
+
+    fn deliver(&mut self, deliveries: Vec<Delivery>) {
+        deliver(&mut self.router, &self.mailboxes, deliveries, &self.metrics);
+    }
+
+    /// Tell every other shard.
+    fn tell_others(&self, msg: impl Fn() -> PeerMsg) {
+        let me = self.router.shard().index;
+        for (i, peer) in self.peers.iter().enumerate() {
+            if i != me {
+                let _ = peer.send(msg());
+            }
+        }
+    }
+
+    fn peer(&mut self, msg: PeerMsg) {
+        let deliveries = match msg {
+            PeerMsg::Forward(Forward::Route { stanza, depth }) => {
+                self.router.route_forwarded(stanza, depth)
+            }
+            PeerMsg::Forward(Forward::Deliver(items)) => self.router.deliver_forwarded(items),
+            PeerMsg::Identity { full, identity } => {
+                self.router.remember_identity(&full, identity);
+                Vec::new()
+            }
+            PeerMsg::SessionGone { full } => self.router.session_gone_elsewhere(&full),
+        };
+        self.deliver(deliveries);
+    }
+
+    fn command(&mut self, cmd: RouterCmd) {
+        let router = &mut self.router;
+        match cmd {
+            RouterCmd::Route(stanza) => {
+                self.metrics.stanza_routed();
                 let deliveries = router.route_inbound(stanza);
-                deliver(&mut router, &mailboxes, deliveries, &metrics);
+                self.deliver(deliveries);
             }
             RouterCmd::Bind {
                 jid,
@@ -238,14 +583,17 @@ pub async fn run(
                 mailbox,
                 reply,
             } => {
-                let id = next_id;
-                next_id += 1;
-                match router.bind(&jid, resource.as_deref(), id, identity) {
+                let id = self.ids.fetch_add(1, Ordering::Relaxed);
+                match router.bind(&jid, resource.as_deref(), id, identity.clone()) {
                     Ok((full, replaced)) => {
-                        if let Some(old) = replaced.and_then(|old| mailboxes.remove(&old)) {
+                        if let Some(old) = replaced.and_then(|old| self.mailboxes.remove(&old)) {
                             let _ = old.try_send(EndpointMsg::Conflict);
                         }
-                        mailboxes.insert(id, mailbox);
+                        self.mailboxes.insert(id, mailbox);
+                        self.tell_others(|| PeerMsg::Identity {
+                            full: full.clone(),
+                            identity: identity.clone(),
+                        });
                         let _ = reply.send(Ok((full, id)));
                     }
                     Err(e) => {
@@ -254,9 +602,13 @@ pub async fn run(
                 }
             }
             RouterCmd::Unbind { full, id } => {
+                let bound_here = router.is_bound(&full, id);
                 let deliveries = router.unbind(&full, id);
-                mailboxes.remove(&id);
-                deliver(&mut router, &mailboxes, deliveries, &metrics);
+                self.mailboxes.remove(&id);
+                if bound_here {
+                    self.tell_others(|| PeerMsg::SessionGone { full: full.clone() });
+                }
+                self.deliver(deliveries);
             }
             RouterCmd::EnableResumption {
                 full,
@@ -264,7 +616,8 @@ pub async fn run(
                 anonymous,
                 reply,
             } => {
-                let _ = reply.send(router.enable_resumption(&full, id, anonymous));
+                let token = router.enable_resumption(&full, id, anonymous);
+                let _ = reply.send(shard_token(router.shard().index, &token));
             }
             RouterCmd::ResumeLookup {
                 token,
@@ -272,37 +625,39 @@ pub async fn run(
                 anonymous,
                 reply,
             } => {
+                let mailboxes = &self.mailboxes;
                 let mailbox = router
                     .claim_resumption(&token, &bare, anonymous)
                     .and_then(|r| Some((mailboxes.get(&r.endpoint)?.clone(), r.keep_resumable)));
                 let _ = reply.send(mailbox);
             }
-            RouterCmd::AddComponent {
+            // `Routers` turns this into `ComponentUp` for each shard.
+            RouterCmd::AddComponent { reply, .. } => drop(reply),
+            RouterCmd::ComponentUp {
                 domain,
                 mailbox,
-                reply,
+                id,
+                primary,
             } => {
-                let id = next_id;
-                next_id += 1;
                 if let Some(old) = router
                     .add_component(&domain, id)
-                    .and_then(|old| mailboxes.remove(&old))
+                    .and_then(|old| self.mailboxes.remove(&old))
+                    && primary
                 {
                     let _ = old.try_send(EndpointMsg::Conflict);
                 }
-                mailboxes.insert(id, mailbox);
-                let _ = reply.send(id);
+                self.mailboxes.insert(id, mailbox);
             }
             RouterCmd::RemoveComponent { domain, id } => {
                 router.remove_component(&domain, id);
-                mailboxes.remove(&id);
+                self.mailboxes.remove(&id);
             }
             RouterCmd::SetExtensions(ext) => router.set_extensions(ext),
             RouterCmd::SetWorker {
                 vhost,
                 worker,
                 components,
-            } => workers.set(&vhost, worker, components),
+            } => self.workers.set(&vhost, worker, components),
             RouterCmd::AddVhost { domain, muc, focus } => {
                 router.add_vhost(&domain, muc.map(|m| *m), focus.map(|f| *f));
             }
@@ -314,18 +669,18 @@ pub async fn run(
             } => {
                 let transport = transport.map(|t| *t);
                 let deliveries = router.bridge_allocated(&vhost, &conference, &endpoint, transport);
-                deliver(&mut router, &mailboxes, deliveries, &metrics);
+                self.deliver(deliveries);
             }
             RouterCmd::RemoveVhost { domain } => {
                 for id in router.remove_vhost(&domain) {
-                    if let Some(mailbox) = mailboxes.remove(&id) {
+                    if let Some(mailbox) = self.mailboxes.remove(&id) {
                         let _ = mailbox.try_send(EndpointMsg::HostGone);
                     }
                 }
             }
             RouterCmd::AccountChecked { stanza, exists } => {
                 let deliveries = router.account_checked(stanza, exists);
-                deliver(&mut router, &mailboxes, deliveries, &metrics);
+                self.deliver(deliveries);
             }
             RouterCmd::Plugin { done, sent } => {
                 let (mut deliveries, depth) = match done {
@@ -338,21 +693,36 @@ pub async fn run(
                 for stanza in sent {
                     deliveries.extend(router.route_from_plugin(stanza, depth));
                 }
-                deliver(&mut router, &mailboxes, deliveries, &metrics);
+                self.deliver(deliveries);
             }
         }
-        dispatch_calls(&mut router, &workers, &mailboxes, &metrics);
-        check_accounts(&mut router, &me, &accounts);
-        for request in router.take_bridge() {
+    }
+
+    /// What every input may leave behind: plugin calls, account lookups, SFU requests and
+    /// stanzas for other shards.
+    fn after_input(&mut self) {
+        dispatch_calls(
+            &mut self.router,
+            &self.workers,
+            &self.mailboxes,
+            &self.metrics,
+        );
+        check_accounts(&mut self.router, &self.me, &self.accounts);
+        for request in self.router.take_bridge() {
             // The bridge task owns the SFU and never waits on the router; a full queue means
             // it is stuck, and the request is dropped rather than the router blocked.
-            match &bridge {
+            match &self.bridge {
                 Some(b) => {
                     if b.try_send(request).is_err() {
                         tracing::error!(message = "The SFU's queue is full; request dropped.");
                     }
                 }
                 None => tracing::warn!(message = "A focus asked for the SFU, but none runs."),
+            }
+        }
+        for (shard, forward) in self.router.take_forwards() {
+            if let Some(peer) = self.peers.get(shard) {
+                let _ = peer.send(PeerMsg::Forward(forward));
             }
         }
     }

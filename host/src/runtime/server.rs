@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio_rustls::TlsAcceptor;
 
 use super::bridge::Bridge;
@@ -22,12 +22,12 @@ use super::http;
 use super::link::BoshRegistry;
 use super::plugin_worker::Workers;
 use super::reload::PluginRegistry;
-use super::router_task::{self, RouterCmd};
+use super::router_task;
 use super::{component_task, session_task};
 use crate::config::{Config, ListenerKind};
 use crate::metrics::{Metrics, PluginStats};
 use crate::plugin::{AuthPlugin, HookPlugin, PluginEngine, PluginError, PluginSet, VhostHooks};
-use crate::router::{Router, ServerInfo};
+use crate::router::{Router, ServerInfo, Shard};
 use crate::sasl::Mechanism;
 use crate::stream::c2s::{C2sConfig, VhostPolicy};
 use crate::{storage, transport, xml};
@@ -61,7 +61,7 @@ pub struct Ctx {
     /// TLS acceptor.
     pub tls: TlsAcceptor,
     /// Router commands.
-    pub router: mpsc::Sender<RouterCmd>,
+    pub router: router_task::Routers,
     /// Shutdown signal.
     pub shutdown: broadcast::Sender<()>,
     /// Parser limits.
@@ -272,23 +272,33 @@ impl Server {
                 .collect(),
         );
 
-        let mut router = Router::new(
-            ServerInfo {
-                name: "Lilt".to_owned(),
-                version: env!("CARGO_PKG_VERSION").to_owned(),
-                components: config.components.iter().map(|c| c.domain.clone()).collect(),
-            },
-            config.vhosts.iter().map(|v| v.domain.clone()),
-            Arc::new(OsEntropy),
-        );
-        for muc in config.vhosts.iter().filter_map(|v| v.muc.clone()) {
-            router.add_muc(muc);
-        }
-        for focus in config.vhosts.iter().filter_map(|v| v.focus.clone()) {
-            router.add_focus(focus);
-        }
-        // STUN/TURN for clients (XEP-0215), read at start only.
-        router.set_extdisco(config.turn.clone());
+        let shards = config.limits.shards();
+        let mut routers: Vec<Router> = (0..shards)
+            .map(|index| {
+                let mut router = Router::new(
+                    ServerInfo {
+                        name: "Lilt".to_owned(),
+                        version: env!("CARGO_PKG_VERSION").to_owned(),
+                        components: config.components.iter().map(|c| c.domain.clone()).collect(),
+                    },
+                    config.vhosts.iter().map(|v| v.domain.clone()),
+                    Arc::new(OsEntropy),
+                );
+                router.set_shard(Shard {
+                    index,
+                    count: shards,
+                });
+                for muc in config.vhosts.iter().filter_map(|v| v.muc.clone()) {
+                    router.add_muc(muc);
+                }
+                for focus in config.vhosts.iter().filter_map(|v| v.focus.clone()) {
+                    router.add_focus(focus);
+                }
+                // STUN/TURN for clients (XEP-0215), read at start only.
+                router.set_extdisco(config.turn.clone());
+                router
+            })
+            .collect();
         let mut by_vhost: HashMap<&str, Vec<Arc<HookPlugin>>> = HashMap::new();
         for (vhost, plugin) in &hooks {
             by_vhost.entry(vhost).or_default().push(plugin.clone());
@@ -297,11 +307,13 @@ impl Server {
         for (vhost, plugins) in by_vhost {
             plugin_set.insert(VhostHooks::new(vhost, plugins));
         }
-        let (router_tx, router_rx) = mpsc::channel(4096);
+        let (router_tx, router_rxs) = router_task::channels(shards);
         let workers = Workers::start(&plugin_set, &router_tx);
         let plugin_set = Arc::new(plugin_set);
         if !plugin_set.is_empty() {
-            router.set_extensions(plugin_set.clone());
+            for router in &mut routers {
+                router.set_extensions(plugin_set.clone());
+            }
         }
         let plugins = Arc::new(PluginRegistry::new(
             engine.clone(),
@@ -313,18 +325,20 @@ impl Server {
         plugins.attach(&workers, router_tx.clone());
         let channels = Arc::new(super::colibri::Channels::default());
         let bridge = Bridge::start(&config, router_tx.clone(), channels.clone()).await?;
-        let mut tasks = vec![(
-            "router".to_owned(),
-            tokio::spawn(router_task::run(
-                router,
-                router_rx,
-                router_tx.downgrade(),
-                plugins.clone(),
-                workers,
-                bridge.as_ref().map(|b| b.requests.clone()),
-                metrics.clone(),
-            )),
-        )];
+        let start = router_task::Start {
+            routers,
+            accounts: plugins.clone(),
+            workers,
+            bridge: bridge.as_ref().map(|b| b.requests.clone()),
+            metrics: metrics.clone(),
+        };
+        let mut tasks: Vec<(String, tokio::task::JoinHandle<()>)> =
+            router_task::spawn(start, &router_tx, router_rxs)
+                .into_iter()
+                .enumerate()
+                .map(|(i, task)| (format!("router shard {i}"), task))
+                .collect();
+        tracing::info!(message = "Routing.", shards);
         let sfu = bridge.map(|b| {
             tasks.push(("bridge".to_owned(), b.task));
             tasks.push((
@@ -419,7 +433,7 @@ impl Server {
         self.ctx.stopping.store(true, Ordering::Relaxed);
         let _ = self.ctx.shutdown.send(());
         for (name, t) in &self.tasks {
-            if name != "router" {
+            if !name.starts_with("router") {
                 t.abort();
             }
         }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
@@ -617,7 +617,7 @@ fn log_plugin_error(e: &crate::plugin::PluginError) {
 
 /// Send a command to the router and wait for its answer (`None`: the router is gone).
 async fn ask<T>(
-    router: &mpsc::Sender<RouterCmd>,
+    router: &super::router_task::Routers,
     cmd: RouterCmd,
     rx: oneshot::Receiver<T>,
 ) -> Option<T> {

@@ -56,6 +56,24 @@ pub struct FocusConfig {
     pub room_creators: Vec<String>,
 }
 
+/// The room a stanza for the focus is about, when it names one: the `room` of a conference
+/// request, or of an AV moderation `json-message`. Routing shards use it to find the shard
+/// that holds the room and its conference.
+pub fn room_of(stanza: &Element) -> Option<Jid> {
+    let room = stanza
+        .children()
+        .find_map(|child| match (child.name(), child.ns()) {
+            ("conference", NS_FOCUS) => child.attr("room").map(str::to_owned),
+            ("json-message", NS_JITMEET) => {
+                serde_json::from_str::<serde_json::Value>(&child.text())
+                    .ok()
+                    .and_then(|v| v["room"].as_str().map(str::to_owned))
+            }
+            _ => None,
+        })?;
+    Jid::parse(&room).ok().map(|r| r.bare())
+}
+
 /// What the SFU gave an endpoint: what the participant needs to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalTransport {

@@ -50,6 +50,7 @@ fn setup_with(room_creators: Vec<String>) -> Router {
                 presence: Focus::join_presence(),
             }),
             limits: crate::muc::MucLimits::default(),
+            view: Default::default(),
         }),
         Some(FocusConfig {
             vhost: "meet.x".into(),

@@ -172,6 +172,8 @@ impl MucEvent {
 pub struct Ask {
     /// The MUC service's domain.
     pub service: String,
+    /// The room's bare JID (the routing shard that parked the join owns it).
+    pub room: String,
     /// The parked join's token within that service.
     pub token: u64,
 }

@@ -64,26 +64,28 @@ pub(super) fn service_iq(service: &MucService, iq: &Element) -> Result<Element, 
         (Some("get"), "query", ns::DISCO_ITEMS) => {
             // XEP-0059 paging over the public rooms in node order; never the whole list at
             // once.
+            let public = service.config.view.public();
             let (keys, first, paged) = limits::page(
-                &service.public,
+                &public,
                 payload,
                 &service.config.domain,
                 service.config.limits.disco_items_page,
             )?;
             let mut q = Element::new("query", ns::DISCO_ITEMS);
             let mut ids = Vec::with_capacity(keys.len());
-            for r in keys.into_iter().filter_map(|k| service.rooms.get(k)) {
-                let jid = r.jid.to_string();
+            for key in keys {
+                let jid = format!("{key}@{}", service.config.domain);
+                let name = public.get(key).cloned().unwrap_or_default();
                 q.append_child(
                     Element::builder("item", ns::DISCO_ITEMS)
                         .attr("jid", jid.clone())
-                        .attr("name", r.config.name.clone())
+                        .attr("name", name)
                         .build(),
                 );
                 ids.push(jid);
             }
             if paged {
-                q.append_child(limits::set_element(&ids, first, service.public.len()));
+                q.append_child(limits::set_element(&ids, first, public.len()));
             }
             reply.append_child(q);
         }
@@ -143,11 +145,8 @@ pub(super) fn room_iq(
             } else if let Some(x) = payload.get_child("x", ns::DATA) {
                 if x.attr("type") == Some("submit") {
                     apply_form(room, x, is_admin)?;
-                    if room.config.public {
-                        service.public.insert(key.to_owned());
-                    } else {
-                        service.public.remove(key);
-                    }
+                    let listed = room.config.public.then_some(room.config.name.as_str());
+                    service.config.view.set_public(key, listed);
                     announce_config_change(room, out);
                 }
                 room.locked = false;

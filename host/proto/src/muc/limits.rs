@@ -8,9 +8,11 @@
 //! such pairs of its sessions; empty entries are removed. A page never holds more than the
 //! configured page size. Tests: muc/tests.rs.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use super::err;
+use super::shared::ServiceView;
 use crate::stanza::{ErrorType, Jid, StanzaError};
 use crate::xml::{Element, ns};
 
@@ -46,14 +48,25 @@ impl Default for MucLimits {
     }
 }
 
-/// Which rooms each session is in, and how many occupancies each user holds.
-#[derive(Debug, Default)]
+/// Which rooms of this shard each session is in, and how many occupancies each user holds
+/// here; the counts across every shard (what the limits read) are kept in the service's
+/// `ServiceView` alongside.
+#[derive(Debug)]
 pub(super) struct Membership {
     by_session: HashMap<Jid, HashSet<String>>,
     by_user: HashMap<Jid, u32>,
+    view: Arc<ServiceView>,
 }
 
 impl Membership {
+    pub(super) fn new(view: Arc<ServiceView>) -> Membership {
+        Membership {
+            by_session: HashMap::new(),
+            by_user: HashMap::new(),
+            view,
+        }
+    }
+
     /// `real` became an occupant of room `key`.
     pub(super) fn add(&mut self, real: &Jid, key: &str) {
         if self
@@ -63,6 +76,7 @@ impl Membership {
             .insert(key.to_owned())
         {
             *self.by_user.entry(real.bare()).or_default() += 1;
+            self.view.occupancy(real, true);
         }
     }
 
@@ -74,6 +88,7 @@ impl Membership {
         if !rooms.remove(key) {
             return;
         }
+        self.view.occupancy(real, false);
         if rooms.is_empty() {
             self.by_session.remove(real);
         }
@@ -94,19 +109,19 @@ impl Membership {
             .unwrap_or_default()
     }
 
-    /// How many rooms the session `real` is in.
+    /// How many rooms the session `real` is in, over every shard.
     pub(super) fn session_count(&self, real: &Jid) -> usize {
-        self.by_session.get(real).map_or(0, HashSet::len)
+        self.view.session_count(real)
     }
 
-    /// How many occupancies the user `bare` holds.
+    /// How many occupancies the user `bare` holds, over every shard.
     pub(super) fn user_count(&self, bare: &Jid) -> usize {
-        self.by_user.get(bare).map_or(0, |n| *n as usize)
+        self.view.user_count(bare)
     }
 
     /// Every `(session, room)` pair, for consistency checks.
     #[cfg(test)]
-    pub(super) fn pairs(&self) -> BTreeSet<(String, String)> {
+    pub(super) fn pairs(&self) -> std::collections::BTreeSet<(String, String)> {
         self.by_session
             .iter()
             .flat_map(|(j, rooms)| rooms.iter().map(move |k| (j.to_string(), k.clone())))
@@ -182,7 +197,7 @@ pub(super) fn check_presence(limits: &MucLimits, payload: &Element) -> Result<()
 /// Returns the page's nodes, the index of its first in the whole list, and whether the
 /// answer must carry a `<set/>` (the client asked for paging, or the list did not fit).
 pub(super) fn page<'a>(
-    public: &'a BTreeSet<String>,
+    public: &'a BTreeMap<String, String>,
     query: &Element,
     domain: &str,
     page_size: u32,
@@ -220,6 +235,7 @@ pub(super) fn page<'a>(
             let skipped = public.range(..=from.clone()).count();
             let items = public
                 .range::<String, _>((std::ops::Bound::Excluded(from), std::ops::Bound::Unbounded))
+                .map(|(k, _)| k)
                 .take(max)
                 .collect();
             (items, skipped)
@@ -227,10 +243,10 @@ pub(super) fn page<'a>(
         (None, Some(b), _) => {
             let text = b.text();
             let mut items: Vec<&String> = if text.trim().is_empty() {
-                public.iter().rev().take(max).collect()
+                public.keys().rev().take(max).collect()
             } else {
                 let to = node_of(&text)?;
-                public.range(..to).rev().take(max).collect()
+                public.range(..to).map(|(k, _)| k).rev().take(max).collect()
             };
             items.reverse();
             let first = match items.first() {
@@ -245,9 +261,9 @@ pub(super) fn page<'a>(
                 .trim()
                 .parse::<usize>()
                 .map_err(|_| bad("<index/> must be a number."))?;
-            (public.iter().skip(skip).take(max).collect(), skip)
+            (public.keys().skip(skip).take(max).collect(), skip)
         }
-        (None, None, None) => (public.iter().take(max).collect(), 0),
+        (None, None, None) => (public.keys().take(max).collect(), 0),
     };
     let paged = set.is_some() || items.len() < public.len();
     Ok((items, first, paged))

@@ -17,10 +17,11 @@
 
 mod admin;
 mod limits;
+mod shared;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::entropy::{self, Entropy};
@@ -33,6 +34,7 @@ use crate::xml::{Element, ns};
 
 use limits::Membership;
 pub use limits::MucLimits;
+pub use shared::ServiceView;
 
 /// Settings of one MUC service.
 #[derive(Debug, Clone)]
@@ -57,6 +59,9 @@ pub struct MucConfig {
     pub focus: Option<FocusOccupant>,
     /// Room counts, presence size and disco paging bounds.
     pub limits: MucLimits,
+    /// What every routing shard serving this service shares (counts for the limits, the
+    /// public room list); clones of one config share it.
+    pub view: Arc<ServiceView>,
 }
 
 /// How the focus joins a room.
@@ -229,8 +234,6 @@ pub struct MucService {
     parked_by: HashMap<Jid, HashMap<String, u64>>,
     /// Which rooms each session is in (kept on every join and removal).
     members: Membership,
-    /// The nodes of the public rooms, in order (disco#items pages through them).
-    public: BTreeSet<String>,
     next_token: u64,
     /// What the vhost's auth plugin said about its sessions, by full JID (kept by the router:
     /// `set_identity` at bind, `forget_identity` when the session ends). Sessions without one
@@ -269,13 +272,12 @@ impl MucService {
     /// A service with no rooms.
     pub fn new(config: MucConfig, entropy: Arc<dyn Entropy>) -> Self {
         MucService {
+            members: Membership::new(config.view.clone()),
             config,
             entropy,
             rooms: HashMap::new(),
             parked: HashMap::new(),
             parked_by: HashMap::new(),
-            members: Membership::default(),
-            public: BTreeSet::new(),
             next_token: 1,
             identities: HashMap::new(),
         }
@@ -386,8 +388,9 @@ impl MucService {
 
     /// Remove room `key` and every index entry that names it.
     fn drop_room(&mut self, key: &str) -> Option<Room> {
-        self.public.remove(key);
+        self.config.view.set_public(key, None);
         let room = self.rooms.remove(key)?;
+        self.config.view.room(false);
         for o in &room.occupants {
             self.members.remove(&o.real, key);
         }
@@ -580,6 +583,7 @@ impl MucService {
             event: Box::new(event),
             ask: Some(Ask {
                 service: self.config.domain.clone(),
+                room: format!("{key}@{}", self.config.domain),
                 token,
             }),
         }));
@@ -627,7 +631,7 @@ impl MucService {
                     "Rooms are created by authenticated users; this room does not exist yet.",
                 ));
             }
-            limits::check_create(&self.config.limits, self.rooms.len())?;
+            limits::check_create(&self.config.limits, self.config.view.rooms())?;
         }
         if let Some(focus) = self.config.focus.clone()
             && !is_focus
@@ -692,6 +696,7 @@ impl MucService {
                 return self.park(key, from, nick, stanza, approved, event, out);
             }
             self.rooms.insert(key.to_owned(), room);
+            self.config.view.room(true);
         }
         let outcome = self.admit(
             key,

@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::hooks::{HookKind, NoExtensions, PluginCall};
+use std::collections::BTreeSet;
 
 fn service(creators: &[&str]) -> MucService {
     MucService::new(
@@ -18,6 +19,7 @@ fn service(creators: &[&str]) -> MucService {
             max_occupants: 0,
             focus: None,
             limits: MucLimits::default(),
+            view: Default::default(),
         },
         std::sync::Arc::new(crate::entropy::Seeded::new(1)),
     )
@@ -533,7 +535,22 @@ fn assert_indexes(m: &MucService) {
         .filter(|(_, r)| r.config.public)
         .map(|(k, _)| k.clone())
         .collect();
-    assert_eq!(m.public, public, "public index");
+    let listed: BTreeSet<String> = m.config.view.public().into_keys().collect();
+    assert_eq!(listed, public, "public index");
+    // One shard: the service-wide counts are this service's.
+    assert_eq!(m.config.view.rooms(), m.rooms.len(), "room count");
+    for (real, _) in &truth {
+        let real = jid(real);
+        assert_eq!(
+            m.config.view.session_count(&real),
+            m.members
+                .pairs()
+                .iter()
+                .filter(|(j, _)| *j == real.to_string())
+                .count(),
+            "session count of {real}"
+        );
+    }
 }
 
 /// The error in `out` to `to`: (condition, type, text).
@@ -1217,7 +1234,7 @@ fn membership_index_follows_every_way_in_and_out() {
     assert!(errors(&out).is_empty(), "{out:?}");
     assert_indexes(&m);
     assert_eq!(m.members.session_count(&jid("c@x/1")), 1);
-    assert!(m.public.is_empty());
+    assert!(m.config.view.public().is_empty());
     // The session's end leaves only its own rooms; the others are untouched.
     let mut out = Vec::new();
     m.session_gone(&jid("c@x/1"), &ext, &mut out);

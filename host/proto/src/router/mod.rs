@@ -42,6 +42,69 @@ pub struct Delivery {
     pub stanza: Outbound,
 }
 
+/// Where one router sits among the shards that share the routing work. Each shard owns the
+/// sessions whose bare JID hashes to it and the MUC rooms (with their conferences) whose room
+/// JID hashes to it (`shard_of`); a stanza for something another shard owns leaves as a
+/// `Forward` to that shard. One shard (`Shard::ALONE`) owns everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard's index, below `count`.
+    pub index: usize,
+    /// How many shards share the routing.
+    pub count: usize,
+}
+
+impl Shard {
+    /// The only shard.
+    pub const ALONE: Shard = Shard { index: 0, count: 1 };
+}
+
+/// The shard that owns the bare JID `bare` (`node@domain` or `domain`, as written by
+/// `Jid`'s `Display`) among `count`: FNV-1a over its bytes, the same in every shard and
+/// every process.
+pub fn shard_of(bare: &str, count: usize) -> usize {
+    shard_of_parts(&[bare.as_bytes()], count)
+}
+
+fn shard_of_parts(parts: &[&[u8]], count: usize) -> usize {
+    if count <= 1 {
+        return 0;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in *part {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    (h % count as u64) as usize
+}
+
+/// The shard owning `jid`'s bare JID, without building its string.
+fn shard_of_jid(jid: &Jid, count: usize) -> usize {
+    match jid.node() {
+        Some(node) => shard_of_parts(&[node.as_bytes(), b"@", jid.domain().as_bytes()], count),
+        None => shard_of_parts(&[jid.domain().as_bytes()], count),
+    }
+}
+
+/// What one shard hands to another (`Router::take_forwards`).
+#[derive(Debug)]
+pub enum Forward {
+    /// A stanza for the shard that owns its destination, to be routed there
+    /// (`Router::route_forwarded`); the sender's shard already ran its hooks and its own
+    /// bookkeeping (directed presence).
+    Route {
+        /// The stanza.
+        stanza: Element,
+        /// Plugin hops behind it.
+        depth: u8,
+    },
+    /// Stanzas (a MUC broadcast, serialized once) for sessions the receiving shard owns, by
+    /// full JID (`Router::deliver_forwarded`).
+    Deliver(Vec<(Jid, Outbound)>),
+}
+
 #[derive(Debug)]
 struct Session {
     id: EndpointId,
@@ -151,6 +214,10 @@ pub struct Router {
     lookups: Vec<AccountLookup>,
     /// Lookups handed out and not yet answered through `account_checked`.
     lookups_in_flight: usize,
+    /// Which part of the routing this router owns.
+    shard: Shard,
+    /// Stanzas for other shards, drained by `take_forwards`.
+    forwards: Vec<(usize, Forward)>,
 }
 
 impl std::fmt::Debug for Router {
@@ -191,7 +258,103 @@ impl Router {
             extdisco: None,
             lookups: Vec::new(),
             lookups_in_flight: 0,
+            shard: Shard::ALONE,
+            forwards: Vec::new(),
         }
+    }
+
+    /// Own only `shard`'s part of the routing (before any input).
+    pub fn set_shard(&mut self, shard: Shard) {
+        self.shard = shard;
+    }
+
+    /// This router's shard.
+    pub fn shard(&self) -> Shard {
+        self.shard
+    }
+
+    /// What the last inputs left for other shards, by shard index, for the shell to send
+    /// there (in this order: a shard must see one sender's stanzas in the order they came).
+    pub fn take_forwards(&mut self) -> Vec<(usize, Forward)> {
+        std::mem::take(&mut self.forwards)
+    }
+
+    /// Route a stanza another shard forwarded here because this shard owns its destination.
+    pub fn route_forwarded(&mut self, stanza: Element, depth: u8) -> Vec<Delivery> {
+        self.depth = depth;
+        let out = self.route(stanza);
+        self.depth = 0;
+        out
+    }
+
+    /// Deliver what another shard's MUC broadcast to sessions this shard owns; a JID with no
+    /// session here is routed as an ordinary stanza (it bounces to its room).
+    pub fn deliver_forwarded(&mut self, items: Vec<(Jid, Outbound)>) -> Vec<Delivery> {
+        self.outermost(|r| {
+            let mut out = Vec::with_capacity(items.len());
+            for (jid, stanza) in items {
+                match r.sessions.get(&jid) {
+                    Some(s) => out.push(Delivery { to: s.id, stanza }),
+                    None => out.extend(r.route_one(stanza.into_element())),
+                }
+            }
+            out
+        })
+    }
+
+    /// Another shard bound `full`: remember what its auth plugin said, for the rooms here.
+    pub fn remember_identity(&mut self, full: &Jid, identity: Option<Arc<Identity>>) {
+        for muc in self.mucs.values_mut() {
+            muc.set_identity(full, identity.clone());
+        }
+    }
+
+    /// A session another shard owned ended: it leaves the rooms this shard owns.
+    pub fn session_gone_elsewhere(&mut self, full: &Jid) -> Vec<Delivery> {
+        let mut routed = Vec::new();
+        for muc in self.mucs.values_mut() {
+            muc.session_gone(full, self.ext.as_ref(), &mut routed);
+            muc.forget_identity(full);
+        }
+        self.outermost(|r| r.apply_routed(routed))
+    }
+
+    /// The shard that owns what `stanza` (from `from`, to `to`) is addressed to, when that is
+    /// not this one: a MUC room, a conference of the focus, or a local account.
+    fn owner_elsewhere(&self, from: &Jid, to: &Jid, stanza: &Element) -> Option<usize> {
+        if self.shard.count <= 1 {
+            return None;
+        }
+        let owner = if to.node().is_some() && self.mucs.contains_key(to.domain()) {
+            shard_of_jid(to, self.shard.count)
+        } else if self.focus_domains.contains_key(to.domain()) {
+            // The focus's part of a conference lives beside its room: what the room relays
+            // comes from the room's JID, a request names its room.
+            if from.node().is_some() && self.mucs.contains_key(from.domain()) {
+                shard_of_jid(from, self.shard.count)
+            } else {
+                shard_of_jid(&crate::focus::room_of(stanza)?, self.shard.count)
+            }
+        } else if to.node().is_some() && self.vhosts.contains(to.domain()) {
+            shard_of_jid(to, self.shard.count)
+        } else {
+            return None;
+        };
+        (owner != self.shard.index).then_some(owner)
+    }
+
+    /// The shard owning the session `jid`, when another shard does.
+    fn session_elsewhere(&self, jid: &Jid) -> Option<usize> {
+        // The focus is in every shard (each holds its own rooms' conferences).
+        if self.shard.count <= 1
+            || jid.node().is_none()
+            || !self.vhosts.contains(jid.domain())
+            || self.focus_domains.contains_key(jid.domain())
+        {
+            return None;
+        }
+        let owner = shard_of_jid(jid, self.shard.count);
+        (owner != self.shard.index).then_some(owner)
     }
 
     /// Serve a MUC service on its domain.
@@ -469,19 +632,25 @@ impl Router {
             match r {
                 Routed::Stanza(el) => out.extend(self.route(el)),
                 Routed::Fanout(shared, to) => {
+                    let mut remote: Vec<(usize, Vec<(Jid, Outbound)>)> = Vec::new();
                     for jid in to {
-                        match self.sessions.get(&jid) {
-                            Some(s) => out.push(Delivery {
-                                to: s.id,
-                                stanza: Outbound::Shared(shared.clone(), jid.to_string().into()),
-                            }),
-                            None => {
-                                let el = Outbound::Shared(shared.clone(), jid.to_string().into())
-                                    .into_element();
-                                out.extend(self.route(el));
+                        let stanza = Outbound::Shared(shared.clone(), jid.to_string().into());
+                        if let Some(s) = self.sessions.get(&jid) {
+                            out.push(Delivery { to: s.id, stanza });
+                        } else if let Some(owner) = self.session_elsewhere(&jid) {
+                            match remote.iter_mut().find(|(o, _)| *o == owner) {
+                                Some((_, items)) => items.push((jid, stanza)),
+                                None => remote.push((owner, vec![(jid, stanza)])),
                             }
+                        } else {
+                            out.extend(self.route(stanza.into_element()));
                         }
                     }
+                    self.forwards.extend(
+                        remote
+                            .into_iter()
+                            .map(|(owner, items)| (owner, Forward::Deliver(items))),
+                    );
                 }
                 Routed::Call(call) => self.calls.push(call),
             }
@@ -543,6 +712,11 @@ impl Router {
             list.push(r.to_owned());
         }
         Ok((full, replaced))
+    }
+
+    /// Whether `full` is bound here to endpoint `id`.
+    pub fn is_bound(&self, full: &Jid, id: EndpointId) -> bool {
+        self.sessions.get(full).is_some_and(|s| s.id == id)
     }
 
     /// Remove a session for good; returns the unavailable presences this causes (RFC 6121
@@ -689,6 +863,16 @@ impl Router {
                 StanzaError::new(ErrorType::Wait, "resource-constraint")
                     .with_text("Too many directed presences; send unavailable to some first."),
             );
+        }
+        if let Some(owner) = self.owner_elsewhere(&from, &to, &stanza) {
+            self.forwards.push((
+                owner,
+                Forward::Route {
+                    stanza,
+                    depth: self.depth,
+                },
+            ));
+            return Vec::new();
         }
         if self.mucs.contains_key(to.domain()) {
             let domain = to.domain().to_owned();

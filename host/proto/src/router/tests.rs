@@ -717,3 +717,242 @@ fn directed_presences_per_session_are_bounded() {
     ));
     assert!(d.iter().all(|d| condition(d).is_none()));
 }
+
+/// Two routing shards joined the way the shell joins them: what one forwards, the other
+/// routes; deliveries are tagged with the shard that made them.
+struct Cluster {
+    shards: Vec<Router>,
+}
+
+impl Cluster {
+    fn new(count: usize) -> Cluster {
+        Cluster::with_limits(count, crate::muc::MucLimits::default())
+    }
+
+    /// Shards serving one MUC service with these limits (one config, so one shared view).
+    fn with_limits(count: usize, limits: crate::muc::MucLimits) -> Cluster {
+        let muc = crate::muc::MucConfig {
+            domain: "conference.a.example".into(),
+            vhost: "a.example".into(),
+            lock_new_rooms: false,
+            destroy_when_empty: true,
+            room_creators: Vec::new(),
+            admins: Vec::new(),
+            max_occupants: 0,
+            focus: None,
+            limits,
+            view: Default::default(),
+        };
+        let shards = (0..count)
+            .map(|index| {
+                let mut r = router();
+                r.set_shard(Shard { index, count });
+                r.add_muc(muc.clone());
+                r
+            })
+            .collect();
+        Cluster { shards }
+    }
+
+    /// Feed `stanza` to `shard` and follow every forward until all shards are quiet.
+    fn route(&mut self, shard: usize, stanza: Element) -> Vec<(usize, Delivery)> {
+        let first = self.shards[shard].route(stanza);
+        self.settle(shard, first)
+    }
+
+    fn settle(&mut self, shard: usize, first: Vec<Delivery>) -> Vec<(usize, Delivery)> {
+        let mut out: Vec<(usize, Delivery)> = first.into_iter().map(|d| (shard, d)).collect();
+        loop {
+            let mut moved = false;
+            for from in 0..self.shards.len() {
+                for (to, fwd) in self.shards[from].take_forwards() {
+                    assert_ne!(to, from, "a shard forwarded to itself");
+                    moved = true;
+                    let got = match fwd {
+                        Forward::Route { stanza, depth } => {
+                            self.shards[to].route_forwarded(stanza, depth)
+                        }
+                        Forward::Deliver(items) => self.shards[to].deliver_forwarded(items),
+                    };
+                    out.extend(got.into_iter().map(|d| (to, d)));
+                }
+            }
+            if !moved {
+                return out;
+            }
+        }
+    }
+
+    /// A user name on `vhost` whose bare JID lands on `shard`.
+    fn user_on(&self, shard: usize, prefix: &str) -> String {
+        (0..1000)
+            .map(|i| format!("{prefix}{i}@a.example"))
+            .find(|b| shard_of(b, self.shards.len()) == shard)
+            .expect("some name lands on every shard")
+    }
+
+    fn room_on(&self, shard: usize) -> String {
+        (0..1000)
+            .map(|i| format!("room{i}@conference.a.example"))
+            .find(|b| shard_of(b, self.shards.len()) == shard)
+            .expect("some room lands on every shard")
+    }
+}
+
+#[test]
+fn shard_of_a_jid_is_shard_of_its_bare_string() {
+    for s in ["alice@a.example", "a.example", "room7@conference.a.example"] {
+        let j = jid(&format!("{s}/res"));
+        for count in 1..9 {
+            assert_eq!(
+                shard_of_jid(&j, count),
+                shard_of(s, count),
+                "{s} over {count}"
+            );
+            assert!(shard_of(s, count) < count);
+        }
+    }
+    // Both shards get some of a hundred users.
+    let hits: BTreeSet<usize> = (0..100)
+        .map(|i| shard_of(&format!("u{i}@a.example"), 2))
+        .collect();
+    assert_eq!(hits.len(), 2);
+}
+
+#[test]
+fn a_room_on_one_shard_reaches_occupants_owned_by_both() {
+    let mut c = Cluster::new(2);
+    let alice = format!("{}/a", c.user_on(0, "alice"));
+    let bob = format!("{}/b", c.user_on(1, "bob"));
+    c.shards[0]
+        .bind(&jid(&alice).bare(), Some("a"), 10, None)
+        .expect("bind");
+    c.shards[1]
+        .bind(&jid(&bob).bare(), Some("b"), 20, None)
+        .expect("bind");
+    for room_shard in [0, 1] {
+        let room = c.room_on(room_shard);
+        let join = |from: &str, nick: &str| {
+            let mut p = stanza("presence", from, Some(&format!("{room}/{nick}")), None);
+            p.append_child(Element::new("x", ns::MUC));
+            p
+        };
+        c.route(0, join(&alice, "alice"));
+        let joined = c.route(1, join(&bob, "bob"));
+        // Bob hears of Alice and of himself, on his own shard; Alice hears of Bob on hers.
+        let to_bob: Vec<_> = joined
+            .iter()
+            .filter(|(_, d)| d.to == 20 && d.stanza.element().name() == "presence")
+            .collect();
+        assert_eq!(to_bob.len(), 2, "bob gets both presences");
+        assert!(to_bob.iter().all(|(s, _)| *s == 1));
+        assert!(joined.iter().any(|(s, d)| *s == 0 && d.to == 10));
+
+        let mut msg = stanza("message", &alice, Some(&room), Some("groupchat"));
+        let mut body = Element::new("body", ns::CLIENT);
+        body.append_text("hi");
+        msg.append_child(body);
+        let got = c.route(0, msg);
+        let mut to: Vec<(usize, EndpointId)> = got.iter().map(|(s, d)| (*s, d.to)).collect();
+        to.sort_unstable();
+        assert_eq!(to, vec![(0, 10), (1, 20)], "room on shard {room_shard}");
+        for (_, d) in &got {
+            assert_eq!(
+                d.stanza.element().attr("from"),
+                Some(&*format!("{room}/alice"))
+            );
+        }
+
+        // Bob leaves for good: his own shard ends his session, the room's shard hears of it
+        // and tells Alice.
+        let gone = c.shards[1].unbind(&jid(&bob), 20);
+        let mut left = c.settle(1, gone);
+        for other in [0] {
+            let d = c.shards[other].session_gone_elsewhere(&jid(&bob));
+            left.extend(c.settle(other, d));
+        }
+        let unavailable: Vec<_> = left
+            .iter()
+            .filter(|(_, d)| d.to == 10 && d.stanza.element().attr("type") == Some("unavailable"))
+            .collect();
+        assert_eq!(unavailable.len(), 1, "alice hears bob left once");
+        c.shards[1]
+            .bind(&jid(&bob).bare(), Some("b"), 20, None)
+            .expect("bind again");
+        let bye = stanza(
+            "presence",
+            &alice,
+            Some(&format!("{room}/alice")),
+            Some("unavailable"),
+        );
+        c.route(0, bye);
+    }
+}
+
+#[test]
+fn stanzas_between_shards_are_delivered_or_bounced_by_the_owner() {
+    let mut c = Cluster::new(2);
+    let alice = format!("{}/a", c.user_on(0, "alice"));
+    let bob_bare = c.user_on(1, "bob");
+    c.shards[0]
+        .bind(&jid(&alice).bare(), Some("a"), 10, None)
+        .expect("bind");
+    c.shards[1]
+        .bind(&jid(&bob_bare), Some("b"), 20, None)
+        .expect("bind");
+    let bob = format!("{bob_bare}/b");
+    // A chat to Bob's full JID reaches him on his shard.
+    let got = c.route(0, stanza("message", &alice, Some(&bob), Some("chat")));
+    assert_eq!(
+        got.iter().map(|(s, d)| (*s, d.to)).collect::<Vec<_>>(),
+        vec![(1, 20)]
+    );
+    // An iq to a resource Bob does not have bounces back to Alice's shard.
+    let got = c.route(
+        0,
+        stanza("iq", &alice, Some(&format!("{bob_bare}/gone")), Some("get")),
+    );
+    assert_eq!(got.len(), 1);
+    let (shard, d) = &got[0];
+    assert_eq!((*shard, d.to), (0, 10));
+    assert_eq!(condition(d).as_deref(), Some("service-unavailable"));
+    // A ping to Bob's bare JID is answered by Bob's shard (his session proves the account).
+    let mut ping = stanza("iq", &alice, Some(&bob_bare), Some("get"));
+    ping.append_child(Element::new("ping", ns::PING));
+    let got = c.route(0, ping);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.to, 10);
+    assert_eq!(got[0].1.stanza.element().attr("type"), Some("result"));
+}
+
+#[test]
+fn room_limits_count_rooms_on_every_shard() {
+    let limits = crate::muc::MucLimits {
+        max_rooms_per_session: 2,
+        ..crate::muc::MucLimits::default()
+    };
+    let mut c = Cluster::with_limits(2, limits);
+    let alice = format!("{}/a", c.user_on(0, "alice"));
+    c.shards[0]
+        .bind(&jid(&alice).bare(), Some("a"), 10, None)
+        .expect("bind");
+    let rooms = [c.room_on(0), c.room_on(1)];
+    let third = (0..1000)
+        .map(|i| format!("other{i}@conference.a.example"))
+        .find(|r| shard_of(r, 2) == 1)
+        .expect("a room on shard 1");
+    let join = |room: &str| {
+        let mut p = stanza("presence", &alice, Some(&format!("{room}/alice")), None);
+        p.append_child(Element::new("x", ns::MUC));
+        p
+    };
+    for room in &rooms {
+        let got = c.route(0, join(room));
+        assert!(got.iter().all(|(_, d)| condition(d).is_none()), "{room}");
+    }
+    // One room on each shard: the third, on shard 1 where Alice is in one room only, is
+    // refused because she is in two across the service.
+    let got = c.route(0, join(&third));
+    assert_eq!(got.len(), 1);
+    assert_eq!(condition(&got[0].1).as_deref(), Some("policy-violation"));
+}

@@ -277,7 +277,7 @@ fn health(ctx: &Ctx) -> Resp {
             StatusCode::INTERNAL_SERVER_ERROR,
             "router stopped".to_owned(),
         ))
-    } else if ctx.router.capacity() == 0 {
+    } else if ctx.router.any_full() {
         Some((
             StatusCode::SERVICE_UNAVAILABLE,
             "router queue full".to_owned(),
