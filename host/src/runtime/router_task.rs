@@ -27,7 +27,7 @@ use crate::hooks::{Ask, PluginCall, Verdict};
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::router::{self, Delivery, EndpointId, Forward, Router};
-use crate::stanza::{self, ErrorType, Jid, Outbound, StanzaError};
+use crate::stanza::{self, Condition, ErrorType, Jid, Outbound, StanzaError};
 use crate::stream::c2s::PendingInput;
 use crate::xml::Element;
 
@@ -509,17 +509,11 @@ impl ShardTask {
                 // What other shards forwarded first: it is older than new input.
                 biased;
                 msg = peer_rx.recv() => match msg {
-                    Some(msg) => {
-                        self.router.set_clock(unix_millis());
-                        self.peer(msg);
-                    }
+                    Some(msg) => self.peer(msg),
                     None => break,
                 },
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => {
-                        self.router.set_clock(unix_millis());
-                        self.command(cmd);
-                    }
+                    Some(cmd) => self.command(cmd),
                     None => break,
                 },
                 _ = gauges.tick() => {
@@ -530,17 +524,105 @@ impl ShardTask {
                         occupants as i64 - old_occupants as i64,
                     );
                     self.muc_counts = (rooms, occupants);
-                    continue;
                 }
             }
-            self.after_input();
         }
         let (rooms, occupants) = self.muc_counts;
         self.metrics.add_muc(-(rooms as i64), -(occupants as i64));
     }
 
-    fn deliver(&mut self, deliveries: Vec<Delivery>) {
-        deliver(&mut self.router, &self.mailboxes, deliveries, &self.metrics);
+    /// Feed the core one input and perform every effect it has, including those of what is
+    /// fed back (a bounce for a full mailbox, a refused plugin call's verdict). Each feedback
+    /// is an error or a verdict that cannot cause another of its kind (errors are never
+    /// answered, and a refusal's error is never hooked), so this ends.
+    fn drive(&mut self, input: router::Input) {
+        self.router.handle_input(unix_millis(), input);
+        while let Some(out) = self.router.poll_output() {
+            let feedback = match out {
+                router::Output::Deliver(d) => self.deliver(d),
+                router::Output::Forward { shard, forward } => {
+                    if let Some(peer) = self.peers.get(shard) {
+                        let _ = peer.send(PeerMsg::Forward(forward));
+                    }
+                    None
+                }
+                router::Output::Call(call) => match self.workers.dispatch(call) {
+                    Ok(()) => None,
+                    Err(call) => refused(call),
+                },
+                router::Output::Lookup(lookup) => {
+                    self.check_account(lookup);
+                    None
+                }
+                router::Output::Bridge { vhost, request } => {
+                    // The bridge task owns the SFU and never waits on the router; a full
+                    // queue means it is stuck, and the request is dropped rather than the
+                    // router blocked.
+                    match &self.bridge {
+                        Some(b) if b.try_send((vhost, request)).is_err() => {
+                            tracing::error!(message = "The SFU's queue is full; request dropped.");
+                        }
+                        Some(_) => {}
+                        None => {
+                            tracing::warn!(message = "A focus asked for the SFU, but none runs.");
+                        }
+                    }
+                    None
+                }
+            };
+            if let Some(input) = feedback {
+                self.router.handle_input(unix_millis(), input);
+            }
+        }
+    }
+
+    /// Push one delivery into its endpoint's mailbox; a full one gives back the bounce.
+    fn deliver(&self, d: Delivery) -> Option<router::Input> {
+        let mailbox = self.mailboxes.get(&d.to)?;
+        match mailbox.try_send(EndpointMsg::Deliver(d.stanza)) {
+            Ok(()) => {
+                self.metrics.stanzas_delivered(1);
+                None
+            }
+            Err(super::mailbox::Refused::Full(EndpointMsg::Deliver(stanza))) => {
+                self.metrics.stanza_bounced();
+                tracing::warn!(
+                    message = "Session mailbox full; stanza bounced.",
+                    endpoint = d.to
+                );
+                let err = StanzaError::new(ErrorType::Wait, Condition::ResourceConstraint);
+                stanza::error_reply(&stanza.into_element(), &err).map(router::Input::Stanza)
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Ask the vhost's auth plugin on its own task; the answer comes back as
+    /// `RouterCmd::AccountChecked` to this shard. The core bounds how many are in flight
+    /// (`router::MAX_ACCOUNT_LOOKUPS`), so this never piles up calls.
+    fn check_account(&self, lookup: router::AccountLookup) {
+        let plugin = self.accounts.auth(&lookup.vhost);
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            let exists = match plugin {
+                Some(p) => match p.user_exists(&lookup.username).await {
+                    Ok(exists) => exists,
+                    Err(e) => {
+                        tracing::warn!(message = "Account lookup failed; answered as no such account.", vhost = %lookup.vhost, error = %e);
+                        false
+                    }
+                },
+                None => false,
+            };
+            if let Some(me) = me.upgrade() {
+                let _ = me
+                    .send(RouterCmd::AccountChecked {
+                        stanza: lookup.stanza,
+                        exists,
+                    })
+                    .await;
+            }
+        });
     }
 
     /// Tell every other shard.
@@ -554,27 +636,22 @@ impl ShardTask {
     }
 
     fn peer(&mut self, msg: PeerMsg) {
-        let deliveries = match msg {
-            PeerMsg::Forward(Forward::Route { stanza, depth }) => {
-                self.router.route_forwarded(stanza, depth)
-            }
-            PeerMsg::Forward(Forward::Deliver(items)) => self.router.deliver_forwarded(items),
+        self.drive(match msg {
+            PeerMsg::Forward(forward) => router::Input::Forwarded(forward),
             PeerMsg::Identity { full, identity } => {
-                self.router.remember_identity(&full, identity);
-                Vec::new()
+                router::Input::BoundElsewhere { full, identity }
             }
-            PeerMsg::SessionGone { full } => self.router.session_gone_elsewhere(&full),
-        };
-        self.deliver(deliveries);
+            PeerMsg::SessionGone { full } => router::Input::GoneElsewhere { full },
+        });
     }
 
     fn command(&mut self, cmd: RouterCmd) {
         let router = &mut self.router;
+        router.set_clock(unix_millis());
         match cmd {
             RouterCmd::Route(stanza) => {
                 self.metrics.stanza_routed();
-                let deliveries = router.route_inbound(stanza);
-                self.deliver(deliveries);
+                self.drive(router::Input::Inbound(stanza));
             }
             RouterCmd::Bind {
                 jid,
@@ -603,12 +680,11 @@ impl ShardTask {
             }
             RouterCmd::Unbind { full, id } => {
                 let bound_here = router.is_bound(&full, id);
-                let deliveries = router.unbind(&full, id);
-                self.mailboxes.remove(&id);
                 if bound_here {
                     self.tell_others(|| PeerMsg::SessionGone { full: full.clone() });
                 }
-                self.deliver(deliveries);
+                self.drive(router::Input::Unbind { full, id });
+                self.mailboxes.remove(&id);
             }
             RouterCmd::EnableResumption {
                 full,
@@ -666,11 +742,12 @@ impl ShardTask {
                 conference,
                 endpoint,
                 transport,
-            } => {
-                let transport = transport.map(|t| *t);
-                let deliveries = router.bridge_allocated(&vhost, &conference, &endpoint, transport);
-                self.deliver(deliveries);
-            }
+            } => self.drive(router::Input::Allocated {
+                vhost,
+                conference,
+                endpoint,
+                transport: transport.map(|t| *t),
+            }),
             RouterCmd::RemoveVhost { domain } => {
                 for id in router.remove_vhost(&domain) {
                     if let Some(mailbox) = self.mailboxes.remove(&id) {
@@ -679,147 +756,64 @@ impl ShardTask {
                 }
             }
             RouterCmd::AccountChecked { stanza, exists } => {
-                let deliveries = router.account_checked(stanza, exists);
-                self.deliver(deliveries);
+                self.drive(router::Input::AccountChecked { stanza, exists });
             }
             RouterCmd::Plugin { done, sent } => {
-                let (mut deliveries, depth) = match done {
+                let depth = match done {
                     PluginDone::Stanza { stanza, verdict } => {
-                        (router.resume_stanza(stanza, verdict), 1)
+                        self.drive(router::Input::Verdict { stanza, verdict });
+                        1
                     }
-                    PluginDone::Muc { ask, verdict } => (router.resume_muc(&ask, verdict), 1),
-                    PluginDone::Sent { depth } => (Vec::new(), depth),
+                    PluginDone::Muc { ask, verdict } => {
+                        self.drive(router::Input::MucVerdict { ask, verdict });
+                        1
+                    }
+                    PluginDone::Sent { depth } => depth,
                 };
                 for stanza in sent {
-                    deliveries.extend(router.route_from_plugin(stanza, depth));
+                    self.drive(router::Input::FromPlugin { stanza, depth });
                 }
-                self.deliver(deliveries);
-            }
-        }
-    }
-
-    /// What every input may leave behind: plugin calls, account lookups, SFU requests and
-    /// stanzas for other shards.
-    fn after_input(&mut self) {
-        dispatch_calls(
-            &mut self.router,
-            &self.workers,
-            &self.mailboxes,
-            &self.metrics,
-        );
-        check_accounts(&mut self.router, &self.me, &self.accounts);
-        for request in self.router.take_bridge() {
-            // The bridge task owns the SFU and never waits on the router; a full queue means
-            // it is stuck, and the request is dropped rather than the router blocked.
-            match &self.bridge {
-                Some(b) => {
-                    if b.try_send(request).is_err() {
-                        tracing::error!(message = "The SFU's queue is full; request dropped.");
-                    }
-                }
-                None => tracing::warn!(message = "A focus asked for the SFU, but none runs."),
-            }
-        }
-        for (shard, forward) in self.router.take_forwards() {
-            if let Some(peer) = self.peers.get(shard) {
-                let _ = peer.send(PeerMsg::Forward(forward));
             }
         }
     }
 }
 
-/// Hand the plugin calls the router asked for to the vhosts' workers. A call whose vhost's
-/// queue is full is refused (`resource-constraint`) rather than waited for or skipped.
-fn dispatch_calls(
-    router: &mut Router,
-    workers: &Workers,
-    mailboxes: &HashMap<EndpointId, Mailbox>,
-    metrics: &Metrics,
-) {
-    // Refusals can cause further calls (a bounce into a hooked vhost); each round is bounded
-    // by what the previous one produced, and a refusal's error is never hooked again.
-    for _ in 0..4 {
-        let calls = router.take_calls();
-        if calls.is_empty() {
-            return;
+/// What the core is told when a vhost's plugin queue is full: the stanza or join is refused
+/// (`resource-constraint`) rather than waited for or skipped.
+fn refused(call: PluginCall) -> Option<router::Input> {
+    let busy = || {
+        StanzaError::new(ErrorType::Wait, Condition::ResourceConstraint)
+            .with_text("This domain's plugins are busy; try again shortly.")
+    };
+    match call {
+        PluginCall::Stanza { vhost, stanza, .. } => {
+            tracing::warn!(message = "Plugin queue full; stanza refused.", %vhost);
+            Some(router::Input::Verdict {
+                stanza,
+                verdict: Verdict::Reject(busy()),
+            })
         }
-        let mut deliveries = Vec::new();
-        for call in calls {
-            let Err(call) = workers.dispatch(call) else {
-                continue;
-            };
-            let busy = || {
-                StanzaError::new(ErrorType::Wait, "resource-constraint")
-                    .with_text("This domain's plugins are busy; try again shortly.")
-            };
-            match call {
-                PluginCall::Stanza { vhost, stanza, .. } => {
-                    tracing::warn!(message = "Plugin queue full; stanza refused.", %vhost);
-                    deliveries.extend(router.resume_stanza(stanza, Verdict::Reject(busy())));
-                }
-                PluginCall::Muc {
-                    vhost,
-                    ask: Some(ask),
-                    ..
-                } => {
-                    tracing::warn!(message = "Plugin queue full; join refused.", %vhost);
-                    deliveries.extend(router.resume_muc(&ask, Verdict::Reject(busy())));
-                }
-                PluginCall::Muc {
-                    vhost, ask: None, ..
-                } => {
-                    tracing::warn!(message = "Plugin queue full; room event dropped.", %vhost);
-                }
-                PluginCall::Component { domain, stanza, .. } => {
-                    tracing::warn!(message = "Plugin queue full; stanza refused.", %domain);
-                    if let Some(reply) = stanza::error_reply(&stanza, &busy()) {
-                        deliveries.extend(router.route(reply));
-                    }
-                }
-            }
+        PluginCall::Muc {
+            vhost,
+            ask: Some(ask),
+            ..
+        } => {
+            tracing::warn!(message = "Plugin queue full; join refused.", %vhost);
+            Some(router::Input::MucVerdict {
+                ask,
+                verdict: Verdict::Reject(busy()),
+            })
         }
-        deliver(router, mailboxes, deliveries, metrics);
-    }
-    let dropped = router.take_calls().len();
-    if dropped > 0 {
-        tracing::warn!(
-            message = "Plugin calls dropped after repeated refusals.",
-            dropped
-        );
-    }
-}
-
-/// Ask the vhosts' auth plugins the account lookups the router handed out, each on its own
-/// task; the answers come back as `RouterCmd::AccountChecked`. The router bounds how many are
-/// in flight (`router::MAX_ACCOUNT_LOOKUPS`), so this never piles up calls.
-fn check_accounts(
-    router: &mut Router,
-    me: &mpsc::WeakSender<RouterCmd>,
-    accounts: &Arc<PluginRegistry>,
-) {
-    for lookup in router.take_account_lookups() {
-        let plugin = accounts.auth(&lookup.vhost);
-        let me = me.clone();
-        tokio::spawn(async move {
-            let exists = match plugin {
-                Some(p) => match p.user_exists(&lookup.username).await {
-                    Ok(exists) => exists,
-                    Err(e) => {
-                        tracing::warn!(message = "Account lookup failed; answered as no such account.", vhost = %lookup.vhost, error = %e);
-                        false
-                    }
-                },
-                None => false,
-            };
-            if let Some(me) = me.upgrade() {
-                let _ = me
-                    .send(RouterCmd::AccountChecked {
-                        stanza: lookup.stanza,
-                        exists,
-                    })
-                    .await;
-            }
-        });
+        PluginCall::Muc {
+            vhost, ask: None, ..
+        } => {
+            tracing::warn!(message = "Plugin queue full; room event dropped.", %vhost);
+            None
+        }
+        PluginCall::Component { domain, stanza, .. } => {
+            tracing::warn!(message = "Plugin queue full; stanza refused.", %domain);
+            stanza::error_reply(&stanza, &busy()).map(router::Input::Stanza)
+        }
     }
 }
 
@@ -827,38 +821,4 @@ fn unix_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-fn deliver(
-    router: &mut Router,
-    mailboxes: &HashMap<EndpointId, Mailbox>,
-    deliveries: Vec<Delivery>,
-    metrics: &Metrics,
-) {
-    let mut pending = deliveries;
-    // Bounces can cause further deliveries; each round strictly shrinks (errors are not bounced).
-    while !pending.is_empty() {
-        let mut bounced = Vec::new();
-        for d in pending {
-            let Some(mailbox) = mailboxes.get(&d.to) else {
-                continue;
-            };
-            match mailbox.try_send(EndpointMsg::Deliver(d.stanza)) {
-                Ok(()) => metrics.stanzas_delivered(1),
-                Err(super::mailbox::Refused::Full(EndpointMsg::Deliver(stanza))) => {
-                    metrics.stanza_bounced();
-                    tracing::warn!(
-                        message = "Session mailbox full; stanza bounced.",
-                        endpoint = d.to
-                    );
-                    let err = StanzaError::new(ErrorType::Wait, "resource-constraint");
-                    if let Some(reply) = stanza::error_reply(&stanza.into_element(), &err) {
-                        bounced.extend(router.route(reply));
-                    }
-                }
-                Err(_) => {}
-            }
-        }
-        pending = bounced;
-    }
 }

@@ -16,7 +16,7 @@ use std::fmt;
 
 use base64::Engine as _;
 
-use crate::stanza::{self, ErrorType, Jid, StanzaError};
+use crate::stanza::{self, Condition, ErrorType, Jid, StanzaError};
 use crate::xml::Element;
 
 /// The namespace lib-jitsi-meet asks first (`getStunAndTurnCredentials`).
@@ -164,7 +164,7 @@ pub fn answer(
     requester: &Jid,
     now_ms: u64,
 ) -> Result<Element, StanzaError> {
-    let bad = || StanzaError::new(ErrorType::Modify, "bad-request");
+    let bad = || StanzaError::new(ErrorType::Modify, Condition::BadRequest);
     let payload = iq.children().next().ok_or_else(bad)?;
     let expiry = now_ms / 1000 + config.ttl_secs;
     let user = requester.bare().to_string();
@@ -205,7 +205,7 @@ pub fn answer(
                 }));
             }
             if found.is_empty() {
-                return Err(StanzaError::new(ErrorType::Cancel, "item-not-found"));
+                return Err(StanzaError::new(ErrorType::Cancel, Condition::ItemNotFound));
             }
             found
         }
@@ -388,7 +388,7 @@ mod tests {
         assert_eq!(entries[0].attr("expires"), Some("2026-01-01T00:01:01Z"));
         let bad = query(Element::builder("services", NS).attr("type", "ftp").build());
         let e = answer(&config(), &bad, &alice(), NOW_MS).expect_err("an error");
-        assert_eq!(e.condition, "bad-request");
+        assert_eq!(e.condition, Condition::BadRequest);
     }
 
     #[test]
@@ -424,7 +424,7 @@ mod tests {
             NOW_MS,
         )
         .expect_err("an error");
-        assert_eq!(e.condition, "item-not-found");
+        assert_eq!(e.condition, Condition::ItemNotFound);
         let e = answer(
             &config(),
             &query(Element::new("credentials", NS)),
@@ -432,7 +432,7 @@ mod tests {
             NOW_MS,
         )
         .expect_err("an error");
-        assert_eq!(e.condition, "bad-request");
+        assert_eq!(e.condition, Condition::BadRequest);
     }
 
     #[test]

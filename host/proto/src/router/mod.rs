@@ -16,7 +16,7 @@
 //! (no s2s yet: `remote-server-not-found`). Tests: `mod tests` in router/tests.rs;
 //! end to end in tests/all/.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use std::sync::Arc;
 
@@ -25,10 +25,13 @@ use crate::focus::{BridgeRequest, Focus, FocusConfig, LocalTransport};
 use crate::hooks::{Ask, Extensions, NoExtensions, PluginCall, Verdict};
 use crate::identity::Identity;
 use crate::muc::{MucConfig, MucService, Routed};
-use crate::stanza::{self, ErrorType, Jid, Kind, Outbound, StanzaError};
+use crate::stanza::{self, Condition, ErrorType, Jid, Kind, Outbound, StanzaError};
 use crate::xml::{Element, ns};
 
+mod drive;
 pub mod extdisco;
+
+pub use drive::{Input, Output};
 
 /// Identifies a session or component connection inside the router.
 pub type EndpointId = u64;
@@ -194,7 +197,7 @@ pub struct Router {
     /// The vhost of each domain a focus answers on (`focus.DOMAIN`, and its own JID's domain).
     focus_domains: HashMap<String, String>,
     /// Requests for the SFU, drained by `take_bridge`.
-    bridge: Vec<(String, BridgeRequest)>,
+    bridge: VecDeque<(String, BridgeRequest)>,
     /// Stanzas for a focus, handled once the input that caused them is fully routed: the
     /// focus reacts to a join it sees only after the joiner got its own presence.
     focus_inbox: std::collections::VecDeque<(String, Element)>,
@@ -204,20 +207,22 @@ pub struct Router {
     /// Where generated resources and resumption ids come from.
     entropy: Arc<dyn Entropy>,
     /// Plugin calls for the shell to make, drained by `take_calls`.
-    calls: Vec<PluginCall>,
+    calls: VecDeque<PluginCall>,
     /// Plugin hops behind the stanza being routed (0 for a peer's stanza).
     depth: u8,
     now_ms: u64,
     /// The STUN/TURN server vhosts advertise (XEP-0215), if any.
     extdisco: Option<Arc<extdisco::ExtDiscoConfig>>,
     /// Account lookups for the shell, drained by `take_account_lookups`.
-    lookups: Vec<AccountLookup>,
+    lookups: VecDeque<AccountLookup>,
     /// Lookups handed out and not yet answered through `account_checked`.
     lookups_in_flight: usize,
     /// Which part of the routing this router owns.
     shard: Shard,
     /// Stanzas for other shards, drained by `take_forwards`.
-    forwards: Vec<(usize, Forward)>,
+    forwards: VecDeque<(usize, Forward)>,
+    /// Deliveries for `poll_output`.
+    out_deliveries: VecDeque<Delivery>,
 }
 
 impl std::fmt::Debug for Router {
@@ -247,19 +252,20 @@ impl Router {
             mucs: HashMap::new(),
             focuses: HashMap::new(),
             focus_domains: HashMap::new(),
-            bridge: Vec::new(),
+            bridge: VecDeque::new(),
             focus_inbox: std::collections::VecDeque::new(),
             nesting: 0,
             ext: Arc::new(NoExtensions),
             entropy,
-            calls: Vec::new(),
+            calls: VecDeque::new(),
             depth: 0,
             now_ms: 0,
             extdisco: None,
-            lookups: Vec::new(),
+            lookups: VecDeque::new(),
             lookups_in_flight: 0,
             shard: Shard::ALONE,
-            forwards: Vec::new(),
+            forwards: VecDeque::new(),
+            out_deliveries: VecDeque::new(),
         }
     }
 
@@ -276,7 +282,7 @@ impl Router {
     /// What the last inputs left for other shards, by shard index, for the shell to send
     /// there (in this order: a shard must see one sender's stanzas in the order they came).
     pub fn take_forwards(&mut self) -> Vec<(usize, Forward)> {
-        std::mem::take(&mut self.forwards)
+        std::mem::take(&mut self.forwards).into()
     }
 
     /// Route a stanza another shard forwarded here because this shard owns its destination.
@@ -402,7 +408,7 @@ impl Router {
 
     /// What the focuses asked of the SFU, by vhost, since the last call.
     pub fn take_bridge(&mut self) -> Vec<(String, BridgeRequest)> {
-        std::mem::take(&mut self.bridge)
+        std::mem::take(&mut self.bridge).into()
     }
 
     /// The SFU's answer to a `BridgeRequest::Allocate` of `vhost`'s focus.
@@ -497,13 +503,13 @@ impl Router {
     /// answered with `resume_stanza`, a `Muc` call with an `ask` with `resume_muc`; stanzas
     /// plugins send come back through `route_from_plugin`.
     pub fn take_calls(&mut self) -> Vec<PluginCall> {
-        std::mem::take(&mut self.calls)
+        std::mem::take(&mut self.calls).into()
     }
 
     /// The account lookups the last inputs caused, for the shell to answer through
     /// `account_checked`.
     pub fn take_account_lookups(&mut self) -> Vec<AccountLookup> {
-        std::mem::take(&mut self.lookups)
+        std::mem::take(&mut self.lookups).into()
     }
 
     /// The shell's answer to an `AccountLookup`: the iq it carried is answered on the
@@ -557,7 +563,7 @@ impl Router {
         if !self.ext.hooks_stanzas(vhost) {
             return self.route(stanza);
         }
-        self.calls.push(PluginCall::Stanza {
+        self.calls.push_back(PluginCall::Stanza {
             vhost: vhost.to_owned(),
             kind,
             stanza,
@@ -652,7 +658,7 @@ impl Router {
                             .map(|(owner, items)| (owner, Forward::Deliver(items))),
                     );
                 }
-                Routed::Call(call) => self.calls.push(call),
+                Routed::Call(call) => self.calls.push_back(call),
             }
         }
         out
@@ -678,12 +684,12 @@ impl Router {
         let full = match resource {
             Some(r) => bare
                 .with_resource(r)
-                .map_err(|_| StanzaError::new(ErrorType::Modify, "bad-request"))?,
+                .map_err(|_| StanzaError::new(ErrorType::Modify, Condition::BadRequest))?,
             None => loop {
                 let r = entropy::uuid(self.entropy.as_ref()).simple().to_string()[..12].to_owned();
                 let candidate = bare
                     .with_resource(&r)
-                    .map_err(|_| StanzaError::new(ErrorType::Modify, "bad-request"))?;
+                    .map_err(|_| StanzaError::new(ErrorType::Modify, Condition::BadRequest))?;
                 if !self.sessions.contains_key(&candidate) {
                     break candidate;
                 }
@@ -840,7 +846,7 @@ impl Router {
                 Err(_) => {
                     return self.bounce(
                         &stanza,
-                        StanzaError::new(ErrorType::Modify, "jid-malformed"),
+                        StanzaError::new(ErrorType::Modify, Condition::JidMalformed),
                     );
                 }
             },
@@ -860,12 +866,12 @@ impl Router {
         if kind == Kind::Presence && !self.track_directed(&from, &to, &stanza) {
             return self.bounce(
                 &stanza,
-                StanzaError::new(ErrorType::Wait, "resource-constraint")
+                StanzaError::new(ErrorType::Wait, Condition::ResourceConstraint)
                     .with_text("Too many directed presences; send unavailable to some first."),
             );
         }
         if let Some(owner) = self.owner_elsewhere(&from, &to, &stanza) {
-            self.forwards.push((
+            self.forwards.push_back((
                 owner,
                 Forward::Route {
                     stanza,
@@ -883,7 +889,7 @@ impl Router {
             return Vec::new();
         }
         if self.ext.owns_component(to.domain()) {
-            self.calls.push(PluginCall::Component {
+            self.calls.push_back(PluginCall::Component {
                 domain: to.domain().to_owned(),
                 stanza,
                 depth: self.depth + 1,
@@ -901,7 +907,7 @@ impl Router {
                 Kind::Presence => Vec::new(),
                 _ => self.bounce(
                     &stanza,
-                    StanzaError::new(ErrorType::Cancel, "remote-server-not-found"),
+                    StanzaError::new(ErrorType::Cancel, Condition::RemoteServerNotFound),
                 ),
             };
         }
@@ -1066,14 +1072,14 @@ impl Router {
                 if self.lookups_in_flight >= MAX_ACCOUNT_LOOKUPS {
                     return self.bounce(
                         &stanza,
-                        StanzaError::new(ErrorType::Wait, "resource-constraint"),
+                        StanzaError::new(ErrorType::Wait, Condition::ResourceConstraint),
                     );
                 }
                 let (Some(username), vhost) = (bare.node(), bare.domain()) else {
                     return self.bounce(&stanza, StanzaError::service_unavailable());
                 };
                 self.lookups_in_flight += 1;
-                self.lookups.push(AccountLookup {
+                self.lookups.push_back(AccountLookup {
                     vhost: vhost.to_owned(),
                     username: username.to_owned(),
                     stanza,
@@ -1131,7 +1137,7 @@ impl Router {
         }
         let payload = iq.children().next().cloned();
         let Some(payload) = payload.filter(|_| iq.children().count() == 1) else {
-            return self.bounce(&iq, StanzaError::new(ErrorType::Modify, "bad-request"));
+            return self.bounce(&iq, StanzaError::new(ErrorType::Modify, Condition::BadRequest));
         };
         let reply = match (itype, payload.name(), payload.ns()) {
             ("get", "ping", ns::PING) => Some(stanza::iq_result(&iq)),
@@ -1151,7 +1157,7 @@ impl Router {
                 // Credentials only for clients bound here (XEP-0215 §4: the server decides
                 // who is entitled); components and plugins are refused.
                 let Some(from) = from.filter(|f| self.sessions.contains_key(f)) else {
-                    return self.bounce(&iq, StanzaError::new(ErrorType::Auth, "forbidden"));
+                    return self.bounce(&iq, StanzaError::new(ErrorType::Auth, Condition::Forbidden));
                 };
                 match extdisco::answer(&config, &iq, &from, self.now_ms) {
                     Ok(reply) => Some(reply),

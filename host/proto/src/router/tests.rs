@@ -376,7 +376,7 @@ fn hooked_stanzas_wait_for_the_verdict() {
     };
     let d = r.resume_stanza(
         stanza,
-        Verdict::Reject(StanzaError::new(ErrorType::Cancel, "not-allowed")),
+        Verdict::Reject(StanzaError::new(ErrorType::Cancel, Condition::NotAllowed)),
     );
     assert_eq!(d[0].to, 1);
     assert_eq!(condition(&d[0]).as_deref(), Some("not-allowed"));
@@ -955,4 +955,91 @@ fn room_limits_count_rooms_on_every_shard() {
     let got = c.route(0, join(&third));
     assert_eq!(got.len(), 1);
     assert_eq!(condition(&got[0].1).as_deref(), Some("policy-violation"));
+}
+
+/// Everything the core wants done, drained.
+fn drain(r: &mut Router) -> Vec<Output> {
+    std::iter::from_fn(|| r.poll_output()).collect()
+}
+
+#[test]
+fn driven_by_inputs_every_effect_comes_out_of_poll_output() {
+    let mut r = router();
+    r.set_extensions(std::sync::Arc::new(Hooked));
+    r.bind(&jid("u@a.example"), Some("r"), 1, None)
+        .expect("bind");
+    r.bind(&jid("v@a.example"), Some("r"), 2, None)
+        .expect("bind");
+    let msg = stanza(
+        "message",
+        "u@a.example/r",
+        Some("v@a.example/r"),
+        Some("chat"),
+    );
+    // A hooked stanza leaves as a call, and nothing else.
+    r.handle_input(5, Input::Inbound(msg));
+    let out = drain(&mut r);
+    let [Output::Call(PluginCall::Stanza { stanza: hooked, .. })] = &out[..] else {
+        panic!("{out:?}")
+    };
+    // Its verdict is one more input, and the delivery comes out.
+    r.handle_input(
+        6,
+        Input::Verdict {
+            stanza: hooked.clone(),
+            verdict: Verdict::Pass,
+        },
+    );
+    let out = drain(&mut r);
+    let [Output::Deliver(d)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(d.to, 2);
+    // An iq to an account with no session leaves as a lookup; the answer is an input.
+    let mut ping = stanza("iq", "u@a.example/r", Some("w@a.example"), Some("get"));
+    ping.append_child(Element::new("ping", ns::PING));
+    r.handle_input(7, Input::Stanza(ping));
+    let out = drain(&mut r);
+    let [Output::Lookup(lookup)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (lookup.vhost.as_str(), lookup.username.as_str()),
+        ("a.example", "w")
+    );
+    r.handle_input(
+        8,
+        Input::AccountChecked {
+            stanza: lookup.stanza.clone(),
+            exists: true,
+        },
+    );
+    let out = drain(&mut r);
+    let [Output::Deliver(d)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!((d.to, d.stanza.element().attr("type")), (1, Some("result")));
+    assert!(r.poll_output().is_none());
+}
+
+#[test]
+fn a_stanza_for_another_shard_comes_out_as_a_forward() {
+    let c = Cluster::new(2);
+    let alice = c.user_on(0, "alice");
+    let bob = c.user_on(1, "bob");
+    let mut r = Cluster::new(2).shards.remove(0);
+    r.bind(&jid(&alice), Some("a"), 1, None).expect("bind");
+    let msg = stanza("message", &format!("{alice}/a"), Some(&bob), Some("chat"));
+    r.handle_input(1, Input::Inbound(msg));
+    let out = drain(&mut r);
+    let [
+        Output::Forward {
+            shard: 1,
+            forward: Forward::Route { stanza, depth: 0 },
+        },
+    ] = &out[..]
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(stanza.attr("to"), Some(&*bob));
 }
