@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use lilt_proto::entropy::Seeded;
 use lilt_proto::sasl::{Mechanism, SaslSecret};
-use lilt_proto::stanza::{ErrorType, Jid, StanzaError};
+use lilt_proto::stanza::{Condition, ErrorType, Jid, StanzaError};
 use lilt_proto::stream::c2s::{C2sConfig, C2sStream, Input, Output, VhostPolicy};
 use lilt_proto::stream::framing::Framing;
 use lilt_proto::xml::{Element, Event, Limits, StreamParser, ns, parse_element};
@@ -177,7 +177,7 @@ impl Harness {
             Output::Bind { jid, resource, .. } => {
                 let bound = jid
                     .with_resource(resource.as_deref().unwrap_or("generated"))
-                    .map_err(|_| StanzaError::new(ErrorType::Modify, "bad-request"));
+                    .map_err(|_| StanzaError::new(ErrorType::Modify, Condition::BadRequest));
                 if let Ok(full) = &bound {
                     self.bound = Some(full.clone());
                 }

@@ -26,7 +26,7 @@ use super::server::Ctx;
 use crate::bosh;
 use crate::router::EndpointId;
 use crate::sasl::SaslFailure;
-use crate::stanza::{self, ErrorType, Jid, StanzaError};
+use crate::stanza::{self, Condition, ErrorType, Jid, StanzaError};
 use crate::stream::c2s::{C2sConfig, C2sStream, Input, Output};
 use crate::stream::framing::Framing;
 use crate::transport::Transport;
@@ -390,7 +390,10 @@ impl Session {
                             Ok(full)
                         }
                         Some(Err(e)) => Err(e),
-                        None => Err(StanzaError::new(ErrorType::Wait, "internal-server-error")),
+                        None => Err(StanzaError::new(
+                            ErrorType::Wait,
+                            Condition::InternalServerError,
+                        )),
                     };
                     self.core.handle_input(now, Input::Bound(answer));
                 }
@@ -556,7 +559,7 @@ impl Session {
             if stanza.name() == "presence" || stanza.attr("type") == Some("groupchat") {
                 continue;
             }
-            let err = StanzaError::new(ErrorType::Cancel, "recipient-unavailable");
+            let err = StanzaError::new(ErrorType::Cancel, Condition::RecipientUnavailable);
             if let Some(reply) = stanza::error_reply(&stanza, &err) {
                 let _ = self.ctx.router.send(RouterCmd::Route(reply)).await;
             }

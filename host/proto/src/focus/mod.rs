@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use crate::entropy::Entropy;
 use crate::jingle::{self, Action, Candidate, EndpointSources};
-use crate::stanza::{self, ErrorType, Jid, StanzaError};
+use crate::stanza::{self, Condition, ErrorType, Jid, StanzaError};
 use crate::xml::{Element, ns};
 
 /// Namespace of the conference request and of Jicofo's own elements.
@@ -221,7 +221,7 @@ fn mute_media(ns: &str) -> &'static str {
 
 /// The error a Jingle IQ for a session we do not know gets (XEP-0166 §7.2).
 fn unknown_session() -> StanzaError {
-    StanzaError::new(ErrorType::Cancel, "item-not-found")
+    StanzaError::new(ErrorType::Cancel, Condition::ItemNotFound)
         .with_app("unknown-session", jingle::NS_ERRORS)
 }
 
@@ -390,7 +390,7 @@ impl Focus {
         let payload = stanza
             .children()
             .next()
-            .ok_or_else(|| StanzaError::new(ErrorType::Modify, "bad-request"))?;
+            .ok_or_else(|| StanzaError::new(ErrorType::Modify, Condition::BadRequest))?;
         match (payload.name(), payload.ns()) {
             ("conference", NS_FOCUS) => self.conference_request(stanza, payload, from, out),
             ("query", ns::DISCO_INFO) => {
@@ -423,15 +423,15 @@ impl Focus {
             .and_then(|r| Jid::parse(r).ok())
             .filter(|r| r.is_bare() && r.node().is_some())
             .ok_or_else(|| {
-                StanzaError::new(ErrorType::Modify, "bad-request")
+                StanzaError::new(ErrorType::Modify, Condition::BadRequest)
                     .with_text("The conference request needs a room JID.")
             })?;
         if room.domain() != self.config.muc {
-            return Err(StanzaError::new(ErrorType::Modify, "bad-request")
+            return Err(StanzaError::new(ErrorType::Modify, Condition::BadRequest)
                 .with_text("That room is not on this vhost's MUC service."));
         }
         if room.node().is_some_and(|n| n.to_lowercase() != n) {
-            return Err(StanzaError::new(ErrorType::Modify, "bad-request")
+            return Err(StanzaError::new(ErrorType::Modify, Condition::BadRequest)
                 .with_text("Room names are lowercase."));
         }
         let exists = self.conferences.contains_key(&room);
@@ -439,7 +439,7 @@ impl Focus {
             && !self.config.room_creators.is_empty()
             && !self.config.room_creators.iter().any(|d| d == from.domain())
         {
-            return Err(StanzaError::new(ErrorType::Auth, "not-authorized")
+            return Err(StanzaError::new(ErrorType::Auth, Condition::NotAuthorized)
                 .with_text("not authorized user domain"));
         }
         if !exists {
@@ -681,7 +681,7 @@ impl Focus {
         let payload = iq
             .children()
             .next()
-            .ok_or_else(|| StanzaError::new(ErrorType::Modify, "bad-request"))?;
+            .ok_or_else(|| StanzaError::new(ErrorType::Modify, Condition::BadRequest))?;
         match (payload.name(), payload.ns()) {
             ("jingle", jingle::ns::JINGLE) => self.jingle(iq, payload, &room, &nick, out),
             ("mute", NS_MUTE_AUDIO | NS_MUTE_VIDEO | NS_MUTE_DESKTOP) => {
@@ -709,11 +709,11 @@ impl Focus {
         let conf = self
             .conferences
             .get(room)
-            .ok_or_else(|| StanzaError::new(ErrorType::Cancel, "item-not-found"))?;
+            .ok_or_else(|| StanzaError::new(ErrorType::Cancel, Condition::ItemNotFound))?;
         let sender = conf
             .participants
             .get(actor)
-            .ok_or_else(|| StanzaError::new(ErrorType::Auth, "forbidden"))?;
+            .ok_or_else(|| StanzaError::new(ErrorType::Auth, Condition::Forbidden))?;
         let target = mute
             .attr("jid")
             .and_then(|j| Jid::parse(j).ok())
@@ -721,16 +721,16 @@ impl Focus {
             .and_then(|j| j.resource().map(str::to_owned))
             .filter(|n| conf.participants.contains_key(n))
             .ok_or_else(|| {
-                StanzaError::new(ErrorType::Cancel, "item-not-found")
+                StanzaError::new(ErrorType::Cancel, Condition::ItemNotFound)
                     .with_text("No such participant.")
             })?;
         let muting = match mute.text().trim() {
             "true" => true,
             "false" => false,
-            _ => return Err(StanzaError::new(ErrorType::Modify, "bad-request")),
+            _ => return Err(StanzaError::new(ErrorType::Modify, Condition::BadRequest)),
         };
         if target != actor && (sender.role != "moderator" || !muting) {
-            return Err(StanzaError::new(ErrorType::Cancel, "not-allowed")
+            return Err(StanzaError::new(ErrorType::Cancel, Condition::NotAllowed)
                 .with_text("Only moderators mute others, and only the owner unmutes."));
         }
         // Under AV moderation only moderators and those a moderator approved unmute (Jicofo's
@@ -742,7 +742,7 @@ impl Focus {
                 .get(mute_media(mute.ns()))
                 .is_some_and(|allowed| !allowed.contains(actor))
         {
-            return Err(StanzaError::new(ErrorType::Cancel, "not-allowed")
+            return Err(StanzaError::new(ErrorType::Cancel, Condition::NotAllowed)
                 .with_text("This media is moderated; ask a moderator to let you unmute."));
         }
         let mut forward = Element::builder("mute", mute.ns())
@@ -864,8 +864,10 @@ impl Focus {
         match j.action {
             Action::SessionAccept => {
                 if !matches!(p.session, Session::Offered { .. }) {
-                    return Err(StanzaError::new(ErrorType::Cancel, "unexpected-request")
-                        .with_app("out-of-order", jingle::NS_ERRORS));
+                    return Err(
+                        StanzaError::new(ErrorType::Cancel, Condition::UnexpectedRequest)
+                            .with_app("out-of-order", jingle::NS_ERRORS),
+                    );
                 }
                 let sources = EndpointSources::from_client(nick, &j.contents, |ssrc| {
                     used_by_other(conf, nick, ssrc)
@@ -931,7 +933,7 @@ impl Focus {
             }
             _ => {
                 return Err(
-                    StanzaError::new(ErrorType::Cancel, "feature-not-implemented")
+                    StanzaError::new(ErrorType::Cancel, Condition::FeatureNotImplemented)
                         .with_app("unsupported-info", jingle::NS_ERRORS),
                 );
             }

@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 
 use super::{Content, JingleError, Media, Source, SsrcGroup};
-use crate::stanza::{ErrorType, StanzaError};
+use crate::stanza::{Condition, ErrorType, StanzaError};
 
 /// Most SSRCs one endpoint may signal (audio and video together).
 pub const MAX_SSRCS_PER_ENDPOINT: usize = 20;
@@ -54,14 +54,14 @@ pub enum SourceError {
 impl From<SourceError> for StanzaError {
     /// `modify/bad-request` with the reason as text (what Jicofo answers).
     fn from(e: SourceError) -> StanzaError {
-        StanzaError::new(ErrorType::Modify, "bad-request").with_text(e.to_string())
+        StanzaError::new(ErrorType::Modify, Condition::BadRequest).with_text(e.to_string())
     }
 }
 
 impl From<JingleError> for StanzaError {
     /// `modify/bad-request` with the reason as text.
     fn from(e: JingleError) -> StanzaError {
-        StanzaError::new(ErrorType::Modify, "bad-request").with_text(e.to_string())
+        StanzaError::new(ErrorType::Modify, Condition::BadRequest).with_text(e.to_string())
     }
 }
 

@@ -535,7 +535,7 @@ fn validation_failures() {
     assert_eq!(s, before);
     // Converted for the iq answer.
     let e: crate::stanza::StanzaError = SourceError::FidSize(3).into();
-    assert_eq!(e.condition, "bad-request");
+    assert_eq!(e.condition, crate::stanza::Condition::BadRequest);
 }
 
 #[test]

@@ -10,7 +10,7 @@
 use super::{Affiliation, MucService, Occupant, Role, Room, Routed, err};
 use super::{limits, notify};
 use crate::hooks::{Extensions, HookKind, MucEvent};
-use crate::stanza::{self, ErrorType, Jid, Shared, StanzaError};
+use crate::stanza::{self, Condition, ErrorType, Jid, Shared, StanzaError};
 use crate::xml::{Element, ns};
 
 fn feature(var: &str) -> Element {
@@ -44,7 +44,7 @@ pub(super) fn service_iq(service: &MucService, iq: &Element) -> Result<Element, 
     let payload = iq
         .children()
         .next()
-        .ok_or_else(|| err(ErrorType::Modify, "bad-request"))?;
+        .ok_or_else(|| err(ErrorType::Modify, Condition::BadRequest))?;
     let mut reply = stanza::iq_result(iq);
     match (iq.attr("type"), payload.name(), payload.ns()) {
         (Some("get"), "query", ns::DISCO_INFO) => {
@@ -105,7 +105,7 @@ pub(super) fn room_iq(
     out: &mut Vec<Routed>,
 ) -> Result<(), StanzaError> {
     let Some(payload) = iq.children().next().cloned() else {
-        return Err(err(ErrorType::Modify, "bad-request"));
+        return Err(err(ErrorType::Modify, Condition::BadRequest));
     };
     let set = iq.attr("type") == Some("set");
     let is_admin = service.config.admins.contains(&from.bare());
@@ -126,9 +126,8 @@ pub(super) fn room_iq(
         (false, "ping", ns::PING) => &mut reply,
         (_, "query", ns::MUC_OWNER) => {
             if affiliation != Affiliation::Owner {
-                return Err(
-                    err(ErrorType::Auth, "forbidden").with_text("Only owners configure the room.")
-                );
+                return Err(err(ErrorType::Auth, Condition::Forbidden)
+                    .with_text("Only owners configure the room."));
             }
             if !set {
                 reply.append_child(owner_form(room));
@@ -151,13 +150,13 @@ pub(super) fn room_iq(
                 }
                 room.locked = false;
             } else {
-                return Err(err(ErrorType::Modify, "bad-request"));
+                return Err(err(ErrorType::Modify, Condition::BadRequest));
             }
             &mut reply
         }
         (false, "query", ns::MUC_ADMIN) => {
             if room.occupant_role(from) < Role::Moderator && affiliation < Affiliation::Admin {
-                return Err(err(ErrorType::Auth, "forbidden"));
+                return Err(err(ErrorType::Auth, Condition::Forbidden));
             }
             reply.append_child(admin_list(room, &payload)?)
         }
@@ -362,10 +361,8 @@ fn parse_bool(v: &str) -> Result<bool, StanzaError> {
     match v {
         "1" | "true" => Ok(true),
         "0" | "false" | "" => Ok(false),
-        _ => {
-            Err(err(ErrorType::Modify, "not-acceptable")
-                .with_text(format!("{v:?} is not a boolean.")))
-        }
+        _ => Err(err(ErrorType::Modify, Condition::NotAcceptable)
+            .with_text(format!("{v:?} is not a boolean."))),
     }
 }
 
@@ -395,25 +392,25 @@ fn apply_form(room: &mut Room, x: &Element, service_admin: bool) -> Result<(), S
                 c.max_occupants = match value.as_str() {
                     "" | "none" => 0,
                     v => v.parse().map_err(|_| {
-                        err(ErrorType::Modify, "not-acceptable")
+                        err(ErrorType::Modify, Condition::NotAcceptable)
                             .with_text("muc#roomconfig_maxusers must be a number.")
                     })?,
                 };
             }
             "muc#roomconfig_whois" if value != "anyone" => {
-                return Err(err(ErrorType::Modify, "not-acceptable")
+                return Err(err(ErrorType::Modify, Condition::NotAcceptable)
                     .with_text("Rooms here are non-anonymous (whois=anyone), as Jitsi requires."));
             }
             _ => {}
         }
     }
     if c.persistent != room.config.persistent && !service_admin {
-        return Err(err(ErrorType::Auth, "forbidden")
+        return Err(err(ErrorType::Auth, Condition::Forbidden)
             .with_text("Only the service's admins make a room persistent or temporary."));
     }
     match protect {
         Some(true) if c.password.is_none() => {
-            return Err(err(ErrorType::Modify, "not-acceptable")
+            return Err(err(ErrorType::Modify, Condition::NotAcceptable)
                 .with_text("A password-protected room needs muc#roomconfig_roomsecret."));
         }
         Some(false) => c.password = None,
@@ -482,10 +479,11 @@ fn destroy_room(room: &Room, destroy: &Element, out: &mut Vec<Routed>) {
 fn admin_list(room: &Room, query: &Element) -> Result<Element, StanzaError> {
     let item = query
         .get_child("item", ns::MUC_ADMIN)
-        .ok_or_else(|| err(ErrorType::Modify, "bad-request"))?;
+        .ok_or_else(|| err(ErrorType::Modify, Condition::BadRequest))?;
     let mut q = Element::new("query", ns::MUC_ADMIN);
     if let Some(a) = item.attr("affiliation") {
-        let a = Affiliation::parse(a).ok_or_else(|| err(ErrorType::Modify, "bad-request"))?;
+        let a =
+            Affiliation::parse(a).ok_or_else(|| err(ErrorType::Modify, Condition::BadRequest))?;
         let mut jids: Vec<String> = room
             .affiliations
             .iter()
@@ -502,7 +500,7 @@ fn admin_list(room: &Room, query: &Element) -> Result<Element, StanzaError> {
             );
         }
     } else if let Some(r) = item.attr("role") {
-        let r = Role::parse(r).ok_or_else(|| err(ErrorType::Modify, "bad-request"))?;
+        let r = Role::parse(r).ok_or_else(|| err(ErrorType::Modify, Condition::BadRequest))?;
         for o in room.occupants.iter().filter(|o| o.role == r) {
             q.append_child(
                 Element::builder("item", ns::MUC_ADMIN)
@@ -514,7 +512,7 @@ fn admin_list(room: &Room, query: &Element) -> Result<Element, StanzaError> {
             );
         }
     } else {
-        return Err(err(ErrorType::Modify, "bad-request"));
+        return Err(err(ErrorType::Modify, Condition::BadRequest));
     }
     Ok(q)
 }
@@ -538,19 +536,23 @@ fn admin_item(
     out: &mut Vec<Routed>,
 ) -> Result<(), StanzaError> {
     let actor_role = room.occupant_role(actor);
-    let forbidden = |text: &str| err(ErrorType::Auth, "forbidden").with_text(text.to_owned());
+    let forbidden =
+        |text: &str| err(ErrorType::Auth, Condition::Forbidden).with_text(text.to_owned());
     let by_nick = item
         .attr("nick")
         .and_then(|n| room.occupants.iter().position(|o| o.nick == n));
     if let Some(aff) = item.attr("affiliation") {
-        let new = Affiliation::parse(aff).ok_or_else(|| err(ErrorType::Modify, "bad-request"))?;
+        let new =
+            Affiliation::parse(aff).ok_or_else(|| err(ErrorType::Modify, Condition::BadRequest))?;
         let target: Jid = match (item.attr("jid"), by_nick) {
             (Some(j), _) => Jid::parse(j)
-                .map_err(|_| err(ErrorType::Modify, "jid-malformed"))?
+                .map_err(|_| err(ErrorType::Modify, Condition::JidMalformed))?
                 .bare(),
             (None, Some(i)) => room.occupants[i].real.bare(),
             (None, None) => {
-                return Err(err(ErrorType::Cancel, "item-not-found").with_text("No such occupant."));
+                return Err(
+                    err(ErrorType::Cancel, Condition::ItemNotFound).with_text("No such occupant.")
+                );
             }
         };
         let current = room
@@ -568,9 +570,8 @@ fn admin_item(
             .filter(|a| **a == Affiliation::Owner)
             .count();
         if current == Affiliation::Owner && new != Affiliation::Owner && owners == 1 {
-            return Err(
-                err(ErrorType::Cancel, "conflict").with_text("A room keeps at least one owner.")
-            );
+            return Err(err(ErrorType::Cancel, Condition::Conflict)
+                .with_text("A room keeps at least one owner."));
         }
         if new == Affiliation::None {
             room.affiliations.remove(&target);
@@ -597,9 +598,9 @@ fn admin_item(
     let role = item
         .attr("role")
         .and_then(Role::parse)
-        .ok_or_else(|| err(ErrorType::Modify, "bad-request"))?;
+        .ok_or_else(|| err(ErrorType::Modify, Condition::BadRequest))?;
     let Some(i) = by_nick else {
-        return Err(err(ErrorType::Cancel, "item-not-found").with_text("No such occupant."));
+        return Err(err(ErrorType::Cancel, Condition::ItemNotFound).with_text("No such occupant."));
     };
     if actor_role < Role::Moderator && actor_aff < Affiliation::Admin {
         return Err(forbidden("Only moderators change roles."));
@@ -607,7 +608,7 @@ fn admin_item(
     let target_aff = room.affiliation(&room.occupants[i].real);
     let current = room.occupants[i].role;
     if target_aff >= Affiliation::Admin && role < Role::Moderator {
-        return Err(err(ErrorType::Cancel, "not-allowed")
+        return Err(err(ErrorType::Cancel, Condition::NotAllowed)
             .with_text("Admins and owners keep their moderator role."));
     }
     let touches_moderator = role == Role::Moderator || current == Role::Moderator;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::err;
 use super::shared::ServiceView;
-use crate::stanza::{ErrorType, Jid, StanzaError};
+use crate::stanza::{Condition, ErrorType, Jid, StanzaError};
 use crate::xml::{Element, ns};
 
 /// XEP-0059: result set management.
@@ -149,14 +149,14 @@ pub(super) fn check_join(
     let session = members.session_count(real) + parked;
     if session >= limits.max_rooms_per_session as usize {
         return Err(
-            err(ErrorType::Modify, "policy-violation").with_text(format!(
+            err(ErrorType::Modify, Condition::PolicyViolation).with_text(format!(
                 "This session is in too many rooms (at most {}); leave one first.",
                 limits.max_rooms_per_session
             )),
         );
     }
     if members.user_count(&real.bare()) + parked >= limits.max_rooms_per_user as usize {
-        return Err(err(ErrorType::Modify, "policy-violation").with_text(format!(
+        return Err(err(ErrorType::Modify, Condition::PolicyViolation).with_text(format!(
             "This account is in too many rooms (at most {} across its sessions); leave one first.",
             limits.max_rooms_per_user
         )));
@@ -168,7 +168,7 @@ pub(super) fn check_join(
 pub(super) fn check_create(limits: &MucLimits, rooms: usize) -> Result<(), StanzaError> {
     if rooms >= limits.max_rooms as usize {
         return Err(
-            err(ErrorType::Wait, "resource-constraint").with_text(format!(
+            err(ErrorType::Wait, Condition::ResourceConstraint).with_text(format!(
                 "This service holds as many rooms as it may ({}); try again later.",
                 limits.max_rooms
             )),
@@ -183,7 +183,7 @@ pub(super) fn check_presence(limits: &MucLimits, payload: &Element) -> Result<()
     payload.write_to(&mut bytes, ns::CLIENT);
     if bytes.len() > limits.max_presence_bytes as usize {
         return Err(
-            err(ErrorType::Modify, "policy-violation").with_text(format!(
+            err(ErrorType::Modify, Condition::PolicyViolation).with_text(format!(
                 "The presence is too large for the room ({} bytes; at most {}).",
                 bytes.len(),
                 limits.max_presence_bytes
@@ -203,7 +203,7 @@ pub(super) fn page<'a>(
     page_size: u32,
 ) -> Result<(Vec<&'a String>, usize, bool), StanzaError> {
     let set = query.get_child("set", RSM);
-    let bad = |text: &str| err(ErrorType::Modify, "bad-request").with_text(text.to_owned());
+    let bad = |text: &str| err(ErrorType::Modify, Condition::BadRequest).with_text(text.to_owned());
     let page_size = page_size.max(1) as usize;
     let max = match set.and_then(|s| s.get_child("max", RSM)) {
         Some(m) => m
@@ -222,7 +222,7 @@ pub(super) fn page<'a>(
             .filter(|j| j.domain() == domain && j.resource().is_none())
             .and_then(|j| j.node().map(str::to_owned))
             .ok_or_else(|| {
-                err(ErrorType::Cancel, "item-not-found")
+                err(ErrorType::Cancel, Condition::ItemNotFound)
                     .with_text("That is not a room of this service.")
             })
     };

@@ -29,7 +29,7 @@ use crate::hooks::{
     Ask, Extensions, HookKind, MucEvent, OccupantInfo, PluginCall, RoomInfo, Verdict,
 };
 use crate::identity::{IDENTITY_ELEMENT, Identity};
-use crate::stanza::{self, ErrorType, Jid, Shared, StanzaError};
+use crate::stanza::{self, Condition, ErrorType, Jid, Shared, StanzaError};
 use crate::xml::{Element, ns};
 
 use limits::Membership;
@@ -241,13 +241,13 @@ pub struct MucService {
     identities: HashMap<Jid, Arc<Identity>>,
 }
 
-fn err(kind: ErrorType, condition: &'static str) -> StanzaError {
+fn err(kind: ErrorType, condition: Condition) -> StanzaError {
     StanzaError::new(kind, condition)
 }
 
 /// The refusal when the vhost's plugins are not keeping up.
 fn busy() -> StanzaError {
-    err(ErrorType::Wait, "resource-constraint")
+    err(ErrorType::Wait, Condition::ResourceConstraint)
         .with_text("The room's plugins are busy; try again shortly.")
 }
 
@@ -463,9 +463,8 @@ impl MucService {
             Some(_) => return Ok(()),
         }
         let Some(nick) = to.resource().map(str::to_owned) else {
-            return Err(
-                err(ErrorType::Modify, "jid-malformed").with_text("A nickname is required.")
-            );
+            return Err(err(ErrorType::Modify, Condition::JidMalformed)
+                .with_text("A nickname is required."));
         };
         let carded = self.with_identity_card(stanza, from);
         let stanza = carded.as_ref().unwrap_or(stanza);
@@ -607,9 +606,8 @@ impl MucService {
         let identity = self.identities.get(from).cloned();
         if !is_admin && identity.as_ref().is_some_and(|i| !i.may_join(key)) {
             // mod_token_verification's answer to a room the token does not name.
-            return Err(
-                err(ErrorType::Cancel, "not-allowed").with_text("Room and token mismatched.")
-            );
+            return Err(err(ErrorType::Cancel, Condition::NotAllowed)
+                .with_text("Room and token mismatched."));
         }
         if !is_admin {
             let parked = self.parked_by.get(from).map_or(0, HashMap::len);
@@ -627,7 +625,7 @@ impl MucService {
                     }
                 };
             if !may_create {
-                return Err(err(ErrorType::Cancel, "not-allowed").with_text(
+                return Err(err(ErrorType::Cancel, Condition::NotAllowed).with_text(
                     "Rooms are created by authenticated users; this room does not exist yet.",
                 ));
             }
@@ -637,7 +635,7 @@ impl MucService {
             && !is_focus
         {
             if nick == focus.nick {
-                return Err(err(ErrorType::Cancel, "conflict")
+                return Err(err(ErrorType::Cancel, Condition::Conflict)
                     .with_text("That nickname is reserved for the conference focus."));
             }
             if !self.has_occupant(key, &focus.jid) {
@@ -659,7 +657,7 @@ impl MucService {
                     return Ok(());
                 }
                 if !self.has_occupant(key, &focus.jid) {
-                    return Err(err(ErrorType::Wait, "service-unavailable")
+                    return Err(err(ErrorType::Wait, Condition::ServiceUnavailable)
                         .with_text("The conference focus could not join this room."));
                 }
             }
@@ -752,16 +750,17 @@ impl MucService {
             room.affiliation(from)
         };
         if room.occupants.iter().any(|o| o.nick == nick) {
-            return Err(err(ErrorType::Cancel, "conflict").with_text("That nickname is taken."));
+            return Err(
+                err(ErrorType::Cancel, Condition::Conflict).with_text("That nickname is taken.")
+            );
         }
         if room.locked && affiliation != Affiliation::Owner {
-            return Err(err(ErrorType::Cancel, "item-not-found")
+            return Err(err(ErrorType::Cancel, Condition::ItemNotFound)
                 .with_text("The room is locked until its owner configures it."));
         }
         if affiliation == Affiliation::Outcast {
-            return Err(
-                err(ErrorType::Auth, "forbidden").with_text("You are banned from this room.")
-            );
+            return Err(err(ErrorType::Auth, Condition::Forbidden)
+                .with_text("You are banned from this room."));
         }
         if let Some(password) = &room.config.password
             && affiliation < Affiliation::Admin
@@ -779,20 +778,21 @@ impl MucService {
                 ))
             });
             if !right {
-                return Err(
-                    err(ErrorType::Auth, "not-authorized").with_text("A password is required.")
-                );
+                return Err(err(ErrorType::Auth, Condition::NotAuthorized)
+                    .with_text("A password is required."));
             }
         }
         if room.config.members_only && affiliation < Affiliation::Member {
-            return Err(err(ErrorType::Auth, "registration-required")
+            return Err(err(ErrorType::Auth, Condition::RegistrationRequired)
                 .with_text("This room is for members only."));
         }
         if room.config.max_occupants > 0
             && room.occupants.len() >= room.config.max_occupants as usize
             && affiliation < Affiliation::Admin
         {
-            return Err(err(ErrorType::Wait, "service-unavailable").with_text("The room is full."));
+            return Err(
+                err(ErrorType::Wait, Condition::ServiceUnavailable).with_text("The room is full.")
+            );
         }
         let role = room.default_role(affiliation);
         let mut occupant = Occupant {
@@ -889,7 +889,9 @@ impl MucService {
             return Ok(());
         };
         if room.occupants.iter().any(|o| o.nick == new) {
-            return Err(err(ErrorType::Cancel, "conflict").with_text("That nickname is taken."));
+            return Err(
+                err(ErrorType::Cancel, Condition::Conflict).with_text("That nickname is taken.")
+            );
         }
         let Some(i) = room.occupants.iter().position(|o| o.nick == old) else {
             return Ok(());
@@ -972,10 +974,10 @@ impl MucService {
         }
         let key = to.node().unwrap_or_default();
         let Some(room) = self.rooms.get_mut(key) else {
-            return Err(err(ErrorType::Cancel, "item-not-found").with_text("No such room."));
+            return Err(err(ErrorType::Cancel, Condition::ItemNotFound).with_text("No such room."));
         };
         let Some(sender) = room.occupants.iter().position(|o| &o.real == from) else {
-            return Err(err(ErrorType::Modify, "not-acceptable")
+            return Err(err(ErrorType::Modify, Condition::NotAcceptable)
                 .with_text("Only occupants may send messages to the room."));
         };
         let groupchat = stanza.attr("type") == Some("groupchat");
@@ -983,13 +985,13 @@ impl MucService {
             (None, true) => {
                 let occupant = &room.occupants[sender];
                 if occupant.role < Role::Participant {
-                    return Err(err(ErrorType::Auth, "forbidden")
+                    return Err(err(ErrorType::Auth, Condition::Forbidden)
                         .with_text("Visitors may not speak in a moderated room."));
                 }
                 let subject = stanza.get_child("subject", ns::CLIENT);
                 if let Some(subject) = subject.filter(|_| !stanza.has_child("body", ns::CLIENT)) {
                     if occupant.role < Role::Moderator && !room.config.change_subject {
-                        return Err(err(ErrorType::Auth, "forbidden")
+                        return Err(err(ErrorType::Auth, Condition::Forbidden)
                             .with_text("Only moderators may change the subject."));
                     }
                     room.subject = Some((occupant.nick.clone(), subject.text()));
@@ -1002,9 +1004,8 @@ impl MucService {
             }
             (Some(nick), false) => {
                 let Some(target) = room.occupants.iter().find(|o| o.nick == nick) else {
-                    return Err(
-                        err(ErrorType::Cancel, "item-not-found").with_text("No such occupant.")
-                    );
+                    return Err(err(ErrorType::Cancel, Condition::ItemNotFound)
+                        .with_text("No such occupant."));
                 };
                 let mut msg = stanza.clone();
                 msg.set_attr("from", room.occupant_jid(&room.occupants[sender].nick));
@@ -1015,9 +1016,9 @@ impl MucService {
                 out.push(Routed::Stanza(msg));
                 Ok(())
             }
-            (Some(_), true) => Err(err(ErrorType::Modify, "bad-request")
+            (Some(_), true) => Err(err(ErrorType::Modify, Condition::BadRequest)
                 .with_text("Groupchat messages go to the room, not to an occupant.")),
-            (None, false) => Err(err(ErrorType::Cancel, "feature-not-implemented")
+            (None, false) => Err(err(ErrorType::Cancel, Condition::FeatureNotImplemented)
                 .with_text("The room accepts only groupchat messages.")),
         }
     }
@@ -1034,7 +1035,7 @@ impl MucService {
         let request = matches!(stanza.attr("type"), Some("get" | "set"));
         let Some(room) = self.rooms.get(&key) else {
             return if request {
-                Err(err(ErrorType::Cancel, "item-not-found").with_text("No such room."))
+                Err(err(ErrorType::Cancel, Condition::ItemNotFound).with_text("No such room."))
             } else {
                 Ok(())
             };
@@ -1052,10 +1053,11 @@ impl MucService {
                     Ok(())
                 }
                 _ if !request => Ok(()),
-                (None, _) => Err(err(ErrorType::Modify, "not-acceptable")
+                (None, _) => Err(err(ErrorType::Modify, Condition::NotAcceptable)
                     .with_text("Only occupants may send iqs to occupants.")),
                 (_, None) => {
-                    Err(err(ErrorType::Cancel, "item-not-found").with_text("No such occupant."))
+                    Err(err(ErrorType::Cancel, Condition::ItemNotFound)
+                        .with_text("No such occupant."))
                 }
             };
         }

@@ -1137,7 +1137,10 @@ impl Router {
         }
         let payload = iq.children().next().cloned();
         let Some(payload) = payload.filter(|_| iq.children().count() == 1) else {
-            return self.bounce(&iq, StanzaError::new(ErrorType::Modify, Condition::BadRequest));
+            return self.bounce(
+                &iq,
+                StanzaError::new(ErrorType::Modify, Condition::BadRequest),
+            );
         };
         let reply = match (itype, payload.name(), payload.ns()) {
             ("get", "ping", ns::PING) => Some(stanza::iq_result(&iq)),
@@ -1157,7 +1160,8 @@ impl Router {
                 // Credentials only for clients bound here (XEP-0215 §4: the server decides
                 // who is entitled); components and plugins are refused.
                 let Some(from) = from.filter(|f| self.sessions.contains_key(f)) else {
-                    return self.bounce(&iq, StanzaError::new(ErrorType::Auth, Condition::Forbidden));
+                    return self
+                        .bounce(&iq, StanzaError::new(ErrorType::Auth, Condition::Forbidden));
                 };
                 match extdisco::answer(&config, &iq, &from, self.now_ms) {
                     Ok(reply) => Some(reply),

@@ -16,7 +16,7 @@ use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
 use crate::entropy::{self, Entropy};
-use crate::stanza::{self, ErrorType, Jid, Kind, StanzaError};
+use crate::stanza::{self, Condition, ErrorType, Jid, Kind, StanzaError};
 use crate::xml::{self, Element, Event, StreamParser, ns};
 
 /// Input to a component stream.
@@ -234,9 +234,10 @@ impl ComponentStream {
         match el.attr("to").map(Jid::parse) {
             Some(Ok(to)) => el.set_attr("to", to.to_string()),
             _ => {
-                if let Some(mut reply) =
-                    stanza::error_reply(&el, &StanzaError::new(ErrorType::Modify, "jid-malformed"))
-                {
+                if let Some(mut reply) = stanza::error_reply(
+                    &el,
+                    &StanzaError::new(ErrorType::Modify, Condition::JidMalformed),
+                ) {
                     reply.set_ns_recursive(ns::CLIENT, ns::COMPONENT);
                     reply.write_to(&mut self.buf, ns::COMPONENT);
                 }

@@ -12,7 +12,7 @@ use super::c2s::{C2sConfig, C2sStream, Input, Output, PendingInput, VhostPolicy}
 use super::component::{self, ComponentStream};
 use super::framing::{self, Framing};
 use crate::sasl::Mechanism;
-use crate::stanza::{ErrorType, Jid, StanzaError};
+use crate::stanza::{Condition, ErrorType, Jid, StanzaError};
 use crate::xml::{self, Element, Event, StreamParser, ns};
 
 const OPEN: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
@@ -830,7 +830,7 @@ fn a_failed_bind_can_be_retried() {
     c.take_outputs();
     c.input(Input::Bound(Err(StanzaError::new(
         ErrorType::Cancel,
-        "conflict",
+        Condition::Conflict,
     ))));
     assert_eq!(c.last().attr("id"), Some("b1"));
     assert_eq!(c.last().attr("type"), Some("error"));

@@ -5,7 +5,7 @@
 //! Spec: RFC 6120 §7 (resource binding), XEP-0198 §5 (resumption request).
 
 use super::{C2sStream, Output, Phase, Session};
-use crate::stanza::{ErrorType, Jid, Kind, StanzaError};
+use crate::stanza::{Condition, ErrorType, Jid, Kind, StanzaError};
 use crate::stream::error::StreamCondition;
 use crate::xml::{Element, ns};
 
@@ -31,7 +31,7 @@ impl C2sStream {
             .get_child("bind", ns::BIND)
             .filter(|_| el.attr("type") == Some("set"))
         else {
-            let err = StanzaError::new(ErrorType::Auth, "not-authorized")
+            let err = StanzaError::new(ErrorType::Auth, Condition::NotAuthorized)
                 .with_text("Bind a resource first.");
             return self.reply_error(&el, &err);
         };
@@ -45,7 +45,10 @@ impl C2sStream {
         if let Some(r) = &resource
             && login.auth.jid().with_resource(r).is_err()
         {
-            return self.reply_error(&el, &StanzaError::new(ErrorType::Modify, "bad-request"));
+            return self.reply_error(
+                &el,
+                &StanzaError::new(ErrorType::Modify, Condition::BadRequest),
+            );
         }
         let bind = Output::Bind {
             jid: login.auth.jid().clone(),

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use super::{C2sStream, Output, PendingInput, Phase, SM_REQUEST_EVERY, Session};
-use crate::stanza::{self, ErrorType, Jid, Kind, Outbound, StanzaError};
+use crate::stanza::{self, Condition, ErrorType, Jid, Kind, Outbound, StanzaError};
 use crate::stream::error::StreamCondition;
 use crate::stream::framing::Framing;
 use crate::stream::sm::SmState;
@@ -84,8 +84,10 @@ impl C2sStream {
             match Jid::parse(to) {
                 Ok(jid) => el.set_attr("to", jid.to_string()),
                 Err(_) => {
-                    return self
-                        .reply_error(&el, &StanzaError::new(ErrorType::Modify, "jid-malformed"));
+                    return self.reply_error(
+                        &el,
+                        &StanzaError::new(ErrorType::Modify, Condition::JidMalformed),
+                    );
                 }
             }
         }
