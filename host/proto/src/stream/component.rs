@@ -17,6 +17,7 @@ use subtle::ConstantTimeEq;
 
 use crate::entropy::{self, Entropy};
 use crate::stanza::{self, Condition, ErrorType, Jid, Kind, StanzaError};
+use crate::stream::error::StreamCondition;
 use crate::xml::{self, Element, Event, StreamParser, ns};
 
 /// Input to a component stream.
@@ -123,7 +124,7 @@ impl ComponentStream {
         match input {
             Input::Bytes(bytes) => {
                 if let Err(e) = self.parser.feed(bytes) {
-                    return self.stream_error(e.condition(), Some(&e.to_string()));
+                    return self.stream_error(StreamCondition::from(&e), Some(&e.to_string()));
                 }
                 while self.phase != Phase::Closed {
                     match self.parser.next_event() {
@@ -134,7 +135,9 @@ impl ComponentStream {
                             self.close();
                         }
                         Ok(None) => break,
-                        Err(e) => self.stream_error(e.condition(), Some(&e.to_string())),
+                        Err(e) => {
+                            self.stream_error(StreamCondition::from(&e), Some(&e.to_string()))
+                        }
                     }
                 }
             }
@@ -146,25 +149,32 @@ impl ComponentStream {
             }
             Input::Timeout => {
                 if self.deadline.is_some_and(|d| now >= d) {
-                    self.stream_error("connection-timeout", Some("No handshake in time."));
+                    self.stream_error(
+                        StreamCondition::ConnectionTimeout,
+                        Some("No handshake in time."),
+                    );
                 }
             }
-            Input::Conflict => {
-                self.stream_error("conflict", Some("Another connection took this domain."))
-            }
-            Input::Shutdown => self.stream_error("system-shutdown", None),
+            Input::Conflict => self.stream_error(
+                StreamCondition::Conflict,
+                Some("Another connection took this domain."),
+            ),
+            Input::Shutdown => self.stream_error(StreamCondition::SystemShutdown, None),
         }
     }
 
     fn header(&mut self, h: xml::StreamHeader) {
         if self.phase != Phase::ExpectHeader {
-            return self.stream_error("not-well-formed", Some("Unexpected stream header."));
+            return self.stream_error(
+                StreamCondition::NotWellFormed,
+                Some("Unexpected stream header."),
+            );
         }
         let to = h.to.as_deref().map(str::to_ascii_lowercase);
         self.send_header(to.as_deref());
         if h.default_ns != ns::COMPONENT {
             return self.stream_error(
-                "invalid-namespace",
+                StreamCondition::InvalidNamespace,
                 Some("Expected jabber:component:accept."),
             );
         }
@@ -173,7 +183,7 @@ impl ComponentStream {
                 self.domain = Some(domain);
                 self.phase = Phase::ExpectHandshake;
             }
-            None => self.stream_error("host-unknown", None),
+            None => self.stream_error(StreamCondition::HostUnknown, None),
         }
     }
 
@@ -181,13 +191,19 @@ impl ComponentStream {
         match self.phase {
             Phase::ExpectHandshake => self.handshake(&el),
             Phase::Established => self.stanza(el),
-            _ => self.stream_error("not-well-formed", Some("Expected a stream header.")),
+            _ => self.stream_error(
+                StreamCondition::NotWellFormed,
+                Some("Expected a stream header."),
+            ),
         }
     }
 
     fn handshake(&mut self, el: &Element) {
         if !el.is("handshake", ns::COMPONENT) {
-            return self.stream_error("not-authorized", Some("Expected <handshake/>."));
+            return self.stream_error(
+                StreamCondition::NotAuthorized,
+                Some("Expected <handshake/>."),
+            );
         }
         let Some(domain) = self.domain.clone() else {
             return;
@@ -207,7 +223,7 @@ impl ComponentStream {
             self.out.push_back(Output::Authenticated { domain });
         } else {
             self.stream_error(
-                "not-authorized",
+                StreamCondition::NotAuthorized,
                 Some("Handshake does not match the secret."),
             );
         }
@@ -216,7 +232,7 @@ impl ComponentStream {
     fn stanza(&mut self, mut el: Element) {
         el.set_ns_recursive(ns::COMPONENT, ns::CLIENT);
         if Kind::of(&el).is_none() {
-            return self.stream_error("unsupported-stanza-type", None);
+            return self.stream_error(StreamCondition::UnsupportedStanzaType, None);
         }
         let Some(domain) = self.domain.clone() else {
             return;
@@ -227,7 +243,7 @@ impl ComponentStream {
             .is_some_and(|f| f.domain() == domain || f.domain().ends_with(&format!(".{domain}")));
         if !from_ok {
             return self.stream_error(
-                "invalid-from",
+                StreamCondition::InvalidFrom,
                 Some("Components send from their own domain only."),
             );
         }
@@ -247,13 +263,13 @@ impl ComponentStream {
         self.out.push_back(Output::Route(el));
     }
 
-    fn stream_error(&mut self, condition: &str, text: Option<&str>) {
+    fn stream_error(&mut self, condition: StreamCondition, text: Option<&str>) {
         if self.phase == Phase::Closed {
             return;
         }
         self.send_header(None);
         self.buf.extend_from_slice(b"<stream:error>");
-        for child in stanza::stream_error(condition, text).children() {
+        for child in stanza::stream_error(condition.name(), text).children() {
             child.write_to(&mut self.buf, ns::STREAMS);
         }
         self.buf
