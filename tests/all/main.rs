@@ -39,6 +39,7 @@ mod muc;
 mod postgres;
 mod reload;
 mod routing;
+mod shards;
 mod sm;
 mod soak;
 mod stream_errors;
