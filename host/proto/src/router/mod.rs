@@ -859,7 +859,7 @@ impl Router {
                 _ => {
                     let mut stanza = stanza;
                     stanza.set_attr("to", from.bare().to_string());
-                    self.to_local_bare(kind, &from.bare(), stanza)
+                    self.deliver_to_bare(kind, &from.bare(), stanza)
                 }
             };
         };
@@ -912,10 +912,10 @@ impl Router {
             };
         }
         if to.node().is_none() {
-            return self.to_server(kind, stanza);
+            return self.answer_server(kind, stanza);
         }
         if to.is_bare() {
-            return self.to_local_bare(kind, &to, stanza);
+            return self.deliver_to_bare(kind, &to, stanza);
         }
         match self.sessions.get(&to) {
             Some(s) => vec![Delivery {
@@ -925,7 +925,7 @@ impl Router {
             None => match kind {
                 // RFC 6121 §8.5.3.2.1: no such resource, a message goes to the bare JID.
                 Kind::Message if !matches!(stanza.attr("type"), Some("groupchat" | "error")) => {
-                    self.to_local_bare(kind, &to.bare(), stanza)
+                    self.deliver_to_bare(kind, &to.bare(), stanza)
                 }
                 Kind::Presence => Vec::new(),
                 _ => self.bounce(&stanza, StanzaError::service_unavailable()),
@@ -1029,7 +1029,7 @@ impl Router {
     }
 
     /// RFC 6121 §8.5.2: a stanza to a local bare JID.
-    fn to_local_bare(&mut self, kind: Kind, bare: &Jid, stanza: Element) -> Vec<Delivery> {
+    fn deliver_to_bare(&mut self, kind: Kind, bare: &Jid, stanza: Element) -> Vec<Delivery> {
         match kind {
             Kind::Message => {
                 let mtype = stanza.attr("type").unwrap_or("normal");
@@ -1121,7 +1121,7 @@ impl Router {
             .collect()
     }
 
-    fn to_server(&mut self, kind: Kind, stanza: Element) -> Vec<Delivery> {
+    fn answer_server(&mut self, kind: Kind, stanza: Element) -> Vec<Delivery> {
         match kind {
             Kind::Iq => self.answer_iq(stanza, true),
             // Messages and presence to the server itself have no consumer.
