@@ -5,14 +5,22 @@
 //! (p50/p90/p99), throughput, errors and, given the server's pid, its CPU time and memory from
 //! /proc. Prints one JSON line. Every scenario is bounded in count and time and stops by itself.
 //!
+//! `floor-server` and `floor` are the kernel's floor for `muc`: no XMPP, only the loopback TCP
+//! work the `muc` scenario cannot avoid. `floor-server` (run it pinned to the server's core,
+//! and pass its pid) accepts `--occupants` connections and writes `--bytes` bytes to every one
+//! of them for each room message, one `write` per delivery, at `--rate` messages per occupant
+//! per second (0: as fast as it can) for `--seconds`; `floor` connects the readers and
+//! measures like `muc` (deliveries, latency, the writer's CPU per delivery).
+//!
 //! Usage: loadgen <scenario> --addr HOST:PORT --domain D [options]
-//!   scenarios: login-anon | login-scram | idle | muc | presence
+//!   scenarios: login-anon | login-scram | idle | muc | presence | floor | floor-server
 //!   --transport tcp|ws      (ws uses --ws-url, default ws://ADDR/xmpp-websocket)
 //!   --count N               logins or idle sessions (default 1000)
 //!   --concurrency C         logins in flight (default 50)
 //!   --users U --password P  SCRAM accounts PREFIX0..PREFIX{U-1} (--user-prefix, default "u")
 //!   --muc DOMAIN --rooms R --occupants O --rate MSGS_PER_OCCUPANT_PER_S --seconds S
 //!   --pid PID --label NAME  the server's pid (for CPU and memory) and a name for the output
+//!   --listen ADDR --bytes B (floor-server) where to listen, bytes per delivery
 
 #[path = "load/mod.rs"]
 mod load;
@@ -127,6 +135,9 @@ async fn main() -> anyhow::Result<()> {
         map.insert(key.to_owned(), v);
     }
     let opts = Opts(map);
+    if scenario == "floor-server" {
+        return floor_server(&opts).await;
+    }
     let ctx = Arc::new(Ctx {
         addr: opts
             .get("addr")
@@ -148,8 +159,10 @@ async fn main() -> anyhow::Result<()> {
             "idle" => idle(&ctx, pid).await,
             "muc" => room_traffic(&ctx, false).await,
             "presence" => room_traffic(&ctx, true).await,
+            "floor" => floor(&ctx, pid).await,
             other => anyhow::bail!(
-                "unknown scenario {other:?}: login-anon, login-scram, idle, muc or presence"
+                "unknown scenario {other:?}: login-anon, login-scram, idle, muc, presence, \
+                 floor or floor-server"
             ),
         }
     };
@@ -346,6 +359,7 @@ async fn room_traffic(ctx: &Arc<Ctx>, presence: bool) -> anyhow::Result<Report> 
 
     let sent = Arc::new(AtomicU64::new(0));
     let received = Arc::new(AtomicU64::new(0));
+    let bytes_in = Arc::new(AtomicU64::new(0));
     let samples = Arc::new(Mutex::new(Samples::default()));
     let started = Instant::now();
     let stop_sending = started + Duration::from_secs_f64(seconds);
@@ -357,10 +371,12 @@ async fn room_traffic(ctx: &Arc<Ctx>, presence: bool) -> anyhow::Result<Report> 
     for (i, (room, to, conn)) in members.into_iter().enumerate() {
         let (ctx, sent, received, samples) =
             (ctx.clone(), sent.clone(), received.clone(), samples.clone());
+        let bytes_in = bytes_in.clone();
         tasks.push(tokio::spawn(async move {
             let Conn { mut rd, mut wr } = conn;
             let reader = {
                 let (ctx, received, samples) = (ctx.clone(), received.clone(), samples.clone());
+                let bytes_in = bytes_in.clone();
                 tokio::spawn(async move {
                     let mut local = Vec::new();
                     let mut carry: Vec<u8> = Vec::new();
@@ -369,6 +385,7 @@ async fn room_traffic(ctx: &Arc<Ctx>, presence: bool) -> anyhow::Result<Report> 
                             break;
                         }
                         let now = ctx.micros();
+                        bytes_in.fetch_add(read as u64, Ordering::Relaxed);
                         let consumed = scan_stamps(&carry, |t| local.push(now.saturating_sub(t) as u32));
                         carry.drain(..consumed);
                     }
@@ -421,7 +438,8 @@ async fn room_traffic(ctx: &Arc<Ctx>, presence: bool) -> anyhow::Result<Report> 
         p99_ms: s.pct(0.99),
         server_cpu_seconds: cpu,
         note: format!(
-            "{rooms} room(s) x {occupants} occupants, {rate}/s each for {seconds} s: {sent} sent, {got} of {expected} deliveries in {secs:.1} s"
+            "{rooms} room(s) x {occupants} occupants, {rate}/s each for {seconds} s: {sent} sent, {got} of {expected} deliveries in {secs:.1} s, {:.0} bytes per delivery",
+            bytes_in.load(Ordering::Relaxed) as f64 / got.max(1) as f64
         ),
         ..Report::default()
     })
@@ -447,4 +465,127 @@ fn scan_stamps(buf: &[u8], mut f: impl FnMut(u64)) -> usize {
     }
     // Keep a possible partial "lg" at the end.
     done.max(buf.len().saturating_sub(2))
+}
+
+/// Microseconds since the Unix epoch: the clock `floor-server` and `floor` share.
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// The kernel's floor for `muc`, writer side: accept `occupants` loopback connections, then
+/// for each room message write `bytes` bytes (stamped `lg:µs;`) to every connection, one
+/// blocking `write` per delivery from this one thread, at `rate` messages per occupant per
+/// second (0: back to back) for `seconds`; then close them all. Nothing else: no parsing, no
+/// routing, no event loop on the write path.
+async fn floor_server(opts: &Opts) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let listen = opts.get("listen").unwrap_or("127.0.0.1:15290").to_owned();
+    let occupants: usize = opts.num("occupants", 100)?;
+    let rate: f64 = opts.num("rate", 1.0)?;
+    let seconds: f64 = opts.num("seconds", 10.0)?;
+    let bytes: usize = opts.num("bytes", 256)?;
+    anyhow::ensure!(
+        (1..=20_000).contains(&occupants) && rate >= 0.0 && seconds > 0.0 && seconds <= 120.0,
+        "1 <= --occupants <= 20000, --rate >= 0, 0 < --seconds <= 120"
+    );
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    let mut socks = Vec::with_capacity(occupants);
+    while socks.len() < occupants {
+        let (s, _) = tokio::time::timeout(STEP_TIMEOUT, listener.accept())
+            .await
+            .map_err(|_| anyhow::anyhow!("{} of {occupants} readers connected", socks.len()))??;
+        s.set_nodelay(true)?;
+        let s = s.into_std()?;
+        s.set_nonblocking(false)?;
+        socks.push(s);
+    }
+    let messages_per_s = rate * occupants as f64;
+    let interval = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / messages_per_s));
+    let started = Instant::now();
+    let end = started + Duration::from_secs_f64(seconds);
+    let mut next = started;
+    let mut buf = vec![b'x'; bytes.max(32)];
+    while Instant::now() < end {
+        if let Some(iv) = interval {
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            }
+            next += iv;
+        }
+        let stamp = format!("lg:{};", unix_micros());
+        buf[..stamp.len()].copy_from_slice(stamp.as_bytes());
+        for s in &socks {
+            // One `write` per delivery (a blocking socket takes it whole unless its buffer is
+            // full, when the readers are behind).
+            (&*s).write_all(&buf)?;
+        }
+    }
+    drop(socks);
+    // Stay a moment so the generator can read this process's CPU time from /proc.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    Ok(())
+}
+
+/// The kernel's floor for `muc`, reader side: connect `--occupants` readers to `floor-server`
+/// and count and time what arrives until it closes them; the writer's CPU per delivery comes
+/// from `--pid`.
+async fn floor(ctx: &Arc<Ctx>, pid: Option<u32>) -> anyhow::Result<Report> {
+    use tokio::io::AsyncReadExt as _;
+    let occupants: usize = ctx.opts.num("occupants", 100)?;
+    let seconds: f64 = ctx.opts.num("seconds", 10.0)?;
+    let rate: f64 = ctx.opts.num("rate", 1.0)?;
+    let bytes: usize = ctx.opts.num("bytes", 256)?;
+    let mut conns = Vec::with_capacity(occupants);
+    for _ in 0..occupants {
+        let s = tokio::net::TcpStream::connect(&ctx.addr).await?;
+        s.set_nodelay(true)?;
+        conns.push(s);
+    }
+    let cpu0 = pid.map_or(0.0, cpu_seconds);
+    let started = Instant::now();
+    let stop_reading = started + Duration::from_secs_f64(seconds) + Duration::from_secs(10);
+    let mut tasks = Vec::new();
+    for mut s in conns {
+        tasks.push(tokio::spawn(async move {
+            let mut local = Vec::new();
+            let mut carry: Vec<u8> = Vec::new();
+            let mut chunk = vec![0u8; 64 * 1024];
+            while let Ok(Ok(n)) =
+                tokio::time::timeout_at(stop_reading.into(), s.read(&mut chunk)).await
+            {
+                if n == 0 {
+                    break;
+                }
+                carry.extend_from_slice(&chunk[..n]);
+                let now = unix_micros();
+                let consumed = scan_stamps(&carry, |t| local.push(now.saturating_sub(t) as u32));
+                carry.drain(..consumed);
+            }
+            local
+        }));
+    }
+    let mut samples = Samples::default();
+    for t in tasks {
+        samples.0.extend(t.await.unwrap_or_default());
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let cpu = pid.map_or(0.0, cpu_seconds) - cpu0;
+    let got = samples.0.len() as u64;
+    Ok(Report {
+        ops: got,
+        errors: 0,
+        seconds,
+        ops_per_second: got as f64 / seconds,
+        p50_ms: samples.pct(0.50),
+        p90_ms: samples.pct(0.90),
+        p99_ms: samples.pct(0.99),
+        server_cpu_seconds: cpu,
+        note: format!(
+            "kernel floor: {occupants} readers, {rate}/s per occupant (0 = back to back) for {seconds} s, {bytes} bytes and one write per delivery: {got} deliveries in {secs:.1} s"
+        ),
+        ..Report::default()
+    })
 }

@@ -1,7 +1,9 @@
 //! What a c2s session task talks through: a byte transport (TCP/TLS), an RFC 7395 WebSocket,
 //! or a BOSH session whose HTTP requests arrive over a channel. The session task is the same
 //! for all three; this module hides how input arrives, how frames leave and which timers the
-//! link itself needs (WebSocket keepalive pings, BOSH wait/inactivity).
+//! link itself needs (WebSocket keepalive pings, BOSH wait/inactivity). A byte stream is read
+//! on readiness into one buffer per worker thread (a session holds no read buffer); a WebSocket
+//! runs with small tungstenite buffers and writes the frames of one turn together.
 //!
 //! Shell (tokio). Invariants: a link belongs to one session task at a time (resumption moves
 //! it); a BOSH session is in the registry exactly while its task runs; every HTTP exchange a
@@ -14,13 +16,13 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead as _, AsyncWriteExt as _};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
 use crate::bosh::{self, Body, BoshSession, RequestId};
 use crate::transport::Transport;
@@ -42,7 +44,7 @@ pub enum Link {
 /// Something the link produced.
 #[derive(Debug)]
 pub enum LinkEvent {
-    /// `n` bytes landed in the read buffer.
+    /// `n` bytes were read and handed to the caller's `on_bytes`.
     Bytes(usize),
     /// One WebSocket message.
     Frame(Vec<u8>),
@@ -73,13 +75,12 @@ impl Link {
         }
     }
 
-    /// Wait for the next input.
-    pub async fn next(&mut self, buf: &mut [u8]) -> LinkEvent {
+    /// Wait for the next input. Bytes from a byte stream go to `on_bytes` (then the event is
+    /// `Bytes(n)`), read on readiness into this worker thread's buffer: a session holds no
+    /// read buffer of its own, only what its parser keeps of an unfinished stanza.
+    pub async fn next(&mut self, on_bytes: &mut (dyn FnMut(&[u8]) + Send)) -> LinkEvent {
         match self {
-            Link::Stream(t) => match t.read(buf).await {
-                Ok(0) | Err(_) => LinkEvent::Closed,
-                Ok(n) => LinkEvent::Bytes(n),
-            },
+            Link::Stream(t) => read_ready(t, on_bytes).await,
             Link::Ws(w) => w.next().await,
             Link::Bosh(b) => b.next().await,
         }
@@ -159,7 +160,17 @@ pub struct WsLink {
 impl WsLink {
     /// Wrap an accepted WebSocket; a ping goes out after `ping_every` of silence and the link
     /// closes after another `ping_every` without an answer.
+    ///
+    /// The stream is re-framed with this module's buffer sizes (`ws_config`): nothing has been
+    /// read from it yet, so no input is lost.
     pub fn new(ws: WsStream, encrypted: bool, ping_every: Duration) -> WsLink {
+        let config = ws_config(*ws.get_config());
+        let io = ws.into_inner();
+        let ws = ready_now(WebSocketStream::from_raw_socket(
+            io,
+            Role::Server,
+            Some(config),
+        ));
         WsLink {
             ws,
             encrypted,
@@ -241,6 +252,35 @@ impl WsLink {
         match tokio::time::timeout(Duration::from_secs(30), write).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(()),
+        }
+    }
+}
+
+/// Bytes tungstenite reads at once and first allocates for input. Its input buffer lives as
+/// long as the connection (and is zero-filled when read into), so it is kept small: a typical
+/// stanza fits one read; a larger frame grows the buffer to its length (up to
+/// `http.max_body_bytes`) and takes several reads.
+const WS_READ_BUF: usize = 2 * 1024;
+/// Frames queued by one turn are written together once they pass this (or at the turn's
+/// flush): the frames of one turn leave in one `write`, not one each.
+const WS_WRITE_COALESCE: usize = 16 * 1024;
+
+/// The WebSocket configuration a c2s link runs with: the caller's message and frame limits,
+/// this module's buffer sizes.
+pub fn ws_config(base: WebSocketConfig) -> WebSocketConfig {
+    base.read_buffer_size(WS_READ_BUF)
+        .write_buffer_size(WS_WRITE_COALESCE)
+        .max_write_buffer_size(usize::MAX)
+}
+
+/// The value of a future that completes at its first poll without waiting on anything
+/// (`WebSocketStream::from_raw_socket` performs no I/O and no handshake).
+fn ready_now<F: std::future::Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
         }
     }
 }
@@ -386,6 +426,40 @@ impl Drop for BoshLink {
     fn drop(&mut self) {
         self.registry.remove(self.core.sid());
     }
+}
+
+/// Bytes a worker thread reads at once: one buffer per thread, shared by all its sessions.
+const WORKER_READ_BUF: usize = 64 * 1024;
+
+thread_local! {
+    /// The worker's read buffer. Borrowed only inside one `poll` (a task may move to another
+    /// worker between polls), and handed to the session's parser before the poll returns.
+    static READ_BUF: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; WORKER_READ_BUF].into_boxed_slice());
+}
+
+/// Wait until `t` is readable, read what is there into the worker's buffer and hand it to
+/// `on_bytes` within the same poll. For plain TCP this is readiness then `try_read` (tokio's
+/// `poll_read`); for TLS, rustls decrypts from its own buffer into ours.
+async fn read_ready(t: &mut Transport, on_bytes: &mut (dyn FnMut(&[u8]) + Send)) -> LinkEvent {
+    std::future::poll_fn(|cx| {
+        READ_BUF.with_borrow_mut(|buf| {
+            let mut rb = tokio::io::ReadBuf::new(buf);
+            match std::pin::Pin::new(&mut *t).poll_read(cx, &mut rb) {
+                std::task::Poll::Pending => std::task::Poll::Pending,
+                std::task::Poll::Ready(Err(_)) => std::task::Poll::Ready(LinkEvent::Closed),
+                std::task::Poll::Ready(Ok(())) => {
+                    let bytes = rb.filled();
+                    if bytes.is_empty() {
+                        return std::task::Poll::Ready(LinkEvent::Closed);
+                    }
+                    on_bytes(bytes);
+                    std::task::Poll::Ready(LinkEvent::Bytes(bytes.len()))
+                }
+            }
+        })
+    })
+    .await
 }
 
 /// Sleep until `deadline`, or forever.

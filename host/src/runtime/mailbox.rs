@@ -4,44 +4,94 @@
 //! reading, or a paused BOSH client, pins a bounded amount of memory however large the
 //! stanzas sent to it.
 //!
-//! Shell. Invariants: the byte count is charged before a delivery is queued and released when
-//! the task takes it out (or when the queue is dropped with it inside); control messages
+//! Shell. The queue is allocated lazily: an idle mailbox holds no block of slots (a
+//! `VecDeque` that is empty has no allocation, and the queue gives its memory back whenever
+//! the task empties it), so ten thousand idle sessions pay only for the shared header.
+//! Invariants: the byte count is charged before a delivery is queued and released when the
+//! task takes it out (or when the receiver is dropped with it inside); control messages
 //! (conflict, host gone, takeover) cost nothing and are refused only when the stanza count is
-//! full. Tests: `mod tests` below; bounces end to end in tests/all/routing.rs.
+//! full; `recv` is cancel-safe (a message leaves the queue only in a poll that returns it).
+//! Tests: `mod tests` below; bounces end to end in tests/all/routing.rs.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
+use tokio::sync::mpsc::error::TryRecvError;
 
 use super::router_task::EndpointMsg;
 
-/// The router's end.
-#[derive(Debug, Clone)]
-pub struct MailboxTx {
-    tx: mpsc::Sender<Charged>,
-    queued: Arc<AtomicUsize>,
+/// What both ends share.
+struct Shared {
+    state: Mutex<State>,
+    /// Bytes of deliveries queued now.
+    queued: AtomicUsize,
+    max_stanzas: usize,
     max_bytes: usize,
+    /// Wakes the task (one receiver: `notify_one` keeps a permit when it is not waiting).
+    to_rx: Notify,
+    /// Wakes senders waiting for room (`send`) when a message leaves or the task ends.
+    to_tx: Notify,
+}
+
+struct State {
+    /// Messages and what each was charged.
+    queue: VecDeque<(EndpointMsg, usize)>,
+    /// Live `MailboxTx` handles; the task sees the end when none is left.
+    senders: usize,
+    /// The task refuses further messages (closed or dropped).
+    closed: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every critical section leaves the state consistent; a panic elsewhere cannot break it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Take the next message out, releasing its charge; the queue's block goes back to the
+    /// allocator once empty.
+    fn pop(&self) -> Result<EndpointMsg, TryRecvError> {
+        let mut st = self.lock();
+        let Some((msg, cost)) = st.queue.pop_front() else {
+            return Err(if st.senders == 0 {
+                TryRecvError::Disconnected
+            } else {
+                TryRecvError::Empty
+            });
+        };
+        if st.queue.is_empty() {
+            st.queue = VecDeque::new();
+        }
+        drop(st);
+        self.queued.fetch_sub(cost, Ordering::Relaxed);
+        self.to_tx.notify_waiters();
+        Ok(msg)
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.lock();
+        f.debug_struct("Mailbox")
+            .field("queued", &st.queue.len())
+            .field("queued_bytes", &self.queued.load(Ordering::Relaxed))
+            .field("closed", &st.closed)
+            .finish()
+    }
+}
+
+/// The router's end.
+#[derive(Debug)]
+pub struct MailboxTx {
+    shared: Arc<Shared>,
 }
 
 /// The task's end.
 #[derive(Debug)]
 pub struct MailboxRx {
-    rx: mpsc::Receiver<Charged>,
-}
-
-/// A message and what it was charged.
-#[derive(Debug)]
-struct Charged {
-    msg: EndpointMsg,
-    cost: usize,
-    queued: Arc<AtomicUsize>,
-}
-
-impl Drop for Charged {
-    fn drop(&mut self) {
-        self.queued.fetch_sub(self.cost, Ordering::Relaxed);
-    }
+    shared: Arc<Shared>,
 }
 
 /// Why a message was not queued; it comes back.
@@ -55,15 +105,45 @@ pub enum Refused {
 
 /// A mailbox of at most `stanzas` messages and `max_bytes` bytes of deliveries.
 pub fn mailbox(stanzas: usize, max_bytes: usize) -> (MailboxTx, MailboxRx) {
-    let (tx, rx) = mpsc::channel(stanzas);
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            queue: VecDeque::new(),
+            senders: 1,
+            closed: false,
+        }),
+        queued: AtomicUsize::new(0),
+        max_stanzas: stanzas.max(1),
+        max_bytes,
+        to_rx: Notify::new(),
+        to_tx: Notify::new(),
+    });
     (
         MailboxTx {
-            tx,
-            queued: Arc::new(AtomicUsize::new(0)),
-            max_bytes,
+            shared: shared.clone(),
         },
-        MailboxRx { rx },
+        MailboxRx { shared },
     )
+}
+
+impl Clone for MailboxTx {
+    fn clone(&self) -> Self {
+        self.shared.lock().senders += 1;
+        MailboxTx {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for MailboxTx {
+    fn drop(&mut self) {
+        let mut st = self.shared.lock();
+        st.senders -= 1;
+        let last = st.senders == 0;
+        drop(st);
+        if last {
+            self.shared.to_rx.notify_one();
+        }
+    }
 }
 
 impl MailboxTx {
@@ -76,72 +156,94 @@ impl MailboxTx {
             EndpointMsg::Deliver(s) => s.cost(),
             _ => 0,
         };
+        let shared = &*self.shared;
+        let mut st = shared.lock();
+        if st.closed {
+            return Err(Refused::Closed(msg));
+        }
+        if st.queue.len() >= shared.max_stanzas {
+            return Err(Refused::Full(msg));
+        }
         if cost > 0 {
-            // Charge first; undo when over the budget. A lone stanza larger than the whole
-            // budget still goes to an empty queue (the parser's own limits bound it).
-            let before = self.queued.fetch_add(cost, Ordering::Relaxed);
-            if before > 0 && before + cost > self.max_bytes {
-                self.queued.fetch_sub(cost, Ordering::Relaxed);
+            // A lone stanza larger than the whole budget still goes to an empty queue (the
+            // parser's own limits bound it).
+            let before = shared.queued.load(Ordering::Relaxed);
+            if before > 0 && before + cost > shared.max_bytes {
                 return Err(Refused::Full(msg));
             }
+            shared.queued.fetch_add(cost, Ordering::Relaxed);
         }
-        let charged = Charged {
-            msg,
-            cost,
-            queued: self.queued.clone(),
-        };
-        match self.tx.try_send(charged) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(c)) => Err(Refused::Full(c.take())),
-            Err(mpsc::error::TrySendError::Closed(c)) => Err(Refused::Closed(c.take())),
-        }
+        st.queue.push_back((msg, cost));
+        drop(st);
+        shared.to_rx.notify_one();
+        Ok(())
     }
 
     /// Queue a control message (a takeover), waiting for room in the stanza count.
     ///
     /// # Errors
     /// The task has ended: the message comes back.
-    pub async fn send(&self, msg: EndpointMsg) -> Result<(), EndpointMsg> {
-        let charged = Charged {
-            msg,
-            cost: 0,
-            queued: self.queued.clone(),
-        };
-        self.tx.send(charged).await.map_err(|e| e.0.take())
+    pub async fn send(&self, mut msg: EndpointMsg) -> Result<(), EndpointMsg> {
+        loop {
+            let room = self.shared.to_tx.notified();
+            tokio::pin!(room);
+            // Registered before looking, so a message leaving meanwhile still wakes us.
+            room.as_mut().enable();
+            match self.try_send(msg) {
+                Ok(()) => return Ok(()),
+                Err(Refused::Closed(m)) => return Err(m),
+                Err(Refused::Full(m)) => msg = m,
+            }
+            room.await;
+        }
     }
 
     /// Bytes queued now.
     pub fn queued_bytes(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
-    }
-}
-
-impl Charged {
-    /// The message, its charge released.
-    fn take(mut self) -> EndpointMsg {
-        let msg = std::mem::replace(&mut self.msg, EndpointMsg::Conflict);
-        drop(self);
-        msg
+        self.shared.queued.load(Ordering::Relaxed)
     }
 }
 
 impl MailboxRx {
     /// The next message; `None` when every sender is gone.
     pub async fn recv(&mut self) -> Option<EndpointMsg> {
-        self.rx.recv().await.map(Charged::take)
+        loop {
+            match self.shared.pop() {
+                Ok(msg) => return Some(msg),
+                Err(TryRecvError::Disconnected) => return None,
+                // A message queued after the look leaves a permit: no wake-up is lost.
+                Err(TryRecvError::Empty) => self.shared.to_rx.notified().await,
+            }
+        }
     }
 
     /// Refuse further messages (those queued can still be taken out).
     pub fn close(&mut self) {
-        self.rx.close();
+        self.shared.lock().closed = true;
+        self.shared.to_tx.notify_waiters();
     }
 
     /// The next message if one is queued.
     ///
     /// # Errors
-    /// When none is.
-    pub fn try_recv(&mut self) -> Result<EndpointMsg, mpsc::error::TryRecvError> {
-        self.rx.try_recv().map(Charged::take)
+    /// When none is (`Disconnected` once every sender is gone).
+    pub fn try_recv(&mut self) -> Result<EndpointMsg, TryRecvError> {
+        self.shared.pop()
+    }
+}
+
+impl Drop for MailboxRx {
+    fn drop(&mut self) {
+        let queue = {
+            let mut st = self.shared.lock();
+            st.closed = true;
+            std::mem::take(&mut st.queue)
+        };
+        let charged: usize = queue.iter().map(|(_, c)| c).sum();
+        self.shared.queued.fetch_sub(charged, Ordering::Relaxed);
+        self.shared.to_tx.notify_waiters();
+        // The messages (and any transport inside a takeover) drop here, outside the lock.
+        drop(queue);
     }
 }
 

@@ -4,9 +4,11 @@
 //!
 //! Shell (tokio), in the mini-redis shape. Invariants: one task per session for its whole life,
 //! including while detached for XEP-0198 resumption (then it holds no transport); the core's
-//! outputs are drained after every input; writes produced by one input are flushed in one
-//! `write_all`; the session is unbound from the router exactly once, when the core closes.
-//! Tests: tests/all/ (logins, routing, SM resume, bad input).
+//! outputs are drained after every input; writes produced by one input, with the deliveries
+//! already queued in the mailbox (up to 64), are flushed in one `write_all` (never delayed to
+//! wait for more); cold states (TLS handshake, plugin calls, resumption, the end) are boxed so
+//! an idle session's task stays small; the session is unbound from the router exactly once,
+//! when the core closes. Tests: tests/all/ (logins, routing, SM resume, bad input).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,9 +33,6 @@ use crate::stream::c2s::{C2sConfig, C2sStream, Input, Output};
 use crate::stream::framing::Framing;
 use crate::transport::Transport;
 
-/// Read buffer size per connection (held for the session's life, so kept small; larger stanzas
-/// take several reads).
-const READ_BUF: usize = 4 * 1024;
 /// Longest a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -81,7 +80,12 @@ async fn run_inner(
     ticket: SessionTicket,
 ) {
     let transport = if direct_tls {
-        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, ctx.tls.accept(socket)).await {
+        // Boxed: the handshake's state is large and over before the session's first byte.
+        let handshake = Box::pin(tokio::time::timeout(
+            TLS_HANDSHAKE_TIMEOUT,
+            ctx.tls.accept(socket),
+        ));
+        match handshake.await {
             Ok(Ok(tls)) => Transport::Tls(Box::new(tls)),
             Ok(Err(e)) => {
                 tracing::debug!(message = "TLS handshake failed.", error = %e);
@@ -155,7 +159,6 @@ pub async fn serve(
 impl Session {
     async fn run(&mut self, mut mailbox: MailboxRx) {
         let mut shutdown = self.ctx.shutdown.subscribe();
-        let mut buf = vec![0u8; READ_BUF];
         loop {
             self.drive().await;
             if self.core.is_closed() || self.handed_off {
@@ -170,8 +173,14 @@ impl Session {
             // A link that buffers (BOSH with no request held) past its bound takes nothing more:
             // the mailbox fills and further stanzas bounce to their senders.
             let take_mail = self.link.as_ref().is_none_or(Link::accepts_more);
+            let core = &mut self.core;
+            // Read into the worker's buffer: the parser keeps only an unfinished stanza.
+            let mut on_bytes = |bytes: &[u8]| {
+                tracing::trace!(message = "Read.", data = %String::from_utf8_lossy(bytes));
+                core.handle_input(std::time::Instant::now(), Input::Bytes(bytes));
+            };
             let input = tokio::select! {
-                ev = next(self.link.as_mut(), &mut buf) => Event::Link(ev),
+                ev = next(self.link.as_mut(), &mut on_bytes) => Event::Link(ev),
                 msg = mailbox.recv(), if take_mail => match msg {
                     Some(m) => Event::Mail(m),
                     // Unreachable while we hold a sender; treat as shutdown.
@@ -181,11 +190,16 @@ impl Session {
                 _ = shutdown.recv() => Event::Shutdown,
             };
             let now = std::time::Instant::now();
+            // Deliveries already queued join the writes this input causes: one `write` for
+            // the turn (nothing waits for more to come).
+            let coalesce = matches!(
+                input,
+                Event::Link(LinkEvent::Bytes(_) | LinkEvent::Frame(_))
+                    | Event::Mail(EndpointMsg::Deliver(_))
+            );
             match input {
-                Event::Link(LinkEvent::Bytes(n)) => {
-                    tracing::trace!(message = "Read.", data = %String::from_utf8_lossy(&buf[..n]));
-                    self.core.handle_input(now, Input::Bytes(&buf[..n]));
-                }
+                // Already handed to the core while the worker's buffer was borrowed.
+                Event::Link(LinkEvent::Bytes(_)) => {}
                 Event::Link(LinkEvent::Frame(frame)) => {
                     tracing::trace!(message = "Frame.", data = %String::from_utf8_lossy(&frame));
                     self.core.handle_input(now, Input::Frame(&frame));
@@ -209,30 +223,36 @@ impl Session {
                 Event::Shutdown => self.core.handle_input(now, Input::Shutdown),
                 Event::Mail(EndpointMsg::Deliver(stanza)) => {
                     self.core.handle_input(now, Input::Deliver(stanza));
-                    // Batch whatever else is already queued into the same write (not into a
-                    // BOSH buffer, which is bounded stanza by stanza).
-                    let batch = if matches!(self.link, Some(Link::Bosh(_))) {
-                        0
-                    } else {
-                        64
-                    };
-                    for _ in 0..batch {
-                        match mailbox.try_recv() {
-                            Ok(EndpointMsg::Deliver(s)) => {
-                                self.core.handle_input(now, Input::Deliver(s))
-                            }
-                            Ok(other) => {
-                                self.mail(now, other);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
                 }
                 Event::Mail(other) => self.mail(now, other),
             }
+            if coalesce {
+                self.take_queued(now, &mut mailbox);
+            }
         }
-        self.finish(&mut mailbox).await;
+        Box::pin(self.finish(&mut mailbox)).await;
+    }
+
+    /// Batch up to 64 deliveries already queued into this turn's write (not into a BOSH
+    /// buffer, which is bounded stanza by stanza).
+    fn take_queued(&mut self, now: std::time::Instant, mailbox: &mut MailboxRx) {
+        if matches!(self.link, Some(Link::Bosh(_))) {
+            return;
+        }
+        for _ in 0..64 {
+            // A closed core takes nothing more: `finish` bounces what is left.
+            if self.core.is_closed() {
+                break;
+            }
+            match mailbox.try_recv() {
+                Ok(EndpointMsg::Deliver(s)) => self.core.handle_input(now, Input::Deliver(s)),
+                Ok(other) => {
+                    self.mail(now, other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
     }
 
     fn mail(&mut self, now: std::time::Instant, msg: EndpointMsg) {
@@ -305,98 +325,21 @@ impl Session {
         fed
     }
 
+    /// Perform the core's outputs. Writes and routing are the hot path; everything else (TLS,
+    /// auth plugin calls, bind, resumption, close) runs boxed in `perform_cold`, so that its
+    /// futures do not make every idle session's task larger.
     async fn perform_outputs(&mut self) {
         while let Some(out) = self.core.poll_output() {
-            let now = std::time::Instant::now();
             match out {
-                Output::Write(bytes) => self.pending_write.extend_from_slice(&bytes),
+                Output::Write(bytes) => {
+                    // Every write of this turn leaves in one `write` (see `flush`).
+                    if self.pending_write.is_empty() {
+                        self.pending_write = bytes;
+                    } else {
+                        self.pending_write.extend_from_slice(&bytes);
+                    }
+                }
                 Output::Frame(frame) => self.pending_frames.push(frame),
-                Output::StartTls => {
-                    self.flush().await;
-                    self.start_tls(now).await;
-                }
-                Output::CheckPassword {
-                    vhost,
-                    username,
-                    password,
-                } => {
-                    let answer = match self.ctx.plugins.auth(&vhost) {
-                        Some(p) => p
-                            .test_password(&username, &password)
-                            .await
-                            .map_err(|e| log_plugin_error(&e)),
-                        None => Err(()),
-                    };
-                    self.core.handle_input(now, Input::PasswordChecked(answer));
-                }
-                Output::FetchCredentials {
-                    vhost,
-                    username,
-                    hash,
-                } => {
-                    let answer = match self.ctx.plugins.auth(&vhost) {
-                        Some(p) => p
-                            .scram_credentials(&username, hash)
-                            .await
-                            .map_err(|e| log_plugin_error(&e)),
-                        None => Err(()),
-                    };
-                    self.core.handle_input(now, Input::Credentials(answer));
-                }
-                Output::Authenticated { jid, mechanism } => {
-                    self.ticket.authenticated();
-                    self.ctx.metrics.auth(mechanism.name(), true);
-                    self.anonymous = mechanism == crate::sasl::Mechanism::Anonymous;
-                    tracing::info!(message = "Authenticated.", %jid, mechanism = mechanism.name(), peer = %self.peer, transport = self.kind, room = self.params.room.as_deref());
-                    tracing::info!(target: "audit", event = "login", outcome = "success", vhost = jid.domain(), %jid, mechanism = mechanism.name(), peer = %self.peer, transport = self.kind);
-                }
-                Output::AuthFailed {
-                    mechanism,
-                    condition,
-                } => {
-                    self.ctx.metrics.auth(mechanism.name(), false);
-                    tracing::info!(message = "Authentication failed.", mechanism = mechanism.name(), condition, peer = %self.peer, transport = self.kind);
-                    tracing::info!(target: "audit", event = "login", outcome = "failure", vhost = self.core.vhost().unwrap_or(""), mechanism = mechanism.name(), condition, peer = %self.peer, transport = self.kind);
-                }
-                Output::Identify {
-                    vhost,
-                    mechanism,
-                    username,
-                } => {
-                    let plugin = self.ctx.plugins.auth(&vhost);
-                    let token = self.params.token.clone();
-                    let answer = identify(plugin, mechanism, &username, token.as_deref()).await;
-                    self.core.handle_input(now, Input::Identified(answer));
-                }
-                Output::Bind {
-                    jid,
-                    resource,
-                    identity,
-                } => {
-                    let (reply, rx) = oneshot::channel();
-                    let cmd = RouterCmd::Bind {
-                        jid,
-                        resource,
-                        identity,
-                        mailbox: self.mailbox_tx.clone(),
-                        reply,
-                    };
-                    let answer = match ask(&self.ctx.router, cmd, rx).await {
-                        Some(Ok((full, id))) => {
-                            self.ctx
-                                .metrics
-                                .session_bound(self.kind, full.domain(), true);
-                            self.bound = Some((full.clone(), id));
-                            Ok(full)
-                        }
-                        Some(Err(e)) => Err(e),
-                        None => Err(StanzaError::new(
-                            ErrorType::Wait,
-                            Condition::InternalServerError,
-                        )),
-                    };
-                    self.core.handle_input(now, Input::Bound(answer));
-                }
                 Output::Route(stanza) => {
                     if self
                         .ctx
@@ -405,47 +348,142 @@ impl Session {
                         .await
                         .is_err()
                     {
-                        self.core.handle_input(now, Input::Shutdown);
+                        self.core
+                            .handle_input(std::time::Instant::now(), Input::Shutdown);
                     }
                 }
-                Output::EnableResumption => {
-                    let Some((full, id)) = self.bound.clone() else {
-                        continue;
-                    };
-                    let (reply, rx) = oneshot::channel();
-                    if let Some(token) = ask(
-                        &self.ctx.router,
-                        RouterCmd::EnableResumption {
-                            full,
-                            id,
-                            anonymous: self.anonymous,
-                            reply,
-                        },
-                        rx,
-                    )
-                    .await
-                    {
-                        self.core.handle_input(now, Input::ResumptionEnabled(token));
+                other => Box::pin(self.perform_cold(other)).await,
+            }
+        }
+    }
+
+    async fn perform_cold(&mut self, out: Output) {
+        let now = std::time::Instant::now();
+        match out {
+            Output::Write(_) | Output::Frame(_) | Output::Route(_) => {}
+            Output::StartTls => {
+                self.flush().await;
+                self.start_tls(now).await;
+            }
+            Output::CheckPassword {
+                vhost,
+                username,
+                password,
+            } => {
+                let answer = match self.ctx.plugins.auth(&vhost) {
+                    Some(p) => p
+                        .test_password(&username, &password)
+                        .await
+                        .map_err(|e| log_plugin_error(&e)),
+                    None => Err(()),
+                };
+                self.core.handle_input(now, Input::PasswordChecked(answer));
+            }
+            Output::FetchCredentials {
+                vhost,
+                username,
+                hash,
+            } => {
+                let answer = match self.ctx.plugins.auth(&vhost) {
+                    Some(p) => p
+                        .scram_credentials(&username, hash)
+                        .await
+                        .map_err(|e| log_plugin_error(&e)),
+                    None => Err(()),
+                };
+                self.core.handle_input(now, Input::Credentials(answer));
+            }
+            Output::Authenticated { jid, mechanism } => {
+                self.ticket.authenticated();
+                self.ctx.metrics.auth(mechanism.name(), true);
+                self.anonymous = mechanism == crate::sasl::Mechanism::Anonymous;
+                tracing::info!(message = "Authenticated.", %jid, mechanism = mechanism.name(), peer = %self.peer, transport = self.kind, room = self.params.room.as_deref());
+                tracing::info!(target: "audit", event = "login", outcome = "success", vhost = jid.domain(), %jid, mechanism = mechanism.name(), peer = %self.peer, transport = self.kind);
+            }
+            Output::AuthFailed {
+                mechanism,
+                condition,
+            } => {
+                self.ctx.metrics.auth(mechanism.name(), false);
+                tracing::info!(message = "Authentication failed.", mechanism = mechanism.name(), condition, peer = %self.peer, transport = self.kind);
+                tracing::info!(target: "audit", event = "login", outcome = "failure", vhost = self.core.vhost().unwrap_or(""), mechanism = mechanism.name(), condition, peer = %self.peer, transport = self.kind);
+            }
+            Output::Identify {
+                vhost,
+                mechanism,
+                username,
+            } => {
+                let plugin = self.ctx.plugins.auth(&vhost);
+                let token = self.params.token.clone();
+                let answer = identify(plugin, mechanism, &username, token.as_deref()).await;
+                self.core.handle_input(now, Input::Identified(answer));
+            }
+            Output::Bind {
+                jid,
+                resource,
+                identity,
+            } => {
+                let (reply, rx) = oneshot::channel();
+                let cmd = RouterCmd::Bind {
+                    jid,
+                    resource,
+                    identity,
+                    mailbox: self.mailbox_tx.clone(),
+                    reply,
+                };
+                let answer = match ask(&self.ctx.router, cmd, rx).await {
+                    Some(Ok((full, id))) => {
+                        self.ctx
+                            .metrics
+                            .session_bound(self.kind, full.domain(), true);
+                        self.bound = Some((full.clone(), id));
+                        Ok(full)
                     }
+                    Some(Err(e)) => Err(e),
+                    None => Err(StanzaError::new(
+                        ErrorType::Wait,
+                        Condition::InternalServerError,
+                    )),
+                };
+                self.core.handle_input(now, Input::Bound(answer));
+            }
+            Output::EnableResumption => {
+                let Some((full, id)) = self.bound.clone() else {
+                    return;
+                };
+                let (reply, rx) = oneshot::channel();
+                if let Some(token) = ask(
+                    &self.ctx.router,
+                    RouterCmd::EnableResumption {
+                        full,
+                        id,
+                        anonymous: self.anonymous,
+                        reply,
+                    },
+                    rx,
+                )
+                .await
+                {
+                    self.core.handle_input(now, Input::ResumptionEnabled(token));
                 }
-                Output::Resume { previd, h, jid } => self.resume(now, previd, h, jid).await,
-                Output::Detached => {
-                    self.link = None;
-                    self.pending_write.clear();
-                    self.pending_frames.clear();
-                    tracing::debug!(message = "Session detached; waiting for resumption.", peer = %self.peer);
-                }
-                Output::Close => {
-                    self.flush().await;
-                    match self.link.take() {
-                        Some(Link::Bosh(mut b)) => {
-                            b.core.close(now);
-                            // Answered by `finish`, which waits for the client's next request.
-                            self.link = Some(Link::Bosh(b));
-                        }
-                        Some(mut link) => link.shutdown().await,
-                        None => {}
+            }
+            Output::Resume { previd, h, jid } => self.resume(now, previd, h, jid).await,
+            Output::Detached => {
+                self.link = None;
+                self.pending_write.clear();
+                self.pending_frames.clear();
+                tracing::debug!(message = "Session detached; waiting for resumption.", peer = %self.peer);
+            }
+            Output::Close => {
+                self.flush().await;
+                match self.link.take() {
+                    Some(Link::Bosh(mut b)) => {
+                        b.core.close(now);
+                        // Answered by `finish`, which waits for the client's next request.
+                        self.link = Some(Link::Bosh(b));
                     }
+                    Some(mut link) => link.shutdown().await,
+                    None => {}
                 }
             }
         }
@@ -574,9 +612,9 @@ enum Event {
     Shutdown,
 }
 
-async fn next(link: Option<&mut Link>, buf: &mut [u8]) -> LinkEvent {
+async fn next(link: Option<&mut Link>, on_bytes: &mut (dyn FnMut(&[u8]) + Send)) -> LinkEvent {
     match link {
-        Some(l) => l.next(buf).await,
+        Some(l) => l.next(on_bytes).await,
         None => std::future::pending().await,
     }
 }
@@ -626,4 +664,49 @@ async fn ask<T>(
 ) -> Option<T> {
     router.send(cmd).await.ok()?;
     rx.await.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future an async fn returns, without calling it.
+    fn future_size5<A, B, C, D, E, Fut>(_: impl FnOnce(A, B, C, D, E) -> Fut) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    fn future_size4<A, B, C, D, Fut>(_: impl FnOnce(A, B, C, D) -> Fut) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    fn future_size3<A, B, C, Fut>(_: impl FnOnce(A, B, C) -> Fut) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    fn future_size7<A, B, C, D, E, F, G, Fut>(_: impl FnOnce(A, B, C, D, E, F, G) -> Fut) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// What an idle session's task holds inline (the task allocation is this plus tokio's
+    /// header); `cargo test -p lilt --lib idle_session -- --nocapture` prints it.
+    #[test]
+    fn idle_session_sizes() {
+        let run = future_size5(run);
+        let serve = future_size7(serve);
+        // The accept loop spawns one future for every listener kind: its size is the largest.
+        let http = future_size4(super::super::http::serve_connection);
+        let component = future_size3(super::super::component_task::run);
+        eprintln!(
+            "run future {run} B (HTTP connection {http} B, component {component} B), serve future \
+             {serve} B, Session {} B, C2sStream {} B, Link {} B, WsLink {} B, EndpointMsg {} B",
+            std::mem::size_of::<Session>(),
+            std::mem::size_of::<C2sStream>(),
+            std::mem::size_of::<Link>(),
+            std::mem::size_of::<super::super::link::WsLink>(),
+            std::mem::size_of::<EndpointMsg>(),
+        );
+        // Cold states (TLS handshake, plugin calls, resumption, the end) are boxed: the
+        // session future is the session itself plus its read/mail/timer wait.
+        assert!(serve < std::mem::size_of::<Session>() + 2048, "{serve}");
+    }
 }

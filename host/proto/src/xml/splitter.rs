@@ -5,7 +5,8 @@
 //! Core (sans-IO). A resumable lexical scanner keeps its position and state across `feed`
 //! calls, so every byte is scanned once whatever the chunking (O(n), even one byte at a time);
 //! only a complete stanza is handed to quick-xml, once. Invariants: buffered bytes of an
-//! unfinished stanza never exceed `max_stanza_bytes` (plus one read); comments, processing
+//! unfinished stanza never exceed `max_stanza_bytes` (plus one read); once everything received
+//! is scanned and no stanza or tag is open, the buffer is given back (an idle stream holds none); comments, processing
 //! instructions (other than the leading XML declaration), DTDs and unknown entities are
 //! `restricted-xml` (RFC 6120 §11.1); anything else malformed is `not-well-formed`.
 //! Tests: `mod tests` below (every fixture cut at every byte); fuzz/ smoke run.
@@ -232,9 +233,33 @@ impl StreamParser {
             return Ok(None);
         }
         match self.scan() {
+            Ok(None) => {
+                self.release_if_idle();
+                Ok(None)
+            }
             Ok(ev) => Ok(ev),
             Err(e) => Err(self.fail(e)),
         }
+    }
+
+    /// Everything received has been scanned and nothing of it is still needed (no stanza or
+    /// tag is open): give the buffer back, so an idle stream holds no bytes between reads.
+    fn release_if_idle(&mut self) {
+        if self.pos == self.buf.len()
+            && self.stanza_start.is_none()
+            && self.lex == Lex::Text
+            && self.buf.capacity() > 0
+        {
+            self.buf = Vec::new();
+            self.pos = 0;
+            self.consumed = 0;
+            self.tag_start = 0;
+        }
+    }
+
+    /// Bytes of memory the parser holds for buffered input (its capacity), for accounting.
+    pub fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     fn scan(&mut self) -> Result<Option<Event>, XmlError> {
@@ -875,6 +900,24 @@ mod tests {
             got.extend(all_events(&mut p).expect("rest"));
             assert_eq!(got, expected, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn an_idle_stream_holds_no_buffer() {
+        let mut p = StreamParser::new(Limits::default());
+        p.feed(HEADER.as_bytes()).expect("feed");
+        assert_eq!(all_events(&mut p).expect("header").len(), 1);
+        assert_eq!(p.buffer_capacity(), 0);
+        // Half a stanza stays buffered; once complete (and whitespace after it) nothing does.
+        p.feed(b"<message><body>hi</bo").expect("feed");
+        assert!(all_events(&mut p).expect("partial").is_empty());
+        assert!(p.buffer_capacity() > 0);
+        p.feed(b"dy></message>\n <presence/>").expect("feed");
+        assert_eq!(all_events(&mut p).expect("two").len(), 2);
+        assert_eq!(p.buffer_capacity(), 0);
+        assert_eq!(p.buffered_len(), 0);
+        p.feed(b"<iq type='get' id='1'/>").expect("feed");
+        assert_eq!(all_events(&mut p).expect("iq").len(), 1);
     }
 
     #[test]
