@@ -499,6 +499,8 @@ async fn floor_server(opts: &Opts) -> anyhow::Result<()> {
         s.set_nodelay(true)?;
         let s = s.into_std()?;
         s.set_nonblocking(false)?;
+        // Bounded even if the readers stop reading: a stuck write fails the run.
+        s.set_write_timeout(Some(STEP_TIMEOUT))?;
         socks.push(s);
     }
     let messages_per_s = rate * occupants as f64;
