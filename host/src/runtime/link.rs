@@ -257,10 +257,11 @@ impl WsLink {
 }
 
 /// Bytes tungstenite reads at once and first allocates for input. Its input buffer lives as
-/// long as the connection (and is zero-filled when read into), so it is kept small: a typical
+/// long as the connection (and is zero-filled when read into), so it is kept small: a short
 /// stanza fits one read; a larger frame grows the buffer to its length (up to
-/// `http.max_body_bytes`) and takes several reads.
-const WS_READ_BUF: usize = 2 * 1024;
+/// `http.max_body_bytes`) and takes one read per KiB. Clients send far less than they
+/// receive, so the extra reads cost little (a 1.3 KB Jitsi presence takes two).
+const WS_READ_BUF: usize = 1024;
 /// Frames queued by one turn are written together once they pass this (or at the turn's
 /// flush): the frames of one turn leave in one `write`, not one each.
 const WS_WRITE_COALESCE: usize = 16 * 1024;
