@@ -6,7 +6,7 @@
 # it is up. Extra arguments go to `lilt serve` (e.g. --config FILE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --release
+bash scripts/setup.sh
 # Once the server answers, say where the meeting page is (docs/meeting-page.md). On the
 # embedded defaults that is port 5280 (it moves to HTTPS on 5281, since vhost localhost wants
 # encrypted logins; the certificate is self-signed, so the browser asks once).
@@ -27,4 +27,6 @@ if [ "$#" -eq 0 ]; then
         done
     ) &
 fi
-exec cargo run --release -p lilt -- serve "$@"
+# The binary setup.sh built (not `cargo run -p lilt`, which resolves the dependencies' features
+# without the tests' and would compile a second variant of the server).
+exec target/release/lilt serve "$@"

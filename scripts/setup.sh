@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Idempotent machine and build setup for Lilt.
-#   scripts/setup.sh            toolchain + wasm target, host (debug), plugins (wasm, release),
-#                               the meeting page (scripts/web.sh)
-#   scripts/setup.sh --release  the same, host in release (what scripts/run.sh uses)
-# Safe to run again: every step is a no-op when already done.
+#   scripts/setup.sh   toolchain + wasm target, the host in release, plugins (wasm, release),
+#                      the meeting page (scripts/web.sh)
+# Both README commands start with it (scripts/run.sh and scripts/test.sh), and both use this one
+# release build: the server runs target/release/lilt and the tests test it, so whichever runs
+# second compiles only what is its own. `--release` is accepted and changes nothing (older
+# callers pass it). Safe to run again: every step is a no-op when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-host_profile=debug
 for arg in "$@"; do
     case "$arg" in
-        --release) host_profile=release ;;
+        --release) ;;
         *) echo "setup.sh: unknown argument $arg" >&2; exit 2 ;;
     esac
 done
@@ -39,17 +40,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-# 3. Builds. The plugins are WebAssembly components the host loads from
-#    target/wasm32-wasip2/release; the integration tests use target/<profile>/lilt.
-if [ "$host_profile" = release ]; then
-    cargo build --release -p lilt
-else
-    # Default members together, so the binary shares the dependency build of the tests.
-    cargo build
-fi
+# 3. Builds, in the release profile (Cargo.toml: Lilt's own crates keep overflow checks and
+#    debug assertions there). The plugins are WebAssembly components the host loads from
+#    target/wasm32-wasip2/release; the integration tests use target/release/lilt.
+#    The test crate's smallest example (`hook_cost`) is built with the server on purpose: it
+#    makes cargo resolve the dependencies' features as the test build does (the tests'
+#    dev-dependencies add a few), so lilt and its dependencies are compiled once, in the variant
+#    the tests then reuse, and not once more by scripts/test.sh.
+cargo build --release -p lilt -p lilt-tests --bin lilt --example hook_cost
 cargo build --release --target wasm32-wasip2 -p auth-anonymous -p auth-internal -p auth-ldap -p auth-jwt \
     -p conference-duration -p speakerstats -p av-moderation -p branding -p test-hooks -p test-auth
 # 4. The meeting page `lilt serve` answers at / and /<room> (host/web into host/web/dist, from
 #    pinned npm packages; docs/meeting-page.md).
 bash scripts/web.sh
-echo "setup.sh: toolchain ${channel}, host (${host_profile}), plugins and the meeting page are built"
+echo "setup.sh: toolchain ${channel}, host (release), plugins and the meeting page are built"

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Everything CI runs: setup, the Node clients of tests/js, the workspace's default members
-# (unit tests and the end-to-end tests in tests/all against target/debug/lilt), the plugin crates' native tests, the
-# JavaScript and Python plugin SDKs' and examples' native tests, and the XML fuzz smoke run when fuzz/ exists.
+# (unit tests and the end-to-end tests in tests/all against target/release/lilt), the plugin
+# crates' native tests, the JavaScript and Python plugin SDKs' and examples' native tests, and
+# the XML fuzz smoke run when fuzz/ exists.
+# The Rust tests build in the release profile, the one scripts/run.sh serves from: one build
+# for both commands (Lilt's own crates keep overflow checks and debug assertions there; see
+# Cargo.toml and docs/performance.md, "Set-up time").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,24 +37,26 @@ cargo fmt --all -- --check
 # Default members (host, sfu, tests); `cargo test` at the root of a virtual workspace with
 # default-members tests exactly those.
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --no-fail-fast
+    cargo nextest run --release --no-fail-fast
     # nextest does not run doctests.
-    cargo test --doc
+    cargo test --release --doc
 else
-    cargo test --no-fail-fast
+    cargo test --release --no-fail-fast
 fi
 
 # Plugin policy logic and the SDK, natively.
-cargo test -p auth-internal -p auth-ldap -p auth-jwt -p lilt-plugin-sdk -p speakerstats -p av-moderation -p conference-duration -p branding
+cargo test --release -p auth-internal -p auth-ldap -p auth-jwt -p lilt-plugin-sdk -p speakerstats -p av-moderation -p conference-duration -p branding
 
 # The example plugin outside the workspace (examples/brand-plugin): its native tests and its
 # wasm32-wasip2 build, so the SDK cannot break a plugin written against it. It shares target/
 # (and Lilt's profiles), so the dependencies already built above are reused.
-cargo test --manifest-path examples/brand-plugin/Cargo.toml --target-dir target
+cargo test --release --manifest-path examples/brand-plugin/Cargo.toml --target-dir target
 cargo build --release --target wasm32-wasip2 --manifest-path examples/brand-plugin/Cargo.toml --target-dir target
 
-# XML splitter fuzz smoke run (bounded: 20000 inputs). Dev profile on purpose: it reuses the
-# host's compiled dependencies in target/ and keeps debug assertions and overflow checks on.
+# XML splitter fuzz smoke run (bounded: 20000 inputs). Dev profile on purpose: it keeps debug
+# assertions and overflow checks on in lilt-proto, which is not a member of fuzz/'s own workspace
+# (so the release profile's settings for Lilt's crates do not reach it there); its few
+# dependencies build in about a minute.
 if [ -f fuzz/Cargo.toml ]; then
     cargo run --manifest-path fuzz/Cargo.toml --target-dir target --bin smoke -- 20000
 else
