@@ -493,25 +493,29 @@ async fn accept_loop(ctx: Arc<Ctx>, kind: ListenerKind, listener: TcpListener) {
             }
         };
         let ctx = ctx.clone();
-        tokio::spawn(async move {
-            match (kind, admitted) {
-                (ListenerKind::C2s, Admitted::Session(t)) => {
-                    session_task::run(ctx, socket, peer, false, t).await;
-                }
-                (ListenerKind::C2sDirectTls, Admitted::Session(t)) => {
-                    session_task::run(ctx, socket, peer, true, t).await;
-                }
-                (ListenerKind::Component, Admitted::Permit(p)) => {
+        // One spawn per kind, so that each task is as large as its own future: an idle client
+        // session does not carry the room of an HTTP connection's state.
+        match (kind, admitted) {
+            (ListenerKind::C2s, Admitted::Session(t)) => {
+                tokio::spawn(session_task::run(ctx, socket, peer, false, t));
+            }
+            (ListenerKind::C2sDirectTls, Admitted::Session(t)) => {
+                tokio::spawn(session_task::run(ctx, socket, peer, true, t));
+            }
+            (ListenerKind::Component, Admitted::Permit(p)) => {
+                tokio::spawn(async move {
                     component_task::run(ctx, socket, peer).await;
                     drop(p);
-                }
-                (ListenerKind::Http { tls }, Admitted::Permit(p)) => {
+                });
+            }
+            (ListenerKind::Http { tls }, Admitted::Permit(p)) => {
+                tokio::spawn(async move {
                     http::serve_connection(ctx, socket, peer, tls).await;
                     drop(p);
-                }
-                _ => {}
+                });
             }
-        });
+            _ => {}
+        }
     }
 }
 
