@@ -693,7 +693,8 @@ mod tests {
     fn idle_session_sizes() {
         let run = future_size5(run);
         let serve = future_size7(serve);
-        // The accept loop spawns one future for every listener kind: its size is the largest.
+        // The accept loop spawns each listener kind's own future (server.rs): a c2s session's
+        // task holds `run`, whatever an HTTP connection or a component needs.
         let http = future_size4(super::super::http::serve_connection);
         let component = future_size3(super::super::component_task::run);
         eprintln!(
