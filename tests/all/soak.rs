@@ -1,4 +1,4 @@
-//! The hostile-client soak (tracker issue 14), short, against the debug server: normal clients
+//! The hostile-client soak (tracker issue 14), short, against the server the test command builds: normal clients
 //! chat in three rooms for 12 s while hostile clients send maximum-size stanzas into a busy
 //! room (then one over the limit), stanzas too deep / with too many attributes / too many
 //! elements, join 200 rooms from one session, sit paused on BOSH in the busy room and a normal
@@ -19,7 +19,7 @@ use crate::harness::{Setup, TestConfig, Vhost};
 /// design is small: 2 paused BOSH sessions × (256 KiB buffer + 1 MiB queue), a parser buffer
 /// of at most 256 KiB per connection (≤ 32 + a few unauthenticated at once from the flood
 /// address, and the others), 32 rooms of one occupant, and the normal clients' queues, which
-/// they keep empty: well under 64 MiB. The debug build's allocator keeps freed memory, and the
+/// they keep empty: well under 64 MiB. The allocator keeps freed memory, and the
 /// 12 maximum-size messages fan out as 256 KiB copies; 256 MiB leaves room for that while
 /// still catching anything that grows with what the hostile clients send (a thousand-room
 /// hoard, an unbounded BOSH buffer or an unbounded flood would pass it).
