@@ -6,6 +6,7 @@
 //!
 //! Spec: RFC 6120 §8.3.3.18 (`resource-constraint`).
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::harness::{Setup, TestConfig};
@@ -35,24 +36,20 @@ async fn a_reader_that_stops_pins_a_bounded_queue_and_nothing_is_lost() {
     let body = "x".repeat(200_000);
     // Bounces come back while the reader still reads nothing; the sender reads them as it
     // goes (a session that cannot write to its client does not read from it either).
-    let mut bounced = std::collections::BTreeSet::new();
+    let mut bounced = BTreeSet::new();
     for i in 0..SENT {
         sender
             .send(&format!(
                 "<message to='{reader_jid}' id='m{i}' type='chat'><body>{body}</body></message>"
             ))
             .await;
-        while let Ok(crate::raw::Frame::Element(x)) =
-            sender.read_frame(Duration::from_millis(20)).await
-        {
-            if x.el.name() == "message" {
-                assert!(
-                    x.raw.contains("resource-constraint"),
-                    "a bounce without its condition"
-                );
-                bounced.insert(x.attr("id").expect("id").to_owned());
-            }
-        }
+        take_bounces(
+            &mut sender,
+            Duration::from_millis(20),
+            &mut bounced,
+            &Default::default(),
+        )
+        .await;
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while tokio::time::Instant::now() < deadline {
@@ -78,7 +75,7 @@ async fn a_reader_that_stops_pins_a_bounded_queue_and_nothing_is_lost() {
     // The reader reads again: it gets every message that did not bounce, once. A bounce may
     // still be on its way to the sender (a loaded machine can leave more than the pause
     // above between two), so the sender keeps being read too.
-    let mut delivered = std::collections::BTreeSet::new();
+    let mut delivered = BTreeSet::new();
     let deadline = tokio::time::Instant::now() + REPLY_TIMEOUT * 3;
     while delivered.len() + bounced.len() < SENT {
         assert!(
@@ -96,19 +93,13 @@ async fn a_reader_that_stops_pins_a_bounded_queue_and_nothing_is_lost() {
             Ok(_) | Err(crate::raw::ReadError::Timeout) => {}
             Err(e) => panic!("reader: {e:?}"),
         }
-        while let Ok(crate::raw::Frame::Element(x)) =
-            sender.read_frame(Duration::from_millis(5)).await
-        {
-            if x.el.name() == "message" {
-                assert!(
-                    x.raw.contains("resource-constraint"),
-                    "a bounce without its condition"
-                );
-                let id = x.attr("id").expect("id").to_owned();
-                assert!(!delivered.contains(&id), "{id} both delivered and bounced");
-                bounced.insert(id);
-            }
-        }
+        take_bounces(
+            &mut sender,
+            Duration::from_millis(5),
+            &mut bounced,
+            &delivered,
+        )
+        .await;
     }
     assert_eq!(delivered.len() + bounced.len(), SENT);
     eprintln!(
@@ -134,7 +125,7 @@ async fn a_bosh_client_away_buffers_a_bounded_amount_and_nothing_is_lost() {
     let (mut bosh, bosh_jid) = crate::bosh::Bosh::login_anonymous(ports).await;
     let (mut sender, _) = RawClient::login_anonymous(ports.c2s_addr(), "localhost").await;
     let body = "y".repeat(100_000);
-    let mut bounced = std::collections::BTreeSet::new();
+    let mut bounced = BTreeSet::new();
     for i in 0..SENT {
         sender
             .send(&format!(
@@ -144,13 +135,13 @@ async fn a_bosh_client_away_buffers_a_bounded_amount_and_nothing_is_lost() {
         // The sender reads its bounces as it goes: a sender that reads nothing has its own
         // queue fill with them, and errors are never bounced again (RFC 6120 §8.3.1), so
         // they would be dropped there.
-        while let Ok(crate::raw::Frame::Element(x)) =
-            sender.read_frame(Duration::from_millis(20)).await
-        {
-            if x.el.name() == "message" {
-                bounced.insert(x.attr("id").expect("id").to_owned());
-            }
-        }
+        take_bounces(
+            &mut sender,
+            Duration::from_millis(20),
+            &mut bounced,
+            &Default::default(),
+        )
+        .await;
     }
     loop {
         match sender.read_frame(Duration::from_secs(2)).await {
@@ -170,7 +161,7 @@ async fn a_bosh_client_away_buffers_a_bounded_amount_and_nothing_is_lost() {
         !bounced.is_empty(),
         "nothing bounced: the BOSH buffer was not bounded"
     );
-    let mut delivered = std::collections::BTreeSet::new();
+    let mut delivered = BTreeSet::new();
     // A liveness bound, generous for a loaded 2-core machine (a stuck queue never ends).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while delivered.len() + bounced.len() < SENT {
@@ -188,19 +179,38 @@ async fn a_bosh_client_away_buffers_a_bounded_amount_and_nothing_is_lost() {
             assert!(delivered.insert(id.clone()), "{id} delivered twice");
         }
         // Bounces still on their way back (a loaded machine parses 3 MB slowly).
-        while let Ok(crate::raw::Frame::Element(x)) =
-            sender.read_frame(Duration::from_millis(100)).await
-        {
-            if x.el.name() == "message" {
-                let id = x.attr("id").expect("id").to_owned();
-                assert!(!delivered.contains(&id), "{id} both delivered and bounced");
-                bounced.insert(id);
-            }
-        }
+        take_bounces(
+            &mut sender,
+            Duration::from_millis(100),
+            &mut bounced,
+            &delivered,
+        )
+        .await;
     }
     eprintln!(
         "BOSH buffer bound: {} of {SENT} messages of 100 KB bounced, {} delivered",
         bounced.len(),
         delivered.len()
     );
+}
+
+/// Read what reaches `sender` until `wait` passes with nothing new: every message is a bounce
+/// (`resource-constraint`) of one not delivered, whose id goes into `bounced`.
+async fn take_bounces(
+    sender: &mut RawClient,
+    wait: Duration,
+    bounced: &mut BTreeSet<String>,
+    delivered: &BTreeSet<String>,
+) {
+    while let Ok(crate::raw::Frame::Element(x)) = sender.read_frame(wait).await {
+        if x.el.name() == "message" {
+            assert!(
+                x.raw.contains("resource-constraint"),
+                "a bounce without its condition"
+            );
+            let id = x.attr("id").expect("id").to_owned();
+            assert!(!delivered.contains(&id), "{id} both delivered and bounced");
+            bounced.insert(id);
+        }
+    }
 }

@@ -270,10 +270,15 @@ impl Routers {
     /// # Errors
     /// `RouterGone` once the router has stopped.
     pub async fn send(&self, cmd: RouterCmd) -> Result<(), RouterGone> {
-        for (shard, cmd) in self.split(cmd) {
-            self.shards[shard].send(cmd).await.map_err(|_| RouterGone)?;
+        match self.split(cmd) {
+            Split::One(shard, cmd) => self.shards[shard].send(cmd).await.map_err(|_| RouterGone),
+            Split::Each(cmds) => {
+                for (shard, cmd) in cmds {
+                    self.shards[shard].send(cmd).await.map_err(|_| RouterGone)?;
+                }
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// `send` from a thread outside the runtime.
@@ -281,7 +286,11 @@ impl Routers {
     /// # Errors
     /// `RouterGone` once the router has stopped.
     pub fn blocking_send(&self, cmd: RouterCmd) -> Result<(), RouterGone> {
-        for (shard, cmd) in self.split(cmd) {
+        let cmds = match self.split(cmd) {
+            Split::One(shard, cmd) => vec![(shard, cmd)],
+            Split::Each(cmds) => cmds,
+        };
+        for (shard, cmd) in cmds {
             self.shards[shard]
                 .blocking_send(cmd)
                 .map_err(|_| RouterGone)?;
@@ -293,6 +302,10 @@ impl Routers {
         router::shard_of(bare, self.shards.len())
     }
 
+    fn jid_shard(&self, jid: &Jid) -> usize {
+        router::shard_of_jid(jid, self.shards.len())
+    }
+
     /// The shard of a stanza's sender (`from` up to its resource).
     fn sender_shard(&self, stanza: &Element) -> usize {
         let from = stanza.attr("from").unwrap_or_default();
@@ -300,18 +313,16 @@ impl Routers {
     }
 
     /// Where `cmd` goes: one shard, or a copy to each.
-    fn split(&self, cmd: RouterCmd) -> Vec<(usize, RouterCmd)> {
+    fn split(&self, cmd: RouterCmd) -> Split {
         let n = self.shards.len();
-        let all = |make: &dyn Fn() -> RouterCmd| -> Vec<(usize, RouterCmd)> {
-            (0..n).map(|i| (i, make())).collect()
-        };
+        let all = |make: &dyn Fn() -> RouterCmd| Split::Each((0..n).map(|i| (i, make())).collect());
         match cmd {
             RouterCmd::Route(stanza) => {
-                vec![(self.sender_shard(&stanza), RouterCmd::Route(stanza))]
+                Split::One(self.sender_shard(&stanza), RouterCmd::Route(stanza))
             }
-            RouterCmd::Bind { ref jid, .. } => vec![(self.shard_of(&jid.bare().to_string()), cmd)],
+            RouterCmd::Bind { ref jid, .. } => Split::One(self.jid_shard(jid), cmd),
             RouterCmd::Unbind { ref full, .. } | RouterCmd::EnableResumption { ref full, .. } => {
-                vec![(self.shard_of(&full.bare().to_string()), cmd)]
+                Split::One(self.jid_shard(full), cmd)
             }
             RouterCmd::ResumeLookup {
                 token,
@@ -319,7 +330,7 @@ impl Routers {
                 anonymous,
                 reply,
             } => match split_token(&token, n) {
-                Some((shard, rest)) => vec![(
+                Some((shard, rest)) => Split::One(
                     shard,
                     RouterCmd::ResumeLookup {
                         token: rest.to_owned(),
@@ -327,10 +338,10 @@ impl Routers {
                         anonymous,
                         reply,
                     },
-                )],
+                ),
                 None => {
                     let _ = reply.send(None);
-                    Vec::new()
+                    Split::Each(Vec::new())
                 }
             },
             RouterCmd::AddComponent {
@@ -340,19 +351,21 @@ impl Routers {
             } => {
                 let id = self.ids.fetch_add(1, Ordering::Relaxed);
                 let _ = reply.send(id);
-                (0..n)
-                    .map(|i| {
-                        let up = RouterCmd::ComponentUp {
-                            domain: domain.clone(),
-                            mailbox: mailbox.clone(),
-                            id,
-                            primary: i == 0,
-                        };
-                        (i, up)
-                    })
-                    .collect()
+                Split::Each(
+                    (0..n)
+                        .map(|i| {
+                            let up = RouterCmd::ComponentUp {
+                                domain: domain.clone(),
+                                mailbox: mailbox.clone(),
+                                id,
+                                primary: i == 0,
+                            };
+                            (i, up)
+                        })
+                        .collect(),
+                )
             }
-            RouterCmd::ComponentUp { .. } => vec![(0, cmd)],
+            RouterCmd::ComponentUp { .. } => Split::One(0, cmd),
             RouterCmd::RemoveComponent { domain, id } => all(&|| RouterCmd::RemoveComponent {
                 domain: domain.clone(),
                 id,
@@ -388,7 +401,7 @@ impl Routers {
                 transport: transport.clone(),
             }),
             // Lookups are answered to the shard that asked, through its own sender.
-            RouterCmd::AccountChecked { .. } => vec![(0, cmd)],
+            RouterCmd::AccountChecked { .. } => Split::One(0, cmd),
             RouterCmd::Plugin { ref done, ref sent } => {
                 let shard = match done {
                     PluginDone::Stanza { stanza, .. } => self.sender_shard(stanza),
@@ -396,10 +409,17 @@ impl Routers {
                     // Plugin stanzas are routed by whichever shard gets them.
                     PluginDone::Sent { .. } => sent.first().map_or(0, |s| self.sender_shard(s)),
                 };
-                vec![(shard, cmd)]
+                Split::One(shard, cmd)
             }
         }
     }
+}
+
+/// Where a command goes: the one shard that owns it (every per-stanza and per-session
+/// command, sent without allocating), or a copy to each shard.
+enum Split {
+    One(usize, RouterCmd),
+    Each(Vec<(usize, RouterCmd)>),
 }
 
 /// A resumption id names its shard in its first two hex digits.

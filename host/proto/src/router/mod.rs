@@ -84,7 +84,7 @@ fn shard_of_parts(parts: &[&[u8]], count: usize) -> usize {
 }
 
 /// The shard owning `jid`'s bare JID, without building its string.
-fn shard_of_jid(jid: &Jid, count: usize) -> usize {
+pub fn shard_of_jid(jid: &Jid, count: usize) -> usize {
     match jid.node() {
         Some(node) => shard_of_parts(&[node.as_bytes(), b"@", jid.domain().as_bytes()], count),
         None => shard_of_parts(&[jid.domain().as_bytes()], count),
@@ -279,14 +279,15 @@ impl Router {
         self.shard
     }
 
-    /// What the last inputs left for other shards, by shard index, for the shell to send
-    /// there (in this order: a shard must see one sender's stanzas in the order they came).
-    pub fn take_forwards(&mut self) -> Vec<(usize, Forward)> {
+    /// What the last inputs left for other shards, by shard index (tests; the shell drains
+    /// `poll_output`, which yields them in this order).
+    #[cfg(test)]
+    pub(crate) fn take_forwards(&mut self) -> Vec<(usize, Forward)> {
         std::mem::take(&mut self.forwards).into()
     }
 
     /// Route a stanza another shard forwarded here because this shard owns its destination.
-    pub fn route_forwarded(&mut self, stanza: Element, depth: u8) -> Vec<Delivery> {
+    pub(crate) fn route_forwarded(&mut self, stanza: Element, depth: u8) -> Vec<Delivery> {
         self.depth = depth;
         let out = self.route(stanza);
         self.depth = 0;
@@ -295,7 +296,7 @@ impl Router {
 
     /// Deliver what another shard's MUC broadcast to sessions this shard owns; a JID with no
     /// session here is routed as an ordinary stanza (it bounces to its room).
-    pub fn deliver_forwarded(&mut self, items: Vec<(Jid, Outbound)>) -> Vec<Delivery> {
+    pub(crate) fn deliver_forwarded(&mut self, items: Vec<(Jid, Outbound)>) -> Vec<Delivery> {
         self.outermost(|r| {
             let mut out = Vec::with_capacity(items.len());
             for (jid, stanza) in items {
@@ -309,14 +310,14 @@ impl Router {
     }
 
     /// Another shard bound `full`: remember what its auth plugin said, for the rooms here.
-    pub fn remember_identity(&mut self, full: &Jid, identity: Option<Arc<Identity>>) {
+    pub(crate) fn remember_identity(&mut self, full: &Jid, identity: Option<Arc<Identity>>) {
         for muc in self.mucs.values_mut() {
             muc.set_identity(full, identity.clone());
         }
     }
 
     /// A session another shard owned ended: it leaves the rooms this shard owns.
-    pub fn session_gone_elsewhere(&mut self, full: &Jid) -> Vec<Delivery> {
+    pub(crate) fn session_gone_elsewhere(&mut self, full: &Jid) -> Vec<Delivery> {
         let mut routed = Vec::new();
         for muc in self.mucs.values_mut() {
             muc.session_gone(full, self.ext.as_ref(), &mut routed);
@@ -406,13 +407,15 @@ impl Router {
         self.extdisco.as_ref().filter(|c| c.serves(vhost))
     }
 
-    /// What the focuses asked of the SFU, by vhost, since the last call.
-    pub fn take_bridge(&mut self) -> Vec<(String, BridgeRequest)> {
+    /// What the focuses asked of the SFU, by vhost, since the last call (tests; the shell
+    /// drains `poll_output`).
+    #[cfg(test)]
+    pub(crate) fn take_bridge(&mut self) -> Vec<(String, BridgeRequest)> {
         std::mem::take(&mut self.bridge).into()
     }
 
     /// The SFU's answer to a `BridgeRequest::Allocate` of `vhost`'s focus.
-    pub fn bridge_allocated(
+    pub(crate) fn bridge_allocated(
         &mut self,
         vhost: &str,
         conference: &str,
@@ -499,23 +502,25 @@ impl Router {
         self.ext = ext;
     }
 
-    /// The plugin calls the last inputs caused, for the shell to make. A `Stanza` call is
+    /// The plugin calls the last inputs caused (tests; the shell drains `poll_output`). A `Stanza` call is
     /// answered with `resume_stanza`, a `Muc` call with an `ask` with `resume_muc`; stanzas
     /// plugins send come back through `route_from_plugin`.
-    pub fn take_calls(&mut self) -> Vec<PluginCall> {
+    #[cfg(test)]
+    pub(crate) fn take_calls(&mut self) -> Vec<PluginCall> {
         std::mem::take(&mut self.calls).into()
     }
 
-    /// The account lookups the last inputs caused, for the shell to answer through
-    /// `account_checked`.
-    pub fn take_account_lookups(&mut self) -> Vec<AccountLookup> {
+    /// The account lookups the last inputs caused (tests; the shell drains `poll_output` and
+    /// answers with `Input::AccountChecked`).
+    #[cfg(test)]
+    pub(crate) fn take_account_lookups(&mut self) -> Vec<AccountLookup> {
         std::mem::take(&mut self.lookups).into()
     }
 
     /// The shell's answer to an `AccountLookup`: the iq it carried is answered on the
     /// account's behalf if the account exists (or a session of it was bound meanwhile), and
     /// refused with `service-unavailable` otherwise (RFC 6121 §8.5.1).
-    pub fn account_checked(&mut self, stanza: Element, exists: bool) -> Vec<Delivery> {
+    pub(crate) fn account_checked(&mut self, stanza: Element, exists: bool) -> Vec<Delivery> {
         self.lookups_in_flight = self.lookups_in_flight.saturating_sub(1);
         let bare = stanza
             .attr("to")
@@ -572,7 +577,7 @@ impl Router {
     }
 
     /// The pre-routing hooks' verdict on `stanza` (from a `PluginCall::Stanza`).
-    pub fn resume_stanza(&mut self, stanza: Element, verdict: Verdict) -> Vec<Delivery> {
+    pub(crate) fn resume_stanza(&mut self, stanza: Element, verdict: Verdict) -> Vec<Delivery> {
         match verdict {
             Verdict::Pass => self.route(stanza),
             Verdict::Handled => Vec::new(),
@@ -588,7 +593,7 @@ impl Router {
     }
 
     /// The verdict on a parked MUC join (from a `PluginCall::Muc` with `ask`).
-    pub fn resume_muc(&mut self, ask: &Ask, verdict: Verdict) -> Vec<Delivery> {
+    pub(crate) fn resume_muc(&mut self, ask: &Ask, verdict: Verdict) -> Vec<Delivery> {
         let Some(muc) = self.mucs.get_mut(&ask.service) else {
             return Vec::new();
         };
@@ -599,7 +604,7 @@ impl Router {
     /// Route a stanza a plugin sent (its `from` checked by the plugin host), `depth` plugin
     /// hops after the peer's stanza that caused it; beyond `MAX_PLUGIN_DEPTH` it is dropped,
     /// so two plugins answering each other cannot loop.
-    pub fn route_from_plugin(&mut self, stanza: Element, depth: u8) -> Vec<Delivery> {
+    pub(crate) fn route_from_plugin(&mut self, stanza: Element, depth: u8) -> Vec<Delivery> {
         if depth > MAX_PLUGIN_DEPTH {
             tracing::warn!(
                 message = "Plugins kept answering each other; stanza dropped.",
