@@ -81,7 +81,9 @@ impl Link {
     pub async fn next(&mut self, on_bytes: &mut (dyn FnMut(&[u8]) + Send)) -> LinkEvent {
         match self {
             Link::Stream(t) => read_ready(t, on_bytes).await,
-            Link::Ws(w) => w.next().await,
+            // Boxed: its wait (with the keepalive timer and ping) would make every session's
+            // task larger, TCP ones included.
+            Link::Ws(w) => Box::pin(w.next()).await,
             Link::Bosh(b) => b.next().await,
         }
     }
@@ -105,20 +107,30 @@ impl Link {
         }
     }
 
-    /// Write a batch: stream bytes and/or frames, in order. `Err` means the link is gone.
+    /// Write a batch: stream bytes and/or frames, in order. `Err` means the link is gone, or
+    /// the peer read nothing for `WRITE_TIMEOUT`.
+    ///
+    /// A byte stream is written at once as far as the socket takes it; only a peer slow to
+    /// read costs a boxed wait with its timer. The session task awaits this on its hot path
+    /// and its allocation is the largest state it can be suspended in, so the wait's state
+    /// (and the WebSocket's) is not kept inline.
     pub async fn send(&mut self, bytes: Vec<u8>, frames: Vec<Vec<u8>>) -> Result<(), ()> {
         match self {
             Link::Stream(t) => {
-                let write = async {
-                    t.write_all(&bytes).await?;
+                let written = match write_now(t, &bytes)? {
+                    None => return Ok(()),
+                    Some(n) => n,
+                };
+                let rest = async {
+                    t.write_all(&bytes[written..]).await?;
                     t.flush().await
                 };
-                match tokio::time::timeout(Duration::from_secs(30), write).await {
+                match Box::pin(tokio::time::timeout(WRITE_TIMEOUT, rest)).await {
                     Ok(Ok(())) => Ok(()),
                     _ => Err(()),
                 }
             }
-            Link::Ws(w) => w.send(frames).await,
+            Link::Ws(w) => Box::pin(w.send(frames)).await,
             Link::Bosh(b) => {
                 for f in frames {
                     b.core.frame(f);
@@ -249,7 +261,7 @@ impl WsLink {
             }
             self.ws.flush().await
         };
-        match tokio::time::timeout(Duration::from_secs(30), write).await {
+        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(()),
         }
@@ -262,6 +274,8 @@ impl WsLink {
 /// `http.max_body_bytes`) and takes one read per KiB. Clients send far less than they
 /// receive, so the extra reads cost little (a 1.3 KB Jitsi presence takes two).
 const WS_READ_BUF: usize = 1024;
+/// Longest a write may wait for the peer to read before the link counts as gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Frames queued by one turn are written together once they pass this (or at the turn's
 /// flush): the frames of one turn leave in one `write`, not one each.
 const WS_WRITE_COALESCE: usize = 16 * 1024;
@@ -461,6 +475,32 @@ async fn read_ready(t: &mut Transport, on_bytes: &mut (dyn FnMut(&[u8]) + Send))
         })
     })
     .await
+}
+
+/// Write as much of `bytes` to `t` as it takes without waiting, then flush. `Ok(None)`: all
+/// written and flushed; `Ok(Some(n))`: the first `n` bytes were written and the rest (or the
+/// flush) must wait for the peer; `Err`: the link is gone.
+///
+/// Polls with a no-op waker: a `Pending` leaves that waker registered, and the caller's wait
+/// that follows polls again with its own, which replaces it (tokio keeps the readiness, so
+/// nothing is missed in between).
+fn write_now(t: &mut Transport, bytes: &[u8]) -> Result<Option<usize>, ()> {
+    use std::task::Poll;
+    use tokio::io::AsyncWrite as _;
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut written = 0;
+    while written < bytes.len() {
+        match std::pin::Pin::new(&mut *t).poll_write(&mut cx, &bytes[written..]) {
+            Poll::Ready(Ok(0) | Err(_)) => return Err(()),
+            Poll::Ready(Ok(n)) => written += n,
+            Poll::Pending => return Ok(Some(written)),
+        }
+    }
+    match std::pin::Pin::new(&mut *t).poll_flush(&mut cx) {
+        Poll::Ready(Ok(())) => Ok(None),
+        Poll::Ready(Err(_)) => Err(()),
+        Poll::Pending => Ok(Some(written)),
+    }
 }
 
 /// Sleep until `deadline`, or forever.

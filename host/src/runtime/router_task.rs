@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures_util::future::Either;
 use tokio::sync::{mpsc, oneshot};
 
 use super::link::Link;
@@ -241,6 +242,12 @@ pub enum PeerMsg {
 #[error("the router has stopped")]
 pub struct RouterGone;
 
+/// What `Routers::send` returns: already done, or a boxed wait for room in a full queue.
+pub type RouterSend<'a> = Either<
+    std::future::Ready<Result<(), RouterGone>>,
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), RouterGone>> + Send + 'a>>,
+>;
+
 /// The handle every other task routes through: one bounded command channel per shard.
 #[derive(Debug, Clone)]
 pub struct Routers {
@@ -269,15 +276,31 @@ impl Routers {
     ///
     /// # Errors
     /// `RouterGone` once the router has stopped.
-    pub async fn send(&self, cmd: RouterCmd) -> Result<(), RouterGone> {
+    ///
+    /// A command that fits the queue is sent at once, when `send` is called; only a wait for
+    /// room (and the rare command for every shard) is a boxed future. A session task awaits
+    /// this on its hot path, and a task's allocation is the largest state it can be
+    /// suspended in: the returned future is two words, not the command plus a channel wait.
+    pub fn send(&self, cmd: RouterCmd) -> RouterSend<'_> {
         match self.split(cmd) {
-            Split::One(shard, cmd) => self.shards[shard].send(cmd).await.map_err(|_| RouterGone),
-            Split::Each(cmds) => {
+            Split::One(shard, cmd) => match self.shards[shard].try_send(cmd) {
+                Ok(()) => Either::Left(std::future::ready(Ok(()))),
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    Either::Left(std::future::ready(Err(RouterGone)))
+                }
+                Err(mpsc::error::TrySendError::Full(cmd)) => {
+                    let shard = &self.shards[shard];
+                    Either::Right(Box::pin(async move {
+                        shard.send(cmd).await.map_err(|_| RouterGone)
+                    }))
+                }
+            },
+            Split::Each(cmds) => Either::Right(Box::pin(async move {
                 for (shard, cmd) in cmds {
                     self.shards[shard].send(cmd).await.map_err(|_| RouterGone)?;
                 }
                 Ok(())
-            }
+            })),
         }
     }
 

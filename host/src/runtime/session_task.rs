@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::Either;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -59,63 +60,63 @@ struct Session {
 }
 
 /// Serve one c2s connection until it closes.
-pub async fn run(
+///
+/// Plain TCP goes straight to `serve`'s future, which is what the spawned task holds; a
+/// direct-TLS connection's handshake and session run boxed. (An `async fn` keeps its
+/// arguments for its whole life, even once moved out: this one would add its socket, peer
+/// and ticket to every session's task.)
+pub fn run(
     ctx: Arc<Ctx>,
     socket: TcpStream,
     peer: SocketAddr,
     direct_tls: bool,
     ticket: SessionTicket,
-) {
+) -> impl Future<Output = ()> + Send + 'static {
     let span = tracing::debug_span!("conn", %peer, tls = direct_tls);
-    run_inner(ctx, socket, peer, direct_tls, ticket)
-        .instrument(span)
-        .await;
-}
-
-async fn run_inner(
-    ctx: Arc<Ctx>,
-    socket: TcpStream,
-    peer: SocketAddr,
-    direct_tls: bool,
-    ticket: SessionTicket,
-) {
-    let transport = if direct_tls {
-        // Boxed: the handshake's state is large and over before the session's first byte.
-        let handshake = Box::pin(tokio::time::timeout(
-            TLS_HANDSHAKE_TIMEOUT,
-            ctx.tls.accept(socket),
-        ));
-        match handshake.await {
-            Ok(Ok(tls)) => Transport::Tls(Box::new(tls)),
-            Ok(Err(e)) => {
-                tracing::debug!(message = "TLS handshake failed.", error = %e);
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(message = "TLS handshake timed out.");
-                return;
-            }
-        }
+    let session = if direct_tls {
+        Either::Left(Box::pin(async move {
+            // Boxed apart: the handshake's state is large and over before the first byte.
+            let handshake = Box::pin(tokio::time::timeout(
+                TLS_HANDSHAKE_TIMEOUT,
+                ctx.tls.accept(socket),
+            ));
+            let transport = match handshake.await {
+                Ok(Ok(tls)) => Transport::Tls(Box::new(tls)),
+                Ok(Err(e)) => {
+                    tracing::debug!(message = "TLS handshake failed.", error = %e);
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(message = "TLS handshake timed out.");
+                    return;
+                }
+            };
+            let config = ctx.c2s(false);
+            let link = Link::Stream(transport);
+            let params = ConnectParams::default();
+            serve(ctx, config, link, Framing::Stream, peer, params, ticket).await;
+        }))
     } else {
-        Transport::Plain(socket)
+        let config = ctx.c2s(true);
+        let link = Link::Stream(Transport::Plain(socket));
+        let params = ConnectParams::default();
+        Either::Right(serve(
+            ctx,
+            config,
+            link,
+            Framing::Stream,
+            peer,
+            params,
+            ticket,
+        ))
     };
-    let config = ctx.c2s(!direct_tls);
-    let params = ConnectParams::default();
-    serve(
-        ctx,
-        config,
-        Link::Stream(transport),
-        Framing::Stream,
-        peer,
-        params,
-        ticket,
-    )
-    .await;
+    session.instrument(span)
 }
 
 /// Serve one session over `link` until it closes (TCP after TLS set-up, WebSocket after the
-/// upgrade, BOSH after the creation request).
-pub async fn serve(
+/// upgrade, BOSH after the creation request). The session is built before the future is: the
+/// future holds the session and its mailbox, not also the arguments it was built from.
+pub fn serve(
     ctx: Arc<Ctx>,
     config: C2sConfig,
     link: Link,
@@ -123,7 +124,7 @@ pub async fn serve(
     peer: SocketAddr,
     params: ConnectParams,
     ticket: SessionTicket,
-) {
+) -> impl Future<Output = ()> + Send + 'static {
     let kind = link.kind();
     let core = C2sStream::new(
         config,
@@ -135,8 +136,6 @@ pub async fn serve(
         ctx.config.limits.session_queue_stanzas,
         ctx.config.limits.session_queue_bytes,
     );
-    let metrics = ctx.metrics.clone();
-    metrics.connection_opened(kind);
     let mut session = Session {
         ctx,
         peer,
@@ -152,8 +151,12 @@ pub async fn serve(
         params,
         ticket,
     };
-    session.run(mailbox_rx).await;
-    metrics.connection_closed(kind);
+    async move {
+        let metrics = session.ctx.metrics.clone();
+        metrics.connection_opened(kind);
+        session.run(mailbox_rx).await;
+        metrics.connection_closed(kind);
+    }
 }
 
 impl Session {
@@ -679,6 +682,14 @@ mod tests {
         std::mem::size_of::<Fut>()
     }
 
+    fn future_size1<A, Fut>(_: impl FnOnce(A) -> Fut) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    fn future_size2<A, B, Fut>(_: impl FnOnce(A, B) -> Fut) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
     fn future_size3<A, B, C, Fut>(_: impl FnOnce(A, B, C) -> Fut) -> usize {
         std::mem::size_of::<Fut>()
     }
@@ -706,6 +717,19 @@ mod tests {
             std::mem::size_of::<super::super::link::WsLink>(),
             std::mem::size_of::<EndpointMsg>(),
         );
+        eprintln!(
+            "hot-path futures: Session::run {} B (read/mail/timer/shutdown wait), drive {} B, \
+             flush {} B, Link::send {} B, Link::next {} B, Routers::send {} B, mailbox recv {} B",
+            future_size2(Session::run),
+            future_size1(Session::drive),
+            future_size1(Session::flush),
+            future_size3(Link::send),
+            future_size2(Link::next),
+            future_size2(super::super::router_task::Routers::send),
+            future_size1(MailboxRx::recv),
+        );
+        // Routing a stanza waits only when the shard's queue is full, and that wait is boxed.
+        assert!(future_size2(super::super::router_task::Routers::send) <= 32);
         // Cold states (TLS handshake, plugin calls, resumption, the end) are boxed: the
         // session future is the session itself plus its read/mail/timer wait.
         assert!(serve < std::mem::size_of::<Session>() + 2048, "{serve}");
