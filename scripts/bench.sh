@@ -12,17 +12,15 @@
 # (scripts/setup.sh). Bounded: every scenario stops by itself (loadgen's own limits).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 ROOT=$(pwd)
 
 bash scripts/setup.sh --release
 cargo build --release -p lilt-tests --example loadgen
 if ! command -v prosody >/dev/null 2>&1; then
-    export DEBIAN_FRONTEND=noninteractive
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-    $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq --no-install-recommends prosody lua-unbound >/dev/null
+    apt_install prosody lua-unbound >/dev/null
     # The package starts a system instance; this run uses its own.
-    $SUDO systemctl stop prosody 2>/dev/null || $SUDO service prosody stop 2>/dev/null || true
+    as_root systemctl stop prosody 2>/dev/null || as_root service prosody stop 2>/dev/null || true
 fi
 
 CORES=$(nproc)
@@ -104,12 +102,7 @@ for i in $(seq 0 $((USERS - 1))); do
 done
 
 # --- Running ---------------------------------------------------------------------------------
-for port in 15222 15280 25222 25280; do
-    if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
-        echo "bench.sh: something already listens on 127.0.0.1:$port; stop it first" >&2
-        exit 1
-    fi
-done
+ports_free 15222 15280 25222 25280 || exit 1
 
 PID=""
 start() { # server
@@ -124,20 +117,13 @@ start() { # server
         PID=$!
         PORT=25222; HTTP=25280
     fi
-    for _ in $(seq 1 100); do
-        (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "bench.sh: $1 did not start" >&2
-    cat "$WORK/$1.log" "$WORK/prosody.out" 2>/dev/null | tail -20 >&2
-    exit 1
+    local log="$WORK/lilt.log"
+    [ "$1" = lilt ] || log="$WORK/prosody.out"
+    wait_port "$1" "$PORT" "$PID" "$log" || exit 1
 }
 stop() {
-    if [ -n "$PID" ]; then
-        kill "$PID" 2>/dev/null || true
-        wait "$PID" 2>/dev/null || true
-        PID=""
-    fi
+    stop_pid "$PID"
+    PID=""
 }
 run() { # server scenario args...
     local server=$1; shift

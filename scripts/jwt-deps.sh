@@ -10,9 +10,7 @@ cd "$(dirname "$0")/.."
 pins=(PyJWT==2.10.1 cryptography==44.0.3)
 venv=target/jwt-venv
 
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
-}
+. scripts/lib.sh
 
 missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
@@ -21,8 +19,7 @@ if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import venv, ensurepip' >
     missing+=(python3-venv)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
-    as_root apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+    apt_install "${missing[@]}"
 fi
 
 if [ ! -x "$venv/bin/python" ]; then

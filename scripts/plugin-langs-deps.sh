@@ -12,9 +12,7 @@ componentize_js=0.23.0
 componentize_py=0.25.1
 venv=target/plugin-langs-venv
 
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
-}
+. scripts/lib.sh
 
 missing=()
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
@@ -24,8 +22,7 @@ if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import venv, ensurepip' >
     missing+=(python3-venv)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
-    as_root apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+    apt_install "${missing[@]}"
 fi
 
 # JavaScript: npm ci only when the installed tree is not the locked one.

@@ -18,6 +18,7 @@
 # Usage: scripts/scale_bench.sh [RATE...]   (default rates: 2 5 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 ROOT=$(pwd)
 RATES=("$@")
 [ "${#RATES[@]}" -gt 0 ] || RATES=(2 5 10)
@@ -63,21 +64,12 @@ start() { # cpus
     stop
     taskset -c "$1" "$LILT" serve --config "$WORK/lilt.toml" >"$WORK/lilt.log" 2>&1 &
     PID=$!
-    for _ in $(seq 1 100); do
-        (exec 3<>/dev/tcp/127.0.0.1/16222) 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "scale_bench.sh: lilt did not start" >&2
-    tail -20 "$WORK/lilt.log" >&2
-    exit 1
+    wait_port lilt 16222 "$PID" "$WORK/lilt.log" || exit 1
 }
 
 stop() {
-    if [ -n "$PID" ]; then
-        kill "$PID" 2>/dev/null || true
-        wait "$PID" 2>/dev/null || true
-        PID=""
-    fi
+    stop_pid "$PID"
+    PID=""
 }
 
 gen() { # cpus label args...

@@ -8,6 +8,7 @@
 # callers pass it). Safe to run again: every step is a no-op when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 for arg in "$@"; do
     case "$arg" in
@@ -29,28 +30,36 @@ else
     echo "setup.sh: rustup not found; assuming cargo ${channel} with wasm32-wasip2 is installed" >&2
 fi
 
-# 2. System packages. None are needed so far; list them here when that changes.
-apt_packages=()
-missing=()
-for p in "${apt_packages[@]+"${apt_packages[@]}"}"; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+# 2. System packages: none so far beyond what the toolchain needs (a C compiler for ring and
+#    SQLite); the tests' own come from the scripts/*-deps.sh that scripts/test.sh runs.
 
-# 3. Builds, in the release profile (Cargo.toml: Lilt's own crates keep overflow checks and
+# 3. The meeting page `lilt serve` answers at / and /<room> (host/web into host/web/dist, from
+#    pinned npm packages; docs/meeting-page.md). It needs the network and no compiler, so it
+#    runs in the background while cargo compiles; its output is shown when it is done.
+mkdir -p target
+web_log=target/setup-web.log
+bash scripts/web.sh >"$web_log" 2>&1 &
+web=$!
+trap 'kill "$web" 2>/dev/null || true' EXIT
+
+# 4. Builds, in the release profile (Cargo.toml: Lilt's own crates keep overflow checks and
 #    debug assertions there). The plugins are WebAssembly components the host loads from
 #    target/wasm32-wasip2/release; the integration tests use target/release/lilt.
 #    The test crate's smallest example (`hook_cost`) is built with the server on purpose: it
 #    makes cargo resolve the dependencies' features as the test build does (the tests'
 #    dev-dependencies add a few), so lilt and its dependencies are compiled once, in the variant
 #    the tests then reuse, and not once more by scripts/test.sh.
+phase "the server, release"
 cargo build --release -p lilt -p lilt-tests --bin lilt --example hook_cost
+phase "the plugins, wasm32-wasip2"
 cargo build --release --target wasm32-wasip2 -p auth-anonymous -p auth-internal -p auth-ldap -p auth-jwt \
     -p conference-duration -p speakerstats -p av-moderation -p branding -p test-hooks -p test-auth
-# 4. The meeting page `lilt serve` answers at / and /<room> (host/web into host/web/dist, from
-#    pinned npm packages; docs/meeting-page.md).
-bash scripts/web.sh
-echo "setup.sh: toolchain ${channel}, host (release), plugins and the meeting page are built"
+
+phase "waiting for the meeting page"
+if ! wait "$web"; then
+    cat "$web_log"
+    echo "setup.sh: building the meeting page failed (above)" >&2
+    exit 1
+fi
+cat "$web_log"
+phase "toolchain ${channel}, host (release), plugins and the meeting page are built"

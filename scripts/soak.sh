@@ -9,6 +9,7 @@
 # Bounded: the soak stops by itself (its --max-seconds, default 120, plus fixed allowances).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 ROOT=$(pwd)
 
 bash scripts/setup.sh --release >/dev/null
@@ -17,18 +18,13 @@ cargo build --release -p lilt -p lilt-tests --example soak
 WORK=$(mktemp -d)
 PID=""
 cleanup() {
-    if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+    stop_pid "$PID"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 C2S=${SOAK_C2S_PORT:-15422}
 HTTP=${SOAK_HTTP_PORT:-15480}
-for port in $C2S $HTTP; do
-    if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
-        echo "soak.sh: something already listens on 127.0.0.1:$port; set SOAK_C2S_PORT/SOAK_HTTP_PORT" >&2
-        exit 1
-    fi
-done
+ports_free "$C2S" "$HTTP" || { echo "soak.sh: set SOAK_C2S_PORT/SOAK_HTTP_PORT" >&2; exit 1; }
 cat > "$WORK/lilt.toml" <<TOML
 data_dir = "$WORK/data"
 plugin_dir = "$ROOT/target/wasm32-wasip2/release"
@@ -50,11 +46,8 @@ domain = "conference.anon.test"
 TOML
 "$ROOT/target/release/lilt" serve --config "$WORK/lilt.toml" >"$WORK/lilt.log" 2>&1 &
 PID=$!
-for _ in $(seq 1 300); do
-    (exec 3<>/dev/tcp/127.0.0.1/$C2S) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/$HTTP) 2>/dev/null && break
-    kill -0 "$PID" 2>/dev/null || { echo "soak.sh: lilt exited:" >&2; tail -20 "$WORK/lilt.log" >&2; exit 1; }
-    sleep 0.1
-done
+wait_port lilt "$C2S" "$PID" "$WORK/lilt.log" 30 || exit 1
+wait_port lilt "$HTTP" "$PID" "$WORK/lilt.log" 30 || exit 1
 echo "soak.sh: lilt pid $PID on 127.0.0.1:$C2S (c2s) and :$HTTP (http), $(nproc) cores"
 status=0
 "$ROOT/target/release/examples/soak" --c2s "127.0.0.1:$C2S" --http "127.0.0.1:$HTTP" --pid "$PID" "$@" || status=$?

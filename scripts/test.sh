@@ -8,24 +8,50 @@
 # Cargo.toml and docs/performance.md, "Set-up time").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+phase "start"
+# Node.js first, in the foreground: the meeting page that setup.sh builds needs it, and the
+# installs below run beside setup.sh.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm
+fi
+
+# What needs only the network and dpkg runs in the background while setup.sh compiles (on a
+# fresh machine these downloads and installs took minutes, all of them waiting on the network
+# or the disk while both cores compiled): the browser-side XMPP libraries the end-to-end tests
+# drive under Node (xmpp.js, Strophe.js, pinned by tests/js/package-lock.json), Chromium and
+# lib-jitsi-meet, slapd, PyJWT, coturn, PostgreSQL, and the JavaScript and Python plugin
+# toolchains. Its output is shown once it is done, all of it when it failed.
+mkdir -p target
+deps_log=target/test-deps.log
+(
+    set -e
+    (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+    bash scripts/browser-deps.sh
+    bash scripts/ldap-deps.sh
+    bash scripts/jwt-deps.sh
+    bash scripts/turn-deps.sh
+    bash scripts/postgres-deps.sh
+    bash scripts/plugin-langs-deps.sh
+    phase "test dependencies installed"
+) >"$deps_log" 2>&1 &
+deps=$!
+trap 'kill "$deps" 2>/dev/null || true' EXIT
 
 bash scripts/setup.sh
-
-# The browser-side XMPP libraries the end-to-end tests drive under Node (xmpp.js, Strophe.js),
-# pinned by tests/js/package-lock.json.
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm
+phase "setup done; waiting for the test dependencies"
+if ! wait "$deps"; then
+    cat "$deps_log"
+    echo "test.sh: installing the test dependencies failed (above)" >&2
+    exit 1
 fi
-(cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
-bash scripts/browser-deps.sh
-bash scripts/ldap-deps.sh
-bash scripts/jwt-deps.sh
-bash scripts/turn-deps.sh
-bash scripts/postgres-deps.sh
-# Plugins in JavaScript and Python: the pinned toolchains, the brand plugin built in Rust, JS
-# and Python (compared by tests/all/brand_langs.rs), and the native tests of the JS and Python
-# SDKs and example plugins, under plain Node and CPython.
+tail -n 15 "$deps_log"
+
+# Plugins in JavaScript and Python: the brand plugin built in Rust, JS and Python (compared by
+# tests/all/brand_langs.rs), and the native tests of the JS and Python SDKs and example
+# plugins, under plain Node and CPython.
+phase "plugins in JavaScript and Python"
 bash scripts/build-lang-plugins.sh
 node --test plugins/sdk-js/test/ examples/brand-plugin-js/test/
 (cd plugins/sdk-py && python3 -m unittest discover -s tests -t .)
@@ -34,6 +60,7 @@ node --test plugins/sdk-js/test/ examples/brand-plugin-js/test/
 # Formatting first: a change rustfmt would rewrite fails here, not in review.
 cargo fmt --all -- --check
 
+phase "Rust tests"
 # Default members (host, sfu, tests); `cargo test` at the root of a virtual workspace with
 # default-members tests exactly those.
 if cargo nextest --version >/dev/null 2>&1; then
@@ -44,6 +71,7 @@ else
     cargo test --release --no-fail-fast
 fi
 
+phase "plugin crates' native tests"
 # Plugin policy logic and the SDK, natively.
 cargo test --release -p auth-internal -p auth-ldap -p auth-jwt -p lilt-plugin-sdk -p speakerstats -p av-moderation -p conference-duration -p branding
 
@@ -53,6 +81,7 @@ cargo test --release -p auth-internal -p auth-ldap -p auth-jwt -p lilt-plugin-sd
 cargo test --release --manifest-path examples/brand-plugin/Cargo.toml --target-dir target
 cargo build --release --target wasm32-wasip2 --manifest-path examples/brand-plugin/Cargo.toml --target-dir target
 
+phase "fuzz smoke run"
 # XML splitter fuzz smoke run (bounded: 20000 inputs). Dev profile on purpose: it keeps debug
 # assertions and overflow checks on in lilt-proto, which is not a member of fuzz/'s own workspace
 # (so the release profile's settings for Lilt's crates do not reach it there); its few
@@ -63,4 +92,4 @@ else
     echo "test.sh: fuzz/Cargo.toml not present, fuzz smoke run skipped"
 fi
 
-echo "test.sh: all suites passed"
+phase "all suites passed"
