@@ -1,4 +1,4 @@
-//! The `lilt` command: `serve`, `check-config`, `user add|del|passwd`. Parses arguments, reads
+//! The `lilt` command: `serve`, `check-config`, `user add|del|passwd`, `storage migrate`. Parses arguments, reads
 //! the config, sets up tracing and hands over to the library; nothing else lives here.
 
 use std::path::PathBuf;
@@ -56,6 +56,29 @@ enum Command {
         /// The TOML configuration file (embedded defaults when absent).
         #[arg(long, short, global = true)]
         config: Option<PathBuf>,
+    },
+    /// Move data between storage backends.
+    Storage {
+        #[command(subcommand)]
+        action: StorageCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum StorageCmd {
+    /// Copy accounts and plugin data from a SQLite file (data_dir/lilt.sqlite3) into the
+    /// PostgreSQL database of --config, in one transaction, and print what was copied.
+    Migrate {
+        /// The SQLite file to copy from (it is only read).
+        #[arg(long)]
+        from: PathBuf,
+        /// The TOML configuration whose [storage] has backend = "postgres".
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Copy even into a database that already holds entries: an entry with the same
+        /// vhost, plugin and key is replaced by the SQLite one, the others are kept.
+        #[arg(long)]
+        merge: bool,
     },
 }
 
@@ -254,6 +277,22 @@ fn main() -> ExitCode {
                 };
                 admin::user(&config, action, &jid).await?;
                 println!("ok");
+                Ok(())
+            }
+            Command::Storage {
+                action:
+                    StorageCmd::Migrate {
+                        from,
+                        config,
+                        merge,
+                    },
+            } => {
+                init_tracing("warn");
+                let config = load(Some(&config)).map_err(anyhow::Error::msg)?;
+                print!(
+                    "{}",
+                    lilt::storage::migrate_sqlite::run(&config, &from, merge).await?
+                );
                 Ok(())
             }
         }

@@ -22,7 +22,7 @@ mod storage;
 mod turn;
 
 pub use sources::{KeyServer, LdapProfile, Sources};
-pub use storage::{PostgresStorage, Storage};
+pub use storage::{PostgresStorage, PostgresTls, Storage};
 
 /// A configuration error, naming the key it is about.
 #[derive(Debug, thiserror::Error)]

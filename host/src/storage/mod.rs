@@ -12,7 +12,9 @@
 //! implementation (PostgreSQL: a server of the test's own, or `LILT_TEST_POSTGRES_URL`).
 
 mod memory;
+pub mod migrate_sqlite;
 mod postgres;
+mod postgres_tls;
 mod sqlite;
 #[cfg(test)]
 mod test_postgres;
@@ -143,6 +145,7 @@ pub fn open_postgres(
 ) -> Result<Arc<dyn KvStore>, StorageError> {
     Ok(Arc::new(postgres::PostgresStore::open(
         config.connect.clone(),
+        postgres_tls::PgTls::new(&config.tls)?,
         config.pool_size,
         config.query_timeout,
     )?))
@@ -608,6 +611,7 @@ mod tests {
         fn open(&self) -> Result<postgres::PostgresStore, StorageError> {
             postgres::PostgresStore::open(
                 self.config.clone(),
+                postgres_tls::PgTls::new(&crate::config::PostgresTls::Prefer)?,
                 4,
                 std::time::Duration::from_secs(10),
             )
@@ -699,7 +703,8 @@ mod tests {
             .expect("url");
         config.connect_timeout(std::time::Duration::from_secs(2));
         let t = std::time::Instant::now();
-        let e = postgres::PostgresStore::open(config, 2, std::time::Duration::from_secs(3))
+        let tls = postgres_tls::PgTls::new(&crate::config::PostgresTls::Prefer).expect("tls");
+        let e = postgres::PostgresStore::open(config, tls, 2, std::time::Duration::from_secs(3))
             .expect_err("nothing listens");
         assert!(e.to_string().starts_with("postgres: "), "{e}");
         assert!(

@@ -13,18 +13,22 @@
 //! closed, never reused mid-transaction; no database error panics; keys sort bytewise
 //! (`COLLATE "C"`, as SQLite and Rust do); the schema version lives in `schema_version` and is
 //! created or checked under an advisory lock, so two processes starting together create it
-//! once. Tests: storage/mod.rs (the shared `mod tests` against a real server).
+//! once; every connection goes through the store's TLS connector (postgres_tls.rs), which
+//! encrypts as `sslmode` says and never downgrades `require` to plain text. Tests:
+//! storage/mod.rs (the shared `mod tests` against a real server); TLS and the SQLite import
+//! (migrate_sqlite.rs) end to end in tests/all/postgres.rs.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
 
+use super::postgres_tls::PgTls;
 use super::{KvStore, StorageError, entry_bytes};
 
 /// The schema this code reads and writes (the same shape as SQLite's version 2).
-const SCHEMA_VERSION: i32 = 2;
+pub(super) const SCHEMA_VERSION: i32 = 2;
 
 /// The advisory lock key held while the schema is created or checked ("lilt" in ASCII).
 const SCHEMA_LOCK: i64 = 0x6c69_6c74;
@@ -49,12 +53,38 @@ CREATE TABLE IF NOT EXISTS plugin_kv_usage (
 );
 "#;
 
-fn pg(e: tokio_postgres::Error) -> StorageError {
+pub(super) fn pg(e: tokio_postgres::Error) -> StorageError {
     // The database's own message (`ERROR: ...`) when there is one: more useful than "db error".
     match e.as_db_error() {
         Some(db) => StorageError::Postgres(format!("{}: {}", db.severity(), db.message())),
-        None => StorageError::Postgres(e.to_string()),
+        // tokio-postgres's own text is the kind only ("error performing TLS handshake"); the
+        // why is in its sources.
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            StorageError::Postgres(text)
+        }
     }
+}
+
+/// Open one connection with `tls`, its IO driven by a task of the current runtime (it ends
+/// when the client is dropped).
+pub(super) async fn connect(
+    config: &tokio_postgres::Config,
+    tls: &PgTls,
+) -> Result<(Client, tokio::task::JoinHandle<()>), StorageError> {
+    let (client, connection) = config.connect(tls.clone()).await.map_err(pg)?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "postgres: connection closed");
+        }
+    });
+    Ok((client, task))
 }
 
 /// One connection and its prepared statements.
@@ -135,6 +165,7 @@ impl Statements {
 /// The connections of one store: at most `size` open, idle ones kept for reuse.
 struct Pool {
     config: tokio_postgres::Config,
+    tls: PgTls,
     idle: Mutex<Vec<Conn>>,
     permits: Arc<Semaphore>,
 }
@@ -208,12 +239,7 @@ impl Pool {
     }
 
     async fn connect(&self) -> Result<Conn, StorageError> {
-        let (client, connection) = self.config.connect(NoTls).await.map_err(pg)?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "postgres: connection closed");
-            }
-        });
+        let (client, _task) = connect(&self.config, &self.tls).await?;
         let st = Statements::prepare(&client).await.map_err(pg)?;
         Ok(Conn { client, st })
     }
@@ -247,6 +273,7 @@ impl PostgresStore {
     /// Start the runtime thread, connect once, and create or check the schema.
     pub(super) fn open(
         config: tokio_postgres::Config,
+        tls: PgTls,
         pool_size: usize,
         query_timeout: Duration,
     ) -> Result<Self, StorageError> {
@@ -280,6 +307,7 @@ impl PostgresStore {
             handle,
             pool: Arc::new(Pool {
                 config,
+                tls,
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(pool_size)),
             }),
@@ -287,8 +315,8 @@ impl PostgresStore {
             _stop: stop,
         };
         // The first connection is opened before the schema exists, so it prepares nothing.
-        let config = store.pool.config.clone();
-        store.run(async move { migrate(&config).await })?;
+        let (config, tls) = (store.pool.config.clone(), store.pool.tls.clone());
+        store.run(async move { migrate(&config, &tls).await })?;
         Ok(store)
     }
 
@@ -352,10 +380,18 @@ impl PostgresStore {
 }
 
 /// Create the schema if it is missing, or check its version, under an advisory lock.
-async fn migrate(config: &tokio_postgres::Config) -> Result<(), StorageError> {
-    let (mut client, connection) = config.connect(NoTls).await.map_err(pg)?;
-    let conn_task = tokio::spawn(connection);
-    let out = async {
+async fn migrate(config: &tokio_postgres::Config, tls: &PgTls) -> Result<(), StorageError> {
+    let (mut client, conn_task) = connect(config, tls).await?;
+    let out = ensure_schema(&mut client).await;
+    drop(client);
+    let _ = conn_task.await;
+    out
+}
+
+/// Create the schema if it is missing, or check its version, in one transaction holding the
+/// schema's advisory lock.
+pub(super) async fn ensure_schema(client: &mut Client) -> Result<(), StorageError> {
+    {
         let tx = client.transaction().await.map_err(pg)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
             .await
@@ -386,10 +422,6 @@ async fn migrate(config: &tokio_postgres::Config) -> Result<(), StorageError> {
         }
         tx.commit().await.map_err(pg)
     }
-    .await;
-    drop(client);
-    let _ = conn_task.await;
-    out
 }
 
 /// The smallest string above every string starting with `prefix` (bytewise, i.e. by code

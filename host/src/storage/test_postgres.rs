@@ -7,7 +7,9 @@
 //! command runs as the `postgres` user (`runuser`), which the Debian package creates, and the
 //! folder is handed to it. Invariants: every command is bounded in time; the server listens
 //! on 127.0.0.1 only; logins over TCP need the password (SCRAM), over the socket they are
-//! trusted; the server never outlives the value (`pg_ctl stop -m immediate` in `Drop`).
+//! trusted; the server never outlives the value (`pg_ctl stop -m immediate` in `Drop`). With
+//! `start_tls` the server has `ssl=on` with the given certificate and its pg_hba.conf accepts
+//! TCP logins over TLS only (`hostssl`, no `host` line).
 //! Tests: used by the tests above; none of its own.
 
 #![allow(dead_code, unreachable_pub)]
@@ -105,9 +107,27 @@ fn run(mut cmd: Command, log: &Path, limit: Duration) -> Result<(), String> {
     }
 }
 
+/// The certificate a TLS test server presents (PEM), with its private key.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// The certificate chain, leaf first.
+    pub cert_pem: String,
+    /// The leaf's private key.
+    pub key_pem: String,
+}
+
 impl PgServer {
     /// Create a cluster in a fresh temp folder and start it. Errors say what is missing.
     pub fn start() -> Result<PgServer, String> {
+        Self::start_with(None)
+    }
+
+    /// `start`, with `ssl=on` and `tls` as the server's certificate; TCP logins must use TLS.
+    pub fn start_tls(tls: &ServerTls) -> Result<PgServer, String> {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&ServerTls>) -> Result<PgServer, String> {
         let bin = bin_dir().ok_or(
             "PostgreSQL is not installed (no initdb found); run `bash scripts/postgres-deps.sh` \
              or set LILT_PG_BIN",
@@ -133,12 +153,24 @@ impl PgServer {
             run_as,
             stopped: true,
         };
+        let mut owned = vec![server.dir.clone(), server.dir.join("pwfile")];
+        if let Some(tls) = tls {
+            use std::os::unix::fs::PermissionsExt as _;
+            for (name, text) in [("server.crt", &tls.cert_pem), ("server.key", &tls.key_pem)] {
+                let path = server.dir.join(name);
+                std::fs::write(&path, text).map_err(|e| format!("{name}: {e}"))?;
+                // PostgreSQL refuses a key others can read.
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| format!("chmod {name}: {e}"))?;
+                owned.push(path);
+            }
+        }
         if let Some(user) = &server.run_as {
             let (uid, gid) = user_ids(user).ok_or(
                 "running as root, and there is no `postgres` user to run PostgreSQL as \
                  (the Debian package creates it: `bash scripts/postgres-deps.sh`)",
             )?;
-            for p in [server.dir.clone(), server.dir.join("pwfile")] {
+            for p in owned {
                 std::os::unix::fs::chown(&p, Some(uid), Some(gid))
                     .map_err(|e| format!("chown {}: {e}", p.display()))?;
             }
@@ -157,6 +189,20 @@ impl PgServer {
             .args(["--encoding=UTF8", "--locale=C", "--no-sync"])
             .arg(format!("--pwfile={}", server.dir.join("pwfile").display()));
         run(initdb, &server.dir.join("initdb.log"), STEP_TIMEOUT)?;
+        let mut options = String::new();
+        if tls.is_some() {
+            // The socket stays trusted (psql); TCP needs TLS and the password.
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+            )
+            .map_err(|e| format!("pg_hba.conf: {e}"))?;
+            options = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                server.dir.join("server.crt").display(),
+                server.dir.join("server.key").display()
+            );
+        }
         // The port is free a moment before the server binds it: retry on a clash.
         let mut last = String::new();
         for _ in 0..3 {
@@ -173,7 +219,7 @@ impl PgServer {
                 .args(["-w", "-t", "30", "-o"])
                 .arg(format!(
                     "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} \
-                     -c fsync=off -c full_page_writes=off -c max_connections=40",
+                     -c fsync=off -c full_page_writes=off -c max_connections=40{options}",
                     server.dir.display()
                 ))
                 .arg("start");
