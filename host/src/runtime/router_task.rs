@@ -28,7 +28,7 @@ use crate::hooks::{Ask, PluginCall, Verdict};
 use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::router::{self, Delivery, EndpointId, Forward, Router};
-use crate::stanza::{self, Condition, ErrorType, Jid, Outbound, StanzaError};
+use crate::stanza::{self, Condition, ErrorType, Jid, Outbound, Stanza, StanzaError};
 use crate::stream::c2s::PendingInput;
 use crate::xml::Element;
 
@@ -92,8 +92,9 @@ pub enum PluginDone {
 /// Commands to the router task.
 #[derive(Debug)]
 pub enum RouterCmd {
-    /// Route a stanza (its `from` already checked by the sending endpoint).
-    Route(Element),
+    /// Route a stanza (its `from` already checked, its addresses parsed, by the sending
+    /// endpoint).
+    Route(Stanza),
     /// Bind a resource.
     Bind {
         /// Authenticated bare JID.
@@ -341,7 +342,7 @@ impl Routers {
         let all = |make: &dyn Fn() -> RouterCmd| Split::Each((0..n).map(|i| (i, make())).collect());
         match cmd {
             RouterCmd::Route(stanza) => {
-                Split::One(self.sender_shard(&stanza), RouterCmd::Route(stanza))
+                Split::One(self.jid_shard(stanza.from()), RouterCmd::Route(stanza))
             }
             RouterCmd::Bind { ref jid, .. } => Split::One(self.jid_shard(jid), cmd),
             RouterCmd::Unbind { ref full, .. } | RouterCmd::EnableResumption { ref full, .. } => {

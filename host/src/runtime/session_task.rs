@@ -29,7 +29,7 @@ use super::server::Ctx;
 use crate::bosh;
 use crate::router::EndpointId;
 use crate::sasl::SaslFailure;
-use crate::stanza::{self, Condition, ErrorType, Jid, StanzaError};
+use crate::stanza::{self, Condition, ErrorType, Jid, Stanza, StanzaError};
 use crate::stream::c2s::{C2sConfig, C2sStream, Input, Output};
 use crate::stream::framing::Framing;
 use crate::transport::Transport;
@@ -601,7 +601,8 @@ impl Session {
                 continue;
             }
             let err = StanzaError::new(ErrorType::Cancel, Condition::RecipientUnavailable);
-            if let Some(reply) = stanza::error_reply(&stanza, &err) {
+            // A reply whose addresses do not parse is one the router would drop.
+            if let Some(Ok(reply)) = stanza::error_reply(&stanza, &err).map(Stanza::parse) {
                 let _ = self.ctx.router.send(RouterCmd::Route(reply)).await;
             }
         }

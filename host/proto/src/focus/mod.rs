@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use crate::entropy::Entropy;
 use crate::jingle::{self, Action, Candidate, EndpointSources};
-use crate::stanza::{self, Condition, ErrorType, Jid, StanzaError};
+use crate::stanza::{self, Condition, ErrorType, Jid, Stanza, StanzaError};
 use crate::xml::{Element, ns};
 
 /// Namespace of the conference request and of Jicofo's own elements.
@@ -262,25 +262,23 @@ impl Focus {
     }
 
     /// Handle one stanza addressed to the focus (its domain or its JID).
-    pub fn handle(&mut self, stanza: &Element) -> FocusOutput {
+    pub fn handle(&mut self, parsed: &Stanza) -> FocusOutput {
         let mut out = FocusOutput::default();
-        let (Some(from), Some(to)) = (
-            stanza.attr("from").and_then(|f| Jid::parse(f).ok()),
-            stanza.attr("to").and_then(|t| Jid::parse(t).ok()),
-        ) else {
+        let (stanza, from) = (parsed.element(), parsed.from());
+        let Some(to) = parsed.to() else {
             return out;
         };
         let result = if to.domain() == self.config.domain {
-            self.component_request(stanza, &from, &mut out)
+            self.component_request(stanza, from, &mut out)
         } else {
             match stanza.name() {
                 "presence" => {
-                    self.presence(stanza, &from, &mut out);
+                    self.presence(stanza, from, &mut out);
                     Ok(())
                 }
-                "iq" => self.iq(stanza, &from, &mut out),
+                "iq" => self.iq(stanza, from, &mut out),
                 "message" => {
-                    self.component_message(stanza, &from, &mut out);
+                    self.component_message(stanza, from, &mut out);
                     Ok(())
                 }
                 _ => Ok(()),

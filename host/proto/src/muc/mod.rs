@@ -29,7 +29,7 @@ use crate::hooks::{
     Ask, Extensions, HookKind, MucEvent, OccupantInfo, PluginCall, RoomInfo, Verdict,
 };
 use crate::identity::{IDENTITY_ELEMENT, Identity};
-use crate::stanza::{self, Condition, ErrorType, Jid, Shared, StanzaError};
+use crate::stanza::{self, Condition, ErrorType, Jid, Shared, Stanza, StanzaError};
 use crate::xml::{Element, ns};
 
 use limits::Membership;
@@ -113,7 +113,7 @@ struct Parked {
     approved: Approvals,
     waiting: HookKind,
     /// Stanzas from the same sender to the same room that arrived meanwhile.
-    queued: Vec<Element>,
+    queued: Vec<Stanza>,
 }
 
 /// XEP-0045 roles.
@@ -340,27 +340,29 @@ impl MucService {
         )
     }
 
-    /// Handle one stanza addressed to this service's domain (`from` already checked).
-    pub fn handle(&mut self, stanza: Element, now_ms: u64, ext: &dyn Extensions) -> Vec<Routed> {
+    /// Handle one stanza addressed to this service's domain (`from` already checked; its
+    /// addresses parsed by whoever let it in).
+    pub fn handle(&mut self, parsed: Stanza, now_ms: u64, ext: &dyn Extensions) -> Vec<Routed> {
         let mut out = Vec::new();
-        let (Some(from), Some(to)) = (
-            stanza.attr("from").and_then(|f| Jid::parse(f).ok()),
-            stanza.attr("to").and_then(|t| Jid::parse(t).ok()),
-        ) else {
+        let Some(to) = parsed.to() else {
             return out;
         };
         if let Some(key) = to.node()
-            && let Some(token) = self.parked_by.get(&from).and_then(|m| m.get(key))
+            && let Some(token) = self.parked_by.get(parsed.from()).and_then(|m| m.get(key))
             && let Some(parked) = self.parked.get_mut(token)
         {
             // Behind a parked join: keep the sender's order.
             if parked.queued.len() < MAX_QUEUED {
-                parked.queued.push(stanza);
-            } else if let Some(reply) = stanza::error_reply(&stanza, &busy()) {
+                parked.queued.push(parsed);
+            } else if let Some(reply) = stanza::error_reply(parsed.element(), &busy()) {
                 out.push(Routed::Stanza(reply));
             }
             return out;
         }
+        let (stanza, from, to) = parsed.into_parts();
+        let Some(to) = to else {
+            return out;
+        };
         let result = match (stanza.name(), to.node()) {
             (_, None) => self.to_service(&stanza, &mut out),
             ("presence", Some(_)) => self.presence(&stanza, &from, &to, now_ms, ext, &mut out),
@@ -374,6 +376,21 @@ impl MucService {
             out.push(Routed::Stanza(reply));
         }
         out
+    }
+
+    /// `handle` for an element whose addresses are not parsed yet (tests): one that does not
+    /// parse is dropped, as `handle` drops one without `to`.
+    #[cfg(test)]
+    pub(crate) fn handle_element(
+        &mut self,
+        stanza: Element,
+        now_ms: u64,
+        ext: &dyn Extensions,
+    ) -> Vec<Routed> {
+        match Stanza::parse(stanza) {
+            Ok(parsed) => self.handle(parsed, now_ms, ext),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Forget the parked join of `from` to room `key`.
@@ -536,7 +553,7 @@ impl MucService {
                 // The joins waiting behind a refused focus are refused the same way (replaying
                 // them would send the focus to ask again, and again).
                 Err(e) if focus_refused => {
-                    out.extend(stanza::error_reply(&q, e).map(Routed::Stanza))
+                    out.extend(stanza::error_reply(q.element(), e).map(Routed::Stanza))
                 }
                 _ => out.extend(self.handle(q, now_ms, ext)),
             }
@@ -646,14 +663,20 @@ impl MucService {
                 p.set_attr("from", focus.jid.to_string());
                 p.set_attr("to", format!("{key}@{}/{}", self.config.domain, focus.nick));
                 p.append_child(Element::new("x", ns::MUC));
-                out.extend(self.handle(p, now_ms, ext));
+                // Made here, once per room: parsed here.
+                if let Ok(p) = Stanza::parse(p) {
+                    out.extend(self.handle(p, now_ms, ext));
+                }
                 if let Some(token) = self.parked_by.get(&focus.jid).and_then(|m| m.get(key))
                     && let Some(parked) = self.parked.get_mut(token)
                 {
                     let mut again = stanza.clone();
                     again.set_attr("from", from.to_string());
                     again.set_attr("to", format!("{key}@{}/{nick}", self.config.domain));
-                    parked.queued.push(again);
+                    // Rebuilt here, once per join waiting for the focus: parsed here.
+                    if let Ok(again) = Stanza::parse(again) {
+                        parked.queued.push(again);
+                    }
                     return Ok(());
                 }
                 if !self.has_occupant(key, &focus.jid) {

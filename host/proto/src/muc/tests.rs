@@ -77,7 +77,7 @@ fn presences(out: &[Routed]) -> Vec<(String, String, Vec<String>)> {
 #[test]
 fn join_order_codes_and_items() {
     let mut m = service(&[]);
-    let out = m.handle(
+    let out = m.handle_element(
         presence("a@x/1", "r@conference.x/alice", "Alice"),
         1000,
         &NoExtensions,
@@ -90,7 +90,7 @@ fn join_order_codes_and_items() {
             vec!["100".into(), "110".into(), "201".into()]
         )]
     );
-    let out = m.handle(
+    let out = m.handle_element(
         presence("b@x/1", "r@conference.x/bob", ""),
         2000,
         &NoExtensions,
@@ -126,7 +126,7 @@ fn join_order_codes_and_items() {
 fn groupchat_is_one_shared_fanout_to_everyone() {
     let mut m = service(&[]);
     for (jid, nick) in [("a@x/1", "a"), ("b@x/1", "b"), ("c@x/1", "c")] {
-        m.handle(
+        m.handle_element(
             presence(jid, &format!("r@conference.x/{nick}"), ""),
             0,
             &NoExtensions,
@@ -138,7 +138,7 @@ fn groupchat_is_one_shared_fanout_to_everyone() {
         .attr("type", "groupchat")
         .build();
     msg.append_child(Element::new("body", ns::CLIENT));
-    let out = m.handle(msg, 0, &NoExtensions);
+    let out = m.handle_element(msg, 0, &NoExtensions);
     assert_eq!(out.len(), 1);
     let Routed::Fanout(shared, to) = &out[0] else {
         panic!("{out:?}")
@@ -150,7 +150,7 @@ fn groupchat_is_one_shared_fanout_to_everyone() {
 #[test]
 fn secure_domain_and_destroy_when_empty() {
     let mut m = service(&["x"]);
-    let out = m.handle(
+    let out = m.handle_element(
         presence("g@guest.x/1", "r@conference.x/g", ""),
         0,
         &NoExtensions,
@@ -164,8 +164,8 @@ fn secure_domain_and_destroy_when_empty() {
             .is_some_and(|e| e.has_child("not-allowed", ns::STANZAS))
     );
     assert_eq!(m.counts(), (0, 0), "a refused creation leaves no room");
-    m.handle(presence("a@x/1", "r@conference.x/a", ""), 0, &NoExtensions);
-    m.handle(
+    m.handle_element(presence("a@x/1", "r@conference.x/a", ""), 0, &NoExtensions);
+    m.handle_element(
         presence("g@guest.x/1", "r@conference.x/g", ""),
         0,
         &NoExtensions,
@@ -238,7 +238,7 @@ fn pre_events_park_the_join_until_the_verdict() {
     let mut m = service(&[]);
     let ext = AllHooks;
     // Creation waits for room-pre-create, then the join for occupant-pre-join.
-    let out = m.handle(presence("a@x/1", "r@conference.x/bad", ""), 0, &ext);
+    let out = m.handle_element(presence("a@x/1", "r@conference.x/bad", ""), 0, &ext);
     let (names, ask, rest) = calls(out);
     assert_eq!(names, ["x:RoomPreCreate"]);
     assert!(
@@ -252,7 +252,7 @@ fn pre_events_park_the_join_until_the_verdict() {
     assert_eq!(creator.to_string(), "a@x/1");
     let meeting_id = room.meeting_id.clone();
     // A presence update the client sends meanwhile waits behind the join.
-    let out = m.handle(
+    let out = m.handle_element(
         presence("a@x/1", "r@conference.x/bad", "<show>away</show>"),
         0,
         &ext,
@@ -306,7 +306,7 @@ fn pre_events_park_the_join_until_the_verdict() {
 fn replaced_join_presence_is_what_the_room_keeps_and_events_follow() {
     let mut m = service(&[]);
     let ext = AllHooks;
-    let out = m.handle(presence("a@x/1", "r@conference.x/old", ""), 0, &ext);
+    let out = m.handle_element(presence("a@x/1", "r@conference.x/old", ""), 0, &ext);
     let (_, ask, _) = calls(out);
     let out = m.resume(ask.expect("ask").0, Verdict::Pass, 0, &ext);
     let (_, ask, _) = calls(out);
@@ -329,7 +329,7 @@ fn replaced_join_presence_is_what_the_room_keeps_and_events_follow() {
         "the replaced presence is what the room keeps"
     );
     assert_eq!(m.counts(), (1, 1));
-    let out = m.handle(
+    let out = m.handle_element(
         Element::builder("presence", ns::CLIENT)
             .attr("from", "a@x/1")
             .attr("to", "r@conference.x/old")
@@ -346,7 +346,7 @@ fn replaced_join_presence_is_what_the_room_keeps_and_events_follow() {
 fn a_session_that_ends_drops_its_parked_joins() {
     let mut m = service(&[]);
     let ext = AllHooks;
-    let out = m.handle(presence("a@x/1", "r@conference.x/n", ""), 0, &ext);
+    let out = m.handle_element(presence("a@x/1", "r@conference.x/n", ""), 0, &ext);
     let (_, ask, _) = calls(out);
     let mut out = Vec::new();
     m.session_gone(&Jid::parse("a@x/1").expect("jid"), &ext, &mut out);
@@ -420,7 +420,7 @@ fn an_identity_limits_rooms_and_creation_and_makes_moderators() {
             ..Identity::default()
         },
     );
-    let out = m.handle(
+    let out = m.handle_element(
         presence("t@x/1", "other@conference.x/ada", ""),
         0,
         &NoExtensions,
@@ -435,7 +435,7 @@ fn an_identity_limits_rooms_and_creation_and_makes_moderators() {
     user.append_child(name);
     fake.append_child(user);
     p.append_child(fake);
-    let out = m.handle(p, 0, &NoExtensions);
+    let out = m.handle_element(p, 0, &NoExtensions);
     assert!(errors(&out).is_empty(), "{out:?}");
     // A guest who may not create rooms cannot open a new one, but joins the existing room.
     identified(
@@ -446,13 +446,13 @@ fn an_identity_limits_rooms_and_creation_and_makes_moderators() {
             ..Identity::default()
         },
     );
-    let out = m.handle(
+    let out = m.handle_element(
         presence("g@x/1", "fresh@conference.x/g", ""),
         0,
         &NoExtensions,
     );
     assert_eq!(errors(&out), [("g@x/1".into(), "not-allowed".into())]);
-    let out = m.handle(
+    let out = m.handle_element(
         presence("g@x/1", "standup@conference.x/g", ""),
         0,
         &NoExtensions,
@@ -469,7 +469,7 @@ fn an_identity_limits_rooms_and_creation_and_makes_moderators() {
     assert!(!xml.contains("Mallory"), "{xml}");
     assert!(xml.contains("affiliation='owner'"), "{xml}");
     // A session without identity follows the service's rule (here: anyone creates).
-    let out = m.handle(
+    let out = m.handle_element(
         presence("n@x/1", "new@conference.x/n", ""),
         0,
         &NoExtensions,
@@ -584,14 +584,14 @@ fn rooms_per_session_are_limited_and_a_leave_frees_a_place() {
         ..MucLimits::default()
     });
     for r in ["r1", "r2"] {
-        let out = m.handle(
+        let out = m.handle_element(
             presence("a@x/1", &format!("{r}@conference.x/a"), ""),
             0,
             &NoExtensions,
         );
         assert!(errors(&out).is_empty(), "{out:?}");
     }
-    let out = m.handle(presence("a@x/1", "r3@conference.x/a", ""), 0, &NoExtensions);
+    let out = m.handle_element(presence("a@x/1", "r3@conference.x/a", ""), 0, &NoExtensions);
     let (cond, kind, text) = error_to(&out, "a@x/1").expect("refused");
     assert_eq!(
         (cond.as_str(), kind.as_str()),
@@ -601,19 +601,19 @@ fn rooms_per_session_are_limited_and_a_leave_frees_a_place() {
     assert_eq!(out.len(), 1, "nothing but the error: {out:?}");
     assert_eq!(m.counts(), (2, 2), "no room was created");
     // Another session of the same user has its own count.
-    let out = m.handle(
+    let out = m.handle_element(
         presence("a@x/2", "r3@conference.x/a2", ""),
         0,
         &NoExtensions,
     );
     assert!(errors(&out).is_empty(), "{out:?}");
     // Leaving one room frees a place.
-    m.handle(leave("a@x/1", "r1@conference.x/a"), 0, &NoExtensions);
-    let out = m.handle(presence("a@x/1", "r3@conference.x/a", ""), 0, &NoExtensions);
+    m.handle_element(leave("a@x/1", "r1@conference.x/a"), 0, &NoExtensions);
+    let out = m.handle_element(presence("a@x/1", "r3@conference.x/a", ""), 0, &NoExtensions);
     assert!(errors(&out).is_empty(), "{out:?}");
     // Service admins (the focus) are not held to it.
     for r in ["r2", "r3", "r4"] {
-        let out = m.handle(
+        let out = m.handle_element(
             presence("focus@auth.x/f", &format!("{r}@conference.x/focus"), ""),
             0,
             &NoExtensions,
@@ -632,14 +632,14 @@ fn rooms_per_user_count_every_session_of_the_account() {
     });
     for (from, room) in [("u@x/1", "r1"), ("u@x/1", "r2"), ("u@x/2", "r1")] {
         let nick = from.replace(['@', '/'], "-");
-        let out = m.handle(
+        let out = m.handle_element(
             presence(from, &format!("{room}@conference.x/{nick}"), ""),
             0,
             &NoExtensions,
         );
         assert!(errors(&out).is_empty(), "{out:?}");
     }
-    let out = m.handle(
+    let out = m.handle_element(
         presence("u@x/3", "r3@conference.x/u3", ""),
         0,
         &NoExtensions,
@@ -651,13 +651,13 @@ fn rooms_per_user_count_every_session_of_the_account() {
         "{text}"
     );
     // Another user is not affected.
-    let out = m.handle(presence("v@x/1", "r3@conference.x/v", ""), 0, &NoExtensions);
+    let out = m.handle_element(presence("v@x/1", "r3@conference.x/v", ""), 0, &NoExtensions);
     assert!(errors(&out).is_empty(), "{out:?}");
     // One session ending gives the account its places back.
     let mut out = Vec::new();
     m.session_gone(&jid("u@x/1"), &NoExtensions, &mut out);
     assert_eq!(m.members.user_count(&jid("u@x")), 1);
-    let out = m.handle(
+    let out = m.handle_element(
         presence("u@x/3", "r3@conference.x/u3", ""),
         0,
         &NoExtensions,
@@ -673,10 +673,10 @@ fn parked_joins_count_toward_the_session_limit() {
         ..MucLimits::default()
     });
     let ext = AllHooks;
-    let out = m.handle(presence("a@x/1", "r1@conference.x/a", ""), 0, &ext);
+    let out = m.handle_element(presence("a@x/1", "r1@conference.x/a", ""), 0, &ext);
     let (_, ask, _) = calls(out);
     assert!(ask.is_some(), "the first join waits for room-pre-create");
-    let out = m.handle(presence("a@x/1", "r2@conference.x/a", ""), 0, &ext);
+    let out = m.handle_element(presence("a@x/1", "r2@conference.x/a", ""), 0, &ext);
     assert_eq!(
         error_to(&out, "a@x/1").map(|e| e.0).as_deref(),
         Some("policy-violation"),
@@ -694,9 +694,9 @@ fn rooms_per_service_are_limited_but_existing_rooms_stay_open() {
         max_rooms: 2,
         ..MucLimits::default()
     });
-    m.handle(presence("a@x/1", "r1@conference.x/a", ""), 0, &NoExtensions);
-    m.handle(presence("b@x/1", "r2@conference.x/b", ""), 0, &NoExtensions);
-    let out = m.handle(presence("c@x/1", "r3@conference.x/c", ""), 0, &NoExtensions);
+    m.handle_element(presence("a@x/1", "r1@conference.x/a", ""), 0, &NoExtensions);
+    m.handle_element(presence("b@x/1", "r2@conference.x/b", ""), 0, &NoExtensions);
+    let out = m.handle_element(presence("c@x/1", "r3@conference.x/c", ""), 0, &NoExtensions);
     let (cond, kind, text) = error_to(&out, "c@x/1").expect("refused");
     assert_eq!(
         (cond.as_str(), kind.as_str()),
@@ -704,7 +704,7 @@ fn rooms_per_service_are_limited_but_existing_rooms_stay_open() {
     );
     assert!(text.contains("(2)"), "{text}");
     // Admins too: it is the service's memory.
-    let out = m.handle(
+    let out = m.handle_element(
         presence("focus@auth.x/f", "r3@conference.x/focus", ""),
         0,
         &NoExtensions,
@@ -714,11 +714,11 @@ fn rooms_per_service_are_limited_but_existing_rooms_stay_open() {
         Some("resource-constraint")
     );
     assert_eq!(m.counts(), (2, 2));
-    let out = m.handle(presence("c@x/1", "r1@conference.x/c", ""), 0, &NoExtensions);
+    let out = m.handle_element(presence("c@x/1", "r1@conference.x/c", ""), 0, &NoExtensions);
     assert!(errors(&out).is_empty(), "joining an existing room: {out:?}");
     // A room destroyed when empty makes room for a new one.
-    m.handle(leave("b@x/1", "r2@conference.x/b"), 0, &NoExtensions);
-    let out = m.handle(presence("c@x/1", "r3@conference.x/c", ""), 0, &NoExtensions);
+    m.handle_element(leave("b@x/1", "r2@conference.x/b"), 0, &NoExtensions);
+    let out = m.handle_element(presence("c@x/1", "r3@conference.x/c", ""), 0, &NoExtensions);
     assert!(errors(&out).is_empty(), "{out:?}");
     assert_indexes(&m);
 }
@@ -734,10 +734,10 @@ fn with_a_focus_a_refused_creation_does_not_bring_the_focus_in() {
         nick: "focus".into(),
         presence: Element::new("presence", ns::CLIENT),
     });
-    let out = m.handle(presence("a@x/1", "r1@conference.x/a", ""), 0, &NoExtensions);
+    let out = m.handle_element(presence("a@x/1", "r1@conference.x/a", ""), 0, &NoExtensions);
     assert!(errors(&out).is_empty(), "{out:?}");
     assert_eq!(m.counts(), (1, 2), "the focus joined first");
-    let out = m.handle(presence("b@x/1", "r2@conference.x/b", ""), 0, &NoExtensions);
+    let out = m.handle_element(presence("b@x/1", "r2@conference.x/b", ""), 0, &NoExtensions);
     assert_eq!(
         errors(&out),
         [("b@x/1".into(), "resource-constraint".into())]
@@ -815,7 +815,7 @@ fn presence_size_is_limited_and_a_refused_one_is_not_stored() {
         "the heavy presence is {size} bytes"
     );
     assert!(size * 4 < MucLimits::default().max_presence_bytes as usize);
-    let out = m.handle(heavy, 0, &NoExtensions);
+    let out = m.handle_element(heavy, 0, &NoExtensions);
     assert!(errors(&out).is_empty(), "{out:?}");
     // A join beyond the limit: refused, nothing stored.
     let mut m = limited(MucLimits {
@@ -823,7 +823,7 @@ fn presence_size_is_limited_and_a_refused_one_is_not_stored() {
         ..MucLimits::default()
     });
     let big = "n".repeat(1100);
-    let out = m.handle(
+    let out = m.handle_element(
         presence("a@x/1", "r@conference.x/a", &big),
         0,
         &NoExtensions,
@@ -837,13 +837,13 @@ fn presence_size_is_limited_and_a_refused_one_is_not_stored() {
     assert_eq!(m.counts(), (0, 0));
     // An update beyond it: the sender gets the error, nobody else anything, the old presence
     // stays.
-    m.handle(
+    m.handle_element(
         presence("a@x/1", "r@conference.x/a", "small"),
         0,
         &NoExtensions,
     );
-    m.handle(presence("b@x/1", "r@conference.x/b", ""), 0, &NoExtensions);
-    let out = m.handle(
+    m.handle_element(presence("b@x/1", "r@conference.x/b", ""), 0, &NoExtensions);
+    let out = m.handle_element(
         presence("a@x/1", "r@conference.x/a", &big),
         0,
         &NoExtensions,
@@ -854,7 +854,7 @@ fn presence_size_is_limited_and_a_refused_one_is_not_stored() {
         Some("policy-violation")
     );
     // Nor may a nick change carry it.
-    let out = m.handle(
+    let out = m.handle_element(
         presence("a@x/1", "r@conference.x/a2", &big),
         0,
         &NoExtensions,
@@ -882,11 +882,11 @@ fn presence_size_is_limited_and_a_refused_one_is_not_stored() {
     let len = 1024 + 1 - payload_bytes(&p);
     nick(&mut p, len);
     assert!(base < 1024 && payload_bytes(&p) == 1024);
-    let out = m.handle(p.clone(), 0, &NoExtensions);
+    let out = m.handle_element(p.clone(), 0, &NoExtensions);
     assert!(errors(&out).is_empty(), "{out:?}");
     // One byte more is not.
     nick(&mut p, len + 1);
-    let out = m.handle(p, 0, &NoExtensions);
+    let out = m.handle_element(p, 0, &NoExtensions);
     assert_eq!(
         error_to(&out, "a@x/1").map(|e| e.0).as_deref(),
         Some("policy-violation")
@@ -909,9 +909,9 @@ fn persistent(v: &str) -> String {
 #[test]
 fn only_service_admins_make_rooms_persistent() {
     let mut m = service(&[]);
-    m.handle(presence("o@x/1", "r@conference.x/o", ""), 0, &NoExtensions);
+    m.handle_element(presence("o@x/1", "r@conference.x/o", ""), 0, &NoExtensions);
     // The owner may not, and nothing of the form applies.
-    let out = m.handle(
+    let out = m.handle_element(
         owner_submit(
             "o@x/1",
             "r@conference.x",
@@ -929,14 +929,14 @@ fn only_service_admins_make_rooms_persistent() {
     assert!(!m.rooms["r"].config.persistent);
     assert_eq!(m.rooms["r"].config.name, "r");
     // Sending the field back unchanged (a whole form returned) is fine.
-    let out = m.handle(
+    let out = m.handle_element(
         owner_submit("o@x/1", "r@conference.x", &persistent("0")),
         0,
         &NoExtensions,
     );
     assert!(errors(&out).is_empty(), "{out:?}");
     // A service admin may, without being in the room.
-    let out = m.handle(
+    let out = m.handle_element(
         owner_submit("focus@auth.x/f", "r@conference.x", &persistent("1")),
         0,
         &NoExtensions,
@@ -944,13 +944,13 @@ fn only_service_admins_make_rooms_persistent() {
     assert!(errors(&out).is_empty(), "{out:?}");
     assert!(m.rooms["r"].config.persistent);
     // The owner's later forms keep it as it is, but may not turn it off.
-    let out = m.handle(
+    let out = m.handle_element(
         owner_submit("o@x/1", "r@conference.x", &persistent("1")),
         0,
         &NoExtensions,
     );
     assert!(errors(&out).is_empty(), "{out:?}");
-    let out = m.handle(
+    let out = m.handle_element(
         owner_submit("o@x/1", "r@conference.x", &persistent("0")),
         0,
         &NoExtensions,
@@ -960,7 +960,7 @@ fn only_service_admins_make_rooms_persistent() {
         Some("forbidden")
     );
     // Persistent: the room outlives its last occupant.
-    m.handle(leave("o@x/1", "r@conference.x/o"), 0, &NoExtensions);
+    m.handle_element(leave("o@x/1", "r@conference.x/o"), 0, &NoExtensions);
     assert_eq!(m.counts(), (1, 0));
     assert_indexes(&m);
 }
@@ -1017,13 +1017,13 @@ fn disco_items_are_paged_with_rsm() {
     // Five public rooms and a hidden one.
     for r in ["e", "a", "d", "b", "c", "hidden"] {
         let from = format!("{r}@x/1");
-        m.handle(
+        m.handle_element(
             presence(&from, &format!("{r}@conference.x/o"), ""),
             0,
             &NoExtensions,
         );
         if r != "hidden" {
-            let out = m.handle(
+            let out = m.handle_element(
                 owner_submit(
                     &from,
                     &format!("{r}@conference.x"),
@@ -1038,7 +1038,7 @@ fn disco_items_are_paged_with_rsm() {
     assert_indexes(&m);
     let room = |r: &str| format!("{r}@conference.x");
     // No <set/>: the default page, and a <set/> saying there is more.
-    let (items, set) = items_page(&m.handle(disco_items("q@x/1", ""), 0, &NoExtensions));
+    let (items, set) = items_page(&m.handle_element(disco_items("q@x/1", ""), 0, &NoExtensions));
     assert_eq!(items, [room("a"), room("b")]);
     assert_eq!(
         set,
@@ -1046,7 +1046,7 @@ fn disco_items_are_paged_with_rsm() {
     );
     // The next page, after the last one seen.
     let rsm = |inner: &str| format!("<set xmlns='http://jabber.org/protocol/rsm'>{inner}</set>");
-    let (items, set) = items_page(&m.handle(
+    let (items, set) = items_page(&m.handle_element(
         disco_items("q@x/1", &rsm(&format!("<after>{}</after>", room("b")))),
         0,
         &NoExtensions,
@@ -1057,14 +1057,14 @@ fn disco_items_are_paged_with_rsm() {
         Some((s(&room("c")), s("2"), s(&room("d")), "5".into()))
     );
     // After a room that is gone meanwhile: where it would be.
-    let (items, _) = items_page(&m.handle(
+    let (items, _) = items_page(&m.handle_element(
         disco_items("q@x/1", &rsm(&format!("<after>{}</after>", room("bb")))),
         0,
         &NoExtensions,
     ));
     assert_eq!(items, [room("c"), room("d")]);
     // The last page, and the page before an item.
-    let (items, set) = items_page(&m.handle(
+    let (items, set) = items_page(&m.handle_element(
         disco_items("q@x/1", &rsm("<max>10</max><before/>")),
         0,
         &NoExtensions,
@@ -1078,7 +1078,7 @@ fn disco_items_are_paged_with_rsm() {
         set,
         Some((s(&room("d")), s("3"), s(&room("e")), "5".into()))
     );
-    let (items, set) = items_page(&m.handle(
+    let (items, set) = items_page(&m.handle_element(
         disco_items(
             "q@x/1",
             &rsm(&format!("<max>1</max><before>{}</before>", room("c"))),
@@ -1092,7 +1092,7 @@ fn disco_items_are_paged_with_rsm() {
         Some((s(&room("b")), s("1"), s(&room("b")), "5".into()))
     );
     // Past the end: no items, the count only. max 0: the count only.
-    let (items, set) = items_page(&m.handle(
+    let (items, set) = items_page(&m.handle_element(
         disco_items("q@x/1", &rsm(&format!("<after>{}</after>", room("e")))),
         0,
         &NoExtensions,
@@ -1100,11 +1100,11 @@ fn disco_items_are_paged_with_rsm() {
     assert!(items.is_empty());
     assert_eq!(set, Some((None, None, None, "5".into())));
     let (items, set) =
-        items_page(&m.handle(disco_items("q@x/1", &rsm("<max>0</max>")), 0, &NoExtensions));
+        items_page(&m.handle_element(disco_items("q@x/1", &rsm("<max>0</max>")), 0, &NoExtensions));
     assert!(items.is_empty());
     assert_eq!(set, Some((None, None, None, "5".into())));
     // Page jumping by index.
-    let (items, set) = items_page(&m.handle(
+    let (items, set) = items_page(&m.handle_element(
         disco_items("q@x/1", &rsm("<index>4</index>")),
         0,
         &NoExtensions,
@@ -1112,20 +1112,20 @@ fn disco_items_are_paged_with_rsm() {
     assert_eq!(items, [room("e")]);
     assert_eq!(set.and_then(|s| s.1), s("4"));
     // Errors: a malformed max, an id that is no room of this service.
-    let out = m.handle(
+    let out = m.handle_element(
         disco_items("q@x/1", &rsm("<max>lots</max>")),
         0,
         &NoExtensions,
     );
     assert_eq!(errors(&out), [("q@x/1".into(), "bad-request".into())]);
-    let out = m.handle(
+    let out = m.handle_element(
         disco_items("q@x/1", &rsm("<after>a@elsewhere</after>")),
         0,
         &NoExtensions,
     );
     assert_eq!(errors(&out), [("q@x/1".into(), "item-not-found".into())]);
     // A room made hidden again leaves the list.
-    let out = m.handle(
+    let out = m.handle_element(
         owner_submit(
             "a@x/1",
             "a@conference.x",
@@ -1135,13 +1135,13 @@ fn disco_items_are_paged_with_rsm() {
         &NoExtensions,
     );
     assert!(errors(&out).is_empty(), "{out:?}");
-    let (items, set) = items_page(&m.handle(disco_items("q@x/1", ""), 0, &NoExtensions));
+    let (items, set) = items_page(&m.handle_element(disco_items("q@x/1", ""), 0, &NoExtensions));
     assert_eq!(items, [room("b"), room("c")]);
     assert_eq!(set.map(|s| s.3).as_deref(), Some("4"));
     // A list that fits in one page carries no <set/> unless asked.
     let mut m = service(&[]);
-    m.handle(presence("a@x/1", "a@conference.x/o", ""), 0, &NoExtensions);
-    m.handle(
+    m.handle_element(presence("a@x/1", "a@conference.x/o", ""), 0, &NoExtensions);
+    m.handle_element(
         owner_submit(
             "a@x/1",
             "a@conference.x",
@@ -1150,7 +1150,7 @@ fn disco_items_are_paged_with_rsm() {
         0,
         &NoExtensions,
     );
-    let (items, set) = items_page(&m.handle(disco_items("q@x/1", ""), 0, &NoExtensions));
+    let (items, set) = items_page(&m.handle_element(disco_items("q@x/1", ""), 0, &NoExtensions));
     assert_eq!((items.len(), set), (1, None));
 }
 
@@ -1176,11 +1176,11 @@ fn membership_index_follows_every_way_in_and_out() {
         ("o@x/1", "r3@conference.x/o"),
         ("c@x/1", "r3@conference.x/c"),
     ] {
-        let out = m.handle(presence(from, to, ""), 0, &ext);
+        let out = m.handle_element(presence(from, to, ""), 0, &ext);
         assert!(errors(&out).is_empty(), "{out:?}");
         assert_indexes(&m);
     }
-    m.handle(
+    m.handle_element(
         owner_submit(
             "o@x/1",
             "r3@conference.x",
@@ -1193,12 +1193,12 @@ fn membership_index_follows_every_way_in_and_out() {
     assert_eq!(m.members.session_count(&jid("a@x/1")), 2);
     assert_eq!(m.members.user_count(&jid("a@x")), 3);
     // A nick change keeps the entry.
-    let out = m.handle(presence("a@x/1", "r1@conference.x/a-new", ""), 0, &ext);
+    let out = m.handle_element(presence("a@x/1", "r1@conference.x/a-new", ""), 0, &ext);
     assert!(errors(&out).is_empty(), "{out:?}");
     assert_indexes(&m);
     assert_eq!(m.members.session_count(&jid("a@x/1")), 2);
     // A kick and a ban remove theirs (the ban both sessions of a@x).
-    let out = m.handle(
+    let out = m.handle_element(
         admin_set("o@x/1", "r1@conference.x", "<item nick='b' role='none'/>"),
         0,
         &ext,
@@ -1206,7 +1206,7 @@ fn membership_index_follows_every_way_in_and_out() {
     assert!(errors(&out).is_empty(), "{out:?}");
     assert_indexes(&m);
     assert_eq!(m.members.session_count(&jid("b@x/1")), 0);
-    let out = m.handle(
+    let out = m.handle_element(
         admin_set(
             "o@x/1",
             "r1@conference.x",
@@ -1219,11 +1219,11 @@ fn membership_index_follows_every_way_in_and_out() {
     assert_indexes(&m);
     assert_eq!(m.members.user_count(&jid("a@x")), 1, "still in r2");
     // A leave that empties a room removes the room.
-    m.handle(leave("a@x/1", "r2@conference.x/a"), 0, &ext);
+    m.handle_element(leave("a@x/1", "r2@conference.x/a"), 0, &ext);
     assert_indexes(&m);
     assert!(!m.rooms.contains_key("r2"));
     // Destroying a room removes every occupant's entry and its public listing.
-    let out = m.handle(
+    let out = m.handle_element(
         xml(
             "<iq xmlns='jabber:client' type='set' id='x' from='o@x/1' to='r3@conference.x'>\
              <query xmlns='http://jabber.org/protocol/muc#owner'><destroy/></query></iq>",

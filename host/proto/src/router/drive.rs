@@ -18,15 +18,16 @@ use super::{AccountLookup, Delivery, EndpointId, Forward, Router};
 use crate::focus::{BridgeRequest, LocalTransport};
 use crate::hooks::{Ask, PluginCall, Verdict};
 use crate::identity::Identity;
-use crate::stanza::Jid;
+use crate::stanza::{Jid, Stanza};
 use crate::xml::Element;
 
 /// One input to the router.
 #[derive(Debug)]
 pub enum Input {
-    /// A stanza a client or component sent (its `from` already checked): the sender's vhost's
-    /// pre-routing hooks see it first when it has any.
-    Inbound(Element),
+    /// A stanza a client or component sent (its `from` already checked, its addresses parsed
+    /// by the stream core): the sender's vhost's pre-routing hooks see it first when it has
+    /// any.
+    Inbound(Stanza),
     /// A stanza to route as it is (no hooks): an error the shell made, say.
     Stanza(Element),
     /// The pre-routing hooks' verdict on a stanza of a `PluginCall::Stanza`.

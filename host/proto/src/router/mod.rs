@@ -10,11 +10,14 @@
 //!
 //! Core (sans-IO): `Router` maps JIDs to endpoint ids and turns one stanza into the list of
 //! deliveries it causes; the router task (runtime/router_task.rs) owns the only instance and
-//! maps endpoint ids to mailboxes. Invariants: a full JID is bound to at most one session; a
-//! bare-JID message reaches only available resources with the highest non-negative priority;
-//! errors are never answered with errors; no stanza leaves for a domain we do not serve
-//! (no s2s yet: `remote-server-not-found`). Tests: `mod tests` in router/tests.rs;
-//! end to end in tests/all/.
+//! maps endpoint ids to mailboxes. A peer's stanza arrives with its addresses parsed
+//! (`stanza::Stanza`, from the stream cores) and goes on so to another shard, a MUC service or
+//! the focus; an `Element` the router is handed (a server reply, a room's or the focus's
+//! stanza, a plugin's) is parsed once where it comes in (`route`). Invariants: a full JID is
+//! bound to at most one session; a bare-JID message reaches only available resources with the
+//! highest non-negative priority; errors are never answered with errors; no stanza leaves for
+//! a domain we do not serve (no s2s yet: `remote-server-not-found`). Tests: `mod tests` in
+//! router/tests.rs; end to end in tests/all/.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
@@ -25,7 +28,9 @@ use crate::focus::{BridgeRequest, Focus, FocusConfig, LocalTransport};
 use crate::hooks::{Ask, Extensions, NoExtensions, PluginCall, Verdict};
 use crate::identity::Identity;
 use crate::muc::{MucConfig, MucService, Routed};
-use crate::stanza::{self, Condition, ErrorType, Jid, Kind, Outbound, StanzaError};
+use crate::stanza::{
+    self, BadAddress, Condition, ErrorType, Jid, Kind, Outbound, Stanza, StanzaError,
+};
 use crate::xml::{Element, ns};
 
 mod drive;
@@ -98,8 +103,8 @@ pub enum Forward {
     /// (`Router::route_forwarded`); the sender's shard already ran its hooks and its own
     /// bookkeeping (directed presence).
     Route {
-        /// The stanza.
-        stanza: Element,
+        /// The stanza, its addresses parsed.
+        stanza: Stanza,
         /// Plugin hops behind it.
         depth: u8,
     },
@@ -200,7 +205,7 @@ pub struct Router {
     bridge: VecDeque<(String, BridgeRequest)>,
     /// Stanzas for a focus, handled once the input that caused them is fully routed: the
     /// focus reacts to a join it sees only after the joiner got its own presence.
-    focus_inbox: std::collections::VecDeque<(String, Element)>,
+    focus_inbox: std::collections::VecDeque<(String, Stanza)>,
     /// How deep inside routing entry points we are (the inbox drains at 0).
     nesting: u32,
     ext: Arc<dyn Extensions>,
@@ -287,9 +292,9 @@ impl Router {
     }
 
     /// Route a stanza another shard forwarded here because this shard owns its destination.
-    pub(crate) fn route_forwarded(&mut self, stanza: Element, depth: u8) -> Vec<Delivery> {
+    pub(crate) fn route_forwarded(&mut self, stanza: Stanza, depth: u8) -> Vec<Delivery> {
         self.depth = depth;
-        let out = self.route(stanza);
+        let out = self.route_parsed(stanza);
         self.depth = 0;
         out
     }
@@ -443,18 +448,14 @@ impl Router {
         out
     }
 
-    fn route_focus(&mut self, vhost: &str, stanza: Element) -> Vec<Delivery> {
+    fn route_focus(&mut self, vhost: &str, stanza: Stanza) -> Vec<Delivery> {
         let Some(focus) = self.focuses.get_mut(vhost) else {
             return Vec::new();
         };
-        let owned = stanza
-            .attr("to")
-            .and_then(|t| Jid::parse(t).ok())
-            .is_some_and(|to| focus.owns(&to));
-        if !owned {
-            return match Kind::of(&stanza) {
+        if !stanza.to().is_some_and(|to| focus.owns(to)) {
+            return match Kind::of(stanza.element()) {
                 Some(Kind::Presence) | None => Vec::new(),
-                Some(_) => self.bounce(&stanza, StanzaError::service_unavailable()),
+                Some(_) => self.bounce(stanza.element(), StanzaError::service_unavailable()),
             };
         }
         let out = focus.handle(&stanza);
@@ -554,24 +555,25 @@ impl Router {
 
     /// Route a stanza a client or component sent. When the sender's vhost hooks stanzas, it
     /// leaves as a `PluginCall::Stanza` instead and is routed by `resume_stanza`.
-    pub fn route_inbound(&mut self, stanza: Element) -> Vec<Delivery> {
+    pub fn route_inbound(&mut self, stanza: Stanza) -> Vec<Delivery> {
         if !self.ext.any_stanza_hooks() {
-            return self.route(stanza);
+            return self.route_parsed(stanza);
         }
-        let (Some(kind), Some(from)) = (
-            Kind::of(&stanza),
-            stanza.attr("from").and_then(|f| Jid::parse(f).ok()),
-        ) else {
+        let Some(kind) = Kind::of(stanza.element()) else {
             return Vec::new();
         };
+        let from = stanza.from();
         let vhost = self.vhost_of(from.domain()).unwrap_or(from.domain());
         if !self.ext.hooks_stanzas(vhost) {
-            return self.route(stanza);
+            return self.route_parsed(stanza);
         }
+        // The plugin sees (and may replace) the element; its verdict's stanza is parsed again
+        // when it comes back (`resume_stanza`).
+        let vhost = vhost.to_owned();
         self.calls.push_back(PluginCall::Stanza {
-            vhost: vhost.to_owned(),
+            vhost,
             kind,
-            stanza,
+            stanza: stanza.into_element(),
         });
         Vec::new()
     }
@@ -629,7 +631,7 @@ impl Router {
         }
     }
 
-    fn route_muc(&mut self, domain: &str, stanza: Element) -> Vec<Delivery> {
+    fn route_muc(&mut self, domain: &str, stanza: Stanza) -> Vec<Delivery> {
         let Some(muc) = self.mucs.get_mut(domain) else {
             return Vec::new();
         };
@@ -833,31 +835,38 @@ impl Router {
         })
     }
 
-    /// Route one stanza whose `from` the sending endpoint has already stamped and checked.
+    /// Route one stanza whose `from` the sending endpoint has already stamped and checked,
+    /// parsing its addresses (a stanza the server, a MUC service, the focus or a plugin made:
+    /// what a peer sent arrives parsed, through `route_inbound`).
     pub fn route(&mut self, stanza: Element) -> Vec<Delivery> {
         self.outermost(|r| r.route_one(stanza))
+    }
+
+    /// Route one stanza whose addresses are already parsed.
+    fn route_parsed(&mut self, stanza: Stanza) -> Vec<Delivery> {
+        self.outermost(|r| match Kind::of(stanza.element()) {
+            Some(kind) => r.route_stanza(kind, stanza),
+            None => Vec::new(),
+        })
     }
 
     fn route_one(&mut self, stanza: Element) -> Vec<Delivery> {
         let Some(kind) = Kind::of(&stanza) else {
             return Vec::new();
         };
-        let Some(from) = stanza.attr("from").and_then(|f| Jid::parse(f).ok()) else {
-            return Vec::new();
-        };
-        let to = match stanza.attr("to") {
-            Some(t) => match Jid::parse(t) {
-                Ok(t) => Some(t),
-                Err(_) => {
-                    return self.bounce(
-                        &stanza,
-                        StanzaError::new(ErrorType::Modify, Condition::JidMalformed),
-                    );
-                }
-            },
-            None => None,
-        };
-        let Some(to) = to else {
+        match Stanza::parse(stanza) {
+            Ok(stanza) => self.route_stanza(kind, stanza),
+            Err((_, BadAddress::From)) => Vec::new(),
+            Err((stanza, BadAddress::To)) => self.bounce(
+                &stanza,
+                StanzaError::new(ErrorType::Modify, Condition::JidMalformed),
+            ),
+        }
+    }
+
+    fn route_stanza(&mut self, kind: Kind, parsed: Stanza) -> Vec<Delivery> {
+        let Some(to) = parsed.to().cloned() else {
+            let (stanza, from, _) = parsed.into_parts();
             return match kind {
                 Kind::Presence => self.broadcast_presence(&from, stanza),
                 // RFC 6121 §8.5.3 / RFC 6120 §10.3.3: no 'to' means the sender's account.
@@ -868,31 +877,32 @@ impl Router {
                 }
             };
         };
-        if kind == Kind::Presence && !self.track_directed(&from, &to, &stanza) {
+        let from = parsed.from();
+        if kind == Kind::Presence && !self.track_directed(from, &to, parsed.element()) {
             return self.bounce(
-                &stanza,
+                parsed.element(),
                 StanzaError::new(ErrorType::Wait, Condition::ResourceConstraint)
                     .with_text("Too many directed presences; send unavailable to some first."),
             );
         }
-        if let Some(owner) = self.owner_elsewhere(&from, &to, &stanza) {
+        if let Some(owner) = self.owner_elsewhere(from, &to, parsed.element()) {
             self.forwards.push_back((
                 owner,
                 Forward::Route {
-                    stanza,
+                    stanza: parsed,
                     depth: self.depth,
                 },
             ));
             return Vec::new();
         }
         if self.mucs.contains_key(to.domain()) {
-            let domain = to.domain().to_owned();
-            return self.route_muc(&domain, stanza);
+            return self.route_muc(to.domain(), parsed);
         }
         if let Some(vhost) = self.focus_domains.get(to.domain()) {
-            self.focus_inbox.push_back((vhost.clone(), stanza));
+            self.focus_inbox.push_back((vhost.clone(), parsed));
             return Vec::new();
         }
+        let stanza = parsed.into_element();
         if self.ext.owns_component(to.domain()) {
             self.calls.push_back(PluginCall::Component {
                 domain: to.domain().to_owned(),

@@ -1,14 +1,17 @@
-//! Stanzas (RFC 6120 §8): the three kinds, their addressing, and the error replies the server
-//! builds (§8.3 stanza errors, §4.9 stream errors).
+//! Stanzas (RFC 6120 §8): the three kinds, their addressing (`Stanza`: an element with its
+//! `from` and `to` parsed once, where it enters), and the error replies the server builds
+//! (§8.3 stanza errors, §4.9 stream errors).
 //!
 //! Core (pure). Payloads the server does not interpret stay opaque `Element`s and are
 //! forwarded untouched. Invariant: an error is never answered with an error (§8.3.1), so
 //! bouncing cannot loop. Tests: `mod tests` below.
 
+pub mod addressed;
 pub mod jid;
 pub mod shared;
 
 use crate::xml::{Element, ns};
+pub use addressed::{BadAddress, Stanza};
 pub use jid::Jid;
 pub use shared::{Outbound, Shared};
 

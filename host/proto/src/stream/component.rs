@@ -16,7 +16,7 @@ use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
 use crate::entropy::{self, Entropy};
-use crate::stanza::{self, Condition, ErrorType, Jid, Kind, StanzaError};
+use crate::stanza::{self, Condition, ErrorType, Jid, Kind, Stanza, StanzaError};
 use crate::stream::error::StreamCondition;
 use crate::xml::{self, Element, Event, StreamParser, ns};
 
@@ -45,8 +45,8 @@ pub enum Output {
         /// The component's domain.
         domain: String,
     },
-    /// Route a stanza (converted to `jabber:client`).
-    Route(Element),
+    /// Route a stanza (converted to `jabber:client`; `from` and `to` parsed here, once).
+    Route(Stanza),
     /// Close the transport.
     Close,
 }
@@ -237,18 +237,21 @@ impl ComponentStream {
         let Some(domain) = self.domain.clone() else {
             return;
         };
-        let from_ok = el
+        let from = el
             .attr("from")
             .and_then(|f| Jid::parse(f).ok())
-            .is_some_and(|f| f.domain() == domain || f.domain().ends_with(&format!(".{domain}")));
-        if !from_ok {
+            .filter(|f| f.domain() == domain || f.domain().ends_with(&format!(".{domain}")));
+        let Some(from) = from else {
             return self.stream_error(
                 StreamCondition::InvalidFrom,
                 Some("Components send from their own domain only."),
             );
-        }
-        match el.attr("to").map(Jid::parse) {
-            Some(Ok(to)) => el.set_attr("to", to.to_string()),
+        };
+        let to = match el.attr("to").map(Jid::parse) {
+            Some(Ok(to)) => {
+                el.set_attr("to", to.to_string());
+                to
+            }
             _ => {
                 if let Some(mut reply) = stanza::error_reply(
                     &el,
@@ -259,8 +262,10 @@ impl ComponentStream {
                 }
                 return;
             }
-        }
-        self.out.push_back(Output::Route(el));
+        };
+        // The addresses travel parsed: nothing after this parses them again.
+        self.out
+            .push_back(Output::Route(Stanza::new(el, from, Some(to))));
     }
 
     fn stream_error(&mut self, condition: StreamCondition, text: Option<&str>) {

@@ -226,8 +226,8 @@ fn plain_login_bind_and_stamping() {
     let Some(Output::Route(msg)) = outs.first() else {
         panic!("expected a routed stanza: {outs:?}")
     };
-    assert_eq!(msg.attr("from"), Some("alice@a.example/desk"));
-    assert_eq!(msg.attr("to"), Some("bob@a.example"));
+    assert_eq!(msg.element().attr("from"), Some("alice@a.example/desk"));
+    assert_eq!(msg.element().attr("to"), Some("bob@a.example"));
     // A forged from is a stream error.
     c.send("<message from='mallory@a.example/x' to='bob@a.example'/>");
     assert_eq!(c.stream_error().as_deref(), Some("invalid-from"));
@@ -410,7 +410,7 @@ fn bind_errors_and_pipelining() {
     c2.input(Input::Bound(Ok(jid.with_resource("r").expect("res"))));
     let outs = c2.take_outputs();
     assert!(
-        matches!(outs.as_slice(), [Output::Route(m)] if m.attr("from") == Some("anon@a.example/r")),
+        matches!(outs.as_slice(), [Output::Route(m)] if m.element().attr("from") == Some("anon@a.example/r")),
         "{outs:?}"
     );
 }
@@ -970,8 +970,8 @@ fn component_handshake_and_from_check() {
     let [component::Output::Route(m)] = outs.as_slice() else {
         panic!("{outs:?}")
     };
-    assert_eq!(m.ns(), ns::CLIENT);
-    assert!(m.get_child("body", ns::CLIENT).is_some());
+    assert_eq!(m.element().ns(), ns::CLIENT);
+    assert!(m.element().get_child("body", ns::CLIENT).is_some());
     let (out, _) = component_io(
         &mut c,
         now,

@@ -1,13 +1,14 @@
 //! The phases of a bound session: `Established` (stanzas are checked, stamped with the full
-//! JID and routed; deliveries are written) and `Detached` (the transport is gone, deliveries
-//! queue for resumption). Owns the `Session`: the full JID and the XEP-0198 state, which
+//! JID and routed with `from` and `to` parsed, the only parse of a client stanza's addresses;
+//! deliveries are written) and `Detached` (the transport is gone, deliveries queue for
+//! resumption). Owns the `Session`: the full JID and the XEP-0198 state, which
 //! exists only here, and the handoff of a new transport on resumption.
 //! Spec: RFC 6120 §8 (stanza addressing), RFC 3921 §3 (legacy session), XEP-0198.
 
 use std::time::Instant;
 
 use super::{C2sStream, Output, PendingInput, Phase, SM_REQUEST_EVERY, Session};
-use crate::stanza::{self, Condition, ErrorType, Jid, Kind, Outbound, StanzaError};
+use crate::stanza::{self, Condition, ErrorType, Jid, Kind, Outbound, Stanza, StanzaError};
 use crate::stream::error::StreamCondition;
 use crate::stream::framing::Framing;
 use crate::stream::sm::SmState;
@@ -80,27 +81,29 @@ impl C2sStream {
                 _ => return self.stream_error(StreamCondition::InvalidFrom, None),
             }
         }
-        if let Some(to) = el.attr("to") {
-            match Jid::parse(to) {
-                Ok(jid) => el.set_attr("to", jid.to_string()),
-                Err(_) => {
-                    return self.reply_error(
-                        &el,
-                        &StanzaError::new(ErrorType::Modify, Condition::JidMalformed),
-                    );
-                }
+        let to = match el.attr("to").map(Jid::parse) {
+            None => None,
+            Some(Ok(jid)) => {
+                el.set_attr("to", jid.to_string());
+                Some(jid)
             }
-        }
+            Some(Err(_)) => {
+                return self.reply_error(
+                    &el,
+                    &StanzaError::new(ErrorType::Modify, Condition::JidMalformed),
+                );
+            }
+        };
         el.set_attr("from", full.to_string());
-        if kind == Kind::Iq
-            && el.get_child("session", ns::SESSION).is_some()
-            && el.attr("to").is_none()
-        {
+        if kind == Kind::Iq && el.get_child("session", ns::SESSION).is_some() && to.is_none() {
             // RFC 3921 legacy session establishment: a no-op today.
             let reply = stanza::iq_result(&el);
             return self.deliver(reply.into());
         }
-        self.io.out.push_back(Output::Route(el));
+        // The addresses travel parsed: nothing after this parses them again.
+        self.io
+            .out
+            .push_back(Output::Route(Stanza::new(el, full, to)));
     }
 
     /// `<enable/>`, `<r/>`, `<a/>` (XEP-0198 §3–§4).

@@ -1,6 +1,7 @@
 //! One client-to-server stream (RFC 6120): header exchange, STARTTLS, SASL, resource binding,
 //! the legacy session element, XEP-0198 stream management, and the established phase where
-//! stanzas are stamped and handed to the router.
+//! stanzas are stamped, their addresses parsed once (`stanza::Stanza`), and handed to the
+//! router.
 //!
 //! Core (sans-IO): bytes and answers come in through `handle_input`, effects leave through
 //! `poll_output` (drain it after every input), time is passed in. Plugin calls, binding and
@@ -38,7 +39,7 @@ use super::sm::SmState;
 use crate::entropy::Entropy;
 use crate::identity::Identity;
 use crate::sasl::{self, Mechanism, SaslFailure, SaslServer, ScramCredentials, ScramHash};
-use crate::stanza::{Jid, Outbound, StanzaError};
+use crate::stanza::{Jid, Outbound, Stanza, StanzaError};
 use crate::xml::{self, Element, Event, StreamParser, XmlError};
 
 /// Failed SASL attempts allowed on one stream before it is closed.
@@ -239,8 +240,8 @@ pub enum Output {
         /// What the auth plugin said about the session, if anything.
         identity: Option<Arc<Identity>>,
     },
-    /// Route a stanza sent by the session (`from` stamped).
-    Route(Element),
+    /// Route a stanza sent by the session (`from` stamped; `from` and `to` parsed here, once).
+    Route(Stanza),
     /// Register a resumption id for this session in the router.
     EnableResumption,
     /// Hand this transport to the detached session `previd` (XEP-0198 §5).
