@@ -48,27 +48,10 @@ fn tool(name: &str) -> PathBuf {
 /// A test CA and a server certificate for 127.0.0.1 and localhost it signed, as PEM files
 /// `ca.pem`, `server.pem`, `server.key` in `dir`.
 fn test_pki(dir: &Path) {
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "Lilt LDAP test CA");
-    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
-    let issuer = rcgen::Issuer::from_params(&ca, &ca_key);
-    let key = rcgen::KeyPair::generate().expect("server key");
-    let mut leaf =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .expect("server params");
-    leaf.distinguished_name
-        .push(rcgen::DnType::CommonName, "127.0.0.1");
-    let cert = leaf.signed_by(&key, &issuer).expect("server certificate");
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("write ca.pem");
-    std::fs::write(dir.join("server.pem"), cert.pem()).expect("write server.pem");
-    std::fs::write(dir.join("server.key"), key.serialize_pem()).expect("write server.key");
+    let (ca, cert, key) = crate::tls_util::ca_and_server_cert("Lilt LDAP test CA");
+    std::fs::write(dir.join("ca.pem"), ca).expect("write ca.pem");
+    std::fs::write(dir.join("server.pem"), cert).expect("write server.pem");
+    std::fs::write(dir.join("server.key"), key).expect("write server.key");
 }
 
 /// A slapd of this test: killed on drop.

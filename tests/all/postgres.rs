@@ -133,31 +133,8 @@ fn tls_table(url: &str, pw_file: &std::path::Path, ca_file: Option<&std::path::P
 
 /// A CA (PEM) and a server certificate for 127.0.0.1 and localhost it signed.
 fn test_pki(ca_name: &str) -> (String, ServerTls) {
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, ca_name);
-    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
-    let issuer = rcgen::Issuer::from_params(&ca, &ca_key);
-    let key = rcgen::KeyPair::generate().expect("server key");
-    let mut leaf =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .expect("server params");
-    leaf.distinguished_name
-        .push(rcgen::DnType::CommonName, "127.0.0.1");
-    let cert = leaf.signed_by(&key, &issuer).expect("server certificate");
-    (
-        ca_cert.pem(),
-        ServerTls {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        },
-    )
+    let (ca_pem, cert_pem, key_pem) = crate::tls_util::ca_and_server_cert(ca_name);
+    (ca_pem, ServerTls { cert_pem, key_pem })
 }
 
 /// `lilt check-config` of a config with `table`.
