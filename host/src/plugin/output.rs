@@ -6,13 +6,14 @@
 //! Invariants: writing never blocks, never fails and never reaches the process's own stdio; a
 //! line is at most `MAX_LINE` bytes (longer ones are cut and marked); at most `BURST` lines
 //! are logged at once per (vhost, plugin), refilled at `LINES_PER_SEC`, and what is dropped is
-//! counted and reported once logging resumes. Tests: `mod tests` below, tests/all/isolation.rs.
+//! counted and reported when logging resumes or when the call ends, at most once per
+//! `REPORT_EVERY` at a call's end. Tests: `mod tests` below, tests/all/isolation.rs.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
@@ -27,6 +28,9 @@ const BURST: f64 = 50.0;
 const LINES_PER_SEC: f64 = 10.0;
 /// Bytes of the latest stderr lines kept for the trap message.
 const TAIL: usize = 2048;
+/// Least time between two suppression reports made at the end of a call (a plugin that
+/// prints on every call must not turn its suppressed lines into a warning per call).
+const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// Which stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +52,8 @@ struct LogState {
     tokens: f64,
     refilled: Instant,
     suppressed: u64,
+    /// When suppressed lines were last reported.
+    reported: Option<Instant>,
     /// Latest stderr text, for the next trap's message.
     tail: String,
 }
@@ -61,6 +67,7 @@ impl GuestLog {
                 tokens: BURST,
                 refilled: Instant::now(),
                 suppressed: 0,
+                reported: None,
                 tail: String::new(),
             }),
         })
@@ -78,6 +85,33 @@ impl GuestLog {
     /// Forget what a successful call printed.
     pub(super) fn clear_tail(&self) {
         self.state().tail.clear();
+    }
+
+    /// At the end of a call: report the lines the rate limit dropped, so that a burst is
+    /// accounted for even when the plugin prints nothing afterwards.
+    pub(super) fn report_suppressed(&self) {
+        let mut st = self.state();
+        let now = Instant::now();
+        if st.suppressed == 0
+            || st
+                .reported
+                .is_some_and(|at| now.duration_since(at) < REPORT_EVERY)
+        {
+            return;
+        }
+        let lines = std::mem::take(&mut st.suppressed);
+        st.reported = Some(now);
+        drop(st);
+        self.warn_suppressed(lines);
+    }
+
+    fn warn_suppressed(&self, lines: u64) {
+        tracing::warn!(
+            message = "Plugin output suppressed (rate limit).",
+            plugin = &*self.plugin,
+            vhost = &*self.vhost,
+            lines
+        );
     }
 
     fn line(&self, stream: Stream, line: &str) {
@@ -106,6 +140,9 @@ impl GuestLog {
         }
         st.tokens -= 1.0;
         let suppressed = std::mem::take(&mut st.suppressed);
+        if suppressed > 0 {
+            st.reported = Some(now);
+        }
         drop(st);
         let (vhost, plugin) = (&*self.vhost, &*self.plugin);
         let stream = match stream {
@@ -113,12 +150,7 @@ impl GuestLog {
             Stream::Stderr => "stderr",
         };
         if suppressed > 0 {
-            tracing::warn!(
-                message = "Plugin output suppressed (rate limit).",
-                plugin,
-                vhost,
-                lines = suppressed
-            );
+            self.warn_suppressed(suppressed);
         }
         tracing::info!(message = "Plugin output.", plugin, vhost, stream, line);
     }
@@ -284,7 +316,16 @@ mod tests {
         for _ in 0..500 {
             out.write_bytes(b"spam\n");
         }
-        let st = log.state();
-        assert!(st.suppressed >= 400, "{}", st.suppressed);
+        let dropped = log.state().suppressed;
+        assert!(dropped >= 400, "{dropped}");
+        // The call's end reports them once, and not again within REPORT_EVERY.
+        log.report_suppressed();
+        assert_eq!(log.state().suppressed, 0);
+        assert!(log.state().reported.is_some());
+        for _ in 0..100 {
+            out.write_bytes(b"spam\n");
+        }
+        log.report_suppressed();
+        assert!(log.state().suppressed > 0, "reported again too soon");
     }
 }

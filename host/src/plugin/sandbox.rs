@@ -372,6 +372,7 @@ impl Sandbox {
         for out in &store.data().output {
             out.flush_partial();
         }
+        self.log.report_suppressed();
         match result {
             Ok(v) => {
                 self.log.clear_tail();
