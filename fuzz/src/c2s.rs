@@ -183,7 +183,15 @@ impl Harness {
                 }
                 self.pending.push_back(Input::Bound(bound));
             }
-            Output::Route(el) => {
+            Output::Route(stanza) => {
+                // The addresses the router trusts are exactly what the attributes parse to.
+                let parse = |name| stanza.element().attr(name).map(Jid::parse);
+                assert_eq!(
+                    parse("from").and_then(Result::ok).as_ref(),
+                    Some(stanza.from())
+                );
+                assert_eq!(parse("to").and_then(Result::ok).as_ref(), stanza.to());
+                let el = stanza.into_element();
                 assert!(!self.closed, "routed after the close: {el}");
                 let Some(bound) = &self.bound else {
                     panic!("routed before a bind: {el}");

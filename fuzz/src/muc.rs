@@ -9,7 +9,7 @@ use std::sync::Arc;
 use lilt_proto::entropy::Seeded;
 use lilt_proto::hooks::NoExtensions;
 use lilt_proto::muc::{MucConfig, MucLimits, MucService, Routed};
-use lilt_proto::stanza::{Jid, Outbound};
+use lilt_proto::stanza::{Jid, Outbound, Stanza};
 use lilt_proto::xml::{Element, ns, parse_element};
 
 use crate::c2s::{limits, round_trip};
@@ -64,6 +64,13 @@ fn join(from: &str, nick: &str) -> Element {
     p
 }
 
+/// A stanza the harness built, with its (valid) addresses parsed, as c2s hands it over.
+fn addressed(el: Element) -> Stanza {
+    Stanza::parse(el)
+        .map_err(|(_, bad)| bad)
+        .expect("the harness addresses its stanzas")
+}
+
 /// Send the owner's `<query/>` (from `data`) as a `set`, then as a `get`. Returns how many of
 /// the two got a result (how deep the input got).
 pub fn check_muc_owner(data: &[u8]) -> usize {
@@ -72,7 +79,7 @@ pub fn check_muc_owner(data: &[u8]) -> usize {
     };
     let mut results = 0;
     let mut muc = service();
-    let created = stanzas(muc.handle(join(OWNER, "owner"), 1, &NoExtensions));
+    let created = stanzas(muc.handle(addressed(join(OWNER, "owner")), 1, &NoExtensions));
     assert!(
         created.iter().any(|s| s.attr("to") == Some(OWNER)),
         "the creator heard nothing"
@@ -86,7 +93,7 @@ pub fn check_muc_owner(data: &[u8]) -> usize {
             .attr("type", ty)
             .build();
         iq.append_child(payload.clone());
-        let out = stanzas(muc.handle(iq, 2 + n as u64, &NoExtensions));
+        let out = stanzas(muc.handle(addressed(iq), 2 + n as u64, &NoExtensions));
         let answers: Vec<&Element> = out
             .iter()
             .filter(|s| s.name() == "iq" && s.attr("id") == Some(id.as_str()))
@@ -101,7 +108,7 @@ pub fn check_muc_owner(data: &[u8]) -> usize {
         results += usize::from(answers[0].attr("type") == Some("result"));
     }
     let guest = Jid::parse(GUEST).expect("valid JID");
-    let out = stanzas(muc.handle(join(GUEST, "guest"), 9, &NoExtensions));
+    let out = stanzas(muc.handle(addressed(join(GUEST, "guest")), 9, &NoExtensions));
     assert!(
         out.iter()
             .any(|s| s.attr("to") == Some(guest.to_string().as_str())),
