@@ -188,7 +188,7 @@ async fn call_blocking(hooks: &Arc<VhostHooks>, call: PluginCall) -> Option<(Plu
     let h = hooks.clone();
     blocking(move || match call {
         PluginCall::Stanza { kind, stanza, .. } => {
-            let (verdict, outcome) = h.run_stanza(kind, &stanza);
+            let (verdict, outcome) = h.run_stanza(kind, stanza.element());
             (PluginDone::Stanza { stanza, verdict }, outcome)
         }
         PluginCall::Muc { event, ask, .. } => {

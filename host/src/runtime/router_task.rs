@@ -70,7 +70,7 @@ pub enum PluginDone {
     /// The pre-routing verdict on this stanza.
     Stanza {
         /// The stanza the hooks were asked about.
-        stanza: Element,
+        stanza: Stanza,
         /// Their verdict.
         verdict: Verdict,
     },
@@ -428,7 +428,7 @@ impl Routers {
             RouterCmd::AccountChecked { .. } => Split::One(0, cmd),
             RouterCmd::Plugin { ref done, ref sent } => {
                 let shard = match done {
-                    PluginDone::Stanza { stanza, .. } => self.sender_shard(stanza),
+                    PluginDone::Stanza { stanza, .. } => self.jid_shard(stanza.from()),
                     PluginDone::Muc { ask, .. } => self.shard_of(&ask.room),
                     // Plugin stanzas are routed by whichever shard gets them.
                     PluginDone::Sent { .. } => sent.first().map_or(0, |s| self.sender_shard(s)),

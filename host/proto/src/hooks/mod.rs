@@ -11,7 +11,7 @@
 //! plugins send come back as separate input; nothing here blocks. Tests: router/tests.rs,
 //! muc/tests.rs, tests/all/hooks.rs, tests/all/isolation.rs.
 
-use crate::stanza::{Jid, Kind, StanzaError};
+use crate::stanza::{Jid, Kind, Stanza, StanzaError};
 use crate::xml::Element;
 
 /// What a hook decided about a stanza or event.
@@ -188,8 +188,9 @@ pub enum PluginCall {
         vhost: String,
         /// The stanza's kind.
         kind: Kind,
-        /// The stanza as the sender sent it (`from` checked).
-        stanza: Element,
+        /// The stanza as the sender sent it (`from` checked, addresses parsed: a `Pass`
+        /// verdict routes it without parsing them again).
+        stanza: Stanza,
     },
     /// Deliver a MUC event to the vhost's subscribers. With `ask`, the core waits for the
     /// verdict (`Router::resume_muc`); without, it is a notification.

@@ -32,8 +32,8 @@ pub enum Input {
     Stanza(Element),
     /// The pre-routing hooks' verdict on a stanza of a `PluginCall::Stanza`.
     Verdict {
-        /// The stanza.
-        stanza: Element,
+        /// The stanza, as the call carried it.
+        stanza: Stanza,
         /// The verdict.
         verdict: Verdict,
     },

@@ -567,26 +567,27 @@ impl Router {
         if !self.ext.hooks_stanzas(vhost) {
             return self.route_parsed(stanza);
         }
-        // The plugin sees (and may replace) the element; its verdict's stanza is parsed again
-        // when it comes back (`resume_stanza`).
+        // The plugin sees (and may replace) the element; the stanza travels with the call, so
+        // a `Pass` routes it as parsed here and only a replacement is parsed again
+        // (`resume_stanza`).
         let vhost = vhost.to_owned();
         self.calls.push_back(PluginCall::Stanza {
             vhost,
             kind,
-            stanza: stanza.into_element(),
+            stanza,
         });
         Vec::new()
     }
 
     /// The pre-routing hooks' verdict on `stanza` (from a `PluginCall::Stanza`).
-    pub(crate) fn resume_stanza(&mut self, stanza: Element, verdict: Verdict) -> Vec<Delivery> {
+    pub(crate) fn resume_stanza(&mut self, stanza: Stanza, verdict: Verdict) -> Vec<Delivery> {
         match verdict {
-            Verdict::Pass => self.route(stanza),
+            Verdict::Pass => self.route_parsed(stanza),
             Verdict::Handled => Vec::new(),
-            Verdict::Reject(e) => self.bounce(&stanza, e),
+            Verdict::Reject(e) => self.bounce(stanza.element(), e),
             Verdict::Replace(mut other) => {
                 // A hook may rewrite a stanza, never its sender.
-                if let Some(from) = stanza.attr("from") {
+                if let Some(from) = stanza.element().attr("from") {
                     other.set_attr("from", from);
                 }
                 self.route(other)
