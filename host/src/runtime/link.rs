@@ -98,11 +98,12 @@ impl Link {
         }
     }
 
-    /// When `LinkEvent::Timer` is due.
+    /// When the session must call `BoshLink::core.timeout` (BOSH's wait and inactivity
+    /// deadlines). A WebSocket's keepalive timer lives inside its own `next`, which the
+    /// session awaits on every turn, so the session loop needs no second timer for it.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self {
-            Link::Stream(_) => None,
-            Link::Ws(w) => Some(w.timer()),
+            Link::Stream(_) | Link::Ws(_) => None,
             Link::Bosh(b) => b.core.poll_timeout().map(Instant::from_std),
         }
     }
