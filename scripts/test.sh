@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Everything CI runs: setup, the Node clients of tests/js, the workspace's default members
 # (unit tests and the end-to-end tests in tests/all against target/release/lilt), the plugin
-# crates' native tests, the JavaScript and Python plugin SDKs' and examples' native tests, and
-# the XML fuzz smoke run when fuzz/ exists.
+# crates' native tests, and the JavaScript and Python plugin SDKs' and examples' native tests.
+# The fuzz smoke run (fuzz/tests/smoke.rs) is one of the default members' tests.
 # The Rust tests build in the release profile, the one scripts/run.sh serves from: one build
 # for both commands (Lilt's own crates keep overflow checks and debug assertions there; see
 # Cargo.toml and docs/performance.md, "Set-up time").
@@ -80,16 +80,5 @@ cargo test --release -p auth-internal -p auth-ldap -p auth-jwt -p lilt-plugin-sd
 # (and Lilt's profiles), so the dependencies already built above are reused.
 cargo test --release --manifest-path examples/brand-plugin/Cargo.toml --target-dir target
 cargo build --release --target wasm32-wasip2 --manifest-path examples/brand-plugin/Cargo.toml --target-dir target
-
-phase "fuzz smoke run"
-# XML splitter fuzz smoke run (bounded: 20000 inputs). Dev profile on purpose: it keeps debug
-# assertions and overflow checks on in lilt-proto, which is not a member of fuzz/'s own workspace
-# (so the release profile's settings for Lilt's crates do not reach it there); its few
-# dependencies build in about a minute.
-if [ -f fuzz/Cargo.toml ]; then
-    cargo run --manifest-path fuzz/Cargo.toml --target-dir target --bin smoke -- 20000
-else
-    echo "test.sh: fuzz/Cargo.toml not present, fuzz smoke run skipped"
-fi
 
 phase "all suites passed"

@@ -2,7 +2,8 @@
 //! `smoke` run: the XML splitter (here: whatever bytes arrive, in whatever pieces, it must not
 //! panic, must stop growing at its limits, and every stanza it yields must serialize to bytes
 //! that parse back to the same element), the c2s stream core (`c2s`), the BOSH body parser and
-//! session (`bosh`) and MUC owner requests (`muc`); plus the seeded mutator `smoke` uses.
+//! session (`bosh`) and MUC owner requests (`muc`); plus the seeded mutator (`mutate`) and the
+//! stable smoke run (`smoke`).
 
 use lilt_proto::xml::{Event, StreamParser, parse_element};
 
@@ -10,6 +11,7 @@ mod bosh;
 mod c2s;
 mod muc;
 pub mod mutate;
+pub mod smoke;
 
 pub use bosh::check_bosh;
 pub use c2s::check_c2s;
