@@ -48,22 +48,45 @@ if ! wait "$deps"; then
 fi
 tail -n 15 "$deps_log"
 
-# Plugins in JavaScript and Python: the brand plugin built in Rust, JS and Python (compared by
-# tests/all/brand_langs.rs), and the native tests of the JS and Python SDKs and example
-# plugins, under plain Node and CPython.
-phase "plugins in JavaScript and Python"
-bash scripts/build-lang-plugins.sh
-node --test plugins/sdk-js/test/ examples/brand-plugin-js/test/
-(cd plugins/sdk-py && python3 -m unittest discover -s tests -t .)
-(cd examples/brand-plugin-py && python3 -m unittest discover -s tests -t .)
-
 # Formatting first: a change rustfmt would rewrite fails here, not in review.
 cargo fmt --all -- --check
 
-phase "Rust tests"
-# Default members (host, sfu, tests); `cargo test` at the root of a virtual workspace with
-# default-members tests exactly those.
+# Plugins in JavaScript and Python: the brand plugin built in Rust, JS and Python (compared by
+# tests/all/brand_langs.rs), and the native tests of the JS and Python SDKs and example
+# plugins, under plain Node and CPython. The JS and Python builds are mostly single-threaded,
+# so they run in the background while cargo builds the Rust tests (the Rust brand plugin's
+# short cargo build, first, takes target/'s lock before or after the test build's).
+phase "Rust test build, and the plugins in JavaScript and Python beside it"
+langs_log=target/test-lang-plugins.log
+(
+    set -e
+    bash scripts/build-lang-plugins.sh
+    node --test plugins/sdk-js/test/ examples/brand-plugin-js/test/
+    (cd plugins/sdk-py && python3 -m unittest discover -s tests -t .)
+    (cd examples/brand-plugin-py && python3 -m unittest discover -s tests -t .)
+    phase "plugins in JavaScript and Python built and tested"
+) >"$langs_log" 2>&1 &
+langs=$!
+trap 'kill "$deps" "$langs" 2>/dev/null || true' EXIT
+
+nextest=false
 if cargo nextest --version >/dev/null 2>&1; then
+    nextest=true
+    cargo nextest run --release --no-run
+else
+    cargo test --release --no-run
+fi
+if ! wait "$langs"; then
+    cat "$langs_log"
+    echo "test.sh: the JavaScript and Python plugins failed (above)" >&2
+    exit 1
+fi
+cat "$langs_log"
+
+phase "Rust tests"
+# Default members (host, proto, sfu, tests, fuzz); `cargo test` at the root of a virtual
+# workspace with default-members tests exactly those.
+if $nextest; then
     cargo nextest run --release --no-fail-fast
     # nextest does not run doctests.
     cargo test --release --doc
