@@ -37,7 +37,8 @@ deps_log=target/test-deps.log
     phase "test dependencies installed"
 ) >"$deps_log" 2>&1 &
 deps=$!
-trap 'kill "$deps" 2>/dev/null || true' EXIT
+background=("$deps")
+trap 'kill "${background[@]}" 2>/dev/null || true' EXIT
 
 bash scripts/setup.sh
 phase "setup done; waiting for the test dependencies"
@@ -67,7 +68,19 @@ langs_log=target/test-lang-plugins.log
     phase "plugins in JavaScript and Python built and tested"
 ) >"$langs_log" 2>&1 &
 langs=$!
-trap 'kill "$deps" "$langs" 2>/dev/null || true' EXIT
+background+=("$langs")
+
+# The plugin crates' native tests (policy logic and the SDK) build in a target directory of
+# their own, at the lowest CPU priority, while the Rust tests build and run: their dependencies
+# resolve other features than the server's (little would be shared in target/), and this way
+# they take only the CPU the tests leave idle, and never target/'s lock.
+plugin_crates=(-p auth-internal -p auth-ldap -p auth-jwt -p lilt-plugin-sdk -p speakerstats
+    -p av-moderation -p conference-duration -p branding)
+plugins_log=target/test-plugin-crates.log
+nice -n 19 cargo test --release "${plugin_crates[@]}" --target-dir target/plugin-crates --no-run \
+    >"$plugins_log" 2>&1 &
+plugins=$!
+background+=("$plugins")
 
 nextest=false
 if cargo nextest --version >/dev/null 2>&1; then
@@ -95,8 +108,12 @@ else
 fi
 
 phase "plugin crates' native tests"
-# Plugin policy logic and the SDK, natively.
-cargo test --release -p auth-internal -p auth-ldap -p auth-jwt -p lilt-plugin-sdk -p speakerstats -p av-moderation -p conference-duration -p branding
+if ! wait "$plugins"; then
+    cat "$plugins_log"
+    echo "test.sh: building the plugin crates' native tests failed (above)" >&2
+    exit 1
+fi
+cargo test --release "${plugin_crates[@]}" --target-dir target/plugin-crates
 
 # The example plugin outside the workspace (examples/brand-plugin): its native tests and its
 # wasm32-wasip2 build, so the SDK cannot break a plugin written against it. It shares target/
