@@ -45,13 +45,15 @@ trap 'kill "$web" 2>/dev/null || true' EXIT
 # 4. Builds, in the release profile (Cargo.toml: Lilt's own crates keep overflow checks and
 #    debug assertions there). The plugins are WebAssembly components the host loads from
 #    target/wasm32-wasip2/release; the integration tests use target/release/lilt.
-#    The test crate is named beside the server on purpose: cargo resolves the dependencies'
-#    features over its dependencies too (tests/Cargo.toml lists them as normal dependencies for
-#    this), so lilt and its dependencies are compiled once, in the variant the test build then
-#    reuses, while the test clients themselves (tokio-xmpp, xmpp-parsers, reqwest) are compiled
-#    only by scripts/test.sh.
+#    The test crate's smallest example (`hook_cost`) is built with the server on purpose: it
+#    makes cargo resolve the dependencies' features as the test build does (the tests'
+#    dev-dependencies add a few), so lilt and its dependencies are compiled once, in the variant
+#    the tests then reuse, and not once more by scripts/test.sh. (Naming the test crate without
+#    building one of its targets does not do it: cargo then leaves its dependencies out of the
+#    resolution, and a fresh clone's test build compiled lilt a second time.) The price is the
+#    test clients (tokio-xmpp, xmpp-parsers at opt-level 1, reqwest) in the first command.
 phase "the server, release"
-cargo build --release -p lilt -p lilt-tests --bin lilt
+cargo build --release -p lilt -p lilt-tests --bin lilt --example hook_cost
 phase "the plugins, wasm32-wasip2"
 cargo build --release --target wasm32-wasip2 -p auth-anonymous -p auth-internal -p auth-ldap -p auth-jwt \
     -p conference-duration -p speakerstats -p av-moderation -p branding -p test-hooks -p test-auth
