@@ -58,6 +58,17 @@ struct LogState {
     tail: String,
 }
 
+impl LogState {
+    /// The count of dropped lines, now to be reported (and when it was).
+    fn take_suppressed(&mut self, now: Instant) -> u64 {
+        let lines = std::mem::take(&mut self.suppressed);
+        if lines > 0 {
+            self.reported = Some(now);
+        }
+        lines
+    }
+}
+
 impl GuestLog {
     pub(super) fn new(vhost: Arc<str>, plugin: Arc<str>) -> Arc<GuestLog> {
         Arc::new(GuestLog {
@@ -77,32 +88,23 @@ impl GuestLog {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The stderr text written since the last call, for a trap's log line.
-    pub(super) fn take_tail(&self) -> String {
-        std::mem::take(&mut self.state().tail)
-    }
-
-    /// Forget what a successful call printed.
-    pub(super) fn clear_tail(&self) {
-        self.state().tail.clear();
-    }
-
-    /// At the end of a call: report the lines the rate limit dropped, so that a burst is
-    /// accounted for even when the plugin prints nothing afterwards.
-    pub(super) fn report_suppressed(&self) {
+    /// At the end of a call, under one lock: the stderr text written since the last call (for
+    /// a trap's log line; a successful call drops it), and a report of the lines the rate limit
+    /// dropped, so that a burst is accounted for even when the plugin prints nothing
+    /// afterwards (at most once per `REPORT_EVERY`).
+    pub(super) fn end_call(&self) -> String {
         let mut st = self.state();
         let now = Instant::now();
-        if st.suppressed == 0
-            || st
-                .reported
-                .is_some_and(|at| now.duration_since(at) < REPORT_EVERY)
-        {
-            return;
-        }
-        let lines = std::mem::take(&mut st.suppressed);
-        st.reported = Some(now);
+        let due = st
+            .reported
+            .is_none_or(|at| now.duration_since(at) >= REPORT_EVERY);
+        let lines = if due { st.take_suppressed(now) } else { 0 };
+        let tail = std::mem::take(&mut st.tail);
         drop(st);
-        self.warn_suppressed(lines);
+        if lines > 0 {
+            self.warn_suppressed(lines);
+        }
+        tail
     }
 
     fn warn_suppressed(&self, lines: u64) {
@@ -139,10 +141,7 @@ impl GuestLog {
             return;
         }
         st.tokens -= 1.0;
-        let suppressed = std::mem::take(&mut st.suppressed);
-        if suppressed > 0 {
-            st.reported = Some(now);
-        }
+        let suppressed = st.take_suppressed(now);
         drop(st);
         let (vhost, plugin) = (&*self.vhost, &*self.plugin);
         let stream = match stream {
@@ -281,14 +280,14 @@ mod tests {
         out.write_bytes(b"thread '<unnamed>' panicked at src/lib.rs:3:5:\nboom");
         out.flush_partial();
         assert_eq!(
-            log.take_tail(),
+            log.end_call(),
             "thread '<unnamed>' panicked at src/lib.rs:3:5:\nboom"
         );
-        assert_eq!(log.take_tail(), "", "taken once");
+        assert_eq!(log.end_call(), "", "taken once");
         for i in 0..1000 {
             out.write_bytes(format!("line {i}\n").as_bytes());
         }
-        let tail = log.take_tail();
+        let tail = log.end_call();
         assert!(tail.len() <= TAIL, "{}", tail.len());
         assert!(tail.ends_with("line 999"), "{tail}");
     }
@@ -300,11 +299,11 @@ mod tests {
         out.write_bytes(&vec![b'x'; 10 * MAX_LINE]);
         out.write_bytes(b"\n");
         assert!(out.partial.lock().expect("lock").is_empty());
-        assert_eq!(log.take_tail(), "");
+        assert_eq!(log.end_call(), "");
         let err = GuestOutput::new(log.clone(), Stream::Stderr);
         err.write_bytes(&vec![b'y'; 10 * MAX_LINE]);
         err.write_bytes(b"\n");
-        let tail = log.take_tail();
+        let tail = log.end_call();
         assert!(tail.len() <= MAX_LINE + 16, "{}", tail.len());
         assert!(tail.ends_with("[line cut]"));
     }
@@ -319,13 +318,13 @@ mod tests {
         let dropped = log.state().suppressed;
         assert!(dropped >= 400, "{dropped}");
         // The call's end reports them once, and not again within REPORT_EVERY.
-        log.report_suppressed();
+        log.end_call();
         assert_eq!(log.state().suppressed, 0);
         assert!(log.state().reported.is_some());
         for _ in 0..100 {
             out.write_bytes(b"spam\n");
         }
-        log.report_suppressed();
+        log.end_call();
         assert!(log.state().suppressed > 0, "reported again too soon");
     }
 }

@@ -372,15 +372,12 @@ impl Sandbox {
         for out in &store.data().output {
             out.flush_partial();
         }
-        self.log.report_suppressed();
+        // What the guest wrote to stderr explains a trap; a successful call forgets it.
+        let stderr = self.log.end_call();
         match result {
-            Ok(v) => {
-                self.log.clear_tail();
-                Ok((v, std::mem::take(&mut store.data_mut().effects)))
-            }
+            Ok(v) => Ok((v, std::mem::take(&mut store.data_mut().effects))),
             Err(source) => {
                 let source = super::wasm_err(source);
-                let stderr = self.log.take_tail();
                 tracing::warn!(
                     message = "Plugin trapped.",
                     plugin = %self.name,
