@@ -152,49 +152,54 @@ fn run(
 /// The failing input (or the intact fixture that got nowhere), escaped.
 pub fn run_all(count: usize) -> Result<usize, String> {
     let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    // (name, fixtures, seed, the depth an intact fixture must reach, check)
+    let targets: [(&str, Vec<String>, u64, usize, Check); 4] = [
+        (
+            "xml_splitter",
+            owned(XML),
+            0x9E37_79B9_7F4A_7C15,
+            0,
+            |data, rng| {
+                crate::check_splitter(data, &cuts(rng));
+                1
+            },
+        ),
+        (
+            "c2s_stream",
+            c2s_fixtures(),
+            0x2545_F491_4F6C_DD1D,
+            1,
+            |data, rng| {
+                let Some((&mode, rest)) = data.split_first() else {
+                    return 1;
+                };
+                crate::check_c2s(mode.wrapping_sub(b'0'), rest, &cuts(rng))
+            },
+        ),
+        (
+            "bosh_body",
+            owned(BOSH),
+            0xD1B5_4A32_D192_ED03,
+            1,
+            |data, _| crate::check_bosh(data),
+        ),
+        (
+            "muc_owner_form",
+            owned(MUC_OWNER),
+            0xA076_1D64_78BD_642F,
+            1,
+            |data, _| crate::check_muc_owner(data),
+        ),
+    ];
     let mut total = 0;
-    total += run(
-        "xml_splitter",
-        &owned(XML),
-        count,
-        0x9E37_79B9_7F4A_7C15,
-        0,
-        |data, rng| {
-            let cuts: Vec<u8> = (0..4).map(|_| rng.next() as u8).collect();
-            crate::check_splitter(data, &cuts);
-            1
-        },
-    )?;
-    total += run(
-        "c2s_stream",
-        &c2s_fixtures(),
-        count,
-        0x2545_F491_4F6C_DD1D,
-        1,
-        |data, rng| {
-            let Some((&mode, rest)) = data.split_first() else {
-                return 1;
-            };
-            let cuts: Vec<u8> = (0..4).map(|_| rng.next() as u8).collect();
-            crate::check_c2s(mode.wrapping_sub(b'0'), rest, &cuts)
-        },
-    )?;
-    total += run(
-        "bosh_body",
-        &owned(BOSH),
-        count,
-        0xD1B5_4A32_D192_ED03,
-        1,
-        |data, _| crate::check_bosh(data),
-    )?;
-    total += run(
-        "muc_owner_form",
-        &owned(MUC_OWNER),
-        count,
-        0xA076_1D64_78BD_642F,
-        1,
-        |data, _| crate::check_muc_owner(data),
-    )?;
+    for (name, fixtures, seed, min_depth, check) in &targets {
+        total += run(name, fixtures, count, *seed, *min_depth, *check)?;
+    }
     println!("smoke: {total} passed, 0 failed");
     Ok(total)
+}
+
+/// Four piece sizes for feeding an input in pieces.
+fn cuts(rng: &mut Rng) -> Vec<u8> {
+    (0..4).map(|_| rng.next() as u8).collect()
 }
